@@ -1,0 +1,88 @@
+"""The plugin contract: every hook hrdd calls, with what it receives and what it must return."""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("hrdd")
+hookimpl = pluggy.HookimplMarker("hrdd")
+
+
+@hookspec
+def hrdd_check(transaction, context):
+    """Examine a transaction and return a list of ``hrdd.model.RedFlag`` (or None when nothing applies).
+
+    Every step check (capabilities, end-user, country laws, stakeholders, safeguards, grievances) is a
+    plugin implementing this hook; the engine only collects the flags and decides. ``context`` is an
+    ``hrdd.engine.ScreeningContext`` giving the reference data, the policy, the store (may be None) and a
+    per-screening ``cache`` dict. Flags that concern particular items or capabilities should say so in
+    ``flag.data["items"]`` (SKUs) and ``flag.data["capabilities"]`` so the engine can work out tailoring.
+    """
+
+
+@hookspec
+def hrdd_safeguards(transaction, flags, decision, context):
+    """Return a list of ``hrdd.model.Safeguard`` that a screening with these flags and decision calls for.
+
+    The clause library contributes contract clauses here; other plugins may add technical or process
+    safeguards. Duplicates (same id) are merged by the engine.
+    """
+
+
+@hookspec
+def hrdd_versions(context):
+    """Return a dict of dataset name -> version string to record in every screening's ``versions.data``."""
+
+
+@hookspec
+def hrdd_data_sources(context):
+    """Return a list of dicts describing shipped datasets for ``hrdd data info`` and reports.
+
+    Keys: ``name``, ``file``, ``source``, ``version``, ``rows``, ``terms``.
+    """
+
+
+@hookspec(firstresult=True)
+def hrdd_render_document(kind, screening, options, app):
+    """Render a document for a stored screening, or return None when this plugin does not own ``kind``.
+
+    ``kind`` is e.g. ``"rider.docx"`` or ``"checklist.xlsx"``; ``screening`` is the stored screening dict
+    (the response body); ``options`` the request's query arguments as a dict. Return a tuple
+    ``(body_bytes, mimetype, download_filename)``. Raise ``hrdd.errors.ApiError`` for bad options.
+    """
+
+
+@hookspec(firstresult=True)
+def hrdd_webhook_adapter(name, app):
+    """Return the adapter object that owns ``POST /v1/hooks/<name>``, or None when it is not yours.
+
+    The adapter object has ``handle(request, services) -> flask.Response`` and is responsible for
+    authenticating the sender the vendor's way, parsing, deduplicating and answering.
+    """
+
+
+@hookspec
+def hrdd_screening_stored(screening, connection, store):
+    """Called inside the database transaction that stores a screening (dict), before commit.
+
+    Write rows that must be atomic with the screening here (for example an outbox entry for write-back
+    or a review case). ``connection`` is the SQLAlchemy connection of that transaction.
+    """
+
+
+@hookspec
+def hrdd_register_routes(app):
+    """Register extra blueprints or routes on the Flask app (documents, web workspace, adapters)."""
+
+
+@hookspec
+def hrdd_register_commands(cli):
+    """Add click commands to the ``hrdd`` command group."""
+
+
+@hookspec
+def hrdd_startup(app):
+    """Called once when the app is created, after the store is ready; validate plugin data here.
+
+    Raise an exception with a clear message (naming the file) to refuse start-up on broken data.
+    """
