@@ -86,3 +86,16 @@ def hrdd_startup(app):
 
     Raise an exception with a clear message (naming the file) to refuse start-up on broken data.
     """
+
+
+@hookspec
+def hrdd_gate_factors(transaction_id, screening, store):
+    """Return what, beyond the engine's decision, governs the gate of a transaction right now.
+
+    ``screening`` is the latest stored screening dict of the transaction. Return a list of dicts:
+    ``{"kind": "override", "gate": <gate>, "reason": str, "at": iso8601}`` for a reviewer's decision that
+    replaces the engine's gate (the latest override wins), or ``{"kind": "hold", "reason": str}`` for a
+    condition that keeps the gate at ``hold`` at least (an undecided escalation at order stage, a rider
+    not executed, a material change since the quote, an open credible grievance). A ``block`` is never
+    lowered by a hold.
+    """
