@@ -21,6 +21,11 @@ DEFAULT_PLUGINS = (
     "hrdd_plugins.step6_safeguards",
     "hrdd_plugins.information_gaps",
     "hrdd_plugins.reference_data",
+    "hrdd_plugins.workspace",
+    "hrdd_plugins.cases",
+    "hrdd_plugins.grievances",
+    "hrdd_plugins.transparency",
+    "hrdd_plugins.audit_trail",
 )
 
 

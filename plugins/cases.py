@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from flask import Blueprint, jsonify, request
 
 from hrdd.auth import require_role
@@ -102,3 +104,45 @@ def decide(case_id):
     gate, reasons = svc.gate_of(case["transaction_id"], latest)
     return jsonify({"decision": decision, "transaction_id": case["transaction_id"], "gate": gate,
                     "hold_reasons": reasons}), 201
+
+
+@hookimpl
+def hrdd_register_commands(cli):
+    """`hrdd rescreen`: post-sale monitoring with a progress bar."""
+    import click
+    from flask.cli import with_appcontext
+
+    from hrdd import audit, rescreen
+    from hrdd.model import STAGES
+
+    @cli.command("rescreen")
+    @click.option("--stage", "stages", multiple=True, type=click.Choice(STAGES),
+                  help="Latest stage of the transactions to re-screen (repeatable; default: post_sale, renewal).")
+    @click.option("--since-list-version", default=None, metavar="V",
+                  help="Only transactions last screened against restricted-party list version V or older.")
+    @click.option("--store-unchanged", is_flag=True,
+                  help="Store a new screening even when nothing changed (a dated record of each check).")
+    @with_appcontext
+    def rescreen_command(stages, since_list_version, store_unchanged):
+        """Re-screen active transactions after reference data, lists or policy change (or on a schedule).
+
+        Every changed decision opens a case that says what changed.
+        """
+        services = current_services()
+        stages = stages or rescreen.DEFAULT_STAGES
+
+        def progress(items):
+            with click.progressbar(items, label="Re-screening", show_pos=True, file=sys.stderr) as bar:
+                yield from bar
+
+        result = rescreen.rescreen(services, stages=stages, since_list_version=since_list_version,
+                                   store_unchanged=store_unchanged, actor=audit.cli_actor(), progress=progress)
+        for change in result.changes:
+            click.echo(f"{change.transaction_id}: {change.summary}")
+        for error in result.errors:
+            click.echo(f"error: {error}", err=True)
+        click.echo(f"{result.examined} examined, {result.stored} new screenings, "
+                   f"{len(result.decision_changes)} changed decisions (each opened a case), "
+                   f"{len(result.errors)} errors")
+        if result.errors:
+            raise SystemExit(1)

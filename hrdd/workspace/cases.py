@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from sqlalchemy import func, insert, select, update
 
@@ -27,6 +29,8 @@ OUTCOME_LABELS = {
 OPEN_STATUSES = ("open", "information_requested")
 STATUSES = OPEN_STATUSES + ("decided",)
 MIN_RATIONALE = 10
+# Set by hrdd.rescreen around storing a re-screening: (previous screening, what changed).
+_RESCREEN: ContextVar[tuple[dict, str] | None] = ContextVar("hrdd_rescreen", default=None)
 
 
 class CaseError(ValueError):
@@ -80,14 +84,35 @@ def open_case(conn, screening: dict, reason: str, actor: str = "system") -> str:
     return case_id
 
 
+@contextmanager
+def rescreen_context(previous: dict, reason: str):
+    """While re-screening a transaction, make a changed decision open a case that says what changed."""
+    token = _RESCREEN.set((previous, reason))
+    try:
+        yield
+    finally:
+        _RESCREEN.reset(token)
+
+
 def on_screening_stored(conn, screening: dict) -> str | None:
-    """Open a case for an escalated or blocked screening unless a standing decision already covers it."""
+    """Open a case for an escalated or blocked screening unless a standing decision already covers it.
+
+    During a re-screening, any change of decision opens a case (whatever the new decision), with the
+    description of what changed as its reason.
+    """
+    context = _RESCREEN.get()
+    if context and context[0]["transaction_id"] == screening["transaction_id"]:
+        previous, reason = context
+        if previous["decision"] != screening["decision"]:
+            return open_case(conn, screening, reason, actor="rescreen")
+    else:
+        reason = None
     if screening.get("decision") not in CASE_DECISIONS:
         return None
     if standing_override(conn, screening["transaction_id"], screening):
         return None
     flags = ", ".join(f"{f['id']} ({f['severity']})" for f in screening.get("red_flags") or ())
-    return open_case(conn, screening, f"Engine decision {screening['decision']}: {flags or 'no flags listed'}")
+    return open_case(conn, screening, reason or f"Engine decision {screening['decision']}: {flags or 'no flags listed'}")
 
 
 def add_note(conn, case_id: str, author: str, text: str) -> None:

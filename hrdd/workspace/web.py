@@ -5,9 +5,10 @@ from __future__ import annotations
 import hmac
 from pathlib import Path
 
-from flask import Blueprint, current_app, g, request, session
+from flask import Blueprint, current_app, g, render_template, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import HTTPException
 
 from hrdd.services import current_services
 from hrdd.workspace import security, users
@@ -45,6 +46,18 @@ def make_blueprint(name: str, url_prefix: str | None = None, *, static: bool = F
     def _before():
         security.load_user(lookup_user)
         return security.check_csrf()
+
+    @bp.errorhandler(HTTPException)
+    def _html_error(exc: HTTPException):
+        # People get a page, not the API's JSON error shape.
+        titles = {403: "Not allowed", 404: "Not found", 429: "Too many attempts",
+                  413: "Too large", 400: "Bad request"}
+        messages = {403: "Your role does not give access to this page.",
+                    404: "There is nothing at this address.",
+                    429: "Too many requests from your address. Wait a minute and try again.",
+                    413: "What you sent is larger than this form accepts."}
+        return render_template("workspace/error.html", title=titles.get(exc.code, exc.name),
+                               message=messages.get(exc.code, exc.description)), exc.code
 
     return bp
 
