@@ -32,7 +32,7 @@ def dashboard():
     figures = {
         "over_time": charts.stacked_columns(
             "chart-over-time", "Screenings per month by decision", [p[2:] for p in data["periods"]],
-            data["by_month"], charts.DECISION_COLOURS),
+            data["by_month"], charts.DECISION_COLOURS, width=1000, height=280),
         "by_country": charts.bar_chart("chart-country", "Screenings by end-user country (top 12)",
                                        [(f"{names[c]} ({c})", n) for c, n in data["by_country"]]),
         "by_capability": charts.bar_chart("chart-capability", "Screenings by capability (top 12)",
