@@ -80,8 +80,8 @@ def test_csv_report_and_role(populated, auth_headers):
 
 
 def test_threshold_comes_from_the_policy(app_config, tmp_path, auth_headers):
-    from server import create_app
     from hrdd.config import load_config
+    from server import create_app
     policy = tmp_path / "policy.yaml"
     policy.write_text(load_config()["HRDD_POLICY_FILE"].read_text(encoding="utf-8")
                       + "\nreports:\n  small_cell_threshold: 2\n", encoding="utf-8")

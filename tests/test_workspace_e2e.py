@@ -25,7 +25,6 @@ from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-
 @pytest.fixture
 def live(app_config):
     """The app on a real HTTP server thread, with a stand-in restricted-party list plugin."""
@@ -95,8 +94,6 @@ def _seed(app) -> dict:
 def _backdate_some(svc) -> None:
     """Spread earlier screenings over past months so the dashboard shows a history."""
     from datetime import UTC, datetime, timedelta
-
-    import sqlalchemy as sa
 
     from hrdd.tables import screenings
     base = fixture("transaction_norway_storage.json")
