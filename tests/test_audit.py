@@ -107,6 +107,7 @@ def test_reviewer_actions_and_configuration_are_recorded(app, client, auth_heade
     assert entry["details"]["transaction_id"] == result["transaction_id"]
 
 
+@pytest.mark.store
 def test_a_new_policy_file_is_recorded_as_a_configuration_change(app_config, tmp_path):
     from server import create_app
     first = create_app(app_config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import sqlalchemy as sa
 from workspace_helpers import csrf_from, fixture, login, make_user, screen
 
@@ -64,6 +65,7 @@ def test_reports_are_size_limited(client):
     assert r.status_code == 422 and "description" in r.get_json()["errors"]
 
 
+@pytest.mark.store
 def test_reports_are_rate_limited_per_client(app_config):
     from server import create_app
     application = create_app({**app_config, "HRDD_GRIEVANCE_RATE_LIMIT": "3 per minute"})

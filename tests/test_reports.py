@@ -79,6 +79,7 @@ def test_csv_report_and_role(populated, auth_headers):
     assert populated.get("/v1/reports/transparency?format=pdf", headers=auth_headers("reviewer")).status_code == 400
 
 
+@pytest.mark.store
 def test_threshold_comes_from_the_policy(app_config, tmp_path, auth_headers):
     from hrdd.config import load_config
     from server import create_app

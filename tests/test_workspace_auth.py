@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import sqlalchemy as sa
 from workspace_helpers import PASSWORD, csrf_from, fixture, login, make_user, screen
 
@@ -120,6 +121,7 @@ def test_signed_in_people_use_the_json_api_only_with_the_csrf_header(app, client
     assert ok.get_json()["decision"]["decided_by"] == "user:alice"
 
 
+@pytest.mark.store
 def test_sign_in_attempts_are_rate_limited(app_config):
     from server import create_app
     application = create_app({**app_config, "HRDD_LOGIN_RATE_LIMIT": "3 per minute"})

@@ -13,6 +13,7 @@ from workspace_helpers import case_of, fixture
 from hrdd import audit
 from hrdd.tables import screenings
 
+pytestmark = pytest.mark.store  # uses the store through its own apps
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
