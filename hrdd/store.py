@@ -86,8 +86,9 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         # Statements built once so SQLAlchemy's compiled cache is hit on every request.
         self._stmt_insert_screening = self._insert(screenings)
+        # RETURNING tells reliably whether the row went in (rowcount is not reliable on every driver).
         self._stmt_insert_screening_once = self._insert(screenings).on_conflict_do_nothing(
-            index_elements=["idempotency_key"])
+            index_elements=["idempotency_key"]).returning(screenings.c.id)
         self._stmt_touch_transaction = transactions.update().where(
             transactions.c.id == sa.bindparam("txn_id")).values(updated_at=sa.bindparam("now"))
         self._stmt_find_transaction = sa.select(transactions.c.id).where(
@@ -165,8 +166,8 @@ class Store:
                       request=request_body, result=result, idempotency_key=idempotency_key,
                       request_hash=request_hash, source=source)
         stmt = self._stmt_insert_screening_once if idempotency_key else self._stmt_insert_screening
-        inserted = conn.execute(stmt, values).rowcount
-        if not inserted:
+        result_rows = conn.execute(stmt, values)
+        if idempotency_key and result_rows.first() is None:
             raise _LostRace
         conn.execute(self._stmt_touch_transaction, {"txn_id": txn_id, "now": now})
         if self.pm is not None:
