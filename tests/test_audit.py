@@ -9,10 +9,10 @@ import sys
 
 import pytest
 import sqlalchemy as sa
-from workspace_helpers import fixture, login, make_user, screen
 
 from hrdd import audit
 from hrdd.audit import audit_log
+from tests.workspace_helpers import fixture, login, make_user, screen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,9 +6,9 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from workspace_helpers import csrf_from, fixture, login, make_user, screen
 
 from hrdd.workspace.tables import grievances as grievances_table
+from tests.workspace_helpers import csrf_from, fixture, login, make_user, screen
 
 REPORT = {
     "subject_name": "Directorate of Public Security",

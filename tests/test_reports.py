@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import docx
 import pytest
 import sqlalchemy as sa
-from workspace_helpers import fixture, login, make_user, screen
 
 from hrdd.workspace.tables import grievances as grievances_table
 from hrdd.workspace.transparency import suppress
+from tests.workspace_helpers import fixture, login, make_user, screen
 
 YEAR = datetime.now(UTC).year
 

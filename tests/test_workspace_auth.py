@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import sqlalchemy as sa
-from workspace_helpers import PASSWORD, csrf_from, fixture, login, make_user, screen
 
 from hrdd.workspace.tables import case_decisions, users
+from tests.workspace_helpers import PASSWORD, csrf_from, fixture, login, make_user, screen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

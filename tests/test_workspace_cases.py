@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from workspace_helpers import case_of, fixture, login, make_user, screen
 
 from hrdd.workspace.tables import case_decisions, cases
+from tests.workspace_helpers import case_of, fixture, login, make_user, screen
 
 
 def _decide(client, headers, case_id, **body):
@@ -164,7 +164,7 @@ def test_case_page_shows_flags_evidence_history_and_records_a_decision(app, clie
     assert "Directorate of Public Security" in page and "FaceFind Enterprise" in page
     assert page.count("<td>quote</td>") == 1 and page.count("<td>order</td>") == 1
     assert 'data-gate="hold"' in page
-    from workspace_helpers import csrf_from
+    from tests.workspace_helpers import csrf_from
     token = csrf_from(client, f"/workspace/cases/{case_id}")
     r = client.post(f"/workspace/cases/{case_id}/decision", data={"csrf_token": token, "decision": "approve",
                                                                 "rationale": "short"})

@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from workspace_helpers import PASSWORD, fixture, make_user
+
+from tests.workspace_helpers import PASSWORD, fixture, make_user
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

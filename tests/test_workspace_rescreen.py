@@ -8,10 +8,10 @@ import sys
 
 import pytest
 import sqlalchemy as sa
-from workspace_helpers import case_of, fixture
 
 from hrdd import audit
 from hrdd.tables import screenings
+from tests.workspace_helpers import case_of, fixture
 
 pytestmark = pytest.mark.store  # uses the store through its own apps
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
