@@ -63,6 +63,11 @@ def entry_hash(seq: int, at: str, actor: str, action: str, subject: str, details
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+_APPEND = insert(audit_log)
+_MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1)
+
+
 def record(connection, actor: str, action: str, subject: str, details: dict | None = None) -> dict:
     """Append one entry in the caller's database transaction and return it.
 
@@ -70,9 +75,7 @@ def record(connection, actor: str, action: str, subject: str, details: dict | No
     dotted verb (``case.decision``), ``subject`` the id acted on, ``details`` JSON-serialisable facts.
     Never put secrets in ``details``: the log is kept for ever.
     """
-    head = connection.execute(
-        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).first()
+    head = connection.execute(_HEAD).first()
     if head is None:
         connection.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
         prev_seq, prev_hash = 0, GENESIS
@@ -84,8 +87,8 @@ def record(connection, actor: str, action: str, subject: str, details: dict | No
     digest = entry_hash(seq, at, actor, action, subject, details_json, prev_hash)
     row = {"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject,
            "details": details_json, "prev_hash": prev_hash, "hash": digest}
-    connection.execute(insert(audit_log).values(**row))
-    connection.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+    connection.execute(_APPEND, row)
+    connection.execute(_MOVE_HEAD, {"seq": seq, "hash": digest})
     return {**row, "details": json.loads(details_json)}
 
 

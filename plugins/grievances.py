@@ -50,9 +50,15 @@ def hrdd_register_routes(app):
     app.register_blueprint(api)
 
 
-def _concerning(store, *, end_user: dict | None, transaction_id: str | None) -> list[dict]:
+def _concerning(store, *, end_user: dict | None, transaction_id: str | None = None,
+                find_transaction=None) -> list[dict]:
     key = (end_user.get("name") or "", end_user.get("country")) if end_user and end_user.get("name") else None
     with store.engine.connect() as conn:
+        # Nearly always there is no open credible grievance at all: one cheap query, then done.
+        if not grievances.any_open_credible(conn):
+            return []
+        if transaction_id is None and find_transaction is not None:
+            transaction_id = find_transaction()
         return grievances.open_credible(conn, end_user=key, transaction_id=transaction_id)
 
 
@@ -63,9 +69,8 @@ def hrdd_check(transaction, context):
     if store is None:
         return None
     ref = transaction.reference
-    txn_id = store.find_transaction(ref.system, ref.object_type, ref.object_id)
     found = _concerning(store, end_user={"name": transaction.end_user.name, "country": transaction.end_user.country},
-                        transaction_id=txn_id)
+                        find_transaction=lambda: store.find_transaction(ref.system, ref.object_type, ref.object_id))
     if not found:
         return None
     listed = "; ".join(f"{g['id']} received {g['received_at'][:10]}, status {g['status'].replace('_', ' ')}"

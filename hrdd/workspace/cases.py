@@ -6,7 +6,7 @@ import json
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from hrdd import audit
 from hrdd.model import Transaction
@@ -120,11 +120,17 @@ def add_note(conn, case_id: str, author: str, text: str) -> None:
     conn.execute(insert(case_notes).values(case_id=case_id, at=now_iso(), author=author, text=text))
 
 
+# Built once: these run on every screening and gate read.
+_OPEN_CASE = (select(cases).where(cases.c.transaction_id == bindparam("txn"),
+                                  or_(*(cases.c.status == s for s in OPEN_STATUSES)))
+              .order_by(cases.c.opened_at.desc()).limit(1))
+_DECISIONS = (select(case_decisions).where(case_decisions.c.transaction_id == bindparam("txn"))
+              .order_by(case_decisions.c.decided_at.desc(), case_decisions.c.id.desc()))
+
+
 def open_case_for_transaction(conn, transaction_id: str) -> dict | None:
     """The transaction's undecided case, if any."""
-    row = conn.execute(select(cases).where(cases.c.transaction_id == transaction_id,
-                                           cases.c.status.in_(OPEN_STATUSES))
-                       .order_by(cases.c.opened_at.desc())).first()
+    row = conn.execute(_OPEN_CASE, {"txn": transaction_id}).first()
     return dict(row._mapping) if row else None
 
 
@@ -179,9 +185,7 @@ def _decision_row(row) -> dict:
 
 def decisions_for_transaction(conn, transaction_id: str) -> list[dict]:
     """Every reviewer decision on a transaction, newest first (the first one is in force)."""
-    rows = conn.execute(select(case_decisions).where(case_decisions.c.transaction_id == transaction_id)
-                        .order_by(case_decisions.c.decided_at.desc(), case_decisions.c.id.desc()))
-    return [_decision_row(r) for r in rows]
+    return [_decision_row(r) for r in conn.execute(_DECISIONS, {"txn": transaction_id})]
 
 
 def decide(conn, case_id: str, *, outcome: str, rationale: str, actor: str, screening: dict,

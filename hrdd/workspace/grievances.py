@@ -217,6 +217,17 @@ def add_action(conn, grievance_id: str, actor: str, action: str, outcome: str) -
     audit.record(conn, actor, "grievance.action", grievance_id, {"action": action, "outcome": outcome})
 
 
+# Built once: this runs on every screening and gate read, where building the statement costs more than
+# running it.
+_ANY_OPEN_CREDIBLE = select(grievances.c.id).where(
+    grievances.c.credible.is_(True), *(grievances.c.status != s for s in CLOSED)).limit(1)
+
+
+def any_open_credible(conn) -> bool:
+    """True when at least one grievance is open and credible (lets screenings skip further look-ups)."""
+    return conn.execute(_ANY_OPEN_CREDIBLE).first() is not None
+
+
 def open_credible(conn, *, end_user: tuple[str, str] | None = None,
                   transaction_id: str | None = None) -> list[dict]:
     """Open credible grievances about this end-user (name, country) or linked to this transaction."""
