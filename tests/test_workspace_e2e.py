@@ -66,6 +66,7 @@ def _screenshot(driver, name: str) -> None:
         return
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1280, min(max(height + 40, 800), 4000))
+    driver.execute_script("window.scrollTo(0, 0); document.activeElement && document.activeElement.blur()")
     driver.save_screenshot(str(Path(target) / f"{name}.png"))
     driver.set_window_size(1280, 1000)
 
