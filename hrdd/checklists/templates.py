@@ -53,6 +53,8 @@ class _RedFlag(Schema):
     title = fields.String(required=True, validate=validate.Length(min=1))
     severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
     raised_by = fields.String(required=True, validate=validate.OneOf(("engine", "checklist")))
+    # The guidance step (1-8) a checklist-raised flag belongs to in the screening's steps.
+    step = fields.Integer(strict=True, validate=validate.Range(0, 8), load_default=None)
     mitigation = fields.String(required=True, validate=validate.Length(min=1))
 
 
@@ -107,6 +109,7 @@ class RedFlagInfo:
     severity: str
     raised_by: str
     mitigation: str
+    step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,9 @@ class Template:
 
 def _cross_checks(data: dict) -> list[str]:
     problems = []
+    for flag_id, flag in data["red_flags"].items():
+        if flag["raised_by"] == "checklist" and flag["step"] is None:
+            problems.append(f"red_flags.{flag_id}: a flag raised by the checklist needs the guidance step (1-8)")
     steps = [s["step"] for s in data["steps"]]
     if len(set(steps)) != len(steps):
         problems.append("steps: a step number appears twice")
@@ -221,8 +227,24 @@ def check_directory(directory: Path) -> tuple[dict[str, Template], list[Template
         except (OSError, UnicodeDecodeError) as exc:
             bad.append(TemplateError(path, [f"cannot read the file: {exc}"]))
             continue
+        clash = _clashing_flags(template, good.values())
+        if clash:
+            bad.append(TemplateError(path, clash))
+            continue
         good[template.id] = template
     return good, bad
+
+
+def _clashing_flags(template: Template, others) -> list[str]:
+    # A checklist-raised flag id means one thing across templates, or screenings would disagree.
+    problems = []
+    for other in others:
+        for flag_id, flag in template.red_flags.items():
+            theirs = other.red_flags.get(flag_id)
+            if flag.raised_by == "checklist" and theirs and (theirs.severity, theirs.step, theirs.raised_by) != (
+                    flag.severity, flag.step, flag.raised_by):
+                problems.append(f"red_flags.{flag_id}: defined differently in {other.path.name}")
+    return problems
 
 
 _cache: dict[Path, tuple[tuple, dict[str, Template]]] = {}
