@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from copy import copy
 from datetime import date
 
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.formatting.rule import CellIsRule
 from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Protection, Side
-from openpyxl.utils import get_column_letter
+from openpyxl.utils import column_index_from_string, get_column_letter
 from openpyxl.workbook import Workbook
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
@@ -45,9 +46,24 @@ STYLES = {
 
 
 def register_styles(wb: Workbook) -> None:
-    """Add the named styles once per workbook (named styles make per-cell styling cheap)."""
-    for style in STYLES.values():
+    """Add the named styles once per workbook, and remember each one's resolved style array so that
+    styling a cell is a copy rather than a look-up (most of the cost of styling in openpyxl)."""
+    wb._hrdd_styles = {}
+    scratch = wb.create_sheet("_scratch")
+    for name, style in STYLES.items():
         wb.add_named_style(style)
+        cell = scratch.cell(row=1, column=1)
+        cell.style = name
+        wb._hrdd_styles[name] = copy(cell._style)
+    wb.remove(scratch)
+
+
+def _apply_style(cell, style: str) -> None:
+    cached = getattr(cell.parent.parent, "_hrdd_styles", {}).get(style)
+    if cached is None:
+        cell.style = style
+    else:
+        cell._style = copy(cached)
 
 
 def clean_text(value) -> str:
@@ -63,11 +79,12 @@ def put_text(ws: Worksheet, row: int, column: int, value, style: str = "hrdd_tex
     """Write a value as a plain string cell, never a formula, error code or number, whatever it contains."""
     cell = ws.cell(row=row, column=column)
     text = clean_text(value)
-    cell.value = text or None
     if text:
-        # openpyxl turns "=..." into a formula and "#N/A" into an error; force a string cell.
+        # Bypass openpyxl's type guessing, which turns "=..." into a formula and "#N/A" into an error
+        # code: the value is already a clean string and is stored as one.
+        cell._value = text
         cell.data_type = "s"
-    cell.style = style
+    _apply_style(cell, style)
     if text.startswith(_FORMULA_LEAD):
         # quotePrefix keeps it text even if the user re-enters the cell in Excel or LibreOffice.
         cell.quotePrefix = True
@@ -79,7 +96,7 @@ def put_value(ws: Worksheet, row: int, column: int, value, style: str = "hrdd_te
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float | date)):
         return put_text(ws, row, column, value, style)
     cell = ws.cell(row=row, column=column, value=value)
-    cell.style = style
+    _apply_style(cell, style)
     return cell
 
 
@@ -95,16 +112,17 @@ def header_row(ws: Worksheet, headers: list[tuple[str, int]], row: int = 1) -> N
 def fit_row_heights(ws: Worksheet, first_row: int = 1, line_height: float = 15.0) -> None:
     """Set each row's height from its longest wrapped text, since neither Excel nor LibreOffice reliably
     grows rows of generated files when they open them."""
-    widths = {key: dim.width for key, dim in ws.column_dimensions.items() if dim.width}
-    for row in ws.iter_rows(min_row=first_row):
-        lines = 1
-        for cell in row:
-            if isinstance(cell.value, str):
-                width = max(widths.get(cell.column_letter, 10) - 1, 4)
-                need = sum(-(-len(part) // int(width)) or 1 for part in cell.value.split("\n"))
-                lines = max(lines, need)
-        if lines > 1:
-            ws.row_dimensions[row[0].row].height = min(line_height * lines, 409)
+    widths = {column_index_from_string(key): dim.width for key, dim in ws.column_dimensions.items() if dim.width}
+    lines: dict[int, int] = {}
+    # ws._cells holds only written cells; iter_rows() would create every blank cell in the range.
+    for (row, column), cell in ws._cells.items():
+        if row >= first_row and isinstance(cell._value, str):
+            width = int(max(widths.get(column, 10) - 1, 4))
+            need = sum(-(-len(part) // width) or 1 for part in cell._value.split("\n"))
+            if need > lines.get(row, 1):
+                lines[row] = need
+    for row, count in lines.items():
+        ws.row_dimensions[row].height = min(line_height * count, 409)
 
 
 def finish_table(ws: Worksheet, columns: int, last_row: int, header_row_no: int = 1) -> None:
