@@ -143,3 +143,7 @@ def main():
     pm = make_plugin_manager(load_config().get("HRDD_PLUGINS_DIR"))
     pm.hook.hrdd_register_commands(cli=cli)
     sys.exit(cli.main(prog_name="hrdd"))
+
+
+if __name__ == "__main__":
+    main()
