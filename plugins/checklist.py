@@ -103,9 +103,11 @@ def hrdd_register_commands(cli):
         Path(output).write_bytes(body)
         click.echo(f"wrote {output} ({len(body)} bytes) for screening {screening_id}")
 
-    @cli.group("checklists")
+    @click.group("checklists")
     def checklists():
         """Checklist templates."""
+
+    cli.add_command(checklists)  # a plain click group: checking templates needs no app or database
 
     @checklists.command("check")
     @click.argument("directory", required=False, type=click.Path(file_okay=False, exists=True))
