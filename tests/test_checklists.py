@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import load_fixture
 from openpyxl import load_workbook
 
 from hrdd.checklists.templates import CHOICES, TemplateError, check_directory, load_templates
 from hrdd.checklists.workbook import build_workbook
+from tests.conftest import load_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "checklists"
