@@ -143,3 +143,21 @@ def store_pending_upload(screening: dict, connection) -> None:
     pending = g.get(_PENDING)
     if pending and not pending["stored"]:
         _insert_upload(connection, pending, screening)
+
+
+upload_checklist.openapi = {
+    "requestBody": {"required": True, "content": {
+        XLSX_MIMETYPE: {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                           "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+    "responses": {
+        "201": {"description": "A new screening of the same transaction with the checklist's answers",
+                "content": {"application/json": {"schema": "Screening"}}},
+        "413": {"description": "Upload or its unpacked size over the limit",
+                "content": {"application/json": {"schema": "Error"}}},
+        "415": {"description": "Not an .xlsx workbook, or macro-enabled",
+                "content": {"application/json": {"schema": "Error"}}},
+        "422": {"description": "Not this screening's checklist, an older template, or invalid answers "
+                               "(errors.answers.<question id>)",
+                "content": {"application/json": {"schema": "Error"}}}},
+}
