@@ -20,6 +20,14 @@ DEFAULT_PLUGINS = (
     "hrdd_plugins.step4_stakeholders",
     "hrdd_plugins.step6_safeguards",
     "hrdd_plugins.reference_data",
+    "hrdd_plugins.adapter_generic",
+    "hrdd_plugins.adapter_salesforce",
+    "hrdd_plugins.adapter_hubspot",
+    "hrdd_plugins.adapter_dynamics",
+    "hrdd_plugins.adapter_sap",
+    "hrdd_plugins.adapter_odoo",
+    "hrdd_plugins.adapter_runtime",
+    "hrdd_plugins.order_gate",
 )
 
 
