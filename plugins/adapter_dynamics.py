@@ -29,8 +29,8 @@ MESSAGES = ("Create", "Update")
 
 _COMMON = {
     "end_user": {"name": "hrdd_enduser", "country": "hrdd_enduser_country",
-                 "type": {"field": "hrdd_endusertype@label", "default": "unknown", "lower": True},
-                 "sector": {"field": "hrdd_endusersector@label", "default": "other", "lower": True}},
+                 "type": {"field": "hrdd_endusertype@label", "default": "unknown", "slug": True},
+                 "sector": {"field": "hrdd_endusersector@label", "default": "other", "slug": True}},
     "parties": [{"role": {"const": "distributor"}, "name": "hrdd_distributor.name",
                  "country": "hrdd_distributor_country"}],
     "items": [{"sku": "hrdd_productcode", "name": "hrdd_productname",

@@ -25,8 +25,8 @@ MAX_BATCH = 100
 
 _COMMON = {
     "end_user": {"name": "x_hrdd_end_user", "country": "x_hrdd_end_user_country",
-                 "type": {"field": "x_hrdd_end_user_type", "default": "unknown", "lower": True},
-                 "sector": {"field": "x_hrdd_end_user_sector", "default": "other", "lower": True}},
+                 "type": {"field": "x_hrdd_end_user_type", "default": "unknown", "slug": True},
+                 "sector": {"field": "x_hrdd_end_user_sector", "default": "other", "slug": True}},
     "parties": [{"role": {"const": "distributor"}, "name": "x_hrdd_distributor",
                  "country": "x_hrdd_distributor_country"}],
     "items": [{"sku": "x_hrdd_product_code", "name": "x_hrdd_product_name",

@@ -30,8 +30,8 @@ MAX_NOTIFICATIONS = 100
 _ANSWERS = {"past_misuse": "HRDD_Past_Misuse__c", "end_user_disclosed": "HRDD_End_User_Disclosed__c",
             "exports_to_abusers": "HRDD_Exports_To_Abusers__c", "accepts_safeguards": "HRDD_Accepts_Safeguards__c"}
 _END_USER = {"name": "HRDD_End_User_Name__c", "country": "HRDD_End_User_Country__c",
-             "type": {"field": "HRDD_End_User_Type__c", "default": "unknown", "lower": True},
-             "sector": {"field": "HRDD_End_User_Sector__c", "default": "other", "lower": True}}
+             "type": {"field": "HRDD_End_User_Type__c", "default": "unknown", "slug": True},
+             "sector": {"field": "HRDD_End_User_Sector__c", "default": "other", "slug": True}}
 _PARTIES = [{"role": {"const": "distributor"}, "name": "HRDD_Distributor_Name__c",
              "country": "HRDD_Distributor_Country__c"},
             {"role": {"const": "consignee"}, "name": "HRDD_Consignee_Name__c",

@@ -37,8 +37,8 @@ OBJECTS = {
 }
 _COMMON = {
     "end_user": {"name": "YY1_HRDD_EndUser_SDH", "country": "YY1_HRDD_EndUserCountry_SDH",
-                 "type": {"field": "YY1_HRDD_EndUserType_SDH", "default": "unknown", "lower": True},
-                 "sector": {"field": "YY1_HRDD_EndUserSector_SDH", "default": "other", "lower": True}},
+                 "type": {"field": "YY1_HRDD_EndUserType_SDH", "default": "unknown", "slug": True},
+                 "sector": {"field": "YY1_HRDD_EndUserSector_SDH", "default": "other", "slug": True}},
     "parties": [{"role": {"const": "consignee"}, "name": "ShipToParty.FullName",
                  "country": "ShipToParty.Country"}],
     "items": {"from_lines": True, "sku": "Material", "name": "SalesOrderItemText",

@@ -4,7 +4,8 @@ A value spec is either a field path (``"End_User_Country__c"``, dots reach into 
 ``"parentaccountid.name"``) or a mapping with any of:
 ``field`` (path), ``const`` (fixed value), ``values`` (lookup table applied to the field's value, matched
 case-insensitively), ``default`` (when empty), ``split`` (separator turning text into a list),
-``type`` (``str``, ``int``, ``float``, ``bool``) and ``lower`` (lowercase text).
+``type`` (``str``, ``int``, ``float``, ``bool``), ``lower`` (lowercase text) and ``slug`` (lowercase with
+underscores, turning picklist labels such as "Law enforcement" into ids).
 
 ``items`` is a list of item specs read from the record, or ``{from_lines: true, <item spec>}`` read from
 each line item, with an optional ``fallback`` item spec used on the record when there are no lines.
@@ -104,6 +105,9 @@ def resolve(record: Mapping[str, Any], spec: Any, where: str) -> Any:
             value = table.get(str(value).lower(), value)
     if isinstance(value, str) and spec.get("lower"):
         value = value.lower()
+    if isinstance(value, str) and spec.get("slug"):
+        # "Law enforcement" / "law-enforcement" -> "law_enforcement" (picklist labels to canonical ids)
+        value = "_".join(value.lower().replace("-", " ").split())
     if _empty(value):
         value = spec.get("default")
     if isinstance(value, list):

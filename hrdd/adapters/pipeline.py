@@ -52,11 +52,11 @@ def _base_outcome(event: VendorEvent) -> dict[str, Any]:
     return {"delivery_id": event.delivery_id, "object_type": event.object_type, "object_id": event.object_id}
 
 
-def _update(store, vendor: str, event: VendorEvent, *, status: str, outcome: dict, hold: dict | None = None,
+def _update(store, vendor: str, current: VendorEvent, *, status: str, outcome: dict, hold: dict | None = None,
             settings: dict | None = None, **values) -> dict:
     with store.begin() as conn:
         conn.execute(adapter_deliveries.update().where(
-            adapter_deliveries.c.vendor == vendor, adapter_deliveries.c.delivery_id == event.delivery_id,
+            adapter_deliveries.c.vendor == vendor, adapter_deliveries.c.delivery_id == current.delivery_id,
         ).values(status=status, outcome=outcome, updated_at=now(), **values))
         if hold is not None:
             # Written with the record of the failure, so the CRM hears "hold" even if we crash next.

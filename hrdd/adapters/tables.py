@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from hrdd.store import iso as core_iso
+from hrdd.store import new_id as core_new_id
+from hrdd.store import utcnow
 from hrdd.tables import metadata
 
 adapter_deliveries = sa.Table(
@@ -67,7 +69,7 @@ rider_executions = sa.Table(
 
 def now() -> datetime:
     """The current time in UTC (timezone-aware)."""
-    return datetime.now(UTC)
+    return utcnow()
 
 
 def aware(moment: datetime | None) -> datetime | None:
@@ -78,12 +80,10 @@ def aware(moment: datetime | None) -> datetime | None:
 
 
 def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 with a Z suffix, or None."""
-    moment = aware(moment)
-    # The same layout as the core's timestamps, so the two compare as strings.
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else None
+    """ISO 8601 in the core's layout (so the two compare as strings), or None."""
+    return core_iso(moment) if moment is not None else None
 
 
 def new_id(prefix: str) -> str:
-    """A fresh identifier such as ``obx_6f1c…``."""
-    return f"{prefix}_{uuid.uuid4().hex[:26]}"
+    """A fresh time-ordered identifier such as ``obx_01J…``."""
+    return core_new_id(prefix)
