@@ -8,8 +8,14 @@ import time
 import pytest
 
 from hrdd.adapters import signatures
-from tests.adapter_support import (FakeServer, count_screenings, deliveries, fixture_bytes, fixture_json,
-                                   outbox_rows)
+from tests.adapter_support import (
+    FakeServer,
+    count_screenings,
+    deliveries,
+    fixture_bytes,
+    fixture_json,
+    outbox_rows,
+)
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 URL = "http://localhost/v1/hooks/hubspot"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.adapter_support import (FakeServer, count_screenings, deliveries, fixture_bytes,
-                                   outbox_rows)
+from tests.adapter_support import FakeServer, count_screenings, deliveries, fixture_bytes, outbox_rows
 
 ORG = "00D5e000000KQ2eEAG"
 XML = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
@@ -94,10 +93,9 @@ def test_notification_without_id_is_a_400(client):
 
 
 def test_decisions_and_holds_are_written_back_to_the_opportunity(app_config):
-    from server import create_app
-
     from hrdd.adapters import outbox
     from hrdd.adapters.config import settings_for
+    from server import create_app
 
     routes = {}
     for object_id in ("0065e00000BvRk1AAF", "0065e00000BvRk2AAF", "0065e00000BvRk3AAF"):
