@@ -207,6 +207,10 @@ def send(services, settings: dict, row, *, timeout: float) -> dict[str, Any]:
     if config.get("csrf"):
         headers.update(_sap_csrf(url, headers, timeout))
     answer = call(method, url, headers=headers, data=payload, timeout=timeout)
+    if isinstance(answer.body, dict) and answer.body.get("error") and "jsonrpc" in answer.body:
+        # JSON-RPC (Odoo) reports failures inside a 200 answer.
+        message = str((answer.body["error"].get("data") or {}).get("message") or answer.body["error"])[:300]
+        raise HttpError(f"{method} {url.split('?', 1)[0]} answered a JSON-RPC error: {message}", answer.status)
     return {"method": method, "url": url.split("?", 1)[0], "status": answer.status,
             "gate": state["gate"], "body": render(template, state, config, mask=True), "at": iso(now())}
 
