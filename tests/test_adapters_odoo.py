@@ -66,3 +66,21 @@ def test_record_missing_model_is_400_and_missing_fields_are_held(client):
     r = post(client, json.dumps({**record, "x_hrdd_end_user_country": False}))
     outcome = r.json["results"][0]
     assert outcome["status"] == "invalid" and "x_hrdd_end_user_country" in outcome["reason"]
+
+
+def test_simultaneous_duplicate_deliveries_make_one_screening(app):
+    import threading
+
+    body = fixture_bytes("odoo/sale_order.json")
+    answers = []
+
+    def send():
+        answers.append(post(app.test_client(), body).json["results"][0]["screening_id"])
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 6 and len(set(answers)) == 1
+    assert count_screenings(app) == 1 and len(deliveries(app, "odoo")) == 1
