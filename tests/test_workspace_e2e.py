@@ -124,6 +124,7 @@ def test_reviewer_marks_a_false_positive_approves_with_conditions_and_the_gate_c
 
     browser.find_element(By.LINK_TEXT, "Directorate of Public Security").click()
     wait.until(EC.presence_of_element_located((By.ID, "gate")))
+    case_id = browser.current_url.rstrip("/").rsplit("/", 1)[-1]
     assert browser.find_element(By.ID, "gate").get_attribute("data-gate") == "hold"
     assert "RF-4.3" in browser.find_element(By.ID, "flags").text
     _screenshot(browser, "case")
@@ -150,10 +151,19 @@ def test_reviewer_marks_a_false_positive_approves_with_conditions_and_the_gate_c
     svc = live.extensions["hrdd"]
     assert svc.gate_of(target["transaction_id"], svc.store.latest_screening(target["transaction_id"]))[0] \
         == "release_with_conditions"
-    # The order arrives: the mark keeps the look-alike out, so the reviewer's decision still governs.
+    # The order arrives: the mark keeps the look-alike out, so the reviewer's decision still governs,
+    # and the order waits only for the executed rider.
     order, _ = svc.screen_and_store({**fixture("transaction_egypt_biometric.json"), "stage": "order"})
     assert "RF-4.3" not in [f["id"] for f in order["red_flags"]]
-    assert order["gate"] == "release_with_conditions"
+    assert order["gate"] == "hold" and all("rider" in reason for reason in order["hold_reasons"][1:])
+    _, contracts_key = svc.store.create_api_key("contracts-desk", "contracts")
+    executed = live.test_client().post(
+        f"/v1/transactions/{target['transaction_id']}/rider-executed",
+        headers={"Authorization": f"Bearer {contracts_key}"},
+        json={"executed_by": "Ministry legal office", "executed_at": "2026-01-05T10:00:00Z"})
+    assert executed.status_code == 201, executed.get_data(as_text=True)
+    browser.get(live.base_url + f"/workspace/cases/{case_id}")
+    assert browser.find_element(By.ID, "gate").get_attribute("data-gate") == "release_with_conditions"
 
     browser.get(live.base_url + "/workspace/dashboard")
     wait.until(EC.presence_of_element_located((By.ID, "chart-over-time")))
