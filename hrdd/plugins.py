@@ -21,6 +21,7 @@ DEFAULT_PLUGINS = (
     "hrdd_plugins.step6_safeguards",
     "hrdd_plugins.information_gaps",
     "hrdd_plugins.reference_data",
+    "hrdd_plugins.rider",
 )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hrdd.model import GOVERNMENT_TYPES, SECURITY_SECTORS
-from hrdd.riders.vocabulary import CAPABILITY_IDS, DECISIONS, RED_FLAG_IDS, STAGES
+from hrdd.riders.vocabulary import DECISIONS, STAGES, Vocabulary
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,12 @@ def _any_of(fact_values, wanted) -> bool:
     return bool(set(fact_values) & set(wanted))
 
 
-# key -> (kind of value, the known values or None, how the fact is tested)
-CONDITION_KEYS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {
-    "decision": ("list", DECISIONS, lambda f, v: _in_list(f.decision, v)),
-    "flags": ("list", RED_FLAG_IDS, lambda f, v: _any_of(f.flags, v)),
-    "capabilities": ("list", CAPABILITY_IDS, lambda f, v: _any_of(f.capabilities, v)),
-    "stage": ("list", STAGES, lambda f, v: _in_list(f.stage, v)),
+# key -> (kind of value, where the known values come from, how the fact is tested)
+CONDITION_KEYS: dict[str, tuple[str, Any, Any]] = {
+    "decision": ("list", lambda voc: DECISIONS, lambda f, v: _in_list(f.decision, v)),
+    "flags": ("list", lambda voc: voc.flag_ids, lambda f, v: _any_of(f.flags, v)),
+    "capabilities": ("list", lambda voc: voc.capability_ids, lambda f, v: _any_of(f.capabilities, v)),
+    "stage": ("list", lambda voc: STAGES, lambda f, v: _in_list(f.stage, v)),
     "security_sector": ("bool", None, lambda f, v: f.security_sector is v),
     "government": ("bool", None, lambda f, v: f.government is v),
     "intermediaries": ("bool", None, lambda f, v: f.intermediaries is v),
@@ -78,8 +78,9 @@ CONDITION_KEYS: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {
 }
 
 
-def validate_conditions(value: Any) -> list[str]:
+def validate_conditions(value: Any, vocabulary: Vocabulary | None = None) -> list[str]:
     """Problems with an ``applies_when`` value, as messages naming the key and the bad value."""
+    vocabulary = vocabulary or Vocabulary()
     if value == "always":
         return []
     if not isinstance(value, list) or not value:
@@ -94,13 +95,14 @@ def validate_conditions(value: Any) -> list[str]:
             if key not in CONDITION_KEYS:
                 problems.append(f"{where}: unknown condition {key!r}; known: {', '.join(CONDITION_KEYS)}")
                 continue
-            kind, known, _ = CONDITION_KEYS[key]
+            kind, known_values, _ = CONDITION_KEYS[key]
             if kind == "bool":
                 if not isinstance(wanted, bool):
                     problems.append(f"{where}.{key} must be true or false, not {wanted!r}")
             elif not isinstance(wanted, list) or not wanted:
                 problems.append(f"{where}.{key} must be a non-empty list")
             else:
+                known = known_values(vocabulary)
                 unknown = [w for w in wanted if w not in known]
                 if unknown:
                     problems.append(f"{where}.{key}: unknown {_noun(key)} {', '.join(map(repr, unknown))}; "

@@ -6,6 +6,7 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from hrdd.riders.conditions import Facts, applies, validate_conditions
 from hrdd.riders.frame import Frame, parse_frame
 from hrdd.riders.markup import MarkupError, Paragraph, parse_body
 from hrdd.riders.variables import VariableSpec, parse_registry
-from hrdd.riders.vocabulary import CAPABILITIES_NEEDING_SCHEDULE, CAPABILITY_IDS
+from hrdd.riders.vocabulary import Vocabulary
 
 KINDS = {"recitals": "recital", ".": "clause", "technical": "technical"}
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,33}$")
@@ -68,13 +69,21 @@ class Clause:
     capability: str | None = None
     survives: bool = False
 
-    def refs(self) -> set[str]:
-        """Every cross-reference the text makes."""
-        return set().union(*(p.names("ref") for p in self.paragraphs))
+    @cached_property
+    def _refs(self) -> frozenset[str]:
+        return frozenset().union(*(p.names("ref") for p in self.paragraphs))
 
-    def used_variables(self) -> set[str]:
+    @cached_property
+    def _variables(self) -> frozenset[str]:
+        return frozenset().union(*(p.names("var") for p in self.paragraphs))
+
+    def refs(self) -> frozenset[str]:
+        """Every cross-reference the text makes."""
+        return self._refs
+
+    def used_variables(self) -> frozenset[str]:
         """Every variable the text uses."""
-        return set().union(*(p.names("var") for p in self.paragraphs))
+        return self._variables
 
     def applies(self, facts: Facts) -> bool:
         """True when the clause's conditions hold (a technical part: when its capability is sold)."""
@@ -95,7 +104,7 @@ class Library:
     technical: list[Clause]
     file_digests: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def by_id(self) -> dict[str, Clause]:
         """Operative clauses by id."""
         return {c.id: c for c in self.clauses}
@@ -108,7 +117,8 @@ class Library:
 _SPLIT = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n?(.*)\Z", re.S)
 
 
-def _parse_clause_file(path: Path, kind: str, rel: str) -> tuple[Clause | None, list[Problem]]:
+def _parse_clause_file(path: Path, kind: str, rel: str,
+                       vocabulary: Vocabulary) -> tuple[Clause | None, list[Problem]]:
     raw = path.read_bytes()
     problems: list[Problem] = []
 
@@ -158,10 +168,11 @@ def _parse_clause_file(path: Path, kind: str, rel: str) -> tuple[Clause | None, 
     if "survives" in meta and not isinstance(meta["survives"], bool):
         problems.append(Problem(rel, "survives must be true or false"))
     if kind == "technical":
-        if meta["capability"] not in CAPABILITY_IDS:
-            problems.append(Problem(rel, f"unknown capability {meta['capability']!r}; known: {', '.join(CAPABILITY_IDS)}"))
+        if meta["capability"] not in vocabulary.capability_ids:
+            problems.append(Problem(rel, f"unknown capability {meta['capability']!r}; "
+                                         f"known: {', '.join(vocabulary.capability_ids)}"))
     else:
-        problems.extend(Problem(rel, m) for m in validate_conditions(meta["applies_when"]))
+        problems.extend(Problem(rel, m) for m in validate_conditions(meta["applies_when"], vocabulary))
     try:
         paragraphs = parse_body(match[2])
     except MarkupError as exc:
@@ -232,9 +243,10 @@ def _check_unique(items: list[Clause], what: str, problems: list[Problem]) -> No
         seen[key] = item.file
 
 
-def load_library_uncached(directory: str | Path) -> Library:
+def load_library_uncached(directory: str | Path, vocabulary: Vocabulary | None = None) -> Library:
     """Read and validate every file of the library; raise ClauseLibraryError listing all problems."""
     directory = Path(directory)
+    vocabulary = vocabulary or Vocabulary()
     problems: list[Problem] = []
     if not directory.is_dir():
         raise ClauseLibraryError([Problem(str(directory), "clause directory does not exist")])
@@ -250,7 +262,8 @@ def load_library_uncached(directory: str | Path) -> Library:
         for path in sorted(folder.glob("*.md")) if folder.is_dir() else ():
             if path.name.lower() == "readme.md":
                 continue
-            clause, clause_problems = _parse_clause_file(path, kind, path.relative_to(directory).as_posix())
+            clause, clause_problems = _parse_clause_file(path, kind, path.relative_to(directory).as_posix(),
+                                                         vocabulary)
             problems.extend(clause_problems)
             if clause is not None:
                 parsed[kind].append(clause)
@@ -259,7 +272,7 @@ def load_library_uncached(directory: str | Path) -> Library:
     _check_unique(parsed["recital"] + parsed["clause"] + parsed["technical"], "id", problems)
     _check_unique(parsed["technical"], "capability", problems)
     present = {t.capability for t in parsed["technical"]}
-    for capability in CAPABILITIES_NEEDING_SCHEDULE:
+    for capability in vocabulary.capabilities_needing_schedule:
         if capability not in present:
             problems.append(Problem("technical/", f"no technical-safeguards part for capability {capability!r}"))
     if frame is None or problems:
@@ -275,7 +288,7 @@ def load_library_uncached(directory: str | Path) -> Library:
     return library
 
 
-_cache: dict[Path, tuple[tuple, Library]] = {}
+_cache: dict[tuple[Path, Vocabulary], tuple[tuple, Library]] = {}
 _lock = threading.Lock()
 
 
@@ -288,15 +301,16 @@ def _fingerprint(directory: Path) -> tuple:
     return tuple(entries)
 
 
-def load_library(directory: str | Path) -> Library:
+def load_library(directory: str | Path, vocabulary: Vocabulary | None = None) -> Library:
     """The validated library, re-read only when a file in the directory changed."""
     directory = Path(directory).resolve()
+    vocabulary = vocabulary or Vocabulary()
     fingerprint = _fingerprint(directory) if directory.is_dir() else ()
     with _lock:
-        cached = _cache.get(directory)
+        cached = _cache.get((directory, vocabulary))
         if cached and cached[0] == fingerprint:
             return cached[1]
-    library = load_library_uncached(directory)
+    library = load_library_uncached(directory, vocabulary)
     with _lock:
-        _cache[directory] = (fingerprint, library)
+        _cache[(directory, vocabulary)] = (fingerprint, library)
     return library

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
 from hrdd.model import DECISIONS, STAGES
 
 # DESIGN.md's red-flag table: the engine may add flags but never drops or renames these.
@@ -37,5 +42,40 @@ CAPABILITY_IDS = tuple(CAPABILITY_TIERS)
 # "none" means "no surveillance capability": there is nothing to safeguard technically.
 CAPABILITIES_NEEDING_SCHEDULE = tuple(c for c in CAPABILITY_IDS if c != "none")
 
-__all__ = ["RED_FLAG_IDS", "CAPABILITY_IDS", "CAPABILITIES_NEEDING_SCHEDULE", "CAPABILITY_TIERS",
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The red-flag and capability ids that clause files may name, and which capabilities need a part."""
+
+    flag_ids: tuple[str, ...] = RED_FLAG_IDS
+    capability_ids: tuple[str, ...] = CAPABILITY_IDS
+    capabilities_needing_schedule: tuple[str, ...] = CAPABILITIES_NEEDING_SCHEDULE
+
+    @classmethod
+    def from_data_dir(cls, data_dir: str | Path | None) -> Vocabulary:
+        """The ids of the deployed red-flag catalogue and capability taxonomy (DESIGN.md's when absent)."""
+        if not data_dir:
+            return cls()
+        data_dir = Path(data_dir)
+        flags, capabilities = RED_FLAG_IDS, CAPABILITY_IDS
+        catalogue = _read(data_dir / "red_flags.yaml").get("flags")
+        if isinstance(catalogue, dict):
+            # The engine may add flags but never drops DESIGN's stable ids.
+            flags = tuple(dict.fromkeys([*RED_FLAG_IDS, *map(str, catalogue)]))
+        taxonomy = _read(data_dir / "capabilities.yaml").get("capabilities")
+        if isinstance(taxonomy, dict) and taxonomy:
+            capabilities = tuple(map(str, taxonomy))
+        return cls(flags, capabilities, tuple(c for c in capabilities if c != "none"))
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+__all__ = ["Vocabulary", "RED_FLAG_IDS", "CAPABILITY_IDS", "CAPABILITIES_NEEDING_SCHEDULE", "CAPABILITY_TIERS",
            "DECISIONS", "STAGES"]
