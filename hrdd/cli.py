@@ -34,8 +34,12 @@ def cli():
 @with_appcontext
 def serve(host, port, threads):
     """Run the service on a production WSGI server (waitress)."""
+    import logging
+
     from flask import current_app
     from waitress import serve as waitress_serve
+    # waitress logs every queued request at WARNING under load; queue depth is visible in /metrics latency.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     click.echo(f"hrdd listening on http://{host}:{port} (store: {_safe_url(current_app.config['HRDD_DATABASE_URL'])})")
     waitress_serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="hrdd")
 

@@ -164,9 +164,8 @@ class Engine:
             out.append("reviewer_approval")
         if decision in rules.get("rider_on", ()):
             out.append("rider_executed")
-        if decision != "do_not_proceed" and any(
-            transaction.answer(q) in (None, "unknown") for q in rules.get("checklist_questions", ())
-        ) and decision != "proceed":
+        open_questions = [q for q in rules.get("checklist_questions", ()) if transaction.answer(q) in (None, "unknown")]
+        if open_questions and decision in ("proceed_with_safeguards", "escalate"):
             out.append("checklist_completed")
         return out
 

@@ -26,7 +26,7 @@ def load_catalogue(path: Path) -> dict[str, dict[str, Any]]:
 def make_flag(context, flag_id: str, evidence: str, severity_key: str | None = None,
               default_severity: str = "medium", **data: Any) -> RedFlag:
     """A RedFlag with catalogue wording, policy severity (``severity_key`` selects a variant) and evidence."""
-    entry = load_catalogue(context.reference.data_dir / "red_flags.yaml").get(flag_id)
+    entry = context.reference.red_flags.get(flag_id)
     if entry is None:
         raise KeyError(f"red flag {flag_id} is not in the catalogue")
     severity = context.policy.severity(severity_key or flag_id, default_severity)

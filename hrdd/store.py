@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from hrdd.tables import api_keys, screenings, transactions
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ROLES = ("crm", "contracts", "export", "reviewer", "admin")
+KEY_CACHE_SECONDS = 10.0
 
 
 def new_id(prefix: str) -> str:
@@ -77,8 +79,25 @@ class Store:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
         self.engine = sa.create_engine(url, **kwargs)
         self.dialect = self.engine.dialect.name
+        # SQLite allows one writer: queueing writers on a lock in this process avoids its busy-wait sleeps,
+        # which otherwise dominate tail latency under concurrent requests.
+        self.write_lock = threading.RLock() if self.dialect == "sqlite" else nullcontext()
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        # Statements built once so SQLAlchemy's compiled cache is hit on every request.
+        self._stmt_insert_screening = self._insert(screenings)
+        # RETURNING tells reliably whether the row went in (rowcount is not reliable on every driver).
+        self._stmt_insert_screening_once = self._insert(screenings).on_conflict_do_nothing(
+            index_elements=["idempotency_key"]).returning(screenings.c.id)
+        self._stmt_touch_transaction = transactions.update().where(
+            transactions.c.id == sa.bindparam("txn_id")).values(updated_at=sa.bindparam("now"))
+        self._stmt_find_transaction = sa.select(transactions.c.id).where(
+            transactions.c.system == sa.bindparam("system"),
+            transactions.c.object_type == sa.bindparam("object_type"),
+            transactions.c.object_id == sa.bindparam("object_id"))
+        self._stmt_insert_transaction = self._insert(transactions).on_conflict_do_nothing(
+            index_elements=["system", "object_type", "object_id"])
+        self._key_cache: dict[str, tuple[float, dict | None]] = {}
 
     # ---- schema ----
     def upgrade(self) -> None:
@@ -101,7 +120,7 @@ class Store:
     @contextmanager
     def begin(self):
         """A connection inside a transaction that commits on success and rolls back on error."""
-        with self.engine.begin() as conn:
+        with self.write_lock, self.engine.begin() as conn:
             yield conn
 
     def _insert(self, table):
@@ -127,7 +146,7 @@ class Store:
                 return self._replay(existing, request_hash)
         now = utcnow()
         try:
-            with self.engine.begin() as conn:
+            with self.write_lock, self.engine.begin() as conn:
                 return self._insert_screening(conn, screening, request_body, request_hash, idempotency_key,
                                               source, now)
         except _LostRace:
@@ -146,13 +165,11 @@ class Store:
                       risk_score=screening.risk_score, end_user_country=screening.transaction.end_user.country,
                       request=request_body, result=result, idempotency_key=idempotency_key,
                       request_hash=request_hash, source=source)
-        stmt = self._insert(screenings).values(**values)
-        if idempotency_key:
-            stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
-        inserted = conn.execute(stmt).rowcount
-        if not inserted:
+        stmt = self._stmt_insert_screening_once if idempotency_key else self._stmt_insert_screening
+        result_rows = conn.execute(stmt, values)
+        if idempotency_key and result_rows.first() is None:
             raise _LostRace
-        conn.execute(transactions.update().where(transactions.c.id == txn_id).values(updated_at=now))
+        conn.execute(self._stmt_touch_transaction, {"txn_id": txn_id, "now": now})
         if self.pm is not None:
             self.pm.hook.hrdd_screening_stored(screening=result, connection=conn, store=self)
         return result, True
@@ -164,16 +181,13 @@ class Store:
         return row.result, False
 
     def _transaction_id(self, conn, ref, now) -> str:
-        cond = sa.and_(transactions.c.system == ref.system, transactions.c.object_type == ref.object_type,
-                       transactions.c.object_id == ref.object_id)
-        found = conn.execute(sa.select(transactions.c.id).where(cond)).scalar()
+        params = {"system": ref.system, "object_type": ref.object_type, "object_id": ref.object_id}
+        found = conn.execute(self._stmt_find_transaction, params).scalar()
         if found:
             return found
-        conn.execute(self._insert(transactions).values(
-            id=new_id("txn"), system=ref.system, object_type=ref.object_type, object_id=ref.object_id,
-            created_at=now, updated_at=now).on_conflict_do_nothing(
-            index_elements=["system", "object_type", "object_id"]))
-        return conn.execute(sa.select(transactions.c.id).where(cond)).scalar_one()
+        conn.execute(self._stmt_insert_transaction, {**params, "id": new_id("txn"), "created_at": now,
+                                                     "updated_at": now})
+        return conn.execute(self._stmt_find_transaction, params).scalar_one()
 
     def get_screening(self, screening_id: str) -> dict | None:
         """A stored screening's response dict."""
@@ -233,10 +247,24 @@ class Store:
         return key_id, plaintext
 
     def lookup_api_key(self, plaintext: str) -> dict | None:
-        """The key's name and role if it exists and is not revoked."""
+        """The key's name and role if it exists and is not revoked (cached for KEY_CACHE_SECONDS).
+
+        A key revoked through this process stops working at once; other processes notice within the TTL.
+        """
+        digest = hash_key(plaintext)
+        cached = self._key_cache.get(digest)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        found = self._lookup_api_key(digest)
+        if len(self._key_cache) > 10_000:
+            self._key_cache.clear()
+        self._key_cache[digest] = (time.monotonic() + KEY_CACHE_SECONDS, found)
+        return found
+
+    def _lookup_api_key(self, digest: str) -> dict | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.role).where(
-                api_keys.c.key_hash == hash_key(plaintext), api_keys.c.revoked_at.is_(None))).first()
+                api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))).first()
         return None if row is None else {"id": row.id, "name": row.name, "role": row.role}
 
     def list_api_keys(self) -> list[dict]:
@@ -249,8 +277,10 @@ class Store:
     def revoke_api_key(self, key_id: str) -> bool:
         """Revoke a key; returns False when there is no such active key."""
         with self.engine.begin() as conn:
-            return bool(conn.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            done = bool(conn.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                                      .values(revoked_at=utcnow())).rowcount)
+        self._key_cache.clear()
+        return done
 
 
 def _sqlite_pragmas(dbapi_conn, _record):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hrdd.flags import load_catalogue
 from hrdd.reference.capabilities import Capability, load_capabilities
 from hrdd.reference.countries import CountryProfile, UnknownCountry, load_country_profiles
 from hrdd.reference.embargoes import Embargo, load_embargoes
@@ -17,12 +18,13 @@ class ReferenceData:
 
     def __init__(self, data_dir: Path, policy):
         self.data_dir = Path(data_dir)
-        for required in ("capabilities.yaml", "embargoes.yaml"):
+        for required in ("capabilities.yaml", "embargoes.yaml", "red_flags.yaml"):
             if not (self.data_dir / required).exists():
                 raise FileNotFoundError(f"data directory {self.data_dir} has no {required}")
         self.codes, self.countries, years = load_country_profiles(self.data_dir, policy.section("country_risk"))
         self.capabilities, caps_version = load_capabilities(self.data_dir / "capabilities.yaml")
         self.embargoes, embargo_version = load_embargoes(self.data_dir / "embargoes.yaml")
+        self.red_flags = load_catalogue(self.data_dir / "red_flags.yaml")
         self.versions: dict[str, str] = {**years, "capabilities": caps_version, "embargoes": embargo_version}
 
     def normalise_country(self, value: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,10 @@ class CountryProfile:
 
     def figures(self) -> str:
         """The figures used, as one evidence sentence with sources and years."""
+        return self._figures
+
+    @cached_property
+    def _figures(self) -> str:
         parts = [r.describe() for r in (self.fiw, self.pts, self.wgi) if r is not None]
         parts += [f"no {g} data" for g in self.gaps]
         return f"{self.name}: " + "; ".join(parts)
