@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import click
@@ -53,11 +54,16 @@ def hrdd_safeguards(transaction, flags, decision, context):
     config = dict(_config())
     if not config.get("HRDD_DATA_DIR") and context is not None and getattr(context, "reference", None):
         config["HRDD_DATA_DIR"] = context.reference.data_dir
-    library = _library(config)
-    selection = select(library, Facts.from_transaction(transaction, flags, decision))
-    return ([Safeguard(id=c.id, kind="clause", title=c.title) for c in selection.clauses]
-            + [Safeguard(id=t.id, kind="technical", title=f"Technical safeguards: {t.title}")
-               for t in selection.technical])
+    selection = select(_library(config), Facts.from_transaction(transaction, flags, decision))
+    return list(_safeguards_of(selection))
+
+
+@lru_cache(maxsize=1024)
+def _safeguards_of(selection) -> tuple[Safeguard, ...]:
+    # Screening is a hot path and selections repeat: build the Safeguard objects once per selection.
+    return (tuple(Safeguard(id=c.id, kind="clause", title=c.title) for c in selection.clauses)
+            + tuple(Safeguard(id=t.id, kind="technical", title=f"Technical safeguards: {t.title}")
+                    for t in selection.technical))
 
 
 def render_rider(screening: dict, options: dict, config) -> tuple[bytes, str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -103,6 +104,7 @@ class Library:
     clauses: list[Clause]
     technical: list[Clause]
     file_digests: dict[str, str] = field(default_factory=dict)
+    selections: dict = field(default_factory=dict, repr=False)
 
     @cached_property
     def by_id(self) -> dict[str, Clause]:
@@ -288,8 +290,10 @@ def load_library_uncached(directory: str | Path, vocabulary: Vocabulary | None =
     return library
 
 
-_cache: dict[tuple[Path, Vocabulary], tuple[tuple, Library]] = {}
+_cache: dict[tuple[str, Vocabulary], tuple[tuple, float, Library]] = {}
 _lock = threading.Lock()
+# Screening calls this for every transaction: look at the files' timestamps at most this often.
+RECHECK_SECONDS = 1.0
 
 
 def _fingerprint(directory: Path) -> tuple:
@@ -303,14 +307,19 @@ def _fingerprint(directory: Path) -> tuple:
 
 def load_library(directory: str | Path, vocabulary: Vocabulary | None = None) -> Library:
     """The validated library, re-read only when a file in the directory changed."""
-    directory = Path(directory).resolve()
     vocabulary = vocabulary or Vocabulary()
+    key = (str(directory), vocabulary)
+    now = time.monotonic()
+    with _lock:
+        cached = _cache.get(key)
+    if cached and now - cached[1] < RECHECK_SECONDS:
+        return cached[2]
+    directory = Path(directory).resolve()
     fingerprint = _fingerprint(directory) if directory.is_dir() else ()
+    if cached and cached[0] == fingerprint:
+        library = cached[2]
+    else:
+        library = load_library_uncached(directory, vocabulary)
     with _lock:
-        cached = _cache.get((directory, vocabulary))
-        if cached and cached[0] == fingerprint:
-            return cached[1]
-    library = load_library_uncached(directory, vocabulary)
-    with _lock:
-        _cache[(directory, vocabulary)] = (fingerprint, library)
+        _cache[key] = (fingerprint, now, library)
     return library

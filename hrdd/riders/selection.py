@@ -13,7 +13,7 @@ class SelectionError(ValueError):
     """The library's texts do not fit together for this screening (found by ``hrdd clauses check``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: selections are cached and looked up by object
 class Selection:
     """What goes into one rider, with clause and schedule numbers computed."""
 
@@ -46,8 +46,25 @@ class Selection:
         return hasher.hexdigest()
 
 
+SELECTION_CACHE_SIZE = 1024
+
+
 def select(library: Library, facts: Facts) -> Selection:
-    """Apply every clause's conditions to the facts, then add the clauses the selected text refers to."""
+    """Apply every clause's conditions to the facts, then add the clauses the selected text refers to.
+
+    Results are remembered per library: the facts that matter take few distinct values.
+    """
+    cache = library.selections
+    selection = cache.get(facts)
+    if selection is None:
+        selection = _select(library, facts)
+        if len(cache) >= SELECTION_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[facts] = selection
+    return selection
+
+
+def _select(library: Library, facts: Facts) -> Selection:
     technical = tuple(t for t in library.technical if t.applies(facts))
     facts = replace(facts, technical_schedule=bool(technical))
     by_id = library.by_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,18 @@ class Vocabulary:
         """The ids of the deployed red-flag catalogue and capability taxonomy (DESIGN.md's when absent)."""
         if not data_dir:
             return cls()
+        key, now = str(data_dir), time.monotonic()
+        cached = _cache.get(key)
+        if cached is not None and now - cached[1] < RECHECK_SECONDS:
+            return cached[2]
         data_dir = Path(data_dir)
+        stamp = tuple(_mtime(data_dir / name) for name in ("red_flags.yaml", "capabilities.yaml"))
+        vocabulary = cached[2] if cached is not None and cached[0] == stamp else cls._read_data_dir(data_dir)
+        _cache[key] = (stamp, now, vocabulary)
+        return vocabulary
+
+    @classmethod
+    def _read_data_dir(cls, data_dir: Path) -> Vocabulary:
         flags, capabilities = RED_FLAG_IDS, CAPABILITY_IDS
         catalogue = _read(data_dir / "red_flags.yaml").get("flags")
         if isinstance(catalogue, dict):
@@ -67,6 +79,18 @@ class Vocabulary:
         if isinstance(taxonomy, dict) and taxonomy:
             capabilities = tuple(map(str, taxonomy))
         return cls(flags, capabilities, tuple(c for c in capabilities if c != "none"))
+
+
+# Screening asks for the vocabulary on every transaction: look at the files at most once a second.
+RECHECK_SECONDS = 1.0
+_cache: dict[str, tuple[tuple, float, Vocabulary]] = {}
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _read(path: Path) -> dict:
