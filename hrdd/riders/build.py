@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from docx import Document
 from docx.enum.section import WD_ORIENT
-from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
+from docx.text.paragraph import Paragraph as DocxParagraph
 
 from hrdd.riders import ooxml
 from hrdd.riders.conditions import Facts
@@ -22,6 +23,8 @@ from hrdd.riders.markup import Paragraph, Token
 from hrdd.riders.selection import Selection, select
 from hrdd.riders.variables import clean_text, resolve
 
+_SPECIAL = re.compile(r"[\t\n\r]")
+_PLAIN = Token("text", "")
 DOCX_MIMETYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 FONT = "Arial"
 BLACK = RGBColor(0, 0, 0)
@@ -93,6 +96,9 @@ class RiderWriter:
         self.style = {name: styles[name] for name in (
             "Normal", "Title", "Subtitle", "Heading 1", "Heading 2", "List Number", "List Number 2",
             "List Number 3", "List Continue", "List Bullet", "Footer", "Table Grid")}
+        self.style_ids = {name: style.style_id for name, style in self.style.items()}
+        self._body = self.document._body
+        self._sect_pr = self.document.element.body.find(qn("w:sectPr"))
 
     def _setup_lists(self) -> None:
         doc, i = self.document, TWIP_INDENT
@@ -127,11 +133,13 @@ class RiderWriter:
 
     @staticmethod
     def _run(paragraph, text: str, token: Token) -> None:
-        run = paragraph.add_run(text)
-        if token.bold:
-            run.bold = True
-        if token.italic:
-            run.italic = True
+        if _SPECIAL.search(text):
+            # Tabs and line breaks become w:tab / w:br: python-docx's run text setter handles them.
+            run = paragraph.add_run(text)
+            run.bold = token.bold or None
+            run.italic = token.italic or None
+            return
+        paragraph._p.append(ooxml.text_run(text, token.bold, token.italic))
 
     def _reference(self, paragraph, token: Token) -> None:
         ref = token.value
@@ -153,11 +161,16 @@ class RiderWriter:
         ooxml.add_field(paragraph, f"REF {bookmark_name(clause_id)} \\r \\h",
                         str(self.selection.numbers[clause_id]), token.bold, token.italic)
 
-    def para(self, style: str, tokens: tuple[Token, ...] = (), text: str | None = None):
-        """Add a paragraph in a style with tokens or plain text."""
-        paragraph = self.document.add_paragraph(style=self.style[style])
+    def para(self, style: str, tokens: tuple[Token, ...] = (), text: str | None = None,
+             numbering: tuple[int, int] | None = None):
+        """Add a body paragraph in a style, optionally numbered (list id, level), with tokens or text."""
+        # Built directly: python-docx's style setter scans every style on each call, and its schema-ordered
+        # inserts search siblings; this order (pStyle, numPr) is the schema's.
+        element = ooxml.paragraph(None if style == "Normal" else self.style_ids[style], numbering)
+        self._sect_pr.addprevious(element)
+        paragraph = DocxParagraph(element, self._body)
         if text is not None:
-            paragraph.add_run(text)
+            self._run(paragraph, text, _PLAIN)
         self.inline(paragraph, tokens)
         return paragraph
 
@@ -170,7 +183,7 @@ class RiderWriter:
         self.para("Subtitle", frame.texts["subtitle"])
         self.para("Normal", frame.texts["parties.intro"])
         for key in ("parties.seller", "parties.buyer"):
-            ooxml.set_numbering(self.para("List Number", frame.texts[key]), self.party_list, 0)
+            self.para("List Number", frame.texts[key], numbering=(self.party_list, 0))
         self.para("Normal", frame.texts["parties.outro"])
         self.para("Heading 1", frame.texts["recitals_heading"])
         for recital in self.selection.recitals:
@@ -187,21 +200,20 @@ class RiderWriter:
     def _recital(self, recital: Clause) -> None:
         for index, paragraph in enumerate(recital.paragraphs):
             if index == 0:
-                ooxml.set_numbering(self.para("List Number", paragraph.tokens), self.recital_list, 0)
+                self.para("List Number", paragraph.tokens, numbering=(self.recital_list, 0))
             else:
                 self.para("List Continue" if paragraph.level == 1 else "List Bullet", paragraph.tokens)
 
     def _clause(self, clause: Clause) -> None:
-        heading = self.para("Heading 1", text=clause.title)
-        ooxml.set_numbering(heading, self.clause_list, 0)
+        heading = self.para("Heading 1", text=clause.title, numbering=(self.clause_list, 0))
         self.bookmarks.wrap_paragraph(heading, bookmark_name(clause.id))
         self._numbered(clause.paragraphs, self.clause_list, base_level=1)
 
     def _numbered(self, paragraphs: tuple[Paragraph, ...], num_id: int, base_level: int) -> None:
         styles = {1: "List Number", 2: "List Number 2", 3: "List Number 3"}
         for paragraph in paragraphs:
-            p = self.para(styles[paragraph.level], paragraph.tokens)
-            ooxml.set_numbering(p, num_id, base_level + paragraph.level - 1)
+            self.para(styles[paragraph.level], paragraph.tokens,
+                      numbering=(num_id, base_level + paragraph.level - 1))
 
     def _schedule_heading(self, ref: str, title: tuple[Token, ...]):
         heading = self.para("Heading 1", text=f"{self.frame.labels['schedule_label']} ")
@@ -234,20 +246,15 @@ class RiderWriter:
         self.para("Heading 1", frame.texts["signature.heading"])
         self.para("Normal", frame.texts["signature.intro"]).paragraph_format.keep_with_next = True
         lines = frame.signature_lines
-        table = self.document.add_table(rows=1 + len(lines), cols=2)
-        table.alignment = WD_TABLE_ALIGNMENT.CENTER
-        ooxml.set_column_widths(table, (Cm(8), Cm(8)))
-        for column, key in enumerate(("signature.seller", "signature.buyer")):
-            cell = table.rows[0].cells[column]
-            self.inline(cell.paragraphs[0], frame.texts[key])
-            for row, label in enumerate(lines, start=1):
-                p = table.rows[row].cells[column].paragraphs[0]
-                p.paragraph_format.space_before = Pt(14)
-                p.paragraph_format.keep_with_next = row < len(lines)
-                p.add_run(f"{label}: ")
-                p.add_run("_" * 24)
-        for cell in table.rows[0].cells:
-            cell.paragraphs[0].paragraph_format.keep_with_next = True
+        rows = [[[], []]] + [[[[(f"{label}: ", False), ("_" * 24, False)]]] * 2 for label in lines]
+        table = ooxml.table(rows, (4536, 4536), space_before_twips=280, keep_with_next=True, centered=True)
+        self.add_block(table)
+        for cell, key in zip(table.iter(qn("w:tc")), ("signature.seller", "signature.buyer"), strict=False):
+            self.inline(DocxParagraph(cell.find(qn("w:p")), self._body), frame.texts[key])
+
+    def add_block(self, element) -> None:
+        """Append a table (or other block) to the body, before the section properties."""
+        self._sect_pr.addprevious(element)
 
     def _footer(self) -> None:
         footer = self.document.sections[0].footer

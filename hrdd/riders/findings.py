@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from docx.oxml import OxmlElement
-from docx.oxml.ns import qn
-from docx.shared import Cm, Pt
-
 from hrdd.model import SEVERITIES
 from hrdd.riders import ooxml
 from hrdd.riders.variables import SCREENING_VALUES, clean_text, country_name
 
 NONE = "—"
-SUMMARY_WIDTHS = (Cm(5.0), Cm(11.0))
-FLAG_WIDTHS = (Cm(1.7), Cm(1.1), Cm(1.7), Cm(8.0), Cm(3.5))
+# Column widths in twentieths of a point (567 = 1 cm).
+SUMMARY_WIDTHS = (2835, 6237)
+FLAG_WIDTHS = (964, 624, 964, 4536, 1984)
 
 
 def _humanise(value: str | None) -> str:
@@ -71,46 +68,25 @@ def ordered_flags(screening: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def write_findings(writer, heading) -> None:
-    """Write the findings schedule after its heading."""
+    """Write the findings schedule after its heading: the summary table, then one row per red flag."""
     frame, screening = writer.frame, writer.screening
     writer.para("Normal", frame.texts["findings.intro"])
-    summary = writer.document.add_table(rows=0, cols=2)
-    summary.style = writer.style["Table Grid"]
-    for label, value in summary_rows(screening, frame, writer.values):
-        cells = summary.add_row().cells
-        cells[0].paragraphs[0].add_run(label).bold = True
-        cells[1].paragraphs[0].add_run(value)
-    ooxml.set_column_widths(summary, SUMMARY_WIDTHS)
+    style_id = writer.style_ids["Table Grid"]
+    rows = [[[[(label, True)]], [[(value, False)]]] for label, value in summary_rows(screening, frame, writer.values)]
+    writer.add_block(ooxml.table(rows, SUMMARY_WIDTHS, style_id, space_after_twips=40))
     flags = ordered_flags(screening)
     writer.para("Normal")
     if not flags:
         writer.para("Normal", frame.texts["findings.no_flags"])
         return
-    table = writer.document.add_table(rows=1, cols=len(frame.flag_columns))
-    table.style = writer.style["Table Grid"]
-    for cell, title in zip(table.rows[0].cells, frame.flag_columns, strict=True):
-        cell.paragraphs[0].add_run(title).bold = True
-    _repeat_header(table)
+    rows = [[[[(title, True)]] for title in frame.flag_columns]]
     for flag in flags:
-        cells = table.add_row().cells
-        cells[0].paragraphs[0].add_run(clean_text(flag.get("id") or "")).bold = True
-        cells[1].paragraphs[0].add_run(clean_text(flag.get("step", "")))
-        cells[2].paragraphs[0].add_run(_humanise(flag.get("severity")))
-        cells[3].paragraphs[0].add_run(clean_text(flag.get("title") or "")).bold = True
-        evidence = cells[3].add_paragraph()
-        evidence.add_run(clean_text(flag.get("evidence") or NONE))
-        cells[4].paragraphs[0].add_run(clean_text(flag.get("source") or NONE))
-    ooxml.set_column_widths(table, FLAG_WIDTHS)
-    for row in table.rows:
-        for cell in row.cells:
-            for paragraph in cell.paragraphs:
-                paragraph.paragraph_format.space_after = Pt(2)
-                for run in paragraph.runs:
-                    run.font.size = Pt(9)
-
-
-def _repeat_header(table) -> None:
-    tr_pr = table.rows[0]._tr.get_or_add_trPr()
-    header = OxmlElement("w:tblHeader")
-    header.set(qn("w:val"), "true")
-    tr_pr.append(header)
+        rows.append([
+            [[(clean_text(flag.get("id") or ""), True)]],
+            [[(clean_text(flag.get("step", "")), False)]],
+            [[(_humanise(flag.get("severity")), False)]],
+            [[(clean_text(flag.get("title") or ""), True)], [(clean_text(flag.get("evidence") or NONE), False)]],
+            [[(clean_text(flag.get("source") or NONE), False)]],
+        ])
+    writer.add_block(ooxml.table(rows, FLAG_WIDTHS, style_id, header=True, size_half_points=18,
+                                 space_after_twips=40))

@@ -57,6 +57,37 @@ def add_list_instance(document, abstract_id: int, restart: bool = True) -> int:
     return int(num.numId)
 
 
+def _val(tag: str, value) -> object:
+    element = OxmlElement(tag)
+    element.set(qn("w:val"), str(value))
+    return element
+
+
+def paragraph(style_id: str | None, numbering: tuple[int, int] | None = None):
+    """A new ``w:p`` with a style and optional list numbering (list id, level), not yet in the document."""
+    p = OxmlElement("w:p")
+    if style_id or numbering:
+        p_pr = OxmlElement("w:pPr")
+        if style_id:
+            p_pr.append(_val("w:pStyle", style_id))
+        if numbering:
+            num_pr = OxmlElement("w:numPr")
+            num_pr.append(_val("w:ilvl", numbering[1]))
+            num_pr.append(_val("w:numId", numbering[0]))
+            p_pr.append(num_pr)
+        p.append(p_pr)
+    return p
+
+
+def text_run(text: str, bold: bool = False, italic: bool = False):
+    """A ``w:r`` holding plain text (no tabs or line breaks), optionally bold or italic."""
+    t = OxmlElement("w:t")
+    t.text = text
+    if text[:1].isspace() or text[-1:].isspace():
+        t.set(qn("xml:space"), "preserve")
+    return _run(t, bold, italic)
+
+
 def set_numbering(paragraph, num_id: int, ilvl: int) -> None:
     """Number a paragraph with list ``num_id`` at level ``ilvl``."""
     num_pr = paragraph._p.get_or_add_pPr().get_or_add_numPr()
@@ -177,3 +208,46 @@ def set_column_widths(table, widths) -> None:
     for row in table.rows:
         for cell, width in zip(row.cells, widths, strict=True):
             cell.width = width
+
+
+def _run_xml(text: str, bold: bool, size_half_points: int | None) -> str:
+    props = ("<w:b/>" if bold else "") + (f'<w:sz w:val="{size_half_points}"/>' if size_half_points else "")
+    r_pr = f"<w:rPr>{props}</w:rPr>" if props else ""
+    pieces = text.split("\n")
+    body = "<w:br/>".join(f'<w:t xml:space="preserve">{escape(piece)}</w:t>' for piece in pieces)
+    return f"<w:r>{r_pr}{body}</w:r>"
+
+
+def table(rows, widths_twips, style_id: str | None = None, header: bool = False,
+          size_half_points: int | None = None, space_after_twips: int | None = None,
+          space_before_twips: int | None = None, keep_with_next: bool = False, centered: bool = False):
+    """A ``w:tbl`` from rows of cells; a cell is a list of paragraphs, a paragraph a list of (text, bold).
+
+    Built as one XML string and parsed once: python-docx's row and cell API re-parses and searches for
+    every row and cell. Text is escaped here; it is never interpreted.
+    """
+    grid = "".join(f'<w:gridCol w:w="{w}"/>' for w in widths_twips)
+    style = f'<w:tblStyle w:val="{escape(style_id)}"/>' if style_id else ""
+    jc = '<w:jc w:val="center"/>' if centered else ""
+    spacing = ""
+    if space_after_twips is not None or space_before_twips is not None:
+        attrs = "".join(f' w:{k}="{v}"' for k, v in (("before", space_before_twips), ("after", space_after_twips))
+                        if v is not None)
+        spacing = f"<w:spacing{attrs}/>"
+    out = [f'<w:tbl {nsdecls("w")}><w:tblPr>{style}<w:tblW w:w="0" w:type="auto"/>{jc}'
+           f'<w:tblLayout w:type="fixed"/><w:tblLook w:val="04A0"/></w:tblPr><w:tblGrid>{grid}</w:tblGrid>']
+    for index, row in enumerate(rows):
+        tr_pr = '<w:trPr><w:cantSplit/><w:tblHeader/></w:trPr>' if header and index == 0 else "<w:trPr><w:cantSplit/></w:trPr>"
+        out.append(f"<w:tr>{tr_pr}")
+        for cell, width in zip(row, widths_twips, strict=True):
+            out.append(f'<w:tc><w:tcPr><w:tcW w:w="{width}" w:type="dxa"/></w:tcPr>')
+            for paragraph in cell or [[]]:
+                # Keep every row with the next, except the last: the table stays on one page.
+                keep = "<w:keepNext/>" if keep_with_next and index < len(rows) - 1 else ""
+                p_pr = f"<w:pPr>{keep}{spacing}</w:pPr>" if keep or spacing else ""
+                runs = "".join(_run_xml(text, bold, size_half_points) for text, bold in paragraph if text)
+                out.append(f"<w:p>{p_pr}{runs}</w:p>")
+            out.append("</w:tc>")
+        out.append("</w:tr>")
+    out.append("</w:tbl>")
+    return parse_xml("".join(out))
