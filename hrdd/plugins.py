@@ -21,6 +21,15 @@ DEFAULT_PLUGINS = (
     "hrdd_plugins.step6_safeguards",
     "hrdd_plugins.information_gaps",
     "hrdd_plugins.reference_data",
+    "hrdd_plugins.checklist",
+    "hrdd_plugins.adapter_generic",
+    "hrdd_plugins.adapter_salesforce",
+    "hrdd_plugins.adapter_hubspot",
+    "hrdd_plugins.adapter_dynamics",
+    "hrdd_plugins.adapter_sap",
+    "hrdd_plugins.adapter_odoo",
+    "hrdd_plugins.adapter_runtime",
+    "hrdd_plugins.order_gate",
     "hrdd_plugins.rider",
 )
 
