@@ -141,17 +141,17 @@ def hrdd_register_commands(cli):
         output.write_bytes(body)
         click.echo(f"wrote {output} ({len(body)} bytes) for screening {screening.get('id')}")
 
-    @cli.group("clauses")
-    def clauses():
-        """The clause library of the contract rider."""
+    # A plain click group: checking a broken library must not need the app, which refuses to start on one.
+    clauses = click.Group("clauses", help="The clause library of the contract rider.")
+    cli.add_command(clauses)
 
     @clauses.command("check")
     @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
                   help="Check this directory instead of the configured HRDD_CLAUSES_DIR.")
-    @with_appcontext
     def check(directory):
         """Validate every clause file (front matter, variables, conditions, references)."""
-        config = current_app.config
+        from hrdd.config import load_config
+        config = load_config()
         target = directory or clauses_dir(config)
         report = check_library(target, Vocabulary.from_data_dir(config.get("HRDD_DATA_DIR")))
         if not report.ok:

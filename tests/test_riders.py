@@ -417,6 +417,18 @@ def test_cli_rider_and_clauses_check(app, client, auth_headers, tmp_path):
     assert result.exit_code == 1 and "extra.md: missing front matter field(s)" in result.output
 
 
+def test_clauses_check_reports_a_broken_configured_library_without_starting_the_app(tmp_path, monkeypatch):
+    from hrdd_plugins import rider
+
+    from hrdd.cli import cli
+    rider.hrdd_register_commands(cli=cli)
+    broken = broken_library(tmp_path, "audit.md", "---\nid: audit\ntitle: x\n")
+    monkeypatch.setenv("HRDD_CLAUSES_DIR", str(broken))
+    result = CliRunner().invoke(cli, ["clauses", "check"])
+    assert result.exit_code == 1
+    assert "audit.md: no front matter" in result.output and "1 problem(s)" in result.output
+
+
 def test_cli_rider_from_json_file(app, tmp_path):
     cli, runner = cli_runner(app)
     source = tmp_path / "screening.json"
