@@ -38,14 +38,14 @@ def _config(app=None) -> dict:
     return current_app.config if has_app_context() else {}
 
 
-def _library(config):
-    return load_library(clauses_dir(config), Vocabulary.from_data_dir(config.get("HRDD_DATA_DIR")))
+def _library(config, strict: bool = False):
+    return load_library(clauses_dir(config), Vocabulary.from_data_dir(config.get("HRDD_DATA_DIR")), strict)
 
 
 @hookimpl
 def hrdd_startup(app):
     """Refuse to start on a clause library with broken files; the error names each file."""
-    _library(app.config)
+    _library(app.config, strict=True)
 
 
 @hookimpl

@@ -330,6 +330,19 @@ def test_broken_clause_files_are_reported_by_name(tmp_path, text, message):
     assert "extra.md" in str(error.value) and message in str(error.value)
 
 
+def test_a_file_broken_while_running_keeps_the_last_valid_library(tmp_path, caplog, monkeypatch):
+    from hrdd.riders import library as library_module
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    good = load_library(clauses)
+    monkeypatch.setattr(library_module, "RECHECK_SECONDS", 0)
+    (clauses / "audit.md").write_text("---\nid: audit\n")
+    assert load_library(clauses) is good
+    assert "audit.md" in caplog.text and "last valid version" in caplog.text
+    with pytest.raises(ClauseLibraryError, match="audit.md"):
+        load_library(clauses, strict=True)
+
+
 def test_startup_refuses_a_broken_clause_file(tmp_path, app_config):
     from server import create_app
     clauses = broken_library(tmp_path, "end-use.md", "---\nid: end-use\ntitle: [oops\n---\nText.\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -19,6 +20,7 @@ from hrdd.riders.markup import MarkupError, Paragraph, parse_body
 from hrdd.riders.variables import VariableSpec, parse_registry
 from hrdd.riders.vocabulary import Vocabulary
 
+log = logging.getLogger("hrdd.riders")
 KINDS = {"recitals": "recital", ".": "clause", "technical": "technical"}
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,33}$")
 VERSION_PATTERN = re.compile(r"^\d+(\.\d+){0,2}([-+][0-9A-Za-z.-]+)?$")
@@ -305,21 +307,33 @@ def _fingerprint(directory: Path) -> tuple:
     return tuple(entries)
 
 
-def load_library(directory: str | Path, vocabulary: Vocabulary | None = None) -> Library:
-    """The validated library, re-read only when a file in the directory changed."""
+def load_library(directory: str | Path, vocabulary: Vocabulary | None = None, strict: bool = False) -> Library:
+    """The validated library, re-read only when a file in the directory changed.
+
+    When a file was changed into a broken state, the last valid library is kept unless ``strict``.
+    """
     vocabulary = vocabulary or Vocabulary()
     key = (str(directory), vocabulary)
     now = time.monotonic()
     with _lock:
         cached = _cache.get(key)
-    if cached and now - cached[1] < RECHECK_SECONDS:
+    if cached and now - cached[1] < RECHECK_SECONDS and not strict:
         return cached[2]
     directory = Path(directory).resolve()
     fingerprint = _fingerprint(directory) if directory.is_dir() else ()
     if cached and cached[0] == fingerprint:
         library = cached[2]
     else:
-        library = load_library_uncached(directory, vocabulary)
+        try:
+            library = load_library_uncached(directory, vocabulary)
+        except ClauseLibraryError as exc:
+            if not cached or strict:
+                raise
+            # A file edited into a broken state while the service runs must not stop screening: keep the
+            # last valid library (riders record exactly which texts they used) and say so in the log.
+            log.error("clause library %s changed but is invalid; still using the last valid version. %s",
+                      directory, exc)
+            library = cached[2]
     with _lock:
         _cache[key] = (fingerprint, now, library)
     return library
