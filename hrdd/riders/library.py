@@ -333,7 +333,7 @@ def load_library(directory: str | Path, vocabulary: Vocabulary | None = None, st
             # last valid library (riders record exactly which texts they used) and say so in the log.
             log.error("clause library %s changed but is invalid; still using the last valid version. %s",
                       directory, exc)
-            library = cached[2]
+            library, fingerprint = cached[2], cached[0]
     with _lock:
         _cache[key] = (fingerprint, now, library)
     return library
