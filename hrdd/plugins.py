@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "hrdd_plugins.grievances",
     "hrdd_plugins.transparency",
     "hrdd_plugins.audit_trail",
+    "hrdd_plugins.rider",
 )
 
 
