@@ -473,3 +473,122 @@ def verify_store(schema: Schema, records: list[dict]) -> dict:
             "created_201": sum(1 for r in answered if r["status"] == 201),
             "other_statuses": sorted({r["status"] for r in records if not 200 <= r["status"] < 300}),
             "screenings_stored": sum(stored.values()), "audit_entries": chain.entries, "problems": problems}
+
+
+class LoadDriver:
+    """Unique deliveries at a steady rate, spread over instances, each retried with the same key until 2xx.
+
+    That is what a CRM does: it resends a delivery that got no answer, a 5xx or a 503, keeping its
+    Idempotency-Key (or its own delivery id). Deliveries alternate between ``POST /v1/screenings`` and
+    the generic adapter, each for a deal of its own. ``records()`` gives one record per attempt.
+    """
+
+    def __init__(self, urls: list[str], crm_key: str, run: str, *, rate: float = 20.0, threads: int = 8,
+                 retry_for: float = 180.0, retry_pause: float = 0.3):
+        import queue
+        import threading
+
+        self.urls, self.crm_key, self.run = urls, crm_key, run
+        self.rate, self.retry_for, self.retry_pause = rate, retry_for, retry_pause
+        self.todo: queue.Queue = queue.Queue()
+        self.halt = threading.Event()
+        self.lock = threading.Lock()
+        self.attempts: list[dict] = []
+        self.dispatched = 0
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(threads)]
+        self.dispatcher = threading.Thread(target=self._dispatch, daemon=True)
+
+    def start(self) -> LoadDriver:
+        """Begin sending."""
+        for t in self.threads:
+            t.start()
+        self.dispatcher.start()
+        return self
+
+    def _dispatch(self) -> None:
+        started = time.monotonic()
+        while not self.halt.is_set():
+            due = int((time.monotonic() - started) * self.rate)
+            while self.dispatched < due:
+                self.todo.put(self.dispatched)
+                self.dispatched += 1
+            time.sleep(0.01)
+
+    def _work(self) -> None:
+        import queue
+
+        clients: dict[str, Client] = {}
+        while True:
+            try:
+                delivery = self.todo.get(timeout=0.2)
+            except queue.Empty:
+                if self.halt.is_set():
+                    return
+                continue
+            if delivery is None:
+                return
+            kind = "api" if delivery % 2 == 0 else "hook"
+            key = f"{self.run}-{kind}-{delivery}"
+            body = json.dumps(transaction(f"{self.run}-deal-{delivery}")).encode()
+            path = "/v1/screenings" if kind == "api" else "/v1/hooks/generic"
+            headers = {"Authorization": f"Bearer {self.crm_key}", "Content-Type": "application/json",
+                       "Idempotency-Key": key}
+            first = time.monotonic()
+            attempt = 0
+            while True:
+                url = self.urls[(delivery + attempt) % len(self.urls)]
+                client = clients.setdefault(url, Client(url, timeout=30))
+                sent = time.monotonic()
+                status, data = client.request("POST", path, body, headers)
+                record = {"delivery": delivery, "kind": kind, "key": key, "instance": url, "status": status,
+                          "attempt": attempt, "at": sent, "latency_s": time.monotonic() - sent,
+                          "screening_id": None}
+                if 200 <= status < 300:
+                    record["screening_id"] = json.loads(data)["id"]
+                else:
+                    record["error"] = data[:200].decode("utf-8", "replace")
+                with self.lock:
+                    self.attempts.append(record)
+                if 200 <= status < 300 or time.monotonic() - first > self.retry_for:
+                    break
+                attempt += 1
+                time.sleep(self.retry_pause)
+
+    def stop(self) -> None:
+        """Stop dispatching; wait until every dispatched delivery succeeded or ran out of retries."""
+        self.halt.set()
+        self.dispatcher.join()
+        for _ in self.threads:
+            self.todo.put(None)
+        for t in self.threads:
+            t.join()
+
+    def records(self) -> list[dict]:
+        """Every attempt made (several per delivery when it was retried)."""
+        with self.lock:
+            return list(self.attempts)
+
+    def summary(self) -> dict:
+        """Deliveries sent and answered, attempts by status, deliveries that never got a 2xx."""
+        attempts = self.records()
+        answered = {r["delivery"] for r in attempts if 200 <= r["status"] < 300}
+        by_status: dict[str, int] = {}
+        for r in attempts:
+            by_status[str(r["status"])] = by_status.get(str(r["status"]), 0) + 1
+        return {"deliveries": self.dispatched, "attempts": len(attempts), "attempts_by_status": by_status,
+                "deliveries_without_2xx": sorted(set(range(self.dispatched)) - answered)}
+
+
+def stuck_deliveries(schema: Schema) -> int:
+    """Adapter deliveries left half-processed (status ``received``) after every retry was answered."""
+    return schema.scalar("SELECT count(*) FROM adapter_deliveries WHERE status = 'received'")
+
+
+def wait_for(predicate, timeout: float, every: float = 0.2) -> float | None:
+    """Seconds until ``predicate()`` is true, or None if it never was within ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(every)
+    return None
