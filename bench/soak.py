@@ -53,7 +53,9 @@ end
 request = function()
   counter = counter + 1
   local id = PREFIX .. "-" .. tid .. "-" .. counter
-  return wrk.format("POST", "/v1/screenings", {["Idempotency-Key"] = id}, HEAD .. id .. TAIL)
+  -- wrk.format uses the table given instead of wrk.headers, so every header goes in it.
+  return wrk.format("POST", "/v1/screenings", {["Idempotency-Key"] = id, ["Authorization"] = AUTH,
+                    ["Content-Type"] = "application/json"}, HEAD .. id .. TAIL)
 end
 response = function(status, headers, body)
   if status >= 200 and status < 300 then ok = ok + 1 else bad = bad + 1 end
@@ -74,8 +76,7 @@ def lua_script(directory: Path, prefix: str, key: str) -> Path:
     head, tail = body.split(marker)
     path = directory / f"{prefix}.lua"
     path.write_text(f'PREFIX = "{prefix}"\nHEAD = {json.dumps(head)}\nTAIL = {json.dumps(tail)}\n'
-                    f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-                    'wrk.headers["Content-Type"] = "application/json"\n' + LUA)
+                    f'AUTH = "Bearer {key}"\n' + LUA)
     return path
 
 
