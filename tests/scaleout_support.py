@@ -27,6 +27,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 HRDD = [sys.executable, "-c", "from hrdd.cli import main; main()"]
+GRIEVANCE = {"subject_name": "Directorate of Public Security", "country": "EG", "location": "Cairo",
+             "product": "FaceFind Enterprise", "occurred_on": "March 2026",
+             "description": "Cameras with face recognition were used to identify people at a peaceful protest."}
 
 
 def pg_base_url() -> str:

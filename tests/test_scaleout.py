@@ -18,6 +18,7 @@ import uuid
 import pytest
 
 from tests.scaleout_support import (
+    GRIEVANCE,
     HRDD,
     ROOT,
     Client,
@@ -35,9 +36,6 @@ from tests.scaleout_support import (
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
 GRIEVANCE_LIMIT = 6
-REPORT = {"subject_name": "Directorate of Public Security", "country": "EG", "location": "Cairo",
-          "product": "FaceFind Enterprise", "occurred_on": "March 2026",
-          "description": "Cameras with face recognition were used to identify people at a peaceful protest."}
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +168,7 @@ def test_rate_limit_is_shared_through_redis(cluster):
     if cluster["redis"]:
         pytest.skip(cluster["redis"])
     a, b = (Client(i.url) for i in cluster["instances"])
-    body = json.dumps(REPORT).encode()
+    body = json.dumps(GRIEVANCE).encode()
     statuses = [(a if n % 2 == 0 else b).request("POST", "/v1/grievances", body,
                                                  {"Content-Type": "application/json"})[0] for n in range(12)]
     # Counted per process, each instance would accept 6 (12 in all); shared, the two accept 6 together.
