@@ -158,6 +158,7 @@ def kill9(args, workdir: Path) -> dict:
             time.sleep(3)
             if what == "worker":
                 rig.start_worker()
+                events.append({"t_s": round(time.monotonic() - t0, 1), "restarted": "worker"})
             else:
                 instance = next(i for i in rig.instances if i.name == what)
                 instance.start()
@@ -205,10 +206,12 @@ def pg_outage(args, workdir: Path) -> dict:
         sampler.start()
         time.sleep(args.seconds / 3)
         try:
+            stop_called = time.monotonic()
+            server.stop()  # returns once the server is down (a fast shutdown first checkpoints)
             stopped_at = time.monotonic()
-            server.stop()
             time.sleep(args.outage)
         finally:
+            start_called = time.monotonic()
             server.start()  # whatever happened: other users of the machine need it
         started_at = time.monotonic()
         recovered = wait_for(lambda: all(i.ready()[0] == 200 for i in rig.instances), 120)
@@ -217,16 +220,20 @@ def pg_outage(args, workdir: Path) -> dict:
         halt.set()
         sampler.join()
         result = _check(schema, driver, crm)
-        during = [s for s in samples if stopped_at - t0 + 1 <= s["t_s"] <= started_at - t0 - 0.5]
+        # Samples from shutdown completed to start requested (pg_ctlcluster start returns a little after the
+        # server accepts connections again, so samples up to its return may already be 200).
+        during = [s for s in samples if stopped_at - t0 + 0.5 <= s["t_s"] <= start_called - t0 - 0.5]
         result.update({
-            "cluster": args.cluster, "outage_s": round(started_at - stopped_at, 1),
-            "readyz_during_outage": sorted({s[i.name] for s in during for i in rig.instances}),
+            "cluster": args.cluster, "shutdown_took_s": round(stopped_at - stop_called, 1),
+            "down_s": round(start_called - stopped_at, 1), "start_took_s": round(started_at - start_called, 1),
+            "readyz_samples_while_down": len(during),
+            "readyz_while_down": sorted({s[i.name] for s in during for i in rig.instances}),
             "readiness_recovered_after_start_s": None if recovered is None else round(recovered, 2),
             "processes_alive_after": {i.name: i.proc.poll() is None for i in rig.instances}
             | {"worker": rig.worker.poll() is None},
             "restarts": {i.name: i.starts - 1 for i in rig.instances} | {"worker": rig.worker_starts - 1}})
-        if any(code != 503 for code in result["readyz_during_outage"]):
-            result["problems"].append(f"/readyz during the outage answered {result['readyz_during_outage']}")
+        if any(code != 503 for code in result["readyz_while_down"]):
+            result["problems"].append(f"/readyz during the outage answered {result['readyz_while_down']}")
         if not all(result["processes_alive_after"].values()):
             result["problems"].append("a process died during the outage")
         return result

@@ -256,11 +256,11 @@ class FakeCrm:
             def do_PATCH(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                if crm.delay:
-                    time.sleep(crm.delay)
+                delay = crm.delay
+                if delay:
+                    time.sleep(delay)
                 with crm.lock:
-                    crm.received.append({"path": self.path, "body": json.loads(body or b"{}"),
-                                         "slow": bool(crm.delay)})
+                    crm.received.append({"path": self.path, "body": json.loads(body or b"{}"), "slow": bool(delay)})
                 self.send_response(204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
