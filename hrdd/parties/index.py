@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz, process
 
 from hrdd.parties.entries import ListEntry
-from hrdd.parties.normalize import NormalName, Normaliser, default_normaliser
+from hrdd.parties.normalize import Normaliser, NormalName, default_normaliser
 from hrdd.parties.scoring import Alignment, align
 
 _PARENTHESES = re.compile(r"\(([^()]*)\)")
@@ -24,6 +24,7 @@ class IndexSettings:
     min_fuzzy_length: int = 5       # shorter words ("aig", "nso") must be spelt exactly
     weak_word_weight: float = 4.0   # the most a sector word can weigh
     place_word_weight: float = 1.0  # the most a common place can weigh
+    similarity_floor: float = 40.0  # a word pair's similarity counts as (sim - floor) / (100 - floor)
 
     @classmethod
     def from_policy(cls, section: dict) -> IndexSettings:
@@ -31,7 +32,8 @@ class IndexSettings:
         return cls(float(section.get("token_similarity", cls.token_similarity)),
                    int(section.get("min_fuzzy_length", cls.min_fuzzy_length)),
                    float(section.get("weak_word_weight", cls.weak_word_weight)),
-                   float(section.get("place_word_weight", cls.place_word_weight)))
+                   float(section.get("place_word_weight", cls.place_word_weight)),
+                   float(section.get("similarity_floor", cls.similarity_floor)))
 
 
 @dataclass(frozen=True)
@@ -72,32 +74,42 @@ class PartyIndex:
     # -- building ---------------------------------------------------------------------------------
 
     def _build(self) -> None:
+        normalise, is_weak = self.normaliser.normalise, self.normaliser.is_weak
+        min_len = self.settings.min_fuzzy_length
+        vocab, words, postings = self.vocab, self.words, self.postings
         entry_df: list[int] = []
         for e, entry in enumerate(self.entries):
             seen_in_entry: set[int] = set()
             for text in _expand_names(entry.names()):
-                normal = self.normaliser.normalise(text)
-                if not normal.tokens:
-                    continue
-                tokens = tuple(self._intern(t, entry_df) for t in normal.tokens)
-                if len(tokens) == 1 and self.normaliser.is_weak(normal.tokens[0]):
+                normal = normalise(text)
+                if not normal.tokens or (len(normal.tokens) == 1 and is_weak(normal.tokens[0])):
                     continue  # one sector word or place alone ("Technology") identifies nothing
+                ids = []
+                for word in normal.tokens:
+                    t = vocab.get(word)
+                    if t is None:
+                        t = vocab[word] = len(words)
+                        words.append(word)
+                        postings.append([])
+                        entry_df.append(0)
+                    ids.append(t)
+                tokens = tuple(ids)
                 v = len(self.var_entry)
                 self.var_entry.append(e)
                 self.var_text.append(text)
                 self.var_tokens.append(tokens)
-                if len(tokens) == 1 and len(normal.tokens[0]) < self.settings.min_fuzzy_length:
+                if len(tokens) == 1 and len(normal.tokens[0]) < min_len:
                     self.acronyms.add(v)
                 self.compact.setdefault(normal.compact, []).append(v)
-                all_weak = all(self.normaliser.is_weak(t) for t in normal.tokens)
+                all_weak = all(is_weak(w) for w in normal.tokens)
                 for t in set(tokens):
                     if all_weak:
                         self.weak_postings.setdefault(t, []).append(v)
-                    elif not self.normaliser.is_weak(self.words[t]):
-                        self.postings[t].append(v)
+                    elif not is_weak(words[t]):
+                        postings[t].append(v)
                     seen_in_entry.add(t)
             for text in entry.native_names:
-                key = self.normaliser.normalise(text).native
+                key = normalise(text).native
                 if key:
                     v = len(self.var_entry)
                     self.var_entry.append(e)
@@ -108,14 +120,27 @@ class PartyIndex:
                 entry_df[t] += 1
         n = max(1, len(self.entries))
         self.unknown_weight = math.log((n + 1) / 1.5)
-        self.weights = [self._cap(w, math.log((n + 1) / (df + 0.5))) for w, df in zip(self.words, entry_df,
-                                                                                         strict=True)]
-        self.weak = [self.normaliser.is_weak(w) for w in self.words]
-        for word, t in self.vocab.items():
-            self._add_deletion(word, t)
-            if len(word) >= self.settings.min_fuzzy_length:
-                for key in _deletions(word):
-                    self._add_deletion(key, t)
+        self.weights = [self._cap(w, math.log((n + 1) / (df + 0.5))) for w, df in zip(words, entry_df, strict=True)]
+        self.weak = [is_weak(w) for w in words]
+        self._build_neighbourhood(min_len)
+
+    def _build_neighbourhood(self, min_len: int) -> None:
+        # Each key maps to one word id, or to a list of them when words share the key (rare, saves memory).
+        deletions = self.deletions
+        get = deletions.get
+        for t, word in enumerate(self.words):
+            keys = [word]
+            if len(word) >= min_len:
+                keys.extend(word[:i] + word[i + 1:] for i in range(len(word)))
+            for key in keys:
+                current = get(key)
+                if current is None:
+                    deletions[key] = t
+                elif current.__class__ is int:
+                    if current != t:
+                        deletions[key] = [current, t]
+                elif current[-1] != t:
+                    current.append(t)
 
     def _cap(self, word: str, weight: float) -> float:
         # Inverse document frequency (over entries) measures identity; sector words and places are capped.
@@ -124,24 +149,6 @@ class PartyIndex:
         if self.normaliser.is_weak(word):
             return min(weight, self.settings.weak_word_weight)
         return weight
-
-    def _intern(self, word: str, entry_df: list[int]) -> int:
-        t = self.vocab.get(word)
-        if t is None:
-            t = self.vocab[word] = len(self.words)
-            self.words.append(word)
-            self.postings.append([])
-            entry_df.append(0)
-        return t
-
-    def _add_deletion(self, key: str, t: int) -> None:
-        current = self.deletions.get(key)
-        if current is None:
-            self.deletions[key] = t
-        elif isinstance(current, int):
-            self.deletions[key] = [current, t]
-        else:
-            current.append(t)
 
     # -- querying ---------------------------------------------------------------------------------
 
@@ -190,15 +197,50 @@ class PartyIndex:
         if not self._searchable(normal):
             return self._native_hits(normal)
         q_sims = [self.similar_words(w) for w in normal.tokens]
-        candidates = self._candidates(normal, q_sims, threshold)
-        return self._score(normal, q_sims, candidates, threshold)
+        q_weights, q_weak = self._profile(normal, q_sims)
+        candidates = self._candidates(normal, q_sims, q_weights, q_weak, threshold)
+        return self._score(normal, self._complete(normal, q_sims, candidates), q_weights, q_weak, candidates,
+                           threshold)
 
     def brute_force(self, normal: NormalName, threshold: float) -> list[Hit]:
         """The same scoring applied to every listed name (no blocking): the reference for recall."""
         if not self._searchable(normal):
             return self._native_hits(normal)
         q_sims = [self.exhaustive_similar_words(w) for w in normal.tokens]
-        return self._score(normal, q_sims, range(len(self.var_entry)), threshold)
+        q_weights, q_weak = self._profile(normal, q_sims)
+        return self._score(normal, q_sims, q_weights, q_weak, range(len(self.var_entry)), threshold)
+
+    def _profile(self, normal: NormalName, q_sims: list[dict[int, float]]) -> tuple[list[float], list[bool]]:
+        """Weight and weakness of each query word; a misspelt list word inherits them ("Tecnology")."""
+        weights, weak = [], []
+        for word, sims in zip(normal.tokens, q_sims, strict=True):
+            t = self.vocab.get(word)
+            if t is None and sims:
+                t = max(sims, key=lambda k: (sims[k], self.weights[k]))
+            if t is None:
+                weights.append(self._cap(word, self.unknown_weight))
+                weak.append(self.normaliser.is_weak(word))
+            else:
+                weights.append(self.weights[t])
+                weak.append(self.weak[t])
+        return weights, weak
+
+    def _complete(self, normal: NormalName, q_sims: list[dict[int, float]], candidates: set[int]
+                  ) -> list[dict[int, float]]:
+        """Add the similarities the neighbourhood cannot see (two edits apart) for the candidates' words."""
+        words = {t for v in candidates for t in self.var_tokens[v]}
+        min_len = self.settings.min_fuzzy_length
+        words = [t for t in words if len(self.words[t]) >= min_len]
+        out = []
+        for word, sims in zip(normal.tokens, q_sims, strict=True):
+            missing = [t for t in words if t not in sims] if len(word) >= min_len else []
+            if missing:
+                sims = dict(sims)
+                for _, sim, k in process.extract(word, [self.words[t] for t in missing], scorer=fuzz.ratio,
+                                                 score_cutoff=self.settings.token_similarity, limit=None):
+                    sims[missing[k]] = sim
+            out.append(sims)
+        return out
 
     def _searchable(self, normal: NormalName) -> bool:
         tokens = normal.tokens
@@ -210,14 +252,13 @@ class PartyIndex:
             hits.setdefault(self.var_entry[v], Hit(self.var_entry[v], v, 100.0, "native", None))
         return list(hits.values())
 
-    def _candidates(self, normal: NormalName, q_sims: list[dict[int, float]], threshold: float) -> set[int]:
-        weights = [self.word_weight(w) for w in normal.tokens]
+    def _candidates(self, normal: NormalName, q_sims: list[dict[int, float]], weights: list[float],
+                    q_weak: list[bool], threshold: float) -> set[int]:
         total = sum(weights)
         # A name that agrees on none of the words in `needed` cannot reach the threshold: with r the
         # share of query weight outside them, the score is at most 2r / (1 + r).
         bound = threshold / (200.0 - threshold)
-        order = sorted((i for i, w in enumerate(normal.tokens) if not self.normaliser.is_weak(w)),
-                       key=lambda i: -weights[i])
+        order = sorted((i for i in range(len(weights)) if not q_weak[i]), key=lambda i: -weights[i])
         remaining = total
         candidates: set[int] = set()
         for i in order:
@@ -240,10 +281,8 @@ class PartyIndex:
         candidates.update(self.native.get(normal.native or "", ()))
         return candidates
 
-    def _score(self, normal: NormalName, q_sims: list[dict[int, float]], variants: Iterable[int],
-               threshold: float) -> list[Hit]:
-        q_weights = [self.word_weight(w) for w in normal.tokens]
-        q_weak = [self.normaliser.is_weak(w) for w in normal.tokens]
+    def _score(self, normal: NormalName, q_sims: list[dict[int, float]], q_weights: list[float],
+               q_weak: list[bool], variants: Iterable[int], threshold: float) -> list[Hit]:
         weights, weak, var_tokens = self.weights, self.weak, self.var_tokens
         best: dict[int, Hit] = {}
         compact_hits = set(self.compact.get(normal.compact, ()))
@@ -258,7 +297,7 @@ class PartyIndex:
                 continue
             else:
                 result = align(q_sims, q_weights, q_weak, tokens, [weights[t] for t in tokens],
-                               [weak[t] for t in tokens])
+                               [weak[t] for t in tokens], self.settings.similarity_floor)
                 if result is None or result.score < threshold:
                     continue
                 hit = Hit(self.var_entry[v], v, result.score, "words", result, v in self.acronyms)

@@ -84,11 +84,19 @@ class Normaliser:
 
     def normalise(self, name: str) -> NormalName:
         """Reduce a name to its identifying words (ASCII, lower case) and its native-script key."""
-        text = unicodedata.normalize("NFKC", name or "").strip()
-        native = self._native(text)
-        ascii_text = anyascii(text).lower().replace("&", " and ")
+        text = (name or "").strip()
+        if text.isascii():
+            native = None
+            ascii_text = text.lower()
+        else:
+            text = unicodedata.normalize("NFKC", text)
+            native = self._native(text)
+            ascii_text = anyascii(text).lower()
+        if "&" in ascii_text:
+            ascii_text = ascii_text.replace("&", " and ")
         ascii_text = _APOSTROPHES.sub("", ascii_text)
-        ascii_text = _INITIALS.sub(lambda m: m.group().replace(".", ""), ascii_text)
+        if "." in ascii_text:
+            ascii_text = _INITIALS.sub(_join_initials, ascii_text)
         words = [self.abbreviations.get(w, w) for w in _NON_ALNUM.split(ascii_text) if w]
         kept: list[str] = []
         removed: list[str] = []
@@ -124,6 +132,10 @@ class Normaliser:
             if _is_cjk(form) and key.endswith(form) and key != form:
                 key = key[: -len(form)]
         return key or None
+
+
+def _join_initials(match: re.Match) -> str:
+    return match.group().replace(".", "")
 
 
 def _native_key(text: str) -> str:
