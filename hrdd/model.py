@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 STAGES = ("opportunity", "quote", "order", "renewal", "post_sale")
@@ -121,13 +121,22 @@ class Transaction:
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical JSON form (as accepted by POST /v1/screenings)."""
-        data = asdict(self)
-        for item in data["items"]:
-            item["capabilities"] = list(item["capabilities"])
-        data["parties"] = list(data["parties"])
-        data["items"] = list(data["items"])
-        data["deployment_countries"] = list(data["deployment_countries"])
-        return data
+        # Written out rather than dataclasses.asdict(): this is on the hot path of every screening.
+        r, e = self.reference, self.end_user
+        return {
+            "reference": {"system": r.system, "object_type": r.object_type, "object_id": r.object_id},
+            "stage": self.stage,
+            "end_user": {"name": e.name, "country": e.country, "type": e.type, "sector": e.sector},
+            "parties": [{"role": p.role, "name": p.name, "country": p.country,
+                         "government_linked": p.government_linked} for p in self.parties],
+            "items": [{"sku": i.sku, "name": i.name, "capabilities": list(i.capabilities), "eccn": i.eccn,
+                       "quantity": i.quantity, "unit_price": i.unit_price, "currency": i.currency,
+                       "component_of_surveillance_system": i.component_of_surveillance_system}
+                      for i in self.items],
+            "deployment_countries": list(self.deployment_countries),
+            "intended_use": self.intended_use,
+            "answers": dict(self.answers),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Transaction:
@@ -170,7 +179,8 @@ class RedFlag:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the screening response."""
-        return asdict(self)
+        return {"id": self.id, "step": self.step, "severity": self.severity, "title": self.title,
+                "evidence": self.evidence, "source": self.source, "data": self.data, "raised_by": self.raised_by}
 
 
 @dataclass
@@ -183,7 +193,7 @@ class Safeguard:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the screening response."""
-        return asdict(self)
+        return {"id": self.id, "kind": self.kind, "title": self.title}
 
 
 @dataclass
@@ -197,7 +207,7 @@ class StepResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the screening response."""
-        return asdict(self)
+        return {"step": self.step, "title": self.title, "status": self.status, "flags": list(self.flags)}
 
 
 @dataclass

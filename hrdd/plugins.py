@@ -19,7 +19,9 @@ DEFAULT_PLUGINS = (
     "hrdd_plugins.step3_country_laws",
     "hrdd_plugins.step4_stakeholders",
     "hrdd_plugins.step6_safeguards",
+    "hrdd_plugins.information_gaps",
     "hrdd_plugins.reference_data",
+    "hrdd_plugins.checklist",
 )
 
 

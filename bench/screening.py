@@ -1,0 +1,121 @@
+"""hrdd serve vs a bare Flask JSON echo, same WSGI server (waitress) and load generator (wrk), one run.
+
+Prints throughput of each, the ratio, and latency percentiles; writes bench/results/screening-<db>.json.
+Usage: python bench/screening.py [--seconds 15] [--connections 16] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc) -> None:
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited with {proc.returncode}; see its log in the bench directory") from None
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer")
+
+
+def wrk(url: str, body_file: Path, headers: dict, seconds: int, connections: int) -> dict:
+    """Run wrk with a Lua script that POSTs the body; parse requests/s, latency percentiles and errors."""
+    lua = Path(tempfile.mkstemp(suffix=".lua")[1])
+    head = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    body = json.dumps(body_file.read_text())
+    lua.write_text(f'wrk.method = "POST"\nwrk.body = {body}\n{head}\n'
+                   'wrk.headers["Content-Type"] = "application/json"\n'
+                   'done = function(summary, latency, requests)\n'
+                   '  io.write(string.format("STATUS_ERRORS %d\\n", summary.errors.status))\nend\n')
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
+                         capture_output=True, text=True, check=True).stdout
+    lua.unlink()
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": ms("50"), "p90_ms": ms("90"), "p99_ms": ms("99"),
+            "non_2xx": int(re.search(r"STATUS_ERRORS (\d+)", out).group(1)),
+            "socket_errors": bool(re.search(r"Socket errors", out)), "raw": out}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=8, help="waitress threads for both servers")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    tmp = Path(tempfile.mkdtemp(prefix="hrdd-bench-"))
+    db = args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
+    env = {**os.environ, "HRDD_DATABASE_URL": db}
+    fixture = ROOT / "tests" / "fixtures" / "transaction_egypt_biometric.json"
+    key = subprocess.run([PY, "-m", "hrdd.cli", "keys", "create", "bench", "--role", "crm"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    hrdd_port, echo_port = free_port(), free_port()
+    servers = [
+        subprocess.Popen([PY, "-m", "hrdd.cli", "serve", "--port", str(hrdd_port), "--threads", str(args.threads)],
+                         env=env, cwd=ROOT, stdout=(tmp / "hrdd.log").open("wb"), stderr=subprocess.STDOUT),
+        subprocess.Popen([PY, str(ROOT / "bench" / "echo_app.py"), str(echo_port), str(args.threads)],
+                         cwd=ROOT, stdout=(tmp / "echo.log").open("wb"), stderr=subprocess.STDOUT),
+    ]
+    try:
+        wait_ready(f"http://127.0.0.1:{hrdd_port}/readyz", servers[0])
+        wait_ready(f"http://127.0.0.1:{echo_port}/echo", servers[1])
+        auth = {"Authorization": f"Bearer {key}"}
+        # Warm both servers before measuring.
+        wrk(f"http://127.0.0.1:{echo_port}/echo", fixture, {}, 2, args.connections)
+        wrk(f"http://127.0.0.1:{hrdd_port}/v1/screenings", fixture, auth, 2, args.connections)
+        echo = wrk(f"http://127.0.0.1:{echo_port}/echo", fixture, {}, args.seconds, args.connections)
+        hrdd = wrk(f"http://127.0.0.1:{hrdd_port}/v1/screenings", fixture, auth, args.seconds, args.connections)
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(10)
+    backend = "postgresql" if db.startswith("postgresql") else "sqlite"
+    ratio = hrdd["requests_per_s"] / echo["requests_per_s"]
+    print(f"backend: {backend}; {args.connections} connections, {args.seconds}s each, waitress {args.threads} threads")
+    for name, r in (("bare echo", echo), ("hrdd screening", hrdd)):
+        print(f"{name:>15}: {r['requests_per_s']:8.1f} req/s  p50 {r['p50_ms']:.2f} ms  p90 {r['p90_ms']:.2f} ms  "
+              f"p99 {r['p99_ms']:.2f} ms  non-2xx {r['non_2xx']}")
+    print(f"ratio screening/echo: {ratio:.2f}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    record = {"backend": backend, "connections": args.connections, "seconds": args.seconds,
+              "echo": {k: v for k, v in echo.items() if k != "raw"},
+              "screening": {k: v for k, v in hrdd.items() if k != "raw"}, "ratio": round(ratio, 3)}
+    (out / f"screening-{backend}.json").write_text(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Operations: /healthz, /readyz, /metrics, /v1/plugins and /openapi.json."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hrdd import __version__
+from hrdd.auth import require_role
+from hrdd.openapi import build_spec
+from hrdd.plugins import plugin_info
+from hrdd.services import current_services
+
+bp = Blueprint("meta", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness: the process answers."""
+    return jsonify({"status": "ok", "version": __version__})
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: the store answers and the reference data is loaded (503 otherwise, saying which)."""
+    services = current_services()
+    checks = {"store": services.store.ping(), "reference_data": services.reference.loaded()}
+    ready = all(checks.values())
+    response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})
+    response.status_code = 200 if ready else 503
+    return response
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus exposition."""
+    return Response(generate_latest(current_services().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/v1/plugins")
+def plugins():
+    """Installed plugins and the hooks each implements."""
+    return jsonify({"plugins": plugin_info(current_services().pm)})
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3 description, generated from the marshmallow schemas."""
+    return jsonify(build_spec(current_app))
+
+
+@bp.get("/v1/whoami")
+@require_role()
+def whoami():
+    """The principal behind the caller's key (to check a key works and what it may do)."""
+    from flask import g
+    return jsonify({k: v for k, v in g.principal.items() if k in ("name", "role", "kind")})

@@ -1,0 +1,53 @@
+"""POST /v1/screenings and GET /v1/screenings/<id>: screen a canonical transaction, read it back."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from hrdd.auth import require_role
+from hrdd.errors import ApiError, not_found
+from hrdd.services import current_services
+
+bp = Blueprint("screenings", __name__)
+
+
+def json_body():
+    """The request's JSON object; 415 for another content type, 400 for malformed JSON."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type",
+                       f"Send the transaction as application/json (got {request.mimetype or 'no content type'!r})")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "malformed_json", "The body is not valid JSON")
+    return body
+
+
+@bp.post("/v1/screenings")
+@require_role("crm")
+def create_screening():
+    """Screen a transaction; 201 with the stored screening, 200 on an idempotent replay."""
+    dry_run = request.args.get("dry_run", "false").lower() in ("1", "true", "yes")
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1 to 255 characters",
+                       {"Idempotency-Key": ["length must be 1..255"]})
+    services = current_services()
+    result, created = services.screen_and_store(json_body(), idempotency_key=key, dry_run=dry_run)
+    if created:
+        services.metrics.decisions.labels(result["decision"]).inc()
+    status = 201 if created else 200
+    response = jsonify(result)
+    response.status_code = status
+    if created:
+        response.headers["Location"] = f"/v1/screenings/{result['id']}"
+    return response
+
+
+@bp.get("/v1/screenings/<screening_id>")
+@require_role()
+def get_screening(screening_id: str):
+    """A stored screening, as it was recorded."""
+    result = current_services().store.get_screening(screening_id)
+    if result is None:
+        raise not_found("screening", screening_id)
+    return jsonify(result)

@@ -1,0 +1,52 @@
+"""API-key authentication and role checks for machine callers (Authorization: Bearer <key>)."""
+
+from __future__ import annotations
+
+import functools
+
+from flask import g, request
+
+from hrdd.errors import ApiError
+from hrdd.services import current_services
+
+ROLES = ("crm", "contracts", "export", "reviewer", "admin")
+
+
+def authenticate() -> dict | None:
+    """The principal behind the request's bearer key (or a signed-in person), or None."""
+    if "principal" in g:
+        return g.principal
+    principal = None
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        key = current_services().store.lookup_api_key(token.strip())
+        if key:
+            principal = {"name": key["name"], "role": key["role"], "kind": "api_key", "id": key["id"]}
+    if principal is None:
+        loader = getattr(current_services(), "session_principal", None)
+        principal = loader() if loader else None
+    g.principal = principal
+    return principal
+
+
+def require_role(*roles: str):
+    """Decorator: 401 without a valid key, 403 unless the key's role is one of ``roles`` (or admin)."""
+    allowed = set(roles) | {"admin"}
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            principal = authenticate()
+            if principal is None:
+                raise ApiError(401, "unauthorized", "A valid API key is required: Authorization: Bearer <key>",
+                               headers={"WWW-Authenticate": 'Bearer realm="hrdd"'})
+            if roles and principal["role"] not in allowed:
+                raise ApiError(403, "forbidden",
+                               f"Role {principal['role']!r} may not do this; it needs one of: {', '.join(sorted(allowed))}")
+            return view(*args, **kwargs)
+
+        wrapper.required_roles = tuple(sorted(allowed)) if roles else ("any",)
+        return wrapper
+
+    return decorator

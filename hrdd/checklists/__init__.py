@@ -1,0 +1,1 @@
+"""Excel due diligence checklists: templates, the workbook writer and the upload reader."""

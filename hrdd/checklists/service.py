@@ -1,0 +1,163 @@
+"""Checklist settings, rendering and the upload endpoint (POST /v1/screenings/<id>/checklist)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+from flask import Blueprint, current_app, g, has_app_context, has_request_context, jsonify, request
+
+from hrdd.auth import require_role
+from hrdd.checklists.evidence import checklist_uploads, upload_row
+from hrdd.checklists.templates import DEFAULT_TEMPLATE, Template, get_template
+from hrdd.checklists.upload import XLSX_MIMETYPE, UploadLimits, read_checklist
+from hrdd.checklists.workbook import build_workbook
+from hrdd.config import PROJECT_ROOT
+from hrdd.errors import ApiError, not_found
+from hrdd.services import current_services
+from hrdd.store import new_id
+
+bp = Blueprint("checklists", __name__)
+_MACRO_TYPES = ("application/vnd.ms-excel.sheet.macroenabled.12", "application/vnd.ms-excel.sheet.macroEnabled.12")
+_RAW_TYPES = (XLSX_MIMETYPE, "application/octet-stream")
+_PENDING = "hrdd_checklist_upload"
+
+
+def checklists_dir(config: dict | None = None) -> Path:
+    """The template directory: the app's HRDD_CHECKLISTS_DIR, else the environment, else ./checklists."""
+    if config is None and has_app_context():
+        config = current_app.config
+    value = (config or {}).get("HRDD_CHECKLISTS_DIR") or os.environ.get("HRDD_CHECKLISTS_DIR")
+    return Path(value) if value else PROJECT_ROOT / "checklists"
+
+
+def upload_limits(config: dict) -> UploadLimits:
+    """Upload bounds from HRDD_CHECKLIST_MAX_UPLOAD and HRDD_CHECKLIST_MAX_UNCOMPRESSED (bytes)."""
+    default = UploadLimits()
+    return UploadLimits(
+        max_bytes=int(config.get("HRDD_CHECKLIST_MAX_UPLOAD") or default.max_bytes),
+        max_uncompressed=int(config.get("HRDD_CHECKLIST_MAX_UNCOMPRESSED") or default.max_uncompressed),
+    )
+
+
+def template_for(config: dict, requested: str | None) -> Template:
+    """The template asked for (``?template=``), else HRDD_CHECKLIST_TEMPLATE, else the State Dept one."""
+    wanted = requested or config.get("HRDD_CHECKLIST_TEMPLATE") or DEFAULT_TEMPLATE
+    try:
+        return get_template(checklists_dir(config), wanted)
+    except KeyError as exc:
+        raise ApiError(422, "unknown_template", str(exc.args[0]), {"template": [str(exc.args[0])]}) from None
+
+
+def data_sources(app) -> list[dict]:
+    """The datasets' names, versions, sources and terms from the hrdd_data_sources hook (cached per app)."""
+    services = app.extensions["hrdd"]
+    cached = getattr(services, "_checklist_data_sources", None)
+    if cached is None:
+        from hrdd.engine import ScreeningContext  # noqa: PLC0415 - the engine imports plugins
+        context = ScreeningContext(services.reference, services.policy, services.store)
+        cached = [ds for rows in services.pm.hook.hrdd_data_sources(context=context) for ds in rows or ()]
+        services._checklist_data_sources = cached
+    return cached
+
+
+def render_checklist(screening: dict, options: dict, app) -> tuple[bytes, str, str]:
+    """The checklist workbook for a stored screening: (bytes, mimetype, download file name)."""
+    template = template_for(app.config, options.get("template"))
+    body = build_workbook(screening, template, data_sources=data_sources(app))
+    return body, XLSX_MIMETYPE, f"checklist-{screening.get('id')}-{template.id}.xlsx"
+
+
+def _received_workbook(limits: UploadLimits) -> tuple[bytes, str | None]:
+    if request.content_length is not None and request.content_length > limits.max_bytes + 64 * 1024:
+        raise ApiError(413, "upload_too_large",
+                       f"The upload is {request.content_length} bytes; the limit is {limits.max_bytes} bytes.")
+    # Multipart framing adds a little; the workbook itself is checked against max_bytes afterwards.
+    request.max_content_length = limits.max_bytes + 64 * 1024
+    mimetype = (request.mimetype or "").lower()
+    if mimetype in (t.lower() for t in _MACRO_TYPES):
+        raise ApiError(415, "macro_enabled",
+                       "Macro-enabled workbooks (.xlsm) are refused; save the checklist as .xlsx and upload again.")
+    if mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise ApiError(422, "validation_error", "Send the workbook in the multipart field 'file'.",
+                           {"file": ["missing"]})
+        if (upload.mimetype or "").lower() in (t.lower() for t in _MACRO_TYPES) or \
+                (upload.filename or "").lower().endswith(".xlsm"):
+            raise ApiError(415, "macro_enabled", "Macro-enabled workbooks (.xlsm) are refused; save the "
+                           "checklist as .xlsx and upload again.")
+        return upload.read(limits.max_bytes + 1), upload.filename
+    if mimetype in _RAW_TYPES:
+        return request.get_data(cache=False), None
+    raise ApiError(415, "unsupported_media_type",
+                   f"Send the checklist as {XLSX_MIMETYPE} or as multipart/form-data field 'file' "
+                   f"(got {request.mimetype or 'no content type'!r}).")
+
+
+@bp.post("/v1/screenings/<screening_id>/checklist")
+@require_role("export")
+def upload_checklist(screening_id: str):
+    """Read a filled-in checklist and screen the transaction again with its answers (201, new screening)."""
+    services = current_services()
+    screening = services.store.get_screening(screening_id)
+    if screening is None:
+        raise not_found("screening", screening_id)
+    limits = upload_limits(current_app.config)
+    data, filename = _received_workbook(limits)
+    directory = checklists_dir()
+    checked = read_checklist(data, screening, lambda tid: get_template(directory, tid), limits)
+    body = copy.deepcopy(services.store.get_screening_request(screening_id) or screening["transaction"])
+    body["answers"] = {**(body.get("answers") or {}), **checked.answers}
+    upload_id = new_id("chk")
+    principal = g.get("principal") or {}
+    g.setdefault(_PENDING, {"id": upload_id, "screening": screening, "checked": checked, "data": data,
+                            "filename": filename, "by": principal.get("name"), "stored": False})
+    result, created = services.screen_and_store(body, source="checklist")
+    pending = g.pop(_PENDING)
+    if not pending["stored"]:  # only if the store did not call hrdd_screening_stored
+        with services.store.begin() as conn:
+            _insert_upload(conn, pending, result)
+    if created and hasattr(services, "metrics"):
+        services.metrics.decisions.labels(result["decision"]).inc()
+    response = jsonify({**result, "checklist_upload": {
+        "id": upload_id, "screening_id": screening_id, "template_id": checked.template_id,
+        "template_version": checked.template_version, "answers": checked.answers}})
+    response.status_code = 201
+    response.headers["Location"] = f"/v1/screenings/{result['id']}"
+    return response
+
+
+def _insert_upload(connection, pending: dict, new_screening: dict) -> None:
+    connection.execute(checklist_uploads.insert().values(**upload_row(
+        pending["id"], screening=pending["screening"], new_screening=new_screening, checked=pending["checked"],
+        data=pending["data"], filename=pending["filename"], uploaded_by=pending["by"])))
+    pending["stored"] = True
+
+
+def store_pending_upload(screening: dict, connection) -> None:
+    """Inside the screening's own database transaction, store the upload that caused it (if any)."""
+    if not has_request_context():
+        return
+    pending = g.get(_PENDING)
+    if pending and not pending["stored"]:
+        _insert_upload(connection, pending, screening)
+
+
+upload_checklist.openapi = {
+    "requestBody": {"required": True, "content": {
+        XLSX_MIMETYPE: {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                           "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+    "responses": {
+        "201": {"description": "A new screening of the same transaction with the checklist's answers",
+                "content": {"application/json": {"schema": "Screening"}}},
+        "413": {"description": "Upload or its unpacked size over the limit",
+                "content": {"application/json": {"schema": "Error"}}},
+        "415": {"description": "Not an .xlsx workbook, or macro-enabled",
+                "content": {"application/json": {"schema": "Error"}}},
+        "422": {"description": "Not this screening's checklist, an older template, or invalid answers "
+                               "(errors.answers.<question id>)",
+                "content": {"application/json": {"schema": "Error"}}}},
+}

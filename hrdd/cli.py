@@ -1,0 +1,153 @@
+"""The `hrdd` command: serve, screen, keys, db, data, plus commands added by plugins."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask.cli import FlaskGroup, with_appcontext
+
+from hrdd.store import ROLES
+
+
+def _create_app():
+    from server import create_app  # noqa: PLC0415 - server.py lives at the project root
+    return create_app()
+
+
+def _services():
+    from hrdd.services import current_services
+    return current_services()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+def cli():
+    """hrdd: human rights due diligence gate for surveillance-capable products."""
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@with_appcontext
+def serve(host, port, threads):
+    """Run the service on a production WSGI server (waitress)."""
+    import logging
+
+    from flask import current_app
+    from waitress import serve as waitress_serve
+    # waitress logs every queued request at WARNING under load; queue depth is visible in /metrics latency.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    click.echo(f"hrdd listening on http://{host}:{port} (store: {_safe_url(current_app.config['HRDD_DATABASE_URL'])})")
+    waitress_serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="hrdd")
+
+
+def _safe_url(url: str) -> str:
+    # Never print a password embedded in the database URL.
+    from sqlalchemy.engine import make_url
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@cli.command("screen")
+@click.argument("file", type=click.File("r"))
+@with_appcontext
+def screen(file):
+    """Screen a transaction JSON FILE offline (nothing stored) and print the screening."""
+    from hrdd.errors import ApiError
+    from hrdd.model import Transaction
+    services = _services()
+    try:
+        body = json.load(file)
+        screening = services.screen(Transaction.from_dict(services.validate(body)))
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{file.name}: not valid JSON ({exc})") from exc
+    except ApiError as exc:
+        raise click.ClickException(f"{file.name}: {exc.message}: {json.dumps(exc.errors)}") from exc
+    click.echo(json.dumps(screening.to_dict(), indent=2))
+
+
+@cli.group("keys")
+def keys():
+    """Manage API keys for machines (CRM, ERP, contract and export tools)."""
+
+
+@keys.command("create")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@with_appcontext
+def keys_create(name, role):
+    """Create a key; it is printed once, alone on the last line."""
+    key_id, plaintext = _services().store.create_api_key(name, role)
+    click.echo(f"Created key {key_id} for {name} with role {role}. Store it now; it is not shown again:")
+    click.echo(plaintext)
+
+
+@keys.command("list")
+@with_appcontext
+def keys_list():
+    """List keys (never the secret)."""
+    for key in _services().store.list_api_keys():
+        state = "revoked" if key["revoked"] else "active"
+        click.echo(f"{key['id']}  {key['name']:<30} {key['role']:<10} {key['prefix']}…  {key['created_at']}  {state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@with_appcontext
+def keys_revoke(key_id):
+    """Revoke a key by id."""
+    if not _services().store.revoke_api_key(key_id):
+        raise click.ClickException(f"no active key {key_id}")
+    click.echo(f"revoked {key_id}")
+
+
+@cli.group("db")
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+@with_appcontext
+def db_upgrade():
+    """Create or migrate the schema (also done on start)."""
+    services = _services()
+    services.store.upgrade()
+    click.echo(f"schema up to date ({services.store.dialect})")
+
+
+@cli.group("data")
+def data():
+    """Reference datasets."""
+
+
+@data.command("info")
+@with_appcontext
+def data_info():
+    """Each dataset: source, version, rows and licence terms."""
+    from hrdd.engine import ScreeningContext
+    services = _services()
+    context = ScreeningContext(services.reference, services.policy, services.store)
+    for rows in services.pm.hook.hrdd_data_sources(context=context):
+        for ds in rows or ():
+            click.echo(f"{ds['name']}: {ds.get('title', '')}")
+            click.echo(f"  file:    {ds.get('file')} ({ds.get('rows', 0)} rows{'' if ds.get('present', True) else ', MISSING'})")
+            click.echo(f"  version: {ds.get('version') or '-'}")
+            click.echo(f"  source:  {ds.get('source')}")
+            click.echo(f"  terms:   {ds.get('terms')}")
+    click.echo(f"data directory: {Path(services.reference.data_dir).resolve()}")
+
+
+def main():
+    """Entry point of the `hrdd` console script."""
+    # Plugins add their commands before click parses the arguments.
+    from hrdd.config import load_config
+    from hrdd.plugins import make_plugin_manager
+    pm = make_plugin_manager(load_config().get("HRDD_PLUGINS_DIR"))
+    pm.hook.hrdd_register_commands(cli=cli)
+    sys.exit(cli.main(prog_name="hrdd"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Builds red flags from the catalogue data file so wording and sources stay out of code."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hrdd.model import RedFlag
+
+
+@lru_cache(maxsize=8)
+def load_catalogue(path: Path) -> dict[str, dict[str, Any]]:
+    """The red-flag catalogue (id -> step, title, source) from data/red_flags.yaml."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    flags = data.get("flags") or {}
+    for flag_id, entry in flags.items():
+        for key in ("step", "title", "source"):
+            if key not in entry:
+                raise ValueError(f"{path}: red flag {flag_id} has no {key!r}")
+    return flags
+
+
+def make_flag(context, flag_id: str, evidence: str, severity_key: str | None = None,
+              default_severity: str = "medium", **data: Any) -> RedFlag:
+    """A RedFlag with catalogue wording, policy severity (``severity_key`` selects a variant) and evidence."""
+    entry = context.reference.red_flags.get(flag_id)
+    if entry is None:
+        raise KeyError(f"red flag {flag_id} is not in the catalogue")
+    severity = context.policy.severity(severity_key or flag_id, default_severity)
+    return RedFlag(id=flag_id, step=int(entry["step"]), severity=severity, title=entry["title"],
+                   evidence=evidence, source=entry["source"], data=data)

@@ -1,0 +1,21 @@
+"""The gate a CRM acts on: the engine's gate adjusted by reviewer overrides and hold conditions."""
+
+from __future__ import annotations
+
+
+def effective_gate(engine_gate: str, factors: list[dict]) -> tuple[str, list[str]]:
+    """Combine the engine's gate with plugin factors; returns (gate, reasons).
+
+    The latest reviewer override replaces the engine's gate; any hold keeps the gate at `hold` at least;
+    a `block` is never lowered by a hold.
+    """
+    gate, reasons = engine_gate, []
+    overrides = sorted((f for f in factors if f.get("kind") == "override"), key=lambda f: f.get("at") or "")
+    if overrides:
+        gate = overrides[-1]["gate"]
+        reasons.append(overrides[-1]["reason"])
+    holds = [f["reason"] for f in factors if f.get("kind") == "hold"]
+    if holds and gate != "block":
+        gate = "hold"
+    reasons.extend(holds)
+    return gate, reasons

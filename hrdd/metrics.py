@@ -1,0 +1,38 @@
+"""Prometheus metrics: request counts and latencies per endpoint, decisions by kind."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, g, request
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    """One registry per app, so several apps (tests, workers) never collide."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("hrdd_http_requests_total", "HTTP requests", ["method", "endpoint", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("hrdd_http_request_duration_seconds", "HTTP request latency", ["endpoint"],
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                                 registry=self.registry)
+        self.decisions = Counter("hrdd_decisions_total", "Screenings stored, by decision", ["decision"],
+                                 registry=self.registry)
+
+    def install(self, app: Flask) -> None:
+        """Time every request and count it by endpoint and status."""
+
+        @app.before_request
+        def _start():
+            g._hrdd_started = time.perf_counter()
+
+        @app.after_request
+        def _record(response):
+            endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+            started = g.pop("_hrdd_started", None)
+            if started is not None:
+                self.latency.labels(endpoint).observe(time.perf_counter() - started)
+            self.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+            return response

@@ -1,0 +1,175 @@
+"""Marshmallow schemas at the HTTP boundary: the canonical transaction in, screenings and errors out."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from hrdd.model import ANSWER_VALUES, END_USER_TYPES, PARTY_ROLES, SECTORS, STAGES
+from hrdd.reference.countries import CountryCodes, UnknownCountry
+
+_codes = CountryCodes({})
+
+
+class Country(fields.String):
+    """An ISO 3166-1 alpha-2 code; names like 'Egypt' and alpha-3 codes are accepted and normalised."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return _codes.normalise(text)
+        except UnknownCountry as exc:
+            raise ValidationError(f"{exc}; use an ISO 3166-1 alpha-2 code such as 'EG' or a country name") from exc
+
+
+def _text(max_len: int, **kw):
+    return fields.String(validate=validate.Length(min=1, max=max_len), **kw)
+
+
+class StrictSchema(Schema):
+    """Rejects unknown fields so that typos never pass silently."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class ReferenceSchema(StrictSchema):
+    system = _text(64, required=True)
+    object_type = _text(64, required=True)
+    object_id = _text(128, required=True)
+
+
+class EndUserSchema(StrictSchema):
+    name = _text(300, required=True)
+    country = Country(required=True)
+    type = fields.String(load_default="unknown", validate=validate.OneOf(END_USER_TYPES))
+    sector = fields.String(load_default="other", validate=validate.OneOf(SECTORS))
+
+
+class PartySchema(StrictSchema):
+    role = fields.String(required=True, validate=validate.OneOf(PARTY_ROLES))
+    name = _text(300, required=True)
+    country = Country(load_default=None, allow_none=True)
+    government_linked = fields.Boolean(load_default=None, allow_none=True)
+
+
+class ItemSchema(StrictSchema):
+    sku = _text(100, required=True)
+    name = _text(300, required=True)
+    capabilities = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                               validate=validate.Length(min=1, max=20))
+    eccn = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
+    quantity = fields.Float(load_default=1, validate=validate.Range(min=0))
+    unit_price = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    currency = fields.String(load_default=None, allow_none=True, validate=validate.Length(equal=3))
+    component_of_surveillance_system = fields.Boolean(load_default=False)
+
+
+class TransactionSchema(StrictSchema):
+    """The canonical transaction (request body of POST /v1/screenings)."""
+
+    reference = fields.Nested(ReferenceSchema, required=True)
+    stage = fields.String(required=True, validate=validate.OneOf(STAGES))
+    end_user = fields.Nested(EndUserSchema, required=True)
+    parties = fields.List(fields.Nested(PartySchema), load_default=list, validate=validate.Length(max=50))
+    items = fields.List(fields.Nested(ItemSchema), required=True, validate=validate.Length(min=1, max=200))
+    deployment_countries = fields.List(Country(), load_default=list, validate=validate.Length(max=60))
+    intended_use = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+    answers = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$")),
+                          values=fields.String(validate=validate.OneOf(ANSWER_VALUES)), load_default=dict)
+
+    def __init__(self, *args, capabilities=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.known_capabilities = tuple(capabilities)
+
+    @validates_schema
+    def _known_capabilities(self, data, **kwargs):
+        if not self.known_capabilities:
+            return
+        errors = {}
+        for n, item in enumerate(data.get("items") or ()):
+            unknown = [c for c in item.get("capabilities", ()) if c not in self.known_capabilities]
+            if unknown:
+                errors[n] = {"capabilities": [
+                    f"Unknown capability {', '.join(map(repr, unknown))}; known: {', '.join(self.known_capabilities)}"]}
+        if errors:
+            raise ValidationError({"items": errors})
+
+    @post_load
+    def _dedupe(self, data, **kwargs):
+        data["deployment_countries"] = list(dict.fromkeys(data["deployment_countries"]))
+        for item in data["items"]:
+            item["capabilities"] = list(dict.fromkeys(item["capabilities"]))
+        return data
+
+
+# ---- responses (documentation of what the API returns; used for OpenAPI) ----
+
+class ErrorSchema(Schema):
+    code = fields.String(metadata={"description": "machine-readable error code"})
+    status = fields.Integer()
+    message = fields.String(metadata={"description": "what is wrong, naming the fields"})
+    errors = fields.Dict(metadata={"description": "per-field messages"})
+
+
+class RedFlagSchema(Schema):
+    id = fields.String()
+    step = fields.Integer()
+    severity = fields.String(validate=validate.OneOf(("low", "medium", "high", "critical")))
+    title = fields.String()
+    evidence = fields.String()
+    source = fields.String()
+    data = fields.Dict()
+    raised_by = fields.String()
+
+
+class StepSchema(Schema):
+    step = fields.Integer()
+    title = fields.String()
+    status = fields.String()
+    flags = fields.List(fields.String())
+
+
+class SafeguardSchema(Schema):
+    id = fields.String()
+    kind = fields.String()
+    title = fields.String()
+
+
+class RiskSchema(Schema):
+    score = fields.Integer()
+    level = fields.String()
+
+
+class ScreeningSchema(Schema):
+    """A stored screening (201 on creation, 200 on an idempotent replay)."""
+
+    id = fields.String()
+    transaction_id = fields.String()
+    created_at = fields.String()
+    stage = fields.String()
+    decision = fields.String(validate=validate.OneOf(("proceed", "proceed_with_safeguards", "escalate",
+                                                      "do_not_proceed")))
+    gate = fields.String(validate=validate.OneOf(("release", "release_with_conditions", "hold", "block")))
+    risk = fields.Nested(RiskSchema)
+    red_flags = fields.List(fields.Nested(RedFlagSchema))
+    steps = fields.List(fields.Nested(StepSchema))
+    safeguards = fields.List(fields.Nested(SafeguardSchema))
+    conditions = fields.List(fields.String())
+    tailoring = fields.List(fields.Dict())
+    party_matches = fields.List(fields.Dict())
+    documents = fields.Dict()
+    versions = fields.Dict()
+    transaction = fields.Nested(TransactionSchema)
+    hold_reasons = fields.List(fields.String())
+
+
+class TransactionRecordSchema(Schema):
+    """A business reference's screenings across stages, newest first, with the current gate."""
+
+    id = fields.String()
+    reference = fields.Nested(ReferenceSchema)
+    created_at = fields.String()
+    gate = fields.String()
+    decision = fields.String()
+    hold_reasons = fields.List(fields.String())
+    screenings = fields.List(fields.Dict())

@@ -1,0 +1,292 @@
+"""SQLAlchemy store: SQLite by default (WAL), PostgreSQL by URL; screenings are immutable records."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hrdd.model import Screening
+from hrdd.tables import api_keys, screenings, transactions
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ROLES = ("crm", "contracts", "export", "reviewer", "admin")
+KEY_CACHE_SECONDS = 10.0
+
+
+def new_id(prefix: str) -> str:
+    """A time-ordered unique id (ULID layout: 48-bit milliseconds + 80 random bits), e.g. scr_01J…."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime) -> str:
+    """ISO 8601 in UTC with a Z suffix."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def hash_key(plaintext: str) -> str:
+    """API keys are stored as SHA-256 digests (they are long random strings, so no salt is needed)."""
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+class _LostRace(Exception):
+    """Raised inside the write transaction to roll it back when the key was taken concurrently."""
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different request body."""
+
+    def __init__(self, screening_id: str):
+        super().__init__(screening_id)
+        self.screening_id = screening_id
+
+
+class Store:
+    """The database: transactions, screenings, API keys; plugins add tables to the same metadata."""
+
+    def __init__(self, url: str, pm=None):
+        self.url = url
+        self.pm = pm
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+        self.engine = sa.create_engine(url, **kwargs)
+        self.dialect = self.engine.dialect.name
+        # SQLite allows one writer: queueing writers on a lock in this process avoids its busy-wait sleeps,
+        # which otherwise dominate tail latency under concurrent requests.
+        self.write_lock = threading.RLock() if self.dialect == "sqlite" else nullcontext()
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        # Statements built once so SQLAlchemy's compiled cache is hit on every request.
+        self._stmt_insert_screening = self._insert(screenings)
+        # RETURNING tells reliably whether the row went in (rowcount is not reliable on every driver).
+        self._stmt_insert_screening_once = self._insert(screenings).on_conflict_do_nothing(
+            index_elements=["idempotency_key"]).returning(screenings.c.id)
+        self._stmt_touch_transaction = transactions.update().where(
+            transactions.c.id == sa.bindparam("txn_id")).values(updated_at=sa.bindparam("now"))
+        self._stmt_find_transaction = sa.select(transactions.c.id).where(
+            transactions.c.system == sa.bindparam("system"),
+            transactions.c.object_type == sa.bindparam("object_type"),
+            transactions.c.object_id == sa.bindparam("object_id"))
+        self._stmt_insert_transaction = self._insert(transactions).on_conflict_do_nothing(
+            index_elements=["system", "object_type", "object_id"])
+        self._key_cache: dict[str, tuple[float, dict | None]] = {}
+
+    # ---- schema ----
+    def upgrade(self) -> None:
+        """Create or migrate the schema to the newest revision of every branch (`heads`)."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "heads")
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except sa.exc.SQLAlchemyError:
+            return False
+
+    @contextmanager
+    def begin(self):
+        """A connection inside a transaction that commits on success and rolls back on error."""
+        with self.write_lock, self.engine.begin() as conn:
+            yield conn
+
+    def _insert(self, table):
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    # ---- screenings ----
+    def find_by_idempotency_key(self, key: str) -> sa.Row | None:
+        """The screening row recorded under an Idempotency-Key, if any."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(screenings.c.id, screenings.c.request_hash, screenings.c.result)
+                                .where(screenings.c.idempotency_key == key)).first()
+
+    def save_screening(self, screening: Screening, request_body: dict, *, request_hash: str,
+                       idempotency_key: str | None = None, source: str = "api") -> tuple[dict, bool]:
+        """Store a screening atomically with its plugins' rows; returns (screening dict, created).
+
+        With an Idempotency-Key, a replay returns the first screening (created=False) and a different
+        body raises IdempotencyConflict; the unique constraint makes this hold across processes.
+        """
+        if idempotency_key:
+            existing = self.find_by_idempotency_key(idempotency_key)
+            if existing is not None:
+                return self._replay(existing, request_hash)
+        now = utcnow()
+        try:
+            with self.write_lock, self.engine.begin() as conn:
+                return self._insert_screening(conn, screening, request_body, request_hash, idempotency_key,
+                                              source, now)
+        except _LostRace:
+            # Another process stored the same key between our look-up and our insert.
+            return self._replay(self.find_by_idempotency_key(idempotency_key), request_hash)
+
+    def _insert_screening(self, conn, screening, request_body, request_hash, idempotency_key, source, now):
+        ref = screening.transaction.reference
+        txn_id = self._transaction_id(conn, ref, now)
+        screening.id = new_id("scr")
+        screening.transaction_id = txn_id
+        screening.created_at = iso(now)
+        result = screening.to_dict()
+        values = dict(id=screening.id, transaction_id=txn_id, created_at=now,
+                      stage=screening.transaction.stage, decision=screening.decision, gate=screening.gate,
+                      risk_score=screening.risk_score, end_user_country=screening.transaction.end_user.country,
+                      request=request_body, result=result, idempotency_key=idempotency_key,
+                      request_hash=request_hash, source=source)
+        stmt = self._stmt_insert_screening_once if idempotency_key else self._stmt_insert_screening
+        result_rows = conn.execute(stmt, values)
+        if idempotency_key and result_rows.first() is None:
+            raise _LostRace
+        conn.execute(self._stmt_touch_transaction, {"txn_id": txn_id, "now": now})
+        if self.pm is not None:
+            self.pm.hook.hrdd_screening_stored(screening=result, connection=conn, store=self)
+        return result, True
+
+    @staticmethod
+    def _replay(row: sa.Row, request_hash: str) -> tuple[dict, bool]:
+        if row.request_hash != request_hash:
+            raise IdempotencyConflict(row.id)
+        return row.result, False
+
+    def _transaction_id(self, conn, ref, now) -> str:
+        params = {"system": ref.system, "object_type": ref.object_type, "object_id": ref.object_id}
+        found = conn.execute(self._stmt_find_transaction, params).scalar()
+        if found:
+            return found
+        conn.execute(self._stmt_insert_transaction, {**params, "id": new_id("txn"), "created_at": now,
+                                                     "updated_at": now})
+        return conn.execute(self._stmt_find_transaction, params).scalar_one()
+
+    def get_screening(self, screening_id: str) -> dict | None:
+        """A stored screening's response dict."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(screenings.c.result).where(screenings.c.id == screening_id)).scalar()
+
+    def get_screening_request(self, screening_id: str) -> dict | None:
+        """The canonical request body a screening was made from."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(screenings.c.request).where(screenings.c.id == screening_id)).scalar()
+
+    def screenings_of(self, transaction_id: str) -> list[dict]:
+        """Every screening of a transaction, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(screenings.c.result).where(screenings.c.transaction_id == transaction_id)
+                                .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()))
+            return [r.result for r in rows]
+
+    def latest_screening(self, transaction_id: str) -> dict | None:
+        """The newest screening of a transaction."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(screenings.c.result).where(screenings.c.transaction_id == transaction_id)
+                                .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1)).scalar()
+
+    def get_transaction(self, transaction_id: str) -> dict | None:
+        """A transaction record: reference and timestamps (screenings via screenings_of)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(transactions).where(transactions.c.id == transaction_id)).first()
+        if row is None:
+            return None
+        return {"id": row.id, "reference": {"system": row.system, "object_type": row.object_type,
+                                            "object_id": row.object_id},
+                "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
+
+    def find_transaction(self, system: str, object_type: str, object_id: str) -> str | None:
+        """The transaction id of a business reference, if it was ever screened."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(transactions.c.id).where(
+                transactions.c.system == system, transactions.c.object_type == object_type,
+                transactions.c.object_id == object_id)).scalar()
+
+    def count_screenings(self) -> int:
+        """How many screenings are stored."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(screenings)).scalar_one()
+
+    # ---- API keys ----
+    def create_api_key(self, name: str, role: str) -> tuple[str, str]:
+        """Create a key for a machine; returns (key id, plaintext). Only the digest is stored."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        key_id = new_id("key")
+        plaintext = "hrdd_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert().values(id=key_id, name=name, role=role, key_hash=hash_key(plaintext),
+                                                  prefix=plaintext[:12], created_at=utcnow()))
+        return key_id, plaintext
+
+    def lookup_api_key(self, plaintext: str) -> dict | None:
+        """The key's name and role if it exists and is not revoked (cached for KEY_CACHE_SECONDS).
+
+        A key revoked through this process stops working at once; other processes notice within the TTL.
+        """
+        digest = hash_key(plaintext)
+        cached = self._key_cache.get(digest)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        found = self._lookup_api_key(digest)
+        if len(self._key_cache) > 10_000:
+            self._key_cache.clear()
+        self._key_cache[digest] = (time.monotonic() + KEY_CACHE_SECONDS, found)
+        return found
+
+    def _lookup_api_key(self, digest: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.role).where(
+                api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))).first()
+        return None if row is None else {"id": row.id, "name": row.name, "role": row.role}
+
+    def list_api_keys(self) -> list[dict]:
+        """Every key (never the plaintext)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).all()
+        return [{"id": r.id, "name": r.name, "role": r.role, "prefix": r.prefix,
+                 "created_at": iso(r.created_at), "revoked": r.revoked_at is not None} for r in rows]
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Revoke a key; returns False when there is no such active key."""
+        with self.engine.begin() as conn:
+            done = bool(conn.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                                     .values(revoked_at=utcnow())).rowcount)
+        self._key_cache.clear()
+        return done
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

@@ -1,0 +1,46 @@
+"""SQLAlchemy Core tables of the core store; plugins add theirs to the same metadata."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+transactions = sa.Table(
+    "transactions", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("object_type", sa.String(64), nullable=False),
+    sa.Column("object_id", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("system", "object_type", "object_id", name="uq_transactions_reference"),
+)
+
+screenings = sa.Table(
+    "screenings", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("transaction_id", sa.String(40), sa.ForeignKey("transactions.id"), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("stage", sa.String(20), nullable=False),
+    sa.Column("decision", sa.String(30), nullable=False, index=True),
+    sa.Column("gate", sa.String(30), nullable=False),
+    sa.Column("risk_score", sa.Integer, nullable=False),
+    sa.Column("end_user_country", sa.String(2), nullable=False, index=True),
+    sa.Column("request", sa.JSON, nullable=False),
+    sa.Column("result", sa.JSON, nullable=False),
+    sa.Column("idempotency_key", sa.String(255), unique=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(40), nullable=False),
+)

@@ -1,0 +1,40 @@
+"""Step 2: the government end-user's human rights record (RF-2.1 to RF-2.3)."""
+
+from __future__ import annotations
+
+from hrdd.flags import make_flag
+from hrdd.hookspecs import hookimpl
+from hrdd.model import tier_rank
+
+
+@hookimpl
+def hrdd_check(transaction, context):
+    """Raise step-2 flags from the end-user's type, sector and country, and the exports answer."""
+    ref = context.reference
+    eu = transaction.end_user
+    profile = ref.country(eu.country)
+    flags = []
+    if eu.is_government and profile.tier in ("high", "elevated"):
+        key = "RF-2.1" if profile.tier == "high" else "RF-2.1-elevated"
+        flags.append(make_flag(context, "RF-2.1",
+                               f"{eu.name} is a {eu.type.replace('_', '-')} end-user. {profile.figures()} "
+                               f"(country tier {profile.tier}: {', '.join(profile.tier_reasons)}).",
+                               severity_key=key, default_severity="high" if profile.tier == "high" else "medium",
+                               country=profile.to_dict()))
+    if transaction.answer("exports_to_abusers") == "yes":
+        flags.append(make_flag(context, "RF-2.2",
+                               f"Checklist answer exports_to_abusers = yes for {eu.name}.",
+                               answer="exports_to_abusers"))
+    if eu.is_security_sector:
+        risky = [(item, ref.capability(c)) for item in transaction.items for c in item.capabilities
+                 if tier_rank(ref.capability(c).tier) >= tier_rank("high")]
+        if risky:
+            key = "RF-2.3-high-country" if profile.tier == "high" else "RF-2.3"
+            what = ", ".join(f"{cap.title} ({item.sku})" for item, cap in risky)
+            flags.append(make_flag(context, "RF-2.3",
+                                   f"{eu.name} ({eu.sector.replace('_', ' ')}) would receive {what}. "
+                                   f"{profile.figures()} (country tier {profile.tier}).",
+                                   severity_key=key, default_severity="high" if profile.tier == "high" else "medium",
+                                   items=sorted({i.sku for i, _ in risky}),
+                                   capabilities=sorted({c.id for _, c in risky})))
+    return flags

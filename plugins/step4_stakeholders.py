@@ -1,0 +1,59 @@
+"""Step 4: stakeholders — undisclosed end-users, government links, embargoes and diversion (RF-4.1/2/4/5)."""
+
+from __future__ import annotations
+
+from hrdd.flags import make_flag
+from hrdd.hookspecs import hookimpl
+from hrdd.model import tier_rank
+
+INTERMEDIARY_ROLES = ("distributor", "reseller", "integrator", "agent", "consignee")
+
+
+def _end_user_unknown(eu) -> bool:
+    return eu.type == "unknown" or eu.name.strip().lower() in ("", "unknown", "tbd", "n/a", "undisclosed")
+
+
+@hookimpl
+def hrdd_check(transaction, context):
+    """Raise step-4 flags from the parties, the end-user disclosure answer and the embargo list."""
+    ref = context.reference
+    eu = transaction.end_user
+    flags = []
+    intermediaries = [p for p in transaction.parties if p.role in INTERMEDIARY_ROLES]
+    undisclosed = transaction.answer("end_user_disclosed") == "no"
+    if intermediaries and (undisclosed or _end_user_unknown(eu)):
+        why = "end_user_disclosed = no" if undisclosed else f"end-user recorded as {eu.name!r} ({eu.type})"
+        names = ", ".join(f"{p.name} ({p.role}, {p.country or 'country not given'})" for p in intermediaries)
+        flags.append(make_flag(context, "RF-4.1", f"Sale through {names}; ultimate end-user not known: {why}.",
+                               parties=[p.name for p in intermediaries]))
+
+    linked = [p for p in transaction.parties if p.government_linked]
+    if eu.type == "government_linked" or linked:
+        who = ([f"end-user {eu.name} (government-linked)"] if eu.type == "government_linked" else []) + [
+            f"{p.role} {p.name} (declared government-linked)" for p in linked]
+        flags.append(make_flag(context, "RF-4.2", "Close government links: " + "; ".join(who) + ".",
+                               parties=[p.name for p in linked]))
+
+    min_tier = context.policy.section("embargo").get("surveillance_min_tier", "medium")
+    surveillance = tier_rank(context.max_tier(transaction)) >= tier_rank(min_tier)
+    touched = [("end-user", eu.name, eu.country)] + [(p.role, p.name, p.country) for p in transaction.parties
+                                                     if p.country] + [
+        ("deployment", "deployment country", c) for c in transaction.deployment_countries]
+    for role, name, code in touched:
+        embargo = ref.embargo(code)
+        if embargo and (embargo.scope == "all" or surveillance):
+            scope = "all items" if embargo.scope == "all" else "surveillance items"
+            flags.append(make_flag(context, "RF-4.4",
+                                   f"{ref.country(code).name} ({code}), {role} {name}: embargoed for {scope} "
+                                   f"since {embargo.since} ({embargo.authority}; {embargo.source}).",
+                                   country=code, role=role))
+
+    diverted = [(f"consignee {p.name}", p.country) for p in transaction.parties
+                if p.role == "consignee" and p.country and p.country != eu.country]
+    diverted += [("deployment", c) for c in transaction.deployment_countries if c != eu.country]
+    if diverted:
+        where = "; ".join(f"{what} in {ref.country(c).name} ({c})" for what, c in diverted)
+        flags.append(make_flag(context, "RF-4.5",
+                               f"End-user {eu.name} is in {ref.country(eu.country).name} ({eu.country}) but {where}.",
+                               countries=sorted({c for _, c in diverted})))
+    return flags

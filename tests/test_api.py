@@ -1,0 +1,220 @@
+"""The HTTP API as a CRM sees it: screening, idempotency, bad input, roles, operations endpoints."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+pytestmark = pytest.mark.api
+
+
+def post(client, body, headers, **kw):
+    return client.post("/v1/screenings", json=body, headers=headers, **kw)
+
+
+def stored_count(app):
+    return app.extensions["hrdd"].store.count_screenings()
+
+
+def test_screening_is_created_and_stored(client, auth_headers, transaction):
+    r = post(client, transaction, auth_headers("crm"))
+    assert r.status_code == 201, r.json
+    body = r.json
+    assert body["id"].startswith("scr_") and body["transaction_id"].startswith("txn_")
+    assert r.headers["Location"] == f"/v1/screenings/{body['id']}"
+    assert (body["decision"], body["gate"]) == ("escalate", "hold")
+    assert {f["id"] for f in body["red_flags"]} >= {"RF-1.2", "RF-2.1", "RF-2.3"}
+    assert all(f["evidence"] and f["source"] and f["step"] for f in body["red_flags"])
+    assert [s["step"] for s in body["steps"]] == list(range(1, 9))
+    assert body["documents"]["rider"] == f"/v1/screenings/{body['id']}/rider.docx"
+    assert body["versions"]["data"]["fiw"] == "2025"
+    got = client.get(f"/v1/screenings/{body['id']}", headers=auth_headers("reviewer"))
+    assert got.status_code == 200 and got.json["id"] == body["id"] and got.json["decision"] == "escalate"
+
+
+def test_country_names_are_normalised(client, auth_headers, transaction):
+    transaction["end_user"]["country"] = "Egypt"
+    transaction["deployment_countries"] = ["egypt", "EGY"]
+    r = post(client, transaction, auth_headers("crm"))
+    assert r.status_code == 201
+    assert r.json["transaction"]["end_user"]["country"] == "EG"
+    assert r.json["transaction"]["deployment_countries"] == ["EG"]
+
+
+def test_idempotent_replay_returns_same_screening(app, client, auth_headers, transaction):
+    headers = {**auth_headers("crm"), "Idempotency-Key": "sf-0067F000003pmdW-quote-1"}
+    first = post(client, transaction, headers)
+    second = post(client, transaction, headers)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json["id"] == second.json["id"]
+    assert stored_count(app) == 1
+
+
+def test_same_key_different_body_is_409(app, client, auth_headers, transaction):
+    headers = {**auth_headers("crm"), "Idempotency-Key": "k-409"}
+    assert post(client, transaction, headers).status_code == 201
+    changed = copy.deepcopy(transaction)
+    changed["items"][0]["quantity"] = 5
+    r = post(client, changed, headers)
+    assert r.status_code == 409 and r.json["code"] == "idempotency_conflict"
+    assert "Idempotency-Key" in r.json["errors"]
+    assert stored_count(app) == 1
+
+
+def test_dry_run_stores_nothing(app, client, auth_headers, transaction):
+    r = client.post("/v1/screenings?dry_run=true", json=transaction, headers=auth_headers("crm"))
+    assert r.status_code == 200 and r.json["dry_run"] is True and r.json["decision"] == "escalate"
+    assert stored_count(app) == 0
+
+
+def test_transaction_collects_stages_newest_first(client, auth_headers, transaction):
+    headers = auth_headers("crm")
+    quote = post(client, transaction, headers).json
+    transaction["stage"] = "order"
+    order = post(client, transaction, headers).json
+    assert quote["transaction_id"] == order["transaction_id"]
+    r = client.get(f"/v1/transactions/{order['transaction_id']}", headers=headers)
+    assert r.status_code == 200
+    assert [s["stage"] for s in r.json["screenings"]] == ["order", "quote"]
+    assert r.json["reference"]["object_id"] == "0067F000003pmdW"
+    assert r.json["gate"] in ("hold", "block")
+
+
+@pytest.mark.parametrize("mutate, field, words", [
+    (lambda t: t["end_user"].update(country="XX"), "end_user", ["'XX'", "ISO 3166-1"]),
+    (lambda t: t["items"][0].update(capabilities=["mind_reading"]), "items", ["mind_reading", "biometric_identification"]),
+    (lambda t: t["end_user"].update(type="alien"), "end_user", ["government", "government_linked"]),
+    (lambda t: t.update(items=[]), "items", ["between 1 and 200"]),
+    (lambda t: t.pop("end_user"), "end_user", ["required"]),
+    (lambda t: t["items"][0].update(quantity="lots"), "items", ["number"]),
+    (lambda t: t.update(stage="invoice"), "stage", ["opportunity", "post_sale"]),
+    (lambda t: t.update(crm_custom_field=1), "crm_custom_field", ["Unknown field"]),
+    (lambda t: t["answers"].update(past_misuse="maybe"), "answers", ["yes", "unknown"]),
+    (lambda t: t["parties"][0].update(role="friend"), "parties", ["distributor"]),
+])
+def test_bad_input_is_422_naming_field_and_accepted_values(app, client, auth_headers, transaction, mutate, field, words):
+    mutate(transaction)
+    r = post(client, transaction, auth_headers("crm"))
+    assert r.status_code == 422, r.json
+    body = r.json
+    assert set(body) == {"code", "status", "message", "errors"} and body["status"] == 422
+    assert field in body["errors"] and field in body["message"]
+    text = str(body["errors"])
+    for word in words:
+        assert word in text
+    assert stored_count(app) == 0
+
+
+def test_malformed_json_is_400(app, client, auth_headers):
+    r = client.post("/v1/screenings", data="{not json", content_type="application/json", headers=auth_headers("crm"))
+    assert r.status_code == 400 and r.json["code"] == "malformed_json"
+    assert stored_count(app) == 0
+
+
+def test_non_json_is_415(client, auth_headers):
+    r = client.post("/v1/screenings", data="a=b", content_type="application/x-www-form-urlencoded",
+                    headers=auth_headers("crm"))
+    assert r.status_code == 415 and "application/json" in r.json["message"]
+
+
+def test_json_array_body_is_422(client, auth_headers):
+    r = client.post("/v1/screenings", json=[1, 2], headers=auth_headers("crm"))
+    assert r.status_code == 422 and "JSON object" in r.json["message"]
+
+
+def test_huge_body_is_413(app, client, auth_headers, transaction):
+    transaction["intended_use"] = "x" * (1024 * 1024 + 10)
+    r = post(client, transaction, auth_headers("crm"))
+    assert r.status_code == 413 and r.json["code"] == "request_entity_too_large"
+    assert "1048576" in r.json["message"]
+    assert stored_count(app) == 0
+
+
+def test_body_limit_is_configurable(app_config, transaction):
+    from server import create_app
+    app = create_app({**app_config, "HRDD_MAX_BODY": 2000})
+    key = app.extensions["hrdd"].store.create_api_key("crm", "crm")[1]
+    transaction["intended_use"] = "x" * 3000
+    r = app.test_client().post("/v1/screenings", json=transaction, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 413
+
+
+# ---- roles ----
+
+def test_no_key_is_401(client, transaction):
+    r = post(client, transaction, {})
+    assert r.status_code == 401 and r.json["code"] == "unauthorized"
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert post(client, transaction, {"Authorization": "Bearer not-a-key"}).status_code == 401
+
+
+@pytest.mark.parametrize("role, status", [("crm", 201), ("admin", 201), ("contracts", 403), ("export", 403),
+                                          ("reviewer", 403)])
+def test_screening_requires_crm_role(client, auth_headers, transaction, role, status):
+    r = post(client, transaction, auth_headers(role))
+    assert r.status_code == status
+    if status == 403:
+        assert "crm" in r.json["message"]
+
+
+def test_document_roles(client, auth_headers, transaction):
+    sid = post(client, transaction, auth_headers("crm")).json["id"]
+    assert client.get(f"/v1/screenings/{sid}/rider.docx", headers=auth_headers("export")).status_code == 403
+    assert client.get(f"/v1/screenings/{sid}/checklist.xlsx", headers=auth_headers("contracts")).status_code == 403
+    assert client.get("/v1/screenings/scr_missing/rider.docx", headers=auth_headers("contracts")).status_code == 404
+
+
+def test_revoked_key_is_refused(app, client, transaction):
+    store = app.extensions["hrdd"].store
+    key_id, key = store.create_api_key("old", "crm")
+    store.revoke_api_key(key_id)
+    assert post(client, transaction, {"Authorization": f"Bearer {key}"}).status_code == 401
+
+
+def test_keys_are_stored_hashed(app):
+    import sqlalchemy as sa
+    store = app.extensions["hrdd"].store
+    _, key = store.create_api_key("crm", "crm")
+    with store.engine.connect() as conn:
+        dump = str(conn.execute(sa.text("SELECT * FROM api_keys")).all())
+    assert key not in dump
+
+
+def test_unknown_screening_and_transaction_are_404(client, auth_headers):
+    h = auth_headers("reviewer")
+    r = client.get("/v1/screenings/scr_nope", headers=h)
+    assert r.status_code == 404 and "scr_nope" in r.json["message"]
+    assert client.get("/v1/transactions/txn_nope", headers=h).status_code == 404
+
+
+# ---- operations ----
+
+def test_health_ready_metrics_plugins_openapi(client, auth_headers, transaction):
+    assert client.get("/healthz").json["status"] == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["checks"] == {"store": True, "reference_data": True}
+    post(client, transaction, auth_headers("crm"))
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'hrdd_decisions_total{decision="escalate"} 1.0' in metrics
+    assert "hrdd_http_request_duration_seconds_bucket" in metrics
+    names = {p["name"] for p in client.get("/v1/plugins").json["plugins"]}
+    assert {"step1_capabilities", "step4_stakeholders"} <= names
+    spec = client.get("/openapi.json").json
+    assert spec["openapi"].startswith("3.")
+    post_op = spec["paths"]["/v1/screenings"]["post"]
+    assert post_op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/Transaction")
+    assert "Transaction" in spec["components"]["schemas"]
+
+
+def test_readyz_reports_store_outage(app, client):
+    app.extensions["hrdd"].store.engine.dispose()
+    app.extensions["hrdd"].store.ping = lambda: False
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json["checks"]["store"] is False
+
+
+def test_unknown_path_and_method_use_error_shape(client):
+    r = client.get("/v1/nothing-here")
+    assert r.status_code == 404 and set(r.json) == {"code", "status", "message", "errors"}
+    assert client.delete("/v1/screenings").status_code == 405

