@@ -22,6 +22,7 @@ DEFAULT_PLUGINS = (
     "hrdd_plugins.information_gaps",
     "hrdd_plugins.reference_data",
     "hrdd_plugins.checklist",
+    "hrdd_plugins.step4_restricted_parties",
 )
 
 

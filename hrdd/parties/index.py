@@ -52,8 +52,12 @@ class PartyIndex:
     """Every name and alias of a list, normalised, with the lookups that find candidates fast."""
 
     def __init__(self, entries: Sequence[ListEntry], settings: IndexSettings | None = None,
-                 normaliser: Normaliser | None = None):
+                 normaliser: Normaliser | None = None, hashes: Sequence[str] | None = None,
+                 sources: Sequence[str] | None = None):
+        """Index ``entries``; ``hashes`` are their stored content hashes, ``sources`` the loaded list
+        version each came from (e.g. ``csl@3``), both optional and parallel to ``entries``."""
         self.entries = tuple(entries)
+        self.sources = tuple(sources) if sources is not None else None
         self.settings = settings or IndexSettings()
         self.normaliser = normaliser or default_normaliser()
         self.var_entry: list[int] = []
@@ -67,7 +71,8 @@ class PartyIndex:
         self.compact: dict[str, list[int]] = {}
         self.native: dict[str, list[int]] = {}
         self.acronyms: set[int] = set()
-        self._hashes: dict[int, str] = {}
+        self._by_id: dict[str, list[int]] | None = None
+        self._hashes: dict[int, str] = dict(enumerate(hashes)) if hashes is not None else {}
         self._build()
         self._sims_cache: dict[str, dict[int, float]] = {}
 
@@ -305,6 +310,19 @@ class PartyIndex:
             if current is None or hit.score > current.score:
                 best[hit.entry] = hit
         return sorted(best.values(), key=lambda h: (-h.score, h.entry))
+
+    def find(self, entry_id: str) -> list[int]:
+        """Positions of the entries with this id (one per loaded list that has it)."""
+        if self._by_id is None:
+            by_id: dict[str, list[int]] = {}
+            for e, entry in enumerate(self.entries):
+                by_id.setdefault(entry.entry_id, []).append(e)
+            self._by_id = by_id
+        return self._by_id.get(entry_id, [])
+
+    def source(self, e: int) -> str | None:
+        """The loaded list version an entry came from (``name@version``), when known."""
+        return self.sources[e] if self.sources else None
 
     def entry_hash(self, e: int) -> str:
         """The content hash of an entry (computed once)."""

@@ -90,7 +90,7 @@ class Matcher:
             "score": round(score, 1),
             "status": status,
             "country": ";".join(entry.countries) or None,
-            "list_version": self.list_version,
+            "list_version": self.index.sources[hit.entry] if self.index.sources else self.list_version,
             "entry_hash": self.index.entry_hash(hit.entry),
             "explanation": self._explain(normal, hit, entry, code, adjust, note, score, status),
         }
