@@ -13,8 +13,16 @@ def _screen(context, name: str, country: str | None) -> service.NameResult:
     result = context.cache.get(key)
     if result is None:
         result = context.cache[key] = service.screen_name(context.store, context.reference.data_dir,
-                                                          context.policy, name, country)
+                                                          context.policy, name, country, _matcher(context))
     return result
+
+
+def _matcher(context):
+    matcher = context.cache.get("parties:matcher")
+    if matcher is None:
+        matcher = context.cache["parties:matcher"] = service.current_matcher(
+            context.store, context.reference.data_dir, context.policy)
+    return matcher
 
 
 @hookimpl
@@ -49,7 +57,7 @@ def hrdd_check(transaction, context):
 @hookimpl
 def hrdd_versions(context):
     """The restricted-party list version(s) every screening used."""
-    return {"parties": service.list_label(context.store, context.reference.data_dir, context.policy)}
+    return {"parties": _matcher(context).list_version}
 
 
 @hookimpl

@@ -24,6 +24,7 @@ CHECK_SECONDS = 1.0
 _lock = threading.RLock()
 _indexes: dict[tuple, PartyIndex] = {}
 _states: dict[str, _StoreState] = {}
+_recent: dict[tuple, tuple[float, Matcher, object]] = {}
 
 
 class NoListError(RuntimeError):
@@ -54,13 +55,28 @@ def policy_settings(policy) -> tuple[IndexSettings, MatchPolicy]:
     return IndexSettings.from_policy(section), MatchPolicy.from_policy(section)
 
 
+def current_matcher(store, data_dir: str | Path, policy) -> Matcher:
+    """``matcher_for``, answered from memory for CHECK_SECONDS (the screening hot path)."""
+    key = (store.url if store is not None else str(data_dir), id(policy))
+    now = time.monotonic()
+    hit = _recent.get(key)
+    if hit is not None and now - hit[0] <= CHECK_SECONDS and hit[2] is policy:
+        return hit[1]
+    matcher = matcher_for(store, data_dir, policy)
+    _recent[key] = (now, matcher, policy)
+    return matcher
+
+
 def invalidate(store=None) -> None:
     """Forget what this process knows about a store's lists and decisions (after it changed them)."""
     with _lock:
         if store is None:
             _states.clear()
+            _recent.clear()
         else:
             _states.pop(store.url, None)
+            for key in [k for k in _recent if k[0] == store.url]:
+                _recent.pop(key, None)
 
 
 def matcher_for(store, data_dir: str | Path, policy) -> Matcher:
@@ -88,12 +104,13 @@ def matcher_for(store, data_dir: str | Path, policy) -> Matcher:
 
 def list_label(store, data_dir: str | Path, policy) -> str:
     """The list version screenings record, e.g. ``compiled-us-jp-ca@1`` or ``csl@3+own@4``."""
-    return matcher_for(store, data_dir, policy).list_version
+    return current_matcher(store, data_dir, policy).list_version
 
 
-def screen_name(store, data_dir: str | Path, policy, name: str, country: str | None = None) -> NameResult:
+def screen_name(store, data_dir: str | Path, policy, name: str, country: str | None = None,
+                matcher: Matcher | None = None) -> NameResult:
     """Matches for a name with the standing false-positive decisions for that name applied."""
-    matcher = matcher_for(store, data_dir, policy)
+    matcher = matcher or current_matcher(store, data_dir, policy)
     matches = matcher.screen(name, country)
     if not matches or store is None:
         return NameResult(list(matches), [], matcher.list_version)
