@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import click
@@ -84,7 +85,7 @@ def rescreen(since: int, dry_run: bool):
         raise click.ClickException(f"there is no list version {since}; `hrdd lists` shows the versions")
     stale = stale_screenings(services.store, since)
     changed = []
-    with click.progressbar(stale, label=f"Re-screening {len(stale)} transaction(s)", file=click.get_text_stream("stderr"),
+    with click.progressbar(stale, label=f"Re-screening {len(stale)} transaction(s)", file=sys.stderr,
                            show_pos=True) as bar:
         for transaction_id, screening_id, old in bar:
             body = services.store.get_screening_request(screening_id)
