@@ -242,3 +242,12 @@ def test_screenings_record_every_active_list(app, client, auth_headers):
 def test_openapi_describes_the_parties_endpoints(client):
     paths = client.get("/openapi.json").json["paths"]
     assert "post" in paths["/v1/parties/screen"] and "/v1/parties/false-positives/{fp_id}/revoke" in paths
+
+
+def test_start_up_refuses_a_broken_parties_policy(app_config, tmp_path):
+    from server import create_app
+    policy = (Path(__file__).resolve().parent.parent / "policy" / "default.yaml").read_text(encoding="utf-8")
+    broken = tmp_path / "policy.yaml"
+    broken.write_text(policy.replace("possible_threshold: 80", "possible_threshold: 99"), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"policy.yaml: policy parties: need 0 < possible_threshold"):
+        create_app({**app_config, "HRDD_POLICY_FILE": str(broken)})
