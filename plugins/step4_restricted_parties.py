@@ -56,8 +56,9 @@ def hrdd_check(transaction, context):
 
 @hookimpl
 def hrdd_versions(context):
-    """The restricted-party list version(s) every screening used."""
-    return {"parties": _matcher(context).list_version}
+    """The restricted-party list version every screening used: ``parties`` (the newest version id of the
+    active lists, what ``hrdd rescreen --since-list-version`` compares) and ``parties_lists`` (which lists)."""
+    return dict(_matcher(context).versions)
 
 
 @hookimpl
@@ -79,6 +80,6 @@ def hrdd_register_routes(app):
 
 @hookimpl
 def hrdd_register_commands(cli):
-    """``hrdd lists``, ``hrdd lists load FILE`` and ``hrdd rescreen --since-list-version V``."""
+    """``hrdd lists`` and ``hrdd lists load FILE`` (re-screening is ``hrdd rescreen``, from the cases plugin)."""
     from hrdd.parties.commands import register
     register(cli)

@@ -88,7 +88,8 @@ def test_screening_flags_a_confirmed_party_as_critical(client, auth_headers):
                                                        "name": "Hikvision Digital Technology Co Ltd", "country": "CN"}
     assert result["decision"] == "do_not_proceed" and result["gate"] == "block"
     assert result["party_matches"] and result["party_matches"][0]["status"] == "confirmed"
-    assert result["versions"]["data"]["parties"] == "compiled-us-jp-ca@1"
+    assert result["versions"]["data"]["parties"] == "1"
+    assert result["versions"]["data"]["parties_lists"] == "compiled-us-jp-ca@1"
 
 
 def test_screening_flags_a_possible_end_user_as_high(client, auth_headers):
@@ -232,7 +233,8 @@ def test_screenings_record_every_active_list(app, client, auth_headers):
     service.invalidate(store)
     result = client.post("/v1/screenings", json=deal("v-1", {"role": "agent", "name": "Saito Tech", "country": "IL"}),
                          headers=auth_headers("crm")).json
-    assert result["versions"]["data"]["parties"] == "compiled-us-jp-ca@1+csl@2"
+    assert result["versions"]["data"]["parties"] == "2"
+    assert result["versions"]["data"]["parties_lists"] == "compiled-us-jp-ca@1+csl@2"
     lists = {m["list_version"] for m in result["party_matches"]}
     assert lists == {"compiled-us-jp-ca@1", "csl@2"}
     csl = next(m for m in result["party_matches"] if m["list_version"] == "csl@2")

@@ -1,4 +1,4 @@
-"""`hrdd lists`, `hrdd lists load` and `hrdd rescreen` as an operator runs them."""
+"""`hrdd lists` and `hrdd lists load` as an operator runs them, then `hrdd rescreen` against a new list."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from click.testing import CliRunner
 
 from hrdd.cli import cli
 from hrdd.parties import service
-from hrdd.parties.commands import register
+from hrdd.plugins import make_plugin_manager
 
 pytestmark = pytest.mark.store
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
-register(cli)
+make_plugin_manager(entry_points=False).hook.hrdd_register_commands(cli=cli)  # as `hrdd` (main) does
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_lists_loads_the_shipped_default_on_first_use(env):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert "compiled-us-jp-ca" in lines[1] and "4,940" in lines[1] and "active" in lines[1]
-    assert lines[-1] == "screenings use: compiled-us-jp-ca@1"
+    assert lines[-1] == "screenings use: compiled-us-jp-ca@1 (recorded as parties version 1)"
 
 
 def test_load_csl_file_as_new_version(env):
@@ -46,12 +46,12 @@ def test_load_csl_file_as_new_version(env):
     result = run(env, "lists", "load", FIXTURES / "parties" / "csl_sample.csv")
     assert result.exit_code == 0, result.output
     assert "Loaded 5 entries (14 names and aliases) from csl_sample.csv [csl] as list 'csl', version 2" in result.output
-    assert "hrdd rescreen --since-list-version 2" in result.output
+    assert "hrdd rescreen --since-list-version 1 [--stage STAGE ...]" in result.output
     again = run(env, "lists", "load", FIXTURES / "parties" / "csl_sample.csv", "--format", "csl")
     assert "version 3" in again.output
     listing = run(env, "lists").output
     assert "superseded" in listing.splitlines()[2] and listing.splitlines()[-1] == (
-        "screenings use: compiled-us-jp-ca@1+csl@3")
+        "screenings use: compiled-us-jp-ca@1+csl@3 (recorded as parties version 3)")
 
 
 def test_malformed_file_is_refused_and_nothing_is_loaded(env, tmp_path):
@@ -70,7 +70,7 @@ def test_bad_list_name_is_refused(env):
     assert result.exit_code != 0 and "list name 'our list+1'" in result.output
 
 
-def test_rescreen_reports_changed_decisions(env, database_url):
+def test_rescreen_after_a_new_list_reports_the_changed_decision(env, database_url):
     from server import create_app
     app = create_app({"HRDD_DATABASE_URL": database_url})
     services = app.extensions["hrdd"]
@@ -83,27 +83,23 @@ def test_rescreen_reports_changed_decisions(env, database_url):
     with app.app_context():
         first = services.screen_and_store(partner)[0]
         services.screen_and_store(clean)
-    assert first["decision"] == "proceed"
+    assert first["decision"] == "proceed" and first["versions"]["data"]["parties"] == "1"
 
     loaded = run(env, "lists", "load", FIXTURES / "parties" / "own_list.csv", "--name", "own")
-    assert "version 2" in loaded.output
+    assert "version 2" in loaded.output and "--since-list-version 1" in loaded.output
 
-    dry = run(env, "rescreen", "--since-list-version", 2, "--dry-run")
-    assert dry.exit_code == 0, dry.output
-    assert "1 decision(s) would change. Nothing was stored (dry run)." in dry.output
-    assert services.store.count_screenings() == 2
-
-    result = run(env, "rescreen", "--since-list-version", 2)
+    result = run(env, "rescreen", "--since-list-version", 1, "--stage", "opportunity")
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith(first["transaction_id"]))
-    assert "(hubspot/deal/partner-1): proceed -> do_not_proceed (gate release -> block); new flags RF-4.3" in line
-    assert "2 transaction(s) re-screened against compiled-us-jp-ca@1+own@2; 1 decision(s) changed." in result.output
+    assert "decision proceed -> do_not_proceed; new red flags RF-4.3 (critical" in line
+    assert "parties 1 -> 2" in line
+    assert "2 examined, 2 new screenings, 1 changed decisions" in result.output
     latest = services.store.latest_screening(first["transaction_id"])
-    assert latest["versions"]["data"]["parties"] == "compiled-us-jp-ca@1+own@2"
+    assert latest["versions"]["data"]["parties_lists"] == "compiled-us-jp-ca@1+own@2"
+    flag = next(f for f in latest["red_flags"] if f["id"] == "RF-4.3")
+    assert "Kestrel Data Analytics, LLC" in flag["evidence"] and "own@2" in flag["evidence"]
 
-    assert "0 transaction(s) re-screened" in run(env, "rescreen", "--since-list-version", 2).output
-    missing = CliRunner().invoke(cli, ["rescreen", "--since-list-version", "9"], env=env)
-    assert missing.exit_code != 0 and "there is no list version 9" in missing.output
+    assert "0 examined" in run(env, "rescreen", "--since-list-version", 1, "--stage", "opportunity").output
 
 
 def test_installed_hrdd_command_has_the_list_commands(database_url):

@@ -28,14 +28,14 @@ def render(screening_id: str, kind: str) -> Response:
 
 
 @bp.get("/v1/screenings/<screening_id>/rider.docx")
-@require_role("contracts")
+@require_role("contracts", "reviewer")
 def rider(screening_id: str):
     """The contract rider for a screening."""
     return render(screening_id, "rider.docx")
 
 
 @bp.get("/v1/screenings/<screening_id>/checklist.xlsx")
-@require_role("export")
+@require_role("export", "reviewer")
 def checklist(screening_id: str):
     """The due diligence checklist workbook for a screening."""
     return render(screening_id, "checklist.xlsx")

@@ -1,28 +1,24 @@
-"""`hrdd lists`, `hrdd lists load FILE` and `hrdd rescreen --since-list-version V`."""
+"""`hrdd lists` and `hrdd lists load FILE`."""
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
 from hrdd.parties import service, storage
 from hrdd.parties.loaders import FORMATS, ListFormatError, load_file
-from hrdd.tables import screenings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _DEFAULT_NAMES = {"csl": "csl", "compiled": service.DEFAULT_LIST_NAME}
 
 
 def register(cli: click.Group) -> None:
-    """Add the list and re-screening commands to the ``hrdd`` group."""
+    """Add the list commands to the ``hrdd`` group."""
     cli.add_command(lists)
-    cli.add_command(rescreen)
 
 
 def _services():
@@ -46,7 +42,8 @@ def lists(ctx):
         click.echo(f"{v['id']:>7}  {v['name']:<24} {v['format']:<8} {v['entry_count']:>8,} {v['name_count']:>8,}  "
                    f"{v['loaded_at']:%Y-%m-%d %H:%M:%S}  {v['source_file']:<40} "
                    f"{'active' if v['active'] else 'superseded'}")
-    click.echo(f"screenings use: {service.list_label(services.store, current_app.config['HRDD_DATA_DIR'], services.policy)}")
+    matcher = service.matcher_for(services.store, current_app.config["HRDD_DATA_DIR"], services.policy)
+    click.echo(f"screenings use: {matcher.list_version} (recorded as parties version {matcher.versions['parties']})")
 
 
 @lists.command("load")
@@ -69,54 +66,5 @@ def lists_load(file: Path, fmt: str | None, name: str | None):
     service.invalidate(services.store)
     click.echo(f"Loaded {version['entries']:,} entries ({names:,} names and aliases) from {file.name} "
                f"[{loaded.format}] as list {name!r}, version {version['id']} (sha256 {loaded.sha256[:12]}).")
-    click.echo(f"Re-screen stored transactions with: hrdd rescreen --since-list-version {version['id']}")
-
-
-@click.command("rescreen")
-@click.option("--since-list-version", "since", required=True, type=click.IntRange(min=1),
-              help="Re-screen transactions last screened before this list version was loaded.")
-@click.option("--dry-run", is_flag=True, help="Report what would change without storing new screenings.")
-@with_appcontext
-def rescreen(since: int, dry_run: bool):
-    """Re-screen stored transactions against the current lists and report every changed decision."""
-    services = _services()
-    known = {v["id"] for v in storage.list_versions(services.store)}
-    if since not in known:
-        raise click.ClickException(f"there is no list version {since}; `hrdd lists` shows the versions")
-    stale = stale_screenings(services.store, since)
-    changed = []
-    with click.progressbar(stale, label=f"Re-screening {len(stale)} transaction(s)", file=sys.stderr,
-                           show_pos=True) as bar:
-        for transaction_id, screening_id, old in bar:
-            body = services.store.get_screening_request(screening_id)
-            new, _ = services.screen_and_store(body, source="rescreen", dry_run=dry_run)
-            if (old["decision"], old["gate"]) != (new["decision"], new.get("engine_gate", new["gate"])):
-                changed.append((transaction_id, old, new))
-    for transaction_id, old, new in changed:
-        ref = old.get("transaction", {}).get("reference", {})
-        flags = sorted({f["id"] for f in new["red_flags"]} - {f["id"] for f in old["red_flags"]})
-        click.echo(f"{transaction_id} ({ref.get('system')}/{ref.get('object_type')}/{ref.get('object_id')}): "
-                   f"{old['decision']} -> {new['decision']} (gate {old['gate']} -> "
-                   f"{new.get('engine_gate', new['gate'])})" + (f"; new flags {', '.join(flags)}" if flags else "")
-                   + ("" if dry_run else f"; screening {new['id']}"))
-    verb = "would change" if dry_run else "changed"
-    click.echo(f"{len(stale)} transaction(s) re-screened against {service.list_label(services.store, current_app.config['HRDD_DATA_DIR'], services.policy)}; "
-               f"{len(changed)} decision(s) {verb}." + (" Nothing was stored (dry run)." if dry_run else ""))
-
-
-def stale_screenings(store, since: int) -> list[tuple[str, str, dict]]:
-    """(transaction id, latest screening id, its result) for transactions not yet screened with ``since``."""
-    latest = (sa.select(screenings.c.transaction_id, sa.func.max(screenings.c.created_at).label("at"))
-              .group_by(screenings.c.transaction_id).subquery())
-    stmt = (sa.select(screenings.c.transaction_id, screenings.c.id, screenings.c.result)
-            .join(latest, sa.and_(latest.c.transaction_id == screenings.c.transaction_id,
-                                  latest.c.at == screenings.c.created_at))
-            .order_by(screenings.c.transaction_id))
-    out = []
-    with store.engine.connect() as conn:
-        for row in conn.execute(stmt):
-            label = ((row.result or {}).get("versions") or {}).get("data", {}).get("parties") or ""
-            versions = [int(v) for v in re.findall(r"@(\d+)", label)]
-            if not versions or max(versions) < since:
-                out.append((row.transaction_id, row.id, row.result))
-    return out
+    click.echo("Re-screen transactions screened against older lists with: "
+               f"hrdd rescreen --since-list-version {version['id'] - 1} [--stage STAGE ...]")

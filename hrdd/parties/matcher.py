@@ -41,10 +41,14 @@ class MatchPolicy:
 class Matcher:
     """Screens names against one index with one match policy; remembers recent answers."""
 
-    def __init__(self, index: PartyIndex, policy: MatchPolicy, list_version: str = ""):
+    def __init__(self, index: PartyIndex, policy: MatchPolicy, list_version: str = "", number: str = ""):
+        """``list_version`` names the lists (``csl@3+own@4``); ``number`` is the newest version id of them."""
         self.index = index
         self.policy = policy
         self.list_version = list_version
+        # Screenings record the number (comparable across loads: `hrdd rescreen --since-list-version V`)
+        # and the lists behind it.
+        self.versions = {"parties": number or list_version, "parties_lists": list_version}
         self._cache: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
 
     def screen(self, name: str, country: str | None = None) -> list[dict[str, Any]]:

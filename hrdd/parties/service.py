@@ -98,12 +98,13 @@ def matcher_for(store, data_dir: str | Path, policy) -> Matcher:
     if matcher is None:
         index = _index(("db", tuple((a.label, a.sha256, a.format) for a in active), settings),
                        lambda: _db_index(store, active, settings))
-        matcher = state.matchers[key] = Matcher(index, match_policy, label)
+        matcher = state.matchers[key] = Matcher(index, match_policy, label,
+                                                str(max(a.version_id for a in active)))
     return matcher
 
 
 def list_label(store, data_dir: str | Path, policy) -> str:
-    """The list version screenings record, e.g. ``compiled-us-jp-ca@1`` or ``csl@3+own@4``."""
+    """The lists screenings use, e.g. ``compiled-us-jp-ca@1`` or ``csl@3+own@4``."""
     return current_matcher(store, data_dir, policy).list_version
 
 
@@ -211,7 +212,7 @@ def _file_matcher(path: Path, settings: IndexSettings, match_policy: MatchPolicy
     with _lock:
         matcher = _file_matchers.get((key, match_policy))
         if matcher is None:
-            matcher = _file_matchers[(key, match_policy)] = Matcher(index, match_policy, f"{DEFAULT_LIST_NAME}@file")
+            matcher = _file_matchers[(key, match_policy)] = Matcher(index, match_policy, f"{DEFAULT_LIST_NAME}@file", "file")
     return matcher
 
 

@@ -1,0 +1,128 @@
+"""The adapter template every vendor plugin fills in: authenticate, parse, enrich, answer."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from flask import Response, jsonify
+
+from hrdd.adapters import fieldmap, pipeline
+from hrdd.adapters.config import adapter_settings, settings_for
+from hrdd.adapters.events import PayloadError, VendorEvent
+from hrdd.adapters.signatures import AuthError
+from hrdd.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra`` laid over it (nested mappings merged, everything else replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class WebhookAdapter:
+    """One vendor's webhook endpoint. Subclasses set ``vendor`` and implement the vendor's parts."""
+
+    vendor = ""
+    #: senders that give up after about a second (HubSpot, Odoo): thin events go to the worker.
+    time_sensitive = False
+    #: canonical field map per vendor object type, overridable by ``field_maps`` in configuration.
+    default_field_maps: dict[str, dict] = {}
+
+    def __init__(self, app):
+        self.app = app
+
+    # ---- configuration ----
+    @property
+    def settings(self) -> dict[str, Any]:
+        """All adapter settings of the app (adapters, writeback, worker)."""
+        return settings_for(self.app)
+
+    def settings_from(self, settings: dict) -> dict[str, Any]:
+        """This vendor's own section of the settings."""
+        return adapter_settings(settings, self.vendor)
+
+    @property
+    def system(self) -> str:
+        """The ``reference.system`` of the transactions this adapter creates."""
+        return str(self.settings_from(self.settings).get("system") or self.vendor)
+
+    def field_map(self, object_type: str, vendor_settings: dict) -> dict:
+        """The field map for a vendor object type: the default with configured changes laid over it."""
+        configured = (vendor_settings.get("field_maps") or {}).get(object_type)
+        default = self.default_field_maps.get(object_type) or self.default_field_maps.get("*") or {}
+        return deep_merge(default, configured or {})
+
+    def configured(self, mine: dict) -> bool:
+        """True when this adapter has settings and is not switched off."""
+        return bool(mine) and mine.get("enabled") is not False
+
+    def canonical(self, event: VendorEvent, settings: dict) -> tuple[dict, list[str]]:
+        """The canonical transaction body of a complete event, and what is missing from it."""
+        mapped = fieldmap.apply(self.field_map(event.object_type, settings), event.record or {}, event.lines)
+        body = {"reference": {"system": event.system or self.system, "object_type": event.object_type,
+                              "object_id": event.object_id}, **mapped.body}
+        return body, mapped.missing
+
+    # ---- the request ----
+    def handle(self, request, services) -> Response:
+        """Authenticate, parse, deduplicate, screen or queue, and answer the vendor's way."""
+        settings = self.settings
+        mine = self.settings_from(settings)
+        if request.method == "OPTIONS":
+            return self.options(request, mine)
+        if request.method != "POST":
+            return self.error(405, "method_not_allowed", f"/v1/hooks/{self.vendor} accepts POST")
+        if not self.configured(mine):
+            return self.error(503, "adapter_not_configured",
+                              f"The {self.vendor} adapter is not configured (see README, 'CRM and ERP adapters')")
+        raw = request.get_data(cache=True)
+        try:
+            self.authenticate(request, raw, mine)
+        except AuthError as exc:
+            log.warning("%s webhook rejected: %s", self.vendor, exc)
+            return self.error(401, "unauthorized", str(exc))
+        try:
+            events = self.parse(request, raw, mine)
+        except PayloadError as exc:
+            return self.error(400, "bad_payload", str(exc))
+        outcomes = pipeline.receive(services, self, events, settings,
+                                    inline_thin=not self.time_sensitive and bool(mine.get("inline_enrichment", True)))
+        return self.respond(request, outcomes, services)
+
+    def options(self, request, settings: dict) -> Response:
+        """Answer an OPTIONS request (only CloudEvents senders use it)."""
+        response = Response(status=204)
+        response.headers["Allow"] = "POST, OPTIONS"
+        return response
+
+    def error(self, status: int, code: str, message: str) -> Response:
+        """An error in the project's one JSON shape (the SOAP adapter answers with a SOAP fault)."""
+        raise ApiError(status, code, message)
+
+    def respond(self, request, outcomes: list[dict], services) -> Response:
+        """202 with the per-event outcomes (notify-style senders)."""
+        response = jsonify({"accepted": len(outcomes), "results": outcomes})
+        response.status_code = 202
+        return response
+
+    # ---- what each vendor fills in ----
+    def authenticate(self, request, raw: bytes, settings: dict) -> None:
+        """Raise AuthError unless the request carries this vendor's valid credentials."""
+        raise NotImplementedError
+
+    def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
+        """Turn the raw body into events; raise PayloadError with the reason when it cannot."""
+        raise NotImplementedError
+
+    def enrich(self, event: VendorEvent, settings: dict) -> tuple[dict, list[dict]]:
+        """Fetch a thin event's record and line items from the vendor's API."""
+        raise pipeline.EnrichmentError(f"the {self.vendor} adapter cannot fetch records; send complete records")

@@ -1,0 +1,147 @@
+"""Adapter configuration from a YAML file, ``create_app`` overrides and ``HRDD_ADAPTER_*`` variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SECRET_WORDS = ("secret", "token", "password", "key", "authorization", "credential")
+_ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)\}")
+ADAPTER_ENV = "HRDD_ADAPTER_"
+WRITEBACK_ENV = "HRDD_WRITEBACK_"
+LIST_KEYS = {"organization_ids", "action_ids", "allowed_origins", "bearer_tokens", "watched_properties",
+             "event_types", "models"}
+
+
+class Secret(str):
+    """A string that never shows its value when printed, logged or put in a repr."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def reveal(self) -> str:
+        """The secret value itself, for signature checks and outgoing authentication only."""
+        return str.__str__(self)
+
+
+class ConfigError(ValueError):
+    """Adapter configuration that cannot be used; the message names the setting."""
+
+
+def is_secret_name(name: str) -> bool:
+    """True for setting names that hold credentials (client_secret, token, api_key, ...)."""
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def reveal(value: Any) -> str:
+    """The plain text of a setting, whether or not it is a Secret."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    return "" if value is None else str(value)
+
+
+def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, str):
+        def sub(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(f"{where}: environment variable {name} is not set")
+            return env[name]
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _protect(value: Any, name: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _protect(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_protect(v, name) for v in value]
+    if isinstance(value, str) and is_secret_name(name):
+        return Secret(value)
+    return value
+
+
+def _merge(base: dict, extra: Mapping) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _from_env(config: Mapping[str, Any], prefix: str) -> dict:
+    """``HRDD_ADAPTER_HUBSPOT_CLIENT_SECRET=x`` -> ``{"hubspot": {"client_secret": "x"}}``."""
+    out: dict[str, dict] = {}
+    for key, value in config.items():
+        if not key.startswith(prefix) or value is None:
+            continue
+        vendor, _, setting = key[len(prefix):].lower().partition("_")
+        if not setting:
+            continue
+        if setting in LIST_KEYS:
+            value = [part.strip() for part in str(value).split(",") if part.strip()]
+        out.setdefault(vendor, {})[setting] = value
+    return out
+
+
+def load_settings(app_config: Mapping[str, Any]) -> dict[str, Any]:
+    """Read every adapter and write-back setting; secrets come back wrapped in ``Secret``.
+
+    Order (later wins): the YAML file named by ``HRDD_ADAPTERS_FILE``, the ``HRDD_ADAPTERS`` mapping given
+    to ``create_app``, then ``HRDD_ADAPTER_<VENDOR>_<SETTING>`` and ``HRDD_WRITEBACK_<SYSTEM>_<SETTING>``.
+    ``${VAR}`` inside the file is replaced by that environment variable so secrets need not sit in it.
+    """
+    env = {**os.environ, **{k: str(v) for k, v in app_config.items() if isinstance(v, str)}}
+    settings: dict[str, Any] = {"adapters": {}, "writeback": {}, "worker": {}}
+    path = app_config.get("HRDD_ADAPTERS_FILE")
+    if path:
+        file = Path(path)
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"HRDD_ADAPTERS_FILE: {file} does not exist") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: expected a mapping with adapters/writeback/worker sections")
+        unknown = set(loaded) - set(settings)
+        if unknown:
+            raise ConfigError(f"{file}: unknown top-level section(s) {sorted(unknown)}")
+        settings = _merge(settings, _interpolate(loaded, env, str(file)))
+    overrides = app_config.get("HRDD_ADAPTERS")
+    if isinstance(overrides, Mapping):
+        settings = _merge(settings, overrides)
+    settings["adapters"] = _merge(settings["adapters"], _from_env(app_config, ADAPTER_ENV))
+    settings["writeback"] = _merge(settings["writeback"], _from_env(app_config, WRITEBACK_ENV))
+    return _protect(settings)
+
+
+def adapter_settings(settings: Mapping[str, Any], vendor: str) -> dict[str, Any]:
+    """One adapter's settings (an empty dict when it is not configured)."""
+    return dict((settings.get("adapters") or {}).get(vendor) or {})
+
+
+def settings_for(app) -> dict[str, Any]:
+    """The settings of a Flask app, loaded once and kept in ``app.extensions``."""
+    cached = app.extensions.get("hrdd_adapters")
+    if cached is None:
+        cached = load_settings(app.config)
+        app.extensions["hrdd_adapters"] = cached
+    return cached

@@ -1,0 +1,237 @@
+"""Field maps from configuration: turn a vendor record (flat or nested dict) into a canonical transaction.
+
+A value spec is either a field path (``"End_User_Country__c"``, dots reach into nested values, e.g.
+``"parentaccountid.name"``) or a mapping with any of:
+``field`` (path), ``const`` (fixed value), ``values`` (lookup table applied to the field's value, matched
+case-insensitively), ``default`` (when empty), ``split`` (separator turning text into a list),
+``type`` (``str``, ``int``, ``float``, ``bool``), ``lower`` (lowercase text) and ``slug`` (lowercase with
+underscores, turning picklist labels such as "Law enforcement" into ids).
+
+``items`` is a list of item specs read from the record, or ``{from_lines: true, <item spec>}`` read from
+each line item, with an optional ``fallback`` item spec used on the record when there are no lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+REQUIRED = ("stage", "end_user.name", "end_user.country")
+_TRUE = {"true", "yes", "1", "y", "x"}
+_FALSE = {"false", "no", "0", "n", ""}
+
+
+class FieldMapError(ValueError):
+    """A field map in configuration that cannot work; the message names the setting."""
+
+
+@dataclass
+class Mapped:
+    """The result of applying a field map: the canonical body and what could not be filled."""
+
+    body: dict[str, Any]
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every required canonical field has a value."""
+        return not self.missing
+
+
+def lookup(record: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path of a record (None when any step is absent)."""
+    value: Any = record
+    for part in path.split("."):
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        else:
+            return None
+        if value is None:
+            return None
+    return value
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _convert(value: Any, kind: str | None, where: str) -> Any:
+    if kind is None or value is None:
+        return value
+    if kind == "str":
+        return str(value)
+    if kind in ("int", "float"):
+        try:
+            number = float(str(value).replace(",", "")) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: {value!r} is not a number") from None
+        return int(number) if kind == "int" else number
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"{where}: {value!r} is not true/false")
+    raise FieldMapError(f"{where}: unknown type {kind!r} (use str, int, float or bool)")
+
+
+def resolve(record: Mapping[str, Any], spec: Any, where: str) -> Any:
+    """The value a spec selects from a record (see the module docstring for the forms)."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        return lookup(record, spec)
+    if not isinstance(spec, Mapping):
+        raise FieldMapError(f"{where}: expected a field name or a mapping, got {type(spec).__name__}")
+    if "const" in spec:
+        value = spec["const"]
+    elif "field" in spec:
+        value = lookup(record, str(spec["field"]))
+    else:
+        raise FieldMapError(f"{where}: needs 'field' or 'const'")
+    if isinstance(value, str):
+        value = value.strip()
+    if not _empty(value) and spec.get("split") and isinstance(value, str):
+        value = [part.strip() for part in value.split(spec["split"]) if part.strip()]
+    if not _empty(value) and "values" in spec:
+        table = {str(k).lower(): v for k, v in (spec["values"] or {}).items()}
+        if isinstance(value, list):
+            value = [table.get(str(v).lower(), v) for v in value]
+        else:
+            value = table.get(str(value).lower(), value)
+    if isinstance(value, str) and spec.get("lower"):
+        value = value.lower()
+    if isinstance(value, str) and spec.get("slug"):
+        # "Law enforcement" / "law-enforcement" -> "law_enforcement" (picklist labels to canonical ids)
+        value = "_".join(value.lower().replace("-", " ").split())
+    if _empty(value):
+        value = spec.get("default")
+    if isinstance(value, list):
+        return [_convert(v, spec.get("type"), where) for v in value]
+    return _convert(value, spec.get("type"), where)
+
+
+def source_name(spec: Any) -> str | None:
+    """The vendor field a spec reads (for messages naming what is missing)."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, Mapping) and "field" in spec:
+        return str(spec["field"])
+    return None
+
+
+def _as_list(value: Any) -> list:
+    if _empty(value):
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _object(record: Mapping, specs: Mapping, where: str, problems: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, spec in specs.items():
+        try:
+            value = resolve(record, spec, f"{where}.{key}")
+        except ValueError as exc:
+            if isinstance(exc, FieldMapError):
+                raise
+            problems.append(str(exc))
+            continue
+        if not _empty(value):
+            out[key] = value
+    return out
+
+
+def apply(field_map: Mapping[str, Any], record: Mapping[str, Any], lines: list[Mapping] | None = None) -> Mapped:
+    """Build the canonical body (without ``reference``) from a record and its line items."""
+    if not isinstance(field_map, Mapping):
+        raise FieldMapError("field_map: expected a mapping")
+    problems: list[str] = []
+    body: dict[str, Any] = {}
+    stage = resolve(record, field_map.get("stage"), "field_map.stage")
+    if not _empty(stage):
+        body["stage"] = stage
+    end_user = _object(record, field_map.get("end_user") or {}, "field_map.end_user", problems)
+    body["end_user"] = end_user
+    parties = []
+    for i, spec in enumerate(field_map.get("parties") or []):
+        party = _object(record, spec, f"field_map.parties[{i}]", problems)
+        if party.get("name"):
+            party.setdefault("role", "other")
+            parties.append(party)
+    body["parties"] = parties
+    items_spec = field_map.get("items") or {}
+    items: list[dict[str, Any]] = []
+    if isinstance(items_spec, Mapping) and items_spec.get("from_lines") and not lines and items_spec.get("fallback"):
+        # No line items came with the record: read one item from the record's own fields.
+        items_spec = items_spec["fallback"]
+    if isinstance(items_spec, Mapping) and items_spec.get("from_lines"):
+        line_spec = {k: v for k, v in items_spec.items() if k not in ("from_lines", "fallback")}
+        for i, line in enumerate(lines or []):
+            item = _object(line, line_spec, f"field_map.items(line {i + 1})", problems)
+            if item.get("sku") or item.get("name"):
+                items.append(item)
+    else:
+        for i, spec in enumerate(items_spec if isinstance(items_spec, list) else [items_spec]):
+            if not spec:
+                continue
+            item = _object(record, spec, f"field_map.items[{i}]", problems)
+            if item.get("sku") or item.get("name"):
+                items.append(item)
+    for item in items:
+        item.setdefault("name", item.get("sku"))
+        item.setdefault("sku", item.get("name"))
+        item["capabilities"] = _as_list(item.get("capabilities"))
+        if "sku" in item:
+            item["sku"] = str(item["sku"])
+    body["items"] = items
+    countries = resolve(record, field_map.get("deployment_countries"), "field_map.deployment_countries")
+    body["deployment_countries"] = _as_list(countries)
+    intended = resolve(record, field_map.get("intended_use"), "field_map.intended_use")
+    if not _empty(intended):
+        body["intended_use"] = str(intended)
+    answers = {}
+    for question, spec in (field_map.get("answers") or {}).items():
+        value = resolve(record, spec, f"field_map.answers.{question}")
+        if not _empty(value):
+            answers[question] = str(value).strip().lower()
+    body["answers"] = answers
+    missing = list(problems)
+    for required in REQUIRED:
+        if _empty(lookup(body, required)):
+            spec = lookup(field_map, required) if "." in required else field_map.get(required)
+            origin = source_name(spec)
+            missing.append(f"{required} (vendor field {origin})" if origin else required)
+    if not items:
+        missing.append("items (no line item or product field had a value)")
+    return Mapped(body=body, missing=missing)
+
+
+def fields_used(field_map: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The vendor fields a map reads: (record fields, line item fields), for enrichment requests."""
+    record: list[str] = []
+    line: list[str] = []
+
+    def walk(spec: Any, into: list[str]) -> None:
+        name = source_name(spec)
+        if name and "." not in name and name not in into:
+            into.append(name)
+        elif isinstance(spec, Mapping) and "field" not in spec and "const" not in spec:
+            for key, value in spec.items():
+                if key == "fallback":
+                    walk(value, record)
+                elif key != "from_lines":
+                    walk(value, into)
+        elif isinstance(spec, list):
+            for value in spec:
+                walk(value, into)
+
+    for key, spec in field_map.items():
+        if key == "items" and isinstance(spec, Mapping) and spec.get("from_lines"):
+            walk(spec, line)
+        else:
+            walk(spec, record)
+    return record, line

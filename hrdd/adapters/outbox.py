@@ -1,0 +1,229 @@
+"""The transactional outbox: rows written with the screening, delivered to the CRM by ``hrdd worker``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from hrdd.adapters import signatures
+from hrdd.adapters.config import reveal
+from hrdd.adapters.http import HttpError, call, tokens
+from hrdd.adapters.tables import iso, new_id, now, outbox
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKER = {"max_attempts": 8, "base_delay": 30, "max_delay": 3600, "lease": 120, "timeout": 10}
+# Field names each system's write-back sets by default (custom fields/properties the set-up guide creates).
+DEFAULT_BODIES: dict[str, Any] = {
+    "salesforce": {"HRDD_Gate__c": "{gate}", "HRDD_Decision__c": "{decision}",
+                   "HRDD_Reason__c": "{reason}", "HRDD_Screening_Id__c": "{screening_id}"},
+    "hubspot": {"properties": {"hrdd_gate": "{gate}", "hrdd_decision": "{decision}",
+                               "hrdd_reason": "{reason}", "hrdd_screening_id": "{screening_id}"}},
+    "dynamics": {"hrdd_gate": "{gate}", "hrdd_decision": "{decision}", "hrdd_reason": "{reason}",
+                 "hrdd_screeningid": "{screening_id}"},
+    "sap": {"YY1_HRDD_Gate_SDH": "{gate}", "YY1_HRDD_Screening_SDH": "{screening_id}"},
+    "odoo": {"jsonrpc": "2.0", "method": "call", "params": {
+        "service": "object", "method": "execute_kw",
+        "args": ["{config.database}", "{config.uid|int}", "{config.api_key}", "{object_type}", "write",
+                 [["{object_id|int}"]],
+                 {"x_hrdd_gate": "{gate}", "x_hrdd_decision": "{decision}", "x_hrdd_reason": "{reason}",
+                  "x_hrdd_screening_id": "{screening_id}"}]}},
+}
+GENERIC_BODY = {"reference": {"system": "{system}", "object_type": "{object_type}", "object_id": "{object_id}"},
+                "gate": "{gate}", "decision": "{decision}", "reason": "{reason}", "stage": "{stage}",
+                "screening_id": "{screening_id}", "transaction_id": "{transaction_id}",
+                "risk_score": "{risk_score|int}", "red_flags": "{flags}"}
+DEFAULT_METHOD = {"odoo": "POST"}
+_PLACEHOLDER = re.compile(r"\{([a-z_.]+)(\|int)?\}")
+
+
+def worker_settings(settings: dict) -> dict[str, Any]:
+    """Retry policy: defaults overridden by the ``worker`` section."""
+    return {**DEFAULT_WORKER, **(settings.get("worker") or {})}
+
+
+def backoff(attempts: int, policy: dict[str, Any]) -> timedelta:
+    """Exponential back-off: base_delay * 2^(attempts-1), capped at max_delay."""
+    seconds = float(policy["base_delay"]) * (2 ** max(attempts - 1, 0))
+    return timedelta(seconds=min(seconds, float(policy["max_delay"])))
+
+
+def enqueue(conn, settings: dict, *, system: str, object_type: str, object_id: str,
+            transaction_id: str | None = None, screening_id: str | None = None, gate: str | None = None,
+            reason: str | None = None) -> str | None:
+    """Add a write-back row in the caller's DB transaction; None when the system has no write-back."""
+    if system not in (settings.get("writeback") or {}):
+        return None
+    row_id = new_id("obx")
+    moment = now()
+    conn.execute(outbox.insert().values(
+        id=row_id, system=system, object_type=object_type, object_id=str(object_id),
+        transaction_id=transaction_id, screening_id=screening_id, gate=gate, reason=reason,
+        status="pending", attempts=0, next_attempt_at=moment, created_at=moment))
+    return row_id
+
+
+def rows(store, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Outbox rows, oldest first, optionally only one status (pending, failed, delivered)."""
+    query = sa.select(outbox).order_by(outbox.c.created_at, outbox.c.id).limit(limit)
+    if status:
+        query = query.where(outbox.c.status == status)
+    with store.engine.connect() as conn:
+        return [_row_dict(r) for r in conn.execute(query)]
+
+
+def _row_dict(row) -> dict[str, Any]:
+    data = dict(row._mapping)
+    for key in ("next_attempt_at", "created_at", "delivered_at"):
+        data[key] = iso(data[key])
+    return data
+
+
+def retry(store, row_id: str) -> bool:
+    """Put a failed row back in the queue for immediate delivery."""
+    with store.begin() as conn:
+        done = conn.execute(outbox.update().where(outbox.c.id == row_id, outbox.c.status == "failed")
+                            .values(status="pending", attempts=0, next_attempt_at=now(), last_error=None))
+    return bool(done.rowcount)
+
+
+def _claim(store, row_id: str, moment, lease: float) -> bool:
+    # A lease instead of a lock: the row is invisible to other workers until it expires.
+    with store.begin() as conn:
+        done = conn.execute(outbox.update().where(
+            outbox.c.id == row_id, outbox.c.status == "pending", outbox.c.next_attempt_at <= moment,
+        ).values(next_attempt_at=moment + timedelta(seconds=lease)))
+    return done.rowcount == 1
+
+
+def deliver_due(services, settings: dict, *, moment=None, limit: int = 50) -> dict[str, int]:
+    """Deliver every due pending row once; returns counts of delivered, retrying and failed rows."""
+    moment = moment or now()
+    policy = worker_settings(settings)
+    counts = {"delivered": 0, "retrying": 0, "failed": 0}
+    with services.store.engine.connect() as conn:
+        due = conn.execute(sa.select(outbox).where(outbox.c.status == "pending",
+                                                   outbox.c.next_attempt_at <= moment)
+                           .order_by(outbox.c.created_at, outbox.c.id).limit(limit)).fetchall()
+    for row in due:
+        if not _claim(services.store, row.id, moment, float(policy["lease"])):
+            continue
+        attempts = row.attempts + 1
+        try:
+            sent = send(services, settings, row, timeout=float(policy["timeout"]))
+        except HttpError as exc:
+            final = not exc.retryable or attempts >= int(policy["max_attempts"])
+            values = dict(attempts=attempts, last_error=str(exc)[:2000], last_status=exc.status,
+                          status="failed" if final else "pending",
+                          next_attempt_at=moment + backoff(attempts, policy))
+            counts["failed" if final else "retrying"] += 1
+            log.warning("write-back %s to %s failed (attempt %d): %s", row.id, row.system, attempts, exc)
+        else:
+            values = dict(attempts=attempts, status="delivered", delivered_at=now(), sent=sent,
+                          last_error=None, last_status=sent.get("status"))
+            counts["delivered"] += 1
+        with services.store.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == row.id).values(**values))
+    return counts
+
+
+def state_of(services, row) -> dict[str, Any]:
+    """What to tell the CRM now: the transaction's effective gate, or the row's explicit hold."""
+    state = {"system": row.system, "object_type": row.object_type, "object_id": row.object_id,
+             "transaction_id": row.transaction_id or "", "screening_id": row.screening_id or "",
+             "gate": row.gate or "", "decision": "", "reason": row.reason or "", "stage": "",
+             "risk_score": 0, "risk_level": "", "flags": ""}
+    if row.transaction_id and not row.gate:
+        latest = services.store.latest_screening(row.transaction_id)
+        if latest is not None:
+            gate, reasons = services.gate_of(row.transaction_id, latest)
+            flags = [f["id"] for f in latest.get("red_flags", [])]
+            state.update(gate=gate, decision=latest["decision"], screening_id=latest["id"],
+                         stage=latest["stage"], risk_score=latest["risk"]["score"],
+                         risk_level=latest["risk"]["level"], flags=", ".join(flags),
+                         reason="; ".join(reasons) or (f"red flags: {', '.join(flags)}" if flags else
+                                                       "no red flags"))
+    return state
+
+
+def render(template: Any, values: dict[str, Any], config: dict[str, Any], *, mask: bool = False) -> Any:
+    """Fill ``{name}`` placeholders (``{name|int}`` for numbers, ``{config.key}`` for settings)."""
+    if isinstance(template, dict):
+        return {k: render(v, values, config, mask=mask) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render(v, values, config, mask=mask) for v in template]
+    if not isinstance(template, str):
+        return template
+
+    def value_of(name: str) -> Any:
+        if name.startswith("config."):
+            raw = config.get(name[7:])
+            if mask and signatures_secret(name[7:]):
+                return "***"
+            return reveal(raw) if raw is not None else ""
+        return values.get(name, "")
+
+    whole = _PLACEHOLDER.fullmatch(template)
+    if whole:
+        value = value_of(whole.group(1))
+        if whole.group(2):
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return value
+        return value
+    return _PLACEHOLDER.sub(lambda m: str(value_of(m.group(1))), template)
+
+
+def signatures_secret(name: str) -> bool:
+    """True for settings that must be masked in the stored record of what was sent."""
+    from hrdd.adapters.config import is_secret_name
+
+    return is_secret_name(name)
+
+
+def send(services, settings: dict, row, *, timeout: float) -> dict[str, Any]:
+    """Render and send one write-back; returns the record of what was sent (secrets masked)."""
+    config = (settings.get("writeback") or {}).get(row.system)
+    if not config or not config.get("url"):
+        raise HttpError(f"no write-back URL is configured for system {row.system!r}", retryable=False)
+    state = state_of(services, row)
+    template = config.get("body") or DEFAULT_BODIES.get(config.get("kind", row.system), GENERIC_BODY)
+    url = render(str(config["url"]), state, config)
+    body = render(template, state, config)
+    headers = {"Content-Type": "application/json"}
+    headers.update(tokens.headers(config, timeout=timeout))
+    for name, value in (config.get("headers") or {}).items():
+        headers[name] = reveal(value)
+    payload = json.dumps(body).encode()
+    if config.get("signing_secret"):
+        headers["X-HRDD-Signature"] = "sha256=" + signatures.hmac_sha256_hex(config["signing_secret"], payload)
+    method = str(config.get("method") or DEFAULT_METHOD.get(config.get("kind", row.system), "PATCH")).upper()
+    if config.get("csrf"):
+        headers.update(_sap_csrf(url, headers, timeout))
+    answer = call(method, url, headers=headers, data=payload, timeout=timeout)
+    if isinstance(answer.body, dict) and answer.body.get("error") and "jsonrpc" in answer.body:
+        # JSON-RPC (Odoo) reports failures inside a 200 answer.
+        message = str((answer.body["error"].get("data") or {}).get("message") or answer.body["error"])[:300]
+        raise HttpError(f"{method} {url.split('?', 1)[0]} answered a JSON-RPC error: {message}", answer.status)
+    return {"method": method, "url": url.split("?", 1)[0], "status": answer.status,
+            "gate": state["gate"], "body": render(template, state, config, mask=True), "at": iso(now())}
+
+
+def _sap_csrf(url: str, headers: dict[str, str], timeout: float) -> dict[str, str]:
+    # SAP Gateway (OData v2) rejects changes without a CSRF token fetched in the same session.
+    answer = call("GET", url, headers={**headers, "x-csrf-token": "fetch"}, timeout=timeout)
+    token = answer.headers.get("x-csrf-token")
+    if not token:
+        raise HttpError("SAP did not hand out an x-csrf-token", answer.status)
+    extra = {"x-csrf-token": token}
+    cookie = answer.headers.get("set-cookie")
+    if cookie:
+        extra["Cookie"] = "; ".join(part.split(";", 1)[0] for part in cookie.split(", ") if "=" in part)
+    return extra
+

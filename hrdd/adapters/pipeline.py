@@ -1,0 +1,166 @@
+"""From vendor events to stored screenings: dedup per vendor delivery, enrichment, field maps, holds."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from hrdd.adapters import outbox
+from hrdd.adapters.events import VendorEvent
+from hrdd.adapters.http import HttpError
+from hrdd.adapters.tables import adapter_deliveries, now
+from hrdd.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+# Statuses that answer a replayed delivery from the record instead of processing it again.
+RECORDED = ("screened", "queued", "pending_enrichment", "invalid", "failed")
+
+
+class EnrichmentError(Exception):
+    """The vendor's API could not supply the record's fields (yet); the message says why."""
+
+
+def _claim(store, vendor: str, system: str, event: VendorEvent) -> Mapping | None:
+    """Record the delivery; return the earlier record when this delivery id was seen before."""
+    moment = now()
+    try:
+        with store.begin() as conn:
+            conn.execute(adapter_deliveries.insert().values(
+                vendor=vendor, delivery_id=event.delivery_id, status="received", system=system,
+                object_type=event.object_type, object_id=event.object_id, event=event.to_dict(),
+                outcome={}, attempts=0, created_at=moment, updated_at=moment))
+        return None
+    except IntegrityError:
+        return delivery(store, vendor, event.delivery_id)
+
+
+def delivery(store, vendor: str, delivery_id: str) -> Mapping | None:
+    """The recorded delivery of a vendor, or None."""
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(adapter_deliveries).where(
+            adapter_deliveries.c.vendor == vendor, adapter_deliveries.c.delivery_id == delivery_id)).first()
+    return row._mapping if row is not None else None
+
+
+def _base_outcome(event: VendorEvent) -> dict[str, Any]:
+    return {"delivery_id": event.delivery_id, "object_type": event.object_type, "object_id": event.object_id}
+
+
+def _update(store, vendor: str, current: VendorEvent, *, status: str, outcome: dict, hold: dict | None = None,
+            settings: dict | None = None, **values) -> dict:
+    with store.begin() as conn:
+        conn.execute(adapter_deliveries.update().where(
+            adapter_deliveries.c.vendor == vendor, adapter_deliveries.c.delivery_id == current.delivery_id,
+        ).values(status=status, outcome=outcome, updated_at=now(), **values))
+        if hold is not None:
+            # Written with the record of the failure, so the CRM hears "hold" even if we crash next.
+            outbox.enqueue(conn, settings or {}, **hold)
+    return outcome
+
+
+def receive(services, adapter, events: list[VendorEvent], settings: dict, *, inline_thin: bool) -> list[dict]:
+    """Process a delivery's events; each outcome says screened, queued, pending, invalid or ignored."""
+    return [receive_one(services, adapter, event, settings, inline_thin=inline_thin) for event in events]
+
+
+def receive_one(services, adapter, event: VendorEvent, settings: dict, *, inline_thin: bool) -> dict:
+    """Process one event exactly once per (vendor, delivery id); replays get the recorded outcome."""
+    if event.ignore:
+        return {**_base_outcome(event), "status": "ignored", "reason": event.ignore}
+    existing = _claim(services.store, adapter.vendor, event.system or adapter.system, event)
+    if existing is not None and existing["status"] in RECORDED:
+        return {**existing["outcome"], "replayed": True}
+    if event.thin and not inline_thin:
+        outcome = {**_base_outcome(event), "status": "queued",
+                   "reason": "the record will be fetched from the vendor and screened by the worker"}
+        return _update(services.store, adapter.vendor, event, status="queued", outcome=outcome,
+                       next_attempt_at=now())
+    return complete(services, adapter, event, settings, attempts=0)
+
+
+def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts: int) -> dict:
+    """Enrich a thin event if needed, map it and screen it; record holds for what cannot be screened."""
+    vendor_settings = adapter.settings_from(settings)
+    try:
+        if event.thin:
+            event.record, event.lines = adapter.enrich(event, vendor_settings)
+        body, missing = adapter.canonical(event, vendor_settings)
+    except (EnrichmentError, HttpError) as exc:
+        return _pending(services, adapter, event, settings, attempts + 1, str(exc))
+    if missing:
+        return _invalid(services, adapter, event, settings,
+                        "cannot screen: missing or unusable fields: " + "; ".join(missing))
+    try:
+        screening, _created = services.screen_and_store(
+            body, idempotency_key=f"{adapter.vendor}:{event.delivery_id}"[:255], source=adapter.vendor)
+    except ApiError as exc:
+        detail = f"{exc.message}" + (f" {exc.errors}" if exc.errors else "")
+        return _invalid(services, adapter, event, settings, f"cannot screen: {detail}")
+    outcome = {**_base_outcome(event), "status": "screened", "screening_id": screening["id"],
+               "transaction_id": screening["transaction_id"], "stage": screening["stage"],
+               "decision": screening["decision"], "gate": screening["gate"],
+               "hold_reasons": screening.get("hold_reasons", [])}
+    return _update(services.store, adapter.vendor, event, status="screened", outcome=outcome,
+                   screening_id=screening["id"], transaction_id=screening["transaction_id"],
+                   stage=screening["stage"], reason=None, event=event.to_dict(), next_attempt_at=None)
+
+
+def _hold(adapter, event: VendorEvent, reason: str) -> dict:
+    return {"system": event.system or adapter.system, "object_type": event.object_type, "object_id": event.object_id,
+            "gate": "hold", "reason": reason}
+
+
+def _invalid(services, adapter, event, settings, reason: str) -> dict:
+    log.info("%s delivery %s recorded as invalid: %s", adapter.vendor, event.delivery_id, reason)
+    outcome = {**_base_outcome(event), "status": "invalid", "gate": "hold", "reason": reason}
+    return _update(services.store, adapter.vendor, event, status="invalid", outcome=outcome, reason=reason,
+                   hold=_hold(adapter, event, reason), settings=settings, next_attempt_at=None)
+
+
+def _pending(services, adapter, event, settings, attempts: int, error: str) -> dict:
+    policy = outbox.worker_settings(settings)
+    final = attempts >= int(policy["max_attempts"])
+    status = "failed" if final else "pending_enrichment"
+    reason = f"could not fetch the record from {adapter.vendor}: {error}"
+    outcome = {**_base_outcome(event), "status": status, "gate": "hold", "reason": reason}
+    # Tell the CRM "hold" once, on the first failure; retries only update the record.
+    hold = _hold(adapter, event, reason) if attempts == 1 else None
+    return _update(services.store, adapter.vendor, event, status=status, outcome=outcome, reason=reason,
+                   attempts=attempts, hold=hold, settings=settings,
+                   next_attempt_at=None if final else now() + outbox.backoff(attempts, policy))
+
+
+def process_due(services, resolve, settings: dict, *, moment=None, limit: int = 50) -> dict:
+    """Worker step: enrich and screen queued or pending deliveries whose next attempt is due.
+
+    ``resolve(vendor)`` returns the adapter object of a vendor (or None when it is no longer installed).
+    """
+    moment = moment or now()
+    counts = {"screened": 0, "pending": 0, "invalid": 0}
+    with services.store.engine.connect() as conn:
+        due = conn.execute(sa.select(adapter_deliveries).where(
+            adapter_deliveries.c.status.in_(("queued", "pending_enrichment")),
+            adapter_deliveries.c.next_attempt_at <= moment,
+        ).order_by(adapter_deliveries.c.created_at).limit(limit)).fetchall()
+    for row in due:
+        adapter = resolve(row.vendor)
+        if adapter is None:
+            continue
+        with services.store.begin() as conn:
+            # Lease the row so a second worker does not process it at the same time.
+            leased = conn.execute(adapter_deliveries.update().where(
+                adapter_deliveries.c.vendor == row.vendor, adapter_deliveries.c.delivery_id == row.delivery_id,
+                adapter_deliveries.c.next_attempt_at == row.next_attempt_at,
+            ).values(next_attempt_at=moment + timedelta(seconds=120))).rowcount
+        if not leased:
+            continue
+        outcome = complete(services, adapter, VendorEvent.from_dict(row.event), settings, attempts=row.attempts)
+        key = {"screened": "screened", "invalid": "invalid"}.get(outcome["status"], "pending")
+        counts[key] += 1
+    return counts

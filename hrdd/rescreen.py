@@ -1,0 +1,138 @@
+"""Post-sale monitoring (step 7): re-screen active transactions when data, lists or policy change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from hrdd import audit
+from hrdd.model import Transaction
+from hrdd.tables import screenings
+from hrdd.workspace import cases
+
+DEFAULT_STAGES = ("post_sale", "renewal")
+LIST_VERSION_KEY = "parties"
+
+
+@dataclass
+class Change:
+    """One transaction whose re-screening differs from its previous screening."""
+
+    transaction_id: str
+    previous: dict
+    current: dict
+    summary: str
+
+    @property
+    def decision_changed(self) -> bool:
+        """True when the engine's decision is different now."""
+        return self.previous["decision"] != self.current["decision"]
+
+
+@dataclass
+class RescreenResult:
+    """What a run did: how many were examined, stored anew, changed decision, and which cases opened."""
+
+    examined: int = 0
+    stored: int = 0
+    changes: list[Change] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def decision_changes(self) -> list[Change]:
+        """The changes that altered the decision (each opened or updated a case)."""
+        return [c for c in self.changes if c.decision_changed]
+
+
+def _older_or_equal(recorded, since: str) -> bool:
+    if recorded is None:
+        return True  # screened before any list was recorded: stale against every list version
+    try:
+        return float(recorded) <= float(since)
+    except (TypeError, ValueError):
+        return str(recorded) <= str(since)
+
+
+def active_screenings(store, stages: Iterable[str], since_list_version: str | None = None) -> list[dict]:
+    """The latest screening of every transaction whose latest stage is one of ``stages``, oldest first."""
+    stages = tuple(stages)
+    ranked = sa.select(screenings.c.id, screenings.c.transaction_id, screenings.c.stage,
+                       sa.func.row_number().over(partition_by=screenings.c.transaction_id,
+                                                 order_by=(screenings.c.created_at.desc(),
+                                                           screenings.c.id.desc())).label("rank")).subquery()
+    query = (sa.select(screenings.c.result)
+             .join(ranked, ranked.c.id == screenings.c.id)
+             .where(ranked.c.rank == 1, ranked.c.stage.in_(stages))
+             .order_by(screenings.c.created_at, screenings.c.id))
+    with store.engine.connect() as conn:
+        rows = [r.result for r in conn.execute(query)]
+    if since_list_version is not None:
+        rows = [r for r in rows if _older_or_equal(((r.get("versions") or {}).get("data") or {})
+                                                   .get(LIST_VERSION_KEY), since_list_version)]
+    return rows
+
+
+def describe(previous: dict, current: dict) -> str:
+    """Say in words what changed between two screenings: decision, red flags and data versions."""
+    parts = []
+    if previous["decision"] != current["decision"]:
+        parts.append(f"decision {previous['decision']} -> {current['decision']}")
+    before = {f["id"]: f for f in previous.get("red_flags") or ()}
+    after = {f["id"]: f for f in current.get("red_flags") or ()}
+    added = [f"{i} ({after[i]['severity']}: {after[i]['title']})" for i in after if i not in before]
+    removed = [i for i in before if i not in after]
+    if added:
+        parts.append("new red flags " + "; ".join(added))
+    if removed:
+        parts.append("red flags no longer raised " + ", ".join(removed))
+    old_v, new_v = previous.get("versions") or {}, current.get("versions") or {}
+    changed = [f"{k} {old_v.get(k)} -> {new_v.get(k)}" for k in ("ruleset", "policy") if old_v.get(k) != new_v.get(k)]
+    old_d, new_d = old_v.get("data") or {}, new_v.get("data") or {}
+    changed += [f"{k} {old_d.get(k)} -> {new_d.get(k)}" for k in sorted(set(old_d) | set(new_d))
+                if old_d.get(k) != new_d.get(k)]
+    if changed:
+        parts.append("versions changed: " + ", ".join(changed))
+    return "; ".join(parts) or "no change"
+
+
+def _differs(previous: dict, screening) -> bool:
+    current = screening.to_dict()
+    return (previous["decision"] != current["decision"]
+            or sorted(f["id"] for f in previous.get("red_flags") or ()) != sorted(current_flag["id"] for current_flag in current["red_flags"])
+            or previous.get("versions") != current.get("versions"))
+
+
+def rescreen(services, *, stages: Iterable[str] = DEFAULT_STAGES, since_list_version: str | None = None,
+             store_unchanged: bool = False, actor: str = "system",
+             progress: Callable[[Iterable[dict]], Iterable[dict]] | None = None) -> RescreenResult:
+    """Re-screen active transactions; store a new screening when anything changed (or always, if asked).
+
+    Each changed decision opens a case (or adds a note to the transaction's open case) saying what
+    changed, in the same database transaction as the new screening.
+    """
+    result = RescreenResult()
+    targets = active_screenings(services.store, stages, since_list_version)
+    for previous in (progress(targets) if progress else targets):
+        result.examined += 1
+        body = services.store.get_screening_request(previous["id"])
+        try:
+            fresh = services.screen(Transaction.from_dict(services.validate(body)))
+        except Exception as exc:  # one bad stored record must not stop monitoring of the others
+            result.errors.append(f"{previous['transaction_id']}: {exc}")
+            continue
+        if not store_unchanged and not _differs(previous, fresh):
+            continue
+        reason = "Post-sale re-screening: " + describe(previous, fresh.to_dict())
+        with cases.rescreen_context(previous, reason):
+            current, _ = services.screen_and_store(body, source="rescreen")
+        result.stored += 1
+        if _differs(previous, fresh):
+            result.changes.append(Change(previous["transaction_id"], previous, current, describe(previous, current)))
+    with services.store.begin() as conn:
+        audit.record(conn, actor, "rescreen.run", "rescreen", {
+            "stages": list(stages), "since_list_version": since_list_version, "examined": result.examined,
+            "stored": result.stored, "decision_changes": len(result.decision_changes),
+            "errors": len(result.errors)})
+    return result

@@ -1,0 +1,28 @@
+"""Contract riders: a clause library lawyers edit, selected by a screening and assembled into Word."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hrdd.riders.build import DOCX_MIMETYPE, build_document, build_rider
+from hrdd.riders.conditions import Facts
+from hrdd.riders.library import ClauseLibraryError, Library, Problem, load_library
+from hrdd.riders.selection import Selection, SelectionError, select
+from hrdd.riders.variables import VariableError
+
+# The repository's clauses/ directory (the package is installed in editable mode from the repo).
+DEFAULT_CLAUSES_DIR = Path(__file__).resolve().parents[2] / "clauses"
+
+
+def clauses_dir(config=None) -> Path:
+    """The clause directory: ``HRDD_CLAUSES_DIR`` from the given config, the environment, or the default."""
+    value = (config or {}).get("HRDD_CLAUSES_DIR") or os.environ.get("HRDD_CLAUSES_DIR")
+    return Path(value) if value else DEFAULT_CLAUSES_DIR
+
+
+__all__ = [
+    "DOCX_MIMETYPE", "DEFAULT_CLAUSES_DIR", "ClauseLibraryError", "Facts", "Library", "Problem", "Selection",
+    "SelectionError", "VariableError", "build_document", "build_rider", "clauses_dir", "load_library",
+    "select",
+]

@@ -1,0 +1,92 @@
+"""Schedule 1 of the rider: the screening's summary and every red flag with its evidence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hrdd.model import SEVERITIES
+from hrdd.riders import ooxml
+from hrdd.riders.variables import SCREENING_VALUES, clean_text, country_name
+
+NONE = "—"
+# Column widths in twentieths of a point (567 = 1 cm).
+SUMMARY_WIDTHS = (2835, 6237)
+FLAG_WIDTHS = (964, 624, 964, 4536, 1984)
+
+
+def _humanise(value: str | None) -> str:
+    return clean_text(value or "").replace("_", " ")
+
+
+def summary_rows(screening: dict[str, Any], frame, values) -> list[tuple[str, str]]:
+    """(label, value) rows describing the screening."""
+    transaction = screening.get("transaction") or {}
+    end_user = transaction.get("end_user") or {}
+    risk = screening.get("risk") or {}
+    items = []
+    for item in transaction.get("items") or ():
+        capabilities = ", ".join(_humanise(c) for c in item.get("capabilities") or ()) or NONE
+        eccn = f"; ECCN {clean_text(item['eccn'])}" if item.get("eccn") else ""
+        items.append(f"{clean_text(item.get('name') or '')} ({clean_text(item.get('sku') or '')}): "
+                     f"{capabilities}{eccn}")
+    versions = screening.get("versions") or {}
+    data = versions.get("data") or {}
+    data_text = "; ".join(f"{clean_text(k)} {clean_text(v)}" for k, v in data.items())
+    if versions.get("ruleset"):
+        data_text = f"ruleset {clean_text(versions['ruleset'])}" + (f"; {data_text}" if data_text else "")
+    decision = screening.get("decision") or ""
+    eu_parts = [clean_text(end_user.get("name") or ""), country_name(end_user.get("country")),
+                _humanise(end_user.get("type")), _humanise(end_user.get("sector"))]
+    labels = frame.summary_labels
+    rows = [
+        ("screening", clean_text(screening.get("id") or "")),
+        ("date", values.get("screening_date") or _date_of(screening)),
+        ("stage", _humanise(screening.get("stage"))),
+        ("decision", frame.decision_labels.get(decision, _humanise(decision))),
+        ("risk", f"{risk.get('score', NONE)}/100 ({_humanise(risk.get('level'))})" if risk else NONE),
+        ("end_user", "; ".join(p for p in eu_parts if p)),
+        ("countries", ", ".join(country_name(c) for c in transaction.get("deployment_countries") or ())
+         or country_name(end_user.get("country"))),
+        ("products", "\n".join(items)),
+        ("intended_use", clean_text(transaction.get("intended_use") or "")),
+        ("data", data_text),
+    ]
+    return [(labels[key], value or NONE) for key, value in rows]
+
+
+def _date_of(screening: dict[str, Any]) -> str:
+    return SCREENING_VALUES["screening_date"](screening)
+
+
+def ordered_flags(screening: dict[str, Any]) -> list[dict[str, Any]]:
+    """Red flags, worst first, then by step and id."""
+    def key(flag):
+        severity = flag.get("severity")
+        rank = SEVERITIES.index(severity) if severity in SEVERITIES else -1
+        return (-rank, flag.get("step") if isinstance(flag.get("step"), int) else 99, str(flag.get("id")))
+    return sorted(screening.get("red_flags") or (), key=key)
+
+
+def write_findings(writer, heading) -> None:
+    """Write the findings schedule after its heading: the summary table, then one row per red flag."""
+    frame, screening = writer.frame, writer.screening
+    writer.para("Normal", frame.texts["findings.intro"])
+    style_id = writer.style_ids["Table Grid"]
+    rows = [[[[(label, True)]], [[(value, False)]]] for label, value in summary_rows(screening, frame, writer.values)]
+    writer.add_block(ooxml.table(rows, SUMMARY_WIDTHS, style_id, space_after_twips=40))
+    flags = ordered_flags(screening)
+    writer.para("Normal")
+    if not flags:
+        writer.para("Normal", frame.texts["findings.no_flags"])
+        return
+    rows = [[[[(title, True)]] for title in frame.flag_columns]]
+    for flag in flags:
+        rows.append([
+            [[(clean_text(flag.get("id") or ""), True)]],
+            [[(clean_text(flag.get("step", "")), False)]],
+            [[(_humanise(flag.get("severity")), False)]],
+            [[(clean_text(flag.get("title") or ""), True)], [(clean_text(flag.get("evidence") or NONE), False)]],
+            [[(clean_text(flag.get("source") or NONE), False)]],
+        ])
+    writer.add_block(ooxml.table(rows, FLAG_WIDTHS, style_id, header=True, size_half_points=18,
+                                 space_after_twips=40))

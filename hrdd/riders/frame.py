@@ -1,0 +1,113 @@
+"""The rider frame (``rider.yaml``): title, parties, headings, schedule texts and the signature block."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hrdd.riders.markup import MarkupError, Token, parse_inline
+from hrdd.riders.vocabulary import DECISIONS
+
+# Texts that may use markup, variables and references (dotted paths into rider.yaml).
+TEXTS = (
+    "title", "subtitle", "parties.intro", "parties.seller", "parties.buyer", "parties.outro",
+    "recitals_heading", "operative_intro", "findings.heading", "findings.intro", "findings.no_flags",
+    "technical.heading", "technical.intro", "signature.heading", "signature.intro", "signature.seller",
+    "signature.buyer", "footer",
+)
+# Plain labels.
+LABELS = ("schedule_label", "technical.part_label", "technical.applies_to_label")
+SUMMARY_KEYS = ("screening", "date", "stage", "decision", "risk", "end_user", "countries", "products",
+                "intended_use", "data")
+FLAG_COLUMNS = 5
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The parsed frame: inline texts, labels and lists."""
+
+    version: str
+    texts: dict[str, tuple[Token, ...]]
+    labels: dict[str, str]
+    summary_labels: dict[str, str]
+    flag_columns: tuple[str, ...]
+    decision_labels: dict[str, str]
+    signature_lines: tuple[str, ...]
+
+    def refs(self, technical: bool = True) -> set[str]:
+        """Cross-references used by the frame (without the technical schedule's texts if not printed)."""
+        return {t.value for path, tokens in self.texts.items() for t in tokens
+                if t.kind == "ref" and (technical or not path.startswith("technical."))}
+
+    def used_variables(self) -> set[str]:
+        """Variables used anywhere in the frame."""
+        return {t.value for tokens in self.texts.values() for t in tokens if t.kind == "var"}
+
+    def variables_of(self, *paths: str) -> set[str]:
+        """Variables used by the given texts."""
+        return {t.value for p in paths for t in self.texts[p] if t.kind == "var"}
+
+
+def _get(raw: dict, path: str) -> Any:
+    value: Any = raw
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _string_list(value: Any, size: int | None = None) -> bool:
+    return (isinstance(value, list) and bool(value) and all(isinstance(v, str) and v.strip() for v in value)
+            and (size is None or len(value) == size))
+
+
+def parse_frame(raw: Any) -> tuple[Frame | None, list[str]]:
+    """Validate rider.yaml; return the frame (None on problems) and the problems found."""
+    if not isinstance(raw, dict):
+        return None, ["rider.yaml must be a YAML mapping"]
+    problems: list[str] = []
+    texts: dict[str, tuple[Token, ...]] = {}
+    for path in TEXTS:
+        value = _get(raw, path)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{path} must be non-empty text")
+            continue
+        try:
+            texts[path] = parse_inline(" ".join(value.split()))
+        except MarkupError as exc:
+            problems.append(f"{path}: {exc}")
+    for path in TEXTS:
+        if path != "footer" and path in texts and {"page", "pages"} & {
+                t.value for t in texts[path] if t.kind == "var"}:
+            problems.append(f"{path}: {{{{page}}}} and {{{{pages}}}} may only be used in the footer")
+    labels = {}
+    for path in LABELS:
+        value = _get(raw, path)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{path} must be non-empty text")
+        else:
+            labels[path] = value.strip()
+    summary = _get(raw, "findings.summary_labels")
+    if not isinstance(summary, dict) or set(summary) != set(SUMMARY_KEYS):
+        problems.append(f"findings.summary_labels must give exactly these keys: {', '.join(SUMMARY_KEYS)}")
+        summary = {}
+    decisions = _get(raw, "findings.decision_labels")
+    if not isinstance(decisions, dict) or set(decisions) != set(DECISIONS):
+        problems.append(f"findings.decision_labels must give exactly these keys: {', '.join(DECISIONS)}")
+        decisions = {}
+    columns = _get(raw, "findings.flag_columns")
+    if not _string_list(columns, FLAG_COLUMNS):
+        problems.append(f"findings.flag_columns must list {FLAG_COLUMNS} column headings")
+    lines = _get(raw, "signature.lines")
+    if not _string_list(lines):
+        problems.append("signature.lines must be a non-empty list of labels")
+    if raw.get("version") is None:
+        problems.append("version is missing")
+    if problems:
+        return None, problems
+    return Frame(
+        version=str(raw["version"]), texts=texts, labels=labels,
+        summary_labels={k: str(v) for k, v in summary.items()}, flag_columns=tuple(columns),
+        decision_labels={k: str(v) for k, v in decisions.items()}, signature_lines=tuple(lines),
+    ), []

@@ -1,0 +1,1 @@
+"""The reviewer workspace: people, cases, grievances, post-sale monitoring and transparency reports."""

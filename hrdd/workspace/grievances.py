@@ -1,0 +1,257 @@
+"""The grievance channel: public reports of suspected misuse, tracking tokens, triage and actions."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import pycountry
+from sqlalchemy import func, insert, select, update
+
+from hrdd import audit
+from hrdd.workspace.tables import grievance_actions, grievance_links, grievances
+from hrdd.workspace.util import end_user_key, new_id, now_iso
+
+STATUSES = {
+    "received": "Received: waiting to be reviewed",
+    "under_review": "Under review: a reviewer is assessing the report",
+    "investigating": "Investigating: the company is looking into the matter with the customer",
+    "resolved": "Resolved: the company has finished its response",
+    "closed": "Closed: no further action",
+}
+CLOSED = ("resolved", "closed")
+ACTIONS = {
+    "engage": "Engage the customer",
+    "request_corrective_action": "Request corrective action",
+    "suspend_support": "Suspend support and updates",
+    "terminate": "Terminate the contract",
+    "note": "Note",
+}
+# Field -> (required, maximum length); the public form and the API accept exactly these.
+FIELDS = {
+    "subject_name": (True, 300),
+    "country": (False, 100),
+    "location": (False, 300),
+    "product": (False, 300),
+    "description": (True, 10000),
+    "occurred_on": (False, 100),
+    "reporter_name": (False, 200),
+    "reporter_contact": (False, 300),
+}
+MIN_DESCRIPTION = 20
+
+
+class GrievanceError(ValueError):
+    """A report or triage step was refused; ``errors`` maps field names to messages."""
+
+    def __init__(self, message: str, errors: dict | None = None):
+        super().__init__(message)
+        self.errors = errors or {}
+
+
+def _token_hash(token: str) -> str:
+    # Tokens carry 192 random bits, so an unsalted digest is enough to keep them out of the database.
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def normalise_country(value: str | None) -> str | None:
+    """An ISO 3166-1 alpha-2 code for a code or a country name; None when empty; ValueError if unknown."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return pycountry.countries.lookup(value).alpha_2
+    except LookupError:
+        raise ValueError(f"unknown country {value!r}: give a country name or a two-letter code") from None
+
+
+def validate_report(data: dict) -> dict:
+    """Check a report against FIELDS and return the cleaned values; raise GrievanceError naming fields."""
+    if not isinstance(data, dict):
+        raise GrievanceError("The report must be a JSON object", {"body": "expected an object"})
+    errors: dict[str, str] = {}
+    unknown = sorted(set(data) - set(FIELDS))
+    for key in unknown:
+        errors[key] = "unknown field"
+    clean: dict[str, str | None] = {}
+    for key, (required, limit) in FIELDS.items():
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            errors[key] = "must be text"
+            continue
+        value = (value or "").strip()
+        if required and not value:
+            errors[key] = "is required"
+        elif len(value) > limit:
+            errors[key] = f"is longer than {limit} characters"
+        clean[key] = value or None
+    if clean.get("description") and len(clean["description"]) < MIN_DESCRIPTION and "description" not in errors:
+        errors["description"] = f"please describe what happened in at least {MIN_DESCRIPTION} characters"
+    if "country" not in errors:
+        try:
+            clean["country"] = normalise_country(clean.get("country"))
+        except ValueError as exc:
+            errors["country"] = str(exc)
+    if errors:
+        raise GrievanceError("The report was not accepted: " + "; ".join(f"{k} {v}" for k, v in errors.items()),
+                             errors)
+    return clean
+
+
+def submit(conn, data: dict) -> dict:
+    """Store a public report; return its reference and the tracking token (shown to the reporter once)."""
+    clean = validate_report(data)
+    token = "trk_" + secrets.token_urlsafe(24)
+    grievance_id = new_id("grv")
+    at = now_iso()
+    conn.execute(insert(grievances).values(
+        id=grievance_id, token_hash=_token_hash(token), received_at=at, updated_at=at, status="received",
+        credible=None, **clean))
+    audit.record(conn, "public", "grievance.received", grievance_id,
+                 {"anonymous": not (clean["reporter_name"] or clean["reporter_contact"]),
+                  "country": clean["country"]})
+    return {"reference": grievance_id, "token": token, "status": "received",
+            "status_text": STATUSES["received"], "received_at": at}
+
+
+def status_by_token(conn, token: str) -> dict | None:
+    """What the holder of a tracking token may see: status, dates and the public note; None if unknown."""
+    if not token or not isinstance(token, str) or len(token) > 100:
+        return None
+    row = conn.execute(select(grievances).where(grievances.c.token_hash == _token_hash(token.strip()))).first()
+    if row is None:
+        return None
+    return {"reference": row.id, "status": row.status, "status_text": STATUSES.get(row.status, row.status),
+            "received_at": row.received_at, "updated_at": row.updated_at, "note": row.public_note or ""}
+
+
+def get(conn, grievance_id: str) -> dict | None:
+    """One grievance with its linked transactions and actions (for reviewers)."""
+    row = conn.execute(select(grievances).where(grievances.c.id == grievance_id)).first()
+    if row is None:
+        return None
+    data = dict(row._mapping)
+    data.pop("token_hash")
+    data["links"] = [dict(r._mapping) for r in conn.execute(
+        select(grievance_links).where(grievance_links.c.grievance_id == grievance_id)
+        .order_by(grievance_links.c.linked_at))]
+    data["actions"] = [dict(r._mapping) for r in conn.execute(
+        select(grievance_actions).where(grievance_actions.c.grievance_id == grievance_id)
+        .order_by(grievance_actions.c.id))]
+    data["open_credible"] = bool(data["credible"]) and data["status"] not in CLOSED
+    return data
+
+
+def listing(conn, *, status: str | None = None, limit: int = 200) -> list[dict]:
+    """Grievances for the triage list, oldest first; ``status`` "open" means not resolved or closed."""
+    query = select(grievances.c.id, grievances.c.received_at, grievances.c.status, grievances.c.credible,
+                   grievances.c.subject_name, grievances.c.country, grievances.c.end_user_key)
+    if status == "open":
+        query = query.where(grievances.c.status.not_in(CLOSED))
+    elif status and status != "all":
+        query = query.where(grievances.c.status == status)
+    return [dict(r._mapping) for r in conn.execute(query.order_by(grievances.c.received_at).limit(limit))]
+
+
+def triage(conn, grievance_id: str, actor: str, *, status: str, credible: bool | None,
+           end_user_name: str | None = None, end_user_country: str | None = None,
+           public_note: str | None = None) -> None:
+    """Set status, credibility, the end-user the report concerns and the note the reporter sees."""
+    errors = {}
+    if status not in STATUSES:
+        errors["status"] = f"must be one of {', '.join(STATUSES)}"
+    key = None
+    if end_user_name and end_user_name.strip():
+        try:
+            country = normalise_country(end_user_country)
+        except ValueError as exc:
+            errors["end_user_country"] = str(exc)
+            country = None
+        if not country and "end_user_country" not in errors:
+            errors["end_user_country"] = "is required to link an end-user"
+        key = end_user_key(end_user_name, country)
+    if public_note and len(public_note) > 2000:
+        errors["public_note"] = "is longer than 2000 characters"
+    if errors:
+        raise GrievanceError("Triage not saved: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
+    if get(conn, grievance_id) is None:
+        raise LookupError(grievance_id)
+    values = {"status": status, "credible": credible, "updated_at": now_iso(), "end_user_key": key}
+    if public_note is not None:
+        values["public_note"] = public_note.strip() or None
+    conn.execute(update(grievances).where(grievances.c.id == grievance_id).values(**values))
+    audit.record(conn, actor, "grievance.triage", grievance_id,
+                 {"status": status, "credible": credible, "end_user": key,
+                  "public_note": values.get("public_note")})
+
+
+def link_transaction(conn, grievance_id: str, transaction_id: str, actor: str) -> None:
+    """Link a grievance to a stored transaction (idempotent)."""
+    exists = conn.execute(select(grievance_links).where(grievance_links.c.grievance_id == grievance_id,
+                                                        grievance_links.c.transaction_id == transaction_id)).first()
+    if exists:
+        return
+    conn.execute(insert(grievance_links).values(grievance_id=grievance_id, transaction_id=transaction_id,
+                                                linked_at=now_iso(), linked_by=actor))
+    conn.execute(update(grievances).where(grievances.c.id == grievance_id).values(updated_at=now_iso()))
+    audit.record(conn, actor, "grievance.link", grievance_id, {"transaction_id": transaction_id})
+
+
+def add_action(conn, grievance_id: str, actor: str, action: str, outcome: str) -> None:
+    """Record an action taken on a grievance (engage, corrective action, suspend, terminate) and its outcome."""
+    errors = {}
+    if action not in ACTIONS:
+        errors["action"] = f"must be one of {', '.join(ACTIONS)}"
+    outcome = (outcome or "").strip()
+    if not outcome:
+        errors["outcome"] = "describe what was done and its outcome"
+    elif len(outcome) > 5000:
+        errors["outcome"] = "is longer than 5000 characters"
+    if errors:
+        raise GrievanceError("Action not recorded: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
+    if get(conn, grievance_id) is None:
+        raise LookupError(grievance_id)
+    conn.execute(insert(grievance_actions).values(grievance_id=grievance_id, at=now_iso(), actor=actor,
+                                                  action=action, outcome=outcome))
+    conn.execute(update(grievances).where(grievances.c.id == grievance_id).values(updated_at=now_iso()))
+    audit.record(conn, actor, "grievance.action", grievance_id, {"action": action, "outcome": outcome})
+
+
+# Built once: this runs on every screening and gate read, where building the statement costs more than
+# running it.
+_ANY_OPEN_CREDIBLE = select(grievances.c.id).where(
+    grievances.c.credible.is_(True), *(grievances.c.status != s for s in CLOSED)).limit(1)
+
+
+def any_open_credible(conn) -> bool:
+    """True when at least one grievance is open and credible (lets screenings skip further look-ups)."""
+    return conn.execute(_ANY_OPEN_CREDIBLE).first() is not None
+
+
+def open_credible(conn, *, end_user: tuple[str, str] | None = None,
+                  transaction_id: str | None = None) -> list[dict]:
+    """Open credible grievances about this end-user (name, country) or linked to this transaction."""
+    base = (grievances.c.credible.is_(True)) & (grievances.c.status.not_in(CLOSED))
+    found: dict[str, dict] = {}
+    if end_user:
+        key = end_user_key(*end_user)
+        for row in conn.execute(select(grievances.c.id, grievances.c.received_at, grievances.c.status)
+                                .where(base, grievances.c.end_user_key == key)):
+            found[row.id] = dict(row._mapping)
+    if transaction_id:
+        query = (select(grievances.c.id, grievances.c.received_at, grievances.c.status)
+                 .join(grievance_links, grievance_links.c.grievance_id == grievances.c.id)
+                 .where(base, grievance_links.c.transaction_id == transaction_id))
+        for row in conn.execute(query):
+            found[row.id] = dict(row._mapping)
+    return sorted(found.values(), key=lambda g: g["received_at"])
+
+
+def counts_for_year(conn, year: int) -> dict[str, int]:
+    """Grievances received in a year, and how many of those are resolved or closed."""
+    start, end = f"{year}-01-01", f"{year + 1}-01-01"
+    in_year = (grievances.c.received_at >= start) & (grievances.c.received_at < end)
+    received = conn.execute(select(func.count()).select_from(grievances).where(in_year)).scalar_one()
+    resolved = conn.execute(select(func.count()).select_from(grievances).where(in_year, grievances.c.status.in_(CLOSED))).scalar_one()
+    credible = conn.execute(select(func.count()).select_from(grievances).where(in_year, grievances.c.credible.is_(True))).scalar_one()
+    return {"received": received, "resolved": resolved, "credible": credible}

@@ -1,0 +1,123 @@
+"""Sign-in sessions, CSRF tokens and role checks for the server-rendered pages."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import os
+import secrets
+from datetime import timedelta
+
+from flask import abort, current_app, g, redirect, render_template, request, session, url_for
+from sqlalchemy import insert, select
+
+from hrdd.workspace.tables import workspace_settings
+
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _truthy(value) -> bool:
+    return str(value).strip().lower() not in ("0", "false", "no", "off", "")
+
+
+def configure_sessions(app) -> None:
+    """Secure cookie settings; the Secure flag can be switched off only explicitly (local http tests)."""
+    secure = app.config.get("HRDD_SESSION_COOKIE_SECURE", os.environ.get("HRDD_SESSION_COOKIE_SECURE", "1"))
+    app.config.update(
+        SESSION_COOKIE_NAME=app.config.get("HRDD_SESSION_COOKIE_NAME", "hrdd_session"),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=_truthy(secure),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+    )
+
+
+def ensure_secret_key(app, store) -> None:
+    """Give the app a session-signing key: configuration, HRDD_SECRET_KEY, or one kept in the database.
+
+    Keeping a generated key in the database means every worker process of one deployment signs
+    sessions alike without anyone having to invent a secret.
+    """
+    key = app.config.get("SECRET_KEY") or app.config.get("HRDD_SECRET_KEY") or os.environ.get("HRDD_SECRET_KEY")
+    if not key:
+        with store.begin() as conn:
+            row = conn.execute(select(workspace_settings.c.value)
+                               .where(workspace_settings.c.key == "session_secret")).first()
+            if row is None:
+                key = secrets.token_hex(32)
+                conn.execute(insert(workspace_settings).values(key="session_secret", value=key))
+            else:
+                key = row.value
+    app.secret_key = key
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use); forms carry it in a hidden field."""
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def check_csrf() -> None:
+    """Refuse an unsafe request whose form token does not match the session's (400 page)."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    sent = request.form.get(CSRF_FIELD, "") or request.headers.get("X-CSRF-Token", "")
+    expected = session.get("csrf", "")
+    if not expected or not sent or not hmac.compare_digest(str(sent), str(expected)):
+        current_app.logger.info("refused a form post without a valid CSRF token: %s", request.path)
+        return render_template("workspace/error.html", title="Form expired",
+                               message="This form was out of date or did not come from this site. "
+                                       "Go back, reload the page and try again."), 400
+    return None
+
+
+def sign_in(user: dict) -> None:
+    """Start a fresh session for the user (a new session and token, so an old one cannot be reused)."""
+    session.clear()
+    session.permanent = True
+    session["user"] = user["name"]
+    session["csrf"] = secrets.token_urlsafe(32)
+
+
+def sign_out() -> None:
+    """End the session."""
+    session.clear()
+
+
+def load_user(lookup) -> None:
+    """Put the signed-in, still-enabled user (re-read from the store) in ``g.user`` or None."""
+    g.user = None
+    name = session.get("user")
+    if not name:
+        return
+    user = lookup(name)
+    if user is None or user.get("disabled"):
+        session.clear()
+        return
+    g.user = user
+
+
+def login_required(*roles: str):
+    """Require a signed-in person with one of ``roles`` (admin passes every check)."""
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            user = g.get("user")
+            if user is None:
+                return redirect(url_for("workspace.login", next=request.full_path.rstrip("?")))
+            if roles and user["role"] != "admin" and user["role"] not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapper
+    return decorator
+
+
+def safe_next(target: str | None) -> str:
+    """Only follow a ``next`` that stays on this site (no scheme, no host)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("workspace.queue")

@@ -1,0 +1,38 @@
+"""Small shared helpers of the workspace: sortable ids, timestamps and end-user keys."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+
+from hrdd.audit import now_iso
+
+__all__ = ["new_id", "now_iso", "end_user_key", "days_ago_iso", "parse_iso"]
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as ULIDs use
+
+
+def new_id(prefix: str) -> str:
+    """A time-ordered random id such as ``case_01J…`` (48-bit milliseconds + 80 random bits)."""
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        value, rem = divmod(value, 32)
+        chars.append(_ALPHABET[rem])
+    return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def end_user_key(name: str, country: str | None) -> str:
+    """The key that identifies an end-user across deals: its normalised name and country."""
+    return f"{' '.join(name.split()).strip().lower()}|{(country or '').upper()}"
+
+
+def days_ago_iso(days: float) -> str:
+    """The ISO timestamp ``days`` days before now."""
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse an ISO 8601 timestamp (Z or offset) into an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -1,0 +1,179 @@
+"""The reviewer workspace pages: sign-in, the case queue, the case page with its decision form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+
+from hrdd import audit
+from hrdd.services import current_services
+from hrdd.workspace import cases, falsepositives, security, users
+from hrdd.workspace.util import parse_iso
+from hrdd.workspace.web import actor, limiter, make_blueprint, setting
+
+bp = make_blueprint("workspace", "/workspace", static=True)
+
+
+def _login_limit() -> str:
+    return setting("HRDD_LOGIN_RATE_LIMIT", "10 per minute")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    """Sign in with name and password."""
+    error = None
+    if request.method == "POST":
+        with current_services().store.engine.connect() as conn:
+            user = users.authenticate(conn, request.form.get("name", ""), request.form.get("password", ""))
+        if user:
+            security.sign_in(user)
+            return redirect(security.safe_next(request.form.get("next")))
+        error = "Name or password is wrong, or the account is disabled."
+    return render_template("workspace/login.html", error=error, next=request.values.get("next", "")), \
+        (401 if error else 200)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    """Sign out."""
+    security.sign_out()
+    return redirect(url_for("workspace.login"))
+
+
+def _int_arg(name: str) -> float | None:
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+@bp.route("/")
+@security.login_required("reviewer")
+def queue():
+    """The case queue with filters (status, country, capability, age), oldest first."""
+    svc = current_services()
+    filters = {
+        "status": request.args.get("status", "open"),
+        "country": request.args.get("country", "").strip().upper()[:2] or None,
+        "capability": request.args.get("capability", "").strip() or None,
+        "min_age_days": _int_arg("age"),
+    }
+    page = max(1, int(_int_arg("page") or 1))
+    with svc.store.engine.connect() as conn:
+        rows, total = cases.queue(conn, **filters, limit=50, offset=(page - 1) * 50)
+        counts = cases.counts_by_status(conn)
+    capabilities = sorted(getattr(svc.reference, "capabilities", {}) or {})
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    prev_url = url_for("workspace.queue", page=page - 1, **args) if page > 1 else None
+    next_url = url_for("workspace.queue", page=page + 1, **args) if page * 50 < total else None
+    return render_template("workspace/queue.html", cases=rows, total=total, filters=filters, page=page,
+                           counts=counts, capabilities=capabilities, prev_url=prev_url, next_url=next_url)
+
+
+def _load_case(case_id: str):
+    svc = current_services()
+    with svc.store.engine.connect() as conn:
+        case = cases.get_case(conn, case_id)
+        if case is None:
+            abort(404)
+        case["audit"] = audit.entries(conn, subject=case_id, limit=50)
+    latest = svc.store.latest_screening(case["transaction_id"])
+    return svc, case, latest
+
+
+@bp.route("/cases/<case_id>")
+@security.login_required("reviewer")
+def case_page(case_id: str):
+    """A case: the transaction, red flags with evidence, party matches, steps, history, decisions."""
+    svc, case, latest = _load_case(case_id)
+    history = svc.store.screenings_of(case["transaction_id"])
+    gate, reasons = svc.gate_of(case["transaction_id"], latest) if latest else ("hold", [])
+    with svc.store.engine.connect() as conn:
+        marks = falsepositives.marks_for_case(conn, case_id)
+    return render_template(
+        "workspace/case.html", case=case, screening=latest, history=history, gate=gate, reasons=reasons,
+        transaction=svc.store.get_transaction(case["transaction_id"]), outcomes=cases.OUTCOME_LABELS,
+        marks=marks, min_rationale=cases.MIN_RATIONALE, errors=g.get("form_errors", {}),
+        form=request.form if request.method == "POST" else {})
+
+
+@bp.route("/cases/<case_id>/decision", methods=["POST"])
+@security.login_required("reviewer")
+def decide(case_id: str):
+    """Record the reviewer's decision (approve, approve with conditions, decline, request information)."""
+    svc, case, latest = _load_case(case_id)
+    if latest is None:
+        abort(409)
+    try:
+        with svc.store.begin() as conn:
+            cases.decide(conn, case_id, outcome=request.form.get("decision", ""),
+                         rationale=request.form.get("rationale", ""), conditions=request.form.get("conditions", ""),
+                         safeguards=request.form.getlist("safeguards"), actor=actor(), screening=latest)
+    except cases.CaseError as exc:
+        g.form_errors = exc.errors
+        return case_page(case_id), 422
+    flash("Decision recorded.")
+    return redirect(url_for("workspace.case_page", case_id=case_id))
+
+
+@bp.route("/cases/<case_id>/false-positive", methods=["POST"])
+@security.login_required("reviewer")
+def false_positive(case_id: str):
+    """Mark a restricted-party match as a false positive for this party (reason, optional expiry)."""
+    svc, case, latest = _load_case(case_id)
+    matches = (latest or {}).get("party_matches") or []
+    try:
+        index = int(request.form.get("match", "-1"))
+        match = matches[index]
+    except (ValueError, IndexError):
+        abort(400)
+    try:
+        with svc.store.begin() as conn:
+            falsepositives.mark(conn, svc, match=match, reason=request.form.get("reason", ""),
+                                expires=request.form.get("expires", ""), author=actor(), case_id=case_id)
+    except falsepositives.MarkError as exc:
+        g.form_errors = {"false_positive": str(exc)}
+        return case_page(case_id), 422
+    flash(f"Marked {match.get('matched_name') or match.get('name')} as a false positive for "
+          f"{match.get('party_name') or match.get('party') or 'this party'}.")
+    return redirect(url_for("workspace.case_page", case_id=case_id) + "#matches")
+
+
+@bp.route("/cases/<case_id>/note", methods=["POST"])
+@security.login_required("reviewer")
+def note(case_id: str):
+    """Add a note to a case."""
+    text = request.form.get("text", "").strip()
+    svc = current_services()
+    if text:
+        with svc.store.begin() as conn:
+            if cases.get_case(conn, case_id) is None:
+                abort(404)
+            cases.add_note(conn, case_id, actor(), text[:5000])
+    return redirect(url_for("workspace.case_page", case_id=case_id) + "#notes")
+
+
+@bp.app_template_filter("label")
+def label_filter(value) -> str:
+    """Turn an id like ``do_not_proceed`` into words."""
+    return str(value or "").replace("_", " ")
+
+
+@bp.app_template_filter("day")
+def day_filter(value) -> str:
+    """The date part of an ISO timestamp."""
+    return str(value or "")[:10]
+
+
+@bp.app_template_filter("age_days")
+def age_days_filter(value) -> int:
+    """Whole days since an ISO timestamp."""
+    try:
+        return (datetime.now(UTC) - parse_iso(str(value))).days
+    except ValueError:
+        return 0

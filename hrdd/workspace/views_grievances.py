@@ -1,0 +1,138 @@
+"""Grievance pages: the public report form and token lookup, and the reviewers' triage pages."""
+
+from __future__ import annotations
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+
+from hrdd.services import current_services
+from hrdd.workspace import grievances, security
+from hrdd.workspace.web import actor, limiter, make_blueprint, setting
+
+public = make_blueprint("grievance_public", "/grievances")
+triage_bp = make_blueprint("grievance_triage", "/workspace/grievances")
+
+
+def submit_limit() -> str:
+    """The rate limit on new reports per client address (HRDD_GRIEVANCE_RATE_LIMIT)."""
+    return setting("HRDD_GRIEVANCE_RATE_LIMIT", "5 per minute;30 per day")
+
+
+def lookup_limit() -> str:
+    """The rate limit on token look-ups per client address (HRDD_GRIEVANCE_LOOKUP_RATE_LIMIT)."""
+    return setting("HRDD_GRIEVANCE_LOOKUP_RATE_LIMIT", "30 per minute")
+
+
+@public.route("/", methods=["GET"])
+def form():
+    """The public form for reporting suspected misuse."""
+    return render_template("grievances/form.html", values={}, errors={})
+
+
+@public.route("/", methods=["POST"])
+@limiter.limit(submit_limit)
+def submit():
+    """Accept a report from the public form and show the tracking token once."""
+    values = {key: request.form.get(key, "") for key in grievances.FIELDS}
+    try:
+        with current_services().store.begin() as conn:
+            receipt = grievances.submit(conn, values)
+    except grievances.GrievanceError as exc:
+        return render_template("grievances/form.html", values=values, errors=exc.errors), 422
+    response = render_template("grievances/received.html", receipt=receipt)
+    return response, 201, {"Cache-Control": "no-store"}
+
+
+@public.route("/status", methods=["GET", "POST"])
+@limiter.limit(lookup_limit, methods=["POST"])
+def status():
+    """Follow a report with its tracking token (POST, so the token stays out of URLs and logs)."""
+    result, error = None, None
+    if request.method == "POST":
+        with current_services().store.engine.connect() as conn:
+            result = grievances.status_by_token(conn, request.form.get("token", ""))
+        if result is None:
+            error = "No report has this tracking token. Check that it was copied completely."
+    return render_template("grievances/status.html", result=result, error=error), \
+        (404 if error else 200), {"Cache-Control": "no-store"}
+
+
+@triage_bp.route("/")
+@security.login_required("reviewer")
+def listing():
+    """Grievances awaiting or under triage, oldest first."""
+    status = request.args.get("status", "open")
+    with current_services().store.engine.connect() as conn:
+        rows = grievances.listing(conn, status=status)
+    return render_template("grievances/list.html", rows=rows, status=status, statuses=grievances.STATUSES)
+
+
+def _show(grievance_id: str, errors: dict | None = None, code: int = 200):
+    with current_services().store.engine.connect() as conn:
+        item = grievances.get(conn, grievance_id)
+    if item is None:
+        abort(404)
+    return render_template("grievances/detail.html", g_=item, statuses=grievances.STATUSES,
+                           actions=grievances.ACTIONS, errors=errors or {}), code
+
+
+@triage_bp.route("/<grievance_id>")
+@security.login_required("reviewer")
+def detail(grievance_id: str):
+    """One grievance with triage, links and actions."""
+    return _show(grievance_id)
+
+
+def _credible(value: str) -> bool | None:
+    return {"yes": True, "no": False}.get(value)
+
+
+@triage_bp.route("/<grievance_id>/triage", methods=["POST"])
+@security.login_required("reviewer")
+def save_triage(grievance_id: str):
+    """Save status, credibility, the end-user concerned and the note the reporter sees."""
+    try:
+        with current_services().store.begin() as conn:
+            grievances.triage(conn, grievance_id, actor(), status=request.form.get("status", ""),
+                              credible=_credible(request.form.get("credible", "")),
+                              end_user_name=request.form.get("end_user_name"),
+                              end_user_country=request.form.get("end_user_country"),
+                              public_note=request.form.get("public_note"))
+    except grievances.GrievanceError as exc:
+        return _show(grievance_id, exc.errors, 422)
+    except LookupError:
+        abort(404)
+    flash("Triage saved.")
+    return redirect(url_for(".detail", grievance_id=grievance_id))
+
+
+@triage_bp.route("/<grievance_id>/link", methods=["POST"])
+@security.login_required("reviewer")
+def link(grievance_id: str):
+    """Link the grievance to a stored transaction."""
+    svc = current_services()
+    txn_id = request.form.get("transaction_id", "").strip()
+    if not txn_id or svc.store.get_transaction(txn_id) is None:
+        return _show(grievance_id, {"transaction_id": f"no transaction {txn_id!r} is stored"}, 422)
+    with svc.store.begin() as conn:
+        if grievances.get(conn, grievance_id) is None:
+            abort(404)
+        grievances.link_transaction(conn, grievance_id, txn_id, actor())
+    flash(f"Linked to {txn_id}.")
+    return redirect(url_for(".detail", grievance_id=grievance_id))
+
+
+@triage_bp.route("/<grievance_id>/action", methods=["POST"])
+@security.login_required("reviewer")
+def action(grievance_id: str):
+    """Record an action taken (engage, corrective action, suspend support, terminate) and its outcome."""
+    try:
+        with current_services().store.begin() as conn:
+            grievances.add_action(conn, grievance_id, actor(), request.form.get("action", ""),
+                                  request.form.get("outcome", ""))
+    except grievances.GrievanceError as exc:
+        return _show(grievance_id, exc.errors, 422)
+    except LookupError:
+        abort(404)
+    flash("Action recorded.")
+    g.pop("form_errors", None)
+    return redirect(url_for(".detail", grievance_id=grievance_id))

@@ -1,0 +1,104 @@
+"""Wiring shared by the workspace's blueprints: the store, the signed-in user, templates and limits."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+from flask import Blueprint, current_app, g, render_template, request, session
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import HTTPException
+
+from hrdd.services import current_services
+from hrdd.workspace import security, users
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES = str(PACKAGE_DIR / "templates")
+STATIC = str(PACKAGE_DIR / "static")
+
+# One limiter for the workspace's public and sign-in routes; its storage comes from
+# HRDD_RATELIMIT_STORAGE_URI so several worker processes share one count.
+limiter = Limiter(key_func=get_remote_address)
+
+
+def init_app(app) -> None:
+    """Configure sessions, the limiter and template helpers once per app."""
+    if app.extensions.get("hrdd_workspace"):
+        return
+    app.extensions["hrdd_workspace"] = True
+    security.configure_sessions(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("HRDD_RATELIMIT_STORAGE_URI") or "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter.init_app(app)
+
+    @app.context_processor
+    def _workspace_globals():
+        return {"csrf_token": security.csrf_token, "current_user": g.get("user")}
+
+
+def make_blueprint(name: str, url_prefix: str | None = None, *, static: bool = False) -> Blueprint:
+    """A blueprint using the shared templates, with user loading and CSRF checks before every view."""
+    kwargs = {"static_folder": STATIC, "static_url_path": "/static"} if static else {}
+    bp = Blueprint(name, __name__, url_prefix=url_prefix, template_folder=TEMPLATES, **kwargs)
+
+    @bp.before_request
+    def _before():
+        security.load_user(lookup_user)
+        return security.check_csrf()
+
+    @bp.errorhandler(HTTPException)
+    def _html_error(exc: HTTPException):
+        # People get a page, not the API's JSON error shape.
+        titles = {403: "Not allowed", 404: "Not found", 429: "Too many attempts",
+                  413: "Too large", 400: "Bad request"}
+        messages = {403: "Your role does not give access to this page.",
+                    404: "There is nothing at this address.",
+                    429: "Too many requests from your address. Wait a minute and try again.",
+                    413: "What you sent is larger than this form accepts."}
+        return render_template("workspace/error.html", title=titles.get(exc.code, exc.name),
+                               message=messages.get(exc.code, exc.description)), exc.code
+
+    return bp
+
+
+def lookup_user(name: str) -> dict | None:
+    """A user by name, read fresh so a disabled account or changed role applies at once."""
+    with current_services().store.engine.connect() as conn:
+        return users.get_user(conn, name)
+
+
+def session_principal() -> dict | None:
+    """The signed-in person as an API principal (for the JSON API in a browser).
+
+    Unsafe methods need the session's CSRF token in ``X-CSRF-Token``, so a cookie alone never
+    authorises a change.
+    """
+    name = session.get("user")
+    if not name:
+        return None
+    if request.method in security.UNSAFE_METHODS:
+        sent = request.headers.get("X-CSRF-Token", "")
+        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+            return None
+    user = lookup_user(name)
+    if user is None or user["disabled"]:
+        return None
+    return {"name": user["name"], "role": user["role"], "kind": "person"}
+
+
+def actor() -> str:
+    """Who is acting in this request, for the audit log: ``user:NAME`` or ``key:NAME``."""
+    user = g.get("user")
+    if user:
+        return f"user:{user['name']}"
+    principal = g.get("principal")
+    if principal:
+        prefix = "user" if principal.get("kind") == "person" else "key"
+        return f"{prefix}:{principal['name']}"
+    return "anonymous"
+
+
+def setting(name: str, default):
+    """A workspace setting from the app configuration (HRDD_* environment variables end up there)."""
+    return current_app.config.get(name, default)

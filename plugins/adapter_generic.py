@@ -1,0 +1,117 @@
+"""Generic JSON adapter (POST /v1/hooks/generic): the canonical transaction from Flow, Apex or SuiteScript.
+
+Authenticates with an API key of role ``crm`` (``Authorization: Bearer``) or with an HMAC signature:
+``X-HRDD-Timestamp: <unix seconds>`` and ``X-HRDD-Signature: sha256=<hex HMAC-SHA256 of
+"<timestamp>.<raw body>">`` under ``signing_secret``. Answers with the screening JSON (201, 200 on replay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+from flask import jsonify
+
+from hrdd.adapters import signatures
+from hrdd.adapters.base import WebhookAdapter
+from hrdd.adapters.events import PayloadError, VendorEvent
+from hrdd.adapters.signatures import AuthError
+from hrdd.errors import ApiError
+from hrdd.hookspecs import hookimpl
+
+MAX_BATCH = 100
+MAX_SKEW = 300
+
+
+class GenericAdapter(WebhookAdapter):
+    """The canonical transaction, one object or a batch (a JSON array of up to 100)."""
+
+    vendor = "generic"
+
+    def configured(self, mine: dict) -> bool:
+        """Works without settings (API keys); ``enabled: false`` switches it off."""
+        return mine.get("enabled") is not False
+
+    def authenticate(self, request, raw: bytes, settings: dict) -> None:
+        """A crm/admin API key, or a fresh HMAC signature under the configured signing secret."""
+        signature = request.headers.get("X-HRDD-Signature")
+        if signature:
+            secret = settings.get("signing_secret")
+            if not secret:
+                raise AuthError("X-HRDD-Signature sent but no signing secret is configured")
+            stamp = request.headers.get("X-HRDD-Timestamp", "")
+            if not stamp.isdigit() or abs(time.time() - int(stamp)) > MAX_SKEW:
+                raise AuthError("X-HRDD-Timestamp missing or more than 5 minutes from now")
+            expected = "sha256=" + signatures.hmac_sha256_hex(secret, stamp.encode() + b"." + raw)
+            if not signatures.same(signature, expected):
+                raise AuthError("X-HRDD-Signature does not match the body")
+            return
+        from hrdd.auth import authenticate
+
+        principal = authenticate()
+        if principal is None or principal["role"] not in ("crm", "admin"):
+            raise AuthError("send an API key of role crm (Authorization: Bearer) or an X-HRDD-Signature")
+
+    def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
+        """One canonical transaction or an array of them; each needs its reference."""
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise PayloadError(f"the body is not JSON: {exc}") from None
+        batch = isinstance(data, list)
+        items = data if batch else [data]
+        if not items or len(items) > MAX_BATCH:
+            raise PayloadError(f"a batch holds 1 to {MAX_BATCH} transactions, this one {len(items)}")
+        key = request.headers.get("Idempotency-Key")
+        events = []
+        for i, item in enumerate(items):
+            where = f"[{i}]" if batch else "body"
+            if not isinstance(item, dict):
+                raise PayloadError(f"{where}: expected a JSON object (the canonical transaction)")
+            ref = item.get("reference")
+            if not isinstance(ref, dict) or not all(isinstance(ref.get(k), str) and ref.get(k)
+                                                    for k in ("system", "object_type", "object_id")):
+                raise PayloadError(f"{where}.reference: needs system, object_type and object_id")
+            if key:
+                delivery = f"{key}:{i}" if batch else key
+            else:
+                # Without a key, identical bytes are the same delivery (a retry), so they dedup.
+                text = json.dumps(item, sort_keys=True) if batch else raw.decode("utf-8", "replace")
+                delivery = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+            events.append(VendorEvent(delivery_id=delivery, object_type=ref["object_type"],
+                                      object_id=ref["object_id"], system=ref["system"], record=item,
+                                      kind="batch" if batch else "single"))
+        self._batch = batch
+        return events
+
+    def canonical(self, event: VendorEvent, settings: dict) -> tuple[dict, list[str]]:
+        """The body is already canonical; the core's schema validates it."""
+        return event.record or {}, []
+
+    def respond(self, request, outcomes: list[dict], services):
+        """The screening JSON (201 created, 200 replayed); 422 naming the fields for a bad transaction."""
+        results = []
+        for outcome in outcomes:
+            if outcome.get("status") != "screened":
+                results.append({"code": "validation_error", "status": 422,
+                                "message": outcome.get("reason", "not screened"), "errors": {},
+                                "reference": {"object_type": outcome["object_type"],
+                                              "object_id": outcome["object_id"]}})
+                continue
+            stored = services.store.get_screening(outcome["screening_id"])
+            results.append({**services.with_gate(stored), "replayed": bool(outcome.get("replayed"))})
+        if getattr(self, "_batch", False):
+            return jsonify({"results": results})
+        only = results[0]
+        if "code" in only:
+            raise ApiError(422, "validation_error", only["message"])
+        response = jsonify({k: v for k, v in only.items() if k != "replayed"})
+        response.status_code = 200 if only["replayed"] else 201
+        return response
+
+
+@hookimpl
+def hrdd_webhook_adapter(name, app):
+    """Own /v1/hooks/generic."""
+    return GenericAdapter(app) if name == "generic" else None

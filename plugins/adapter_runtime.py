@@ -1,0 +1,145 @@
+"""Runtime of the adapters: outbox rows with each screening, ``hrdd worker``, ``hrdd outbox``, event holds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import click
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+from flask.cli import with_appcontext
+
+from hrdd.adapters import outbox, pipeline
+from hrdd.adapters.config import settings_for
+from hrdd.adapters.tables import adapter_deliveries, aware, iso
+from hrdd.hookspecs import hookimpl
+
+log = logging.getLogger(__name__)
+UNSCREENED = ("queued", "pending_enrichment", "invalid", "failed")
+
+
+@hookimpl
+def hrdd_screening_stored(screening, connection, store):
+    """Queue the write-back of this screening in the same database transaction."""
+    if not has_app_context():
+        return
+    ref = (screening.get("transaction") or {}).get("reference") or {}
+    if not ref.get("system"):
+        return
+    outbox.enqueue(connection, settings_for(current_app), system=ref["system"], object_type=ref["object_type"],
+                   object_id=ref["object_id"], transaction_id=screening["transaction_id"],
+                   screening_id=screening["id"])
+
+
+@hookimpl
+def hrdd_gate_factors(transaction_id, screening, store):
+    """Hold while a newer CRM/ERP event for this deal is recorded but not screened, saying why."""
+    record = store.get_transaction(transaction_id)
+    if record is None:
+        return None
+    ref = record["reference"]
+    since = screening.get("created_at") or ""
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(adapter_deliveries).where(
+            adapter_deliveries.c.system == ref["system"], adapter_deliveries.c.object_type == ref["object_type"],
+            adapter_deliveries.c.object_id == ref["object_id"], adapter_deliveries.c.status.in_(UNSCREENED),
+        ).order_by(adapter_deliveries.c.created_at)).fetchall()
+    factors = []
+    for row in rows:
+        if iso(aware(row.created_at)) <= since:
+            continue
+        what = row.reason or "it is waiting to be fetched and screened"
+        factors.append({"kind": "hold", "reason": f"a {row.vendor} event for this deal received "
+                        f"{iso(aware(row.created_at))} is not screened yet: {what}"})
+    return factors
+
+
+def _resolver(app):
+    services = app.extensions["hrdd"]
+    cache: dict = {}
+
+    def resolve(vendor: str):
+        if vendor not in cache:
+            cache[vendor] = services.pm.hook.hrdd_webhook_adapter(name=vendor, app=app)
+        return cache[vendor]
+    return resolve
+
+
+def run_once(app) -> dict:
+    """One worker pass: due enrichments, then due write-backs. Returns the counts."""
+    services = app.extensions["hrdd"]
+    settings = settings_for(app)
+    events = pipeline.process_due(services, _resolver(app), settings)
+    deliveries = outbox.deliver_due(services, settings)
+    return {"events": events, "writeback": deliveries}
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Process what is due once and exit.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
+@with_appcontext
+def worker_command(once: bool, interval: float):
+    """Fetch and screen queued CRM events and deliver decisions back to the CRM (retries with back-off)."""
+    app = current_app._get_current_object()
+    while True:
+        counts = run_once(app)
+        if once or any(counts["events"].values()) or any(counts["writeback"].values()):
+            click.echo(json.dumps(counts))
+        if once:
+            return
+        time.sleep(interval)
+
+
+@click.group("outbox", invoke_without_command=True)
+@click.option("--status", type=click.Choice(["pending", "failed", "delivered", "all"]), default=None,
+              help="Show only this status (default: pending and failed).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+@with_appcontext
+def outbox_command(ctx, status: str | None, as_json: bool):
+    """List write-backs to the CRM that are pending or failed (or any status)."""
+    if ctx.invoked_subcommand:
+        return
+    store = current_app.extensions["hrdd"].store
+    if status == "all":
+        rows = outbox.rows(store)
+    elif status:
+        rows = outbox.rows(store, status)
+    else:
+        rows = outbox.rows(store, "pending") + outbox.rows(store, "failed")
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("No write-backs" + (f" with status {status}." if status else " pending or failed."))
+        return
+    click.echo(f"{'id':32} {'status':9} {'tries':>5} {'system':10} {'object':30} {'next attempt':27} last error")
+    for row in rows:
+        obj = f"{row['object_type']}/{row['object_id']}"[:30]
+        click.echo(f"{row['id']:32} {row['status']:9} {row['attempts']:>5} {row['system'][:10]:10} {obj:30} "
+                   f"{(row['next_attempt_at'] or '')[:27]:27} {(row['last_error'] or '')[:80]}")
+
+
+@outbox_command.command("retry")
+@click.argument("row_id")
+@with_appcontext
+def outbox_retry(row_id: str):
+    """Put a failed write-back back in the queue."""
+    if not outbox.retry(current_app.extensions["hrdd"].store, row_id):
+        raise click.ClickException(f"{row_id} is not a failed write-back")
+    click.echo(f"{row_id} queued again")
+
+
+@hookimpl
+def hrdd_register_commands(cli):
+    """Add ``hrdd worker`` and ``hrdd outbox``."""
+    cli.add_command(worker_command)
+    cli.add_command(outbox_command)
+
+
+@hookimpl
+def hrdd_startup(app):
+    """Refuse to start on an unreadable adapter configuration, naming the problem."""
+    settings_for(app)

@@ -1,0 +1,197 @@
+"""Built-in plugin: the grievance channel (public reports, triage API) and its effect on screenings (RF-7.1)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from hrdd.auth import require_role
+from hrdd.errors import ApiError, not_found, validation_error
+from hrdd.hookspecs import hookimpl
+from hrdd.model import RedFlag
+from hrdd.services import current_services
+from hrdd.workspace import grievances, views_grievances, web
+from hrdd.workspace.web import actor, limiter
+
+api = Blueprint("grievances_api", __name__, url_prefix="/v1/grievances")
+DEFAULT_MAX_BODY = 32 * 1024
+
+
+def _max_body() -> int:
+    return int(current_app.config.get("HRDD_GRIEVANCE_MAX_BODY", DEFAULT_MAX_BODY))
+
+
+def _bounded_json() -> dict:
+    """The JSON body, refusing anything over HRDD_GRIEVANCE_MAX_BODY bytes before it is read."""
+    limit = _max_body()
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"A report may be at most {limit} bytes")
+    request.max_content_length = limit
+    try:
+        body = request.get_json(silent=True)
+    except RequestEntityTooLarge as exc:
+        raise ApiError(413, "payload_too_large", f"A report may be at most {limit} bytes") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "The body must be a JSON object")
+    return body
+
+
+@views_grievances.public.before_request
+def _limit_form_size():
+    request.max_content_length = _max_body()
+
+
+@hookimpl
+def hrdd_register_routes(app):
+    """The public form, the triage pages and `/v1/grievances`."""
+    web.init_app(app)
+    app.register_blueprint(views_grievances.public)
+    app.register_blueprint(views_grievances.triage_bp)
+    app.register_blueprint(api)
+
+
+def _concerning(store, *, end_user: dict | None, transaction_id: str | None = None,
+                find_transaction=None) -> list[dict]:
+    key = (end_user.get("name") or "", end_user.get("country")) if end_user and end_user.get("name") else None
+    with store.engine.connect() as conn:
+        # Nearly always there is no open credible grievance at all: one cheap query, then done.
+        if not grievances.any_open_credible(conn):
+            return []
+        if transaction_id is None and find_transaction is not None:
+            transaction_id = find_transaction()
+        return grievances.open_credible(conn, end_user=key, transaction_id=transaction_id)
+
+
+@hookimpl
+def hrdd_check(transaction, context):
+    """RF-7.1 when an open credible grievance concerns this end-user or this transaction."""
+    store = context.store
+    if store is None:
+        return None
+    ref = transaction.reference
+    found = _concerning(store, end_user={"name": transaction.end_user.name, "country": transaction.end_user.country},
+                        find_transaction=lambda: store.find_transaction(ref.system, ref.object_type, ref.object_id))
+    if not found:
+        return None
+    listed = "; ".join(f"{g['id']} received {g['received_at'][:10]}, status {g['status'].replace('_', ' ')}"
+                       for g in found)
+    return [RedFlag(
+        id="RF-7.1", step=7, severity=context.policy.severity("RF-7.1", "high"),
+        title="An open, credible grievance concerns this end-user or transaction",
+        evidence=f"{len(found)} open grievance(s) assessed as credible by a reviewer: {listed}",
+        source="State Dept 2020 guidance, step 7 (grievance mechanisms); UNGP 29-31",
+        data={"grievances": [g["id"] for g in found]})]
+
+
+@hookimpl
+def hrdd_gate_factors(transaction_id, screening, store):
+    """Hold the transaction for re-review while an open credible grievance concerns its end-user."""
+    end_user = ((screening or {}).get("transaction") or {}).get("end_user")
+    found = _concerning(store, end_user=end_user, transaction_id=transaction_id)
+    return [{"kind": "hold", "reason": f"open credible grievance {g['id']} concerns this end-user; "
+                                       "re-review required"} for g in found]
+
+
+@api.post("")
+@limiter.limit(views_grievances.submit_limit)
+def submit():
+    """Public: report suspected misuse (no key); returns the reference and a tracking token (201)."""
+    body = _bounded_json()
+    try:
+        with current_services().store.begin() as conn:
+            receipt = grievances.submit(conn, body)
+    except grievances.GrievanceError as exc:
+        raise validation_error({k: [v] for k, v in exc.errors.items()}, str(exc)) from exc
+    response = jsonify({**receipt, "status_url": "/v1/grievances/status"})
+    response.headers["Cache-Control"] = "no-store"
+    return response, 201
+
+
+@api.post("/status")
+@limiter.limit(views_grievances.lookup_limit)
+def status():
+    """Public: the status of one report, given its tracking token in the body (`{"token": ...}`)."""
+    body = _bounded_json()
+    with current_services().store.engine.connect() as conn:
+        result = grievances.status_by_token(conn, body.get("token") if isinstance(body.get("token"), str) else "")
+    if result is None:
+        raise ApiError(404, "not_found", "No report has this tracking token")
+    response = jsonify(result)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@api.get("")
+@require_role("reviewer")
+def listing():
+    """Reviewer: grievances, oldest first (`status=open|all|<status>`)."""
+    with current_services().store.engine.connect() as conn:
+        return jsonify({"grievances": grievances.listing(conn, status=request.args.get("status", "open"))})
+
+
+@api.get("/<grievance_id>")
+@require_role("reviewer")
+def detail(grievance_id):
+    """Reviewer: one grievance with links and actions."""
+    with current_services().store.engine.connect() as conn:
+        item = grievances.get(conn, grievance_id)
+    if item is None:
+        raise not_found("grievance", grievance_id)
+    return jsonify(item)
+
+
+def _run(fn):
+    try:
+        with current_services().store.begin() as conn:
+            fn(conn)
+    except grievances.GrievanceError as exc:
+        raise validation_error({k: [v] for k, v in exc.errors.items()}, str(exc)) from exc
+    except LookupError as exc:
+        raise not_found("grievance", str(exc)) from exc
+
+
+@api.post("/<grievance_id>/triage")
+@require_role("reviewer")
+def triage(grievance_id):
+    """Reviewer: `{"status", "credible": true|false|null, "end_user": {"name","country"}?, "public_note"?}`."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "The body must be a JSON object")
+    end_user = body.get("end_user") or {}
+    if body.get("credible") not in (True, False, None) or not isinstance(end_user, dict):
+        raise validation_error({"credible": ["must be true, false or null"]} if body.get("credible") not in
+                               (True, False, None) else {"end_user": ["must be an object with name and country"]})
+    _run(lambda conn: grievances.triage(conn, grievance_id, actor(), status=body.get("status") or "",
+                                         credible=body.get("credible"), end_user_name=end_user.get("name"),
+                                         end_user_country=end_user.get("country"),
+                                         public_note=body.get("public_note")))
+    return detail(grievance_id)
+
+
+@api.post("/<grievance_id>/links")
+@require_role("reviewer")
+def link(grievance_id):
+    """Reviewer: link to a stored transaction `{"transaction_id"}`."""
+    body = request.get_json(silent=True) or {}
+    txn_id = body.get("transaction_id") if isinstance(body, dict) else None
+    if not isinstance(txn_id, str) or current_services().store.get_transaction(txn_id) is None:
+        raise validation_error({"transaction_id": ["must name a stored transaction"]})
+
+    def do(conn):
+        if grievances.get(conn, grievance_id) is None:
+            raise LookupError(grievance_id)
+        grievances.link_transaction(conn, grievance_id, txn_id, actor())
+    _run(do)
+    return detail(grievance_id)
+
+
+@api.post("/<grievance_id>/actions")
+@require_role("reviewer")
+def add_action(grievance_id):
+    """Reviewer: record an action `{"action": engage|request_corrective_action|suspend_support|terminate|note, "outcome"}`."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "The body must be a JSON object")
+    _run(lambda conn: grievances.add_action(conn, grievance_id, actor(), str(body.get("action") or ""),
+                                             str(body.get("outcome") or "")))
+    return detail(grievance_id), 201

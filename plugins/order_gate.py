@@ -1,0 +1,160 @@
+"""The quote-to-order gate: at ``order``, hold while a required rider is not executed or facts changed.
+
+Also ``POST /v1/transactions/<id>/rider-executed`` (role ``contracts``) records who executed the rider
+and when. A material change (end-user, party, item or country) since the last quote-stage screening holds
+the order until the deal is quoted again on the new facts; each hold says exactly what is missing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, g, jsonify, request
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from hrdd.adapters import outbox
+from hrdd.adapters.config import settings_for
+from hrdd.adapters.tables import iso, new_id, now, rider_executions
+from hrdd.auth import require_role
+from hrdd.errors import ApiError, not_found, validation_error
+from hrdd.hookspecs import hookimpl
+from hrdd.model import Transaction
+
+RIDER_CONDITION = "rider_executed"
+
+
+def rider_executions_of(store, transaction_id: str) -> list[dict]:
+    """Recorded executions of a transaction's rider, newest first."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(rider_executions).where(rider_executions.c.transaction_id == transaction_id)
+                            .order_by(rider_executions.c.executed_at.desc())).fetchall()
+    return [_execution(r._mapping) for r in rows]
+
+
+def _execution(row) -> dict:
+    return {"id": row["id"], "transaction_id": row["transaction_id"], "screening_id": row["screening_id"],
+            "executed_by": row["executed_by"], "executed_at": iso(row["executed_at"]),
+            "document_ref": row["document_ref"], "recorded_by": row["recorded_by"],
+            "recorded_at": iso(row["recorded_at"])}
+
+
+def _label(party: list) -> str:
+    role, name, country = party
+    return f"{role} {name!r}" + (f" ({country})" if country else "")
+
+
+def material_changes(quote: dict, order: dict) -> list[str]:
+    """What changed between two screenings' transactions, in words (empty when nothing material did)."""
+    before = Transaction.from_dict(quote["transaction"]).material_facts()
+    after = Transaction.from_dict(order["transaction"]).material_facts()
+    changes = []
+    if before["end_user"] != after["end_user"]:
+        changes.append(f"end-user changed from {before['end_user'][0]!r} ({before['end_user'][1]}) "
+                       f"to {after['end_user'][0]!r} ({after['end_user'][1]})")
+    old_parties = [tuple(p) for p in before["parties"]]
+    new_parties = [tuple(p) for p in after["parties"]]
+    changes += [f"new party: {_label(list(p))}" for p in new_parties if p not in old_parties]
+    changes += [f"party removed: {_label(list(p))}" for p in old_parties if p not in new_parties]
+    old_items = {sku: caps for sku, caps in before["items"]}
+    new_items = {sku: caps for sku, caps in after["items"]}
+    for sku, caps in new_items.items():
+        if sku not in old_items:
+            changes.append(f"new item: {sku}" + (f" ({', '.join(caps)})" if caps else ""))
+        elif caps != old_items[sku]:
+            changes.append(f"item {sku} capabilities changed from {old_items[sku]} to {caps}")
+    changes += [f"item removed: {sku}" for sku in old_items if sku not in new_items]
+    changes += [f"new country: {c}" for c in after["countries"] if c not in before["countries"]]
+    changes += [f"country removed: {c}" for c in before["countries"] if c not in after["countries"]]
+    return changes
+
+
+def _quote_before(store, transaction_id: str, screening: dict) -> dict | None:
+    seen_current = False
+    for candidate in store.screenings_of(transaction_id):  # newest first
+        if candidate["id"] == screening["id"]:
+            seen_current = True
+            continue
+        if seen_current and candidate["stage"] == "quote":
+            return candidate
+    return None
+
+
+@hookimpl
+def hrdd_gate_factors(transaction_id, screening, store):
+    """Holds at order stage: rider not executed; material change since the quote (saying which)."""
+    if screening.get("stage") != "order":
+        return None
+    factors = []
+    if RIDER_CONDITION in (screening.get("conditions") or []) and not rider_executions_of(store, transaction_id):
+        factors.append({"kind": "hold", "reason": (
+            f"the contract rider required by screening {screening['id']} is not recorded as executed "
+            f"(POST /v1/transactions/{transaction_id}/rider-executed)")})
+    quote = _quote_before(store, transaction_id, screening)
+    if quote is not None:
+        changes = material_changes(quote, screening)
+        if changes:
+            factors.append({"kind": "hold", "reason": (
+                f"material change since the quote ({quote['id']}): {'; '.join(changes)}; "
+                "quote the deal again on the new facts")})
+    return factors
+
+
+class RiderExecutedSchema(Schema):
+    """Who executed the rider, when, and optionally which screening's rider and the signed document."""
+
+    executed_by = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    executed_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+    screening_id = fields.String(load_default=None, validate=validate.Length(max=40))
+    document_ref = fields.String(load_default=None, validate=validate.Length(max=500))
+
+    class Meta:
+        # Unknown fields are refused, as everywhere in the API.
+        unknown = "raise"
+
+    @validates("executed_at")
+    def _not_future(self, value, **_kwargs):
+        if value > datetime.now(UTC) + timedelta(minutes=5):
+            raise ValidationError("executed_at is in the future")
+
+
+bp = Blueprint("order_gate", __name__)
+
+
+@bp.post("/v1/transactions/<transaction_id>/rider-executed")
+@require_role("contracts")
+def rider_executed(transaction_id: str):
+    """Record that the contract rider was executed; answers with the record and the gate now."""
+    services = current_app.extensions["hrdd"]
+    if services.store.get_transaction(transaction_id) is None:
+        raise not_found("transaction", transaction_id)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "The body must be a JSON object: {executed_by, executed_at}")
+    try:
+        data = RiderExecutedSchema().load(body)
+    except ValidationError as exc:
+        raise validation_error(exc.messages) from exc
+    screening_ids = {s["id"] for s in services.store.screenings_of(transaction_id)}
+    if data["screening_id"] and data["screening_id"] not in screening_ids:
+        raise validation_error({"screening_id": [f"not a screening of transaction {transaction_id}"]})
+    record = {"id": new_id("rdx"), "transaction_id": transaction_id, "screening_id": data["screening_id"],
+              "executed_by": data["executed_by"].strip(), "executed_at": data["executed_at"],
+              "document_ref": data["document_ref"], "recorded_by": g.principal["name"], "recorded_at": now()}
+    ref = services.store.get_transaction(transaction_id)["reference"]
+    with services.store.begin() as conn:
+        conn.execute(rider_executions.insert().values(**record))
+        # The gate may have opened: tell the CRM, atomically with the record.
+        outbox.enqueue(conn, settings_for(current_app), system=ref["system"], object_type=ref["object_type"],
+                       object_id=ref["object_id"], transaction_id=transaction_id)
+    latest = services.store.latest_screening(transaction_id)
+    gate, reasons = services.gate_of(transaction_id, latest)
+    response = jsonify({**_execution(record), "gate": gate, "hold_reasons": reasons})
+    response.status_code = 201
+    return response
+
+
+@hookimpl
+def hrdd_register_routes(app):
+    """Add POST /v1/transactions/<id>/rider-executed."""
+    app.register_blueprint(bp)

@@ -1,0 +1,170 @@
+"""Contract riders: clause safeguards for screenings, rider.docx rendering and the rider/clauses commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import click
+from flask import current_app, has_app_context
+from flask.cli import with_appcontext
+
+from hrdd.errors import ApiError
+from hrdd.hookspecs import hookimpl
+from hrdd.model import Safeguard
+from hrdd.riders import (
+    DOCX_MIMETYPE,
+    ClauseLibraryError,
+    Facts,
+    SelectionError,
+    VariableError,
+    build_rider,
+    clauses_dir,
+    load_library,
+    select,
+)
+from hrdd.riders.check import check_library
+from hrdd.riders.variables import option_names
+from hrdd.riders.vocabulary import Vocabulary
+
+KIND = "rider.docx"
+
+
+def _config(app=None) -> dict:
+    if app is not None:
+        return app.config
+    return current_app.config if has_app_context() else {}
+
+
+def _library(config, strict: bool = False):
+    return load_library(clauses_dir(config), Vocabulary.from_data_dir(config.get("HRDD_DATA_DIR")), strict)
+
+
+@hookimpl
+def hrdd_startup(app):
+    """Refuse to start on a clause library with broken files; the error names each file."""
+    _library(app.config, strict=True)
+
+
+@hookimpl
+def hrdd_safeguards(transaction, flags, decision, context):
+    """The rider's clauses (kind "clause") and technical-schedule parts (kind "technical") that apply."""
+    config = dict(_config())
+    if not config.get("HRDD_DATA_DIR") and context is not None and getattr(context, "reference", None):
+        config["HRDD_DATA_DIR"] = context.reference.data_dir
+    selection = select(_library(config), Facts.from_transaction(transaction, flags, decision))
+    return list(_safeguards_of(selection))
+
+
+@lru_cache(maxsize=1024)
+def _safeguards_of(selection) -> tuple[Safeguard, ...]:
+    # Screening is a hot path and selections repeat: build the Safeguard objects once per selection.
+    return (tuple(Safeguard(id=c.id, kind="clause", title=c.title) for c in selection.clauses)
+            + tuple(Safeguard(id=t.id, kind="technical", title=f"Technical safeguards: {t.title}")
+                    for t in selection.technical))
+
+
+def render_rider(screening: dict, options: dict, config) -> tuple[bytes, str, str]:
+    """The rider for a screening dict; ApiError 422 names each missing or invalid variable."""
+    if not screening.get("transaction"):
+        raise ApiError(409, "screening_incomplete",
+                       f"Screening {screening.get('id')!r} does not record its transaction; re-screen it")
+    library = _library(config)
+    try:
+        body = build_rider(screening, options, library, config)
+    except VariableError as exc:
+        names = ", ".join(sorted(exc.errors))
+        raise ApiError(422, "validation_error", f"Rider variables missing or invalid: {names}", exc.errors) from exc
+    except SelectionError as exc:
+        raise ApiError(500, "clause_library_error", f"The clause library cannot build this rider: {exc}") from exc
+    return body, DOCX_MIMETYPE, f"rider-{screening.get('id') or 'screening'}.docx"
+
+
+@hookimpl
+def hrdd_render_document(kind, screening, options, app):
+    """Render ``rider.docx``; options are the rider variables (seller_name, buyer_name, …)."""
+    if kind != KIND:
+        return None
+    return render_rider(screening, dict(options or {}), _config(app))
+
+
+def _option_flags(command):
+    """Add one --option per rider variable of the default registry (e.g. --seller-name)."""
+    names = ("seller_name", "buyer_name", "agreement_reference", "governing_law", "grievance_contact",
+             "cure_period")
+    for name in reversed(names):
+        command = click.option(f"--{name.replace('_', '-')}", name, default=None,
+                               help=f"Rider variable {name} (or configure HRDD_RIDER_{name.upper()}).")(command)
+    return command
+
+
+@hookimpl
+def hrdd_register_commands(cli):
+    """``hrdd rider SCREENING_ID -o FILE`` and ``hrdd clauses check``."""
+
+    @cli.command("rider")
+    @click.argument("screening_id", required=False)
+    @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                  help="Where to write the .docx.")
+    @click.option("--json", "json_file", type=click.File("r"),
+                  help="Build from a screening JSON file instead of a stored screening.")
+    @click.option("--set", "extra", multiple=True, metavar="NAME=VALUE",
+                  help="Any other rider variable defined in the clause library's variables.yaml.")
+    @_option_flags
+    @with_appcontext
+    def rider(screening_id, output, json_file, extra, **variables):
+        """Write the contract rider of a stored screening (or of --json FILE) to OUTPUT."""
+        if bool(screening_id) == bool(json_file):
+            raise click.UsageError("give either SCREENING_ID or --json FILE")
+        if json_file:
+            try:
+                screening = json.load(json_file)
+            except json.JSONDecodeError as exc:
+                raise click.ClickException(f"{json_file.name}: not valid JSON ({exc})") from exc
+        else:
+            screening = current_app.extensions["hrdd"].store.get_screening(screening_id)
+            if screening is None:
+                raise click.ClickException(f"screening {screening_id!r} does not exist")
+        options = {k: v for k, v in variables.items() if v is not None}
+        for item in extra:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise click.UsageError(f"--set expects NAME=VALUE, not {item!r}")
+            options[name.strip()] = value
+        try:
+            body, _, _ = render_rider(screening, options, current_app.config)
+        except ApiError as exc:
+            details = "; ".join(f"{k}: {' '.join(v)}" for k, v in sorted(exc.errors.items()))
+            raise click.ClickException(f"{exc.message}{' (' + details + ')' if details else ''}") from exc
+        output.write_bytes(body)
+        click.echo(f"wrote {output} ({len(body)} bytes) for screening {screening.get('id')}")
+
+    # A plain click group: checking a broken library must not need the app, which refuses to start on one.
+    clauses = click.Group("clauses", help="The clause library of the contract rider.")
+    cli.add_command(clauses)
+
+    @clauses.command("check")
+    @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+                  help="Check this directory instead of the configured HRDD_CLAUSES_DIR.")
+    def check(directory):
+        """Validate every clause file (front matter, variables, conditions, references)."""
+        from hrdd.config import load_config
+        config = load_config()
+        target = directory or clauses_dir(config)
+        report = check_library(target, Vocabulary.from_data_dir(config.get("HRDD_DATA_DIR")))
+        if not report.ok:
+            for problem in report.problems:
+                click.echo(f"{target}/{problem}", err=True)
+            click.echo(f"clause library {target}: {len(report.problems)} problem(s)", err=True)
+            sys.exit(1)
+        lib = report.library
+        click.echo(f"clause library {target}: OK — {len(lib.recitals)} recitals, {len(lib.clauses)} clauses, "
+                   f"{len(lib.technical)} technical-schedule parts, {len(lib.variables)} variables "
+                   f"(options: {', '.join(option_names(lib.variables))}); "
+                   f"{report.scenarios} screening scenarios assemble")
+
+
+__all__ = ["ClauseLibraryError", "hrdd_register_commands", "hrdd_render_document", "hrdd_safeguards",
+           "hrdd_startup", "render_rider"]

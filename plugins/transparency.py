@@ -1,0 +1,48 @@
+"""Built-in plugin: the step 8 transparency report (`/v1/reports/transparency`, JSON, CSV, docx)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, jsonify, request
+
+from hrdd.auth import require_role
+from hrdd.errors import ApiError
+from hrdd.hookspecs import hookimpl
+from hrdd.services import current_services
+from hrdd.workspace import report_service, transparency
+
+api = Blueprint("reports_api", __name__, url_prefix="/v1/reports")
+FORMATS = ("json", "csv", "docx")
+
+
+@hookimpl
+def hrdd_register_routes(app):
+    """`GET /v1/reports/transparency`."""
+    app.register_blueprint(api)
+
+
+@api.get("/transparency")
+@require_role("reviewer")
+def transparency_report():
+    """Step 8 aggregates for `year` (default last year) as `format=json|csv|docx`, small cells suppressed."""
+    raw = request.args.get("year", "").strip()
+    if raw and (not raw.isdigit() or not 2000 <= int(raw) <= 2100):
+        raise ApiError(400, "bad_request", f"year must be a four-digit year between 2000 and 2100 (got {raw!r})",
+                       {"year": ["not a year"]})
+    year = int(raw) if raw else datetime.now(UTC).year - 1
+    fmt = request.args.get("format", "json")
+    if fmt not in FORMATS:
+        raise ApiError(400, "bad_request", f"format must be one of {', '.join(FORMATS)}", {"format": ["unknown"]})
+    try:
+        report = report_service.build_for_year(current_services(), year)
+    except ValueError as exc:
+        raise ApiError(500, "policy_error", str(exc)) from exc
+    if fmt == "csv":
+        return Response(transparency.to_csv(report), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="transparency-{year}.csv"'})
+    if fmt == "docx":
+        return Response(report_service.render_docx(report),
+                        mimetype="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                        headers={"Content-Disposition": f'attachment; filename="transparency-{year}.docx"'})
+    return jsonify(report)

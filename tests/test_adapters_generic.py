@@ -1,0 +1,91 @@
+"""Generic JSON hook: API key or HMAC signature, the screening JSON back, batches, dedup."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+
+from tests.adapter_support import count_screenings, fixture_bytes, fixture_json
+
+SECRET = "netsuite-signing-secret"
+
+
+@pytest.fixture
+def app_config(app_config):
+    app_config["HRDD_ADAPTERS"] = {"adapters": {"generic": {"signing_secret": SECRET}}}
+    return app_config
+
+
+def signed(body: bytes, secret: str = SECRET, stamp: int | None = None) -> dict:
+    stamp = str(stamp if stamp is not None else int(time.time()))
+    mac = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-HRDD-Timestamp": stamp, "X-HRDD-Signature": f"sha256={mac}"}
+
+
+def test_api_key_call_returns_the_screening_and_a_retry_the_same_one(app, client, auth_headers):
+    body = fixture_bytes("generic/transaction.json")
+    headers = {**auth_headers("crm"), "Content-Type": "application/json", "Idempotency-Key": "flow-42"}
+    first = client.post("/v1/hooks/generic", data=body, headers=headers)
+    assert first.status_code == 201
+    assert first.json["decision"] == "escalate" and first.json["gate"] == "hold"
+    assert first.json["id"].startswith("scr_") and first.json["documents"]["rider"].endswith("rider.docx")
+    again = client.post("/v1/hooks/generic", data=body, headers=headers)
+    assert again.status_code == 200 and again.json["id"] == first.json["id"]
+    assert count_screenings(app) == 1
+
+
+def test_identical_bytes_without_a_key_are_one_delivery(app, client, auth_headers):
+    body = fixture_bytes("generic/transaction.json")
+    headers = {**auth_headers("crm"), "Content-Type": "application/json"}
+    assert client.post("/v1/hooks/generic", data=body, headers=headers).status_code == 201
+    assert client.post("/v1/hooks/generic", data=body, headers=headers).status_code == 200
+    assert count_screenings(app) == 1
+
+
+def test_signed_call_from_suitescript(app, client):
+    body = fixture_bytes("generic/transaction.json")
+    r = client.post("/v1/hooks/generic", data=body, headers=signed(body))
+    assert r.status_code == 201
+
+
+@pytest.mark.parametrize("case", ["wrong secret", "stale", "tampered"])
+def test_bad_signature_is_401(client, case):
+    body = fixture_bytes("generic/transaction.json")
+    headers = signed(body, secret="other" if case == "wrong secret" else SECRET,
+                     stamp=int(time.time()) - 600 if case == "stale" else None)
+    sent = body.replace(b"FR-200", b"FR-201") if case == "tampered" else body
+    assert client.post("/v1/hooks/generic", data=sent, headers=headers).status_code == 401
+
+
+def test_wrong_role_or_no_key_is_401(client, auth_headers):
+    body = fixture_bytes("generic/transaction.json")
+    assert client.post("/v1/hooks/generic", data=body).status_code == 401
+    assert client.post("/v1/hooks/generic", data=body, headers=auth_headers("export")).status_code == 401
+
+
+def test_batch(app, client, auth_headers):
+    one = fixture_json("generic/transaction.json")
+    two = {**one, "reference": {**one["reference"], "object_id": "0067F000003pmdX"}, "stage": "opportunity"}
+    headers = {**auth_headers("crm"), "Content-Type": "application/json", "Idempotency-Key": "batch-1"}
+    r = client.post("/v1/hooks/generic", data=json.dumps([one, two]), headers=headers)
+    assert r.status_code == 200 and len(r.json["results"]) == 2
+    assert {s["stage"] for s in r.json["results"]} == {"quote", "opportunity"}
+    again = client.post("/v1/hooks/generic", data=json.dumps([one, two]), headers=headers)
+    assert [s["id"] for s in again.json["results"]] == [s["id"] for s in r.json["results"]]
+    assert count_screenings(app) == 2
+
+
+def test_missing_fields_are_named(client, auth_headers):
+    body = fixture_json("generic/transaction.json")
+    del body["end_user"]
+    r = client.post("/v1/hooks/generic", json=body, headers=auth_headers("crm"))
+    assert r.status_code == 422 and "end_user" in r.json["message"]
+    del body["reference"]
+    r = client.post("/v1/hooks/generic", json=body, headers=auth_headers("crm"))
+    assert r.status_code == 400 and "reference" in r.json["message"]
+    r = client.post("/v1/hooks/generic", data=b"{", headers={**auth_headers("crm"), "Content-Type": "application/json"})
+    assert r.status_code == 400 and "not JSON" in r.json["message"]

@@ -1,0 +1,117 @@
+"""SAP Event Mesh: OPTIONS handshake, binary/structured/batched CloudEvents, OData enrichment, retries."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from tests.adapter_support import FakeServer, count_screenings, deliveries, fixture_bytes
+
+TOKEN = "em-webhook-token-7f3"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+STRUCTURED = {**AUTH, "Content-Type": "application/cloudevents+json"}
+
+
+def odata(record):
+    order = record["path"].split("'")[1]
+    return 200, json.loads(fixture_bytes("sap/a_salesorder.json").decode().replace("{id}", order))
+
+
+ROUTES = {("GET", f"/sap/opu/odata/sap/API_SALES_ORDER_SRV/A_SalesOrder('{n}')"): odata for n in ("1", "4501", "4502")}
+
+
+@pytest.fixture
+def fake_s4():
+    with FakeServer(dict(ROUTES)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def app_config(app_config, fake_s4):
+    app_config["HRDD_ADAPTERS"] = {"adapters": {"sap": {
+        "bearer_token": TOKEN, "allowed_origins": ["eventmesh.eu10.hana.ondemand.com"],
+        "api_base_url": fake_s4.url, "odata_user": "HRDD_COMM", "odata_password": "pw-123"}}}
+    return app_config
+
+
+def test_options_handshake_allows_the_configured_origin(client):
+    r = client.options("/v1/hooks/sap", headers={"WebHook-Request-Origin": "eventmesh.eu10.hana.ondemand.com"})
+    assert r.status_code == 200
+    assert r.headers["WebHook-Allowed-Origin"] == "eventmesh.eu10.hana.ondemand.com"
+    assert "POST" in r.headers["Allow"]
+    other = client.options("/v1/hooks/sap", headers={"WebHook-Request-Origin": "evil.example"})
+    assert "WebHook-Allowed-Origin" not in other.headers
+
+
+def test_documented_sales_order_event_is_enriched_through_odata_and_screened(app, client, fake_s4):
+    r = client.post("/v1/hooks/sap", data=fixture_bytes("sap/salesorder_created.json"), headers=STRUCTURED)
+    assert r.status_code == 202
+    outcome = r.json["results"][0]
+    assert outcome["status"] == "screened" and outcome["stage"] == "order"
+    assert outcome["delivery_id"] == "/default/sap.s4.beh/DEVCLNT001:db13c94e-c20f-4b2e-8171-6970104721a0"
+    request = fake_s4.requests[0]
+    assert "$expand=to_Item,to_Partner/to_Address" in request["url"]
+    assert request["headers"]["authorization"].startswith("Basic ")
+    txn = app.extensions["hrdd"].store.get_screening(outcome["screening_id"])["transaction"]
+    assert txn["reference"] == {"system": "sap", "object_type": "SalesOrder", "object_id": "1"}
+    assert txn["items"][0]["sku"] == "FR-200" and txn["parties"][0]["country"] == "EG"
+
+
+def test_binary_mode(app, client):
+    headers = {**AUTH, "Content-Type": "application/json", "ce-specversion": "1.0",
+               "ce-type": "sap.s4.beh.salesorder.v1.SalesOrder.Created.v1", "ce-source": "/default/sap.s4.beh/DEVCLNT001",
+               "ce-id": "b1n4ry-0001"}
+    r = client.post("/v1/hooks/sap", data=b'{"SalesOrder": "4501"}', headers=headers)
+    assert r.status_code == 202 and r.json["results"][0]["status"] == "screened"
+
+
+def test_batch_screens_sales_orders_and_ignores_other_objects(app, client):
+    r = client.post("/v1/hooks/sap", data=fixture_bytes("sap/batch.json"),
+                    headers={**AUTH, "Content-Type": "application/cloudevents-batch+json"})
+    assert [o["status"] for o in r.json["results"]] == ["screened", "screened", "ignored"]
+    again = client.post("/v1/hooks/sap", data=fixture_bytes("sap/batch.json"),
+                        headers={**AUTH, "Content-Type": "application/cloudevents-batch+json"})
+    assert [o.get("replayed") for o in again.json["results"][:2]] == [True, True]
+    assert count_screenings(app) == 2
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic eDp5"}])
+def test_bad_credentials_are_401(client, headers):
+    r = client.post("/v1/hooks/sap", data=fixture_bytes("sap/salesorder_created.json"),
+                    headers={**headers, "Content-Type": "application/cloudevents+json"})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("event, reason", [
+    ({"specversion": "1.0", "source": "/s", "type": "sap.s4.beh.salesorder.v1.SalesOrder.Created.v1",
+      "data": {"SalesOrder": "1"}}, "missing CloudEvents attribute(s) id"),
+    ({"specversion": "1.0", "id": "1", "source": "/s", "type": "sap.s4.beh.salesorder.v1.SalesOrder.Created.v1",
+      "data": {}}, "data.SalesOrder is missing"),
+    ({"specversion": "0.3", "id": "1", "source": "/s", "type": "x"}, "specversion 0.3"),
+])
+def test_events_missing_fields_are_400(client, event, reason):
+    r = client.post("/v1/hooks/sap", data=json.dumps(event), headers=STRUCTURED)
+    assert r.status_code == 400 and reason in r.json["message"]
+
+
+def test_s4_outage_keeps_the_event_holds_the_order_and_the_worker_recovers(app, client, fake_s4):
+    from hrdd.adapters import pipeline
+    from hrdd.adapters.config import settings_for
+    from hrdd.adapters.tables import now
+
+    fake_s4.fail_first = 1
+    r = client.post("/v1/hooks/sap", data=fixture_bytes("sap/salesorder_created.json"), headers=STRUCTURED)
+    outcome = r.json["results"][0]
+    assert r.status_code == 202 and outcome["status"] == "pending_enrichment" and outcome["gate"] == "hold"
+    assert "answered 503" in outcome["reason"]
+    assert count_screenings(app) == 0
+    services = app.extensions["hrdd"]
+    resolve = lambda vendor: services.pm.hook.hrdd_webhook_adapter(name=vendor, app=app)  # noqa: E731
+    with app.app_context():
+        early = pipeline.process_due(services, resolve, settings_for(app))
+        assert early == {"screened": 0, "pending": 0, "invalid": 0}  # back-off: not due yet
+        later = pipeline.process_due(services, resolve, settings_for(app), moment=now() + timedelta(minutes=5))
+    assert later == {"screened": 1, "pending": 0, "invalid": 0}
+    assert deliveries(app, "sap")[0]["status"] == "screened"

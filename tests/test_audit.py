@@ -1,0 +1,124 @@
+"""The audit log: every reviewer action is chained, and `hrdd audit verify` catches tampering."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from hrdd import audit
+from hrdd.audit import audit_log
+from tests.workspace_helpers import fixture, login, make_user, screen
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(database_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HRDD_DATABASE_URL": database_url}
+    return subprocess.run([sys.executable, "-c", "from hrdd.cli import main; main()", *args], input=stdin,
+                          capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+
+
+@pytest.fixture
+def store(app):
+    return app.extensions["hrdd"].store
+
+
+def _record_some(store, count=5):
+    with store.begin() as conn:
+        for i in range(count):
+            audit.record(conn, "user:alice", "test.action", f"thing-{i}", {"n": i, "text": "ünïcode"})
+
+
+def test_entries_are_chained_and_verify_passes(store):
+    _record_some(store)
+    with store.engine.connect() as conn:
+        result = audit.verify(conn)
+        rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.seq)).all()
+    assert result.ok, result.problems
+    assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+    for prev, row in zip(rows, rows[1:], strict=False):
+        assert row.prev_hash == prev.hash
+    assert result.head_hash == rows[-1].hash
+
+
+def test_verify_detects_an_edited_entry(store):
+    _record_some(store)
+    with store.begin() as conn:
+        conn.execute(audit_log.update().where(audit_log.c.subject == "thing-2")
+                     .values(details=json.dumps({"n": 99})))
+        seq = conn.execute(sa.select(audit_log.c.seq).where(audit_log.c.subject == "thing-2")).scalar_one()
+    with store.engine.connect() as conn:
+        result = audit.verify(conn)
+    assert not result.ok
+    assert any(f"entry {seq}: content does not match" in p for p in result.problems)
+
+
+def test_verify_detects_a_removed_entry_in_the_middle_and_at_the_end(store):
+    _record_some(store)
+    with store.begin() as conn:
+        middle = conn.execute(sa.select(audit_log.c.seq).where(audit_log.c.subject == "thing-1")).scalar_one()
+        conn.execute(audit_log.delete().where(audit_log.c.seq == middle))
+    with store.engine.connect() as conn:
+        problems = audit.verify(conn).problems
+    assert any(f"entry {middle} is missing" in p for p in problems)
+    with store.begin() as conn:
+        conn.execute(audit_log.insert().values(seq=middle, at="x", actor="x", action="x", subject="x",
+                                               details="{}", prev_hash="0" * 64, hash="0" * 64))
+        last = conn.execute(sa.select(sa.func.max(audit_log.c.seq))).scalar_one()
+        conn.execute(audit_log.delete().where(audit_log.c.seq == last))
+    with store.engine.connect() as conn:
+        problems = audit.verify(conn).problems
+    assert any("entries were removed from the end" in p for p in problems)
+
+
+def test_hrdd_audit_verify_command_exit_codes(app, database_url):
+    store = app.extensions["hrdd"].store
+    _record_some(store, 3)
+    ok = _cli(database_url, "audit", "verify")
+    assert ok.returncode == 0, ok.stderr
+    assert "audit log intact" in ok.stdout
+    with store.begin() as conn:
+        conn.execute(audit_log.update().where(audit_log.c.subject == "thing-1").values(actor="user:mallory"))
+    bad = _cli(database_url, "audit", "verify")
+    assert bad.returncode == 1
+    assert "TAMPERED" in bad.stderr and "edited" in bad.stderr
+
+
+def test_reviewer_actions_and_configuration_are_recorded(app, client, auth_headers):
+    make_user(app)
+    assert login(client).status_code == 302
+    result = screen(client, auth_headers("crm"), fixture("transaction_egypt_biometric.json"))
+    case_id = client.get("/v1/cases", headers=auth_headers("reviewer")).get_json()["cases"][0]["id"]
+    r = client.post(f"/v1/cases/{case_id}/decision", headers=auth_headers("reviewer"),
+                    json={"decision": "decline", "rationale": "End-user's record of surveilling protesters"})
+    assert r.status_code == 201
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        actions = [e["action"] for e in audit.entries(conn, limit=100)]
+        decision = audit.entries(conn, subject=case_id)
+    assert "config.change" in actions and "user.create" in actions and "case.open" in actions
+    entry = next(e for e in decision if e["action"] == "case.decision")
+    assert entry["actor"] == "key:test-reviewer"
+    assert entry["details"]["outcome"] == "decline"
+    assert entry["details"]["transaction_id"] == result["transaction_id"]
+
+
+@pytest.mark.store
+def test_a_new_policy_file_is_recorded_as_a_configuration_change(app_config, tmp_path):
+    from server import create_app
+    first = create_app(app_config)
+    first.extensions["hrdd"].store.engine.dispose()
+    policy = tmp_path / "policy.yaml"
+    original = open(first.config["HRDD_POLICY_FILE"], encoding="utf-8").read()
+    policy.write_text(original + "\nreports:\n  small_cell_threshold: 10\n", encoding="utf-8")
+    second = create_app({**app_config, "HRDD_POLICY_FILE": str(policy)})
+    with second.extensions["hrdd"].store.engine.connect() as conn:
+        changes = [e for e in audit.entries(conn) if e["action"] == "config.change"]
+    second.extensions["hrdd"].store.engine.dispose()
+    assert len(changes) == 2
+    assert "policy_sha256" in changes[0]["details"]["changed"]
+    assert changes[0]["details"]["now"]["policy_file"] == str(policy)

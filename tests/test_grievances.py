@@ -1,0 +1,163 @@
+"""The grievance channel: public reports with tracking tokens, triage, RF-7.1 and holds, limits."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from hrdd.workspace.tables import grievances as grievances_table
+from tests.workspace_helpers import csrf_from, fixture, login, make_user, screen
+
+REPORT = {
+    "subject_name": "Directorate of Public Security",
+    "country": "Egypt",
+    "location": "Cairo",
+    "product": "FaceFind Enterprise",
+    "occurred_on": "March 2026",
+    "description": "Cameras with face recognition were used to identify and detain people at a peaceful protest.",
+}
+
+
+def _submit(client, **changes):
+    return client.post("/v1/grievances", json={**REPORT, **changes})
+
+
+def test_anyone_can_report_and_follow_with_the_token(app, client):
+    r = _submit(client)
+    assert r.status_code == 201
+    receipt = r.get_json()
+    assert receipt["token"].startswith("trk_") and receipt["status"] == "received"
+    assert r.headers["Cache-Control"] == "no-store"
+    status = client.post("/v1/grievances/status", json={"token": receipt["token"]})
+    assert status.status_code == 200
+    assert status.get_json()["reference"] == receipt["reference"]
+    assert "description" not in status.get_json()  # the status says how it stands, not what was reported
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        stored = conn.execute(sa.select(grievances_table)).one()
+    assert receipt["token"] not in str(tuple(stored))  # only a digest is kept
+    assert stored.country == "EG" and stored.reporter_name is None
+
+
+def test_a_token_reveals_only_its_own_report(client):
+    first = _submit(client).get_json()
+    second = _submit(client, subject_name="Another unit", reporter_contact="ngo@example.org").get_json()
+    seen = client.post("/v1/grievances/status", json={"token": first["token"]}).get_json()
+    assert seen["reference"] == first["reference"] and second["reference"] not in str(seen)
+    for guess in ("", first["token"][:-2], first["reference"], "trk_" + "A" * 32):
+        assert client.post("/v1/grievances/status", json={"token": guess}).status_code == 404
+
+
+def test_bad_reports_are_refused_with_the_fields_named(client):
+    r = client.post("/v1/grievances", json={"description": "too short", "country": "Atlantis", "extra": 1})
+    assert r.status_code == 422
+    errors = r.get_json()["errors"]
+    assert set(errors) == {"subject_name", "description", "country", "extra"}
+    assert client.post("/v1/grievances", data="not json", content_type="application/json").status_code == 400
+
+
+def test_reports_are_size_limited(client):
+    r = _submit(client, description="x" * 40_000)
+    assert r.status_code == 413
+    assert r.get_json()["code"] == "payload_too_large"
+    r = _submit(client, description="y" * 10_001)
+    assert r.status_code == 422 and "description" in r.get_json()["errors"]
+
+
+@pytest.mark.store
+def test_reports_are_rate_limited_per_client(app_config):
+    from server import create_app
+    application = create_app({**app_config, "HRDD_GRIEVANCE_RATE_LIMIT": "3 per minute"})
+    client = application.test_client()
+    codes = [client.post("/v1/grievances", json=REPORT).status_code for _ in range(5)]
+    other = client.post("/v1/grievances", json=REPORT, environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code
+    with application.extensions["hrdd"].store.engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(grievances_table)).scalar_one()
+    application.extensions["hrdd"].store.engine.dispose()
+    assert codes == [201, 201, 201, 429, 429]
+    assert other == 201
+    assert stored == 4
+
+
+def test_public_form_without_javascript(app, client):
+    page = client.get("/grievances/")
+    assert page.status_code == 200 and "Report suspected misuse" in page.get_data(as_text=True)
+    token = csrf_from(client, "/grievances/")
+    bad = client.post("/grievances/", data={"csrf_token": token, "subject_name": "", "description": "short"})
+    assert bad.status_code == 422 and 'aria-invalid="true"' in bad.get_data(as_text=True)
+    done = client.post("/grievances/", data={"csrf_token": token, **REPORT})
+    assert done.status_code == 201
+    tracking = re.search(r'value="(trk_[^"]+)"', done.get_data(as_text=True)).group(1)
+    status = client.post("/grievances/status", data={"csrf_token": token, "token": tracking})
+    assert status.status_code == 200 and "Received" in status.get_data(as_text=True)
+
+
+def test_credible_grievance_raises_rf71_and_holds_the_end_users_deals(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = fixture("transaction_egypt_biometric.json")
+    existing = screen(client, crm, body)
+    case_id = client.get("/v1/cases", headers=reviewer).get_json()["cases"][0]["id"]
+    client.post(f"/v1/cases/{case_id}/decision", headers=reviewer,
+                json={"decision": "approve", "rationale": "Access control at ministry buildings only"})
+    assert client.get(f"/v1/transactions/{existing['transaction_id']}", headers=reviewer).get_json()["gate"] == "release"
+
+    receipt = _submit(client).get_json()
+    gid = receipt["reference"]
+    r = client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={
+        "status": "investigating", "credible": True,
+        "end_user": {"name": "directorate of public  security", "country": "EG"},
+        "public_note": "We are investigating and have contacted the customer."})
+    assert r.status_code == 200, r.get_json()
+    txn = client.get(f"/v1/transactions/{existing['transaction_id']}", headers=reviewer).get_json()
+    assert txn["gate"] == "hold"
+    assert any(gid in reason for reason in txn.get("hold_reasons", []))
+    later = screen(client, crm, body, reference={"system": "sf", "object_type": "opportunity", "object_id": "NEW-1"})
+    flag = next(f for f in later["red_flags"] if f["id"] == "RF-7.1")
+    assert flag["severity"] == "high" and gid in flag["evidence"]
+    assert "Cairo" not in flag["evidence"]  # the flag names the grievance, never what the reporter said
+    seen = client.post("/v1/grievances/status", json={"token": receipt["token"]}).get_json()
+    assert seen["status"] == "investigating" and "contacted the customer" in seen["note"]
+
+    assert client.post(f"/v1/grievances/{gid}/actions", headers=reviewer, json={
+        "action": "suspend_support", "outcome": "Updates suspended pending the customer's response"}).status_code == 201
+    client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={
+        "status": "resolved", "credible": True, "end_user": {"name": "Directorate of Public Security", "country": "EG"}})
+    assert client.get(f"/v1/transactions/{existing['transaction_id']}", headers=reviewer).get_json()["gate"] == "release"
+    again = screen(client, crm, body, reference={"system": "sf", "object_type": "opportunity", "object_id": "NEW-2"})
+    assert "RF-7.1" not in [f["id"] for f in again["red_flags"]]
+
+
+def test_a_grievance_linked_to_a_transaction_holds_it(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    clean = screen(client, crm, fixture("transaction_norway_storage.json"))
+    gid = _submit(client, subject_name="A retailer's security team").get_json()["reference"]
+    assert client.post(f"/v1/grievances/{gid}/links", headers=reviewer,
+                       json={"transaction_id": "txn_missing"}).status_code == 422
+    assert client.post(f"/v1/grievances/{gid}/links", headers=reviewer,
+                       json={"transaction_id": clean["transaction_id"]}).status_code == 200
+    assert client.get(f"/v1/transactions/{clean['transaction_id']}", headers=reviewer).get_json()["gate"] == "release"
+    client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"status": "under_review", "credible": True})
+    assert client.get(f"/v1/transactions/{clean['transaction_id']}", headers=reviewer).get_json()["gate"] == "hold"
+    detail = client.get(f"/v1/grievances/{gid}", headers=reviewer).get_json()
+    assert detail["links"][0]["transaction_id"] == clean["transaction_id"] and "token_hash" not in detail
+
+
+def test_reviewer_triage_pages(app, client, auth_headers):
+    make_user(app)
+    login(client)
+    gid = _submit(client).get_json()["reference"]
+    listing = client.get("/workspace/grievances/").get_data(as_text=True)
+    assert gid in listing
+    token = csrf_from(client, f"/workspace/grievances/{gid}")
+    r = client.post(f"/workspace/grievances/{gid}/triage", data={
+        "csrf_token": token, "status": "under_review", "credible": "yes", "end_user_name": "Directorate of Public Security",
+        "end_user_country": "Egypt", "public_note": ""}, follow_redirects=True)
+    assert r.status_code == 200 and "holds this end-user" in r.get_data(as_text=True)
+    r = client.post(f"/workspace/grievances/{gid}/action", data={"csrf_token": token, "action": "engage",
+                                                                "outcome": ""})
+    assert r.status_code == 422
+    r = client.post(f"/workspace/grievances/{gid}/action", data={
+        "csrf_token": token, "action": "request_corrective_action", "outcome": "Asked for an independent audit"},
+        follow_redirects=True)
+    assert "Asked for an independent audit" in r.get_data(as_text=True)

@@ -1,0 +1,136 @@
+"""The quote-to-order gate: each hold reason, the rider-executed record, and holds for unscreened events."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+BERGEN = {
+    "reference": {"system": "salesforce", "object_type": "Opportunity", "object_id": "0065e00000BERGEN"},
+    "stage": "quote",
+    "end_user": {"name": "Port Authority of Bergen", "country": "NO", "type": "government",
+                 "sector": "civil_administration"},
+    "parties": [{"role": "integrator", "name": "Vestland Systems", "country": "NO"}],
+    "items": [{"sku": "CAM-4K", "name": "HarbourCam 4K", "capabilities": ["recording_devices"]}],
+    "deployment_countries": ["NO"],
+    "answers": {"past_misuse": "no", "exports_to_abusers": "no", "end_user_disclosed": "yes",
+                "accepts_safeguards": "yes"},
+}
+
+
+def screen(client, headers, body, stage):
+    body = copy.deepcopy(body)
+    body["stage"] = stage
+    r = client.post("/v1/screenings", json=body, headers=headers)
+    assert r.status_code == 201, r.json
+    return r.json
+
+
+def gate(client, headers, txn):
+    r = client.get(f"/v1/transactions/{txn}", headers=headers)
+    assert r.status_code == 200
+    return r.json["gate"], r.json["hold_reasons"]
+
+
+def executed(client, headers, txn, **body):
+    payload = {"executed_by": "Ingrid Berg (contracts)", "executed_at": "2026-11-20T10:00:00Z", **body}
+    return client.post(f"/v1/transactions/{txn}/rider-executed", json=payload, headers=headers)
+
+
+@pytest.fixture
+def crm(auth_headers):
+    return auth_headers("crm")
+
+
+def test_order_holds_until_the_rider_is_recorded_as_executed(client, crm, auth_headers):
+    quote = screen(client, crm, BERGEN, "quote")
+    assert quote["decision"] == "proceed_with_safeguards" and "rider_executed" in quote["conditions"]
+    assert gate(client, crm, quote["transaction_id"])[0] == "release_with_conditions"  # quotes are not held
+    order = screen(client, crm, BERGEN, "order")
+    assert order["gate"] == "hold"
+    state, reasons = gate(client, crm, order["transaction_id"])
+    assert state == "hold" and len(reasons) == 1
+    assert "rider required by screening" in reasons[0] and order["id"] in reasons[0]
+    r = executed(client, auth_headers("contracts"), order["transaction_id"], document_ref="DocuSign 5f1c-2b")
+    assert r.status_code == 201
+    assert r.json["executed_by"] == "Ingrid Berg (contracts)" and r.json["executed_at"].startswith("2026-11-20T10:00:00")
+    assert r.json["recorded_by"] == "test-contracts"
+    assert r.json["gate"] == "release_with_conditions" and r.json["hold_reasons"] == []
+    assert gate(client, crm, order["transaction_id"]) == ("release_with_conditions", [])
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda t: t["parties"].append({"role": "distributor", "name": "Bosphorus Trade", "country": "TR"}),
+     ["new party: distributor 'bosphorus trade' (TR)", "new country: TR"]),
+    (lambda t: t["end_user"].update(name="Norwegian Police Service", sector="law_enforcement"),
+     ["end-user changed from 'port authority of bergen' (NO) to 'norwegian police service' (NO)"]),
+    (lambda t: t["items"].append({"sku": "DR-1", "name": "SkyEye", "capabilities": ["drones"]}),
+     ["new item: DR-1 (drones)"]),
+    (lambda t: t["deployment_countries"].append("SE"), ["new country: SE"]),
+])
+def test_material_change_since_the_quote_holds_the_order_and_says_which(client, crm, auth_headers, change, expected):
+    quote = screen(client, crm, BERGEN, "quote")
+    executed(client, auth_headers("contracts"), quote["transaction_id"])
+    changed = copy.deepcopy(BERGEN)
+    change(changed)
+    order = screen(client, crm, changed, "order")
+    state, reasons = gate(client, crm, order["transaction_id"])
+    assert state in ("hold", "block")
+    material = [r for r in reasons if r.startswith("material change since the quote")]
+    assert len(material) == 1 and quote["id"] in material[0]
+    for words in expected:
+        assert words in material[0]
+
+
+def test_requoting_on_the_new_facts_clears_the_material_change_hold(client, crm, auth_headers):
+    screen(client, crm, BERGEN, "quote")
+    changed = copy.deepcopy(BERGEN)
+    changed["deployment_countries"] = ["NO", "SE"]
+    order = screen(client, crm, changed, "order")
+    executed(client, auth_headers("contracts"), order["transaction_id"])
+    assert any("material change" in r for r in gate(client, crm, order["transaction_id"])[1])
+    screen(client, crm, changed, "quote")
+    again = screen(client, crm, changed, "order")
+    assert gate(client, crm, again["transaction_id"]) == ("release_with_conditions", [])
+
+
+def test_both_holds_at_once_are_both_listed(client, crm):
+    screen(client, crm, BERGEN, "quote")
+    changed = copy.deepcopy(BERGEN)
+    changed["items"][0]["sku"] = "CAM-8K"
+    order = screen(client, crm, changed, "order")
+    reasons = gate(client, crm, order["transaction_id"])[1]
+    assert len(reasons) == 2 and "rider" in reasons[0] and "new item: CAM-8K" in reasons[1]
+
+
+def test_rider_executed_needs_the_contracts_role_and_valid_fields(client, crm, auth_headers):
+    order = screen(client, crm, BERGEN, "order")
+    txn = order["transaction_id"]
+    assert executed(client, {}, txn).status_code == 401
+    assert executed(client, crm, txn).status_code == 403
+    contracts = auth_headers("contracts")
+    future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    r = executed(client, contracts, txn, executed_at=future)
+    assert r.status_code == 422 and "executed_at" in r.json["message"]
+    r = client.post(f"/v1/transactions/{txn}/rider-executed", json={"executed_at": "2026-11-20T10:00:00Z"},
+                    headers=contracts)
+    assert r.status_code == 422 and "executed_by" in r.json["message"]
+    r = executed(client, contracts, txn, screening_id="scr_NOTTHISONE")
+    assert r.status_code == 422 and "screening_id" in r.json["message"]
+    assert executed(client, contracts, "txn_UNKNOWN").status_code == 404
+    assert gate(client, crm, txn)[0] == "hold"
+
+
+def test_an_unscreened_crm_event_holds_the_deal_with_its_reason(app, client, crm):
+    order = screen(client, crm, {**BERGEN, "reference": {"system": "odoo", "object_type": "sale.order",
+                                                         "object_id": "42"}}, "quote")
+    app.config["HRDD_ADAPTERS"] = {"adapters": {"odoo": {"token": "t0k3n"}}}
+    app.extensions.pop("hrdd_adapters", None)  # settings are read again on the next request
+    r = client.post("/v1/hooks/odoo/t0k3n", json={"_model": "sale.order", "_id": 42, "state": "sale",
+                                                  "x_hrdd_end_user": "Port Authority of Bergen"})
+    assert r.json["results"][0]["status"] == "invalid"
+    state, reasons = gate(client, crm, order["transaction_id"])
+    assert state == "hold"
+    assert any("odoo event for this deal" in r and "x_hrdd_end_user_country" in r for r in reasons)

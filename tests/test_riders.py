@@ -1,0 +1,506 @@
+"""Contract riders: clause selection, rendering, document structure, safety, the API, the CLI and LibreOffice."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from docx import Document
+from docx.oxml.ns import qn
+
+from hrdd.riders import (
+    DEFAULT_CLAUSES_DIR,
+    ClauseLibraryError,
+    Facts,
+    VariableError,
+    build_document,
+    build_rider,
+    load_library,
+    select,
+)
+from hrdd.riders.ooxml import read_custom_properties
+from hrdd.riders.vocabulary import CAPABILITY_IDS, RED_FLAG_IDS
+from tests.conftest import load_fixture
+
+OPTIONS = {
+    "seller_name": "Acme Vision Ltd",
+    "buyer_name": "Nile Integrated Systems LLC",
+    "agreement_reference": "AV-2026-0147",
+    "governing_law": "the laws of England and Wales",
+    "grievance_contact": "https://acme-vision.example/grievance",
+    "cure_period": "30",
+}
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+@pytest.fixture(scope="module")
+def library():
+    return load_library(DEFAULT_CLAUSES_DIR)
+
+
+def screening(name: str) -> dict:
+    return copy.deepcopy(load_fixture(f"screening_{name}.json"))
+
+
+def ids(selection) -> set[str]:
+    return {c.id for c in selection.clauses}
+
+
+def all_text(document) -> str:
+    """Body paragraphs, table cells and footers, as a reader sees them (field results included)."""
+    parts = [p.text for p in document.paragraphs]
+    for table in document.tables:
+        for row in table.rows:
+            parts.extend(cell.text for cell in row.cells)
+    parts.extend(p.text for s in document.sections for p in s.footer.paragraphs)
+    return "\n".join(parts)
+
+
+def instructions(element) -> list[str]:
+    return [" ".join(t.text.split()) for t in element.iter(f"{W}instrText")]
+
+
+def clause_headings(document):
+    return [p for p in document.paragraphs
+            if p.style.name == "Heading 1" and p._p.pPr is not None and p._p.pPr.numPr is not None]
+
+
+# -- selection ----------------------------------------------------------------------------------------
+
+def test_low_risk_rider_leaves_out_audit_training_and_cut_off(library):
+    chosen = ids(select(library, Facts.from_screening(screening("proceed_de"))))
+    assert {"definitions", "end-use", "export-compliance", "no-transfer", "grievance", "reporting",
+            "survival", "general"} <= chosen
+    assert not chosen & {"audit", "training", "cut-off", "remediation", "human-rights-compliance",
+                         "diversion-controls", "notification"}
+
+
+def test_escalated_rider_carries_audit_training_and_cut_off(library):
+    selection = select(library, Facts.from_screening(screening("escalated_eg")))
+    chosen = ids(selection)
+    assert {"audit", "training", "cut-off", "remediation", "human-rights-compliance", "notification",
+            "diversion-controls", "technical-safeguards", "data-governance"} <= chosen
+    assert [t.capability for t in selection.technical] == ["biometric_identification"]
+    assert "government-end-user" in {r.id for r in selection.recitals}
+
+
+def test_safeguards_rider_has_cut_off_but_not_audit_or_training(library):
+    chosen = ids(select(library, Facts.from_screening(screening("safeguards_co"))))
+    assert {"cut-off", "remediation", "human-rights-compliance", "notification"} <= chosen
+    assert not chosen & {"audit", "training", "diversion-controls"}
+
+
+@pytest.mark.parametrize("decision", ["proceed", "proceed_with_safeguards", "escalate", "do_not_proceed"])
+def test_more_risk_never_means_fewer_clauses(library, decision):
+    order = ["proceed", "proceed_with_safeguards", "escalate", "do_not_proceed"]
+    base = Facts(decision="proceed", capabilities=frozenset({"it_infrastructure"}))
+    lower = ids(select(library, base))
+    higher = ids(select(library, Facts(decision=decision, capabilities=base.capabilities)))
+    assert lower <= higher
+    if order.index(decision) >= 2:
+        assert {"audit", "training", "cut-off"} <= higher
+
+
+@pytest.mark.parametrize("flag,expected", [
+    ("RF-4.1", {"diversion-controls", "audit"}),
+    ("RF-4.3", {"diversion-controls", "audit"}),
+    ("RF-4.5", {"diversion-controls", "audit"}),
+    ("RF-4.2", {"diversion-controls"}),
+    ("RF-1.1", {"audit"}),
+    ("RF-1.4", {"audit"}),
+    ("RF-6.1", {"cut-off"}),
+])
+def test_red_flags_bring_their_clauses(library, flag, expected):
+    plain = ids(select(library, Facts(decision="proceed")))
+    flagged = ids(select(library, Facts(decision="proceed", flags=frozenset({flag}))))
+    assert expected <= flagged
+    assert not expected & plain
+
+
+def test_security_sector_with_high_risk_capability_needs_training(library):
+    facts = Facts(decision="proceed", security_sector=True, capabilities=frozenset({"location_tracking"}))
+    assert "training" in ids(select(library, facts))
+    facts = Facts(decision="proceed", security_sector=True, capabilities=frozenset({"sensors"}))
+    assert "training" not in ids(select(library, facts))
+
+
+@pytest.mark.parametrize("capability", [c for c in CAPABILITY_IDS if c != "none"])
+def test_each_capability_has_its_technical_schedule_part(library, capability):
+    selection = select(library, Facts(decision="proceed", capabilities=frozenset({capability})))
+    assert [t.capability for t in selection.technical] == [capability]
+    assert "technical-safeguards" in ids(selection)
+
+
+def test_no_surveillance_capability_means_no_technical_schedule(library):
+    selection = select(library, Facts(decision="proceed", capabilities=frozenset({"none"})))
+    assert selection.technical == () and "technical-safeguards" not in ids(selection)
+    assert selection.schedules == {"schedule:findings": 1}
+
+
+def test_a_referenced_clause_is_pulled_in(tmp_path):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    reporting = clauses / "reporting.md"
+    reporting.write_text(reporting.read_text().rstrip() + "\n\nThe audit rights in clause [[audit]] are not affected.\n")
+    selection = select(load_library(clauses), Facts(decision="proceed"))
+    assert "audit" in ids(selection) and selection.pulled_in == ("audit",)
+
+
+# -- rendering ----------------------------------------------------------------------------------------
+
+def everything() -> dict:
+    """A screening that selects every clause, recital and technical part of the library."""
+    s = screening("blocked_ae")
+    s["red_flags"] += [{"id": f, "step": 0, "severity": "medium", "title": f"flag {f}", "evidence": "test",
+                        "source": "test"} for f in RED_FLAG_IDS if f not in {x["id"] for x in s["red_flags"]}]
+    s["transaction"]["items"].append({"sku": "ALL-1", "name": "Everything Suite",
+                                      "capabilities": list(CAPABILITY_IDS)})
+    return s
+
+
+def test_every_clause_renders_with_variables_substituted(library):
+    document, selection = build_document(everything(), OPTIONS, library)
+    assert {c.id for c in selection.texts()} == {c.id for c in library.all_texts()}
+    text = all_text(document)
+    headings = [p.text for p in clause_headings(document)]
+    assert headings == [c.title for c in library.clauses]
+    for part in library.technical:
+        assert part.title in text
+    assert "{{" not in text and "[[" not in text and "**" not in text
+    for value in OPTIONS.values():
+        if value != "30":
+            assert value in text
+    assert "within 30 days after the Seller's notice" in text
+    assert "State Security Bureau of United Arab Emirates" in text
+    assert "Mobile Extraction Suite (SKU MX-9) and Everything Suite (SKU ALL-1)" in text
+    assert "only for the following purpose: Counter-terrorism investigations" in text
+
+
+def test_missing_intended_use_uses_the_registry_fallback(library):
+    s = screening("proceed_de")
+    s["transaction"]["intended_use"] = None
+    document, _ = build_document(s, OPTIONS, library)
+    assert "only for the following purpose: the purpose described in the Agreement" in all_text(document)
+
+
+def test_transaction_text_is_inserted_as_text_never_markup(library):
+    hostile = 'Ministry **X** {{seller_name}} [[audit]] <w:p/> & "Q"\x07\x1b'
+    s = screening("escalated_eg")
+    s["transaction"]["end_user"]["name"] = hostile
+    s["transaction"]["intended_use"] = "*Lawful* use \\* {{cure_period}}"
+    s["red_flags"][0]["evidence"] = "</w:t><w:instrText>HYPERLINK evil</w:instrText>"
+    document, _ = build_document(s, OPTIONS, library)
+    text = all_text(document)
+    assert 'Ministry **X** {{seller_name}} [[audit]] <w:p/> & "Q"' in text
+    assert "*Lawful* use \\* {{cure_period}}" in text
+    assert "</w:t><w:instrText>HYPERLINK evil</w:instrText>" in text
+    assert not any("HYPERLINK" in i for i in instructions(document.element.body))
+    bold_runs = [r.text for p in document.paragraphs for r in p.runs if r.bold]
+    assert not any("X" == r.strip() for r in bold_runs)
+
+
+def test_missing_and_bad_options_are_named(library):
+    with pytest.raises(VariableError) as missing:
+        build_rider(screening("escalated_eg"), {"seller_name": "Acme"}, library, config={})
+    assert set(missing.value.errors) == {"buyer_name", "agreement_reference", "governing_law",
+                                         "grievance_contact", "cure_period"}
+    with pytest.raises(VariableError) as bad:
+        build_rider(screening("escalated_eg"), {**OPTIONS, "cure_period": "soon", "sellr_name": "x"}, library,
+                    config={})
+    assert set(bad.value.errors) == {"cure_period", "sellr_name"}
+    assert "whole number" in bad.value.errors["cure_period"][0]
+
+
+def test_low_risk_rider_does_not_need_a_cure_period(library):
+    options = {k: v for k, v in OPTIONS.items() if k != "cure_period"}
+    assert build_rider(screening("proceed_de"), options, library, config={})[:2] == b"PK"
+
+
+def test_options_fall_back_to_configuration(library):
+    config = {f"HRDD_RIDER_{k.upper()}": v for k, v in OPTIONS.items()}
+    document, _ = build_document(screening("escalated_eg"), {"buyer_name": "Other Buyer SA"}, library, config)
+    text = all_text(document)
+    assert "Acme Vision Ltd" in text and "Other Buyer SA" in text and "Nile Integrated Systems LLC" not in text
+
+
+# -- structure after reopening --------------------------------------------------------------------------
+
+def test_rider_reopens_with_expected_structure(library):
+    s = screening("escalated_eg")
+    body = build_rider(s, OPTIONS, library)
+    document = Document(io.BytesIO(body))
+    _, selection = build_document(s, OPTIONS, library)
+    paragraphs = document.paragraphs
+    assert paragraphs[0].style.name == "Title" and paragraphs[0].text == "Human Rights and End-Use Rider"
+    assert paragraphs[1].style.name == "Subtitle" and paragraphs[1].text == "to Agreement AV-2026-0147"
+    headings = clause_headings(document)
+    assert [h.text for h in headings] == [c.title for c in selection.clauses]
+    # Every clause heading is level 0 of the same list; sub-clauses are level 1, items (a) level 2.
+    num_ids = {h._p.pPr.numPr.numId.val for h in headings}
+    assert len(num_ids) == 1 and {h._p.pPr.numPr.ilvl.val for h in headings} == {0}
+    styles = {p.style.name for p in paragraphs}
+    assert {"List Number", "List Number 2", "Heading 1", "Heading 2"} <= styles
+    numbered = [p for p in paragraphs if p.style.name == "List Number 2"
+                and p._p.pPr.numPr is not None and p._p.pPr.numPr.numId.val in num_ids]
+    assert numbered and all(p._p.pPr.numPr.ilvl.val == 2 for p in numbered)
+    # Each clause heading carries a bookmark; every REF field points at an existing bookmark.
+    bookmarks = {b.get(qn("w:name")) for b in document.element.body.iter(qn("w:bookmarkStart"))}
+    for clause in selection.clauses:
+        assert f"_Ref_{clause.id.replace('-', '_')}" in bookmarks
+    refs = [i for i in instructions(document.element.body) if i.startswith("REF ")]
+    assert refs and all(r.split()[1] in bookmarks for r in refs)
+    assert "REF _Ref_schedule_findings \\h" in refs and "SEQ Schedule \\* ARABIC" in instructions(document.element.body)
+    # Recitals cite the UN Guiding Principles and the 2020 guidance.
+    text = all_text(document)
+    assert "United Nations Guiding Principles on Business and Human Rights" in text
+    assert "30 September 2020" in text
+    assert "Schedule 1 — Findings" in text and "Schedule 2 — Technical safeguards" in text
+    # Findings schedule: every red flag with its evidence.
+    for flag in s["red_flags"]:
+        assert flag["id"] in text and flag["evidence"] in text
+    # Footer: screening id and live page numbers.
+    footer = document.sections[0].footer
+    assert s["id"] in footer.paragraphs[0].text
+    assert {"PAGE", "NUMPAGES"} <= set(instructions(footer._element))
+    # Signature block for both parties.
+    signature = document.tables[0]
+    assert "Acme Vision Ltd" in signature.cell(0, 0).text and "Nile Integrated" in signature.cell(0, 1).text
+    # Core and custom properties trace the signed copy back to its clause texts.
+    props = document.core_properties
+    assert props.title == "Human Rights and End-Use Rider — AV-2026-0147"
+    assert s["id"] in props.subject and "RF-2.1" in props.keywords and props.identifier == s["id"]
+    custom = read_custom_properties(document)
+    assert custom["HRDD Screening"] == s["id"]
+    assert custom["HRDD Clauses"] == "; ".join(selection.manifest())
+    assert "cut-off@1.0.0" in custom["HRDD Clauses"] and "technical/tech-biometric-identification@1.0.0" in custom["HRDD Clauses"]
+    assert custom["HRDD Clause Digest"].startswith("sha256:") and len(custom["HRDD Clause Digest"]) == 71
+
+
+def test_cross_references_show_computed_clause_numbers(library):
+    document, selection = build_document(screening("escalated_eg"), OPTIONS, library)
+    numbers = selection.numbers
+    text = all_text(document)
+    assert f"described in clause {numbers['grievance']}, that the Products" in text
+    survivors = [str(numbers[c.id]) for c in selection.survivors()]
+    assert f"Clauses {', '.join(survivors[:-1])} and {survivors[-1]} survive" in text
+
+
+def test_digest_changes_when_a_clause_text_changes(tmp_path, library):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    edited = clauses / "end-use.md"
+    edited.write_text(edited.read_text().replace("stifle dissent", "suppress dissent"))
+    s = screening("proceed_de")
+    before = read_custom_properties(build_document(s, OPTIONS, library)[0])["HRDD Clause Digest"]
+    after = read_custom_properties(build_document(s, OPTIONS, load_library(clauses))[0])["HRDD Clause Digest"]
+    assert before != after
+
+
+# -- library validation -----------------------------------------------------------------------------------
+
+def broken_library(tmp_path, name: str, text: str) -> Path:
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    (clauses / name).write_text(text)
+    return clauses
+
+
+@pytest.mark.parametrize("text,message", [
+    ("no front matter here\n", "no front matter"),
+    ("---\nid: x-y\ntitle: [unclosed\n---\nBody.\n", "not valid YAML"),
+    ("---\nid: extra\ntitle: T\nversion: 1.0.0\norder: 1\nrationale: R\nvariables: []\n"
+     "applies_when: [{flags: [RF-9.9]}]\n---\nBody.\n", "unknown red-flag id 'RF-9.9'"),
+    ("---\nid: extra\ntitle: T\nversion: 1.0.0\norder: 1\nrationale: R\nvariables: []\n"
+     "applies_when: always\n---\nPay {{fee}} under clause [[nowhere]].\n", "undeclared variable(s): fee"),
+    ("---\nid: extra\ntitle: T\nversion: 1.0.0\norder: 1\nrationale: R\nvariables: []\n"
+     "applies_when: always\n---\nSee clause [[nowhere]].\n", "[[nowhere]] refers to no clause"),
+    ("---\nid: extra\ntitle: T\nversion: 1.0.0\norder: 1\nrationale: R\nvariables: []\n"
+     "applies_when: [{weather: sunny}]\n---\nBody.\n", "unknown condition 'weather'"),
+])
+def test_broken_clause_files_are_reported_by_name(tmp_path, text, message):
+    with pytest.raises(ClauseLibraryError) as error:
+        load_library(broken_library(tmp_path, "extra.md", text))
+    assert "extra.md" in str(error.value) and message in str(error.value)
+
+
+def test_a_file_broken_while_running_keeps_the_last_valid_library(tmp_path, caplog, monkeypatch):
+    from hrdd.riders import library as library_module
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    good = load_library(clauses)
+    monkeypatch.setattr(library_module, "RECHECK_SECONDS", 0)
+    (clauses / "audit.md").write_text("---\nid: audit\n")
+    assert load_library(clauses) is good
+    assert "audit.md" in caplog.text and "last valid version" in caplog.text
+    with pytest.raises(ClauseLibraryError, match="audit.md"):
+        load_library(clauses, strict=True)
+
+
+def test_startup_refuses_a_broken_clause_file(tmp_path, app_config):
+    from server import create_app
+    clauses = broken_library(tmp_path, "end-use.md", "---\nid: end-use\ntitle: [oops\n---\nText.\n")
+    with pytest.raises(ClauseLibraryError, match="end-use.md"):
+        create_app({**app_config, "HRDD_CLAUSES_DIR": str(clauses)})
+
+
+# -- HTTP and CLI ---------------------------------------------------------------------------------------
+
+def stored_screening(client, auth_headers) -> dict:
+    response = client.post("/v1/screenings", json=load_fixture("transaction_egypt_biometric.json"),
+                           headers=auth_headers("crm"))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_screening_lists_the_clause_safeguards(client, auth_headers):
+    body = stored_screening(client, auth_headers)
+    kinds = {s["id"]: s["kind"] for s in body["safeguards"]}
+    assert body["decision"] == "escalate"
+    assert kinds["cut-off"] == kinds["audit"] == kinds["training"] == "clause"
+    assert kinds["tech-biometric-identification"] == "technical"
+
+
+def test_rider_download_over_http(client, auth_headers):
+    body = stored_screening(client, auth_headers)
+    url = f"/v1/screenings/{body['id']}/rider.docx"
+    response = client.get(url, query_string=OPTIONS, headers=auth_headers("contracts"))
+    assert response.status_code == 200
+    assert response.mimetype == "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    assert f'rider-{body["id"]}.docx' in response.headers["Content-Disposition"]
+    document = Document(io.BytesIO(response.data))
+    assert read_custom_properties(document)["HRDD Screening"] == body["id"]
+    assert "Audit, inspection and records" in [h.text for h in clause_headings(document)]
+
+    missing = client.get(url, query_string={"seller_name": "Acme"}, headers=auth_headers("contracts"))
+    assert missing.status_code == 422
+    error = missing.get_json()
+    assert "buyer_name" in error["message"] and "cure_period" in error["errors"]
+    assert client.get(url, query_string=OPTIONS, headers=auth_headers("crm")).status_code == 403
+    assert client.get("/v1/screenings/scr_nope/rider.docx", query_string=OPTIONS,
+                      headers=auth_headers("contracts")).status_code == 404
+
+
+def test_rider_options_from_configuration(app_config, tmp_path):
+    from server import create_app
+    app = create_app({**app_config, **{f"HRDD_RIDER_{k.upper()}": v for k, v in OPTIONS.items()}})
+    try:
+        client = app.test_client()
+        _, crm = app.extensions["hrdd"].store.create_api_key("crm", "crm")
+        _, contracts = app.extensions["hrdd"].store.create_api_key("contracts", "contracts")
+        sid = client.post("/v1/screenings", json=load_fixture("transaction_egypt_biometric.json"),
+                          headers={"Authorization": f"Bearer {crm}"}).get_json()["id"]
+        response = client.get(f"/v1/screenings/{sid}/rider.docx", headers={"Authorization": f"Bearer {contracts}"})
+        assert response.status_code == 200
+        assert "Acme Vision Ltd" in all_text(Document(io.BytesIO(response.data)))
+    finally:
+        app.extensions["hrdd"].store.engine.dispose()
+
+
+def cli_runner(app):
+    from hrdd_plugins import rider
+
+    from hrdd.cli import cli
+    rider.hrdd_register_commands(cli=cli)
+    return cli, CliRunner()
+
+
+def test_cli_rider_and_clauses_check(app, client, auth_headers, tmp_path):
+    body = stored_screening(client, auth_headers)
+    cli, runner = cli_runner(app)
+    out = tmp_path / "rider.docx"
+    args = ["rider", body["id"], "-o", str(out)]
+    for name, value in OPTIONS.items():
+        args += [f"--{name.replace('_', '-')}", value]
+    result = runner.invoke(cli, args, obj=_script_info(app))
+    assert result.exit_code == 0, result.output
+    assert Document(str(out)).paragraphs[0].text == "Human Rights and End-Use Rider"
+    result = runner.invoke(cli, ["rider", body["id"], "-o", str(out)], obj=_script_info(app))
+    assert result.exit_code != 0 and "seller_name" in result.output
+    result = runner.invoke(cli, ["clauses", "check"], obj=_script_info(app))
+    assert result.exit_code == 0 and "OK" in result.output, result.output
+    broken = broken_library(tmp_path, "extra.md", "---\nid: extra\n---\nBody\n")
+    result = runner.invoke(cli, ["clauses", "check", "--dir", str(broken)], obj=_script_info(app))
+    assert result.exit_code == 1 and "extra.md: missing front matter field(s)" in result.output
+
+
+def test_clauses_check_reports_a_broken_configured_library_without_starting_the_app(tmp_path, monkeypatch):
+    from hrdd_plugins import rider
+
+    from hrdd.cli import cli
+    rider.hrdd_register_commands(cli=cli)
+    broken = broken_library(tmp_path, "audit.md", "---\nid: audit\ntitle: x\n")
+    monkeypatch.setenv("HRDD_CLAUSES_DIR", str(broken))
+    result = CliRunner().invoke(cli, ["clauses", "check"])
+    assert result.exit_code == 1
+    assert "audit.md: no front matter" in result.output and "1 problem(s)" in result.output
+
+
+def test_cli_rider_from_json_file(app, tmp_path):
+    cli, runner = cli_runner(app)
+    source = tmp_path / "screening.json"
+    source.write_text(json.dumps(screening("safeguards_co")))
+    out = tmp_path / "co.docx"
+    args = ["rider", "--json", str(source), "-o", str(out)] + [f"--set={k}={v}" for k, v in OPTIONS.items()]
+    result = runner.invoke(cli, args, obj=_script_info(app))
+    assert result.exit_code == 0, result.output
+    assert "Alcaldía de Medellín" in all_text(Document(str(out)))
+
+
+def _script_info(app):
+    from flask.cli import ScriptInfo
+    return ScriptInfo(create_app=lambda: app)
+
+
+# -- LibreOffice ----------------------------------------------------------------------------------------
+
+def soffice_to_pdf(docx: Path, outdir: Path) -> Path:
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if not soffice:
+        pytest.skip("LibreOffice (soffice) is not installed: apt-get install libreoffice-writer-nogui")
+    profile = outdir / f"lo-profile-{uuid.uuid4().hex}"
+    subprocess.run([soffice, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--convert-to", "pdf",
+                    "--outdir", str(outdir), str(docx)], check=True, capture_output=True, timeout=180)
+    pdf = outdir / (docx.stem + ".pdf")
+    assert pdf.exists() and pdf.read_bytes()[:5] == b"%PDF-"
+    return pdf
+
+
+def pdf_text(pdf: Path) -> str:
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext is not installed: apt-get install poppler-utils")
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def test_libreoffice_converts_the_rider_to_pdf(library, tmp_path):
+    s = screening("escalated_eg")
+    docx = tmp_path / "rider.docx"
+    docx.write_bytes(build_rider(s, OPTIONS, library))
+    text = " ".join(pdf_text(soffice_to_pdf(docx, tmp_path)).split())
+    assert "Human Rights and End-Use Rider" in text
+    assert "1. Definitions and interpretation" in text
+    assert "Schedule 1 — Findings" in text and "Page 1 of" in text and s["id"] in text
+    assert "(a) to stifle dissent" in text
+
+
+def test_cross_references_follow_a_clause_inserted_in_the_word_file(library, tmp_path):
+    """A lawyer inserts a new clause 2 by hand: LibreOffice updates every reference to later clauses."""
+    document, selection = build_document(screening("escalated_eg"), OPTIONS, library)
+    headings = clause_headings(document)
+    inserted = copy.deepcopy(headings[0]._p)
+    for bookmark in [*inserted.iter(qn("w:bookmarkStart")), *inserted.iter(qn("w:bookmarkEnd"))]:
+        bookmark.getparent().remove(bookmark)
+    headings[1]._p.addprevious(inserted)
+    docx = tmp_path / "edited.docx"
+    document.save(str(docx))
+    text = " ".join(pdf_text(soffice_to_pdf(docx, tmp_path)).split())
+    grievance = selection.numbers["grievance"]
+    assert f"described in clause {grievance + 1}, that the Products" in text
+    assert f"meanings given in clause {selection.numbers['end-use'] + 1}." in text

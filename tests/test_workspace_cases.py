@@ -1,0 +1,182 @@
+"""Cases: opened for escalations in the screening's transaction, decided by reviewers, driving the gate."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hrdd.workspace.tables import case_decisions, cases
+from tests.workspace_helpers import case_of, fixture, login, make_user, screen
+
+
+def _decide(client, headers, case_id, **body):
+    return client.post(f"/v1/cases/{case_id}/decision", headers=headers, json=body)
+
+
+def _gate(client, headers, txn_id):
+    return client.get(f"/v1/transactions/{txn_id}", headers=headers).get_json()["gate"]
+
+
+def test_escalations_and_blocks_open_cases_and_clean_deals_do_not(app, client, auth_headers):
+    crm = auth_headers("crm")
+    escalated = screen(client, crm, fixture("transaction_egypt_biometric.json"))
+    assert escalated["decision"] == "escalate"
+    blocked = screen(client, crm, fixture("transaction_egypt_biometric.json"),
+                     reference={"system": "sf", "object_type": "opportunity", "object_id": "B-1"},
+                     answers={"past_misuse": "yes"})
+    assert blocked["decision"] == "do_not_proceed"
+    clean = screen(client, crm, fixture("transaction_norway_storage.json"))
+    assert clean["decision"] == "proceed"
+    assert case_of(app, escalated["transaction_id"])["screening_id"] == escalated["id"]
+    assert case_of(app, blocked["transaction_id"])["engine_decision"] == "do_not_proceed"
+    assert case_of(app, clean["transaction_id"]) is None
+    # A second escalated screening of the same deal adds to the open case instead of opening another.
+    screen(client, crm, fixture("transaction_egypt_biometric.json"), stage="order")
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(cases)
+                         .where(cases.c.transaction_id == escalated["transaction_id"])).scalar_one()
+    assert n == 1
+
+
+def test_a_case_is_atomic_with_its_screening(app, client, auth_headers, monkeypatch):
+    from hrdd.workspace import cases as cases_mod
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("case table unavailable")
+    monkeypatch.setattr(cases_mod, "open_case", broken)
+    r = client.post("/v1/screenings", json=fixture("transaction_egypt_biometric.json"), headers=auth_headers("crm"))
+    assert r.status_code == 500
+    assert app.extensions["hrdd"].store.count_screenings() == 0
+
+
+def test_decisions_drive_the_gate_and_are_superseded_never_edited(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    s = screen(client, crm, fixture("transaction_egypt_biometric.json"))
+    txn = s["transaction_id"]
+    case_id = case_of(app, txn)["id"]
+    assert _gate(client, reviewer, txn) == "hold"
+    r = _decide(client, reviewer, case_id, decision="approve_with_conditions",
+                rationale="Access control use only; audit rights agreed", conditions="Quarterly audit logs",
+                safeguards=["cut-off"])
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["gate"] == "release_with_conditions"
+    assert _gate(client, reviewer, txn) == "release_with_conditions"
+    first = r.get_json()["decision"]
+    r = _decide(client, reviewer, case_id, decision="decline", rationale="New reports of misuse against protesters")
+    assert r.status_code == 201
+    assert _gate(client, reviewer, txn) == "block"
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        rows = conn.execute(sa.select(case_decisions).order_by(case_decisions.c.decided_at)).all()
+    assert [row.outcome for row in rows] == ["approve_with_conditions", "decline"]
+    assert rows[0].rationale == first["rationale"] and rows[0].conditions == "Quarterly audit logs"
+    assert rows[1].supersedes == rows[0].id
+    # The same deal at order stage keeps the reviewer's decision: no new case.
+    screen(client, crm, fixture("transaction_egypt_biometric.json"), stage="order")
+    assert _gate(client, reviewer, txn) == "block"
+
+
+def test_decision_needs_a_rationale_and_a_known_outcome(app, client, auth_headers):
+    reviewer = auth_headers("reviewer")
+    s = screen(client, auth_headers("crm"), fixture("transaction_egypt_biometric.json"))
+    case_id = case_of(app, s["transaction_id"])["id"]
+    r = _decide(client, reviewer, case_id, decision="approve", rationale="")
+    assert r.status_code == 422 and "rationale" in r.get_json()["errors"]
+    r = _decide(client, reviewer, case_id, decision="wave_through", rationale="Because the sales team asked")
+    assert r.status_code == 422 and "decision" in r.get_json()["errors"]
+    r = _decide(client, reviewer, case_id, decision="approve_with_conditions", rationale="Conditions to follow")
+    assert r.status_code == 422 and "conditions" in r.get_json()["errors"]
+    r = _decide(client, reviewer, case_id, decision="approve", rationale="Fine by me", edit=True)
+    assert r.status_code == 422 and "edit" in r.get_json()["errors"]
+    assert _decide(client, reviewer, "case_nope", decision="approve", rationale="x" * 20).status_code == 404
+    assert _gate(client, reviewer, s["transaction_id"]) == "hold"
+
+
+def test_a_material_change_ends_the_reviewers_decision(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = fixture("transaction_egypt_biometric.json")
+    s = screen(client, crm, body)
+    case_id = case_of(app, s["transaction_id"])["id"]
+    assert _decide(client, reviewer, case_id, decision="approve", rationale="Ministry access control only").status_code == 201
+    assert _gate(client, reviewer, s["transaction_id"]) == "release"
+    changed = screen(client, crm, body, stage="order",
+                     parties=[*body["parties"], {"role": "consignee", "name": "Cairo Freight Ltd", "country": "EG"}])
+    assert changed["gate"] == "hold"
+    new_case = case_of(app, s["transaction_id"])
+    assert new_case["id"] != case_id and new_case["status"] == "open"
+
+
+def test_undecided_escalation_holds_an_order_even_when_the_latest_screening_is_clean(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = fixture("transaction_egypt_biometric.json")
+    first = screen(client, crm, body)
+    # The checklist answers make the later order screening look clean, but nobody has decided the case.
+    clean = fixture("transaction_norway_storage.json")
+    later = screen(client, crm, clean, reference=body["reference"], stage="order")
+    assert later["decision"] == "proceed"
+    assert later["gate"] == "hold"
+    assert any("awaits a reviewer" in reason for reason in later["hold_reasons"])
+    _decide(client, reviewer, case_of(app, first["transaction_id"])["id"], decision="request_information",
+            rationale="Need the end-user statement")
+    assert _gate(client, reviewer, first["transaction_id"]) == "hold"
+
+
+def test_queue_filters_and_order(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    base = fixture("transaction_egypt_biometric.json")
+    ids = []
+    for n, (country, cap) in enumerate([("EG", "biometric_identification"), ("SA", "intrusion_software"),
+                                         ("EG", "intrusion_software")]):
+        items = [{**base["items"][0], "capabilities": [cap]}]
+        s = screen(client, crm, base, reference={"system": "sf", "object_type": "opportunity", "object_id": f"Q-{n}"},
+                   end_user={**base["end_user"], "country": country}, deployment_countries=[country], items=items)
+        ids.append(case_of(app, s["transaction_id"])["id"])
+    listed = client.get("/v1/cases", headers=reviewer).get_json()
+    assert [c["id"] for c in listed["cases"]] == ids  # oldest first
+    by_country = client.get("/v1/cases?country=eg", headers=reviewer).get_json()["cases"]
+    assert [c["id"] for c in by_country] == [ids[0], ids[2]]
+    by_cap = client.get("/v1/cases?capability=intrusion_software", headers=reviewer).get_json()["cases"]
+    assert [c["id"] for c in by_cap] == [ids[1], ids[2]]
+    assert client.get("/v1/cases?age=1", headers=reviewer).get_json()["total"] == 0
+    with app.extensions["hrdd"].store.begin() as conn:
+        conn.execute(cases.update().where(cases.c.id == ids[1]).values(opened_at="2020-01-01T00:00:00Z"))
+    aged = client.get("/v1/cases?age=30", headers=reviewer).get_json()["cases"]
+    assert [c["id"] for c in aged] == [ids[1]]
+    _decide(client, reviewer, ids[0], decision="decline", rationale="Critical capability to a high-risk state")
+    assert [c["id"] for c in client.get("/v1/cases?status=decided", headers=reviewer).get_json()["cases"]] == [ids[0]]
+    assert client.get("/v1/cases?status=bogus", headers=reviewer).status_code == 400
+    # The same filters on the page.
+    make_user(app)
+    login(client)
+    page = client.get("/workspace/?country=EG&capability=intrusion_software&status=all").get_data(as_text=True)
+    assert ids[2] in page and ids[1] not in page and ids[0] not in page
+
+
+def test_case_page_shows_flags_evidence_history_and_records_a_decision(app, client, auth_headers):
+    make_user(app)
+    login(client)
+    body = fixture("transaction_egypt_biometric.json")
+    s = screen(client, auth_headers("crm"), body)
+    screen(client, auth_headers("crm"), body, stage="order")
+    case_id = case_of(app, s["transaction_id"])["id"]
+    page = client.get(f"/workspace/cases/{case_id}").get_data(as_text=True)
+    for flag in s["red_flags"]:
+        assert flag["id"] in page
+        assert flag["source"].split(",")[0] in page
+    assert "Directorate of Public Security" in page and "FaceFind Enterprise" in page
+    assert page.count("<td>quote</td>") == 1 and page.count("<td>order</td>") == 1
+    assert 'data-gate="hold"' in page
+    from tests.workspace_helpers import csrf_from
+    token = csrf_from(client, f"/workspace/cases/{case_id}")
+    r = client.post(f"/workspace/cases/{case_id}/decision", data={"csrf_token": token, "decision": "approve",
+                                                                "rationale": "short"})
+    assert r.status_code == 422 and "at least 10 characters" in r.get_data(as_text=True)
+    r = client.post(f"/workspace/cases/{case_id}/decision", data={
+        "csrf_token": token, "decision": "approve_with_conditions", "rationale": "Audit and cut-off terms agreed",
+        "conditions": "Rider executed before delivery", "safeguards": ["cut-off"]}, follow_redirects=True)
+    text = r.get_data(as_text=True)
+    # The latest screening is the order: the reviewer's conditions apply once the rider is executed.
+    assert r.status_code == 200 and 'data-gate="hold"' in text and "rider" in text
+    assert "Rider executed before delivery" in text and "user:alice" in text
+    done = client.post(f"/v1/transactions/{s['transaction_id']}/rider-executed", headers=auth_headers("contracts"),
+                       json={"executed_by": "Ministry legal office", "executed_at": "2026-01-05T10:00:00Z"})
+    assert done.status_code == 201 and done.get_json()["gate"] == "release_with_conditions"
+    assert 'data-gate="release_with_conditions"' in client.get(f"/workspace/cases/{case_id}").get_data(as_text=True)

@@ -1,0 +1,203 @@
+"""End to end in headless Chromium against a live server: a reviewer's case and a reporter's grievance."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.workspace_helpers import PASSWORD, fixture, make_user
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+HERE = Path(__file__).parent
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
+if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+    pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
+                allow_module_level=True)
+
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+@pytest.fixture
+def live(app_config):
+    """The app on a real HTTP server thread, with a stand-in restricted-party list plugin."""
+    from werkzeug.serving import make_server
+
+    from server import create_app
+    app = create_app({**app_config, "HRDD_PLUGINS_DIR": str(HERE / "e2e_plugins"),
+                      "HRDD_SESSION_COOKIE_SECURE": False})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    app.base_url = f"http://127.0.0.1:{server.server_port}"
+    yield app
+    server.shutdown()
+    thread.join(timeout=10)
+    app.extensions["hrdd"].store.engine.dispose()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Debian Chromium driven by Selenium through chromedriver, with a fresh profile."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+def _screenshot(driver, name: str) -> None:
+    """Save a full-page screenshot when HRDD_SCREENSHOTS_DIR is set (used to refresh docs/screenshots)."""
+    target = os.environ.get("HRDD_SCREENSHOTS_DIR")
+    if not target:
+        return
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(max(height + 40, 800), 4000))
+    driver.execute_script("window.scrollTo(0, 0); document.activeElement && document.activeElement.blur()")
+    driver.save_screenshot(str(Path(target) / f"{name}.png"))
+    driver.set_window_size(1280, 1000)
+
+
+def _seed(app) -> dict:
+    """A realistic mix of screened deals; returns the escalated deal with a possible list match."""
+    svc = app.extensions["hrdd"]
+    body = fixture("transaction_egypt_biometric.json")
+    deals = [("SA", "Presidency of State Security", "intrusion_software", "intelligence"),
+             ("AE", "Abu Dhabi Police GHQ", "location_tracking", "law_enforcement"),
+             ("VN", "Ministry of Public Security", "social_media_monitoring", "internal_security"),
+             ("BR", "Prefeitura de Curitiba", "data_analytics", "civil_administration"),
+             ("IN", "Delhi Metro Rail Corporation", "recording_devices", "critical_infrastructure"),
+             ("NO", "Statens vegvesen", "data_storage", "civil_administration")]
+    for n, (country, name, cap, sector) in enumerate(deals):
+        svc.screen_and_store({**body, "reference": {"system": "salesforce", "object_type": "opportunity",
+                                                     "object_id": f"SEED-{n}"},
+                              "end_user": {"name": name, "country": country, "type": "government", "sector": sector},
+                              "parties": [], "deployment_countries": [country],
+                              "items": [{**body["items"][0], "sku": f"SKU-{n}", "capabilities": [cap]}]})
+    svc.screen_and_store(fixture("transaction_norway_storage.json"))
+    _backdate_some(svc)
+    screening, _ = svc.screen_and_store(body)
+    return screening
+
+
+def _backdate_some(svc) -> None:
+    """Spread earlier screenings over past months so the dashboard shows a history."""
+    from datetime import UTC, datetime, timedelta
+
+    from hrdd.tables import screenings
+    base = fixture("transaction_norway_storage.json")
+    for month in range(1, 7):
+        for i in range(month % 3 + 1):
+            stored, _ = svc.screen_and_store({**base, "reference": {"system": "hubspot", "object_type": "deal",
+                                                                     "object_id": f"H-{month}-{i}"}})
+            with svc.store.begin() as conn:
+                conn.execute(screenings.update().where(screenings.c.id == stored["id"]).values(
+                    created_at=datetime.now(UTC) - timedelta(days=30 * month + i)))
+
+
+def test_reviewer_marks_a_false_positive_approves_with_conditions_and_the_gate_changes(live, browser):
+    make_user(live)
+    target = _seed(live)
+    assert target["gate"] == "hold" and "RF-4.3" in [f["id"] for f in target["red_flags"]]
+    wait = WebDriverWait(browser, 10)
+
+    browser.get(live.base_url + "/workspace/")
+    assert "/workspace/login" in browser.current_url
+    browser.find_element(By.ID, "name").send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    wait.until(EC.title_contains("Cases"))
+    _screenshot(browser, "queue")
+
+    browser.find_element(By.LINK_TEXT, "Directorate of Public Security").click()
+    wait.until(EC.presence_of_element_located((By.ID, "gate")))
+    case_id = browser.current_url.rstrip("/").rsplit("/", 1)[-1]
+    assert browser.find_element(By.ID, "gate").get_attribute("data-gate") == "hold"
+    assert "RF-4.3" in browser.find_element(By.ID, "flags").text
+    _screenshot(browser, "case")
+
+    browser.find_element(By.CSS_SELECTOR, "#matches details summary").click()
+    browser.find_element(By.ID, "fp-reason-0").send_keys("Different company: Dubai trade licence 778812, no link to the listed FZE")
+    browser.find_element(By.CSS_SELECTOR, "#matches form button[type=submit]").click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".flash")))
+    assert "false positive" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    assert "Dubai trade licence 778812" in browser.find_element(By.ID, "matches").text
+
+    browser.find_element(By.ID, "dec-approve_with_conditions").click()
+    browser.find_element(By.ID, "rationale").send_keys("Access control only; the list match was a false positive")
+    browser.find_element(By.ID, "conditions").send_keys("Quarterly audit logs; no use at public gatherings")
+    boxes = browser.find_elements(By.CSS_SELECTOR, "input[name=safeguards]")
+    if boxes:
+        boxes[0].click()
+    browser.find_element(By.ID, "submit-decision").click()
+    wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Decision recorded"))
+    assert browser.find_element(By.ID, "gate").get_attribute("data-gate") == "release_with_conditions"
+    _screenshot(browser, "case-decided")
+    assert "Approve with conditions" in browser.find_element(By.ID, "decisions").text
+
+    svc = live.extensions["hrdd"]
+    assert svc.gate_of(target["transaction_id"], svc.store.latest_screening(target["transaction_id"]))[0] \
+        == "release_with_conditions"
+    # The order arrives: the mark keeps the look-alike out, so the reviewer's decision still governs,
+    # and the order waits only for the executed rider.
+    order, _ = svc.screen_and_store({**fixture("transaction_egypt_biometric.json"), "stage": "order"})
+    assert "RF-4.3" not in [f["id"] for f in order["red_flags"]]
+    assert order["gate"] == "hold" and all("rider" in reason for reason in order["hold_reasons"][1:])
+    _, contracts_key = svc.store.create_api_key("contracts-desk", "contracts")
+    executed = live.test_client().post(
+        f"/v1/transactions/{target['transaction_id']}/rider-executed",
+        headers={"Authorization": f"Bearer {contracts_key}"},
+        json={"executed_by": "Ministry legal office", "executed_at": "2026-01-05T10:00:00Z"})
+    assert executed.status_code == 201, executed.get_data(as_text=True)
+    browser.get(live.base_url + f"/workspace/cases/{case_id}")
+    assert browser.find_element(By.ID, "gate").get_attribute("data-gate") == "release_with_conditions"
+
+    browser.get(live.base_url + "/workspace/dashboard")
+    wait.until(EC.presence_of_element_located((By.ID, "chart-over-time")))
+    assert browser.find_element(By.ID, "chart-country").is_displayed()
+    _screenshot(browser, "dashboard")
+
+
+def test_reporter_submits_a_grievance_and_follows_it_with_the_token(live, browser):
+    wait = WebDriverWait(browser, 10)
+    browser.get(live.base_url + "/grievances/")
+    browser.find_element(By.ID, "subject_name").send_keys("Directorate of Public Security")
+    browser.find_element(By.ID, "country").send_keys("Egypt")
+    browser.find_element(By.ID, "product").send_keys("FaceFind Enterprise")
+    browser.find_element(By.ID, "description").send_keys(
+        "Face recognition cameras were used to identify people at a peaceful protest, who were then detained.")
+    _screenshot(browser, "grievance-form")
+    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    token = wait.until(EC.presence_of_element_located((By.ID, "token"))).get_attribute("value")
+    assert token.startswith("trk_")
+
+    browser.get(live.base_url + "/grievances/status")
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    status = wait.until(EC.presence_of_element_located((By.ID, "grievance-status")))
+    assert status.text.startswith("Received")
+
+    # A reviewer's public note reaches the reporter through the same token.
+    from hrdd.workspace import grievances
+    with live.extensions["hrdd"].store.begin() as conn:
+        gid = grievances.listing(conn)[0]["id"]
+        grievances.triage(conn, gid, "user:alice", status="investigating", credible=True,
+                          public_note="We have asked the customer for its audit logs.")
+    browser.get(live.base_url + "/grievances/status")
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    wait.until(EC.text_to_be_present_in_element((By.ID, "grievance-status"), "Investigating"))
+    assert "audit logs" in browser.find_element(By.CSS_SELECTOR, ".status-card").text
