@@ -63,12 +63,14 @@ def hrdd_versions(context):
 
 @hookimpl
 def hrdd_startup(app):
-    """Refuse to start on an invalid ``parties`` policy section (the message names the key)."""
+    """Refuse to start on an invalid ``parties`` policy section; offer the allowlist to the workspace."""
+    from hrdd.parties.allowlist import WorkspaceAllowlist
     services = app.extensions["hrdd"]
     try:
         service.policy_settings(services.policy)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"policy file {services.policy.path}: {exc}") from exc
+    app.extensions["hrdd_party_allowlist"] = WorkspaceAllowlist(app)
 
 
 @hookimpl

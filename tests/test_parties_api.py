@@ -253,3 +253,45 @@ def test_start_up_refuses_a_broken_parties_policy(app_config, tmp_path):
     broken.write_text(policy.replace("possible_threshold: 80", "possible_threshold: 99"), encoding="utf-8")
     with pytest.raises(ValueError, match=r"policy.yaml: policy parties: need 0 < possible_threshold"):
         create_app({**app_config, "HRDD_POLICY_FILE": str(broken)})
+
+
+def test_decisions_and_revocations_are_in_the_audit_log(app, client, auth_headers):
+    from hrdd import audit
+    reviewer = auth_headers("reviewer")
+    match = screen_name(client, auth_headers("crm"), "NSO Logistics Group", "IL")["matches"][0]
+    fp = client.post("/v1/parties/false-positives", json={
+        "party_name": "NSO Logistics Group", "entry_id": match["entry_id"], "reason": "Haifa freight forwarder"},
+        headers=reviewer).json
+    client.post(f"/v1/parties/false-positives/{fp['id']}/revoke", json={"reason": "mistaken identity"},
+                headers=reviewer)
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        entries = [e for e in audit.entries(conn) if e["action"].startswith("party.false_positive")]
+        assert audit.verify(conn).problems == []
+    actions = sorted((e["action"], e["actor"]) for e in entries)
+    assert actions == [("party.false_positive", "key:test-reviewer"),
+                       ("party.false_positive_revoked", "key:test-reviewer")]
+    recorded = next(e for e in entries if e["action"] == "party.false_positive")["details"]
+    assert recorded["entry_id"] == match["entry_id"] and recorded["reason"] == "Haifa freight forwarder"
+
+
+def test_workspace_marks_reach_the_allowlist(app, client, auth_headers):
+    crm = auth_headers("crm")
+    match = screen_name(client, crm, "Candiru Solutions SL", "ES")["matches"][0]
+    backend = app.extensions["hrdd_party_allowlist"]
+    store = app.extensions["hrdd"].store
+    with store.begin() as conn:  # the workspace calls it inside the transaction that stores its mark
+        backend.add(conn, party_name="Candiru Solutions SL", party_country="ES", list_name=match["list"],
+                    entry_id=match["entry_id"], reason="Madrid caterer, see case", author="user:alice",
+                    expires_at="2999-01-01T00:00:00Z")
+    again = screen_name(client, crm, "Candiru Solutions SL", "ES")
+    assert again["matches"] == [] and again["suppressed"][0]["false_positive"]["author"] == "user:alice"
+    assert again["suppressed"][0]["false_positive"]["expires_at"].startswith("2999-01-01")
+
+
+def test_workspace_mark_on_another_matchers_entry_is_left_to_the_workspace(app):
+    store = app.extensions["hrdd"].store
+    with store.begin() as conn:
+        assert app.extensions["hrdd_party_allowlist"].add(
+            conn, party_name="Teal Logistics", party_country="AE", list_name="Fake list", entry_id="TL-0042",
+            reason="not them", author="user:alice", expires_at=None) is None
+    assert storage.false_positives(store) == []

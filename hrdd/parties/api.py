@@ -11,7 +11,7 @@ from marshmallow import ValidationError, fields, validate, validates
 from hrdd.api.screenings import json_body
 from hrdd.auth import require_role
 from hrdd.errors import ApiError, not_found, validation_error
-from hrdd.parties import service, storage
+from hrdd.parties import allowlist, service, storage
 from hrdd.parties.normalize import default_normaliser
 from hrdd.schemas import Country, StrictSchema
 from hrdd.services import current_services
@@ -96,29 +96,19 @@ def create_false_positive():
     """Record that a party is not a listed entry (reason, optional expiry); the author is the caller."""
     data = _load(FalsePositiveSchema(), json_body())
     store, data_dir, policy = _context()
-    party_key = default_normaliser().normalise(data["party_name"]).key
-    if not party_key:
-        raise validation_error({"party_name": ["The name has no identifying words (only legal forms)."]})
-    index = service.matcher_for(store, data_dir, policy).index
-    found = [e for e in index.find(data["entry_id"])
-             if data["list"] is None or (index.source(e) or "").rsplit("@", 1)[0] == data["list"]]
-    if not found:
-        raise not_found("list entry", data["entry_id"])
-    if len(found) > 1:
-        lists = sorted((index.source(e) or "").rsplit("@", 1)[0] for e in found)
-        raise validation_error({"list": [f"Entry {data['entry_id']!r} is on several lists; name one of: "
-                                         f"{', '.join(lists)}"]})
-    e = found[0]
-    name, version = (index.source(e) or "@0").rsplit("@", 1)
-    decision = storage.add_false_positive(
-        store, party_key=party_key, party_name=data["party_name"], list_name=name,
-        entry_id=data["entry_id"], entry_name=index.entries[e].name, entry_hash=index.entry_hash(e),
-        list_version_id=int(version), reason=data["reason"].strip(), author=g.principal["name"],
-        expires_at=data["expires_at"])
-    service.invalidate(store)
-    response = jsonify(_decision_json(decision, index))
+    try:
+        with store.begin() as conn:
+            fp_id = allowlist.record(conn, store, data_dir, policy, party_name=data["party_name"],
+                                     entry_id=data["entry_id"], list_name=data["list"], reason=data["reason"].strip(),
+                                     author=g.principal["name"], expires_at=data["expires_at"], actor=_actor())
+    except allowlist.DecisionError as exc:
+        if exc.status == 404:
+            raise not_found("list entry", data["entry_id"]) from exc
+        raise validation_error({exc.field: [str(exc)]}) from exc
+    decision = storage.get_false_positive(store, fp_id)
+    response = jsonify(_decision_json(decision, service.matcher_for(store, data_dir, policy).index))
     response.status_code = 201
-    response.headers["Location"] = f"/v1/parties/false-positives/{decision['id']}"
+    response.headers["Location"] = f"/v1/parties/false-positives/{fp_id}"
     return response
 
 
@@ -150,13 +140,21 @@ def revoke_false_positive(fp_id: int):
     """Withdraw a decision (it stays on record as revoked); the party is flagged again."""
     data = _load(RevokeSchema(), json_body())
     store, data_dir, policy = _context()
-    decision = storage.revoke_false_positive(store, fp_id, g.principal["name"], data["reason"].strip())
-    if decision is None:
+    with store.begin() as conn:
+        done = allowlist.revoke(conn, store, fp_id, by=g.principal["name"], reason=data["reason"].strip(),
+                                actor=_actor())
+    if not done:
         if storage.get_false_positive(store, fp_id) is None:
             raise not_found("false-positive decision", str(fp_id))
         raise ApiError(409, "already_revoked", f"False-positive decision {fp_id} is already revoked")
-    service.invalidate(store)
+    decision = storage.get_false_positive(store, fp_id)
     return jsonify(_decision_json(decision, service.matcher_for(store, data_dir, policy).index))
+
+
+def _actor() -> str:
+    # The audit log's convention: user:NAME for people signed in, key:NAME for API keys.
+    principal = g.principal
+    return f"{'user' if principal.get('kind') == 'person' else 'key'}:{principal['name']}"
 
 
 def _decision_json(decision: dict[str, Any], index) -> dict[str, Any]:

@@ -134,12 +134,13 @@ def load_entries(store, version_ids: list[int]) -> tuple[list[ListEntry], list[s
     return entries, hashes, versions
 
 
-def add_false_positive(store, **values: Any) -> dict[str, Any]:
-    """Record a reviewer's false-positive decision; returns the stored row."""
-    values = {**values, "created_at": utcnow()}
-    with store.begin() as conn:
-        new_id = conn.execute(party_false_positives.insert().values(**values)).inserted_primary_key[0]
-    return get_false_positive(store, new_id)
+def add_false_positive(store, conn=None, **values: Any) -> int:
+    """Record a reviewer's false-positive decision; in ``conn``'s transaction when given. Returns its id."""
+    statement = party_false_positives.insert().values(**values, created_at=utcnow())
+    if conn is not None:
+        return conn.execute(statement).inserted_primary_key[0]
+    with store.begin() as own:
+        return own.execute(statement).inserted_primary_key[0]
 
 
 def get_false_positive(store, fp_id: int) -> dict[str, Any] | None:
@@ -149,13 +150,11 @@ def get_false_positive(store, fp_id: int) -> dict[str, Any] | None:
     return _fp_row(row) if row else None
 
 
-def revoke_false_positive(store, fp_id: int, by: str, reason: str) -> dict[str, Any] | None:
-    """Mark a decision revoked (kept on record); None when there is no such decision."""
-    with store.begin() as conn:
-        done = conn.execute(party_false_positives.update()
-                            .where(party_false_positives.c.id == fp_id, party_false_positives.c.revoked_at.is_(None))
-                            .values(revoked_at=utcnow(), revoked_by=by, revoke_reason=reason)).rowcount
-    return get_false_positive(store, fp_id) if done else None
+def revoke_false_positive(conn, fp_id: int, by: str, reason: str) -> bool:
+    """Mark a decision revoked (it stays on record), in ``conn``'s transaction; False when not revocable."""
+    return bool(conn.execute(party_false_positives.update()
+                             .where(party_false_positives.c.id == fp_id, party_false_positives.c.revoked_at.is_(None))
+                             .values(revoked_at=utcnow(), revoked_by=by, revoke_reason=reason)).rowcount)
 
 
 def false_positives(store, party_key: str | None = None) -> list[dict[str, Any]]:
