@@ -46,7 +46,7 @@ def test_load_csl_file_as_new_version(env):
     result = run(env, "lists", "load", FIXTURES / "parties" / "csl_sample.csv")
     assert result.exit_code == 0, result.output
     assert "Loaded 5 entries (14 names and aliases) from csl_sample.csv [csl] as list 'csl', version 2" in result.output
-    assert "hrdd rescreen --since-list-version 1 [--stage STAGE ...]" in result.output
+    assert "hrdd rescreen --since-list-version 2" in result.output
     again = run(env, "lists", "load", FIXTURES / "parties" / "csl_sample.csv", "--format", "csl")
     assert "version 3" in again.output
     listing = run(env, "lists").output
@@ -86,9 +86,9 @@ def test_rescreen_after_a_new_list_reports_the_changed_decision(env, database_ur
     assert first["decision"] == "proceed" and first["versions"]["data"]["parties"] == "1"
 
     loaded = run(env, "lists", "load", FIXTURES / "parties" / "own_list.csv", "--name", "own")
-    assert "version 2" in loaded.output and "--since-list-version 1" in loaded.output
+    assert "version 2" in loaded.output and "--since-list-version 2" in loaded.output
 
-    result = run(env, "rescreen", "--since-list-version", 1, "--stage", "opportunity")
+    result = run(env, "rescreen", "--since-list-version", 2)
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith(first["transaction_id"]))
     assert "decision proceed -> do_not_proceed; new red flags RF-4.3 (critical" in line
@@ -99,7 +99,7 @@ def test_rescreen_after_a_new_list_reports_the_changed_decision(env, database_ur
     flag = next(f for f in latest["red_flags"] if f["id"] == "RF-4.3")
     assert "Kestrel Data Analytics, LLC" in flag["evidence"] and "own@2" in flag["evidence"]
 
-    assert "0 examined" in run(env, "rescreen", "--since-list-version", 1, "--stage", "opportunity").output
+    assert "0 examined" in run(env, "rescreen", "--since-list-version", 2).output
 
 
 def test_installed_hrdd_command_has_the_list_commands(database_url):

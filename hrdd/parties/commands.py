@@ -67,4 +67,4 @@ def lists_load(file: Path, fmt: str | None, name: str | None):
     click.echo(f"Loaded {version['entries']:,} entries ({names:,} names and aliases) from {file.name} "
                f"[{loaded.format}] as list {name!r}, version {version['id']} (sha256 {loaded.sha256[:12]}).")
     click.echo("Re-screen transactions screened against older lists with: "
-               f"hrdd rescreen --since-list-version {version['id'] - 1} [--stage STAGE ...]")
+               f"hrdd rescreen --since-list-version {version['id']}")
