@@ -128,6 +128,27 @@ class Store:
         with self.write_lock, self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def exclusive(self, name: str):
+        """Run the block in one process at a time across every instance sharing this database.
+
+        PostgreSQL: a session advisory lock named by ``name``, released at the end (or when the process
+        dies and its connection closes). SQLite (one machine, usually one process) has no such lock: the
+        caller's own process lock is what serialises it there.
+        """
+        if self.dialect != "postgresql":
+            yield
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+
     def _insert(self, table):
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 

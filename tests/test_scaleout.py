@@ -16,6 +16,7 @@ import time
 import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from tests.scaleout_support import (
     GRIEVANCE,
@@ -84,6 +85,8 @@ def test_duplicate_deliveries_to_two_instances_make_one_screening_each(cluster, 
     assert report["problems"] == []
     assert report["requests"] == 240 and report["answered_2xx"] == 240, report["other_statuses"]
     assert report["screenings_stored"] == 60 and report["created_201"] == 60
+    # The shipped restricted-party list is loaded into the empty store once, not once per instance.
+    assert cluster["schema"].scalar("SELECT count(*) FROM party_list_versions") == 1
     # Both instances answered, and both created screenings: the race was real.
     creators = {r["instance"] for r in loaded if r["status"] == 201}
     assert len(creators) == 2
@@ -94,6 +97,9 @@ def test_workers_in_two_processes_deliver_each_writeback_once(cluster, loaded):
     pending = schema.scalar("SELECT count(*) FROM outbox WHERE status = 'pending'")
     assert pending == 60
     before = len(crm.received)
+    # The rows fall due once both workers are up and polling, so both compete for them.
+    with schema.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE outbox SET next_attempt_at = now() + interval '10 seconds'"))
     workers = [subprocess.Popen([*HRDD, "worker", "--interval", "0.2"], env=cluster["env"], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     try:
