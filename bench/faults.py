@@ -45,6 +45,7 @@ from tests.scaleout_support import (  # noqa: E402
     adapters_file,
     base_env,
     create_key,
+    git_commit,
     stuck_deliveries,
     verify_store,
     wait_for,
@@ -300,7 +301,8 @@ def main() -> None:
     for name in args.scenario or list(SCENARIOS):
         workdir = Path(tempfile.mkdtemp(prefix=f"hrdd-{name}-"))
         result = SCENARIOS[name](args, workdir)
-        result.update(seconds=args.seconds, rate=args.rate, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        result.update(seconds=args.seconds, rate=args.rate, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                      commit=git_commit())
         key = f"{name}-{args.cluster}" if name == "pg-outage" else name
         recorded[key] = result
         failed |= bool(result["problems"])

@@ -36,6 +36,7 @@ from tests.scaleout_support import (  # noqa: E402
     adapters_file,
     base_env,
     create_key,
+    git_commit,
     pg_unavailable,
     redis_unavailable,
     send_duplicates,
@@ -65,7 +66,8 @@ def main() -> None:
                      HRDD_RATELIMIT_KEY_PREFIX=f"hrdd-bench-{uuid.uuid4().hex[:8]}")
     env = base_env(schema.url, workdir, **extra)
     instances = [Instance("a", env, workdir), Instance("b", env, workdir)]
-    result: dict = {"deliveries": args.deliveries, "copies": args.copies, "load_threads": args.threads}
+    result: dict = {"deliveries": args.deliveries, "copies": args.copies, "load_threads": args.threads,
+                    "commit": git_commit(), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
         started = time.monotonic()
         for instance in instances:

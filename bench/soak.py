@@ -40,6 +40,7 @@ from tests.scaleout_support import (  # noqa: E402
     adapters_file,
     base_env,
     create_key,
+    git_commit,
     transaction,
 )
 
@@ -210,7 +211,8 @@ def main() -> None:
     samples = sampler.samples
     warm = [s for s in samples if s["t_s"] >= args.segment]
     record = {
-        "backend": backend, "minutes": args.minutes, "connections": args.connections, "waitress_threads": args.threads,
+        "backend": backend, "commit": git_commit(), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "minutes": args.minutes, "connections": args.connections, "waitress_threads": args.threads,
         "segments": segments,
         "requests_per_s_mean": round(statistics.fmean(s["requests_per_s"] for s in segments), 1),
         "answers_2xx": ok, "answers_other": other, "abandoned_at_segment_ends": abandoned,

@@ -595,3 +595,15 @@ def wait_for(predicate, timeout: float, every: float = 0.2) -> float | None:
             return time.monotonic() - started
         time.sleep(every)
     return None
+
+
+def git_commit() -> str:
+    """The commit the measured code is at (with "+changes" when the work tree differs), for result files."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("+changes" if dirty else "") if head else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
