@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from hrdd.api import documents, hooks, meta, screenings, transactions
 from hrdd.config import load_config
 from hrdd.errors import ApiError
+from hrdd.jsonio import FastJSONProvider
 from hrdd.metrics import Metrics
 from hrdd.services import Services
 
@@ -25,6 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings["HRDD_MAX_BODY"]
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.json = FastJSONProvider(app)
     app.json.sort_keys = False
 
     services = Services(settings)

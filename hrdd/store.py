@@ -17,6 +17,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 
+from hrdd import jsonio
 from hrdd.model import Screening
 from hrdd.tables import api_keys, screenings, transactions
 
@@ -73,7 +74,8 @@ class Store:
         self.pm = pm
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        kwargs: dict[str, Any] = {"future": True}
+        kwargs: dict[str, Any] = {"future": True, "json_serializer": jsonio.dumps,
+                                  "json_deserializer": jsonio.loads}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:

@@ -1,0 +1,30 @@
+"""Fast JSON (orjson) for the store's JSON columns and the API's responses: screenings are large dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask.json.provider import DefaultJSONProvider
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def dumps(obj: Any) -> str:
+    """Serialise to a JSON string (dates as ISO 8601, like Flask's provider)."""
+    return orjson.dumps(obj, default=DefaultJSONProvider.default, option=_OPTIONS).decode()
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON text."""
+    return orjson.loads(text)
+
+
+class FastJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider with orjson underneath (same output for the types the API returns)."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        # Flask asks for compact separators on every response; indentation (debug) goes the slow way.
+        if kwargs.get("indent") is None and set(kwargs) <= {"separators", "indent"}:
+            return dumps(obj)
+        return super().dumps(obj, **kwargs)
