@@ -7,10 +7,12 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from hrdd import requestguard
 from hrdd.api import documents, hooks, meta, screenings, transactions
 from hrdd.config import load_config
 from hrdd.errors import ApiError
 from hrdd.metrics import Metrics
+from hrdd.safejson import StrictJSONProvider
 from hrdd.services import Services
 
 log = logging.getLogger("hrdd")
@@ -24,13 +26,14 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings["HRDD_MAX_BODY"]
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.json.sort_keys = False
+    app.json = StrictJSONProvider(app)  # NaN, NUL, surrogates and deep nesting are a 400, never a 500
 
     services = Services(settings)
     services.metrics = Metrics()
     services.store.upgrade()
     app.extensions["hrdd"] = services
     services.metrics.install(app)
+    requestguard.install(app)
 
     for module in (meta, screenings, transactions, documents, hooks):
         app.register_blueprint(module.bp)

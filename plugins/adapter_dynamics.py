@@ -11,10 +11,10 @@ Deduplicated on OperationId + entity id. A context Dataverse trimmed for size
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 
+from hrdd import safejson
 from hrdd.adapters import fieldmap, signatures
 from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.config import reveal
@@ -109,7 +109,7 @@ class DynamicsAdapter(WebhookAdapter):
         orgs = settings.get("organization_ids") or []
         if orgs:
             try:
-                org = str(json.loads(raw).get("OrganizationId", ""))
+                org = str(safejson.loads(raw).get("OrganizationId", ""))
             except (ValueError, AttributeError):
                 return  # parse() answers 400
             if not signatures.matches_any(org.lower(), [str(o).lower() for o in orgs]):
@@ -118,7 +118,7 @@ class DynamicsAdapter(WebhookAdapter):
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
         """One event per context; Target attributes laid over the post-image (or pre-image)."""
         try:
-            context = json.loads(raw)
+            context = safejson.loads(raw)
         except ValueError as exc:
             raise PayloadError(f"the body is not JSON: {exc}") from None
         if not isinstance(context, dict):

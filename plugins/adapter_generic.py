@@ -13,6 +13,7 @@ import time
 
 from flask import jsonify
 
+from hrdd import safejson
 from hrdd.adapters import signatures
 from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.events import PayloadError, VendorEvent
@@ -56,7 +57,7 @@ class GenericAdapter(WebhookAdapter):
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
         """One canonical transaction or an array of them; each needs its reference."""
         try:
-            data = json.loads(raw)
+            data = safejson.loads(raw)
         except ValueError as exc:
             raise PayloadError(f"the body is not JSON: {exc}") from None
         batch = isinstance(data, list)

@@ -10,11 +10,11 @@ Deduplicated on portal + eventId + objectId; workflow calls (no event id) on the
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 
 from flask import jsonify
 
+from hrdd import safejson
 from hrdd.adapters import fieldmap, signatures
 from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.events import PayloadError, VendorEvent
@@ -100,7 +100,7 @@ class HubSpotAdapter(WebhookAdapter):
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
         """A JSON array is a webhooks API batch; a JSON object is one workflow webhook call."""
         try:
-            data = json.loads(raw)
+            data = safejson.loads(raw)
         except ValueError as exc:
             raise PayloadError(f"the body is not JSON: {exc}") from None
         if isinstance(data, list):

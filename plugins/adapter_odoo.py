@@ -14,6 +14,7 @@ import json
 
 from flask import Blueprint, current_app, request
 
+from hrdd import safejson
 from hrdd.adapters import signatures
 from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.config import reveal
@@ -64,7 +65,7 @@ class OdooAdapter(WebhookAdapter):
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
         """One record per body (or an array of them); each needs _model and _id."""
         try:
-            data = json.loads(raw)
+            data = safejson.loads(raw)
         except ValueError as exc:
             raise PayloadError(f"the body is not JSON: {exc}") from None
         records = data if isinstance(data, list) else [data]

@@ -12,10 +12,9 @@ Deduplicated on CloudEvents ``source`` + ``id``.
 
 from __future__ import annotations
 
-import json
-
 from flask import Response
 
+from hrdd import safejson
 from hrdd.adapters import signatures
 from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.config import reveal
@@ -102,7 +101,7 @@ class SapEventMeshAdapter(WebhookAdapter):
         content_type = (request.mimetype or "").lower()
         if content_type in (STRUCTURED, BATCH):
             try:
-                data = json.loads(raw)
+                data = safejson.loads(raw)
             except ValueError as exc:
                 raise PayloadError(f"the body is not JSON: {exc}") from None
             events = data if content_type == BATCH else [data]
@@ -113,7 +112,7 @@ class SapEventMeshAdapter(WebhookAdapter):
             if not attrs:
                 raise PayloadError("no CloudEvents attributes: send ce-* headers or application/cloudevents+json")
             try:
-                attrs["data"] = json.loads(raw) if raw else None
+                attrs["data"] = safejson.loads(raw) if raw else None
             except ValueError as exc:
                 raise PayloadError(f"the event data is not JSON: {exc}") from None
             events = [attrs]

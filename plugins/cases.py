@@ -47,10 +47,16 @@ def list_cases():
     age = request.args.get("age")
     try:
         min_age = float(age) if age else None
-        limit = min(500, int(request.args.get("limit", 100)))
-        offset = max(0, int(request.args.get("offset", 0)))
+        limit = int(request.args.get("limit", 100))
+        offset = int(request.args.get("offset", 0))
     except ValueError as exc:
         raise ApiError(400, "bad_request", "age, limit and offset must be numbers") from exc
+    # inf/nan ages overflowed date arithmetic and a negative LIMIT is an error on PostgreSQL: both were 500s.
+    if min_age is not None and not 0 <= min_age <= 36500:
+        raise ApiError(400, "bad_request", "age must be a number of days from 0 to 36500", {"age": ["out of range"]})
+    if not 1 <= limit <= 500 or not 0 <= offset <= 10**9:
+        raise ApiError(400, "bad_request", "limit must be 1 to 500 and offset 0 or more",
+                       {"limit" if not 1 <= limit <= 500 else "offset": ["out of range"]})
     status = request.args.get("status", "open")
     if status not in cases.STATUSES + ("all",):
         raise ApiError(400, "bad_request", f"status must be one of {', '.join(cases.STATUSES + ('all',))}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
@@ -47,9 +48,11 @@ def _int_arg(name: str) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        number = float(value)
     except ValueError:
         return None
+    # inf and nan overflowed the page and age arithmetic (a 500); out-of-range filters are simply ignored.
+    return max(0.0, number) if math.isfinite(number) and number <= 36500 else None
 
 
 @bp.route("/")
