@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from hrdd.auth import require_role
@@ -14,11 +14,7 @@ from hrdd.workspace import grievances, views_grievances, web
 from hrdd.workspace.web import actor, limiter
 
 api = Blueprint("grievances_api", __name__, url_prefix="/v1/grievances")
-DEFAULT_MAX_BODY = 32 * 1024
-
-
-def _max_body() -> int:
-    return int(current_app.config.get("HRDD_GRIEVANCE_MAX_BODY", DEFAULT_MAX_BODY))
+_max_body = views_grievances.max_body
 
 
 def _bounded_json() -> dict:
@@ -34,11 +30,6 @@ def _bounded_json() -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "The body must be a JSON object")
     return body
-
-
-@views_grievances.public.before_request
-def _limit_form_size():
-    request.max_content_length = _max_body()
 
 
 @hookimpl

@@ -75,6 +75,17 @@ def check_csrf() -> None:
     return None
 
 
+def check_form_text() -> None:
+    """Refuse (400 page) an unsafe request whose form holds a NUL character, which no stored text may hold."""
+    if request.method not in UNSAFE_METHODS:
+        return None
+    for key, value in request.form.items(multi=True):
+        if "\x00" in key or "\x00" in value:
+            return render_template("workspace/error.html", title="Bad request",
+                                   message="A field of this form contains a NUL character; remove it and try again."), 400
+    return None
+
+
 def sign_in(user: dict) -> None:
     """Start a fresh session for the user (a new session and token, so an old one cannot be reused)."""
     session.clear()

@@ -8,7 +8,15 @@ from hrdd.services import current_services
 from hrdd.workspace import grievances, security
 from hrdd.workspace.web import actor, limiter, make_blueprint, setting
 
-public = make_blueprint("grievance_public", "/grievances")
+DEFAULT_MAX_BODY = 32 * 1024
+
+
+def max_body() -> int:
+    """The largest report accepted, in bytes (HRDD_GRIEVANCE_MAX_BODY, default 32 KiB)."""
+    return int(setting("HRDD_GRIEVANCE_MAX_BODY", DEFAULT_MAX_BODY))
+
+
+public = make_blueprint("grievance_public", "/grievances", max_form_bytes=max_body)
 triage_bp = make_blueprint("grievance_triage", "/workspace/grievances")
 
 
