@@ -10,6 +10,7 @@ Deduplicated on portal + eventId + objectId; workflow calls (no event id) on the
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 
 from flask import jsonify
@@ -78,7 +79,7 @@ class HubSpotAdapter(WebhookAdapter):
         v3 = request.headers.get("X-HubSpot-Signature-v3")
         if v3:
             stamp = request.headers.get("X-HubSpot-Request-Timestamp", "")
-            if not stamp.isdigit():
+            if not re.fullmatch(r"[0-9]{1,15}", stamp):  # not isdigit(): it accepts '²', which int() refuses
                 raise AuthError("X-HubSpot-Request-Timestamp is missing")
             if abs(time.time() * 1000 - int(stamp)) > MAX_AGE_MS:
                 raise AuthError("X-HubSpot-Request-Timestamp is more than 5 minutes old")

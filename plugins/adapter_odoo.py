@@ -20,6 +20,7 @@ from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.config import reveal
 from hrdd.adapters.events import PayloadError, VendorEvent
 from hrdd.adapters.signatures import AuthError
+from hrdd.auth import vendor_authenticated
 from hrdd.hookspecs import hookimpl
 
 MAX_BATCH = 100
@@ -96,6 +97,7 @@ bp = Blueprint("odoo_hook", __name__)
 
 
 @bp.route("/v1/hooks/odoo/<token>", methods=["POST"])
+@vendor_authenticated("the secret token in the path, compared in constant time")
 def odoo_with_token(token: str):
     """The same adapter, with the secret token as the last path segment."""
     from hrdd.services import current_services

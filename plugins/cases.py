@@ -6,6 +6,7 @@ import sys
 
 from flask import Blueprint, jsonify, request
 
+from hrdd import openapi as oa
 from hrdd.auth import require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
@@ -152,3 +153,23 @@ def hrdd_register_commands(cli):
                    f"{len(result.errors)} errors")
         if result.errors:
             raise SystemExit(1)
+
+
+list_cases.openapi = {
+    "parameters": [
+        oa.query("status", {"type": "string", "enum": [*cases.STATUSES, "all"]}),
+        oa.query("country", {"type": "string", "maxLength": 2}),
+        oa.query("capability", {"type": "string", "maxLength": 64}),
+        oa.query("age", {"type": "number", "minimum": 0, "maximum": 36500}, "only cases at least this many days old"),
+        oa.query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+        oa.query("offset", {"type": "integer", "minimum": 0})],
+    "responses": {"200": oa.json_response("Cases, oldest first, and how many match")}}
+get_case.openapi = {"responses": {"200": oa.json_response("The case with its decisions and notes")}}
+decide.openapi = {
+    "requestBody": oa.json_body({
+        "type": "object", "additionalProperties": False, "required": ["decision", "rationale"],
+        "properties": {"decision": {"type": "string", "enum": list(cases.OUTCOMES)},
+                       "rationale": {"type": "string", "minLength": cases.MIN_RATIONALE},
+                       "conditions": {"type": "string"},
+                       "safeguards": {"type": "array", "items": {"type": "string"}}}}),
+    "responses": {"201": oa.json_response("The decision recorded and the transaction's gate now")}}

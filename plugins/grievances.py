@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from hrdd.auth import require_role
+from hrdd import openapi as oa
+from hrdd.auth import public, require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import RedFlag
@@ -84,6 +85,7 @@ def hrdd_gate_factors(transaction_id, screening, store):
 
 
 @api.post("")
+@public("rightsholders and NGOs report misuse without an account; rate-limited and size-bounded")
 @limiter.limit(views_grievances.submit_limit)
 def submit():
     """Public: report suspected misuse (no key); returns the reference and a tracking token (201)."""
@@ -99,6 +101,7 @@ def submit():
 
 
 @api.post("/status")
+@public("a reporter follows a report with the tracking token only they hold; rate-limited")
 @limiter.limit(views_grievances.lookup_limit)
 def status():
     """Public: the status of one report, given its tracking token in the body (`{"token": ...}`)."""
@@ -186,3 +189,31 @@ def add_action(grievance_id):
     _run(lambda conn: grievances.add_action(conn, grievance_id, actor(), str(body.get("action") or ""),
                                              str(body.get("outcome") or "")))
     return detail(grievance_id), 201
+
+
+_REPORT = {"type": "object", "additionalProperties": False, "required": ["subject_name", "description"],
+           "properties": {k: {"type": "string", "maxLength": limit} for k, (_, limit) in grievances.FIELDS.items()}}
+_REPORT["properties"]["description"]["minLength"] = grievances.MIN_DESCRIPTION
+submit.openapi = {"requestBody": oa.json_body(_REPORT),
+                  "responses": {"201": oa.json_response("The reference and the tracking token (shown once)")}}
+status.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["token"],
+                                               "properties": {"token": {"type": "string", "maxLength": 100}}}),
+                  "responses": {"200": oa.json_response("Status, dates and the note the reporter may see")}}
+listing.openapi = {"parameters": [oa.query("status", {"type": "string",
+                                                     "enum": ["open", "all", *grievances.STATUSES]})],
+                   "responses": {"200": oa.json_response("Grievances, oldest first")}}
+detail.openapi = {"responses": {"200": oa.json_response("The grievance with its links and actions")}}
+triage.openapi = {"requestBody": oa.json_body({
+    "type": "object", "properties": {
+        "status": {"type": "string", "enum": list(grievances.STATUSES)},
+        "credible": {"type": "boolean", "nullable": True},
+        "end_user": {"type": "object", "properties": {"name": {"type": "string"}, "country": {"type": "string"}}},
+        "public_note": {"type": "string", "nullable": True}}}),
+    "responses": {"200": oa.json_response("The grievance after triage")}}
+link.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["transaction_id"],
+                                             "properties": {"transaction_id": {"type": "string"}}}),
+                "responses": {"200": oa.json_response("The grievance with the new link")}}
+add_action.openapi = {"requestBody": oa.json_body({
+    "type": "object", "required": ["action"],
+    "properties": {"action": {"type": "string", "enum": list(grievances.ACTIONS)}, "outcome": {"type": "string"}}}),
+    "responses": {"201": oa.json_response("The grievance with the action recorded")}}

@@ -123,6 +123,8 @@ def login_required(*roles: str):
             if roles and user["role"] != "admin" and user["role"] not in roles:
                 abort(403)
             return view(*args, **kwargs)
+        wrapper.required_roles = tuple(sorted(set(roles) | {"admin"})) if roles else ("any",)
+        wrapper.auth = "session"
         return wrapper
     return decorator
 
