@@ -124,7 +124,7 @@ def prepare(case, live: Live) -> dict:
     elif auth == "vendor":
         headers.update(live.bearer("admin"))
     if auth == "session" or case.path.startswith("/workspace"):
-        headers["Cookie"] = f"hrdd_session={live.cookie}"
+        case.cookies = {**(case.cookies or {}), "hrdd_session": live.cookie}
     if isinstance(case.body, dict) and "csrf_token" in case.body and _half_the_time(case.body):
         case.body["csrf_token"] = live.csrf
     for name in re.findall(r"{([a-z_]+)}", case.path):

@@ -67,7 +67,8 @@ def check_csrf() -> None:
         return
     sent = request.form.get(CSRF_FIELD, "") or request.headers.get("X-CSRF-Token", "")
     expected = session.get("csrf", "")
-    if not expected or not sent or not hmac.compare_digest(str(sent), str(expected)):
+    # Bytes, not str: compare_digest raises TypeError on non-ASCII text (a forged token was a 500).
+    if not expected or not sent or not hmac.compare_digest(str(sent).encode(), str(expected).encode()):
         current_app.logger.info("refused a form post without a valid CSRF token: %s", request.path)
         return render_template("workspace/error.html", title="Form expired",
                                message="This form was out of date or did not come from this site. "

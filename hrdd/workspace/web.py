@@ -85,7 +85,7 @@ def session_principal() -> dict | None:
         return None
     if request.method in security.UNSAFE_METHODS:
         sent = request.headers.get("X-CSRF-Token", "")
-        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+        if not sent or not hmac.compare_digest(sent.encode(), str(session.get("csrf", "")).encode()):
             return None
     user = lookup_user(name)
     if user is None or user["disabled"]:
