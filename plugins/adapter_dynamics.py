@@ -72,20 +72,31 @@ def convert(value):
     return value
 
 
+def pairs(container: dict, key: str) -> list:
+    """A Dataverse key/value list (``[]`` when absent); PayloadError when it is not a list."""
+    value = container.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PayloadError(f"RemoteExecutionContext: {key} must be a list of key/value pairs, "
+                           f"not {type(value).__name__}")
+    return value
+
+
 def attributes(entity: dict) -> dict:
     """An entity's Attributes and FormattedValues as one flat dict (labels under ``name@label``)."""
     out = {}
-    for pair in entity.get("Attributes") or []:
-        if isinstance(pair, dict) and "key" in pair:
+    for pair in pairs(entity, "Attributes"):
+        if isinstance(pair, dict) and isinstance(pair.get("key"), str):
             out[pair["key"]] = convert(pair.get("value"))
-    for pair in entity.get("FormattedValues") or []:
-        if isinstance(pair, dict) and "key" in pair:
+    for pair in pairs(entity, "FormattedValues"):
+        if isinstance(pair, dict) and isinstance(pair.get("key"), str):
             out[f"{pair['key']}@label"] = pair.get("value")
     return out
 
 
 def _parameter(context: dict, name: str):
-    for pair in context.get("InputParameters") or []:
+    for pair in pairs(context, "InputParameters"):
         if isinstance(pair, dict) and pair.get("key") == name:
             return pair.get("value")
     return None
@@ -137,7 +148,7 @@ class DynamicsAdapter(WebhookAdapter):
             return [event]
         record: dict = {}
         for images in ("PreEntityImages", "PostEntityImages"):
-            for pair in context.get(images) or []:
+            for pair in pairs(context, images):
                 if isinstance(pair, dict) and isinstance(pair.get("value"), dict):
                     record.update(attributes(pair["value"]))
         target = _parameter(context, "Target")

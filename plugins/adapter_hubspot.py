@@ -25,6 +25,7 @@ from hrdd.adapters.signatures import AuthError
 from hrdd.hookspecs import hookimpl
 
 MAX_AGE_MS = 5 * 60 * 1000
+MAX_BATCH = 100
 DEAL_TYPE_ID = "0-3"
 API = "https://api.hubapi.com"
 
@@ -105,8 +106,9 @@ class HubSpotAdapter(WebhookAdapter):
         except ValueError as exc:
             raise PayloadError(f"the body is not JSON: {exc}") from None
         if isinstance(data, list):
-            if not data:
-                raise PayloadError("the batch is empty")
+            if not data or len(data) > MAX_BATCH:
+                # HubSpot sends at most 100 events a request; more is not HubSpot, and each costs a write.
+                raise PayloadError(f"a batch holds 1 to {MAX_BATCH} events, this one {len(data)}")
             return [self._event(e, i, settings) for i, e in enumerate(data)]
         if isinstance(data, dict):
             return [self._workflow(data, raw)]

@@ -27,6 +27,7 @@ from hrdd.hookspecs import hookimpl
 REQUIRED = ("specversion", "id", "source", "type")
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
+MAX_BATCH = 100
 # Business object of an event type -> (object type, key field in data, OData entity path, expand).
 OBJECTS = {
     "salesorder": ("SalesOrder", "SalesOrder", "API_SALES_ORDER_SRV/A_SalesOrder('{id}')",
@@ -107,6 +108,9 @@ class SapEventMeshAdapter(WebhookAdapter):
             events = data if content_type == BATCH else [data]
             if not isinstance(events, list) or not events or not all(isinstance(e, dict) for e in events):
                 raise PayloadError("a CloudEvents batch is a non-empty JSON array of event objects")
+            if len(events) > MAX_BATCH:
+                # Each event may need an OData call inline: bound the work one request can cause.
+                raise PayloadError(f"a CloudEvents batch holds at most {MAX_BATCH} events, this one {len(events)}")
         else:
             attrs = {k[3:].lower(): v for k, v in request.headers.items() if k.lower().startswith("ce-")}
             if not attrs:
