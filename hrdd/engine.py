@@ -113,7 +113,7 @@ class Engine:
         tailoring = self.tailoring(transaction, flags, decision, context)
         safeguards = self.safeguards(transaction, flags, decision, context)
         versions = {"ruleset": RULESET_VERSION, "policy": f"{self.policy.version} ({self.policy.digest})",
-                    "data": dict(self.reference.versions)}
+                    "data": {}}
         for extra in self.pm.hook.hrdd_versions(context=context):
             versions["data"].update(extra or {})
         return Screening(

@@ -36,6 +36,7 @@ DEFAULT_PLUGINS = (
     "hrdd_plugins.transparency",
     "hrdd_plugins.audit_trail",
     "hrdd_plugins.rider",
+    "hrdd_plugins.step4_restricted_parties",
 )
 
 

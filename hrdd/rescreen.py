@@ -46,17 +46,21 @@ class RescreenResult:
         return [c for c in self.changes if c.decision_changed]
 
 
-def _older_or_equal(recorded, since: str) -> bool:
+def _older_than(recorded, since: str) -> bool:
     if recorded is None:
         return True  # screened before any list was recorded: stale against every list version
     try:
-        return float(recorded) <= float(since)
+        return float(recorded) < float(since)
     except (TypeError, ValueError):
-        return str(recorded) <= str(since)
+        return str(recorded) < str(since)
 
 
 def active_screenings(store, stages: Iterable[str], since_list_version: str | None = None) -> list[dict]:
-    """The latest screening of every transaction whose latest stage is one of ``stages``, oldest first."""
+    """The latest screening of every transaction whose latest stage is one of ``stages``, oldest first.
+
+    With ``since_list_version`` V, only those last screened against a restricted-party list version
+    older than V (so not yet against V).
+    """
     stages = tuple(stages)
     ranked = sa.select(screenings.c.id, screenings.c.transaction_id, screenings.c.stage,
                        sa.func.row_number().over(partition_by=screenings.c.transaction_id,
@@ -69,7 +73,7 @@ def active_screenings(store, stages: Iterable[str], since_list_version: str | No
     with store.engine.connect() as conn:
         rows = [r.result for r in conn.execute(query)]
     if since_list_version is not None:
-        rows = [r for r in rows if _older_or_equal(((r.get("versions") or {}).get("data") or {})
+        rows = [r for r in rows if _older_than(((r.get("versions") or {}).get("data") or {})
                                                    .get(LIST_VERSION_KEY), since_list_version)]
     return rows
 

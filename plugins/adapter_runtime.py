@@ -33,19 +33,27 @@ def hrdd_screening_stored(screening, connection, store):
                    screening_id=screening["id"])
 
 
+# Built once: the gate is computed on every screening response, where building it costs more than running it.
+_UNSCREENED_EVENTS = sa.select(adapter_deliveries).where(
+    adapter_deliveries.c.system == sa.bindparam("system"),
+    adapter_deliveries.c.object_type == sa.bindparam("object_type"),
+    adapter_deliveries.c.object_id == sa.bindparam("object_id"),
+    adapter_deliveries.c.status.in_(UNSCREENED)).order_by(adapter_deliveries.c.created_at)
+
+
 @hookimpl
 def hrdd_gate_factors(transaction_id, screening, store):
     """Hold while a newer CRM/ERP event for this deal is recorded but not screened, saying why."""
-    record = store.get_transaction(transaction_id)
-    if record is None:
-        return None
-    ref = record["reference"]
+    ref = (screening.get("transaction") or {}).get("reference")
+    if not ref:
+        record = store.get_transaction(transaction_id)
+        if record is None:
+            return None
+        ref = record["reference"]
     since = screening.get("created_at") or ""
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(adapter_deliveries).where(
-            adapter_deliveries.c.system == ref["system"], adapter_deliveries.c.object_type == ref["object_type"],
-            adapter_deliveries.c.object_id == ref["object_id"], adapter_deliveries.c.status.in_(UNSCREENED),
-        ).order_by(adapter_deliveries.c.created_at)).fetchall()
+        rows = conn.execute(_UNSCREENED_EVENTS, {"system": ref["system"], "object_type": ref["object_type"],
+                                                 "object_id": ref["object_id"]}).fetchall()
     factors = []
     for row in rows:
         if iso(aware(row.created_at)) <= since:

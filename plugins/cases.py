@@ -124,9 +124,11 @@ def hrdd_register_commands(cli):
 
     @cli.command("rescreen")
     @click.option("--stage", "stages", multiple=True, type=click.Choice(STAGES),
-                  help="Latest stage of the transactions to re-screen (repeatable; default: post_sale, renewal).")
+                  help="Latest stage of the transactions to re-screen (repeatable; default: post_sale and "
+                       "renewal, or every stage with --since-list-version).")
     @click.option("--since-list-version", default=None, metavar="V",
-                  help="Only transactions last screened against restricted-party list version V or older.")
+                  help="Only transactions not yet screened against restricted-party list version V "
+                       "(last screened against an older version).")
     @click.option("--store-unchanged", is_flag=True,
                   help="Store a new screening even when nothing changed (a dated record of each check).")
     @with_appcontext
@@ -136,7 +138,8 @@ def hrdd_register_commands(cli):
         Every changed decision opens a case that says what changed.
         """
         services = current_services()
-        stages = stages or rescreen.DEFAULT_STAGES
+        # A new list concerns every open deal, not only those already sold.
+        stages = stages or (STAGES if since_list_version else rescreen.DEFAULT_STAGES)
 
         def progress(items):
             with click.progressbar(items, label="Re-screening", show_pos=True, file=sys.stderr) as bar:

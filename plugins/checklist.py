@@ -42,6 +42,25 @@ def hrdd_screening_stored(screening, connection, store):
     service.store_pending_upload(screening, connection)
 
 
+# Screening runs this check on every request: look at the template directory at most once a second
+# (edits still show within a second) and index the answer-raised flags once per loaded template set.
+RECHECK_SECONDS = 1.0
+_raised_index: list = [None, {}]
+
+
+def _checklist_raised(templates) -> dict[str, list[tuple]]:
+    """Question id -> [(template, question, flag)] for questions whose risky answer raises a checklist flag."""
+    if _raised_index[0] is not templates:
+        index: dict[str, list[tuple]] = {}
+        for t in templates.values():
+            for q in t.questions:
+                flag = t.red_flags.get(q.red_flag) if q.red_flag else None
+                if flag is not None and flag.raised_by == "checklist":
+                    index.setdefault(q.id, []).append((t, q, flag))
+        _raised_index[:] = [templates, index]
+    return _raised_index[1]
+
+
 @hookimpl
 def hrdd_check(transaction, context):
     """Raise the flags that templates mark ``raised_by: checklist`` when a question gets its risky answer.
@@ -52,18 +71,17 @@ def hrdd_check(transaction, context):
     if not transaction.answers:
         return None
     try:
-        templates = load_templates(service.checklists_dir())
+        templates = load_templates(service.checklists_dir(), max_age=RECHECK_SECONDS)
     except TemplateError:
         return None  # start-up refuses broken templates; screening offline does not depend on them
     hits: dict[str, tuple] = {}
-    for template in templates.values():
-        for q in template.questions:
-            flag = template.red_flags.get(q.red_flag) if q.red_flag else None
-            if flag is None or flag.raised_by != "checklist" or transaction.answer(q.id) != q.risky_answer:
-                continue
-            entry = hits.setdefault(flag.id, (flag, template, []))
-            if q.id not in entry[2]:
-                entry[2].append(q.id)
+    index = _checklist_raised(templates)
+    raised = ((t, q, f) for qid, answer in transaction.answers.items() for t, q, f in index.get(qid, ())
+              if answer == q.risky_answer)
+    for template, q, flag in raised:
+        entry = hits.setdefault(flag.id, (flag, template, []))
+        if q.id not in entry[2]:
+            entry[2].append(q.id)
     flags = []
     for flag_id, (flag, template, questions) in hits.items():
         answered = "; ".join(f"{qid} = {_DISPLAY.get(transaction.answer(qid))}" for qid in questions)

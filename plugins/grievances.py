@@ -61,8 +61,12 @@ def hrdd_check(transaction, context):
     if store is None:
         return None
     ref = transaction.reference
-    found = _concerning(store, end_user={"name": transaction.end_user.name, "country": transaction.end_user.country},
-                        find_transaction=lambda: store.find_transaction(ref.system, ref.object_type, ref.object_id))
+    # Tailoring re-runs the checks on the same deal: look the grievances up once per screening.
+    if "grievances.rf71" not in context.cache:
+        context.cache["grievances.rf71"] = _concerning(
+            store, end_user={"name": transaction.end_user.name, "country": transaction.end_user.country},
+            find_transaction=lambda: store.find_transaction(ref.system, ref.object_type, ref.object_id))
+    found = context.cache["grievances.rf71"]
     if not found:
         return None
     listed = "; ".join(f"{g['id']} received {g['received_at'][:10]}, status {g['status'].replace('_', ' ')}"

@@ -21,6 +21,12 @@ def _rows(path) -> int:
 
 
 @hookimpl
+def hrdd_versions(context):
+    """The versions of the country, capability and embargo datasets used by the step checks."""
+    return dict(context.reference.versions)
+
+
+@hookimpl
 def hrdd_data_sources(context):
     """One row per dataset listed in data/datasets.yaml that exists in the data directory."""
     data_dir = context.reference.data_dir

@@ -11,6 +11,7 @@ from hrdd import hookspecs
 from hrdd.plugins import make_plugin_manager
 
 PLUGIN_DIR = Path(__file__).parent / "fixtures" / "thirdparty_plugins"
+RECORDER_DIR = Path(__file__).parent / "fixtures" / "recorder_plugin"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,6 +24,15 @@ def test_every_hook_is_documented_in_hookspecs_and_docs():
     for name in hook_names():
         assert (getattr(hookspecs, name).__doc__ or "").strip(), f"{name} has no docstring"
         assert f"`{name}" in docs, f"{name} is not described in docs/plugins.md"
+
+
+def test_every_hook_has_a_builtin_implementation_and_is_exercised():
+    builtin = make_plugin_manager(entry_points=False)
+    recorder = make_plugin_manager(RECORDER_DIR, entry_points=False).get_plugin("recorder")
+    for name in hook_names():
+        assert getattr(builtin.hook, name).get_hookimpls(), f"no built-in plugin implements {name}"
+        # test_core_calls_every_hook drives the recorder plugin through every hook it implements.
+        assert hasattr(recorder, name), f"the recorder test plugin does not exercise {name}"
 
 
 def test_third_party_plugin_adds_a_red_flag_without_touching_the_core(app_config, transaction):
@@ -75,9 +85,6 @@ def test_startup_hook_can_refuse_broken_data(app_config, tmp_path):
     from server import create_app
     with pytest.raises(ValueError, match="cut-off.md"):
         create_app({**app_config, "HRDD_PLUGINS_DIR": str(tmp_path)})
-
-
-RECORDER_DIR = Path(__file__).parent / "fixtures" / "recorder_plugin"
 
 
 def test_core_calls_every_hook(app_config, transaction):

@@ -93,12 +93,12 @@ def test_stage_and_list_version_select_what_is_rescreened(app_config, database_u
             conn.execute(screenings.update().where(screenings.c.id == screening["id"]).values(result=result))
     svc.store.engine.dispose()
 
-    picked = [s["transaction_id"] for s in rescreen.active_screenings(svc.store, ["post_sale"], "4")]
+    picked = [s["transaction_id"] for s in rescreen.active_screenings(svc.store, ["post_sale"], "5")]
     assert picked == [old["transaction_id"]]
     picked = [s["transaction_id"] for s in rescreen.active_screenings(svc.store, ["order"])]
     assert picked == [order["transaction_id"]]
 
-    done = _rescreen_cli(database_url, "--since-list-version", "4")
+    done = _rescreen_cli(database_url, "--since-list-version", "5", "--stage", "post_sale")
     assert "1 examined" in done.stdout and old["transaction_id"] in done.stdout
     assert new["transaction_id"] not in done.stdout
     done = _rescreen_cli(database_url, "--stage", "order", "--store-unchanged")

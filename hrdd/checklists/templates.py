@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,17 +249,23 @@ def _clashing_flags(template: Template, others) -> list[str]:
 
 
 _cache: dict[Path, tuple[tuple, dict[str, Template]]] = {}
+_checked_at: dict[Path, float] = {}
 
 
-def load_templates(directory: Path) -> dict[str, Template]:
+def load_templates(directory: Path, max_age: float = 0.0) -> dict[str, Template]:
     """Every template of a directory by id; raise the first TemplateError if any file is broken.
 
-    Results are cached until a file in the directory is added, removed or modified.
+    Results are cached until a file in the directory is added, removed or modified; with ``max_age``
+    the directory is looked at only when the last look is older than that many seconds.
     """
     directory = Path(directory)
+    now = time.monotonic()
+    cached = _cache.get(directory)
+    if cached and now - _checked_at.get(directory, 0.0) < max_age:
+        return cached[1]
+    _checked_at[directory] = now
     files = template_files(directory)
     stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-    cached = _cache.get(directory)
     if cached and cached[0] == stamp:
         return cached[1]
     good, bad = check_directory(directory)

@@ -1,0 +1,1 @@
+"""Restricted-party screening: list loading, name normalisation, blocking index, matching, false positives."""

@@ -1,0 +1,169 @@
+"""Restricted-party matching against the shipped list: real listed names, realistic variants, look-alikes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hrdd.parties.index import PartyIndex
+from hrdd.parties.loaders import load_file
+from hrdd.parties.matcher import Matcher, MatchPolicy
+
+SHIPPED = Path(__file__).resolve().parent.parent / "data" / "restricted_parties_compiled_us_jp_ca.csv"
+
+
+@pytest.fixture(scope="module")
+def index():
+    return PartyIndex(load_file(SHIPPED).entries)
+
+
+@pytest.fixture(scope="module")
+def matcher(index):
+    return Matcher(index, MatchPolicy(), "compiled-us-jp-ca@test")
+
+
+def best(matcher, name, country=None):
+    matches = matcher.screen(name, country)
+    return matches[0] if matches else None
+
+
+# (query, country, a word the listed name must contain, what the variant exercises)
+MUST_MATCH_CONFIRMED = [
+    ("Hikvision", "CN", "hikvision", "alias"),
+    ("Hangzhou Hikvision Digital Technology Co., Ltd.", "CN", "hikvision", "full legal name"),
+    ("HIKVISION DIGITAL TECHNOLOGY CO LTD", "CN", "hikvision", "case, place and legal form dropped"),
+    ("Digital Technology Hangzhou Hikvision", "CN", "hikvision", "word order"),
+    ("Hikvision Digital Tech Co", "CN", "hikvision", "abbreviation Tech"),
+    ("海康威视", None, "hikvision", "native-script name"),
+    ("NSO Group Technologies Ltd", "IL", "nso", "legal form and extra sector word"),
+    ("N.S.O. Group", "IL", "nso", "dotted initials"),
+    ("Candiru Ltd", "IL", "candiru", "legal form"),
+    ("Saito Tech Ltd", "IL", "candiru", "alias of Candiru"),
+    ("Intellexa S.A.", "GR", "intellexa", "legal form S.A."),
+    ("Intellexa Anonymi Etaireia", "GR", "intellexa", "Greek legal form spelt out"),
+    ("Positive Technologies JSC", "RU", "positive", "legal form JSC"),
+    ("Technologies Positive", "RU", "positive", "word order"),
+    ("Pozitiv Teknolodzhiz AO", "RU", "positive", "Russian transliteration (alias)"),
+    ("АО «Позитив Текнолоджиз»", "RU", "positive", "Cyrillic, transliterated"),
+    ("Cytrox AD", "MK", "cytrox", "legal form AD"),
+    ("Sytrox", "MK", "cytrox", "alias"),
+    ("Алмаз-Антей", "RU", "almaz", "Cyrillic Almaz-Antey"),
+    ("Megvii Technology Ltd", "CN", "megvii", "legal form"),
+    ("Sense Time", None, "sensetime", "word split differently"),
+    ("Zhejiang Dahua Technology Co., Ltd.", "CN", "dahua", "full name"),
+    ("COSEINC", "SG", "coseinc", "alias of Computer Security Initiative Consultancy"),
+    ("Beijing Institute of Technology", "CN", "beijing institute of technology",
+     "listed name made only of common words, given in full"),
+]
+
+
+@pytest.mark.parametrize(("query", "country", "word", "_why"), MUST_MATCH_CONFIRMED)
+def test_listed_names_and_variants_are_confirmed(matcher, index, query, country, word, _why):
+    match = best(matcher, query, country)
+    assert match is not None, f"{query!r} did not match"
+    assert match["status"] == "confirmed", match["explanation"]["text"]
+    entry = index.entries[index.find(match["entry_id"])[0]]
+    assert any(word in n.lower().replace(" ", "") or word in n.lower() for n in entry.names() + (entry.name,)) or (
+        word == "hikvision" and "海康威视" in entry.native_names), (query, entry.name)
+
+
+@pytest.mark.parametrize(("query", "country"), [
+    ("Almaz-Antei", "RU"),     # transliteration y/i: one letter off in a short word
+    ("Hikvison", None),        # typo, no country to support it
+])
+def test_near_variants_are_possible_matches(matcher, query, country):
+    match = best(matcher, query, country)
+    assert match is not None and match["status"] == "possible" and 80 <= match["score"] < 94
+
+
+def test_same_name_in_another_country_is_still_reported(matcher):
+    # Two Intellexa entries: Intellexa Limited (IE) and Intellexa S.A. (GR).
+    matches = {m["name"]: m for m in matcher.screen("Intellexa", "IE")}
+    assert matches["Intellexa Limited"]["status"] == "confirmed"
+    assert matches["Intellexa S.A."]["status"] == "possible"
+
+
+LOOK_ALIKES = [
+    "Hikari Vision Ltd", "Hikma Pharmaceuticals", "Positive Solutions Ltd", "Positive Energy Technologies",
+    "Positive Group", "NSO Logistics", "Candy Ru Ltd", "Candela Technologies", "Intellect Systems",
+    "Cytron Technologies", "Megavision", "Sensetek", "Sense Technologies", "Dahlia Technology", "Dahua Foods",
+    "Almaz Jewellery", "Nokia Solutions and Networks", "Siemens AG", "Apple Inc", "Sony Group Corporation",
+    "Intel Corporation", "Shenzhen Trading Co", "Digital Technology Co Ltd", "International Trading Co",
+]
+
+
+@pytest.mark.parametrize("query", LOOK_ALIKES)
+def test_innocent_look_alikes_do_not_match(matcher, query):
+    assert matcher.screen(query) == []
+    assert matcher.screen(query, "US") == []
+
+
+@pytest.mark.parametrize("query", ["Technology", "Co Ltd", "Co., Ltd.", "Group", "Beijing", "Limited",
+                                   "Technologies", "LLC", "JSC", "The", ""])
+def test_single_generic_words_never_match(matcher, index, query):
+    assert matcher.screen(query) == []
+    assert matcher.screen(query, "CN") == []
+    # not even the brute-force reference finds anything for them
+    assert index.brute_force(index.normaliser.normalise(query), 0.1) == []
+
+
+def test_country_qualifies_but_never_hides(matcher):
+    agrees = best(matcher, "Positive Technologies", "RU")
+    differs = best(matcher, "Positive Technologies", "US")
+    unknown = best(matcher, "Positive Technologies")
+    assert agrees["status"] == "confirmed"
+    assert differs is not None, "a name that matches exactly must not be hidden by the country"
+    assert differs["status"] == "possible" and differs["score"] < unknown["score"] <= agrees["score"]
+    assert "differs" in differs["explanation"]["country"]["note"]
+
+
+def test_acronym_alone_is_confirmed_only_with_its_country(matcher):
+    # "AIG" is the listed acronym of an Iranian entity (Armament Industries Group) and of an insurer.
+    elsewhere = best(matcher, "AIG", "US")
+    assert elsewhere is not None and elsewhere["status"] == "possible"
+    at_home = best(matcher, "AIG", "IR")
+    assert at_home["status"] == "confirmed"
+
+
+def test_match_says_why(matcher):
+    match = best(matcher, "Hikvision Digital Technology Co., Ltd.", "CN")
+    expl = match["explanation"]
+    assert {"query": "hikvision", "listed": "hikvision", "similarity": 100.0} in expl["agreed"]
+    assert "co" in expl["ignored"] and "ltd" in expl["ignored"]
+    assert expl["country"] == {"given": "CN", "listed": ["CN"], "adjustment": 5.0,
+                               "note": "CN agrees with the listing (CN)"}
+    assert "hikvision=hikvision" in expl["text"] and "CN agrees" in expl["text"]
+    assert match["list"] and match["entry_id"] and match["matched_name"]
+    assert match["list_version"] == "compiled-us-jp-ca@test"
+    assert len(match["entry_hash"]) == 64
+
+
+def test_typo_is_explained_with_its_similarity(matcher):
+    match = best(matcher, "Hikvison", None)
+    pair = match["explanation"]["agreed"][0]
+    assert pair["query"] == "hikvison" and pair["listed"] == "hikvision" and 90 < pair["similarity"] < 100
+
+
+def test_results_are_best_first_and_bounded(matcher):
+    matches = matcher.screen("Huawei Technologies Co., Ltd.", "CN")
+    assert 1 < len(matches) <= MatchPolicy().max_matches
+    scores = [m["score"] for m in matches]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_thresholds_come_from_policy(index):
+    strict = Matcher(index, MatchPolicy.from_policy({"confirmed_threshold": 99.5, "possible_threshold": 95}))
+    assert strict.screen("Almaz-Antei", "RU") == []
+    assert strict.screen("Hikvision", "CN")[0]["status"] == "confirmed"
+    with pytest.raises(ValueError, match="possible_threshold"):
+        MatchPolicy.from_policy({"confirmed_threshold": 70, "possible_threshold": 80})
+
+
+@pytest.mark.parametrize(("query", "country"), [(q, c) for q, c, _, _ in MUST_MATCH_CONFIRMED] + [
+    ("Almaz-Antei", "RU"), ("Hikvison", None), ("Positive Solutions Ltd", None)])
+def test_index_finds_what_brute_force_finds(index, query, country):
+    normal = index.normaliser.normalise(query)
+    fast = {(h.entry, round(h.score, 6)) for h in index.search(normal, 75)}
+    slow = {(h.entry, round(h.score, 6)) for h in index.brute_force(normal, 75)}
+    assert fast == slow
