@@ -196,7 +196,8 @@ def _operation(app: Flask, route, op: dict) -> dict:
     declared = {p["name"] for p in op.get("parameters", []) if p.get("in") == "path"}
 
     params = list(op.get("parameters", [])) + [
-        {"in": "path", "name": n, "required": True, "schema": ID}
+        {"in": "path", "name": n, "required": True,
+         "schema": {"type": "integer", "minimum": 0} if n in route.integer_params else ID}
         for n in re.findall(r"{([a-zA-Z_]+)}", route.path) if n not in declared]
     if params:
         op["parameters"] = params

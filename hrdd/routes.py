@@ -35,6 +35,7 @@ class Route:
     auth: str
     roles: tuple[str, ...]
     note: str
+    integer_params: tuple[str, ...] = ()
 
 
 def route_table(app: Flask) -> list[Route]:
@@ -48,8 +49,9 @@ def route_table(app: Flask) -> list[Route]:
             auth, note = "public", "static files (stylesheets, scripts)"
         roles = tuple(getattr(view, "required_roles", ()) or ())
         path = re.sub(r"<(?:[a-z]+:)?([a-zA-Z_]+)>", r"{\1}", rule.rule)
+        integers = tuple(re.findall(r"<int:([a-zA-Z_]+)>", rule.rule))
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            rows.append(Route(method, path, rule.endpoint, auth or "UNDECLARED", roles, note))
+            rows.append(Route(method, path, rule.endpoint, auth or "UNDECLARED", roles, note, integers))
     return sorted(rows, key=lambda r: (r.path, r.method))
 
 
