@@ -197,7 +197,7 @@ def _operation(app: Flask, route, op: dict) -> dict:
 
     params = list(op.get("parameters", [])) + [
         {"in": "path", "name": n, "required": True,
-         "schema": {"type": "integer", "minimum": 0} if n in route.integer_params else ID}
+         "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1} if n in route.integer_params else ID}
         for n in re.findall(r"{([a-zA-Z_]+)}", route.path) if n not in declared]
     if params:
         op["parameters"] = params

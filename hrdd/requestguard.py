@@ -7,6 +7,7 @@ parameters, so without this check ``GET /v1/screenings/%00`` was a 500 on the pr
 from __future__ import annotations
 
 from flask import Flask, request
+from werkzeug.routing import IntegerConverter
 
 from hrdd.errors import ApiError
 
@@ -23,8 +24,22 @@ def _nul_in_request() -> str | None:
     return None
 
 
+class StoreInteger(IntegerConverter):
+    """``<int:...>`` path parts that fit the store's INTEGER columns; larger ones are a 404, not a 500.
+
+    PostgreSQL refuses a parameter beyond 2**31 - 1 for an INTEGER column ("integer out of range").
+    """
+
+    def __init__(self, map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):  # noqa: A002 - werkzeug's names
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def install(app: Flask) -> None:
-    """Answer 400 (the one JSON error shape) to any request with NUL in its URL or headers."""
+    """Answer 400 (the one JSON error shape) to any request with NUL in its URL or headers; bound int paths.
+
+    Must run before any blueprint is registered, so every ``<int:...>`` rule uses the bounded converter.
+    """
+    app.url_map.converters["int"] = StoreInteger
 
     @app.before_request
     def _refuse_nul():
