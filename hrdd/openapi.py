@@ -128,13 +128,10 @@ def _hook_operations(app: Flask, names: list[str]) -> dict:
 
 
 def _adapter_names(app: Flask) -> list[str]:
-    from hrdd.services import current_services
-
+    """The names under /v1/hooks/ an installed adapter answers (tried from the plugin module names)."""
     pm = app.extensions["hrdd"].pm
     candidates = {name.rsplit(".", 1)[-1].removeprefix("adapter_") for name, _ in pm.list_name_plugin() if name}
-    with app.app_context():
-        current_services()
-        return sorted(n for n in candidates if pm.hook.hrdd_webhook_adapter(name=n, app=app) is not None)
+    return sorted(n for n in candidates if pm.hook.hrdd_webhook_adapter(name=n, app=app) is not None)
 
 
 def _enumerate_codes(schemas: dict, app: Flask) -> None:

@@ -106,9 +106,11 @@ class HubSpotAdapter(WebhookAdapter):
         except ValueError as exc:
             raise PayloadError(f"the body is not JSON: {exc}") from None
         if isinstance(data, list):
-            if not data or len(data) > MAX_BATCH:
+            if not data:
+                raise PayloadError("the batch is empty")
+            if len(data) > MAX_BATCH:
                 # HubSpot sends at most 100 events a request; more is not HubSpot, and each costs a write.
-                raise PayloadError(f"a batch holds 1 to {MAX_BATCH} events, this one {len(data)}")
+                raise PayloadError(f"a batch holds at most {MAX_BATCH} events, this one {len(data)}")
             return [self._event(e, i, settings) for i, e in enumerate(data)]
         if isinstance(data, dict):
             return [self._workflow(data, raw)]

@@ -115,3 +115,8 @@ def hrdd_webhook_adapter(name, app):
 def hrdd_register_routes(app):
     """Add /v1/hooks/odoo/<token>."""
     app.register_blueprint(bp)
+
+
+odoo_with_token.openapi = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
+    "responses": {"202": {"description": "Each record screened, or held with its reason"}}}
