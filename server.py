@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -63,6 +64,17 @@ def _install_error_handlers(app: Flask) -> None:
         response = jsonify({"code": code, "status": exc.code, "message": messages.get(exc.code, exc.description),
                             "errors": {}})
         response.status_code = exc.code or 500
+        return response
+
+    @app.errorhandler(sa.exc.OperationalError)
+    def _store_unavailable(exc: sa.exc.OperationalError):
+        # The database is down, restarting or unreachable: a retryable 503, not an internal error.
+        log.warning("database unavailable: %s", str(exc.orig or exc).splitlines()[0] if str(exc) else exc)
+        response = jsonify({"code": "store_unavailable", "status": 503,
+                            "message": "The database is not reachable; the request may not have completed. "
+                                       "Retry it (with the same Idempotency-Key) shortly.", "errors": {}})
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
         return response
 
     @app.errorhandler(Exception)

@@ -68,6 +68,15 @@ _APPEND = insert(audit_log)
 _MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1)
 
 
+def lock_chain(connection) -> None:
+    """Take the chain's row lock now, for a writer that reads state before deciding to append.
+
+    Held until the caller's transaction ends; instances sharing a PostgreSQL database queue here, so
+    the chain never forks (SQLite has one writer at a time anyway).
+    """
+    connection.execute(_HEAD).first()
+
+
 def record(connection, actor: str, action: str, subject: str, details: dict | None = None) -> dict:
     """Append one entry in the caller's database transaction and return it.
 

@@ -39,6 +39,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     for key, value in (overrides or {}).items():
         config[key] = Path(value) if key in _PATH_KEYS and value is not None else value
     if not config.get("SECRET_KEY"):
-        # A per-process random key keeps sessions safe in development; production sets HRDD_SECRET_KEY.
-        config["SECRET_KEY"] = os.urandom(32).hex()
+        # Not a per-process random key: instances sharing a database must sign sessions alike, so the
+        # workspace keeps a generated key in the database (hrdd.workspace.security.ensure_secret_key).
+        config.pop("SECRET_KEY")
     return config

@@ -33,10 +33,11 @@ class Change:
 
 @dataclass
 class RescreenResult:
-    """What a run did: how many were examined, stored anew, changed decision, and which cases opened."""
+    """What a run did: examined, stored anew, already stored by a concurrent run, changed decisions."""
 
     examined: int = 0
     stored: int = 0
+    replayed: int = 0
     changes: list[Change] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -129,14 +130,20 @@ def rescreen(services, *, stages: Iterable[str] = DEFAULT_STAGES, since_list_ver
         if not store_unchanged and not _differs(previous, fresh):
             continue
         reason = "Post-sale re-screening: " + describe(previous, fresh.to_dict())
+        # Keyed by the screening it follows: runs started at once on several machines store one
+        # re-screening per transaction (the unique key decides), and the others replay it.
         with cases.rescreen_context(previous, reason):
-            current, _ = services.screen_and_store(body, source="rescreen")
+            current, created = services.screen_and_store(body, source="rescreen",
+                                                         idempotency_key=f"rescreen:{previous['id']}")
+        if not created:
+            result.replayed += 1
+            continue
         result.stored += 1
         if _differs(previous, fresh):
             result.changes.append(Change(previous["transaction_id"], previous, current, describe(previous, current)))
     with services.store.begin() as conn:
         audit.record(conn, actor, "rescreen.run", "rescreen", {
             "stages": list(stages), "since_list_version": since_list_version, "examined": result.examined,
-            "stored": result.stored, "decision_changes": len(result.decision_changes),
+            "stored": result.stored, "replayed": result.replayed, "decision_changes": len(result.decision_changes),
             "errors": len(result.errors)})
     return result

@@ -23,6 +23,7 @@ from hrdd.tables import api_keys, screenings, transactions
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ROLES = ("crm", "contracts", "export", "reviewer", "admin")
 KEY_CACHE_SECONDS = 10.0
+MIGRATION_LOCK = 0x68726464  # "hrdd": the advisory lock key held while migrating
 
 
 def new_id(prefix: str) -> str:
@@ -107,6 +108,10 @@ class Store:
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Instances starting at once migrate one after another (DDL is transactional there);
+                # the later ones find the schema current.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")
 
@@ -124,6 +129,27 @@ class Store:
         """A connection inside a transaction that commits on success and rolls back on error."""
         with self.write_lock, self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def exclusive(self, name: str):
+        """Run the block in one process at a time across every instance sharing this database.
+
+        PostgreSQL: a session advisory lock named by ``name``, released at the end (or when the process
+        dies and its connection closes). SQLite (one machine, usually one process) has no such lock: the
+        caller's own process lock is what serialises it there.
+        """
+        if self.dialect != "postgresql":
+            yield
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
 
     def _insert(self, table):
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
@@ -171,6 +197,8 @@ class Store:
         result_rows = conn.execute(stmt, values)
         if idempotency_key and result_rows.first() is None:
             raise _LostRace
+        # The update takes the transaction's row lock before the plugins' hooks run, so screenings of one
+        # deal stored by different instances open one case, not two, and see each other's rows.
         conn.execute(self._stmt_touch_transaction, {"txn_id": txn_id, "now": now})
         if self.pm is not None:
             self.pm.hook.hrdd_screening_stored(screening=result, connection=conn, store=self)

@@ -92,12 +92,27 @@ def worker_command(once: bool, interval: float):
     """Fetch and screen queued CRM events and deliver decisions back to the CRM (retries with back-off)."""
     app = current_app._get_current_object()
     while True:
-        counts = run_once(app)
-        if once or any(counts["events"].values()) or any(counts["writeback"].values()):
+        try:
+            counts = run_once(app)
+        except sa.exc.OperationalError as exc:
+            # The database is away (restart, fail-over, network): keep the worker alive and try again;
+            # leased rows whose outcome could not be written are taken again when their lease ends.
+            if once:
+                raise
+            log.warning("worker pass failed, database unavailable; retrying in %.0f s: %s", interval,
+                        str(exc.orig or exc).splitlines()[0])
+            click.echo(json.dumps({"error": "database unavailable", "retry_in_s": interval}), err=True)
+            time.sleep(interval)
+            continue
+        busy = any(counts["events"].values()) or any(counts["writeback"].values())
+        if once or busy:
             click.echo(json.dumps(counts))
         if once:
             return
-        time.sleep(interval)
+        if not busy:
+            # Sleep only when a pass found nothing to do: sleeping after every batch of 50 capped the
+            # drain rate at 50 rows per interval, and a backlog then grew under sustained load.
+            time.sleep(interval)
 
 
 @click.group("outbox", invoke_without_command=True)

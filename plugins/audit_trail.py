@@ -32,6 +32,8 @@ def hrdd_startup(app):
     fingerprint = _configuration_fingerprint(app)
     text = json.dumps(fingerprint, sort_keys=True)
     with app.extensions["hrdd"].store.begin() as conn:
+        # Instances starting together would otherwise both see "no record yet" and both insert it.
+        audit.lock_chain(conn)
         row = conn.execute(select(workspace_settings.c.value)
                            .where(workspace_settings.c.key == "configuration")).first()
         if row is not None and row.value == text:

@@ -153,7 +153,8 @@ def hrdd_register_commands(cli):
             click.echo(f"error: {error}", err=True)
         click.echo(f"{result.examined} examined, {result.stored} new screenings, "
                    f"{len(result.decision_changes)} changed decisions (each opened a case), "
-                   f"{len(result.errors)} errors")
+                   f"{len(result.errors)} errors"
+                   + (f", {result.replayed} already stored by a concurrent run" if result.replayed else ""))
         if result.errors:
             raise SystemExit(1)
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from hrdd.adapters import signatures
 from hrdd.adapters.config import reveal
 from hrdd.adapters.http import HttpError, call, tokens
-from hrdd.adapters.tables import iso, new_id, now, outbox
+from hrdd.adapters.tables import aware, iso, new_id, now, outbox
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +92,23 @@ def retry(store, row_id: str) -> bool:
     return bool(done.rowcount)
 
 
-def _claim(store, row_id: str, moment, lease: float) -> bool:
-    # A lease instead of a lock: the row is invisible to other workers until it expires.
+def claim_due(store, table, keys, due, *, lease_until, limit: int) -> list:
+    """Lease up to ``limit`` due rows of ``table`` to this worker and return them, oldest first.
+
+    One statement: ``UPDATE … SET next_attempt_at = <lease end> WHERE key IN (SELECT key … WHERE <due>
+    LIMIT n FOR UPDATE SKIP LOCKED) RETURNING …``. On PostgreSQL, workers on different machines skip each
+    other's rows instead of waiting for them or taking them twice; SQLite runs one writing statement at a
+    time, so the same statement (without the locking clause, which it does not have) is already exclusive.
+    A worker that dies holding a lease loses it when the lease runs out, and another worker takes the row.
+    """
+    key_cols = [table.c[k] for k in keys]
+    picked = (sa.select(*key_cols).where(*due).order_by(table.c.created_at, *key_cols).limit(limit)
+              .with_for_update(skip_locked=True))
+    target = sa.tuple_(*key_cols).in_(picked) if len(key_cols) > 1 else key_cols[0].in_(picked)
     with store.begin() as conn:
-        done = conn.execute(outbox.update().where(
-            outbox.c.id == row_id, outbox.c.status == "pending", outbox.c.next_attempt_at <= moment,
-        ).values(next_attempt_at=moment + timedelta(seconds=lease)))
-    return done.rowcount == 1
+        leased = conn.execute(table.update().where(target).values(next_attempt_at=lease_until)
+                              .returning(*table.c)).fetchall()
+    return sorted(leased, key=lambda r: (aware(r.created_at), *(getattr(r, k) for k in keys)))
 
 
 def deliver_due(services, settings: dict, *, moment=None, limit: int = 50) -> dict[str, int]:
@@ -106,13 +116,11 @@ def deliver_due(services, settings: dict, *, moment=None, limit: int = 50) -> di
     moment = moment or now()
     policy = worker_settings(settings)
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
-    with services.store.engine.connect() as conn:
-        due = conn.execute(sa.select(outbox).where(outbox.c.status == "pending",
-                                                   outbox.c.next_attempt_at <= moment)
-                           .order_by(outbox.c.created_at, outbox.c.id).limit(limit)).fetchall()
+    lease_until = moment + timedelta(seconds=float(policy["lease"]))
+    due = claim_due(services.store, outbox, ("id",), (outbox.c.status == "pending",
+                                                       outbox.c.next_attempt_at <= moment),
+                    lease_until=lease_until, limit=limit)
     for row in due:
-        if not _claim(services.store, row.id, moment, float(policy["lease"])):
-            continue
         attempts = row.attempts + 1
         try:
             sent = send(services, settings, row, timeout=float(policy["timeout"]))
@@ -121,14 +129,23 @@ def deliver_due(services, settings: dict, *, moment=None, limit: int = 50) -> di
             values = dict(attempts=attempts, last_error=str(exc)[:2000], last_status=exc.status,
                           status="failed" if final else "pending",
                           next_attempt_at=moment + backoff(attempts, policy))
-            counts["failed" if final else "retrying"] += 1
+            outcome = "failed" if final else "retrying"
             log.warning("write-back %s to %s failed (attempt %d): %s", row.id, row.system, attempts, exc)
         else:
             values = dict(attempts=attempts, status="delivered", delivered_at=now(), sent=sent,
                           last_error=None, last_status=sent.get("status"))
-            counts["delivered"] += 1
+            outcome = "delivered"
         with services.store.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == row.id).values(**values))
+            # Only while the lease is still ours: a worker that overran it must not overwrite the
+            # outcome of the worker that took the row over.
+            done = conn.execute(outbox.update().where(
+                outbox.c.id == row.id, outbox.c.status == "pending", outbox.c.next_attempt_at == lease_until,
+            ).values(**values)).rowcount
+        if done:
+            counts[outcome] += 1
+        else:
+            log.warning("write-back %s: lease ran out before the outcome (%s) was recorded; another worker "
+                        "has the row", row.id, outcome)
     return counts
 
 

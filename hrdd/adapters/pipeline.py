@@ -97,7 +97,7 @@ def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts:
         return _invalid(services, adapter, event, settings,
                         "cannot screen: missing or unusable fields: " + "; ".join(missing))
     try:
-        screening, _created = services.screen_and_store(
+        screening, created = services.screen_and_store(
             body, idempotency_key=f"{adapter.vendor}:{event.delivery_id}"[:255], source=adapter.vendor)
     except ApiError as exc:
         detail = f"{exc.message}" + (f" {exc.errors}" if exc.errors else "")
@@ -106,9 +106,12 @@ def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts:
                "transaction_id": screening["transaction_id"], "stage": screening["stage"],
                "decision": screening["decision"], "gate": screening["gate"],
                "hold_reasons": screening.get("hold_reasons", [])}
-    return _update(services.store, adapter.vendor, event, status="screened", outcome=outcome,
-                   screening_id=screening["id"], transaction_id=screening["transaction_id"],
-                   stage=screening["stage"], reason=None, event=event.to_dict(), next_attempt_at=None)
+    recorded = _update(services.store, adapter.vendor, event, status="screened", outcome=outcome,
+                       screening_id=screening["id"], transaction_id=screening["transaction_id"],
+                       stage=screening["stage"], reason=None, event=event.to_dict(), next_attempt_at=None)
+    # A copy of this delivery processed at the same moment (another instance, say) stored the screening:
+    # answer as a replay, so the sender sees one "created" per delivery.
+    return recorded if created else {**recorded, "replayed": True}
 
 
 def _hold(adapter, event: VendorEvent, reason: str) -> dict:
@@ -143,22 +146,13 @@ def process_due(services, resolve, settings: dict, *, moment=None, limit: int = 
     """
     moment = moment or now()
     counts = {"screened": 0, "pending": 0, "invalid": 0}
-    with services.store.engine.connect() as conn:
-        due = conn.execute(sa.select(adapter_deliveries).where(
-            adapter_deliveries.c.status.in_(("queued", "pending_enrichment")),
-            adapter_deliveries.c.next_attempt_at <= moment,
-        ).order_by(adapter_deliveries.c.created_at).limit(limit)).fetchall()
+    # Lease the due rows (SKIP LOCKED on PostgreSQL) so a second worker does not process them as well.
+    due = outbox.claim_due(services.store, adapter_deliveries, ("vendor", "delivery_id"), (
+        adapter_deliveries.c.status.in_(("queued", "pending_enrichment")),
+        adapter_deliveries.c.next_attempt_at <= moment), lease_until=moment + timedelta(seconds=120), limit=limit)
     for row in due:
         adapter = resolve(row.vendor)
         if adapter is None:
-            continue
-        with services.store.begin() as conn:
-            # Lease the row so a second worker does not process it at the same time.
-            leased = conn.execute(adapter_deliveries.update().where(
-                adapter_deliveries.c.vendor == row.vendor, adapter_deliveries.c.delivery_id == row.delivery_id,
-                adapter_deliveries.c.next_attempt_at == row.next_attempt_at,
-            ).values(next_attempt_at=moment + timedelta(seconds=120))).rowcount
-        if not leased:
             continue
         outcome = complete(services, adapter, VendorEvent.from_dict(row.event), settings, attempts=row.attempts)
         key = {"screened": "screened", "invalid": "invalid"}.get(outcome["status"], "pending")

@@ -130,7 +130,8 @@ def screen_name(store, data_dir: str | Path, policy, name: str, country: str | N
 
 def ensure_default_list(store, data_dir: str | Path) -> tuple[storage.ActiveList, ...]:
     """Load the shipped compiled list as the first version when no list has been loaded."""
-    with _lock:
+    # The lock is the database's, not this process's: instances sharing a store load the list once.
+    with _lock, store.exclusive("hrdd.parties.default_list"):
         active = storage.active_lists(store)
         if active:
             return active

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from hrdd import audit
 from hrdd.model import Transaction
+from hrdd.tables import transactions
 from hrdd.workspace.tables import case_decisions, case_notes, cases
 from hrdd.workspace.util import days_ago_iso, new_id, now_iso
 
@@ -128,6 +129,11 @@ _DECISIONS = (select(case_decisions).where(case_decisions.c.transaction_id == bi
               .order_by(case_decisions.c.decided_at.desc(), case_decisions.c.id.desc()))
 
 
+_LOCK_TRANSACTION = (select(transactions.c.id).where(transactions.c.id == bindparam("txn"))
+                     .with_for_update(key_share=True))
+_LOCK_CASE = select(cases).where(cases.c.id == bindparam("case")).with_for_update(key_share=True)
+
+
 def open_case_for_transaction(conn, transaction_id: str) -> dict | None:
     """The transaction's undecided case, if any."""
     row = conn.execute(_OPEN_CASE, {"txn": transaction_id}).first()
@@ -198,6 +204,11 @@ def decide(conn, case_id: str, *, outcome: str, rationale: str, actor: str, scre
     case = conn.execute(select(cases).where(cases.c.id == case_id)).first()
     if case is None:
         raise LookupError(case_id)
+    # Lock the deal, then the case, in the order a screening being stored takes them: two instances
+    # deciding at once make a linear chain of decisions, and a screening stored meanwhile sees the
+    # decision (and opens a new case if it no longer covers it) instead of noting on a decided case.
+    conn.execute(_LOCK_TRANSACTION, {"txn": case.transaction_id})
+    case = conn.execute(_LOCK_CASE, {"case": case_id}).first()
     errors = {}
     if outcome not in OUTCOMES:
         errors["decision"] = f"must be one of {', '.join(OUTCOMES)}"

@@ -9,7 +9,8 @@ import secrets
 from datetime import timedelta
 
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
-from sqlalchemy import insert, select
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from hrdd.workspace.tables import workspace_settings
 
@@ -41,14 +42,14 @@ def ensure_secret_key(app, store) -> None:
     """
     key = app.config.get("SECRET_KEY") or app.config.get("HRDD_SECRET_KEY") or os.environ.get("HRDD_SECRET_KEY")
     if not key:
+        # Insert-if-absent, then read: instances starting at once all end up with the first one's key.
         with store.begin() as conn:
-            row = conn.execute(select(workspace_settings.c.value)
-                               .where(workspace_settings.c.key == "session_secret")).first()
-            if row is None:
-                key = secrets.token_hex(32)
-                conn.execute(insert(workspace_settings).values(key="session_secret", value=key))
-            else:
-                key = row.value
+            dialect_insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+            conn.execute(dialect_insert(workspace_settings).values(key="session_secret", value=secrets.token_hex(32))
+                         .on_conflict_do_nothing(index_elements=["key"]))
+        with store.engine.connect() as conn:
+            key = conn.execute(select(workspace_settings.c.value)
+                               .where(workspace_settings.c.key == "session_secret")).scalar_one()
     app.secret_key = key
 
 

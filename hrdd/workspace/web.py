@@ -30,6 +30,10 @@ def init_app(app) -> None:
     security.configure_sessions(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("HRDD_RATELIMIT_STORAGE_URI") or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # If a shared store (Redis) goes away, count in this process until it is back rather than fail requests.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    # Several deployments may share one Redis: HRDD_RATELIMIT_KEY_PREFIX keeps their counts apart.
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config.get("HRDD_RATELIMIT_KEY_PREFIX") or "")
     limiter.init_app(app)
 
     @app.context_processor
