@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from hrdd import requestguard
 from hrdd.api import documents, hooks, meta, screenings, transactions
 from hrdd.config import load_config
 from hrdd.errors import ApiError
@@ -26,6 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings["HRDD_MAX_BODY"]
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Strict parsing (NaN, NUL, surrogates and deep nesting are a 400, never a 500); orjson for responses.
     app.json = FastJSONProvider(app)
     app.json.sort_keys = False
 
@@ -34,6 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     services.store.upgrade()
     app.extensions["hrdd"] = services
     services.metrics.install(app)
+    requestguard.install(app)
 
     for module in (meta, screenings, transactions, documents, hooks):
         app.register_blueprint(module.bp)

@@ -73,13 +73,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=8, help="waitress threads for both servers")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--fixture", default="transaction_egypt_biometric.json",
+                        help="request body under tests/fixtures (default: DESIGN.md's escalated example)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
     tmp = Path(tempfile.mkdtemp(prefix="hrdd-bench-"))
     db = args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
     env = {**os.environ, "HRDD_DATABASE_URL": db}
-    fixture = ROOT / "tests" / "fixtures" / "transaction_egypt_biometric.json"
+    fixture = ROOT / "tests" / "fixtures" / args.fixture
     key = subprocess.run([PY, "-m", "hrdd.cli", "keys", "create", "bench", "--role", "crm"], env=env, cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     hrdd_port, echo_port = free_port(), free_port()
@@ -104,6 +106,7 @@ def main() -> None:
             proc.wait(10)
     backend = "postgresql" if db.startswith("postgresql") else "sqlite"
     ratio = hrdd["requests_per_s"] / echo["requests_per_s"]
+    print(f"fixture: {args.fixture}")
     print(f"backend: {backend}; {args.connections} connections, {args.seconds}s each, waitress {args.threads} threads")
     for name, r in (("bare echo", echo), ("hrdd screening", hrdd)):
         print(f"{name:>15}: {r['requests_per_s']:8.1f} req/s  p50 {r['p50_ms']:.2f} ms  p90 {r['p90_ms']:.2f} ms  "
@@ -111,10 +114,10 @@ def main() -> None:
     print(f"ratio screening/echo: {ratio:.2f}")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    record = {"backend": backend, "connections": args.connections, "seconds": args.seconds,
+    record = {"backend": backend, "fixture": args.fixture, "connections": args.connections, "seconds": args.seconds,
               "echo": {k: v for k, v in echo.items() if k != "raw"},
               "screening": {k: v for k, v in hrdd.items() if k != "raw"}, "ratio": round(ratio, 3)}
-    (out / f"screening-{backend}.json").write_text(json.dumps(record, indent=2))
+    (out / f"screening-{backend}-{Path(args.fixture).stem}.json").write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":

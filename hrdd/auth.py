@@ -47,6 +47,27 @@ def require_role(*roles: str):
             return view(*args, **kwargs)
 
         wrapper.required_roles = tuple(sorted(allowed)) if roles else ("any",)
+        wrapper.auth = "api_key"
         return wrapper
+
+    return decorator
+
+
+def public(reason: str):
+    """Mark a view as deliberately open to anyone, saying why (docs/security.md lists every route's access)."""
+    def decorator(view):
+        view.auth = "public"
+        view.public_reason = reason
+        return view
+
+    return decorator
+
+
+def vendor_authenticated(how: str):
+    """Mark a webhook view whose caller is authenticated the vendor's way (signature, token), saying how."""
+    def decorator(view):
+        view.auth = "vendor"
+        view.public_reason = how
+        return view
 
     return decorator

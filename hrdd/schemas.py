@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from hrdd.model import ANSWER_VALUES, END_USER_TYPES, PARTY_ROLES, SECTORS, STAGES
 from hrdd.reference.countries import CountryCodes, UnknownCountry
@@ -15,6 +15,9 @@ class Country(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > 100:
+            # Checked before the (fuzzy, comparatively slow) name look-up; no country name is this long.
+            raise ValidationError("A country is an ISO 3166-1 code or a name of at most 100 characters")
         try:
             return _codes.normalise(text)
         except UnknownCountry as exc:
@@ -104,6 +107,13 @@ class TransactionSchema(StrictSchema):
 
 # ---- responses (documentation of what the API returns; used for OpenAPI) ----
 
+class ResponseSchema(Schema):
+    """A response body: the documented fields, and plugins may add more (additionalProperties allowed)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
 class ErrorSchema(Schema):
     code = fields.String(metadata={"description": "machine-readable error code"})
     status = fields.Integer()
@@ -111,7 +121,7 @@ class ErrorSchema(Schema):
     errors = fields.Dict(metadata={"description": "per-field messages"})
 
 
-class RedFlagSchema(Schema):
+class RedFlagSchema(ResponseSchema):
     id = fields.String()
     step = fields.Integer()
     severity = fields.String(validate=validate.OneOf(("low", "medium", "high", "critical")))
@@ -122,34 +132,39 @@ class RedFlagSchema(Schema):
     raised_by = fields.String()
 
 
-class StepSchema(Schema):
+class StepSchema(ResponseSchema):
     step = fields.Integer()
     title = fields.String()
     status = fields.String()
     flags = fields.List(fields.String())
 
 
-class SafeguardSchema(Schema):
+class SafeguardSchema(ResponseSchema):
     id = fields.String()
     kind = fields.String()
     title = fields.String()
 
 
-class RiskSchema(Schema):
+class RiskSchema(ResponseSchema):
     score = fields.Integer()
     level = fields.String()
 
 
-class ScreeningSchema(Schema):
+class ScreeningSchema(ResponseSchema):
     """A stored screening (201 on creation, 200 on an idempotent replay)."""
 
-    id = fields.String()
-    transaction_id = fields.String()
-    created_at = fields.String()
+    id = fields.String(allow_none=True, metadata={"description": "null on a dry run (nothing stored)"})
+    transaction_id = fields.String(allow_none=True, metadata={"description": "null on a dry run"})
+    created_at = fields.String(allow_none=True, metadata={"description": "null on a dry run"})
     stage = fields.String()
     decision = fields.String(validate=validate.OneOf(("proceed", "proceed_with_safeguards", "escalate",
                                                       "do_not_proceed")))
-    gate = fields.String(validate=validate.OneOf(("release", "release_with_conditions", "hold", "block")))
+    gate = fields.String(validate=validate.OneOf(("release", "release_with_conditions", "hold", "block")),
+                         metadata={"description": "the transaction's effective gate (reviewer decisions and "
+                                                  "order-stage holds applied)"})
+    engine_gate = fields.String(validate=validate.OneOf(("release", "release_with_conditions", "hold", "block")),
+                                metadata={"description": "the gate the engine's decision alone implies"})
+    dry_run = fields.Boolean(metadata={"description": "true when screened without storing (?dry_run=true)"})
     risk = fields.Nested(RiskSchema)
     red_flags = fields.List(fields.Nested(RedFlagSchema))
     steps = fields.List(fields.Nested(StepSchema))
@@ -163,12 +178,14 @@ class ScreeningSchema(Schema):
     hold_reasons = fields.List(fields.String())
 
 
-class TransactionRecordSchema(Schema):
+class TransactionRecordSchema(ResponseSchema):
     """A business reference's screenings across stages, newest first, with the current gate."""
 
     id = fields.String()
     reference = fields.Nested(ReferenceSchema)
     created_at = fields.String()
+    updated_at = fields.String()
+    latest_screening_id = fields.String()
     gate = fields.String()
     decision = fields.String()
     hold_reasons = fields.List(fields.String())

@@ -74,7 +74,9 @@ class Store:
         self.pm = pm
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        kwargs: dict[str, Any] = {"future": True, "json_serializer": jsonio.dumps,
+        # hide_parameters: a database error's message (which is logged) never carries the values bound to
+        # it, which can be personal data (grievance reporters) or key digests.
+        kwargs: dict[str, Any] = {"future": True, "hide_parameters": True, "json_serializer": jsonio.dumps,
                                   "json_deserializer": jsonio.loads}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}

@@ -11,10 +11,10 @@ Deduplicated on OperationId + entity id. A context Dataverse trimmed for size
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 
+from hrdd import safejson
 from hrdd.adapters import fieldmap, signatures
 from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.config import reveal
@@ -72,20 +72,31 @@ def convert(value):
     return value
 
 
+def pairs(container: dict, key: str) -> list:
+    """A Dataverse key/value list (``[]`` when absent); PayloadError when it is not a list."""
+    value = container.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PayloadError(f"RemoteExecutionContext: {key} must be a list of key/value pairs, "
+                           f"not {type(value).__name__}")
+    return value
+
+
 def attributes(entity: dict) -> dict:
     """An entity's Attributes and FormattedValues as one flat dict (labels under ``name@label``)."""
     out = {}
-    for pair in entity.get("Attributes") or []:
-        if isinstance(pair, dict) and "key" in pair:
+    for pair in pairs(entity, "Attributes"):
+        if isinstance(pair, dict) and isinstance(pair.get("key"), str):
             out[pair["key"]] = convert(pair.get("value"))
-    for pair in entity.get("FormattedValues") or []:
-        if isinstance(pair, dict) and "key" in pair:
+    for pair in pairs(entity, "FormattedValues"):
+        if isinstance(pair, dict) and isinstance(pair.get("key"), str):
             out[f"{pair['key']}@label"] = pair.get("value")
     return out
 
 
 def _parameter(context: dict, name: str):
-    for pair in context.get("InputParameters") or []:
+    for pair in pairs(context, "InputParameters"):
         if isinstance(pair, dict) and pair.get("key") == name:
             return pair.get("value")
     return None
@@ -109,7 +120,7 @@ class DynamicsAdapter(WebhookAdapter):
         orgs = settings.get("organization_ids") or []
         if orgs:
             try:
-                org = str(json.loads(raw).get("OrganizationId", ""))
+                org = str(safejson.loads(raw).get("OrganizationId", ""))
             except (ValueError, AttributeError):
                 return  # parse() answers 400
             if not signatures.matches_any(org.lower(), [str(o).lower() for o in orgs]):
@@ -118,7 +129,7 @@ class DynamicsAdapter(WebhookAdapter):
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
         """One event per context; Target attributes laid over the post-image (or pre-image)."""
         try:
-            context = json.loads(raw)
+            context = safejson.loads(raw)
         except ValueError as exc:
             raise PayloadError(f"the body is not JSON: {exc}") from None
         if not isinstance(context, dict):
@@ -137,7 +148,7 @@ class DynamicsAdapter(WebhookAdapter):
             return [event]
         record: dict = {}
         for images in ("PreEntityImages", "PostEntityImages"):
-            for pair in context.get(images) or []:
+            for pair in pairs(context, images):
                 if isinstance(pair, dict) and isinstance(pair.get("value"), dict):
                     record.update(attributes(pair["value"]))
         target = _parameter(context, "Target")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 
 from flask import jsonify
 
+from hrdd import safejson
 from hrdd.adapters import signatures
 from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.events import PayloadError, VendorEvent
@@ -41,7 +43,7 @@ class GenericAdapter(WebhookAdapter):
             if not secret:
                 raise AuthError("X-HRDD-Signature sent but no signing secret is configured")
             stamp = request.headers.get("X-HRDD-Timestamp", "")
-            if not stamp.isdigit() or abs(time.time() - int(stamp)) > MAX_SKEW:
+            if not re.fullmatch(r"[0-9]{1,15}", stamp) or abs(time.time() - int(stamp)) > MAX_SKEW:
                 raise AuthError("X-HRDD-Timestamp missing or more than 5 minutes from now")
             expected = "sha256=" + signatures.hmac_sha256_hex(secret, stamp.encode() + b"." + raw)
             if not signatures.same(signature, expected):
@@ -56,7 +58,7 @@ class GenericAdapter(WebhookAdapter):
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
         """One canonical transaction or an array of them; each needs its reference."""
         try:
-            data = json.loads(raw)
+            data = safejson.loads(raw)
         except ValueError as exc:
             raise PayloadError(f"the body is not JSON: {exc}") from None
         batch = isinstance(data, list)

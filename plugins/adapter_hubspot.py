@@ -10,11 +10,12 @@ Deduplicated on portal + eventId + objectId; workflow calls (no event id) on the
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 import time
 
 from flask import jsonify
 
+from hrdd import safejson
 from hrdd.adapters import fieldmap, signatures
 from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.events import PayloadError, VendorEvent
@@ -24,6 +25,7 @@ from hrdd.adapters.signatures import AuthError
 from hrdd.hookspecs import hookimpl
 
 MAX_AGE_MS = 5 * 60 * 1000
+MAX_BATCH = 100
 DEAL_TYPE_ID = "0-3"
 API = "https://api.hubapi.com"
 
@@ -78,7 +80,7 @@ class HubSpotAdapter(WebhookAdapter):
         v3 = request.headers.get("X-HubSpot-Signature-v3")
         if v3:
             stamp = request.headers.get("X-HubSpot-Request-Timestamp", "")
-            if not stamp.isdigit():
+            if not re.fullmatch(r"[0-9]{1,15}", stamp):  # not isdigit(): it accepts '²', which int() refuses
                 raise AuthError("X-HubSpot-Request-Timestamp is missing")
             if abs(time.time() * 1000 - int(stamp)) > MAX_AGE_MS:
                 raise AuthError("X-HubSpot-Request-Timestamp is more than 5 minutes old")
@@ -100,12 +102,15 @@ class HubSpotAdapter(WebhookAdapter):
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
         """A JSON array is a webhooks API batch; a JSON object is one workflow webhook call."""
         try:
-            data = json.loads(raw)
+            data = safejson.loads(raw)
         except ValueError as exc:
             raise PayloadError(f"the body is not JSON: {exc}") from None
         if isinstance(data, list):
             if not data:
                 raise PayloadError("the batch is empty")
+            if len(data) > MAX_BATCH:
+                # HubSpot sends at most 100 events a request; more is not HubSpot, and each costs a write.
+                raise PayloadError(f"a batch holds at most {MAX_BATCH} events, this one {len(data)}")
             return [self._event(e, i, settings) for i, e in enumerate(data)]
         if isinstance(data, dict):
             return [self._workflow(data, raw)]

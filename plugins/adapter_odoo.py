@@ -14,11 +14,13 @@ import json
 
 from flask import Blueprint, current_app, request
 
+from hrdd import safejson
 from hrdd.adapters import signatures
 from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.config import reveal
 from hrdd.adapters.events import PayloadError, VendorEvent
 from hrdd.adapters.signatures import AuthError
+from hrdd.auth import vendor_authenticated
 from hrdd.hookspecs import hookimpl
 
 MAX_BATCH = 100
@@ -64,7 +66,7 @@ class OdooAdapter(WebhookAdapter):
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
         """One record per body (or an array of them); each needs _model and _id."""
         try:
-            data = json.loads(raw)
+            data = safejson.loads(raw)
         except ValueError as exc:
             raise PayloadError(f"the body is not JSON: {exc}") from None
         records = data if isinstance(data, list) else [data]
@@ -95,6 +97,7 @@ bp = Blueprint("odoo_hook", __name__)
 
 
 @bp.route("/v1/hooks/odoo/<token>", methods=["POST"])
+@vendor_authenticated("the secret token in the path, compared in constant time")
 def odoo_with_token(token: str):
     """The same adapter, with the secret token as the last path segment."""
     from hrdd.services import current_services
@@ -112,3 +115,8 @@ def hrdd_webhook_adapter(name, app):
 def hrdd_register_routes(app):
     """Add /v1/hooks/odoo/<token>."""
     app.register_blueprint(bp)
+
+
+odoo_with_token.openapi = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
+    "responses": {"202": {"description": "Each record screened, or held with its reason"}}}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
+import defusedxml.ElementTree as defused
+from defusedxml import DefusedXmlException
 from flask import Response
 
 from hrdd.adapters import signatures
@@ -66,7 +68,10 @@ def parse_notifications(raw: bytes) -> dict:
         # SOAP forbids DTDs; refusing them shuts out entity-expansion attacks.
         raise PayloadError("XML with a DOCTYPE or ENTITY declaration is not accepted")
     try:
-        root = ET.fromstring(raw)
+        # defusedxml also refuses a DTD the byte check above cannot see (a UTF-16 encoded body).
+        root = defused.fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException:
+        raise PayloadError("XML with a DOCTYPE or ENTITY declaration is not accepted") from None
     except ET.ParseError as exc:
         raise PayloadError(f"the body is not well-formed XML: {exc}") from None
     body = root.find(f"{{{SOAP_NS}}}Body")

@@ -12,10 +12,9 @@ Deduplicated on CloudEvents ``source`` + ``id``.
 
 from __future__ import annotations
 
-import json
-
 from flask import Response
 
+from hrdd import safejson
 from hrdd.adapters import signatures
 from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.config import reveal
@@ -28,6 +27,7 @@ from hrdd.hookspecs import hookimpl
 REQUIRED = ("specversion", "id", "source", "type")
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
+MAX_BATCH = 100
 # Business object of an event type -> (object type, key field in data, OData entity path, expand).
 OBJECTS = {
     "salesorder": ("SalesOrder", "SalesOrder", "API_SALES_ORDER_SRV/A_SalesOrder('{id}')",
@@ -102,18 +102,21 @@ class SapEventMeshAdapter(WebhookAdapter):
         content_type = (request.mimetype or "").lower()
         if content_type in (STRUCTURED, BATCH):
             try:
-                data = json.loads(raw)
+                data = safejson.loads(raw)
             except ValueError as exc:
                 raise PayloadError(f"the body is not JSON: {exc}") from None
             events = data if content_type == BATCH else [data]
             if not isinstance(events, list) or not events or not all(isinstance(e, dict) for e in events):
                 raise PayloadError("a CloudEvents batch is a non-empty JSON array of event objects")
+            if len(events) > MAX_BATCH:
+                # Each event may need an OData call inline: bound the work one request can cause.
+                raise PayloadError(f"a CloudEvents batch holds at most {MAX_BATCH} events, this one {len(events)}")
         else:
             attrs = {k[3:].lower(): v for k, v in request.headers.items() if k.lower().startswith("ce-")}
             if not attrs:
                 raise PayloadError("no CloudEvents attributes: send ce-* headers or application/cloudevents+json")
             try:
-                attrs["data"] = json.loads(raw) if raw else None
+                attrs["data"] = safejson.loads(raw) if raw else None
             except ValueError as exc:
                 raise PayloadError(f"the event data is not JSON: {exc}") from None
             events = [attrs]

@@ -6,6 +6,7 @@ import sys
 
 from flask import Blueprint, jsonify, request
 
+from hrdd import openapi as oa
 from hrdd.auth import require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
@@ -47,10 +48,16 @@ def list_cases():
     age = request.args.get("age")
     try:
         min_age = float(age) if age else None
-        limit = min(500, int(request.args.get("limit", 100)))
-        offset = max(0, int(request.args.get("offset", 0)))
+        limit = int(request.args.get("limit", 100))
+        offset = int(request.args.get("offset", 0))
     except ValueError as exc:
         raise ApiError(400, "bad_request", "age, limit and offset must be numbers") from exc
+    # inf/nan ages overflowed date arithmetic and a negative LIMIT is an error on PostgreSQL: both were 500s.
+    if min_age is not None and not 0 <= min_age <= 36500:
+        raise ApiError(400, "bad_request", "age must be a number of days from 0 to 36500", {"age": ["out of range"]})
+    if not 1 <= limit <= 500 or not 0 <= offset <= 10**9:
+        raise ApiError(400, "bad_request", "limit must be 1 to 500 and offset 0 or more",
+                       {"limit" if not 1 <= limit <= 500 else "offset": ["out of range"]})
     status = request.args.get("status", "open")
     if status not in cases.STATUSES + ("all",):
         raise ApiError(400, "bad_request", f"status must be one of {', '.join(cases.STATUSES + ('all',))}")
@@ -150,3 +157,23 @@ def hrdd_register_commands(cli):
                    + (f", {result.replayed} already stored by a concurrent run" if result.replayed else ""))
         if result.errors:
             raise SystemExit(1)
+
+
+list_cases.openapi = {
+    "parameters": [
+        oa.query("status", {"type": "string", "enum": [*cases.STATUSES, "all"]}),
+        oa.query("country", {"type": "string", "maxLength": 2}),
+        oa.query("capability", {"type": "string", "maxLength": 64}),
+        oa.query("age", {"type": "number", "minimum": 0, "maximum": 36500}, "only cases at least this many days old"),
+        oa.query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+        oa.query("offset", {"type": "integer", "minimum": 0})],
+    "responses": {"200": oa.json_response("Cases, oldest first, and how many match")}}
+get_case.openapi = {"responses": {"200": oa.json_response("The case with its decisions and notes")}}
+decide.openapi = {
+    "requestBody": oa.json_body({
+        "type": "object", "additionalProperties": False, "required": ["decision", "rationale"],
+        "properties": {"decision": {"type": "string", "enum": list(cases.OUTCOMES)},
+                       "rationale": {"type": "string", "minLength": cases.MIN_RATIONALE},
+                       "conditions": {"type": "string"},
+                       "safeguards": {"type": "array", "items": {"type": "string"}}}}),
+    "responses": {"201": oa.json_response("The decision recorded and the transaction's gate now")}}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from hrdd.auth import require_role
+from hrdd import openapi as oa
+from hrdd.auth import public, require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import RedFlag
@@ -14,11 +15,7 @@ from hrdd.workspace import grievances, views_grievances, web
 from hrdd.workspace.web import actor, limiter
 
 api = Blueprint("grievances_api", __name__, url_prefix="/v1/grievances")
-DEFAULT_MAX_BODY = 32 * 1024
-
-
-def _max_body() -> int:
-    return int(current_app.config.get("HRDD_GRIEVANCE_MAX_BODY", DEFAULT_MAX_BODY))
+_max_body = views_grievances.max_body
 
 
 def _bounded_json() -> dict:
@@ -34,11 +31,6 @@ def _bounded_json() -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "The body must be a JSON object")
     return body
-
-
-@views_grievances.public.before_request
-def _limit_form_size():
-    request.max_content_length = _max_body()
 
 
 @hookimpl
@@ -97,6 +89,7 @@ def hrdd_gate_factors(transaction_id, screening, store):
 
 
 @api.post("")
+@public("rightsholders and NGOs report misuse without an account; rate-limited and size-bounded")
 @limiter.limit(views_grievances.submit_limit)
 def submit():
     """Public: report suspected misuse (no key); returns the reference and a tracking token (201)."""
@@ -112,6 +105,7 @@ def submit():
 
 
 @api.post("/status")
+@public("a reporter follows a report with the tracking token only they hold; rate-limited")
 @limiter.limit(views_grievances.lookup_limit)
 def status():
     """Public: the status of one report, given its tracking token in the body (`{"token": ...}`)."""
@@ -199,3 +193,31 @@ def add_action(grievance_id):
     _run(lambda conn: grievances.add_action(conn, grievance_id, actor(), str(body.get("action") or ""),
                                              str(body.get("outcome") or "")))
     return detail(grievance_id), 201
+
+
+_REPORT = {"type": "object", "additionalProperties": False, "required": ["subject_name", "description"],
+           "properties": {k: {"type": "string", "maxLength": limit} for k, (_, limit) in grievances.FIELDS.items()}}
+_REPORT["properties"]["description"]["minLength"] = grievances.MIN_DESCRIPTION
+submit.openapi = {"requestBody": oa.json_body(_REPORT),
+                  "responses": {"201": oa.json_response("The reference and the tracking token (shown once)")}}
+status.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["token"],
+                                               "properties": {"token": {"type": "string", "maxLength": 100}}}),
+                  "responses": {"200": oa.json_response("Status, dates and the note the reporter may see")}}
+listing.openapi = {"parameters": [oa.query("status", {"type": "string",
+                                                     "enum": ["open", "all", *grievances.STATUSES]})],
+                   "responses": {"200": oa.json_response("Grievances, oldest first")}}
+detail.openapi = {"responses": {"200": oa.json_response("The grievance with its links and actions")}}
+triage.openapi = {"requestBody": oa.json_body({
+    "type": "object", "properties": {
+        "status": {"type": "string", "enum": list(grievances.STATUSES)},
+        "credible": {"type": "boolean", "nullable": True},
+        "end_user": {"type": "object", "properties": {"name": {"type": "string"}, "country": {"type": "string"}}},
+        "public_note": {"type": "string", "nullable": True}}}),
+    "responses": {"200": oa.json_response("The grievance after triage")}}
+link.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["transaction_id"],
+                                             "properties": {"transaction_id": {"type": "string"}}}),
+                "responses": {"200": oa.json_response("The grievance with the new link")}}
+add_action.openapi = {"requestBody": oa.json_body({
+    "type": "object", "required": ["action"],
+    "properties": {"action": {"type": "string", "enum": list(grievances.ACTIONS)}, "outcome": {"type": "string"}}}),
+    "responses": {"201": oa.json_response("The grievance with the action recorded")}}

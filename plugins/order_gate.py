@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from hrdd import openapi as oa
 from hrdd.adapters import outbox
 from hrdd.adapters.config import settings_for
 from hrdd.adapters.tables import iso, new_id, now, rider_executions
@@ -158,3 +159,13 @@ def rider_executed(transaction_id: str):
 def hrdd_register_routes(app):
     """Add POST /v1/transactions/<id>/rider-executed."""
     app.register_blueprint(bp)
+
+
+rider_executed.openapi = {
+    "requestBody": oa.json_body({
+        "type": "object", "additionalProperties": False, "required": ["executed_by", "executed_at"],
+        "properties": {"executed_by": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "executed_at": {"type": "string", "format": "date-time"},
+                       "screening_id": {"type": "string", "maxLength": 40, "nullable": True},
+                       "document_ref": {"type": "string", "maxLength": 500, "nullable": True}}}),
+    "responses": {"201": oa.json_response("The execution record and the transaction's gate now")}}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
 
+from hrdd import openapi as oa
 from hrdd.auth import require_role
 from hrdd.errors import ApiError
 from hrdd.hookspecs import hookimpl
@@ -27,7 +29,7 @@ def hrdd_register_routes(app):
 def transparency_report():
     """Step 8 aggregates for `year` (default last year) as `format=json|csv|docx`, small cells suppressed."""
     raw = request.args.get("year", "").strip()
-    if raw and (not raw.isdigit() or not 2000 <= int(raw) <= 2100):
+    if raw and (not re.fullmatch(r"[0-9]{4}", raw) or not 2000 <= int(raw) <= 2100):
         raise ApiError(400, "bad_request", f"year must be a four-digit year between 2000 and 2100 (got {raw!r})",
                        {"year": ["not a year"]})
     year = int(raw) if raw else datetime.now(UTC).year - 1
@@ -46,3 +48,11 @@ def transparency_report():
                         mimetype="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
                         headers={"Content-Disposition": f'attachment; filename="transparency-{year}.docx"'})
     return jsonify(report)
+
+
+transparency_report.openapi = {
+    "parameters": [oa.query("year", {"type": "integer", "minimum": 2000, "maximum": 2100}, "default: last year"),
+                   oa.query("format", {"type": "string", "enum": list(FORMATS)})],
+    "responses": {"200": {"description": "The report", "content": {
+        "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}},
+        oa.DOCX: {"schema": {"type": "string", "format": "binary"}}}}}}

@@ -28,6 +28,19 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
+# The widths of adapter_deliveries' columns: longer vendor ids were a 500 on PostgreSQL.
+EVENT_LIMITS = {"object_id": 128, "object_type": 64, "system": 64, "delivery_id": 255}
+
+
+def check_event_sizes(events: list[VendorEvent]) -> None:
+    """Raise PayloadError naming the first event id or type longer than the store keeps."""
+    for i, event in enumerate(events):
+        for name, limit in EVENT_LIMITS.items():
+            value = getattr(event, name) or ""
+            if len(value) > limit:
+                raise PayloadError(f"event {i}: {name} is {len(value)} characters; at most {limit} are accepted")
+
+
 class WebhookAdapter:
     """One vendor's webhook endpoint. Subclasses set ``vendor`` and implement the vendor's parts."""
 
@@ -92,6 +105,7 @@ class WebhookAdapter:
             return self.error(401, "unauthorized", str(exc))
         try:
             events = self.parse(request, raw, mine)
+            check_event_sizes(events)
         except PayloadError as exc:
             return self.error(400, "bad_payload", str(exc))
         outcomes = pipeline.receive(services, self, events, settings,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
+from hrdd.auth import vendor_authenticated
 from hrdd.errors import ApiError
 from hrdd.services import current_services
 
@@ -11,6 +12,7 @@ bp = Blueprint("hooks", __name__)
 
 
 @bp.route("/v1/hooks/<name>", methods=["POST", "OPTIONS", "GET"])
+@vendor_authenticated("each adapter checks its vendor's signature, token or key on the raw body")
 def webhook(name: str):
     """Hand the request to the adapter that owns ``name``; it verifies the sender the vendor's way."""
     services = current_services()

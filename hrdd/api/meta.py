@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hrdd import __version__
-from hrdd.auth import require_role
+from hrdd.auth import public, require_role
 from hrdd.openapi import build_spec
 from hrdd.plugins import plugin_info
 from hrdd.services import current_services
@@ -15,12 +15,14 @@ bp = Blueprint("meta", __name__)
 
 
 @bp.get("/healthz")
+@public("liveness probes of load balancers and orchestrators")
 def healthz():
     """Liveness: the process answers."""
     return jsonify({"status": "ok", "version": __version__})
 
 
 @bp.get("/readyz")
+@public("readiness probes; answers only ready or not, and which check failed")
 def readyz():
     """Readiness: the store answers and the reference data is loaded (503 otherwise, saying which)."""
     services = current_services()
@@ -32,18 +34,21 @@ def readyz():
 
 
 @bp.get("/metrics")
+@public("Prometheus scrapes without credentials; restrict it at the network (docs/security.md)")
 def metrics():
     """Prometheus exposition."""
     return Response(generate_latest(current_services().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/v1/plugins")
+@public("lists installed plugin modules and hooks, no data")
 def plugins():
     """Installed plugins and the hooks each implements."""
     return jsonify({"plugins": plugin_info(current_services().pm)})
 
 
 @bp.get("/openapi.json")
+@public("the API description")
 def openapi():
     """The OpenAPI 3 description, generated from the marshmallow schemas."""
     return jsonify(build_spec(current_app))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from hrdd import safejson
 from hrdd.auth import require_role
 from hrdd.errors import ApiError, not_found
 from hrdd.services import current_services
@@ -16,10 +17,10 @@ def json_body():
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        f"Send the transaction as application/json (got {request.mimetype or 'no content type'!r})")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "malformed_json", "The body is not valid JSON")
-    return body
+    try:
+        return safejson.loads(request.get_data(cache=True))
+    except safejson.JsonRejected as exc:
+        raise ApiError(400, "malformed_json", f"The body is not acceptable JSON: {exc}") from None
 
 
 @bp.post("/v1/screenings")

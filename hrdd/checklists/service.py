@@ -88,7 +88,9 @@ def _received_workbook(limits: UploadLimits) -> tuple[bytes, str | None]:
                 (upload.filename or "").lower().endswith(".xlsm"):
             raise ApiError(415, "macro_enabled", "Macro-enabled workbooks (.xlsm) are refused; save the "
                            "checklist as .xlsx and upload again.")
-        return upload.read(limits.max_bytes + 1), upload.filename
+        # The name is the sender's text: control characters (NUL is refused by PostgreSQL) are dropped.
+        name = "".join(ch for ch in upload.filename or "" if ch.isprintable()) or None
+        return upload.read(limits.max_bytes + 1), name
     if mimetype in _RAW_TYPES:
         return request.get_data(cache=False), None
     raise ApiError(415, "unsupported_media_type",

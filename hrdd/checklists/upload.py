@@ -18,6 +18,10 @@ XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.she
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and also password-encrypted .xlsx
 _MAX_TEXT = 32767
+# Only this many rows and columns of a sheet are read (a checklist has a few dozen questions). A tiny
+# upload with one cell at XFD1048576 otherwise made the reader walk a billion empty cells (456 s of CPU).
+MAX_ROWS = 2000
+MAX_COLUMNS = 40
 _CHOICE_LOOKUP = {k.casefold(): v for k, v in CHOICES.items()} | {v: v for v in CHOICES.values()}
 
 
@@ -71,6 +75,14 @@ def check_package(data: bytes, limits: UploadLimits) -> None:
         raise ApiError(413, "uncompressed_too_large",
                        f"The workbook would unpack to {total} bytes; the limit is {limits.max_uncompressed} "
                        "bytes. A checklist is far smaller; this looks like a decompression bomb.")
+    for info in entries:
+        if info.flag_bits & 0x1:
+            raise ApiError(415, "unsupported_media_type",
+                           "The workbook is encrypted (password-protected); save it without a password and upload again.")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            # Excel writes stored or deflated parts; anything else made zipfile raise (a 500) further on.
+            raise ApiError(415, "unsupported_media_type",
+                           f"The workbook part {info.filename[:80]!r} uses a compression method Excel does not write.")
     names = {info.filename for info in entries}
     if any(name.lower().endswith("vbaproject.bin") for name in names):
         raise _macro_error()
@@ -78,7 +90,7 @@ def check_package(data: bytes, limits: UploadLimits) -> None:
         raise ApiError(415, "unsupported_media_type", "The upload is a zip file but not an Excel workbook.")
     try:
         content_types = archive.read("[Content_Types].xml").decode("utf-8", "replace")
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, NotImplementedError, EOFError) as exc:
         raise ApiError(415, "unsupported_media_type", f"The workbook is damaged ({exc}).") from None
     if "macroEnabled" in content_types:
         raise _macro_error()
@@ -121,7 +133,7 @@ def _read_meta(wb) -> dict[str, str]:
 
 
 def _table(ws, required: tuple[str, ...]) -> tuple[dict[str, int], list[tuple]]:
-    rows = ws.iter_rows(values_only=True)
+    rows = ws.iter_rows(values_only=True, max_row=MAX_ROWS, max_col=MAX_COLUMNS)
     header = next(rows, None) or ()
     columns = {_text(v).casefold(): i for i, v in enumerate(header) if v is not None}
     missing = [name for name in required if name.casefold() not in columns]
@@ -209,7 +221,7 @@ def _red_flag_resolutions(wb) -> tuple[list[dict], dict]:
 
 def _signoff(wb) -> dict:
     signoff = {}
-    for row in _sheet(wb, meta.SUMMARY_SHEET).iter_rows(max_col=4, values_only=True):
+    for row in _sheet(wb, meta.SUMMARY_SHEET).iter_rows(max_row=MAX_ROWS, max_col=4, values_only=True):
         role = _text(row[0] if row else None)
         if role in ("Preparer", "Approver"):
             signoff[role.lower()] = {"name": _text(row[1])[:200] or None, "comment": _text(row[2])[:2000] or None,
@@ -257,6 +269,10 @@ def read_checklist(data: bytes, screening: dict, templates: Callable[[str], Temp
             raise validation_error({"red_flags": flag_errors})
         record = {"meta": info, "answers": answers, "responses": responses, "red_flags": flags,
                   "signoff": _signoff(wb)}
+    except ApiError:
+        raise
+    except Exception as exc:  # sheets are parsed lazily: damaged or hostile parts fail here, not at load
+        raise ApiError(422, "invalid_checklist", f"The workbook could not be read: {exc}") from None
     finally:
         wb.close()
     return CheckedUpload(screening_id=screening["id"], template_id=template.id,

@@ -185,3 +185,24 @@ def _version_json(version: dict[str, Any]) -> dict[str, Any]:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+_DECISION = {"type": "object", "additionalProperties": False, "required": ["party_name", "entry_id", "reason"],
+             "properties": {"party_name": {"type": "string", "minLength": 1, "maxLength": 500},
+                            "entry_id": {"type": "string", "minLength": 1, "maxLength": 200},
+                            "list": {"type": "string", "maxLength": 100, "nullable": True},
+                            "reason": {"type": "string", "minLength": 3, "maxLength": 4000},
+                            "expires_at": {"type": "string", "format": "date-time", "nullable": True}}}
+list_versions.openapi = {"responses": {"200": {"description": "Loaded list versions"}}}
+create_false_positive.openapi = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": _DECISION}}},
+    "responses": {"201": {"description": "The decision recorded"}}}
+list_false_positives.openapi = {
+    "parameters": [{"in": "query", "name": "party", "schema": {"type": "string", "maxLength": 500}}],
+    "responses": {"200": {"description": "Decisions, newest first"}}}
+get_false_positive.openapi = {"responses": {"200": {"description": "One decision"}}}
+revoke_false_positive.openapi = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "additionalProperties": False, "required": ["reason"],
+        "properties": {"reason": {"type": "string", "minLength": 3, "maxLength": 4000}}}}}},
+    "responses": {"200": {"description": "The decision, now revoked"}}}

@@ -72,6 +72,14 @@ class Normaliser:
             raise ValueError(f"vocabulary file {path}: {exc}") from exc
         if not isinstance(data, dict):
             raise ValueError(f"vocabulary file {path}: the top level must be a mapping")
+        for section, entries in data.items():
+            values = list(entries.items()) if isinstance(entries, dict) else entries or []
+            for entry in values if isinstance(values, list) else [values]:
+                for word in entry if isinstance(entry, tuple) else (entry,):
+                    if not isinstance(word, str):
+                        # YAML reads bare on/no/yes/off as booleans: "on" and "no" were silently lost.
+                        raise ValueError(f"vocabulary file {path}: {section}: {word!r} is not a word; "
+                                         "quote it (for example \"on\", \"no\")")
         return cls(data)
 
     def is_weak(self, token: str) -> bool:
@@ -85,6 +93,8 @@ class Normaliser:
     def normalise(self, name: str) -> NormalName:
         """Reduce a name to its identifying words (ASCII, lower case) and its native-script key."""
         text = (name or "").strip()
+        if not text.isprintable():
+            text = _strip_invisible(text)
         if text.isascii():
             native = None
             ascii_text = text.lower()
@@ -132,6 +142,22 @@ class Normaliser:
             if _is_cjk(form) and key.endswith(form) and key != form:
                 key = key[: -len(form)]
         return key or None
+
+
+def _strip_invisible(text: str) -> str:
+    """Whitespace controls become spaces; other controls, format characters (zero-width, bidi, soft
+    hyphen) and surrogates vanish, so none of them can split or hide a word.
+
+    Without this a stray control character made an ASCII name take the native-script path, so
+    "Acme\x8b" and "Acme" got different keys.
+    """
+    out = []
+    for ch in text:
+        if ch.isspace():
+            out.append(" ")
+        elif unicodedata.category(ch) not in ("Cc", "Cf", "Cs"):
+            out.append(ch)
+    return "".join(out).strip()
 
 
 def _join_initials(match: re.Match) -> str:

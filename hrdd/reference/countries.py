@@ -162,6 +162,9 @@ class CountryCodes:
             return pycountry.countries.lookup(text).alpha_2
         except LookupError:
             pass
+        if sum(ch.isalpha() for ch in text) < 3:
+            # search_fuzzy also matches subdivision codes: "1", "12" and "SE-1" all became Sweden.
+            raise UnknownCountry(f"{text!r} is not an ISO 3166-1 code or a recognised country name")
         try:
             matches = pycountry.countries.search_fuzzy(text)
         except LookupError:

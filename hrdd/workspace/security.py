@@ -68,11 +68,23 @@ def check_csrf() -> None:
         return
     sent = request.form.get(CSRF_FIELD, "") or request.headers.get("X-CSRF-Token", "")
     expected = session.get("csrf", "")
-    if not expected or not sent or not hmac.compare_digest(str(sent), str(expected)):
+    # Bytes, not str: compare_digest raises TypeError on non-ASCII text (a forged token was a 500).
+    if not expected or not sent or not hmac.compare_digest(str(sent).encode(), str(expected).encode()):
         current_app.logger.info("refused a form post without a valid CSRF token: %s", request.path)
         return render_template("workspace/error.html", title="Form expired",
                                message="This form was out of date or did not come from this site. "
                                        "Go back, reload the page and try again."), 400
+    return None
+
+
+def check_form_text() -> None:
+    """Refuse (400 page) an unsafe request whose form holds a NUL character, which no stored text may hold."""
+    if request.method not in UNSAFE_METHODS:
+        return None
+    for key, value in request.form.items(multi=True):
+        if "\x00" in key or "\x00" in value:
+            return render_template("workspace/error.html", title="Bad request",
+                                   message="A field of this form contains a NUL character; remove it and try again."), 400
     return None
 
 
@@ -113,6 +125,8 @@ def login_required(*roles: str):
             if roles and user["role"] != "admin" and user["role"] not in roles:
                 abort(403)
             return view(*args, **kwargs)
+        wrapper.required_roles = tuple(sorted(set(roles) | {"admin"})) if roles else ("any",)
+        wrapper.auth = "session"
         return wrapper
     return decorator
 

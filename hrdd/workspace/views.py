@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from hrdd import audit
+from hrdd import openapi as oa
+from hrdd.auth import public
 from hrdd.services import current_services
 from hrdd.workspace import cases, falsepositives, security, users
 from hrdd.workspace.util import parse_iso
@@ -20,6 +23,7 @@ def _login_limit() -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public("the sign-in form (CSRF token, rate limit on POST)")
 @limiter.limit(_login_limit, methods=["POST"])
 def login():
     """Sign in with name and password."""
@@ -36,6 +40,7 @@ def login():
 
 
 @bp.route("/logout", methods=["POST"])
+@public("ends the caller's own session (CSRF token)")
 def logout():
     """Sign out."""
     security.sign_out()
@@ -47,9 +52,11 @@ def _int_arg(name: str) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        number = float(value)
     except ValueError:
         return None
+    # inf and nan overflowed the page and age arithmetic (a 500); out-of-range filters are simply ignored.
+    return max(0.0, number) if math.isfinite(number) and number <= 36500 else None
 
 
 @bp.route("/")
@@ -177,3 +184,29 @@ def age_days_filter(value) -> int:
         return (datetime.now(UTC) - parse_iso(str(value))).days
     except ValueError:
         return 0
+
+
+_PAGE = {"200": oa.html_page("The page"), "302": oa.redirect("Not signed in: to the sign-in page")}
+_POSTED = {"302": oa.redirect("Done: back to the case page"), "422": oa.html_page("The form with its errors")}
+login.openapi = {
+    "get": {"x-html": True, "parameters": [oa.query("next", {"type": "string"})],
+            "responses": {"200": oa.html_page("The sign-in form")}},
+    "post": {"x-html": True, "requestBody": oa.form_body(
+        {"name": {"type": "string"}, "password": {"type": "string"}, "next": {"type": "string"}}, ("name", "password")),
+        "responses": {"302": oa.redirect("Signed in"), "401": oa.html_page("Wrong name or password")}}}
+logout.openapi = {"x-html": True, "requestBody": oa.form_body({}),
+                  "responses": {"302": oa.redirect("Signed out: to the sign-in page")}}
+queue.openapi = {"parameters": [
+    oa.query("status", {"type": "string", "enum": [*cases.STATUSES, "all"]}),
+    oa.query("country", {"type": "string"}), oa.query("capability", {"type": "string"}),
+    oa.query("age", {"type": "number"}), oa.query("page", {"type": "integer"})], "responses": _PAGE}
+case_page.openapi = {"responses": _PAGE}
+decide.openapi = {"requestBody": oa.form_body({
+    "decision": {"type": "string", "enum": list(cases.OUTCOMES)}, "rationale": {"type": "string"},
+    "conditions": {"type": "string"}, "safeguards": {"type": "array", "items": {"type": "string"}}},
+    ("decision", "rationale")), "responses": _POSTED}
+false_positive.openapi = {"requestBody": oa.form_body({
+    "match": {"type": "integer"}, "reason": {"type": "string"}, "expires": {"type": "string", "format": "date"}},
+    ("match", "reason")), "responses": _POSTED}
+note.openapi = {"requestBody": oa.form_body({"text": {"type": "string", "maxLength": 5000}}, ("text",)),
+                "responses": {"302": oa.redirect("Back to the case page")}}

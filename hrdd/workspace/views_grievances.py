@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
+from hrdd import openapi as oa
+from hrdd.auth import public as open_to_all
 from hrdd.services import current_services
 from hrdd.workspace import grievances, security
 from hrdd.workspace.web import actor, limiter, make_blueprint, setting
 
-public = make_blueprint("grievance_public", "/grievances")
+DEFAULT_MAX_BODY = 32 * 1024
+
+
+def max_body() -> int:
+    """The largest report accepted, in bytes (HRDD_GRIEVANCE_MAX_BODY, default 32 KiB)."""
+    return int(setting("HRDD_GRIEVANCE_MAX_BODY", DEFAULT_MAX_BODY))
+
+
+public = make_blueprint("grievance_public", "/grievances", max_form_bytes=max_body)
 triage_bp = make_blueprint("grievance_triage", "/workspace/grievances")
 
 
@@ -23,12 +33,14 @@ def lookup_limit() -> str:
 
 
 @public.route("/", methods=["GET"])
+@open_to_all("the public report form")
 def form():
     """The public form for reporting suspected misuse."""
     return render_template("grievances/form.html", values={}, errors={})
 
 
 @public.route("/", methods=["POST"])
+@open_to_all("public reports (CSRF token, rate limit, size bound)")
 @limiter.limit(submit_limit)
 def submit():
     """Accept a report from the public form and show the tracking token once."""
@@ -43,6 +55,7 @@ def submit():
 
 
 @public.route("/status", methods=["GET", "POST"])
+@open_to_all("a reporter follows a report with its tracking token; rate-limited")
 @limiter.limit(lookup_limit, methods=["POST"])
 def status():
     """Follow a report with its tracking token (POST, so the token stays out of URLs and logs)."""
@@ -136,3 +149,26 @@ def action(grievance_id: str):
     flash("Action recorded.")
     g.pop("form_errors", None)
     return redirect(url_for(".detail", grievance_id=grievance_id))
+
+
+_REPORT_FORM = oa.form_body({k: {"type": "string", "maxLength": limit} for k, (_, limit) in grievances.FIELDS.items()},
+                            ("subject_name", "description"))
+_POSTED = {"302": oa.redirect("Saved: back to the grievance"), "422": oa.html_page("The page with the errors")}
+form.openapi = {"x-html": True, "responses": {"200": oa.html_page("The report form")}}
+submit.openapi = {"x-html": True, "requestBody": _REPORT_FORM, "responses": {
+    "201": oa.html_page("The reference and tracking token, shown once"), "422": oa.html_page("The form with errors")}}
+status.openapi = {
+    "get": {"x-html": True, "responses": {"200": oa.html_page("The token form")}},
+    "post": {"x-html": True, "requestBody": oa.form_body({"token": {"type": "string"}}, ("token",)),
+             "responses": {"200": oa.html_page("The report's status"), "404": oa.html_page("Unknown token")}}}
+listing.openapi = {"parameters": [oa.query("status", {"type": "string"})],
+                   "responses": {"200": oa.html_page("Grievances"), "302": oa.redirect("Not signed in")}}
+detail.openapi = {"responses": {"200": oa.html_page("The grievance"), "302": oa.redirect("Not signed in")}}
+save_triage.openapi = {"requestBody": oa.form_body({
+    "status": {"type": "string", "enum": list(grievances.STATUSES)}, "credible": {"type": "string", "enum": ["yes", "no", ""]},
+    "end_user_name": {"type": "string"}, "end_user_country": {"type": "string"}, "public_note": {"type": "string"}},
+    ("status",)), "responses": _POSTED}
+link.openapi = {"requestBody": oa.form_body({"transaction_id": {"type": "string"}}, ("transaction_id",)),
+                "responses": _POSTED}
+action.openapi = {"requestBody": oa.form_body({"action": {"type": "string", "enum": list(grievances.ACTIONS)},
+                                               "outcome": {"type": "string"}}, ("action",)), "responses": _POSTED}

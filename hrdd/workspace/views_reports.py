@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from flask import Response, abort, render_template, request
 
+from hrdd import openapi as oa
 from hrdd.services import current_services
 from hrdd.workspace import charts, report_service, security, stats
 from hrdd.workspace.web import make_blueprint
@@ -49,7 +51,7 @@ def requested_year() -> int:
     raw = request.args.get("year", "").strip()
     if not raw:
         return datetime.now(UTC).year - 1
-    if not raw.isdigit() or not 2000 <= int(raw) <= 2100:
+    if not re.fullmatch(r"[0-9]{4}", raw) or not 2000 <= int(raw) <= 2100:
         abort(400, f"year must be a four-digit year between 2000 and 2100 (got {raw!r})")
     return int(raw)
 
@@ -72,3 +74,12 @@ def transparency_docx():
     body = report_service.render_docx(report_service.build_for_year(current_services(), year))
     return Response(body, mimetype="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
                     headers={"Content-Disposition": f'attachment; filename="transparency-report-{year}.docx"'})
+
+
+_YEAR = oa.query("year", {"type": "integer", "minimum": 2000, "maximum": 2100})
+dashboard.openapi = {"responses": {"200": oa.html_page("The dashboard"), "302": oa.redirect("Not signed in")}}
+transparency_page.openapi = {"parameters": [_YEAR], "responses": {"200": oa.html_page("The report"),
+                                                                   "302": oa.redirect("Not signed in")}}
+transparency_docx.openapi = {"parameters": [_YEAR], "responses": {
+    "200": {"description": "The report", "content": {oa.DOCX: {"schema": {"type": "string", "format": "binary"}}}},
+    "302": oa.redirect("Not signed in")}}

@@ -41,15 +41,21 @@ def init_app(app) -> None:
         return {"csrf_token": security.csrf_token, "current_user": g.get("user")}
 
 
-def make_blueprint(name: str, url_prefix: str | None = None, *, static: bool = False) -> Blueprint:
-    """A blueprint using the shared templates, with user loading and CSRF checks before every view."""
+def make_blueprint(name: str, url_prefix: str | None = None, *, static: bool = False,
+                   max_form_bytes=None) -> Blueprint:
+    """A blueprint using the shared templates, with user loading and CSRF checks before every view.
+
+    ``max_form_bytes`` (a callable) bounds the form body; it must be set before the CSRF check reads the form.
+    """
     kwargs = {"static_folder": STATIC, "static_url_path": "/static"} if static else {}
     bp = Blueprint(name, __name__, url_prefix=url_prefix, template_folder=TEMPLATES, **kwargs)
 
     @bp.before_request
     def _before():
+        if max_form_bytes is not None:
+            request.max_content_length = max_form_bytes()
         security.load_user(lookup_user)
-        return security.check_csrf()
+        return security.check_csrf() or security.check_form_text()
 
     @bp.errorhandler(HTTPException)
     def _html_error(exc: HTTPException):
@@ -83,7 +89,7 @@ def session_principal() -> dict | None:
         return None
     if request.method in security.UNSAFE_METHODS:
         sent = request.headers.get("X-CSRF-Token", "")
-        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+        if not sent or not hmac.compare_digest(sent.encode(), str(session.get("csrf", "")).encode()):
             return None
     user = lookup_user(name)
     if user is None or user["disabled"]:

@@ -1,0 +1,85 @@
+"""Strict JSON for request bodies: what Python's json accepts but no store or client should ever see.
+
+Python's ``json.loads`` takes ``NaN`` and ``Infinity``, turns ``1e400`` into infinity, lets strings hold
+NUL characters and lone surrogates, and recurses without bound on nested arrays. PostgreSQL refuses NUL
+in text and non-finite numbers in JSON, UTF-8 cannot encode a lone surrogate, and deep nesting ends in
+RecursionError: each of these was a 500. ``loads`` turns them all into a ``JsonRejected`` (a
+ValueError) whose message names the problem and where it is, so callers answer 400.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from flask.json.provider import DefaultJSONProvider
+
+MAX_DEPTH = 64
+
+
+class JsonRejected(ValueError):
+    """The body is not JSON hrdd accepts; the message says why and where."""
+
+
+def _constant(name: str):
+    raise JsonRejected(f"{name} is not a JSON number; send a finite number or null")
+
+
+def _bad_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone UTF-16 surrogate (an invalid \\ud800-\\udfff escape)"
+    return None
+
+
+def check(value: Any, max_depth: int = MAX_DEPTH) -> None:
+    """Raise JsonRejected for non-finite numbers, NUL or surrogate text, or nesting over ``max_depth``."""
+    stack: list[tuple[Any, str, int]] = [(value, "$", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if isinstance(node, str):
+            problem = _bad_text(node)
+            if problem:
+                raise JsonRejected(f"the string at {where} {problem}")
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                raise JsonRejected(f"the number at {where} is too large to represent")
+        elif isinstance(node, dict | list):
+            if depth >= max_depth:
+                raise JsonRejected(f"the JSON is nested more than {max_depth} levels deep (at {where})")
+            if isinstance(node, dict):
+                for key, child in node.items():
+                    problem = _bad_text(key)
+                    if problem:
+                        raise JsonRejected(f"a key in {where} {problem}")
+                    stack.append((child, f"{where}.{key}"[:200], depth + 1))
+            else:
+                stack.extend((child, f"{where}[{i}]"[:200], depth + 1) for i, child in enumerate(node))
+
+
+def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse JSON text or UTF-8/16/32 bytes strictly; JsonRejected (a ValueError) names any problem."""
+    try:
+        value = json.loads(data, parse_constant=_constant)
+    except RecursionError:
+        raise JsonRejected(f"the JSON is nested more than {max_depth} levels deep") from None
+    except JsonRejected:
+        raise
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise JsonRejected(str(exc)) from None
+    check(value, max_depth)
+    return value
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider with strict parsing, so every ``request.get_json()`` is protected."""
+
+    sort_keys = False
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse like ``loads`` above (keyword arguments are not supported)."""
+        return loads(s)

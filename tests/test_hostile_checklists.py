@@ -1,0 +1,226 @@
+"""Hostile checklist uploads beyond tests/test_checklists.py's refusals: XML entity tricks inside the xlsx
+parts, encrypted or exotic zip entries, corrupt streams, sparse-sheet CPU bombs and hostile cell text.
+Each is refused with a 4xx naming the problem (or read safely), and a refusal stores nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import time
+import zipfile
+
+import pytest
+from openpyxl import load_workbook
+
+from tests.conftest import load_fixture
+
+pytestmark = pytest.mark.api
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+LAUGHS = ('<!DOCTYPE lolz [<!ENTITY lol0 "lol">'
+          + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)) + "]>")
+XXE = '<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+
+
+@pytest.fixture
+def screened(client, auth_headers):
+    response = client.post("/v1/screenings", json=load_fixture("transaction_egypt_biometric.json"),
+                           headers=auth_headers("crm"))
+    assert response.status_code == 201
+    return response.get_json()
+
+
+@pytest.fixture
+def workbook(client, auth_headers, screened) -> bytes:
+    response = client.get(f"/v1/screenings/{screened['id']}/checklist.xlsx", headers=auth_headers("export"))
+    assert response.status_code == 200
+    return response.data
+
+
+def upload(client, auth_headers, screening_id: str, data: bytes):
+    return client.post(f"/v1/screenings/{screening_id}/checklist", data=data,
+                       headers={**auth_headers("export"), "Content-Type": XLSX})
+
+
+def counts(app):
+    from hrdd.checklists.evidence import count_uploads
+
+    store = app.extensions["hrdd"].store
+    return store.count_screenings(), count_uploads(store)
+
+
+def parts(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {info.filename: archive.read(info.filename) for info in archive.infolist()}
+
+
+def pack(entries: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    return out.getvalue()
+
+
+def sheet_part(entries: dict[str, bytes], title: str) -> str:
+    """The zip path of the worksheet called ``title``."""
+    workbook = entries["xl/workbook.xml"].decode()
+    rid = re.search(rf'name="{re.escape(title)}"[^>]*r:id="([^"]+)"', workbook).group(1)
+    rels = entries["xl/_rels/workbook.xml.rels"].decode()
+    target = re.search(rf'<Relationship[^>]*Id="{rid}"[^>]*Target="([^"]+)"', rels) or \
+        re.search(rf'<Relationship[^>]*Target="([^"]+)"[^>]*Id="{rid}"', rels)
+    return "xl/" + target.group(1).lstrip("/").removeprefix("xl/")
+
+
+def with_prolog(xml: bytes, prolog: str, body_edit=None) -> bytes:
+    """``xml`` with a DOCTYPE inserted after its XML declaration (and its body edited)."""
+    text = xml.decode()
+    end = text.index("?>") + 2 if text.startswith("<?xml") else 0
+    text = text[:end] + prolog + text[end:]
+    return (body_edit(text) if body_edit else text).encode()
+
+
+def assert_refused(app, response, before, status: int, code: str, *words: str) -> None:
+    payload = response.get_json()
+    assert (response.status_code, payload["code"]) == (status, code), payload
+    for word in words:
+        assert word in payload["message"], payload["message"]
+    assert "root:" not in payload["message"]  # /etc/passwd never echoed
+    assert counts(app) == before
+
+
+@pytest.mark.parametrize("sheet", ["Questions", "hrdd_meta", "Red flags", "Summary"])
+@pytest.mark.parametrize("prolog, use", [(LAUGHS, "&lol9;"), (XXE, "&xxe;")])
+def test_entity_tricks_in_a_worksheet_are_refused(app, client, auth_headers, screened, workbook, sheet, prolog, use):
+    entries = parts(workbook)
+    name = sheet_part(entries, sheet)
+    # The entity is declared and used inside a cell, where a parser that expanded it would store it.
+    entries[name] = with_prolog(entries[name], prolog,
+                                lambda t: re.sub(r"<t>([^<]*)</t>", rf"<t>\1{use}</t>", t, count=1)
+                                if "<t>" in t else t.replace("<v>", f"<v>{use}", 1))
+    before = counts(app)
+    started = time.monotonic()
+    response = upload(client, auth_headers, screened["id"], pack(entries))
+    assert_refused(app, response, before, 422, "invalid_checklist", "could not be read")
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("part", ["[Content_Types].xml", "xl/workbook.xml", "xl/styles.xml", "docProps/core.xml",
+                                  "xl/_rels/workbook.xml.rels"])
+def test_entities_in_package_parts_are_never_expanded(app, client, auth_headers, screened, workbook, part):
+    """Parts read with lxml (entities not resolved) or not at all: the upload is read as it would be without."""
+    entries = parts(workbook)
+    entries[part] = with_prolog(entries[part], XXE + LAUGHS.replace("<!DOCTYPE lolz [", "").replace("]>", ""))
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], pack(entries))
+    if response.status_code == 201:
+        stored = app.extensions["hrdd"].store.get_screening(response.get_json()["id"])
+        assert "root:" not in str(stored) and "lollol" not in str(stored)
+    else:
+        assert_refused(app, response, before, response.status_code, response.get_json()["code"])
+        assert 400 <= response.status_code < 500
+
+
+def _patch_headers(data: bytes, edit) -> bytes:
+    """Apply ``edit(buffer, offset, central)`` to every local and central directory header of a zip."""
+    buffer = bytearray(data)
+    for signature, central in ((b"PK\x03\x04", False), (b"PK\x01\x02", True)):
+        at = buffer.find(signature)
+        while at >= 0:
+            edit(buffer, at, central)
+            at = buffer.find(signature, at + 4)
+    return bytes(buffer)
+
+
+def _encrypted(buffer, at, central):
+    buffer[at + (8 if central else 6)] |= 0x1
+
+
+def _deflate64(buffer, at, central):
+    offset = at + (10 if central else 8)
+    buffer[offset:offset + 2] = struct.pack("<H", 9)
+
+
+@pytest.mark.parametrize("edit, word", [(_encrypted, "encrypted"), (_deflate64, "compression method")])
+def test_encrypted_or_exotically_compressed_entries_are_refused(app, client, auth_headers, screened, workbook,
+                                                                edit, word):
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], _patch_headers(workbook, edit))
+    assert_refused(app, response, before, 415, "unsupported_media_type", word)
+
+
+def test_a_corrupt_compressed_sheet_is_refused(app, client, auth_headers, screened, workbook):
+    entries = parts(workbook)
+    name = sheet_part(entries, "Questions")
+    data = bytearray(pack(entries))
+    at = data.find(name.encode()) + len(name) + 20
+    data[at:at + 24] = b"\xff" * 24
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], bytes(data))
+    assert_refused(app, response, before, 422, "invalid_checklist")
+
+
+def test_too_many_parts_is_refused(app, client, auth_headers, screened, workbook):
+    entries = {**parts(workbook), **{f"xl/media/image{i}.png": b"" for i in range(1001)}}
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], pack(entries))
+    assert_refused(app, response, before, 413, "uncompressed_too_large", "parts")
+
+
+def test_a_sparse_sheet_reaching_the_last_cell_is_read_quickly(app, client, auth_headers, screened, workbook):
+    """One cell at XFD1048576 (a 10 KB upload) used to cost minutes of CPU walking empty cells."""
+    entries = parts(workbook)
+    name = sheet_part(entries, "Questions")
+    text = entries[name].decode()
+    text = re.sub(r'<dimension ref="[^"]*"/>', '<dimension ref="A1:XFD1048576"/>', text)
+    text = text.replace("</sheetData>", '<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>far</t></is>'
+                                        "</c></row></sheetData>")
+    entries[name] = text.encode()
+    started = time.monotonic()
+    response = upload(client, auth_headers, screened["id"], pack(entries))
+    assert response.status_code == 201, response.get_json()
+    assert time.monotonic() - started < 10
+    assert "far" not in str(response.get_json()["checklist_upload"])
+
+
+def _edit_cells(data: bytes, edits: dict[str, str]) -> bytes:
+    """Write text into the Questions sheet's notes column by question id (as a user would in Excel)."""
+    wb = load_workbook(io.BytesIO(data))
+    ws = wb["Questions"]
+    header = [c.value for c in ws[1]]
+    notes = header.index("Evidence / notes") + 1 if "Evidence / notes" in header else 7
+    rows = {ws.cell(row=r, column=1).value: r for r in range(2, ws.max_row + 1)}
+    for qid, text in edits.items():
+        ws.cell(row=rows[qid], column=notes).value = text
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_escaped_control_characters_in_cells_are_read_as_text(app, client, auth_headers, screened, workbook):
+    """OOXML's _xHHHH_ escapes could decode to NUL (refused by PostgreSQL) or control characters: they are
+    kept as the literal text the cell shows, and formula-looking text stays text."""
+    entries = parts(_edit_cells(workbook, {"past_misuse": "MARKER"}))
+    hostile = "notes_x0000_with NUL _x0007_ and =cmd|' /C calc'!A0"
+    part = next(n for n, b in entries.items() if b"MARKER" in b)
+    entries[part] = entries[part].replace(b"MARKER", hostile.replace("&", "&amp;").replace("'", "&apos;").encode())
+    response = upload(client, auth_headers, screened["id"], pack(entries))
+    assert response.status_code == 201, response.get_json()
+    upload_id = response.get_json()["checklist_upload"]["id"]
+    from hrdd.checklists.evidence import uploads_of
+
+    recorded = [u for u in uploads_of(app.extensions["hrdd"].store, screened["id"]) if u["id"] == upload_id][0]
+    notes = recorded["record"]["responses"]["past_misuse"]["evidence_notes"]
+    assert notes == hostile
+
+
+def test_multipart_filename_with_control_characters(app, client, auth_headers, screened, workbook):
+    response = client.post(f"/v1/screenings/{screened['id']}/checklist", headers=auth_headers("export"),
+                           data={"file": (io.BytesIO(workbook), "check\x00list\x1b[31m.xlsx", XLSX)},
+                           content_type="multipart/form-data")
+    assert response.status_code == 201, response.get_json()
+    from hrdd.checklists.evidence import uploads_of
+
+    names = [u["filename"] for u in uploads_of(app.extensions["hrdd"].store, screened["id"])]
+    assert names and all("\x00" not in n and "\x1b" not in n for n in names)

@@ -1,0 +1,79 @@
+"""Rider variables with markup, over HTTP: query options and transaction text end up as literal text in the
+Word file (no new elements, fields, hyperlinks or template substitutions), and unusable options are a 422.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from xml.etree import ElementTree
+
+import pytest
+
+from tests.conftest import load_fixture
+from tests.test_riders import OPTIONS
+
+pytestmark = pytest.mark.api
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+MARKUP = ('</w:t></w:r><w:r><w:instrText>HYPERLINK "http://evil.example"</w:instrText></w:r><w:r><w:t>'
+          ' {{seller_name}} [[audit]] **bold** <![CDATA[x]]> &amp; &lt; "q" \'a\' \u202eevil\u202c 👁')
+
+
+def _document_xml(data: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.read("word/document.xml").decode("utf-8")
+
+
+def _texts(xml: str) -> str:
+    root = ElementTree.fromstring(xml)
+    return "".join(node.text or "" for node in root.iter(f"{W}t"))
+
+
+@pytest.fixture
+def hostile_screening(client, auth_headers):
+    body = load_fixture("transaction_egypt_biometric.json")
+    body["end_user"]["name"] = "Ministry " + MARKUP[:200]
+    body["parties"][0]["name"] = "Partner " + MARKUP[:250]
+    body["items"][0]["name"] = "Camera " + MARKUP[:250]
+    body["intended_use"] = "Use " + MARKUP
+    response = client.post("/v1/screenings", json=body, headers=auth_headers("crm"))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_markup_in_options_and_transaction_text_stays_text(client, auth_headers, hostile_screening):
+    options = {**OPTIONS, "buyer_name": "Buyer " + MARKUP[:150], "agreement_reference": "{{cure_period}} <w:p/>"}
+    response = client.get(f"/v1/screenings/{hostile_screening['id']}/rider.docx", query_string=options,
+                          headers=auth_headers("contracts"))
+    assert response.status_code == 200, response.get_json()
+    xml = _document_xml(response.data)
+    text = _texts(xml)  # well-formed XML, or this raises
+    assert "Buyer </w:t></w:r><w:r><w:instrText>HYPERLINK" in text
+    assert "{{cure_period}} <w:p/>" in text
+    assert "Use " + MARKUP in text
+    assert "evil.example" not in "".join(n.text or "" for n in ElementTree.fromstring(xml).iter(f"{W}instrText"))
+    assert not re.search(r"<w:hyperlink\b", xml)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("buyer_name", "Acme\x07Bell", "control characters"),
+    ("buyer_name", "Acme\x1b[31mRed", "control characters"),
+    ("buyer_name", "A" * 5000, "at most"),
+    ("cure_period", "²", "whole number"),
+    ("cure_period", "9" * 5000, "whole number"),
+    ("cure_period", "-1", "between"),
+    ("seller_nam", "typo", "unknown rider option"),
+])
+def test_unusable_options_are_a_422_naming_them(client, auth_headers, hostile_screening, option, value, message):
+    response = client.get(f"/v1/screenings/{hostile_screening['id']}/rider.docx",
+                          query_string={**OPTIONS, option: value}, headers=auth_headers("contracts"))
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+    body = response.get_json()
+    assert option in body["errors"] and message in str(body["errors"][option])
+
+
+def test_nul_in_an_option_is_refused_before_the_rider_is_built(client, auth_headers, hostile_screening):
+    response = client.get(f"/v1/screenings/{hostile_screening['id']}/rider.docx",
+                          query_string={**OPTIONS, "buyer_name": "Acme\x00"}, headers=auth_headers("contracts"))
+    assert response.status_code == 400 and "NUL" in response.get_json()["message"]
