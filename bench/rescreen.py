@@ -1,0 +1,87 @@
+"""Re-screening throughput: `hrdd rescreen` over N stored post-sale deals vs the engine alone on the same deals.
+
+Usage: python bench/rescreen.py [--deals 300] [--database-url URL]   (default: a fresh SQLite file)
+Writes bench/results/rescreen-<backend>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from hrdd import rescreen  # noqa: E402
+from hrdd.model import Transaction  # noqa: E402
+from server import create_app  # noqa: E402
+
+FIXTURES = ("transaction_egypt_biometric.json", "transaction_norway_storage.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deals", type=int, default=300)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    url, schema = args.database_url, None
+    if url and url.startswith("postgresql"):
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with sa.create_engine(url).begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    url = url or f"sqlite:///{tempfile.mkdtemp(prefix='hrdd-rescreen-')}/bench.sqlite3"
+    app = create_app({"HRDD_DATABASE_URL": url})
+    services = app.extensions["hrdd"]
+    bodies = []
+    for n in range(args.deals):
+        body = json.loads((ROOT / "tests" / "fixtures" / FIXTURES[n % 2]).read_text())
+        body = copy.deepcopy(body)
+        body["stage"] = "post_sale"
+        body["reference"]["object_id"] = f"bench-{n}"
+        bodies.append(body)
+    try:
+        with app.app_context():
+            for body in bodies:
+                services.screen_and_store(body)
+            transactions = [Transaction.from_dict(services.validate(b)) for b in bodies]
+            start = time.perf_counter()
+            for tx in transactions:
+                services.screen(tx)
+            engine_s = time.perf_counter() - start
+            start = time.perf_counter()
+            checked = rescreen.rescreen(services, stages=["post_sale"])
+            examine_s = time.perf_counter() - start
+            start = time.perf_counter()
+            stored = rescreen.rescreen(services, stages=["post_sale"], store_unchanged=True)
+            store_s = time.perf_counter() - start
+    finally:
+        services.store.engine.dispose()
+        if schema:
+            with sa.create_engine(args.database_url).begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    backend = "postgresql" if schema else "sqlite"
+    record = {
+        "backend": backend, "deals": args.deals,
+        "engine_alone_per_s": round(args.deals / engine_s, 1),
+        "rescreen_examine_per_s": round(checked.examined / examine_s, 1), "examined": checked.examined,
+        "rescreen_store_all_per_s": round(stored.stored / store_s, 1), "stored": stored.stored,
+    }
+    record["ratio_examine_to_engine"] = round(record["rescreen_examine_per_s"] / record["engine_alone_per_s"], 3)
+    record["ratio_store_to_engine"] = round(record["rescreen_store_all_per_s"] / record["engine_alone_per_s"], 3)
+    print(json.dumps(record, indent=2))
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"rescreen-{backend}.json").write_text(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
