@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -25,12 +26,12 @@ def load_fixture(name: str):
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
-@pytest.fixture
-def database_url(tmp_path):
+@contextlib.contextmanager
+def fresh_database(directory: Path):
     """A fresh, empty database: a SQLite file, or a new schema in the PostgreSQL of HRDD_TEST_DATABASE_URL."""
     pg = os.environ.get("HRDD_TEST_DATABASE_URL")
     if not pg:
-        yield f"sqlite:///{tmp_path / 'hrdd-test.sqlite3'}"
+        yield f"sqlite:///{directory / 'hrdd-test.sqlite3'}"
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(pg)
@@ -44,6 +45,13 @@ def database_url(tmp_path):
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    """A fresh, empty database for one test (see fresh_database)."""
+    with fresh_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

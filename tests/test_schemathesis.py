@@ -12,12 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import uuid
 from collections import Counter
 
 import pytest
 import schemathesis
-import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -28,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import load_fixture
+from tests.conftest import fresh_database, load_fixture
 from tests.workspace_helpers import csrf_from, login, make_user
 
 pytestmark = [pytest.mark.api, pytest.mark.slow]
@@ -39,22 +37,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
-    """A fresh SQLite file, or a fresh schema in HRDD_TEST_DATABASE_URL's PostgreSQL (as conftest does)."""
-    pg = os.environ.get("HRDD_TEST_DATABASE_URL")
-    if not pg:
-        yield f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.sqlite3'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at HRDD_TEST_DATABASE_URL is not reachable: {exc.orig}")
-    yield f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    """A fresh database for the whole module (SQLite, or a schema in HRDD_TEST_DATABASE_URL's PostgreSQL)."""
+    with fresh_database(tmp_path_factory.mktemp("fuzz")) as url:
+        yield url
 
 
 class Live:
