@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
+from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from hrdd import openapi as oa
@@ -155,15 +156,30 @@ def triage(grievance_id):
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "The body must be a JSON object")
+    try:
+        body = _TriageSchema().load(body)
+    except ValidationError as exc:
+        raise validation_error(exc.messages) from exc
     end_user = body.get("end_user") or {}
-    if body.get("credible") not in (True, False, None) or not isinstance(end_user, dict):
-        raise validation_error({"credible": ["must be true, false or null"]} if body.get("credible") not in
-                               (True, False, None) else {"end_user": ["must be an object with name and country"]})
     _run(lambda conn: grievances.triage(conn, grievance_id, actor(), status=body.get("status") or "",
                                          credible=body.get("credible"), end_user_name=end_user.get("name"),
                                          end_user_country=end_user.get("country"),
                                          public_note=body.get("public_note")))
     return detail(grievance_id)
+
+
+class _EndUserRef(Schema):
+    name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=300))
+    country = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=60))
+
+
+class _TriageSchema(Schema):
+    """A reviewer's triage of a grievance (types checked here, values by hrdd.workspace.grievances)."""
+
+    status = fields.String(load_default="", validate=validate.Length(max=40))
+    credible = fields.Boolean(load_default=None, allow_none=True, truthy={True}, falsy={False})
+    end_user = fields.Nested(_EndUserRef, load_default=None, allow_none=True)
+    public_note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
 
 
 @api.post("/<grievance_id>/links")

@@ -161,3 +161,15 @@ def test_reviewer_triage_pages(app, client, auth_headers):
         "csrf_token": token, "action": "request_corrective_action", "outcome": "Asked for an independent audit"},
         follow_redirects=True)
     assert "Asked for an independent audit" in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"status": "investigating", "end_user": {"name": True, "country": "EG"}}, "end_user"),
+    ({"status": "investigating", "credible": "yes"}, "credible"),
+    ({"status": 7}, "status"),
+    ({"status": "investigating", "public_note": ["x"]}, "public_note"),
+])
+def test_triage_with_wrong_types_is_422_naming_the_field(client, auth_headers, body, field):
+    gid = _submit(client).get_json()["reference"]
+    r = client.post(f"/v1/grievances/{gid}/triage", headers=auth_headers("reviewer"), json=body)
+    assert r.status_code == 422 and field in r.get_json()["errors"]
