@@ -40,6 +40,7 @@ from tests.scaleout_support import (  # noqa: E402
     FakeCrm,
     Instance,
     LoadDriver,
+    PlainDatabase,
     PrivatePostgres,
     Schema,
     adapters_file,
@@ -187,7 +188,7 @@ def pg_outage(args, workdir: Path) -> dict:
         server = PrivatePostgres()
         server.start()
         url = server.url
-        schema = _Plain(url)
+        schema = PlainDatabase(url)
     rig = Rig(url, workdir, crm)
     samples: list[dict] = []
     try:
@@ -269,19 +270,6 @@ def crm_timeout(args, workdir: Path) -> dict:
         rig.stop()
         crm.close()
         schema.drop()
-
-
-class _Plain(Schema):
-    """A database used as it is (the private server's own), nothing to create or drop."""
-
-    def __init__(self, url):
-        import sqlalchemy as sa
-
-        self.url = url
-        self.engine = sa.create_engine(url, pool_pre_ping=True)
-
-    def drop(self) -> None:
-        self.engine.dispose()
 
 
 SCENARIOS = {"kill9": kill9, "pg-outage": pg_outage, "crm-timeout": crm_timeout}

@@ -95,6 +95,19 @@ class Schema:
             self.admin.dispose()
 
 
+class PlainDatabase(Schema):
+    """A database used as it is (e.g. a private server's own): nothing to create, ``drop()`` only disposes."""
+
+    def __init__(self, url):
+        import sqlalchemy as sa
+
+        self.url = url
+        self.engine = sa.create_engine(url, pool_pre_ping=True)
+
+    def drop(self) -> None:
+        self.engine.dispose()
+
+
 def free_port() -> int:
     """An unused TCP port on loopback."""
     with socket.socket() as s:

@@ -19,6 +19,7 @@ from tests.scaleout_support import (
     FakeCrm,
     Instance,
     LoadDriver,
+    PlainDatabase,
     PrivatePostgres,
     Schema,
     adapters_file,
@@ -119,10 +120,10 @@ def test_database_outage_gives_503_and_readiness_recovers_without_restart(tmp_pa
         assert summary["deliveries_without_2xx"] == [], summary
         assert summary["attempts_by_status"].get("503", 0) > 0, "requests during the outage answer 503"
         assert set(summary["attempts_by_status"]) <= {"200", "201", "503"}, summary
-        report = verify_store(_Plain(pg.url), driver.records())
+        report = verify_store(PlainDatabase(pg.url), driver.records())
         assert report["problems"] == []
         assert report["screenings_stored"] == summary["deliveries"]
-        assert wait_for(_drained(_Plain(pg.url)), 60) is not None, "the worker survives the outage and drains"
+        assert wait_for(_drained(PlainDatabase(pg.url)), 60) is not None, "the worker survives the outage and drains"
         print(f"outage {outage_s:.1f} s, readiness back {recovered:.1f} s after restart; {summary}")
     finally:
         if worker is not None:
@@ -132,16 +133,6 @@ def test_database_outage_gives_503_and_readiness_recovers_without_restart(tmp_pa
                 instance.stop()
         crm.close()
         pg.destroy()
-
-
-class _Plain(Schema):
-    """The private server's own database, used as it is (no schema of its own to create or drop)."""
-
-    def __init__(self, url):
-        import sqlalchemy as sa
-
-        self.url = url
-        self.engine = sa.create_engine(url)
 
 
 @pytest.mark.store
