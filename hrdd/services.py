@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
 from flask import current_app
 from marshmallow import ValidationError
 
@@ -49,11 +50,11 @@ class Services:
                          dry_run: bool = False) -> tuple[dict, bool]:
         """Validate, screen and store (unless dry_run); returns (screening dict with gate, created)."""
         data = self.validate(body)
-        request_hash = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+        request_hash = _request_hash(data)
         if idempotency_key and not dry_run:
             existing = self.store.find_by_idempotency_key(idempotency_key)
             if existing is not None:
-                return self._replayed(existing, request_hash, idempotency_key)
+                return self._replayed(existing, request_hash, idempotency_key, data)
         screening = self.screen(Transaction.from_dict(data))
         if dry_run:
             result = screening.to_dict()
@@ -67,8 +68,8 @@ class Services:
             raise _conflict(idempotency_key, exc.screening_id) from exc
         return self.with_gate(result), created
 
-    def _replayed(self, row, request_hash: str, key: str) -> tuple[dict, bool]:
-        if row.request_hash != request_hash:
+    def _replayed(self, row, request_hash: str, key: str, data: dict) -> tuple[dict, bool]:
+        if row.request_hash != request_hash and row.request_hash != _legacy_request_hash(data):
             raise _conflict(key, row.id)
         return self.with_gate(row.result), False
 
@@ -82,6 +83,16 @@ class Services:
         """A copy of a screening dict whose gate is the transaction's effective gate, with reasons."""
         gate, reasons = self.gate_of(screening["transaction_id"], screening)
         return {**screening, "engine_gate": screening["gate"], "gate": gate, "hold_reasons": reasons}
+
+
+def _request_hash(data: dict) -> str:
+    return hashlib.sha256(orjson.dumps(data, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _legacy_request_hash(data: dict) -> str:
+    # Screenings stored before the hash moved to orjson hashed the standard library's JSON; an
+    # Idempotency-Key first used then still replays rather than reporting a conflict.
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _conflict(key: str, screening_id: str) -> ApiError:

@@ -13,7 +13,7 @@ from hrdd.hookspecs import hookimpl
 from hrdd.model import RedFlag
 from hrdd.services import current_services
 from hrdd.workspace import grievances, views_grievances, web
-from hrdd.workspace.web import actor, limiter
+from hrdd.workspace.web import actor, rate_limited
 
 api = Blueprint("grievances_api", __name__, url_prefix="/v1/grievances")
 _max_body = views_grievances.max_body
@@ -91,7 +91,7 @@ def hrdd_gate_factors(transaction_id, screening, store):
 
 @api.post("")
 @public("rightsholders and NGOs report misuse without an account; rate-limited and size-bounded")
-@limiter.limit(views_grievances.submit_limit)
+@rate_limited(views_grievances.submit_limit)
 def submit():
     """Public: report suspected misuse (no key); returns the reference and a tracking token (201)."""
     body = _bounded_json()
@@ -107,7 +107,7 @@ def submit():
 
 @api.post("/status")
 @public("a reporter follows a report with the tracking token only they hold; rate-limited")
-@limiter.limit(views_grievances.lookup_limit)
+@rate_limited(views_grievances.lookup_limit)
 def status():
     """Public: the status of one report, given its tracking token in the body (`{"token": ...}`)."""
     body = _bounded_json()

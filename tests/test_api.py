@@ -61,6 +61,29 @@ def test_same_key_different_body_is_409(app, client, auth_headers, transaction):
     assert "Idempotency-Key" in r.json["errors"]
     assert stored_count(app) == 1
 
+def test_key_stored_with_the_earlier_request_hash_still_replays(app, client, auth_headers, transaction):
+    """A key first used before the request hash moved to orjson replays after an upgrade, never a 409."""
+    import hashlib
+    import json
+
+    import sqlalchemy as sa
+
+    from hrdd.tables import screenings
+    headers = {**auth_headers("crm"), "Idempotency-Key": "k-before-upgrade"}
+    first = post(client, transaction, headers)
+    services = app.extensions["hrdd"]
+    earlier = hashlib.sha256(json.dumps(services.validate(copy.deepcopy(transaction)), sort_keys=True,
+                                        default=str).encode()).hexdigest()
+    with services.store.begin() as conn:
+        conn.execute(sa.update(screenings).where(screenings.c.id == first.json["id"]).values(request_hash=earlier))
+    again = post(client, transaction, headers)
+    assert (again.status_code, again.json["id"]) == (200, first.json["id"])
+    changed = copy.deepcopy(transaction)
+    changed["items"][0]["quantity"] = 5
+    assert post(client, changed, headers).status_code == 409
+    assert stored_count(app) == 1
+
+
 
 def test_dry_run_stores_nothing(app, client, auth_headers, transaction):
     r = client.post("/v1/screenings?dry_run=true", json=transaction, headers=auth_headers("crm"))

@@ -118,10 +118,12 @@ def on_screening_stored(conn, screening: dict) -> str | None:
 
 def add_note(conn, case_id: str, author: str, text: str) -> None:
     """Append a note to a case's history."""
-    conn.execute(insert(case_notes).values(case_id=case_id, at=now_iso(), author=author, text=text))
+    conn.execute(_ADD_NOTE, {"case_id": case_id, "at": now_iso(), "author": author, "text": text})
 
 
-# Built once: these run on every screening and gate read.
+# Built once: these run on every screening and gate read, where building a statement costs more than
+# running it.
+_ADD_NOTE = insert(case_notes)
 _OPEN_CASE = (select(cases).where(cases.c.transaction_id == bindparam("txn"),
                                   or_(*(cases.c.status == s for s in OPEN_STATUSES)))
               .order_by(cases.c.opened_at.desc()).limit(1))

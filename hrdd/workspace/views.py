@@ -13,7 +13,7 @@ from hrdd.auth import public
 from hrdd.services import current_services
 from hrdd.workspace import cases, falsepositives, security, users
 from hrdd.workspace.util import parse_iso
-from hrdd.workspace.web import actor, limiter, make_blueprint, setting
+from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
 bp = make_blueprint("workspace", "/workspace", static=True)
 
@@ -24,7 +24,7 @@ def _login_limit() -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @public("the sign-in form (CSRF token, rate limit on POST)")
-@limiter.limit(_login_limit, methods=["POST"])
+@rate_limited(_login_limit, methods=["POST"])
 def login():
     """Sign in with name and password."""
     error = None

@@ -8,7 +8,7 @@ from hrdd import openapi as oa
 from hrdd.auth import public as open_to_all
 from hrdd.services import current_services
 from hrdd.workspace import grievances, security
-from hrdd.workspace.web import actor, limiter, make_blueprint, setting
+from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
 DEFAULT_MAX_BODY = 32 * 1024
 
@@ -41,7 +41,7 @@ def form():
 
 @public.route("/", methods=["POST"])
 @open_to_all("public reports (CSRF token, rate limit, size bound)")
-@limiter.limit(submit_limit)
+@rate_limited(submit_limit)
 def submit():
     """Accept a report from the public form and show the tracking token once."""
     values = {key: request.form.get(key, "") for key in grievances.FIELDS}
@@ -56,7 +56,7 @@ def submit():
 
 @public.route("/status", methods=["GET", "POST"])
 @open_to_all("a reporter follows a report with its tracking token; rate-limited")
-@limiter.limit(lookup_limit, methods=["POST"])
+@rate_limited(lookup_limit, methods=["POST"])
 def status():
     """Follow a report with its tracking token (POST, so the token stays out of URLs and logs)."""
     result, error = None, None

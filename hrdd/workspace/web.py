@@ -22,6 +22,23 @@ STATIC = str(PACKAGE_DIR / "static")
 limiter = Limiter(key_func=get_remote_address)
 
 
+def rate_limited(limit_value, **kwargs):
+    """``limiter.limit`` that also marks the view, so requests to views without a limit skip the limiter."""
+    def decorator(view):
+        limited = limiter.limit(limit_value, **kwargs)(view)
+        limited.rate_limited = True
+        return limited
+
+    return decorator
+
+
+@limiter.request_filter
+def _view_has_no_limit() -> bool:
+    # The limiter otherwise resolves limits for every request; the screening API has none and is the hot path.
+    view = current_app.view_functions.get(request.endpoint or "")
+    return not getattr(view, "rate_limited", False)
+
+
 def init_app(app) -> None:
     """Configure sessions, the limiter and template helpers once per app."""
     if app.extensions.get("hrdd_workspace"):
