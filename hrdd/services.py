@@ -75,8 +75,9 @@ class Services:
 
     def gate_of(self, transaction_id: str, screening: dict) -> tuple[str, list[str]]:
         """The effective gate of a transaction whose latest screening is ``screening``."""
-        factors = [f for result in self.pm.hook.hrdd_gate_factors(
-            transaction_id=transaction_id, screening=screening, store=self.store) for f in (result or ())]
+        with self.store.read_scope():  # the plugins' look-ups share one connection and one snapshot
+            factors = [f for result in self.pm.hook.hrdd_gate_factors(
+                transaction_id=transaction_id, screening=screening, store=self.store) for f in (result or ())]
         return effective_gate(screening["gate"], factors)
 
     def with_gate(self, screening: dict) -> dict:

@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,15 +95,26 @@ class Store:
         # RETURNING tells reliably whether the row went in (rowcount is not reliable on every driver).
         self._stmt_insert_screening_once = self._insert(screenings).on_conflict_do_nothing(
             index_elements=["idempotency_key"]).returning(screenings.c.id)
-        self._stmt_touch_transaction = transactions.update().where(
-            transactions.c.id == sa.bindparam("txn_id")).values(updated_at=sa.bindparam("now"))
+        # One statement finds or creates the deal's row and touches it; on PostgreSQL the update takes the
+        # row's lock before the plugins' hooks run, so screenings of one deal stored by different
+        # instances open one case, not two, and see each other's rows.
+        upsert = self._insert(transactions)
+        self._stmt_upsert_transaction = upsert.on_conflict_do_update(
+            index_elements=["system", "object_type", "object_id"],
+            set_={"updated_at": upsert.excluded.updated_at}).returning(transactions.c.id)
         self._stmt_find_transaction = sa.select(transactions.c.id).where(
             transactions.c.system == sa.bindparam("system"),
             transactions.c.object_type == sa.bindparam("object_type"),
             transactions.c.object_id == sa.bindparam("object_id"))
-        self._stmt_insert_transaction = self._insert(transactions).on_conflict_do_nothing(
-            index_elements=["system", "object_type", "object_id"])
+        current = sa.select(screenings.c.created_at).where(screenings.c.id == sa.bindparam("sid")).scalar_subquery()
+        self._stmt_latest_before = (
+            sa.select(screenings.c.result)
+            .where(screenings.c.transaction_id == sa.bindparam("txn"), screenings.c.stage == sa.bindparam("stage"),
+                   sa.or_(screenings.c.created_at < current,
+                          sa.and_(screenings.c.created_at == current, screenings.c.id < sa.bindparam("sid"))))
+            .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1))
         self._key_cache: dict[str, tuple[float, dict | None]] = {}
+        self._read_scope: ContextVar[sa.Connection | None] = ContextVar(f"hrdd_read_scope_{id(self)}", default=None)
 
     # ---- schema ----
     def upgrade(self) -> None:
@@ -131,6 +143,29 @@ class Store:
         """A connection inside a transaction that commits on success and rolls back on error."""
         with self.write_lock, self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def reading(self):
+        """A connection for reads: the enclosing ``read_scope``'s if there is one, else a new one."""
+        shared = self._read_scope.get()
+        if shared is not None:
+            yield shared
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def read_scope(self):
+        """Let every ``reading()`` in the block (this thread or task) share one connection and snapshot."""
+        if self._read_scope.get() is not None:
+            yield
+            return
+        with self.engine.connect() as conn:
+            token = self._read_scope.set(conn)
+            try:
+                yield
+            finally:
+                self._read_scope.reset(token)
 
     @contextmanager
     def exclusive(self, name: str):
@@ -199,9 +234,6 @@ class Store:
         result_rows = conn.execute(stmt, values)
         if idempotency_key and result_rows.first() is None:
             raise _LostRace
-        # The update takes the transaction's row lock before the plugins' hooks run, so screenings of one
-        # deal stored by different instances open one case, not two, and see each other's rows.
-        conn.execute(self._stmt_touch_transaction, {"txn_id": txn_id, "now": now})
         if self.pm is not None:
             self.pm.hook.hrdd_screening_stored(screening=result, connection=conn, store=self)
         return result, True
@@ -213,13 +245,9 @@ class Store:
         return row.result, False
 
     def _transaction_id(self, conn, ref, now) -> str:
-        params = {"system": ref.system, "object_type": ref.object_type, "object_id": ref.object_id}
-        found = conn.execute(self._stmt_find_transaction, params).scalar()
-        if found:
-            return found
-        conn.execute(self._stmt_insert_transaction, {**params, "id": new_id("txn"), "created_at": now,
-                                                     "updated_at": now})
-        return conn.execute(self._stmt_find_transaction, params).scalar_one()
+        return conn.execute(self._stmt_upsert_transaction, {
+            "system": ref.system, "object_type": ref.object_type, "object_id": ref.object_id,
+            "id": new_id("txn"), "created_at": now, "updated_at": now}).scalar_one()
 
     def get_screening(self, screening_id: str) -> dict | None:
         """A stored screening's response dict."""
@@ -233,20 +261,26 @@ class Store:
 
     def screenings_of(self, transaction_id: str) -> list[dict]:
         """Every screening of a transaction, newest first."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(sa.select(screenings.c.result).where(screenings.c.transaction_id == transaction_id)
                                 .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()))
             return [r.result for r in rows]
 
+    def latest_screening_before(self, transaction_id: str, screening_id: str, stage: str) -> dict | None:
+        """The newest screening at ``stage`` of a transaction stored before screening ``screening_id``."""
+        with self.reading() as conn:
+            return conn.execute(self._stmt_latest_before, {"txn": transaction_id, "sid": screening_id,
+                                                           "stage": stage}).scalar()
+
     def latest_screening(self, transaction_id: str) -> dict | None:
         """The newest screening of a transaction."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return conn.execute(sa.select(screenings.c.result).where(screenings.c.transaction_id == transaction_id)
                                 .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1)).scalar()
 
     def get_transaction(self, transaction_id: str) -> dict | None:
         """A transaction record: reference and timestamps (screenings via screenings_of)."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(sa.select(transactions).where(transactions.c.id == transaction_id)).first()
         if row is None:
             return None
@@ -256,7 +290,7 @@ class Store:
 
     def find_transaction(self, system: str, object_type: str, object_id: str) -> str | None:
         """The transaction id of a business reference, if it was ever screened."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return conn.execute(sa.select(transactions.c.id).where(
                 transactions.c.system == system, transactions.c.object_type == object_type,
                 transactions.c.object_id == object_id)).scalar()

@@ -51,7 +51,7 @@ def hrdd_gate_factors(transaction_id, screening, store):
             return None
         ref = record["reference"]
     since = screening.get("created_at") or ""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         rows = conn.execute(_UNSCREENED_EVENTS, {"system": ref["system"], "object_type": ref["object_type"],
                                                  "object_id": ref["object_id"]}).fetchall()
     factors = []

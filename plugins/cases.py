@@ -27,7 +27,7 @@ def hrdd_screening_stored(screening, connection, store):
 @hookimpl
 def hrdd_gate_factors(transaction_id, screening, store):
     """The reviewer decision in force (an override), or a hold while an escalation is undecided at order."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         return cases.gate_factors(conn, transaction_id, screening)
 
 

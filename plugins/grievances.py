@@ -46,7 +46,7 @@ def hrdd_register_routes(app):
 def _concerning(store, *, end_user: dict | None, transaction_id: str | None = None,
                 find_transaction=None) -> list[dict]:
     key = (end_user.get("name") or "", end_user.get("country")) if end_user and end_user.get("name") else None
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         # Nearly always there is no open credible grievance at all: one cheap query, then done.
         if not grievances.any_open_credible(conn):
             return []

@@ -27,7 +27,7 @@ RIDER_CONDITION = "rider_executed"
 
 def rider_executions_of(store, transaction_id: str) -> list[dict]:
     """Recorded executions of a transaction's rider, newest first."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         rows = conn.execute(sa.select(rider_executions).where(rider_executions.c.transaction_id == transaction_id)
                             .order_by(rider_executions.c.executed_at.desc())).fetchall()
     return [_execution(r._mapping) for r in rows]
@@ -71,14 +71,7 @@ def material_changes(quote: dict, order: dict) -> list[str]:
 
 
 def _quote_before(store, transaction_id: str, screening: dict) -> dict | None:
-    seen_current = False
-    for candidate in store.screenings_of(transaction_id):  # newest first
-        if candidate["id"] == screening["id"]:
-            seen_current = True
-            continue
-        if seen_current and candidate["stage"] == "quote":
-            return candidate
-    return None
+    return store.latest_screening_before(transaction_id, screening["id"], "quote")
 
 
 @hookimpl

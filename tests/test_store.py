@@ -62,3 +62,29 @@ def test_screening_records_request_versions_and_source(app, auth_headers, transa
     assert row.source == "api" and row.decision == "escalate" and row.end_user_country == "EG"
     assert row.request["items"][0]["capabilities"] == ["biometric_identification"]
     assert row.result["versions"]["data"]["pts"] == "2023"
+
+
+def test_order_is_compared_with_the_newest_quote_stored_before_it(app, client, auth_headers, transaction):
+    """The order gate's "material change since the quote" uses the last quote before that order."""
+    headers = auth_headers("crm")
+
+    def screen(stage, quantity):
+        body = copy.deepcopy(transaction)
+        body["stage"] = stage
+        body["items"][0]["quantity"] = quantity
+        r = client.post("/v1/screenings", json=body, headers=headers)
+        assert r.status_code == 201, r.json
+        return r.json
+
+    first_quote, second_quote = screen("quote", 10), screen("quote", 20)
+    order = screen("order", 20)
+    later_quote = screen("quote", 30)
+    store = app.extensions["hrdd"].store
+    txn = order["transaction_id"]
+    assert store.latest_screening_before(txn, order["id"], "quote")["id"] == second_quote["id"]
+    assert store.latest_screening_before(txn, second_quote["id"], "quote")["id"] == first_quote["id"]
+    assert store.latest_screening_before(txn, first_quote["id"], "quote") is None
+    assert store.latest_screening_before(txn, later_quote["id"], "order")["id"] == order["id"]
+    assert store.latest_screening_before(txn, "scr_unknown", "quote") is None
+    # Same quantity as the second quote: no material-change hold at order (the first quote differed).
+    assert not any("material change" in reason for reason in order["hold_reasons"])
