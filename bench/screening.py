@@ -1,7 +1,11 @@
 """hrdd serve vs a bare Flask JSON echo, same WSGI server (waitress) and load generator (wrk), one run.
 
-Prints throughput of each, the ratio, and latency percentiles; writes bench/results/screening-<db>.json.
-Usage: python bench/screening.py [--seconds 15] [--connections 16] [--database-url URL]
+Both servers run with the same threads and worker processes. Prints throughput of each, the ratio, latency
+percentiles and the servers' CPU time per request; writes bench/results/screening-<db>-<fixture>[-wN].json.
+With --breakdown it also measures, on the same hrdd server, GET /healthz (the framework's floor) and the
+screening with ?dry_run=true (validation, engine and response, nothing stored), to show where time goes.
+Usage: python bench/screening.py [--seconds 15] [--connections 16] [--threads 8] [--workers 1]
+                                 [--database-url URL] [--fixture NAME] [--breakdown]
 """
 
 from __future__ import annotations
@@ -43,17 +47,33 @@ def wait_ready(url: str, proc) -> None:
     raise SystemExit(f"{url} did not answer")
 
 
-def wrk(url: str, body_file: Path, headers: dict, seconds: int, connections: int) -> dict:
-    """Run wrk with a Lua script that POSTs the body; parse requests/s, latency percentiles and errors."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (worker processes), from /proc."""
+    pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                   text=True).stdout.split()]
+    total = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, body_file: Path | None, headers: dict, seconds: int, connections: int, pid: int | None = None) -> dict:
+    """Run wrk (POSTing the body, or GET without one); parse requests/s, latency percentiles, errors, CPU."""
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
     head = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
-    body = json.dumps(body_file.read_text())
-    lua.write_text(f'wrk.method = "POST"\nwrk.body = {body}\n{head}\n'
-                   'wrk.headers["Content-Type"] = "application/json"\n'
+    post = (f'wrk.method = "POST"\nwrk.body = {json.dumps(body_file.read_text())}\n'
+            'wrk.headers["Content-Type"] = "application/json"\n') if body_file else ""
+    lua.write_text(f'{post}{head}\n'
                    'done = function(summary, latency, requests)\n'
                    '  io.write(string.format("STATUS_ERRORS %d\\n", summary.errors.status))\nend\n')
+    before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
                          capture_output=True, text=True, check=True).stdout
+    used = cpu_seconds(pid) - before if pid else None
     lua.unlink()
 
     def ms(label: str) -> float:
@@ -61,9 +81,11 @@ def wrk(url: str, body_file: Path, headers: dict, seconds: int, connections: int
         value, unit = float(m.group(1)), m.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
+    done = int(re.search(r"(\d+) requests in", out).group(1))
     return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50_ms": ms("50"), "p90_ms": ms("90"), "p99_ms": ms("99"),
             "non_2xx": int(re.search(r"STATUS_ERRORS (\d+)", out).group(1)),
+            "cpu_ms_per_request": round(used * 1000 / done, 3) if used is not None and done else None,
             "socket_errors": bool(re.search(r"Socket errors", out)), "raw": out}
 
 
@@ -72,6 +94,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=8, help="waitress threads for both servers")
+    parser.add_argument("--workers", type=int, default=1, help="server processes for both servers")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also measure GET /healthz and ?dry_run=true on the hrdd server")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--fixture", default="transaction_egypt_biometric.json",
                         help="request body under tests/fixtures (default: DESIGN.md's escalated example)")
@@ -86,9 +111,11 @@ def main() -> None:
                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     hrdd_port, echo_port = free_port(), free_port()
     servers = [
-        subprocess.Popen([PY, "-m", "hrdd.cli", "serve", "--port", str(hrdd_port), "--threads", str(args.threads)],
+        subprocess.Popen([PY, "-m", "hrdd.cli", "serve", "--port", str(hrdd_port), "--threads", str(args.threads),
+                          "--workers", str(args.workers)],
                          env=env, cwd=ROOT, stdout=(tmp / "hrdd.log").open("wb"), stderr=subprocess.STDOUT),
-        subprocess.Popen([PY, str(ROOT / "bench" / "echo_app.py"), str(echo_port), str(args.threads)],
+        subprocess.Popen([PY, str(ROOT / "bench" / "echo_app.py"), str(echo_port), str(args.threads),
+                          str(args.workers)],
                          cwd=ROOT, stdout=(tmp / "echo.log").open("wb"), stderr=subprocess.STDOUT),
     ]
     try:
@@ -98,8 +125,16 @@ def main() -> None:
         # Warm both servers before measuring.
         wrk(f"http://127.0.0.1:{echo_port}/echo", fixture, {}, 2, args.connections)
         wrk(f"http://127.0.0.1:{hrdd_port}/v1/screenings", fixture, auth, 2, args.connections)
-        echo = wrk(f"http://127.0.0.1:{echo_port}/echo", fixture, {}, args.seconds, args.connections)
-        hrdd = wrk(f"http://127.0.0.1:{hrdd_port}/v1/screenings", fixture, auth, args.seconds, args.connections)
+        echo = wrk(f"http://127.0.0.1:{echo_port}/echo", fixture, {}, args.seconds, args.connections,
+                   servers[1].pid)
+        hrdd = wrk(f"http://127.0.0.1:{hrdd_port}/v1/screenings", fixture, auth, args.seconds, args.connections,
+                   servers[0].pid)
+        extra = {}
+        if args.breakdown:
+            extra["hrdd GET /healthz"] = wrk(f"http://127.0.0.1:{hrdd_port}/healthz", None, {}, args.seconds,
+                                             args.connections, servers[0].pid)
+            extra["hrdd dry run"] = wrk(f"http://127.0.0.1:{hrdd_port}/v1/screenings?dry_run=true", fixture, auth,
+                                        args.seconds, args.connections, servers[0].pid)
     finally:
         for proc in servers:
             proc.terminate()
@@ -107,17 +142,21 @@ def main() -> None:
     backend = "postgresql" if db.startswith("postgresql") else "sqlite"
     ratio = hrdd["requests_per_s"] / echo["requests_per_s"]
     print(f"fixture: {args.fixture}")
-    print(f"backend: {backend}; {args.connections} connections, {args.seconds}s each, waitress {args.threads} threads")
-    for name, r in (("bare echo", echo), ("hrdd screening", hrdd)):
-        print(f"{name:>15}: {r['requests_per_s']:8.1f} req/s  p50 {r['p50_ms']:.2f} ms  p90 {r['p90_ms']:.2f} ms  "
-              f"p99 {r['p99_ms']:.2f} ms  non-2xx {r['non_2xx']}")
+    print(f"backend: {backend}; {args.connections} connections, {args.seconds}s each, waitress {args.threads} threads, "
+          f"{args.workers} worker process(es)")
+    for name, r in (("bare echo", echo), ("hrdd screening", hrdd), *extra.items()):
+        print(f"{name:>17}: {r['requests_per_s']:8.1f} req/s  p50 {r['p50_ms']:.2f} ms  p90 {r['p90_ms']:.2f} ms  "
+              f"p99 {r['p99_ms']:.2f} ms  CPU {r['cpu_ms_per_request']} ms/request  non-2xx {r['non_2xx']}")
     print(f"ratio screening/echo: {ratio:.2f}")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     record = {"backend": backend, "fixture": args.fixture, "connections": args.connections, "seconds": args.seconds,
+              "threads": args.threads, "workers": args.workers, "load_average": os.getloadavg()[0],
               "echo": {k: v for k, v in echo.items() if k != "raw"},
-              "screening": {k: v for k, v in hrdd.items() if k != "raw"}, "ratio": round(ratio, 3)}
-    (out / f"screening-{backend}-{Path(args.fixture).stem}.json").write_text(json.dumps(record, indent=2))
+              "screening": {k: v for k, v in hrdd.items() if k != "raw"}, "ratio": round(ratio, 3),
+              "breakdown": {name: {k: v for k, v in r.items() if k != "raw"} for name, r in extra.items()}}
+    suffix = f"-w{args.workers}" if args.workers > 1 else ""
+    (out / f"screening-{backend}-{Path(args.fixture).stem}{suffix}.json").write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":
