@@ -64,7 +64,7 @@ def serve(ctx, host, port, threads, workers):
         try:
             serving.serve(app, host=host, port=port, threads=threads, workers=workers,
                           after_fork=lambda: engine.dispose(close=False), on_worker_exit=_worker_exited)
-        except serving.WorkersFailing as exc:
+        except serving.ServingError as exc:
             raise click.ClickException(str(exc)) from exc
         except OSError as exc:
             raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc

@@ -23,6 +23,7 @@ class Metrics:
                                  registry=self.registry)
         # Several worker processes (`hrdd serve --workers N`) each write their values to files in this
         # directory; /metrics then sums the files of all of them, whichever worker answers the scrape.
+        # (Counters and histograms sum as they are; a Gauge added here would need a multiprocess_mode.)
         multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if multiproc_dir:
             self.exposition = CollectorRegistry()

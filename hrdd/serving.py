@@ -27,7 +27,11 @@ THREAD_JOIN_SECONDS = 5.0
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD) if hasattr(signal, "SIGCHLD") else ()
 
 
-class WorkersFailing(RuntimeError):
+class ServingError(RuntimeError):
+    """The worker processes could not be started or kept running; the message says why."""
+
+
+class WorkersFailing(ServingError):
     """Worker processes kept dying right after they were started; the supervisor gave up."""
 
 
@@ -46,7 +50,8 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8000, threads: int = 8, w
     copy-on-write), restarts a child that dies, and stops them all on SIGTERM/SIGINT. ``after_fork``
     runs in each child before it serves (e.g. to drop database connections inherited from this process);
     ``on_worker_exit(pid)`` runs here for each child that exited. Raises WorkersFailing when children die
-    more than CRASH_LIMIT times within CRASH_WINDOW seconds, OSError when the address cannot be bound.
+    more than CRASH_LIMIT times within CRASH_WINDOW seconds (ServingError when they cannot be started),
+    OSError when the address cannot be bound.
     Call it from the main thread, with no other thread running.
     """
     from waitress import serve as waitress_serve
@@ -55,7 +60,7 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8000, threads: int = 8, w
         waitress_serve(app, host=host, port=port, threads=threads, ident=ident)
         return
     if not can_fork():
-        raise NotImplementedError("several worker processes need os.fork, which this platform lacks")
+        raise ServingError("several worker processes need os.fork, which this platform lacks")
     # As waitress.serve does; here before forking, so the supervisor's messages are shown the same way.
     logging.basicConfig()
     sockets = bind(host, port)
@@ -208,23 +213,23 @@ class _Supervisor:
                 self.on_worker_exit(pid)
             if not respawn or self.stop_signal is not None:
                 continue
+            self._count_death(f"worker {pid} {_describe(status)}")
             log.warning("worker %d %s; starting a replacement", pid, _describe(status))
-            self._count_death()
             self._spawn()
 
-    def _count_death(self) -> None:
+    def _count_death(self, what: str) -> None:
         now = time.monotonic()
         self.deaths.append(now)
         while self.deaths and self.deaths[0] < now - CRASH_WINDOW:
             self.deaths.popleft()
         if len(self.deaths) > CRASH_LIMIT:
-            raise WorkersFailing(f"{len(self.deaths)} worker processes died within {CRASH_WINDOW:g} s; "
-                                 "not starting more (their errors are above)")
+            raise WorkersFailing(f"{len(self.deaths)} worker processes died within {CRASH_WINDOW:g} s, the last "
+                                 f"one: {what}; not starting more (any error they printed is above)")
 
     def _stop_all(self) -> None:
         if not self.children:
             return
-        log.info("stopping %d workers", len(self.children))
+        log.info("stopping the workers (%d running)", len(self.children))
         for pid in self.children:
             _kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
@@ -270,5 +275,5 @@ def _wait_for_other_threads() -> None:
             thread.join(max(0.0, deadline - time.monotonic()))
     running = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
     if running:
-        raise RuntimeError(f"cannot start worker processes while other threads run ({', '.join(running)}); "
+        raise ServingError(f"cannot start worker processes while other threads run ({', '.join(running)}); "
                            "forking would leave their locks held in the workers")

@@ -246,6 +246,7 @@ def test_workers_that_keep_dying_stop_the_server_with_a_clear_message(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "WorkersFailing" in done.stderr and "worker processes died within 10 s" in done.stderr
+    assert "exited with code 1" in done.stderr
     assert "cannot open the database" in done.stderr
 
 
