@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import click
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
 from hrdd.store import ROLES
 
@@ -27,21 +27,57 @@ def cli():
     """hrdd: human rights due diligence gate for surveillance-capable products."""
 
 
-@cli.command("serve")
+# Not in an app context (FlaskGroup adds one by default): with workers, the app must be made after the
+# metrics directory is set.
+@cli.command("serve", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
-@with_appcontext
-def serve(host, port, threads):
-    """Run the service on a production WSGI server (waitress)."""
+@click.option("--threads", default=8, show_default=True, type=int, help="Threads per worker process.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes serving the port (POSIX only); about one per CPU core.")
+@click.pass_context
+def serve(ctx, host, port, threads, workers):
+    """Run the service on a production WSGI server (waitress), in one process or several."""
     import logging
 
-    from flask import current_app
-    from waitress import serve as waitress_serve
+    from hrdd import serving
+    if workers > 1 and not serving.can_fork():
+        raise click.ClickException("--workers above 1 needs os.fork (Linux, macOS and other POSIX systems); "
+                                   "here, run --workers 1 and start several instances instead")
     # waitress logs every queued request at WARNING under load; queue depth is visible in /metrics latency.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    click.echo(f"hrdd listening on http://{host}:{port} (store: {_safe_url(current_app.config['HRDD_DATABASE_URL'])})")
-    waitress_serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="hrdd")
+    logging.getLogger("hrdd.serving").setLevel(logging.INFO)
+    script_info = ctx.ensure_object(ScriptInfo)
+    if workers == 1:
+        app = script_info.load_app()
+        _announce(app, host, port, workers, threads)
+        serving.serve(app, host=host, port=port, threads=threads)
+        return
+    # The app (and prometheus_client, which reads the variable on import) is made after the metrics
+    # directory is set, once, before the workers are forked.
+    with serving.prometheus_multiproc_dir():
+        app = script_info.load_app()
+        engine = app.extensions["hrdd"].store.engine
+        # This process serves nothing: workers open their own connections, none is shared across a fork.
+        engine.dispose()
+        _announce(app, host, port, workers, threads)
+        try:
+            serving.serve(app, host=host, port=port, threads=threads, workers=workers,
+                          after_fork=lambda: engine.dispose(close=False), on_worker_exit=_worker_exited)
+        except serving.ServingError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
+
+
+def _announce(app, host, port, workers, threads):
+    click.echo(f"hrdd listening on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''} × "
+               f"{threads} threads; store: {_safe_url(app.config['HRDD_DATABASE_URL'])})")
+
+
+def _worker_exited(pid: int) -> None:
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(pid)
 
 
 def _safe_url(url: str) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from flask import Flask, g, request
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 
 class Metrics:
@@ -20,6 +21,19 @@ class Metrics:
                                  registry=self.registry)
         self.decisions = Counter("hrdd_decisions_total", "Screenings stored, by decision", ["decision"],
                                  registry=self.registry)
+        # Several worker processes (`hrdd serve --workers N`) each write their values to files in this
+        # directory; /metrics then sums the files of all of them, whichever worker answers the scrape.
+        # (Counters and histograms sum as they are; a Gauge added here would need a multiprocess_mode.)
+        multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if multiproc_dir:
+            self.exposition = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self.exposition, path=multiproc_dir)
+        else:
+            self.exposition = self.registry
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition: this process's metrics, or every worker's in multi-process mode."""
+        return generate_latest(self.exposition)
 
     def install(self, app: Flask) -> None:
         """Time every request and count it by endpoint and status."""

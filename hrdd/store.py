@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import threading
 import time
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
@@ -19,6 +18,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hrdd import jsonio
+from hrdd.locks import sqlite_write_lock
 from hrdd.model import Screening
 from hrdd.tables import api_keys, screenings, transactions
 
@@ -85,9 +85,9 @@ class Store:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
         self.engine = sa.create_engine(url, **kwargs)
         self.dialect = self.engine.dialect.name
-        # SQLite allows one writer: queueing writers on a lock in this process avoids its busy-wait sleeps,
-        # which otherwise dominate tail latency under concurrent requests.
-        self.write_lock = threading.RLock() if self.dialect == "sqlite" else nullcontext()
+        # SQLite allows one writer: queueing writers on a lock (threads, and processes sharing the file)
+        # avoids its busy-wait sleeps, which otherwise dominate tail latency under concurrent requests.
+        self.write_lock = sqlite_write_lock(self.engine.url) if self.dialect == "sqlite" else nullcontext()
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         # Statements built once so SQLAlchemy's compiled cache is hit on every request.
@@ -121,7 +121,8 @@ class Store:
         """Create or migrate the schema to the newest revision of every branch (`heads`)."""
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self.engine.begin() as conn:
+        # SQLite: the write lock makes processes starting together (workers, `hrdd worker`) migrate in turn.
+        with self.write_lock, self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 # Instances starting at once migrate one after another (DDL is transactional there);
                 # the later ones find the schema current.
@@ -172,11 +173,12 @@ class Store:
         """Run the block in one process at a time across every instance sharing this database.
 
         PostgreSQL: a session advisory lock named by ``name``, released at the end (or when the process
-        dies and its connection closes). SQLite (one machine, usually one process) has no such lock: the
-        caller's own process lock is what serialises it there.
+        dies and its connection closes). SQLite (one machine): the write lock, which every process using the
+        database file shares, so the block also excludes every writer meanwhile (keep it short).
         """
         if self.dialect != "postgresql":
-            yield
+            with self.write_lock:
+                yield
             return
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         with self.engine.connect() as conn:
@@ -307,7 +309,7 @@ class Store:
             raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
         key_id = new_id("key")
         plaintext = "hrdd_" + secrets.token_urlsafe(32)
-        with self.engine.begin() as conn:
+        with self.begin() as conn:
             conn.execute(api_keys.insert().values(id=key_id, name=name, role=role, key_hash=hash_key(plaintext),
                                                   prefix=plaintext[:12], created_at=utcnow()))
         return key_id, plaintext
@@ -342,7 +344,7 @@ class Store:
 
     def revoke_api_key(self, key_id: str) -> bool:
         """Revoke a key; returns False when there is no such active key."""
-        with self.engine.begin() as conn:
+        with self.begin() as conn:
             done = bool(conn.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                                      .values(revoked_at=utcnow())).rowcount)
         self._key_cache.clear()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from hrdd import __version__
 from hrdd.auth import public, require_role
@@ -37,7 +37,7 @@ def readyz():
 @public("Prometheus scrapes without credentials; restrict it at the network (docs/security.md)")
 def metrics():
     """Prometheus exposition."""
-    return Response(generate_latest(current_services().metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(current_services().metrics.render(), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/v1/plugins")
