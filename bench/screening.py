@@ -24,6 +24,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hrdd.cli import default_threads  # noqa: E402
+
 PY = sys.executable
 
 
@@ -93,7 +97,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=8, help="waitress threads for both servers")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="waitress threads for both servers (default: hrdd serve's for the store)")
     parser.add_argument("--workers", type=int, default=1, help="server processes for both servers")
     parser.add_argument("--breakdown", action="store_true",
                         help="also measure GET /healthz and ?dry_run=true on the hrdd server")
@@ -105,6 +110,7 @@ def main() -> None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     tmp = Path(tempfile.mkdtemp(prefix="hrdd-bench-"))
     db = args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
+    args.threads = args.threads or default_threads(db)
     env = {**os.environ, "HRDD_DATABASE_URL": db}
     fixture = ROOT / "tests" / "fixtures" / args.fixture
     key = subprocess.run([PY, "-m", "hrdd.cli", "keys", "create", "bench", "--role", "crm"], env=env, cwd=ROOT,

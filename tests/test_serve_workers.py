@@ -71,7 +71,8 @@ def wait_for(condition, what: str, timeout: float = 30.0):
 class Server:
     """`hrdd serve --workers 2 --threads 2` on a fresh SQLite file, with a crm key made by `hrdd keys create`."""
 
-    def __init__(self, tmp_path: Path, extra_env: dict[str, str] | None = None):
+    def __init__(self, tmp_path: Path, extra_env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ("--workers", "2", "--threads", "2")):
         self.db_path = tmp_path / "hrdd.sqlite3"
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -84,7 +85,7 @@ class Server:
         assert created.returncode == 0, created.stderr
         self.key = created.stdout.strip().splitlines()[-1]
         with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen([*HRDD, "serve", "--workers", "2", "--threads", "2", "--port", str(self.port)],
+            self.proc = subprocess.Popen([*HRDD, "serve", *args, "--port", str(self.port)],
                                          env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: self.proc.poll() is not None or self.get("/readyz")[0] == 200, "the server to be ready", 60)
         assert self.proc.poll() is None, self.log()
@@ -306,3 +307,16 @@ def test_store_writes_are_serialised_across_processes(tmp_path):
         assert Path(f"{database}.lock").exists()
     finally:
         store.engine.dispose()
+
+
+def test_threads_default_to_few_on_sqlite_and_more_on_a_server_database(tmp_path):
+    """Without --threads: 2 per process on SQLite (writes queue on one lock), 8 on PostgreSQL."""
+    from hrdd.cli import default_threads
+    started = Server(tmp_path, args=())
+    try:
+        assert "(1 worker × 2 threads; store: sqlite:///" in started.log()
+        assert started.screen("default-threads") == 201
+    finally:
+        started.stop()
+    assert default_threads("postgresql+psycopg://hrdd:secret@db.example/hrdd") == 8
+    assert default_threads(f"sqlite:///{tmp_path / 'x.sqlite3'}") == 2
