@@ -1,7 +1,7 @@
 """hrdd serve vs a bare Flask JSON echo, same WSGI server (waitress) and load generator (wrk), one run.
 
 Both servers run with the same threads and worker processes. Prints throughput of each, the ratio, latency
-percentiles and the servers' CPU time per request; writes bench/results/screening-<db>-<fixture>[-wN].json.
+percentiles and the servers' CPU time per request; writes bench/results/screening-<db>-<fixture>-w<workers>-t<threads>.json.
 With --breakdown it also measures, on the same hrdd server, GET /healthz (the framework's floor) and the
 screening with ?dry_run=true (validation, engine and response, nothing stored), to show where time goes.
 Usage: python bench/screening.py [--seconds 15] [--connections 16] [--threads 8] [--workers 1]
@@ -161,7 +161,7 @@ def main() -> None:
               "echo": {k: v for k, v in echo.items() if k != "raw"},
               "screening": {k: v for k, v in hrdd.items() if k != "raw"}, "ratio": round(ratio, 3),
               "breakdown": {name: {k: v for k, v in r.items() if k != "raw"} for name, r in extra.items()}}
-    suffix = f"-w{args.workers}" if args.workers > 1 else ""
+    suffix = f"-w{args.workers}-t{args.threads}"
     (out / f"screening-{backend}-{Path(args.fixture).stem}{suffix}.json").write_text(json.dumps(record, indent=2))
 
 
