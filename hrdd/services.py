@@ -49,6 +49,13 @@ class Services:
     def screen_and_store(self, body: Any, *, idempotency_key: str | None = None, source: str = "api",
                          dry_run: bool = False) -> tuple[dict, bool]:
         """Validate, screen and store (unless dry_run); returns (screening dict with gate, created)."""
+        # One database connection for the whole request (the checks' look-ups, the write, the gate): on
+        # PostgreSQL each further checkout is another liveness ping and reset round trip.
+        with self.store.read_scope():
+            return self._screen_and_store(body, idempotency_key, source, dry_run)
+
+    def _screen_and_store(self, body: Any, idempotency_key: str | None, source: str,
+                          dry_run: bool) -> tuple[dict, bool]:
         data = self.validate(body)
         request_hash = _request_hash(data)
         if idempotency_key and not dry_run:

@@ -146,6 +146,22 @@ class Store:
             yield conn
 
     @contextmanager
+    def _writing(self):
+        """A write transaction under the write lock, on the read scope's connection when there is one."""
+        with self.write_lock:
+            shared = self._read_scope.get()
+            if shared is None:
+                with self.engine.begin() as conn:
+                    yield conn
+                return
+            if shared.in_transaction():
+                # End the read snapshot first: on SQLite a read transaction cannot turn into a write once
+                # another connection has written since it began.
+                shared.rollback()
+            with shared.begin():
+                yield shared
+
+    @contextmanager
     def reading(self):
         """A connection for reads: the enclosing ``read_scope``'s if there is one, else a new one."""
         shared = self._read_scope.get()
@@ -196,7 +212,7 @@ class Store:
     # ---- screenings ----
     def find_by_idempotency_key(self, key: str) -> sa.Row | None:
         """The screening row recorded under an Idempotency-Key, if any."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return conn.execute(sa.select(screenings.c.id, screenings.c.request_hash, screenings.c.result)
                                 .where(screenings.c.idempotency_key == key)).first()
 
@@ -213,7 +229,7 @@ class Store:
                 return self._replay(existing, request_hash)
         now = utcnow()
         try:
-            with self.write_lock, self.engine.begin() as conn:
+            with self._writing() as conn:
                 return self._insert_screening(conn, screening, request_body, request_hash, idempotency_key,
                                               source, now)
         except _LostRace:
