@@ -1,7 +1,7 @@
 """CPU instructions per request (valgrind callgrind), in process: a figure that machine load does not move.
 
 Wall-clock throughput on a shared 2-vCPU machine moves by 20-30% from run to run; instruction counts
-repeat to within about 1%. Each case runs the Flask test client for N and for 6N requests under
+repeat to within about 2%. Each case runs the Flask test client for N and for 6N requests under
 callgrind and divides the difference by 5N, so start-up (app creation, data loading) cancels out.
 Cases: the stored screening, the same with ?dry_run=true (nothing stored, no gate), and the bare echo
 app of bench/echo_app.py with the same body. Prints millions of instructions per request and the ratios.
