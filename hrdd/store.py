@@ -115,6 +115,7 @@ class Store:
             .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1))
         self._key_cache: dict[str, tuple[float, dict | None]] = {}
         self._read_scope: ContextVar[sa.Connection | None] = ContextVar(f"hrdd_read_scope_{id(self)}", default=None)
+        self._scope_memo: ContextVar[dict | None] = ContextVar(f"hrdd_scope_memo_{id(self)}", default=None)
 
     # ---- schema ----
     def upgrade(self) -> None:
@@ -178,11 +179,20 @@ class Store:
             yield
             return
         with self.engine.connect() as conn:
-            token = self._read_scope.set(conn)
+            token, memo_token = self._read_scope.set(conn), self._scope_memo.set({})
             try:
                 yield
             finally:
+                self._scope_memo.reset(memo_token)
                 self._read_scope.reset(token)
+
+    def scope_memo(self) -> dict | None:
+        """A dict that lives as long as the enclosing ``read_scope`` (one request), else None.
+
+        Plugins keep there what they looked up for the screening being stored, so the gate worked out
+        after it does not read the same rows again.
+        """
+        return self._scope_memo.get()
 
     @contextmanager
     def exclusive(self, name: str):

@@ -21,14 +21,14 @@ DECISION_FIELDS = {"decision", "rationale", "conditions", "safeguards"}
 @hookimpl
 def hrdd_screening_stored(screening, connection, store):
     """Open a case, in the screening's own transaction, for every escalate and do_not_proceed."""
-    cases.on_screening_stored(connection, screening)
+    cases.on_screening_stored(connection, screening, store.scope_memo())
 
 
 @hookimpl
 def hrdd_gate_factors(transaction_id, screening, store):
     """The reviewer decision in force (an override), or a hold while an escalation is undecided at order."""
     with store.reading() as conn:
-        return cases.gate_factors(conn, transaction_id, screening)
+        return cases.gate_factors(conn, transaction_id, screening, store.scope_memo())
 
 
 @hookimpl

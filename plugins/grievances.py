@@ -47,8 +47,16 @@ def _concerning(store, *, end_user: dict | None, transaction_id: str | None = No
                 find_transaction=None) -> list[dict]:
     key = (end_user.get("name") or "", end_user.get("country")) if end_user and end_user.get("name") else None
     with store.reading() as conn:
-        # Nearly always there is no open credible grievance at all: one cheap query, then done.
-        if not grievances.any_open_credible(conn):
+        # Nearly always there is no open credible grievance at all: one cheap query, then done (once per
+        # request: the screening's check and its gate share the answer).
+        memo = store.scope_memo()
+        if memo is None:
+            any_open = grievances.any_open_credible(conn)
+        else:
+            any_open = memo.get("grievances.any_open")
+            if any_open is None:
+                any_open = memo["grievances.any_open"] = grievances.any_open_credible(conn)
+        if not any_open:
             return []
         if transaction_id is None and find_transaction is not None:
             transaction_id = find_transaction()

@@ -180,3 +180,16 @@ def test_case_page_shows_flags_evidence_history_and_records_a_decision(app, clie
                        json={"executed_by": "Ministry legal office", "executed_at": "2026-01-05T10:00:00Z"})
     assert done.status_code == 201 and done.get_json()["gate"] == "release_with_conditions"
     assert 'data-gate="release_with_conditions"' in client.get(f"/workspace/cases/{case_id}").get_data(as_text=True)
+
+
+def test_an_escalated_order_holds_whether_its_case_is_opened_or_noted_in_the_same_request(app, client, auth_headers):
+    """The gate worked out right after storing sees the case that storing opened, and the one it noted."""
+    crm = auth_headers("crm")
+    body = fixture("transaction_egypt_biometric.json")
+    opened = screen(client, crm, body, stage="order")  # a new deal at order: its case opens in this request
+    assert opened["decision"] == "escalate" and opened["gate"] == "hold"
+    case = case_of(app, opened["transaction_id"])
+    assert any(f"case {case['id']} awaits a reviewer" in reason for reason in opened["hold_reasons"])
+    noted = screen(client, crm, body, stage="order")  # same deal again: a note on the same case
+    assert any(f"case {case['id']} awaits a reviewer" in reason for reason in noted["hold_reasons"])
+    assert case_of(app, noted["transaction_id"])["id"] == case["id"]

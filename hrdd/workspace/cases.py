@@ -61,13 +61,19 @@ def _capabilities(screening: dict) -> list[str]:
     return list(seen)
 
 
-def open_case(conn, screening: dict, reason: str, actor: str = "system") -> str:
-    """Open a case for a stored screening, or add a note to the transaction's open case; return its id."""
-    existing = open_case_for_transaction(conn, screening["transaction_id"])
+def open_case(conn, screening: dict, reason: str, actor: str = "system", memo: dict | None = None) -> str:
+    """Open a case for a stored screening, or add a note to the transaction's open case; return its id.
+
+    ``memo`` (the store's ``scope_memo()``) keeps the open case looked up, for the gate read after.
+    """
+    txn = screening["transaction_id"]
+    existing = _memoized(memo, ("cases.open", txn), lambda: open_case_for_transaction(conn, txn))
     if existing:
         add_note(conn, existing["id"], actor, f"Screening {screening['id']} ({screening.get('stage')}): "
                                               f"{screening.get('decision')}. {reason}")
         return existing["id"]
+    if memo is not None:
+        memo.pop(("cases.open", txn), None)  # the case opened here: the gate reads it afresh
     end_user = (screening.get("transaction") or {}).get("end_user") or {}
     case_id = new_id("case")
     caps = _capabilities(screening)
@@ -95,25 +101,38 @@ def rescreen_context(previous: dict, reason: str):
         _RESCREEN.reset(token)
 
 
-def on_screening_stored(conn, screening: dict) -> str | None:
+def on_screening_stored(conn, screening: dict, memo: dict | None = None) -> str | None:
     """Open a case for an escalated or blocked screening unless a standing decision already covers it.
 
     During a re-screening, any change of decision opens a case (whatever the new decision), with the
-    description of what changed as its reason.
+    description of what changed as its reason. ``memo`` as for ``open_case``.
     """
     context = _RESCREEN.get()
     if context and context[0]["transaction_id"] == screening["transaction_id"]:
         previous, reason = context
         if previous["decision"] != screening["decision"]:
-            return open_case(conn, screening, reason, actor="rescreen")
+            return open_case(conn, screening, reason, actor="rescreen", memo=memo)
     else:
         reason = None
     if screening.get("decision") not in CASE_DECISIONS:
         return None
-    if standing_override(conn, screening["transaction_id"], screening):
+    if standing_override(conn, screening["transaction_id"], screening, memo):
         return None
     flags = ", ".join(f"{f['id']} ({f['severity']})" for f in screening.get("red_flags") or ())
-    return open_case(conn, screening, reason or f"Engine decision {screening['decision']}: {flags or 'no flags listed'}")
+    return open_case(conn, screening, reason or f"Engine decision {screening['decision']}: {flags or 'no flags listed'}",
+                     memo=memo)
+
+
+_MISSING = object()
+
+
+def _memoized(memo: dict | None, key: tuple, look_up):
+    if memo is None:
+        return look_up()
+    value = memo.get(key, _MISSING)
+    if value is _MISSING:
+        value = memo[key] = look_up()
+    return value
 
 
 def add_note(conn, case_id: str, author: str, text: str) -> None:
@@ -257,9 +276,10 @@ def _still_applies(decision: dict, screening: dict) -> str | None:
     return None
 
 
-def standing_override(conn, transaction_id: str, screening: dict | None) -> dict | None:
+def standing_override(conn, transaction_id: str, screening: dict | None, memo: dict | None = None) -> dict | None:
     """The reviewer decision in force for this transaction and screening, as a gate override, or None."""
-    decisions = decisions_for_transaction(conn, transaction_id)
+    decisions = _memoized(memo, ("cases.decisions", transaction_id),
+                          lambda: decisions_for_transaction(conn, transaction_id))
     if not decisions or screening is None:
         return None
     latest = decisions[0]
@@ -272,13 +292,13 @@ def standing_override(conn, transaction_id: str, screening: dict | None) -> dict
             "conditions": latest["conditions"], "safeguards": latest["safeguards"]}
 
 
-def gate_factors(conn, transaction_id: str, screening: dict | None) -> list[dict]:
+def gate_factors(conn, transaction_id: str, screening: dict | None, memo: dict | None = None) -> list[dict]:
     """What reviewers contribute to the gate: a standing decision, or a hold for an undecided case."""
     factors = []
-    override = standing_override(conn, transaction_id, screening)
+    override = standing_override(conn, transaction_id, screening, memo)
     if override:
         factors.append(override)
-    pending = open_case_for_transaction(conn, transaction_id)
+    pending = _memoized(memo, ("cases.open", transaction_id), lambda: open_case_for_transaction(conn, transaction_id))
     if pending and (screening or {}).get("stage") == "order" and not override:
         what = "information requested" if pending["status"] == "information_requested" else "undecided"
         factors.append({"kind": "hold", "reason": f"escalation {what}: case {pending['id']} awaits a reviewer"})
