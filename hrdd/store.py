@@ -50,6 +50,19 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_MISSING = object()
+
+
+def memoized(memo: dict | None, key, look_up):
+    """``look_up()``, kept in ``memo`` (a store's ``scope_memo()``) under ``key``; called each time without one."""
+    if memo is None:
+        return look_up()
+    value = memo.get(key, _MISSING)
+    if value is _MISSING:
+        value = memo[key] = look_up()
+    return value
+
+
 def hash_key(plaintext: str) -> str:
     """API keys are stored as SHA-256 digests (they are long random strings, so no salt is needed)."""
     return hashlib.sha256(plaintext.encode()).hexdigest()
@@ -319,9 +332,8 @@ class Store:
     def find_transaction(self, system: str, object_type: str, object_id: str) -> str | None:
         """The transaction id of a business reference, if it was ever screened."""
         with self.reading() as conn:
-            return conn.execute(sa.select(transactions.c.id).where(
-                transactions.c.system == system, transactions.c.object_type == object_type,
-                transactions.c.object_id == object_id)).scalar()
+            return conn.execute(self._stmt_find_transaction, {"system": system, "object_type": object_type,
+                                                              "object_id": object_id}).scalar()
 
     def count_screenings(self) -> int:
         """How many screenings are stored."""

@@ -12,6 +12,7 @@ from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import RedFlag
 from hrdd.services import current_services
+from hrdd.store import memoized
 from hrdd.workspace import grievances, views_grievances, web
 from hrdd.workspace.web import actor, rate_limited
 
@@ -49,14 +50,7 @@ def _concerning(store, *, end_user: dict | None, transaction_id: str | None = No
     with store.reading() as conn:
         # Nearly always there is no open credible grievance at all: one cheap query, then done (once per
         # request: the screening's check and its gate share the answer).
-        memo = store.scope_memo()
-        if memo is None:
-            any_open = grievances.any_open_credible(conn)
-        else:
-            any_open = memo.get("grievances.any_open")
-            if any_open is None:
-                any_open = memo["grievances.any_open"] = grievances.any_open_credible(conn)
-        if not any_open:
+        if not memoized(store.scope_memo(), "grievances.any_open", lambda: grievances.any_open_credible(conn)):
             return []
         if transaction_id is None and find_transaction is not None:
             transaction_id = find_transaction()

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from hrdd import audit
 from hrdd.model import Transaction
+from hrdd.store import memoized
 from hrdd.tables import transactions
 from hrdd.workspace.tables import case_decisions, case_notes, cases
 from hrdd.workspace.util import days_ago_iso, new_id, now_iso
@@ -67,7 +68,7 @@ def open_case(conn, screening: dict, reason: str, actor: str = "system", memo: d
     ``memo`` (the store's ``scope_memo()``) keeps the open case looked up, for the gate read after.
     """
     txn = screening["transaction_id"]
-    existing = _memoized(memo, ("cases.open", txn), lambda: open_case_for_transaction(conn, txn))
+    existing = memoized(memo, ("cases.open", txn), lambda: open_case_for_transaction(conn, txn))
     if existing:
         add_note(conn, existing["id"], actor, f"Screening {screening['id']} ({screening.get('stage')}): "
                                               f"{screening.get('decision')}. {reason}")
@@ -121,18 +122,6 @@ def on_screening_stored(conn, screening: dict, memo: dict | None = None) -> str 
     flags = ", ".join(f"{f['id']} ({f['severity']})" for f in screening.get("red_flags") or ())
     return open_case(conn, screening, reason or f"Engine decision {screening['decision']}: {flags or 'no flags listed'}",
                      memo=memo)
-
-
-_MISSING = object()
-
-
-def _memoized(memo: dict | None, key: tuple, look_up):
-    if memo is None:
-        return look_up()
-    value = memo.get(key, _MISSING)
-    if value is _MISSING:
-        value = memo[key] = look_up()
-    return value
 
 
 def add_note(conn, case_id: str, author: str, text: str) -> None:
@@ -278,7 +267,7 @@ def _still_applies(decision: dict, screening: dict) -> str | None:
 
 def standing_override(conn, transaction_id: str, screening: dict | None, memo: dict | None = None) -> dict | None:
     """The reviewer decision in force for this transaction and screening, as a gate override, or None."""
-    decisions = _memoized(memo, ("cases.decisions", transaction_id),
+    decisions = memoized(memo, ("cases.decisions", transaction_id),
                           lambda: decisions_for_transaction(conn, transaction_id))
     if not decisions or screening is None:
         return None
@@ -298,7 +287,7 @@ def gate_factors(conn, transaction_id: str, screening: dict | None, memo: dict |
     override = standing_override(conn, transaction_id, screening, memo)
     if override:
         factors.append(override)
-    pending = _memoized(memo, ("cases.open", transaction_id), lambda: open_case_for_transaction(conn, transaction_id))
+    pending = memoized(memo, ("cases.open", transaction_id), lambda: open_case_for_transaction(conn, transaction_id))
     if pending and (screening or {}).get("stage") == "order" and not override:
         what = "information requested" if pending["status"] == "information_requested" else "undecided"
         factors.append({"kind": "hold", "reason": f"escalation {what}: case {pending['id']} awaits a reviewer"})
