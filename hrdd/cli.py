@@ -64,6 +64,7 @@ def serve(ctx, host, port, threads, workers):
     if workers == 1:
         app = script_info.load_app()
         threads = threads or default_threads(app.config["HRDD_DATABASE_URL"])
+        _warm_up(app)
         _announce(app, host, port, workers, threads)
         serving.serve(app, host=host, port=port, threads=threads)
         return
@@ -72,6 +73,7 @@ def serve(ctx, host, port, threads, workers):
     with serving.prometheus_multiproc_dir():
         app = script_info.load_app()
         threads = threads or default_threads(app.config["HRDD_DATABASE_URL"])
+        _warm_up(app)
         engine = app.extensions["hrdd"].store.engine
         # This process serves nothing: workers open their own connections, none is shared across a fork.
         engine.dispose()
@@ -83,6 +85,12 @@ def serve(ctx, host, port, threads, workers):
             raise click.ClickException(str(exc)) from exc
         except OSError as exc:
             raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
+
+
+def _warm_up(app) -> None:
+    # Before serving (and before forking): the workers inherit what the plugins load here.
+    with app.app_context():
+        app.extensions["hrdd"].pm.hook.hrdd_warm_up(app=app)
 
 
 def _announce(app, host, port, workers, threads):

@@ -89,6 +89,16 @@ def hrdd_startup(app):
 
 
 @hookspec
+def hrdd_warm_up(app):
+    """Called by ``hrdd serve`` once before it serves (before forking workers): load now what the first
+    screening would otherwise load lazily (indexes, parsed templates).
+
+    Work done here is shared by every worker process (copy-on-write) and kept out of the garbage
+    collector's scans; a request is not kept waiting for it. Return nothing; raise to refuse to serve.
+    """
+
+
+@hookspec
 def hrdd_gate_factors(transaction_id, screening, store):
     """Return what, beyond the engine's decision, governs the gate of a transaction right now.
 

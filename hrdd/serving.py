@@ -57,6 +57,9 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8000, threads: int = 8, w
     from waitress import serve as waitress_serve
 
     if workers <= 1:
+        # What exists now (the app, reference data, warmed-up indexes) lives as long as the process: the
+        # collector need not scan it again on every full collection.
+        gc.freeze()
         waitress_serve(app, host=host, port=port, threads=threads, ident=ident)
         return
     if not can_fork():

@@ -74,6 +74,13 @@ def hrdd_startup(app):
 
 
 @hookimpl
+def hrdd_warm_up(app):
+    """Build the name index of the active lists (loading the shipped list into an empty store) before serving."""
+    services = app.extensions["hrdd"]
+    service.current_matcher(services.store, services.reference.data_dir, services.policy)
+
+
+@hookimpl
 def hrdd_register_routes(app):
     """POST /v1/parties/screen, GET /v1/parties/lists and the false-positive endpoints."""
     from hrdd.parties.api import bp

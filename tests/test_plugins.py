@@ -87,10 +87,10 @@ def test_startup_hook_can_refuse_broken_data(app_config, tmp_path):
         create_app({**app_config, "HRDD_PLUGINS_DIR": str(tmp_path)})
 
 
-def test_core_calls_every_hook(app_config, transaction):
+def test_core_calls_every_hook(app_config, transaction, monkeypatch):
     """hrdd_check, hrdd_safeguards, hrdd_versions, hrdd_screening_stored, hrdd_gate_factors,
-    hrdd_render_document, hrdd_webhook_adapter, hrdd_register_routes, hrdd_startup, hrdd_data_sources and
-    hrdd_register_commands are each called where hookspecs.py says."""
+    hrdd_render_document, hrdd_webhook_adapter, hrdd_register_routes, hrdd_startup, hrdd_data_sources,
+    hrdd_register_commands and hrdd_warm_up are each called where hookspecs.py says."""
     import sys
 
     from click.testing import CliRunner
@@ -129,6 +129,13 @@ def test_core_calls_every_hook(app_config, transaction):
     assert "hello from recorder" in runner.invoke(cli, ["recorder-hello"], env=env).output
     info = runner.invoke(cli, ["data", "info"], env=env)
     assert info.exit_code == 0 and "Recorder data" in info.output and "CC0" in info.output
+    import hrdd.serving
+    monkeypatch.setattr(hrdd.serving, "serve", lambda app, **kwargs: calls.append(("served", kwargs)))
+    served = runner.invoke(cli, ["serve", "--port", "8999"], env=env)
+    assert served.exit_code == 0, served.output
+    # Warmed up once, before serving begins.
+    assert [c[0] for c in calls if c[0] in ("hrdd_warm_up", "served")] == ["hrdd_warm_up", "served"]
     assert {"hrdd_check", "hrdd_safeguards", "hrdd_versions", "hrdd_screening_stored", "hrdd_gate_factors",
-            "hrdd_render_document", "hrdd_webhook_adapter", "hrdd_data_sources", "hrdd_register_commands"} <= seen()
+            "hrdd_render_document", "hrdd_webhook_adapter", "hrdd_data_sources", "hrdd_register_commands",
+            "hrdd_warm_up"} <= seen()
     cli.commands.pop("recorder-hello", None)
