@@ -51,6 +51,25 @@ def test_upgrade_is_idempotent_and_keeps_data(app, auth_headers, transaction):
     assert store.get_screening_request(sid)["end_user"]["country"] == "EG"
 
 
+def test_upgrade_drops_the_unread_screening_indexes_and_keeps_screenings(app, auth_headers, transaction):
+    import sqlalchemy as sa
+    store = app.extensions["hrdd"].store
+    sid = app.test_client().post("/v1/screenings", json=transaction, headers=auth_headers("crm")).json["id"]
+    # A database from before 0002: the two indexes exist and 0002 is not recorded.
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("CREATE INDEX ix_screenings_decision ON screenings (decision)"))
+        conn.execute(sa.text("CREATE INDEX ix_screenings_end_user_country ON screenings (end_user_country)"))
+        conn.execute(sa.text("DELETE FROM alembic_version WHERE version_num = '0002_screening_indexes'"))
+    store.upgrade()
+    indexed = {tuple(ix["column_names"]) for ix in sa.inspect(store.engine).get_indexes("screenings")}
+    assert ("decision",) not in indexed and ("end_user_country",) not in indexed
+    # What queries filter or sort by stays indexed.
+    assert {("transaction_id",), ("created_at",)} <= indexed
+    assert store.get_screening(sid)["id"] == sid
+    with store.engine.connect() as conn:
+        assert "0002_screening_indexes" in conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+
+
 def test_screening_records_request_versions_and_source(app, auth_headers, transaction):
     import sqlalchemy as sa
 
