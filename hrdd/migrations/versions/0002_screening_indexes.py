@@ -14,10 +14,11 @@ depends_on = None
 
 
 def upgrade():
-    op.drop_index("ix_screenings_decision", table_name="screenings")
-    op.drop_index("ix_screenings_end_user_country", table_name="screenings")
+    # if_exists: an administrator may have dropped them by hand already.
+    op.drop_index("ix_screenings_decision", table_name="screenings", if_exists=True)
+    op.drop_index("ix_screenings_end_user_country", table_name="screenings", if_exists=True)
 
 
 def downgrade():
-    op.create_index("ix_screenings_decision", "screenings", ["decision"])
-    op.create_index("ix_screenings_end_user_country", "screenings", ["end_user_country"])
+    op.create_index("ix_screenings_decision", "screenings", ["decision"], if_not_exists=True)
+    op.create_index("ix_screenings_end_user_country", "screenings", ["end_user_country"], if_not_exists=True)
