@@ -29,6 +29,8 @@ def _constant(name: str):
 def _bad_text(text: str) -> str | None:
     if "\x00" in text:
         return "contains a NUL character (\\u0000)"
+    if text.isascii():  # no surrogate can hide in ASCII, and encoding a copy costs more than this look
+        return None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -38,27 +40,41 @@ def _bad_text(text: str) -> str | None:
 
 def check(value: Any, max_depth: int = MAX_DEPTH) -> None:
     """Raise JsonRejected for non-finite numbers, NUL or surrogate text, or nesting over ``max_depth``."""
-    stack: list[tuple[Any, str, int]] = [(value, "$", 0)]
+    # Each entry carries its parent's entry and its own key; the "$.a[0].b" path is spelled out only for
+    # an error, not for every node of every accepted body.
+    stack: list[tuple[Any, tuple | None, Any, int]] = [(value, None, None, 0)]
     while stack:
-        node, where, depth = stack.pop()
+        entry = stack.pop()
+        node, _, _, depth = entry
         if isinstance(node, str):
             problem = _bad_text(node)
             if problem:
-                raise JsonRejected(f"the string at {where} {problem}")
+                raise JsonRejected(f"the string at {_where(entry)} {problem}")
         elif isinstance(node, float):
             if not math.isfinite(node):
-                raise JsonRejected(f"the number at {where} is too large to represent")
+                raise JsonRejected(f"the number at {_where(entry)} is too large to represent")
         elif isinstance(node, dict | list):
             if depth >= max_depth:
-                raise JsonRejected(f"the JSON is nested more than {max_depth} levels deep (at {where})")
+                raise JsonRejected(f"the JSON is nested more than {max_depth} levels deep (at {_where(entry)})")
             if isinstance(node, dict):
                 for key, child in node.items():
                     problem = _bad_text(key)
                     if problem:
-                        raise JsonRejected(f"a key in {where} {problem}")
-                    stack.append((child, f"{where}.{key}"[:200], depth + 1))
+                        raise JsonRejected(f"a key in {_where(entry)} {problem}")
+                    stack.append((child, entry, key, depth + 1))
             else:
-                stack.extend((child, f"{where}[{i}]"[:200], depth + 1) for i, child in enumerate(node))
+                stack.extend((child, entry, i, depth + 1) for i, child in enumerate(node))
+
+
+def _where(entry: tuple) -> str:
+    keys = []
+    while entry[1] is not None:
+        keys.append(entry[2])
+        entry = entry[1]
+    where = "$"
+    for key in reversed(keys):
+        where = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}"
+    return where[:200]
 
 
 def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:

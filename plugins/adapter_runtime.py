@@ -38,7 +38,8 @@ _UNSCREENED_EVENTS = sa.select(adapter_deliveries).where(
     adapter_deliveries.c.system == sa.bindparam("system"),
     adapter_deliveries.c.object_type == sa.bindparam("object_type"),
     adapter_deliveries.c.object_id == sa.bindparam("object_id"),
-    adapter_deliveries.c.status.in_(UNSCREENED)).order_by(adapter_deliveries.c.created_at)
+    # Equalities, not IN: an IN list is expanded again on every execution, these compile once.
+    sa.or_(*(adapter_deliveries.c.status == status for status in UNSCREENED))).order_by(adapter_deliveries.c.created_at)
 
 
 @hookimpl

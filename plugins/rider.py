@@ -51,9 +51,9 @@ def hrdd_startup(app):
 @hookimpl
 def hrdd_safeguards(transaction, flags, decision, context):
     """The rider's clauses (kind "clause") and technical-schedule parts (kind "technical") that apply."""
-    config = dict(_config())
+    config = _config()
     if not config.get("HRDD_DATA_DIR") and context is not None and getattr(context, "reference", None):
-        config["HRDD_DATA_DIR"] = context.reference.data_dir
+        config = {**config, "HRDD_DATA_DIR": context.reference.data_dir}
     selection = select(_library(config), Facts.from_transaction(transaction, flags, decision))
     return list(_safeguards_of(selection))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from flask import Blueprint, current_app, g, has_app_context, has_request_context, jsonify, request
@@ -29,7 +30,13 @@ def checklists_dir(config: dict | None = None) -> Path:
     if config is None and has_app_context():
         config = current_app.config
     value = (config or {}).get("HRDD_CHECKLISTS_DIR") or os.environ.get("HRDD_CHECKLISTS_DIR")
-    return Path(value) if value else PROJECT_ROOT / "checklists"
+    return _path(str(value) if value else str(PROJECT_ROOT / "checklists"))
+
+
+@lru_cache(maxsize=64)
+def _path(value: str) -> Path:
+    # One Path object per directory: every screening asks, and a reused Path keeps its computed hash.
+    return Path(value)
 
 
 def upload_limits(config: dict) -> UploadLimits:

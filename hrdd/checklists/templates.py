@@ -258,7 +258,8 @@ def load_templates(directory: Path, max_age: float = 0.0) -> dict[str, Template]
     Results are cached until a file in the directory is added, removed or modified; with ``max_age``
     the directory is looked at only when the last look is older than that many seconds.
     """
-    directory = Path(directory)
+    if not isinstance(directory, Path):
+        directory = Path(directory)
     now = time.monotonic()
     cached = _cache.get(directory)
     if cached and now - _checked_at.get(directory, 0.0) < max_age:

@@ -9,6 +9,7 @@ import secrets
 from datetime import timedelta
 
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -22,8 +23,24 @@ def _truthy(value) -> bool:
     return str(value).strip().lower() not in ("0", "false", "no", "off", "")
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building the signer for requests that carry no cookie.
+
+    Machine calls (API keys, webhooks) never send one; Flask would otherwise derive the signing key on
+    each of them for nothing.
+    """
+
+    def open_session(self, app, request):
+        """An empty session when there is no session cookie, else Flask's checked one."""
+        raw = request.environ.get("HTTP_COOKIE")
+        if app.secret_key and (not raw or self.get_cookie_name(app) not in raw):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def configure_sessions(app) -> None:
     """Secure cookie settings; the Secure flag can be switched off only explicitly (local http tests)."""
+    app.session_interface = CookieSessions()
     secure = app.config.get("HRDD_SESSION_COOKIE_SECURE", os.environ.get("HRDD_SESSION_COOKIE_SECURE", "1"))
     app.config.update(
         SESSION_COOKIE_NAME=app.config.get("HRDD_SESSION_COOKIE_NAME", "hrdd_session"),

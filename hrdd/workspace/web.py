@@ -23,20 +23,8 @@ limiter = Limiter(key_func=get_remote_address)
 
 
 def rate_limited(limit_value, **kwargs):
-    """``limiter.limit`` that also marks the view, so requests to views without a limit skip the limiter."""
-    def decorator(view):
-        limited = limiter.limit(limit_value, **kwargs)(view)
-        limited.rate_limited = True
-        return limited
-
-    return decorator
-
-
-@limiter.request_filter
-def _view_has_no_limit() -> bool:
-    # The limiter otherwise resolves limits for every request; the screening API has none and is the hot path.
-    view = current_app.view_functions.get(request.endpoint or "")
-    return not getattr(view, "rate_limited", False)
+    """``limiter.limit`` for a view: put it innermost (under the route), where it checks as the view runs."""
+    return limiter.limit(limit_value, **kwargs)
 
 
 def init_app(app) -> None:
@@ -52,6 +40,10 @@ def init_app(app) -> None:
     # Several deployments may share one Redis: HRDD_RATELIMIT_KEY_PREFIX keeps their counts apart.
     app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config.get("HRDD_RATELIMIT_KEY_PREFIX") or "")
     limiter.init_app(app)
+    # Every limit is a decorator on its view (``rate_limited``), which checks it when the view runs; the
+    # check Flask-Limiter also hooks before every request finds nothing to do for hrdd's views, at a cost
+    # on each API call. (It would be needed only for default or blueprint-wide limits, which hrdd has none of.)
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
 
     @app.context_processor
     def _workspace_globals():
