@@ -42,8 +42,14 @@ class ScreeningContext:
 
     def max_tier(self, transaction: Transaction) -> str:
         """The highest capability tier the deal carries ('low' for none)."""
-        tiers = [self.reference.capability(c).tier for c in transaction.capabilities()]
-        return max(tiers, key=tier_rank, default="low")
+        # Several checks ask, for the deal and for each tailored variant: keep the answer per capability set.
+        capabilities = transaction.capabilities()
+        key = ("max_tier", capabilities)
+        tier = self.cache.get(key)
+        if tier is None:
+            tiers = [self.reference.capability(c).tier for c in capabilities]
+            tier = self.cache[key] = max(tiers, key=tier_rank, default="low")
+        return tier
 
 
 class Engine:

@@ -23,14 +23,24 @@ TIERS = ("low", "medium", "high", "critical")
 GOVERNMENT_TYPES = ("government", "government_linked")
 
 
+_SEVERITY_RANKS = {name: rank for rank, name in enumerate(SEVERITIES)}
+_TIER_RANKS = {name: rank for rank, name in enumerate(TIERS)}
+
+
 def severity_rank(severity: str) -> int:
-    """Order severities so that max() finds the worst one."""
-    return SEVERITIES.index(severity)
+    """Order severities so that max() finds the worst one; ValueError for an unknown one."""
+    try:
+        return _SEVERITY_RANKS[severity]
+    except (KeyError, TypeError):
+        raise ValueError(f"{severity!r} is not a severity ({', '.join(SEVERITIES)})") from None
 
 
 def tier_rank(tier: str) -> int:
-    """Order capability tiers (low < medium < high < critical)."""
-    return TIERS.index(tier)
+    """Order capability tiers (low < medium < high < critical); ValueError for an unknown one."""
+    try:
+        return _TIER_RANKS[tier]
+    except (KeyError, TypeError):
+        raise ValueError(f"{tier!r} is not a capability tier ({', '.join(TIERS)})") from None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,10 @@ def checklists_dir(config: dict | None = None) -> Path:
     if config is None and has_app_context():
         config = current_app.config
     value = (config or {}).get("HRDD_CHECKLISTS_DIR") or os.environ.get("HRDD_CHECKLISTS_DIR")
-    return _path(str(value) if value else str(PROJECT_ROOT / "checklists"))
+    return _path(str(value) if value else _DEFAULT_DIR)
+
+
+_DEFAULT_DIR = str(PROJECT_ROOT / "checklists")
 
 
 @lru_cache(maxsize=64)
