@@ -1,4 +1,4 @@
-"""Serve a WSGI app on waitress: one process, or N forked workers on one port (POSIX)."""
+"""Serve a WSGI app on waitress: one process, or N forked workers sharing one listening socket (POSIX)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8000, threads: int = 8, w
     Call it from the main thread, with no other thread running.
     """
     from waitress import serve as waitress_serve
+    from waitress.server import create_server
 
     if workers <= 1:
         # What exists now (the app, reference data, warmed-up indexes) lives as long as the process: the
@@ -66,68 +67,80 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8000, threads: int = 8, w
         raise ServingError("several worker processes need os.fork, which this platform lacks")
     # As waitress.serve does; here before forking, so the supervisor's messages are shown the same way.
     logging.basicConfig()
-    slots = bind_slots(host, port, workers)
+    sockets = bind(host, port)
+    table = ConnectionTable(workers)
+
+    def run_worker(slot: int) -> None:
+        server = create_server(app, sockets=sockets, threads=threads, ident=ident)
+        table.balance(server, slot)
+        server.print_listen("Serving on http://{}:{}")
+        server.run()
+
     try:
-        _Supervisor(lambda slot: waitress_serve(app, sockets=slots[slot], threads=threads, ident=ident),
-                    workers, after_fork, on_worker_exit).run()
+        _Supervisor(run_worker, workers, after_fork, on_worker_exit, on_slot_free=table.forget).run()
     finally:
-        for sockets in {id(s): s for s in slots}.values():
-            for sock in sockets:
-                sock.close()
+        for sock in sockets:
+            sock.close()
 
 
-def reuse_port_balances() -> bool:
-    """True where SO_REUSEPORT spreads new connections across the sockets sharing a port (Linux)."""
-    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+class ConnectionTable:
+    """Open connections per worker slot in memory the forked workers share; the fewest accept next.
 
-
-def bind_slots(host: str, port: int, workers: int) -> list[list[socket.socket]]:
-    """The listening sockets of each worker slot.
-
-    On Linux each slot has its own sockets on the shared port (SO_REUSEPORT), so the kernel deals new
-    connections out evenly; with one shared socket, whichever worker happens to wake first accepts, and
-    one worker was seen holding 14 of 16 keep-alive connections (its requests queueing 7 times longer)
-    while the other had 2. The supervisor keeps every slot's sockets open, so connections waiting on a
-    slot whose worker died are served by its replacement, not dropped. Elsewhere all slots share one set.
+    The workers listen on one socket. Left to the kernel, whichever worker woke first accepted: the 16
+    keep-alive connections of a load test split 16/0, 15/1 or 2/14 as often as evenly, and requests on the
+    crowded worker queued up to 7 times longer. Here a worker takes new connections only while no other
+    live worker holds fewer; a worker whose loop has not run for STALE_SECONDS (hung, stopped) no longer
+    counts, so it cannot keep the others from accepting.
     """
-    if not reuse_port_balances():
-        shared = bind(host, port)
-        return [shared] * workers
-    slots = [bind(host, port, reuse_port=True)]
-    try:
-        # With port 0 the first bind chose a port per address: the other slots join those.
-        ports = [sock.getsockname()[1] for sock in slots[0]]
-        for _ in range(workers - 1):
-            slots.append(bind(host, port, reuse_port=True, ports=ports))
-    except BaseException:
-        for sockets in slots:
-            for sock in sockets:
-                sock.close()
-        raise
-    return slots
+
+    STALE_SECONDS = 5.0  # a worker's loop runs at least once a second (waitress's select timeout)
+
+    def __init__(self, workers: int):
+        import multiprocessing
+        self.counts = multiprocessing.RawArray("i", [-1] * workers)  # -1: no worker in the slot
+        self.seen = multiprocessing.RawArray("d", [0.0] * workers)
+
+    def forget(self, slot: int) -> None:
+        """The slot's worker exited: leave it out until its replacement reports."""
+        self.counts[slot] = -1
+
+    def may_accept(self, slot: int, mine: int) -> bool:
+        """Record ``mine`` open connections for ``slot``; True when no live worker has fewer."""
+        now = time.monotonic()
+        self.counts[slot], self.seen[slot] = mine, now
+        for other in range(len(self.counts)):
+            count = self.counts[other]
+            if other != slot and 0 <= count < mine and now - self.seen[other] < self.STALE_SECONDS:
+                return False
+        return True
+
+    def balance(self, server, slot: int) -> None:
+        """Make a waitress server's listening dispatchers (one per address) consult the table first."""
+        listeners = [d for d in getattr(server, "map", {}).values() if hasattr(d, "active_channels")] or [server]
+        for listener in listeners:
+            listener.readable = self._gated(listener.readable, listeners, slot)
+
+    def _gated(self, readable, listeners, slot: int):
+        def gated_readable() -> bool:
+            # Asked on every turn of the worker's loop, before it polls: whether to poll the listening socket.
+            # waitress's own answer first, always: it also closes channels idle past their timeout.
+            accepting = readable()
+            return self.may_accept(slot, sum(len(each.active_channels) for each in listeners)) and accepting
+        return gated_readable
 
 
-def bind(host: str, port: int, backlog: int = 1024, *, reuse_port: bool = False,
-         ports: list[int] | None = None) -> list[socket.socket]:
-    """Listening sockets for every address ``host`` resolves to, as waitress itself would bind them.
-
-    ``reuse_port`` sets SO_REUSEPORT so other sockets may listen on the same port; ``ports`` (one per
-    address) replaces ``port`` address by address.
-    """
+def bind(host: str, port: int, backlog: int = 1024) -> list[socket.socket]:
+    """Listening sockets for every address ``host`` resolves to, as waitress itself would bind them."""
     from waitress.adjustments import Adjustments
 
     sockets = []
     try:
-        for index, (family, socktype, proto, sockaddr) in enumerate(Adjustments(host=host, port=port).listen):
+        for family, socktype, proto, sockaddr in Adjustments(host=host, port=port).listen:
             sock = socket.socket(family, socktype, proto)
             sockets.append(sock)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if ports is not None:
-                sockaddr = (sockaddr[0], ports[index], *sockaddr[2:])
             sock.bind(sockaddr)
             sock.listen(backlog)
     except BaseException:
@@ -156,8 +169,10 @@ def prometheus_multiproc_dir() -> Iterator[str]:
 
 
 class _Supervisor:
-    def __init__(self, run_child: Callable[[int], None], workers: int, after_fork, on_worker_exit):
+    def __init__(self, run_child: Callable[[int], None], workers: int, after_fork, on_worker_exit,
+                 on_slot_free: Callable[[int], None] | None = None):
         self.run_child = run_child
+        self.on_slot_free = on_slot_free
         self.workers = workers
         self.after_fork = after_fork
         self.on_worker_exit = on_worker_exit
@@ -253,6 +268,8 @@ class _Supervisor:
             if done == 0:
                 continue
             slot = self.children.pop(pid)
+            if self.on_slot_free is not None:
+                self.on_slot_free(slot)
             if self.on_worker_exit is not None:
                 self.on_worker_exit(pid)
             if not respawn or self.stop_signal is not None:
