@@ -53,7 +53,7 @@ def serve(ctx, host, port, threads, workers):
     """Run the service on a production WSGI server (waitress), in one process or several."""
     import logging
 
-    from hrdd import serving
+    from hrdd import checkpoints, serving
     if workers > 1 and not serving.can_fork():
         raise click.ClickException("--workers above 1 needs os.fork (Linux, macOS and other POSIX systems); "
                                    "here, run --workers 1 and start several instances instead")
@@ -66,6 +66,7 @@ def serve(ctx, host, port, threads, workers):
         threads = threads or default_threads(app.config["HRDD_DATABASE_URL"])
         _warm_up(app)
         _announce(app, host, port, workers, threads)
+        checkpoints.start(app.extensions["hrdd"].store)
         serving.serve(app, host=host, port=port, threads=threads)
         return
     # The app (and prometheus_client, which reads the variable on import) is made after the metrics
@@ -74,13 +75,18 @@ def serve(ctx, host, port, threads, workers):
         app = script_info.load_app()
         threads = threads or default_threads(app.config["HRDD_DATABASE_URL"])
         _warm_up(app)
-        engine = app.extensions["hrdd"].store.engine
+        store = app.extensions["hrdd"].store
         # This process serves nothing: workers open their own connections, none is shared across a fork.
-        engine.dispose()
+        store.engine.dispose()
         _announce(app, host, port, workers, threads)
+
+        def after_fork():
+            store.engine.dispose(close=False)
+            checkpoints.start(store)
+
         try:
             serving.serve(app, host=host, port=port, threads=threads, workers=workers,
-                          after_fork=lambda: engine.dispose(close=False), on_worker_exit=_worker_exited)
+                          after_fork=after_fork, on_worker_exit=_worker_exited)
         except serving.ServingError as exc:
             raise click.ClickException(str(exc)) from exc
         except OSError as exc:
