@@ -58,14 +58,10 @@ def _checkpoint_forever(store, interval: float, restart_pages: int) -> None:
             log.warning("WAL checkpoint failed (retrying in %g s): %s", interval, exc)
 
 
-def checkpoint_once(conn: sqlite3.Connection, write_lock, restart_pages: int) -> tuple[int, int]:
-    """One pass: copy what readers no longer need; past ``restart_pages``, catch up under the write lock.
-
-    Returns (pages in the log, pages copied) as SQLite reported them last.
-    """
+def checkpoint_once(conn: sqlite3.Connection, write_lock, restart_pages: int) -> None:
+    """One pass: copy what readers no longer need; past ``restart_pages``, catch up under the write lock."""
     # PASSIVE: copy what no reader still needs, without waiting for readers or writers.
-    _, in_log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    _, in_log, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     if in_log >= restart_pages:
         with write_lock:
-            _, in_log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return in_log, copied
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

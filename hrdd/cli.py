@@ -62,9 +62,7 @@ def serve(ctx, host, port, threads, workers):
     logging.getLogger("hrdd.serving").setLevel(logging.INFO)
     script_info = ctx.ensure_object(ScriptInfo)
     if workers == 1:
-        app = script_info.load_app()
-        threads = threads or default_threads(app.config["HRDD_DATABASE_URL"])
-        _warm_up(app)
+        app, threads = _ready_app(script_info, threads)
         _announce(app, host, port, workers, threads)
         checkpoints.start(app.extensions["hrdd"].store)
         serving.serve(app, host=host, port=port, threads=threads)
@@ -72,9 +70,7 @@ def serve(ctx, host, port, threads, workers):
     # The app (and prometheus_client, which reads the variable on import) is made after the metrics
     # directory is set, once, before the workers are forked.
     with serving.prometheus_multiproc_dir():
-        app = script_info.load_app()
-        threads = threads or default_threads(app.config["HRDD_DATABASE_URL"])
-        _warm_up(app)
+        app, threads = _ready_app(script_info, threads)
         store = app.extensions["hrdd"].store
         # This process serves nothing: workers open their own connections, none is shared across a fork.
         store.engine.dispose()
@@ -93,10 +89,13 @@ def serve(ctx, host, port, threads, workers):
             raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
 
 
-def _warm_up(app) -> None:
+def _ready_app(script_info, threads: int | None):
+    """The app, warmed up by its plugins, and the threads per worker (given, or the store's default)."""
+    app = script_info.load_app()
     # Before serving (and before forking): the workers inherit what the plugins load here.
     with app.app_context():
         app.extensions["hrdd"].pm.hook.hrdd_warm_up(app=app)
+    return app, threads or default_threads(app.config["HRDD_DATABASE_URL"])
 
 
 def _announce(app, host, port, workers, threads):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,13 @@ _PATH_KEYS = {
     "HRDD_CHECKLISTS_DIR": PROJECT_ROOT / "checklists",
     "HRDD_POLICY_FILE": PROJECT_ROOT / "policy" / "default.yaml",
 }
+
+
+@lru_cache(maxsize=64)
+def cached_path(value: str) -> Path:
+    """One ``Path`` object per directory string: screening asks for content directories every time, and a
+    reused ``Path`` keeps its computed hash for the caches keyed by it."""
+    return Path(value)
 
 
 def default_database_url() -> str:

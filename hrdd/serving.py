@@ -176,7 +176,7 @@ class _Supervisor:
         self.workers = workers
         self.after_fork = after_fork
         self.on_worker_exit = on_worker_exit
-        self.children: dict[int, int] = {}  # pid -> slot (which listening sockets it serves)
+        self.children: dict[int, int] = {}  # pid -> slot (its row in the connection table)
         self.deaths: deque[float] = deque()
         self.stop_signal: int | None = None
         self.wakeup_r = self.wakeup_w = -1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-from functools import lru_cache
 from pathlib import Path
 
 from flask import Blueprint, current_app, g, has_app_context, has_request_context, jsonify, request
@@ -14,7 +13,7 @@ from hrdd.checklists.evidence import checklist_uploads, upload_row
 from hrdd.checklists.templates import DEFAULT_TEMPLATE, Template, get_template
 from hrdd.checklists.upload import XLSX_MIMETYPE, UploadLimits, read_checklist
 from hrdd.checklists.workbook import build_workbook
-from hrdd.config import PROJECT_ROOT
+from hrdd.config import PROJECT_ROOT, cached_path
 from hrdd.errors import ApiError, not_found
 from hrdd.services import current_services
 from hrdd.store import new_id
@@ -30,16 +29,10 @@ def checklists_dir(config: dict | None = None) -> Path:
     if config is None and has_app_context():
         config = current_app.config
     value = (config or {}).get("HRDD_CHECKLISTS_DIR") or os.environ.get("HRDD_CHECKLISTS_DIR")
-    return _path(str(value) if value else _DEFAULT_DIR)
+    return cached_path(str(value) if value else _DEFAULT_DIR)
 
 
 _DEFAULT_DIR = str(PROJECT_ROOT / "checklists")
-
-
-@lru_cache(maxsize=64)
-def _path(value: str) -> Path:
-    # One Path object per directory: every screening asks, and a reused Path keeps its computed hash.
-    return Path(value)
 
 
 def upload_limits(config: dict) -> UploadLimits:

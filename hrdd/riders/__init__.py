@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 
+from hrdd.config import cached_path
 from hrdd.riders.build import DOCX_MIMETYPE, build_document, build_rider
 from hrdd.riders.conditions import Facts
 from hrdd.riders.library import ClauseLibraryError, Library, Problem, load_library
@@ -19,13 +19,7 @@ DEFAULT_CLAUSES_DIR = Path(__file__).resolve().parents[2] / "clauses"
 def clauses_dir(config=None) -> Path:
     """The clause directory: ``HRDD_CLAUSES_DIR`` from the given config, the environment, or the default."""
     value = (config or {}).get("HRDD_CLAUSES_DIR") or os.environ.get("HRDD_CLAUSES_DIR")
-    return _path(str(value)) if value else DEFAULT_CLAUSES_DIR
-
-
-@lru_cache(maxsize=64)
-def _path(value: str) -> Path:
-    # One Path object per directory: every screening asks for the library.
-    return Path(value)
+    return cached_path(str(value)) if value else DEFAULT_CLAUSES_DIR
 
 
 __all__ = [
