@@ -3,9 +3,11 @@
 Both servers run with the same threads and worker processes. Prints throughput of each, the ratio, latency
 percentiles and the servers' CPU time per request; writes bench/results/screening-<db>-<fixture>-w<workers>-t<threads>.json.
 With --breakdown it also measures, on the same hrdd server, GET /healthz (the framework's floor) and the
-screening with ?dry_run=true (validation, engine and response, nothing stored), to show where time goes.
+screening with ?dry_run=true (validation, engine and response, nothing stored), to show where time goes;
+the dry run's ratio to the echo is the ceiling for the stored screening's. --distinct-deals gives every
+request a deal of its own (a new deal row, and a new review case when it escalates).
 Usage: python bench/screening.py [--seconds 15] [--connections 16] [--threads 8] [--workers 1]
-                                 [--database-url URL] [--fixture NAME] [--breakdown]
+                                 [--database-url URL] [--fixture NAME] [--breakdown] [--distinct-deals]
 """
 
 from __future__ import annotations
@@ -65,12 +67,36 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, body_file: Path | None, headers: dict, seconds: int, connections: int, pid: int | None = None) -> dict:
-    """Run wrk (POSTing the body, or GET without one); parse requests/s, latency percentiles, errors, CPU."""
+# Each wrk thread numbers its requests; "<object_id>-<thread>-<n>" is a deal no other request uses.
+_DISTINCT_DEALS_LUA = """
+local thread_count = 0
+setup = function(thread)
+  thread_count = thread_count + 1
+  thread:set("thread_number", thread_count)
+end
+local sent = 0
+request = function()
+  sent = sent + 1
+  local body = string.gsub(wrk.body, '("object_id"%s*:%s*")([^"]*)"', '%1%2-' .. thread_number .. '-' .. sent .. '"', 1)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def wrk(url: str, body_file: Path | None, headers: dict, seconds: int, connections: int, pid: int | None = None,
+        distinct_deals: bool = False) -> dict:
+    """Run wrk (POSTing the body, or GET without one); parse requests/s, latency percentiles, errors, CPU.
+
+    With ``distinct_deals`` every request's deal reference (``object_id``) is made unique, so each stored
+    screening is a new deal (a new row, and a new review case when it escalates) rather than another
+    screening of the same one.
+    """
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
     head = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
     post = (f'wrk.method = "POST"\nwrk.body = {json.dumps(body_file.read_text())}\n'
             'wrk.headers["Content-Type"] = "application/json"\n') if body_file else ""
+    if body_file and distinct_deals:
+        post += _DISTINCT_DEALS_LUA
     lua.write_text(f'{post}{head}\n'
                    'done = function(summary, latency, requests)\n'
                    '  io.write(string.format("STATUS_ERRORS %d\\n", summary.errors.status))\nend\n')
@@ -103,6 +129,8 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true",
                         help="also measure GET /healthz and ?dry_run=true on the hrdd server")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--distinct-deals", action="store_true",
+                        help="make every request's deal reference unique (default: the fixture's deal each time)")
     parser.add_argument("--fixture", default="transaction_egypt_biometric.json",
                         help="request body under tests/fixtures (default: DESIGN.md's escalated example)")
     args = parser.parse_args()
@@ -132,9 +160,9 @@ def main() -> None:
         wrk(f"http://127.0.0.1:{echo_port}/echo", fixture, {}, 2, args.connections)
         wrk(f"http://127.0.0.1:{hrdd_port}/v1/screenings", fixture, auth, 2, args.connections)
         echo = wrk(f"http://127.0.0.1:{echo_port}/echo", fixture, {}, args.seconds, args.connections,
-                   servers[1].pid)
+                   servers[1].pid, args.distinct_deals)
         hrdd = wrk(f"http://127.0.0.1:{hrdd_port}/v1/screenings", fixture, auth, args.seconds, args.connections,
-                   servers[0].pid)
+                   servers[0].pid, args.distinct_deals)
         extra = {}
         if args.breakdown:
             extra["hrdd GET /healthz"] = wrk(f"http://127.0.0.1:{hrdd_port}/healthz", None, {}, args.seconds,
@@ -147,21 +175,26 @@ def main() -> None:
             proc.wait(10)
     backend = "postgresql" if db.startswith("postgresql") else "sqlite"
     ratio = hrdd["requests_per_s"] / echo["requests_per_s"]
-    print(f"fixture: {args.fixture}")
+    print(f"fixture: {args.fixture}" + (" (every request a new deal)" if args.distinct_deals else ""))
     print(f"backend: {backend}; {args.connections} connections, {args.seconds}s each, waitress {args.threads} threads, "
           f"{args.workers} worker process(es)")
     for name, r in (("bare echo", echo), ("hrdd screening", hrdd), *extra.items()):
         print(f"{name:>17}: {r['requests_per_s']:8.1f} req/s  p50 {r['p50_ms']:.2f} ms  p90 {r['p90_ms']:.2f} ms  "
               f"p99 {r['p99_ms']:.2f} ms  CPU {r['cpu_ms_per_request']} ms/request  non-2xx {r['non_2xx']}")
     print(f"ratio screening/echo: {ratio:.2f}")
+    if "hrdd dry run" in extra:
+        # Storing only adds work, so the dry run's ratio bounds what the stored screening could reach.
+        print(f"ratio dry run/echo: {extra['hrdd dry run']['requests_per_s'] / echo['requests_per_s']:.2f} "
+              "(the stored screening's ceiling)")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     record = {"backend": backend, "fixture": args.fixture, "connections": args.connections, "seconds": args.seconds,
-              "threads": args.threads, "workers": args.workers, "load_average": os.getloadavg()[0],
+              "threads": args.threads, "workers": args.workers,
+              "distinct_deals": args.distinct_deals, "load_average": os.getloadavg()[0],
               "echo": {k: v for k, v in echo.items() if k != "raw"},
               "screening": {k: v for k, v in hrdd.items() if k != "raw"}, "ratio": round(ratio, 3),
               "breakdown": {name: {k: v for k, v in r.items() if k != "raw"} for name, r in extra.items()}}
-    suffix = f"-w{args.workers}-t{args.threads}"
+    suffix = f"-w{args.workers}-t{args.threads}" + ("-distinct" if args.distinct_deals else "")
     (out / f"screening-{backend}-{Path(args.fixture).stem}{suffix}.json").write_text(json.dumps(record, indent=2))
 
 
