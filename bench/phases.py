@@ -35,27 +35,27 @@ class Timings:
     def __init__(self):
         self.seconds: dict[str, float] = {}
 
-    def wrap(self, owner, name: str, label: str) -> None:
-        """Replace ``owner.name`` with a timed wrapper that adds to ``label``."""
-        original = getattr(owner, name)
-
-        @functools.wraps(original)
+    def timed(self, function, label: str):
+        """``function`` wrapped so that its time adds to ``label``."""
+        @functools.wraps(function)
         def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
-                return original(*args, **kwargs)
+                return function(*args, **kwargs)
             finally:
                 self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
 
-        setattr(owner, name, timed)
+        return timed
+
+    def wrap(self, owner, name: str, label: str) -> None:
+        """Replace ``owner.name`` with a timed wrapper that adds to ``label``."""
+        setattr(owner, name, self.timed(getattr(owner, name), label))
 
     def wrap_hookimpls(self, pm) -> None:
         """Time every implementation of the hooks a screening request calls, by hook and plugin."""
         for hook_name in SCREENING_HOOKS:
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
-                holder = type("Holder", (), {"function": staticmethod(impl.function)})
-                self.wrap(holder, "function", f"{hook_name}: {impl.plugin_name}")
-                impl.function = holder.function
+                impl.function = self.timed(impl.function, f"{hook_name}: {impl.plugin_name}")
 
 
 def _post_environ(path: str, body: str, headers: dict):
