@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,6 +19,7 @@ from hrdd.model import (
 )
 
 RULESET_VERSION = "2026.11.1"
+_MISSING = object()
 
 STEP_TITLES = {
     1: "Product capabilities",
@@ -39,6 +41,18 @@ class ScreeningContext:
     policy: Any
     store: Any = None
     cache: dict[str, Any] = field(default_factory=dict)
+
+    def memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept for the rest of this screening under ``key``.
+
+        The tailoring re-runs screen the same deal with one capability taken off one item, so a check can
+        keep what does not depend on the items and reuse it; ``key`` must name everything the value
+        depends on (a check's own name first, so keys of different checks cannot collide).
+        """
+        value = self.cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = self.cache[key] = compute()
+        return value
 
     def max_tier(self, transaction: Transaction) -> str:
         """The highest capability tier the deal carries ('low' for none)."""

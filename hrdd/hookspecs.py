@@ -17,6 +17,9 @@ def hrdd_check(transaction, context):
     ``hrdd.engine.ScreeningContext`` giving the reference data, the policy, the store (may be None) and a
     per-screening ``cache`` dict. Flags that concern particular items or capabilities should say so in
     ``flag.data["items"]`` (SKUs) and ``flag.data["capabilities"]`` so the engine can work out tailoring.
+    Tailoring calls the hook again on variants of the deal that differ only in item capabilities; a check
+    can keep flags that do not depend on the items with ``context.memo(key, compute)``, whose key names
+    the check and every input the flags depend on, and the variants then reuse them.
     """
 
 

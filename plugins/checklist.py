@@ -70,6 +70,12 @@ def hrdd_check(transaction, context):
     """
     if not transaction.answers:
         return None
+    # Only the answers matter, and tailoring leaves them alone.
+    return context.memo(("checklist", tuple(transaction.answers.items())),
+                        lambda: _answer_flags(transaction, context))
+
+
+def _answer_flags(transaction, context) -> list[RedFlag] | None:
     try:
         templates = load_templates(service.checklists_dir(), max_age=RECHECK_SECONDS)
     except TemplateError:

@@ -13,18 +13,9 @@ def hrdd_check(transaction, context):
     ref = context.reference
     eu = transaction.end_user
     profile = ref.country(eu.country)
-    flags = []
-    if eu.is_government and profile.tier in ("high", "elevated"):
-        key = "RF-2.1" if profile.tier == "high" else "RF-2.1-elevated"
-        flags.append(make_flag(context, "RF-2.1",
-                               f"{eu.name} is a {eu.type.replace('_', '-')} end-user. {profile.figures()} "
-                               f"(country tier {profile.tier}: {', '.join(profile.tier_reasons)}).",
-                               severity_key=key, default_severity="high" if profile.tier == "high" else "medium",
-                               country=profile.to_dict()))
-    if transaction.answer("exports_to_abusers") == "yes":
-        flags.append(make_flag(context, "RF-2.2",
-                               f"Checklist answer exports_to_abusers = yes for {eu.name}.",
-                               answer="exports_to_abusers"))
+    answer = transaction.answer("exports_to_abusers")
+    # RF-2.1 and RF-2.2 do not look at the items: the tailoring re-runs reuse them.
+    flags = list(context.memo(("step2", eu.name, eu.country, eu.type, answer), lambda: _record_flags(eu, profile, answer, context)))
     if eu.is_security_sector:
         risky = [(item, ref.capability(c)) for item in transaction.items for c in item.capabilities
                  if tier_rank(ref.capability(c).tier) >= tier_rank("high")]
@@ -37,4 +28,19 @@ def hrdd_check(transaction, context):
                                    severity_key=key, default_severity="high" if profile.tier == "high" else "medium",
                                    items=sorted({i.sku for i, _ in risky}),
                                    capabilities=sorted({c.id for _, c in risky})))
+    return flags
+
+
+def _record_flags(eu, profile, answer: str | None, context) -> list:
+    flags = []
+    if eu.is_government and profile.tier in ("high", "elevated"):
+        key = "RF-2.1" if profile.tier == "high" else "RF-2.1-elevated"
+        flags.append(make_flag(context, "RF-2.1",
+                               f"{eu.name} is a {eu.type.replace('_', '-')} end-user. {profile.figures()} "
+                               f"(country tier {profile.tier}: {', '.join(profile.tier_reasons)}).",
+                               severity_key=key, default_severity="high" if profile.tier == "high" else "medium",
+                               country=profile.to_dict()))
+    if answer == "yes":
+        flags.append(make_flag(context, "RF-2.2", f"Checklist answer exports_to_abusers = yes for {eu.name}.",
+                               answer="exports_to_abusers"))
     return flags

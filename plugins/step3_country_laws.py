@@ -19,10 +19,16 @@ def hrdd_check(transaction, context):
     """Raise RF-3.1 (civic space) and RF-3.2 (rule of law) per end-user and deployment country."""
     if not _applies(transaction, context):
         return []
+    countries = (transaction.end_user.country, *transaction.deployment_countries)
+    # The flags depend only on the countries, which tailoring leaves alone.
+    return context.memo(("step3", countries), lambda: _country_flags(countries, context))
+
+
+def _country_flags(countries: tuple[str, ...], context) -> list:
     rules = context.policy.section("step3")
     civic, law = rules.get("civic_space", {}), rules.get("rule_of_law", {})
     flags = []
-    for code in dict.fromkeys([transaction.end_user.country, *transaction.deployment_countries]):
+    for code in dict.fromkeys(countries):
         p = context.reference.country(code)
         if p.fiw and p.fiw.civic_space is not None:
             de = p.fiw.civic_space

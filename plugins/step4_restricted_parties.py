@@ -29,6 +29,13 @@ def _matcher(context):
 def hrdd_check(transaction, context):
     """RF-4.3 for each of the end-user and the parties that matches a list: confirmed critical, possible high."""
     eu = transaction.end_user
+    # Names and countries only: the tailoring re-runs reuse the flags.
+    return context.memo(("RF-4.3", eu.name, eu.country, transaction.parties),
+                        lambda: _party_flags(transaction, context))
+
+
+def _party_flags(transaction, context) -> list:
+    eu = transaction.end_user
     severity = context.policy.section("parties").get("severity") or {}
     flags = []
     for role, name, country in [("end-user", eu.name, eu.country),

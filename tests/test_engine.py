@@ -289,6 +289,24 @@ def test_tailoring_reports_decision_without_the_flagged_capability(screen):
     assert next(st for st in s.steps if st.step == 5).status == "options"
 
 
+def test_tailoring_re_run_reuses_only_what_the_items_do_not_decide(screen, transaction):
+    s = screen(Transaction.from_dict(transaction))
+    (option,) = s.tailoring
+    assert option["remove_capability"] == "biometric_identification"
+    # The end-user and country flags are kept for the variant; the capability flags are worked out again
+    # (RF-1.3: the item left with no listed capability still goes to a security-sector end-user).
+    assert option["remaining_flags"] == ["RF-1.3", "RF-2.1", "RF-3.1", "RF-3.2"]
+    assert option["flags_resolved"] == ["RF-1.2", "RF-2.3"]
+
+
+def test_each_screening_works_out_its_own_flags(screen):
+    first = screen(deal(end_user={"country": "RU"}, items=items("recording_devices"),
+                        answers={"exports_to_abusers": "yes"}))
+    second = screen(deal(end_user={"country": "NO"}, items=items("recording_devices")))
+    assert flags(first, "RF-4.4") and flags(first, "RF-3.2") and flags(first, "RF-2.2")
+    assert not (flags(second, "RF-4.4") or flags(second, "RF-3.2") or flags(second, "RF-2.2"))
+
+
 def test_escalation_conditions(screen, transaction):
     s = screen(Transaction.from_dict(transaction))
     assert s.conditions[:2] == ["reviewer_approval", "rider_executed"]
