@@ -192,25 +192,17 @@ class Engine:
     def steps(self, flags: list[RedFlag], decision: str, tailoring: list[dict], safeguards: list[Safeguard]
               ) -> list[StepResult]:
         """The status of each of the eight steps."""
-        by_step: dict[int, list[str]] = {}
+        by_step: dict[int, dict[str, None]] = {}
         for flag in flags:
-            by_step.setdefault(flag.step, []).append(flag.id)
-        out = []
-        for step, title in STEP_TITLES.items():
-            ids = list(dict.fromkeys(by_step.get(step, [])))
-            if ids:
-                status = "flagged"
-            elif step <= 4:
-                status = "clear"
-            elif step == 5:
-                status = "options" if any(t["decision_without"] != decision for t in tailoring) else (
-                    "not_applicable" if decision == "proceed" else "no_options")
-            elif step in (6, 7):
-                status = "required" if decision != "proceed" or safeguards else "not_applicable"
-            else:
-                status = "recorded"
-            out.append(StepResult(step, title, status, ids))
-        return out
+            by_step.setdefault(flag.step, {})[flag.id] = None
+        # The status of an unflagged step: 1-4 clear; 5 by the tailoring options; 6-7 by the decision; 8 recorded.
+        options = "options" if any(t["decision_without"] != decision for t in tailoring) else (
+            "not_applicable" if decision == "proceed" else "no_options")
+        required = "required" if decision != "proceed" or safeguards else "not_applicable"
+        unflagged = ("clear", "clear", "clear", "clear", options, required, required, "recorded")
+        return [StepResult(step, title, "flagged", list(by_step[step])) if step in by_step
+                else StepResult(step, title, unflagged[step - 1], [])
+                for step, title in STEP_TITLES.items()]
 
 
 def _without(item: Item, sku: str, cap: str) -> Item:

@@ -43,7 +43,7 @@ def tier_rank(tier: str) -> int:
         raise ValueError(f"{tier!r} is not a capability tier ({', '.join(TIERS)})") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reference:
     """The business object in the CRM/ERP that a transaction belongs to."""
 
@@ -52,7 +52,7 @@ class Reference:
     object_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndUser:
     """The ultimate end-user of the products."""
 
@@ -72,7 +72,7 @@ class EndUser:
         return self.type in GOVERNMENT_TYPES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Party:
     """An intermediary or other party to the deal (distributor, consignee, financier, ...)."""
 
@@ -82,7 +82,7 @@ class Party:
     government_linked: bool | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """A product line of the deal with the surveillance capabilities it carries."""
 
@@ -96,7 +96,7 @@ class Item:
     component_of_surveillance_system: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Transaction:
     """The canonical transaction every adapter produces and the engine screens."""
 
@@ -174,7 +174,7 @@ class Transaction:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class RedFlag:
     """A red flag raised by a step check, with the evidence (figures) it rests on."""
 
@@ -193,7 +193,7 @@ class RedFlag:
                 "evidence": self.evidence, "source": self.source, "data": self.data, "raised_by": self.raised_by}
 
 
-@dataclass
+@dataclass(slots=True)
 class Safeguard:
     """A mitigation the screening calls for: a clause, a technical control or a process step."""
 
@@ -206,7 +206,7 @@ class Safeguard:
         return {"id": self.id, "kind": self.kind, "title": self.title}
 
 
-@dataclass
+@dataclass(slots=True)
 class StepResult:
     """Status of one of the guidance's eight steps for this screening."""
 
@@ -220,7 +220,7 @@ class StepResult:
         return {"step": self.step, "title": self.title, "status": self.status, "flags": list(self.flags)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Screening:
     """The engine's result for one transaction at one stage."""
 
