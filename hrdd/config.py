@@ -15,6 +15,7 @@ _PATH_KEYS = {
     "HRDD_CHECKLISTS_DIR": PROJECT_ROOT / "checklists",
     "HRDD_POLICY_FILE": PROJECT_ROOT / "policy" / "default.yaml",
 }
+DEFAULT_DATA_DIR = _PATH_KEYS["HRDD_DATA_DIR"]
 
 
 @lru_cache(maxsize=64)

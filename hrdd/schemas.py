@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from functools import lru_cache
+
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from hrdd.config import DEFAULT_DATA_DIR
 from hrdd.model import ANSWER_VALUES, END_USER_TYPES, PARTY_ROLES, SECTORS, STAGES
 from hrdd.reference.countries import CountryCodes, UnknownCountry
 
-_codes = CountryCodes({})
+# The country names of the schema being loaded (the deployment's reference data); nested schemas see it too.
+_COUNTRY_CODES: ContextVar[CountryCodes | None] = ContextVar("hrdd_country_codes", default=None)
+
+
+@lru_cache(maxsize=1)
+def _shipped_codes() -> CountryCodes:
+    return CountryCodes({}, DEFAULT_DATA_DIR)
 
 
 class Country(fields.String):
-    """An ISO 3166-1 alpha-2 code; names like 'Egypt' and alpha-3 codes are accepted and normalised."""
+    """An ISO 3166-1 alpha-2 code; names like 'Egypt' and alpha-3 codes are accepted and normalised.
+
+    Names are those of the loading ``TransactionSchema``'s ``country_codes`` (the deployment's reference
+    data, with its ``country_names.yaml``), else of the shipped data.
+    """
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         if len(text) > 100:
-            # Checked before the (fuzzy, comparatively slow) name look-up; no country name is this long.
             raise ValidationError("A country is an ISO 3166-1 code or a name of at most 100 characters")
+        codes = _COUNTRY_CODES.get() or _shipped_codes()
         try:
-            return _codes.normalise(text)
+            return codes.normalise(text)
         except UnknownCountry as exc:
-            raise ValidationError(f"{exc}; use an ISO 3166-1 alpha-2 code such as 'EG' or a country name") from exc
+            raise ValidationError(str(exc)) from exc
 
 
 def _text(max_len: int, **kw):
@@ -80,9 +94,18 @@ class TransactionSchema(StrictSchema):
     answers = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$")),
                           values=fields.String(validate=validate.OneOf(ANSWER_VALUES)), load_default=dict)
 
-    def __init__(self, *args, capabilities=(), **kwargs):
+    def __init__(self, *args, capabilities=(), country_codes=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.known_capabilities = tuple(capabilities)
+        self.country_codes = country_codes
+
+    def load(self, data, **kwargs):
+        """Deserialize and validate, reading country names with this schema's ``country_codes``."""
+        token = _COUNTRY_CODES.set(self.country_codes)
+        try:
+            return super().load(data, **kwargs)
+        finally:
+            _COUNTRY_CODES.reset(token)
 
     @validates_schema
     def _known_capabilities(self, data, **kwargs):

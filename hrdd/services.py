@@ -31,7 +31,8 @@ class Services:
         self.reference = ReferenceData(config["HRDD_DATA_DIR"], self.policy)
         self.store = Store(config["HRDD_DATABASE_URL"], self.pm)
         self.engine = Engine(self.pm, self.reference, self.policy, self.store)
-        self.schema = TransactionSchema(capabilities=list(self.reference.capabilities))
+        self.schema = TransactionSchema(capabilities=list(self.reference.capabilities),
+                                        country_codes=self.reference.codes)
 
     def validate(self, body: Any) -> dict[str, Any]:
         """Validate and normalise a canonical transaction body; ApiError 422 names every bad field."""

@@ -17,6 +17,8 @@ def _rows(path) -> int:
     for key in ("capabilities", "entries", "flags"):
         if key in data:
             return len(data[key])
+    if "names" in data:  # country_names.yaml: the aliases and the ambiguous names
+        return len(data["names"] or {}) + len(data.get("ambiguous") or {})
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -73,6 +74,7 @@ def test_db_upgrade_and_data_info(env):
     info = run(env, "data", "info").output
     assert "Freedom in the World" in info and "CC BY-NC 4.0" in info and "2025" in info
     assert "4940 rows" in info
+    assert re.search(r"country_names: .*\n  file: +country_names.yaml \([1-9][0-9]* rows\)", info)
 
 
 def test_bad_policy_file_is_refused_with_its_name(env, tmp_path):

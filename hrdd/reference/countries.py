@@ -11,12 +11,17 @@ from typing import Any
 import pycountry
 import yaml
 
+from hrdd.reference.country_names import CountryNameIndex, load_name_file, region_of
+
 FIW_FILE = "freedom_house_fiw_2013_2025.csv"
 PTS_FILE = "political_terror_scale_1976_2023.csv"
 WGI_FILE = "wgi_governance_1996_2022.csv"
 FIW_STATUS_NAMES = {"F": "Free", "PF": "Partly Free", "NF": "Not Free"}
 # Kosovo has no ISO 3166-1 entry; XK is the code the EU, the World Bank and most CRMs use.
 _EXTRA_COUNTRIES = {"XK": "Kosovo"}
+
+
+_ADVICE = "use an ISO 3166-1 alpha-2 code such as 'EG', or a country name"
 
 
 class UnknownCountry(ValueError):
@@ -121,8 +126,10 @@ def _int(value: str) -> int | None:
 class CountryCodes:
     """ISO 3166-1 normalisation (codes and names) with the datasets' non-ISO codes mapped."""
 
-    def __init__(self, aliases: dict[str, str]):
+    def __init__(self, aliases: dict[str, str], data_dir: Path | None = None):
         self.aliases = {k.upper(): v.upper() for k, v in aliases.items()}
+        known = {c.alpha_2 for c in pycountry.countries} | set(_EXTRA_COUNTRIES)
+        self.names = CountryNameIndex(_EXTRA_COUNTRIES, *load_name_file(data_dir, known))
 
     def alpha2_from_dataset_code(self, code: str) -> str | None:
         """Map a dataset's alpha-3 or World Bank code to alpha-2 (None when unmapped)."""
@@ -146,32 +153,31 @@ class CountryCodes:
         """Return the alpha-2 code for a code or a name ('EG', 'EGY', 'Egypt'); raise UnknownCountry."""
         text = (value or "").strip()
         if not text:
-            raise UnknownCountry("empty country")
+            raise UnknownCountry(f"empty country; {_ADVICE}")
         upper = text.upper()
-        if upper in _EXTRA_COUNTRIES or upper == "KOSOVO":
-            return "XK"
-        if len(upper) == 2 and upper.isalpha():
-            if pycountry.countries.get(alpha_2=upper):
-                return upper
-            raise UnknownCountry(f"{text!r} is not an ISO 3166-1 alpha-2 code")
+        if len(upper) == 2 and upper.isalpha() and (upper in _EXTRA_COUNTRIES or pycountry.countries.get(alpha_2=upper)):
+            return upper
         if len(upper) == 3 and upper.isalpha():
             mapped = self.alpha2_from_dataset_code(upper)
             if mapped:
                 return mapped
-        try:
-            return pycountry.countries.lookup(text).alpha_2
-        except LookupError:
-            pass
-        if sum(ch.isalpha() for ch in text) < 3:
-            # search_fuzzy also matches subdivision codes: "1", "12" and "SE-1" all became Sweden.
-            raise UnknownCountry(f"{text!r} is not an ISO 3166-1 code or a recognised country name")
-        try:
-            matches = pycountry.countries.search_fuzzy(text)
-        except LookupError:
-            matches = []
-        if len(matches) == 1:
-            return matches[0].alpha_2
-        raise UnknownCountry(f"{text!r} is not an ISO 3166-1 code or a recognised country name")
+        codes = self.names.lookup(text)
+        if len(codes) == 1:
+            return next(iter(codes))
+        if codes:
+            raise UnknownCountry(f"{text!r} could be {' or '.join(map(self.names.describe, sorted(codes)))}; "
+                                 f"send the ISO 3166-1 alpha-2 code of the one meant")
+        raise UnknownCountry(f"{text!r} is not an ISO 3166-1 code or a country name{self._hint(text)}; {_ADVICE}")
+
+    def _hint(self, text: str) -> str:
+        region = region_of(text)
+        if region:
+            return (f" (it is a region of {self.names.describe(region)}: send the code of the country that "
+                    f"governs the place, which decides the figures and embargoes that apply)")
+        close = self.names.suggest(text)
+        if close:
+            return f" (did you mean {' or '.join(map(self.names.describe, close))}?)"
+        return ""
 
 
 def load_fiw(path: Path, codes: CountryCodes) -> dict[str, FiwRecord]:
@@ -255,7 +261,7 @@ def load_country_profiles(data_dir: Path, rules: dict[str, Any]) -> tuple[Countr
     """Load the three datasets and classify every country; returns codes, profiles and dataset years."""
     aliases_path = data_dir / "country_codes.yaml"
     aliases = yaml.safe_load(aliases_path.read_text(encoding="utf-8")) if aliases_path.exists() else {}
-    codes = CountryCodes(aliases or {})
+    codes = CountryCodes(aliases or {}, data_dir)
     fiw = load_fiw(data_dir / FIW_FILE, codes)
     pts = load_pts(data_dir / PTS_FILE, codes, rules.get("pts_scores", ["PTS_A", "PTS_H", "PTS_S"]))
     wgi = load_wgi(data_dir / WGI_FILE, codes)
