@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from functools import lru_cache
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from hrdd.config import DEFAULT_DATA_DIR
 from hrdd.model import ANSWER_VALUES, END_USER_TYPES, PARTY_ROLES, SECTORS, STAGES
-from hrdd.reference.countries import CountryCodes, UnknownCountry
+from hrdd.reference.countries import CountryCodes, UnknownCountry, shipped_codes
 
 # The country names of the schema being loaded (the deployment's reference data); nested schemas see it too.
 _COUNTRY_CODES: ContextVar[CountryCodes | None] = ContextVar("hrdd_country_codes", default=None)
-
-
-@lru_cache(maxsize=1)
-def _shipped_codes() -> CountryCodes:
-    return CountryCodes({}, DEFAULT_DATA_DIR)
 
 
 class Country(fields.String):
@@ -31,7 +24,7 @@ class Country(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if len(text) > 100:
             raise ValidationError("A country is an ISO 3166-1 code or a name of at most 100 characters")
-        codes = _COUNTRY_CODES.get() or _shipped_codes()
+        codes = _COUNTRY_CODES.get() or shipped_codes()
         try:
             return codes.normalise(text)
         except UnknownCountry as exc:

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import pycountry
-
-# Codes in use on restricted-party lists that ISO 3166-1 does not assign.
-EXTRA_CODES = {"XK": "Kosovo"}
-# Common English names that pycountry does not resolve on its own.
-EXTRA_NAMES = {"turkey": "TR", "burma": "MM", "kosovo": "XK", "macau": "MO", "czech republic": "CZ",
-               "ivory coast": "CI", "south korea": "KR", "russia": "RU", "vietnam": "VN", "laos": "LA"}
+from hrdd.reference.countries import shipped_codes
 
 
 @lru_cache(maxsize=4096)
 def country_code(value: str | None) -> str | None:
-    """The alpha-2 code for a code or country name, or None when it is not a country."""
+    """The alpha-2 code for a code or country name, or None when it names no country or more than one.
+
+    The same names as screening requests (ISO 3166-1 and data/country_names.yaml), matched exactly: a list
+    entry's "Korea" or "Xinjiang" must not silently become a country.
+    """
     text = (value or "").strip()
-    if not text:
-        return None
-    if text.upper() in EXTRA_CODES:
-        return text.upper()
-    if text.lower() in EXTRA_NAMES:
-        return EXTRA_NAMES[text.lower()]
-    try:
-        return pycountry.countries.lookup(text).alpha_2
-    except LookupError:
-        pass
-    try:
-        found = pycountry.countries.search_fuzzy(text)
-    except LookupError:
-        return None
-    # Only accept an unambiguous answer; "Korea" must not silently become one of the two Koreas.
-    return found[0].alpha_2 if len(found) == 1 else None
+    codes = shipped_codes().resolve(text) if text else set()
+    return next(iter(codes)) if len(codes) == 1 else None

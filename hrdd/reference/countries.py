@@ -154,20 +154,24 @@ class CountryCodes:
         text = (value or "").strip()
         if not text:
             raise UnknownCountry(f"empty country; {_ADVICE}")
-        upper = text.upper()
-        if len(upper) == 2 and upper.isalpha() and (upper in _EXTRA_COUNTRIES or pycountry.countries.get(alpha_2=upper)):
-            return upper
-        if len(upper) == 3 and upper.isalpha():
-            mapped = self.alpha2_from_dataset_code(upper)
-            if mapped:
-                return mapped
-        codes = self.names.lookup(text)
+        codes = self.resolve(text)
         if len(codes) == 1:
             return next(iter(codes))
         if codes:
             raise UnknownCountry(f"{text!r} could be {' or '.join(map(self.names.describe, sorted(codes)))}; "
                                  f"send the ISO 3166-1 alpha-2 code of the one meant")
         raise UnknownCountry(f"{text!r} is not an ISO 3166-1 code or a country name{self._hint(text)}; {_ADVICE}")
+
+    def resolve(self, text: str) -> set[str]:
+        """Every alpha-2 code a code or name can stand for: one, several (ambiguous) or none."""
+        upper = text.strip().upper()
+        if len(upper) == 2 and upper.isalpha() and (upper in _EXTRA_COUNTRIES or pycountry.countries.get(alpha_2=upper)):
+            return {upper}
+        if len(upper) == 3 and upper.isalpha():
+            mapped = self.alpha2_from_dataset_code(upper)
+            if mapped:
+                return {mapped}
+        return self.names.lookup(text)
 
     def _hint(self, text: str) -> str:
         region = region_of(text)
@@ -178,6 +182,14 @@ class CountryCodes:
         if close:
             return f" (did you mean {' or '.join(map(self.names.describe, close))}?)"
         return ""
+
+
+@lru_cache(maxsize=1)
+def shipped_codes() -> CountryCodes:
+    """Codes and names of the shipped data directory (for callers without a deployment's reference data)."""
+    from hrdd.config import DEFAULT_DATA_DIR  # noqa: PLC0415 - config imports nothing of ours; keep it that way
+
+    return CountryCodes({}, DEFAULT_DATA_DIR)
 
 
 def load_fiw(path: Path, codes: CountryCodes) -> dict[str, FiwRecord]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-import pycountry
 from sqlalchemy import func, insert, select, update
 
 from hrdd import audit
+from hrdd.reference.countries import shipped_codes
 from hrdd.workspace.tables import grievance_actions, grievance_links, grievances
 from hrdd.workspace.util import end_user_key, new_id, now_iso
 
@@ -57,12 +57,7 @@ def _token_hash(token: str) -> str:
 def normalise_country(value: str | None) -> str | None:
     """An ISO 3166-1 alpha-2 code for a code or a country name; None when empty; ValueError if unknown."""
     value = (value or "").strip()
-    if not value:
-        return None
-    try:
-        return pycountry.countries.lookup(value).alpha_2
-    except LookupError:
-        raise ValueError(f"unknown country {value!r}: give a country name or a two-letter code") from None
+    return shipped_codes().normalise(value) if value else None
 
 
 def validate_report(data: dict) -> dict:
