@@ -43,10 +43,13 @@ def hrdd_check(transaction, context):
         embargo = ref.embargo(code)
         if embargo and (embargo.scope == "all" or surveillance):
             scope = "all items" if embargo.scope == "all" else "surveillance items"
+            # A surveillance-only embargo applies because of the surveillance items: naming them lets
+            # tailoring work out the deal without each one.
+            because = {} if embargo.scope == "all" else _surveillance_items(transaction, ref, min_tier)
             flags.append(make_flag(context, "RF-4.4",
                                    f"{ref.country(code).name} ({code}), {role} {name}: embargoed for {scope} "
                                    f"since {embargo.since} ({embargo.authority}; {embargo.source}).",
-                                   country=code, role=role))
+                                   country=code, role=role, **because))
 
     diverted = [(f"consignee {p.name}", p.country) for p in transaction.parties
                 if p.role == "consignee" and p.country and p.country != eu.country]
@@ -57,3 +60,10 @@ def hrdd_check(transaction, context):
                                f"End-user {eu.name} is in {ref.country(eu.country).name} ({eu.country}) but {where}.",
                                countries=sorted({c for _, c in diverted})))
     return flags
+
+
+def _surveillance_items(transaction, ref, min_tier: str) -> dict[str, list[str]]:
+    """The items and capabilities that make the deal a surveillance one (tier at least ``min_tier``)."""
+    pairs = [(item.sku, cap) for item in transaction.items for cap in item.capabilities
+             if tier_rank(ref.capability(cap).tier) >= tier_rank(min_tier)]
+    return {"items": sorted({sku for sku, _ in pairs}), "capabilities": sorted({cap for _, cap in pairs})}

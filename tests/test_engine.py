@@ -232,6 +232,21 @@ def test_rf_4_4_surveillance_only_embargo(screen):
     assert not flags(screen(deal(end_user={"country": "RU"}, items=items("data_storage"))), "RF-4.4")
 
 
+def test_tailoring_shows_a_surveillance_only_embargo_lifted_without_the_capability(screen):
+    s = screen(deal(end_user={"country": "RU"}, items=items("recording_devices", "data_storage")))
+    assert s.decision == "do_not_proceed"
+    (option,) = s.tailoring
+    assert (option["item"], option["remove_capability"]) == ("SKU-0", "recording_devices")
+    assert option["flags_resolved"] == ["RF-4.4"] and "RF-4.4" not in option["remaining_flags"]
+    assert option["decision_without"] != "do_not_proceed"
+
+
+def test_tailoring_offers_nothing_against_an_all_items_embargo(screen):
+    s = screen(deal(end_user={"country": "IR"}, items=items("recording_devices")))
+    assert all("RF-4.4" not in o["flags_resolved"] for o in s.tailoring)
+    assert all(o["decision_without"] == "do_not_proceed" for o in s.tailoring)
+
+
 def test_rf_4_4_party_and_deployment_countries(screen):
     assert flags(screen(deal(parties=[{"role": "financier", "name": "Bank", "country": "KP"}])), "RF-4.4")
     assert flags(screen(deal(deployment_countries=["CU"])), "RF-4.4")
