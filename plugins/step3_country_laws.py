@@ -7,25 +7,37 @@ from hrdd.hookspecs import hookimpl
 from hrdd.model import tier_rank
 
 
-def _applies(transaction, context) -> bool:
-    rules = context.policy.section("step3")
+def _reason(transaction, context) -> tuple[tuple[str, str], ...] | None:
+    """Why step 3 applies: () for the end-user itself, the (sku, capability) pairs of tier min_tier or above
+    when only the capabilities make it apply, None when it does not apply."""
     eu = transaction.end_user
-    return (tier_rank(context.max_tier(transaction)) >= tier_rank(rules.get("min_tier", "medium"))
-            or eu.is_government or eu.is_security_sector)
+    if eu.is_government or eu.is_security_sector:
+        return ()
+    min_tier = tier_rank(context.policy.section("step3").get("min_tier", "medium"))
+    if tier_rank(context.max_tier(transaction)) < min_tier:
+        return None
+    ref = context.reference
+    return tuple((item.sku, cap) for item in transaction.items for cap in item.capabilities
+                 if tier_rank(ref.capability(cap).tier) >= min_tier)
 
 
 @hookimpl
 def hrdd_check(transaction, context):
     """Raise RF-3.1 (civic space) and RF-3.2 (rule of law) per end-user and deployment country."""
-    if not _applies(transaction, context):
+    because = _reason(transaction, context)
+    if because is None:
         return []
     countries = (transaction.end_user.country, *transaction.deployment_countries)
-    # The flags depend only on the countries, which tailoring leaves alone.
-    return context.memo(("step3", countries), lambda: _country_flags(countries, context))
+    # For a government or security-sector end-user the flags depend only on the countries, which
+    # tailoring leaves alone; otherwise they name the capabilities that make the country a question, so
+    # tailoring can show the deal without each.
+    return context.memo(("step3", countries, because), lambda: _country_flags(countries, because, context))
 
 
-def _country_flags(countries: tuple[str, ...], context) -> list:
+def _country_flags(countries: tuple[str, ...], because: tuple[tuple[str, str], ...], context) -> list:
     rules = context.policy.section("step3")
+    implicated = {"items": sorted({sku for sku, _ in because}),
+                  "capabilities": sorted({cap for _, cap in because})} if because else {}
     civic, law = rules.get("civic_space", {}), rules.get("rule_of_law", {})
     flags = []
     for code in dict.fromkeys(countries):
@@ -38,7 +50,7 @@ def _country_flags(countries: tuple[str, ...], context) -> list:
                 flag = make_flag(context, "RF-3.1",
                                  f"{p.name}: Freedom in the World {p.fiw.edition} freedom of expression and "
                                  f"associational rights (D+E) {de}/28 (high at <= {civic.get('high_at_most')}, "
-                                 f"medium at <= {civic.get('medium_at_most')}).", country=code, fiw_d_e=de)
+                                 f"medium at <= {civic.get('medium_at_most')}).", country=code, fiw_d_e=de, **implicated)
                 flag.severity = sev
                 flags.append(flag)
         reasons, sev = [], None
@@ -55,7 +67,7 @@ def _country_flags(countries: tuple[str, ...], context) -> list:
                 sev, reasons = "medium", reasons + [f"WGI {p.wgi.year} rule of law percentile {pct:.1f}"]
         if sev:
             flag = make_flag(context, "RF-3.2", f"{p.name}: " + "; ".join(reasons) + ".",
-                             country=code, fiw_f=f_score, wgi_rule_of_law_percentile=pct)
+                             country=code, fiw_f=f_score, wgi_rule_of_law_percentile=pct, **implicated)
             flag.severity = sev
             flags.append(flag)
     return flags

@@ -192,6 +192,23 @@ def test_step3_does_not_apply_to_storage_for_private_retailer(screen):
     assert not flags(s, "RF-3.1") and not flags(s, "RF-3.2")
 
 
+def test_tailoring_shows_step3_lifted_for_a_private_buyer_without_the_surveillance_capability(screen):
+    s = screen(deal(end_user={"country": "EG"}, items=[
+        {"sku": "CAM-1", "name": "Camera", "capabilities": ["recording_devices"]},
+        {"sku": "ST-1", "name": "Storage", "capabilities": ["data_storage"]}]))
+    assert s.decision == "escalate"
+    assert all(f.data["capabilities"] == ["recording_devices"] for f in flags(s, "RF-3.1") + flags(s, "RF-3.2"))
+    (option,) = s.tailoring
+    assert (option["item"], option["remove_capability"]) == ("CAM-1", "recording_devices")
+    assert option["flags_resolved"] == ["RF-3.1", "RF-3.2"]
+    assert (option["decision_without"], option["remaining_flags"]) == ("proceed", [])
+
+
+def test_step3_flags_of_a_government_end_user_name_no_capability(screen):
+    s = screen(deal(end_user={"country": "EG", "type": "government"}, items=items("recording_devices")))
+    assert flags(s, "RF-3.1") and all("capabilities" not in f.data for f in flags(s, "RF-3.1"))
+
+
 def test_step3_quiet_in_hungary(screen):
     s = screen(deal(end_user={"country": "HU", "type": "government"}))
     assert not flags(s, "RF-3.1") and not flags(s, "RF-3.2")
@@ -237,7 +254,7 @@ def test_tailoring_shows_a_surveillance_only_embargo_lifted_without_the_capabili
     assert s.decision == "do_not_proceed"
     (option,) = s.tailoring
     assert (option["item"], option["remove_capability"]) == ("SKU-0", "recording_devices")
-    assert option["flags_resolved"] == ["RF-4.4"] and "RF-4.4" not in option["remaining_flags"]
+    assert "RF-4.4" in option["flags_resolved"] and "RF-4.4" not in option["remaining_flags"]
     assert option["decision_without"] != "do_not_proceed"
 
 
