@@ -140,7 +140,9 @@ def _enumerate_codes(schemas: dict, app: Flask) -> None:
 
     countries = sorted(c.alpha_2 for c in pycountry.countries) + ["XK"]
     capabilities = sorted(app.extensions["hrdd"].reference.capabilities)
-    note = "ISO 3166-1 alpha-2 code (alpha-3 codes and English names are also accepted and normalised)"
+    note = ("ISO 3166-1 alpha-2 code. Alpha-3 codes, ISO's English names and the spellings in the data "
+            "directory's country_names.yaml are also accepted and normalised; a name of two countries or a "
+            "region is refused (422)")
     for schema, field in (("EndUser", "country"), ("Party", "country")):
         prop = schemas.get(schema, {}).get("properties", {}).get(field)
         if prop is not None:
