@@ -11,7 +11,8 @@ def hrdd_check(transaction, context):
     """Never treat a gap as low risk: ask for the missing information instead."""
     eu = transaction.end_user
     # The end-user and the countries only: the tailoring re-runs reuse the flag.
-    return context.memo(("RF-0.1", eu.name, eu.country, eu.type, transaction.deployment_countries), lambda: _gap_flags(transaction, context))
+    return context.memo(("RF-0.1", eu.name, eu.country, eu.type, transaction.deployment_countries),
+                        lambda: _gap_flags(transaction, context))
 
 
 def _gap_flags(transaction, context) -> list:

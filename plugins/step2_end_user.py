@@ -15,7 +15,8 @@ def hrdd_check(transaction, context):
     profile = ref.country(eu.country)
     answer = transaction.answer("exports_to_abusers")
     # RF-2.1 and RF-2.2 do not look at the items: the tailoring re-runs reuse them.
-    flags = list(context.memo(("step2", eu.name, eu.country, eu.type, answer), lambda: _record_flags(eu, profile, answer, context)))
+    flags = list(context.memo(("step2", eu.name, eu.country, eu.type, answer),
+                              lambda: _record_flags(eu, profile, answer, context)))
     if eu.is_security_sector:
         risky = [(item, ref.capability(c)) for item in transaction.items for c in item.capabilities
                  if tier_rank(ref.capability(c).tier) >= tier_rank("high")]
