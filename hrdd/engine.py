@@ -17,9 +17,9 @@ from hrdd.model import (
     severity_rank,
     tier_rank,
 )
+from hrdd.store import memoized
 
 RULESET_VERSION = "2026.11.1"
-_MISSING = object()
 
 STEP_TITLES = {
     1: "Product capabilities",
@@ -49,10 +49,13 @@ class ScreeningContext:
         keep what does not depend on the items and reuse it; ``key`` must name everything the value
         depends on (a check's own name first, so keys of different checks cannot collide).
         """
-        value = self.cache.get(key, _MISSING)
-        if value is _MISSING:
-            value = self.cache[key] = compute()
-        return value
+        return memoized(self.cache, key, compute)
+
+    def capabilities_at_least(self, transaction: Transaction, tier: str) -> tuple[tuple[str, str], ...]:
+        """The deal's (sku, capability) pairs whose capability is of ``tier`` or above."""
+        floor = tier_rank(tier)
+        return tuple((item.sku, cap) for item in transaction.items for cap in item.capabilities
+                     if tier_rank(self.reference.capability(cap).tier) >= floor)
 
     def max_tier(self, transaction: Transaction) -> str:
         """The highest capability tier the deal carries ('low' for none)."""

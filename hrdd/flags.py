@@ -32,3 +32,8 @@ def make_flag(context, flag_id: str, evidence: str, severity_key: str | None = N
     severity = context.policy.severity(severity_key or flag_id, default_severity)
     return RedFlag(id=flag_id, step=int(entry["step"]), severity=severity, title=entry["title"],
                    evidence=evidence, source=entry["source"], data=data)
+
+
+def implicating(pairs) -> dict[str, list[str]]:
+    """Flag data naming the items and capabilities of (sku, capability) pairs, so tailoring can drop each."""
+    return {"items": sorted({sku for sku, _ in pairs}), "capabilities": sorted({cap for _, cap in pairs})}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hrdd.flags import make_flag
+from hrdd.flags import implicating, make_flag
 from hrdd.hookspecs import hookimpl
 from hrdd.model import tier_rank
 
@@ -13,12 +13,10 @@ def _reason(transaction, context) -> tuple[tuple[str, str], ...] | None:
     eu = transaction.end_user
     if eu.is_government or eu.is_security_sector:
         return ()
-    min_tier = tier_rank(context.policy.section("step3").get("min_tier", "medium"))
-    if tier_rank(context.max_tier(transaction)) < min_tier:
+    min_tier = context.policy.section("step3").get("min_tier", "medium")
+    if tier_rank(context.max_tier(transaction)) < tier_rank(min_tier):
         return None
-    ref = context.reference
-    return tuple((item.sku, cap) for item in transaction.items for cap in item.capabilities
-                 if tier_rank(ref.capability(cap).tier) >= min_tier)
+    return context.capabilities_at_least(transaction, min_tier)
 
 
 @hookimpl
@@ -36,8 +34,7 @@ def hrdd_check(transaction, context):
 
 def _country_flags(countries: tuple[str, ...], because: tuple[tuple[str, str], ...], context) -> list:
     rules = context.policy.section("step3")
-    implicated = {"items": sorted({sku for sku, _ in because}),
-                  "capabilities": sorted({cap for _, cap in because})} if because else {}
+    implicated = implicating(because) if because else {}
     civic, law = rules.get("civic_space", {}), rules.get("rule_of_law", {})
     flags = []
     for code in dict.fromkeys(countries):

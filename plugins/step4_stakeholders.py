@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hrdd.flags import make_flag
+from hrdd.flags import implicating, make_flag
 from hrdd.hookspecs import hookimpl
 from hrdd.model import tier_rank
 
@@ -39,13 +39,14 @@ def hrdd_check(transaction, context):
     touched = [("end-user", eu.name, eu.country)] + [(p.role, p.name, p.country) for p in transaction.parties
                                                      if p.country] + [
         ("deployment", "deployment country", c) for c in transaction.deployment_countries]
+    # A surveillance-only embargo applies because of the surveillance items: naming them lets tailoring
+    # work out the deal without each one.
+    surveillance_items = implicating(context.capabilities_at_least(transaction, min_tier)) if surveillance else {}
     for role, name, code in touched:
         embargo = ref.embargo(code)
         if embargo and (embargo.scope == "all" or surveillance):
             scope = "all items" if embargo.scope == "all" else "surveillance items"
-            # A surveillance-only embargo applies because of the surveillance items: naming them lets
-            # tailoring work out the deal without each one.
-            because = {} if embargo.scope == "all" else _surveillance_items(transaction, ref, min_tier)
+            because = {} if embargo.scope == "all" else surveillance_items
             flags.append(make_flag(context, "RF-4.4",
                                    f"{ref.country(code).name} ({code}), {role} {name}: embargoed for {scope} "
                                    f"since {embargo.since} ({embargo.authority}; {embargo.source}).",
@@ -61,9 +62,3 @@ def hrdd_check(transaction, context):
                                countries=sorted({c for _, c in diverted})))
     return flags
 
-
-def _surveillance_items(transaction, ref, min_tier: str) -> dict[str, list[str]]:
-    """The items and capabilities that make the deal a surveillance one (tier at least ``min_tier``)."""
-    pairs = [(item.sku, cap) for item in transaction.items for cap in item.capabilities
-             if tier_rank(ref.capability(cap).tier) >= tier_rank(min_tier)]
-    return {"items": sorted({sku for sku, _ in pairs}), "capabilities": sorted({cap for _, cap in pairs})}
