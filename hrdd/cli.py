@@ -13,8 +13,17 @@ from hrdd.store import ROLES
 
 
 def _create_app():
+    from sqlalchemy.exc import OperationalError
+
     from server import create_app  # noqa: PLC0415 - server.py lives at the project root
-    return create_app()
+    try:
+        return create_app()
+    except OperationalError as exc:
+        from hrdd.config import load_config
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise click.ClickException(
+            f"cannot open the store {_safe_url(load_config()['HRDD_DATABASE_URL'])}: {reason}. "
+            "Check HRDD_DATABASE_URL and that the database is running.") from None
 
 
 def _services():
@@ -115,17 +124,21 @@ def _safe_url(url: str) -> str:
 
 
 @cli.command("screen")
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 @with_appcontext
 def screen(file):
-    """Screen a transaction JSON FILE offline (nothing stored) and print the screening."""
+    """Screen a transaction JSON FILE without the HTTP service and print the screening.
+
+    No screening is stored; the grievance check (RF-7.1) reads the configured store, as the service does.
+    """
+    from hrdd import safejson
     from hrdd.errors import ApiError
     from hrdd.model import Transaction
     services = _services()
     try:
-        body = json.load(file)
+        body = safejson.loads(file.read())
         screening = services.screen(Transaction.from_dict(services.validate(body)))
-    except json.JSONDecodeError as exc:
+    except safejson.JsonRejected as exc:
         raise click.ClickException(f"{file.name}: not valid JSON ({exc})") from exc
     except ApiError as exc:
         raise click.ClickException(f"{file.name}: {exc.message}: {json.dumps(exc.errors)}") from exc

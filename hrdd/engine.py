@@ -150,7 +150,12 @@ class Engine:
 
     def tailoring(self, transaction: Transaction, flags: list[RedFlag], decision: str,
                   context: ScreeningContext) -> list[dict[str, Any]]:
-        """Step 5: for each flagged item capability, the decision if the item did not carry it."""
+        """Step 5: for each flagged item capability, the decision if the item did not carry it.
+
+        A deal with more flagged (item, capability) pairs than the policy's ``tailoring.max_item_options``
+        gets one option per capability instead (the capability taken off every item that carries it), so
+        that a large bill of materials costs a bounded number of re-runs rather than one per pair.
+        """
         if decision == "proceed":
             return []
         implicated: dict[tuple[str, str], list[str]] = {}
@@ -160,13 +165,25 @@ class Engine:
                 for item in transaction.items:
                     if item.sku in skus and cap in item.capabilities:
                         implicated.setdefault((item.sku, cap), []).append(flag.id)
+        limit = self.policy.section("tailoring").get("max_item_options", 24)
+        if len(implicated) <= limit:
+            options = {(sku, cap): ([sku], flag_ids) for (sku, cap), flag_ids in implicated.items()}
+        else:
+            options = {}
+            for (sku, cap), flag_ids in implicated.items():
+                skus, ids = options.setdefault((None, cap), ([], []))
+                skus.append(sku)
+                ids.extend(flag_ids)
         out = []
-        for (sku, cap), flag_ids in implicated.items():
-            tailored = replace(transaction, items=tuple(_without(i, sku, cap) for i in transaction.items))
+        for (sku, cap), (skus, flag_ids) in options.items():
+            taken_off = set(skus)
+            tailored = replace(transaction, items=tuple(_without(i, taken_off, cap) for i in transaction.items))
             new_flags, new_decision = self.evaluate(tailored, context)
-            out.append({"item": sku, "remove_capability": cap, "flags_resolved": sorted(set(flag_ids)),
-                        "decision_without": new_decision,
-                        "remaining_flags": sorted({f.id for f in new_flags})})
+            option = {"item": sku, "remove_capability": cap, "flags_resolved": sorted(set(flag_ids)),
+                      "decision_without": new_decision, "remaining_flags": sorted({f.id for f in new_flags})}
+            if sku is None:
+                option["items"] = skus
+            out.append(option)
         return out
 
     def safeguards(self, transaction: Transaction, flags: list[RedFlag], decision: str,
@@ -208,8 +225,8 @@ class Engine:
                 for step, title in STEP_TITLES.items()]
 
 
-def _without(item: Item, sku: str, cap: str) -> Item:
-    if item.sku != sku:
+def _without(item: Item, skus: set[str], cap: str) -> Item:
+    if item.sku not in skus or cap not in item.capabilities:
         return item
     remaining = tuple(c for c in item.capabilities if c != cap) or ("none",)
     return replace(item, capabilities=remaining)

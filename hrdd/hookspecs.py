@@ -33,6 +33,17 @@ def hrdd_safeguards(transaction, flags, decision, context):
 
 
 @hookspec
+def hrdd_answer_ids():
+    """Return the checklist question ids (strings) this plugin reads from a transaction's ``answers``.
+
+    A transaction whose ``answers`` name any other id is refused with a 422 that lists the known ids, so
+    that a misspelt id (``past_missuse``) cannot silently drop the flag its answer would raise. The
+    checklist plugin returns the question ids of every loaded template; a check that reads an answer
+    returns the ids it reads. When no plugin returns any id, ``answers`` keys are not checked.
+    """
+
+
+@hookspec
 def hrdd_versions(context):
     """Return a dict of dataset name -> version string to record in every screening's ``versions.data``."""
 

@@ -70,7 +70,8 @@ CORE_OPERATIONS = {
     "screenings.create_screening": {
         "parameters": [
             {"in": "header", "name": "Idempotency-Key", "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
-            query("dry_run", {"type": "boolean"}, "screen without storing"),
+            query("dry_run", {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", "on", "off"]},
+                  "screen without storing (any other value is a 400)"),
         ],
         "requestBody": json_body("Transaction"),
         "responses": {
@@ -116,6 +117,8 @@ def _hook_operations(app: Flask, names: list[str]) -> dict:
                "201": json_response("Screened (generic adapter)", "Screening"),
                "202": json_response("Accepted: each event screened, queued or held with its reason"),
                "204": {"description": "OPTIONS answered"},
+               "207": json_response("A generic batch in which some transaction was not screened: each result "
+                                    "has its own status (201, 200 or 422)"),
                "503": json_response("This adapter is installed but not configured")}
     answers = {code: {**r, "content": {**r.get("content", {}), **soap}} if code != "204" else r
                for code, r in answers.items()}
@@ -143,14 +146,24 @@ def _enumerate_codes(schemas: dict, app: Flask) -> None:
     note = ("ISO 3166-1 alpha-2 code. Alpha-3 codes, ISO's English names and the spellings in the data "
             "directory's country_names.yaml are also accepted and normalised; a name of two countries or a "
             "region is refused (422)")
+    # The codes are listed (clients and fuzzers pick from them), but a name is valid input too: a client
+    # generated from a bare enum would refuse "Egypt" before sending it.
+    codes_or_name = [{"type": "string", "enum": countries}, {"type": "string", "minLength": 2, "maxLength": 100}]
     for schema, field in (("EndUser", "country"), ("Party", "country")):
         prop = schemas.get(schema, {}).get("properties", {}).get(field)
         if prop is not None:
-            prop.update(enum=countries + ([None] if prop.get("nullable") else []), description=note)
+            nullable = prop.get("nullable")
+            prop.clear()
+            prop.update(anyOf=codes_or_name, description=note, **({"nullable": True} if nullable else {}))
     for schema, field in (("Transaction", "deployment_countries"), ("Item", "capabilities")):
         items = schemas.get(schema, {}).get("properties", {}).get(field, {}).get("items")
-        if items is not None:
-            items.update(enum=countries if field != "capabilities" else capabilities)
+        if items is None:
+            continue
+        if field == "capabilities":
+            items.update(enum=capabilities)
+        else:
+            items.clear()
+            items.update(anyOf=codes_or_name, description=note)
 
 
 def build_spec(app: Flask) -> dict:

@@ -1,9 +1,10 @@
 """Strict JSON for request bodies: what Python's json accepts but no store or client should ever see.
 
-Python's ``json.loads`` takes ``NaN`` and ``Infinity``, turns ``1e400`` into infinity, lets strings hold
-NUL characters and lone surrogates, and recurses without bound on nested arrays. PostgreSQL refuses NUL
-in text and non-finite numbers in JSON, UTF-8 cannot encode a lone surrogate, and deep nesting ends in
-RecursionError: each of these was a 500. ``loads`` turns them all into a ``JsonRejected`` (a
+Python's ``json.loads`` takes ``NaN`` and ``Infinity``, turns ``1e400`` into infinity, keeps the last of
+two equal keys, lets strings hold NUL characters and lone surrogates, and recurses without bound on nested
+arrays. PostgreSQL refuses NUL in text and non-finite numbers in JSON, UTF-8 cannot encode a lone
+surrogate, deep nesting ends in RecursionError (each of these was a 500), and a body with a key twice
+means different things to different parsers. ``loads`` turns them all into a ``JsonRejected`` (a
 ValueError) whose message names the problem and where it is, so callers answer 400.
 """
 
@@ -77,10 +78,20 @@ def _where(entry: tuple) -> str:
     return where[:200]
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        # Parsers disagree on which of two equal keys wins, so a body that says both is refused.
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise JsonRejected(f"the key {twice[:100]!r} appears twice in one object; send each key once")
+    return obj
+
+
 def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON text or UTF-8/16/32 bytes strictly; JsonRejected (a ValueError) names any problem."""
     try:
-        value = json.loads(data, parse_constant=_constant)
+        value = json.loads(data, parse_constant=_constant, object_pairs_hook=_object)
     except RecursionError:
         raise JsonRejected(f"the JSON is nested more than {max_depth} levels deep") from None
     except JsonRejected:

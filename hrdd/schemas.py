@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -31,8 +32,25 @@ class Country(fields.String):
             raise ValidationError(str(exc)) from exc
 
 
+_ANSWER_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class Text(fields.String):
+    """Text with the surrounding whitespace removed; blank text is refused.
+
+    A CRM id with a trailing space would otherwise be another deal, whose reviewer decisions and rider
+    status do not carry over.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text:
+            raise ValidationError("Must not be blank.")
+        return text
+
+
 def _text(max_len: int, **kw):
-    return fields.String(validate=validate.Length(min=1, max=max_len), **kw)
+    return Text(validate=validate.Length(min=1, max=max_len), **kw)
 
 
 class StrictSchema(Schema):
@@ -84,13 +102,19 @@ class TransactionSchema(StrictSchema):
     items = fields.List(fields.Nested(ItemSchema), required=True, validate=validate.Length(min=1, max=200))
     deployment_countries = fields.List(Country(), load_default=list, validate=validate.Length(max=60))
     intended_use = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
-    answers = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$")),
+    answers = fields.Dict(keys=fields.String(validate=validate.Regexp(
+                              _ANSWER_ID,
+                              error="An answer is keyed by a checklist question id: a lowercase letter, then "
+                                    "lowercase letters, digits or _ (at most 64), e.g. past_misuse")),
                           values=fields.String(validate=validate.OneOf(ANSWER_VALUES)), load_default=dict)
 
-    def __init__(self, *args, capabilities=(), country_codes=None, **kwargs):
+    def __init__(self, *args, capabilities=(), country_codes=None, answer_ids=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.known_capabilities = tuple(capabilities)
+        self._capability_set = frozenset(capabilities)
         self.country_codes = country_codes
+        # A callable, asked only when a body has answers: the ids can change while the service runs.
+        self.answer_ids = answer_ids
 
     def load(self, data, **kwargs):
         """Deserialize and validate, reading country names with this schema's ``country_codes``."""
@@ -100,18 +124,36 @@ class TransactionSchema(StrictSchema):
         finally:
             _COUNTRY_CODES.reset(token)
 
-    @validates_schema
-    def _known_capabilities(self, data, **kwargs):
-        if not self.known_capabilities:
+    # Run on the body as sent, even when other fields are wrong, so one 422 names every unknown id.
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _known_ids(self, data, original, **kwargs):
+        errors: dict = {}
+        if not isinstance(original, dict):
             return
-        errors = {}
-        for n, item in enumerate(data.get("items") or ()):
-            unknown = [c for c in item.get("capabilities", ()) if c not in self.known_capabilities]
+        items = original.get("items")
+        if self._capability_set and isinstance(items, list):
+            item_errors = {}
+            for n, item in enumerate(items):
+                caps = item.get("capabilities") if isinstance(item, dict) else None
+                unknown = [c for c in caps if isinstance(c, str) and c not in self._capability_set] \
+                    if isinstance(caps, list) else []
+                if unknown:
+                    item_errors[n] = {"capabilities": [
+                        f"Unknown capability {', '.join(map(repr, unknown))}; known: "
+                        f"{', '.join(self.known_capabilities)}"]}
+            if item_errors:
+                errors["items"] = item_errors
+        answers = original.get("answers")
+        if isinstance(answers, dict) and answers and self.answer_ids is not None:
+            known = self.answer_ids()
+            unknown = [k for k in answers if isinstance(k, str) and _ANSWER_ID.match(k) and k not in known] \
+                if known else []
             if unknown:
-                errors[n] = {"capabilities": [
-                    f"Unknown capability {', '.join(map(repr, unknown))}; known: {', '.join(self.known_capabilities)}"]}
+                listed = ", ".join(sorted(known))
+                errors["answers"] = {k: {"key": [f"Unknown checklist question id {k!r}; known: {listed}"]}
+                                     for k in unknown}
         if errors:
-            raise ValidationError({"items": errors})
+            raise ValidationError(errors)
 
     @post_load
     def _dedupe(self, data, **kwargs):
@@ -191,7 +233,10 @@ class ScreeningSchema(ResponseSchema):
     documents = fields.Dict()
     versions = fields.Dict()
     transaction = fields.Nested(TransactionSchema)
-    hold_reasons = fields.List(fields.String())
+    hold_reasons = fields.List(fields.String(), metadata={
+        "description": "why the gate holds or blocks: the engine's decision, reviewer decisions, order-stage holds"})
+    superseded_by = fields.String(metadata={
+        "description": "on a screening read back or replayed: the newer screening that now governs the gate"})
 
 
 class TransactionRecordSchema(ResponseSchema):

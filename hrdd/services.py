@@ -32,7 +32,14 @@ class Services:
         self.store = Store(config["HRDD_DATABASE_URL"], self.pm)
         self.engine = Engine(self.pm, self.reference, self.policy, self.store)
         self.schema = TransactionSchema(capabilities=list(self.reference.capabilities),
-                                        country_codes=self.reference.codes)
+                                        country_codes=self.reference.codes, answer_ids=self.answer_ids)
+
+    def answer_ids(self) -> frozenset[str]:
+        """The checklist question ids a transaction's ``answers`` may use (plugins' and the policy's)."""
+        ids = set(self.policy.section("conditions").get("checklist_questions", ()))
+        for result in self.pm.hook.hrdd_answer_ids():
+            ids.update(result or ())
+        return frozenset(ids)
 
     def validate(self, body: Any) -> dict[str, Any]:
         """Validate and normalise a canonical transaction body; ApiError 422 names every bad field."""
@@ -48,50 +55,89 @@ class Services:
         return self.engine.screen(transaction)
 
     def screen_and_store(self, body: Any, *, idempotency_key: str | None = None, source: str = "api",
-                         dry_run: bool = False) -> tuple[dict, bool]:
-        """Validate, screen and store (unless dry_run); returns (screening dict with gate, created)."""
+                         dry_run: bool = False, idempotency_scope: str | None = None) -> tuple[dict, bool]:
+        """Validate, screen and store (unless dry_run); returns (screening dict with gate, created).
+
+        ``idempotency_scope`` (the caller, e.g. its API key id) keeps one caller's Idempotency-Keys apart
+        from another's; keys stored before scoping still replay.
+        """
         # One database connection for the whole request (the checks' look-ups, the write, the gate): on
         # PostgreSQL each further checkout is another liveness ping and reset round trip.
         with self.store.read_scope():
-            return self._screen_and_store(body, idempotency_key, source, dry_run)
+            return self._screen_and_store(body, idempotency_key, source, dry_run, idempotency_scope)
 
-    def _screen_and_store(self, body: Any, idempotency_key: str | None, source: str,
-                          dry_run: bool) -> tuple[dict, bool]:
+    def _screen_and_store(self, body: Any, client_key: str | None, source: str,
+                          dry_run: bool, scope: str | None) -> tuple[dict, bool]:
         data = self.validate(body)
         request_hash = _request_hash(data)
+        idempotency_key = scoped_idempotency_key(scope, client_key) if client_key and scope else client_key
         if idempotency_key and not dry_run:
-            existing = self.store.find_by_idempotency_key(idempotency_key)
+            existing = self.store.find_by_idempotency_key(idempotency_key, legacy=client_key if scope else None)
             if existing is not None:
-                return self._replayed(existing, request_hash, idempotency_key, data)
+                return self._replayed(existing, request_hash, client_key, data)
         screening = self.screen(Transaction.from_dict(data))
         if dry_run:
             result = screening.to_dict()
             result["dry_run"] = True
-            result["hold_reasons"] = []
+            reason = _engine_reason(result)
+            result["hold_reasons"] = [reason] if reason else []
             return result, False
         try:
             result, created = self.store.save_screening(screening, data, request_hash=request_hash,
                                                         idempotency_key=idempotency_key, source=source)
         except IdempotencyConflict as exc:
-            raise _conflict(idempotency_key, exc.screening_id) from exc
+            raise _conflict(client_key, exc.screening_id) from exc
         return self.with_gate(result), created
 
     def _replayed(self, row, request_hash: str, key: str, data: dict) -> tuple[dict, bool]:
         if row.request_hash != request_hash and row.request_hash != _legacy_request_hash(data):
             raise _conflict(key, row.id)
-        return self.with_gate(row.result), False
+        return self.as_current(row.result), False
 
     def gate_of(self, transaction_id: str, screening: dict) -> tuple[str, list[str]]:
         """The effective gate of a transaction whose latest screening is ``screening``."""
         with self.store.read_scope():  # the plugins' look-ups share one connection and one snapshot
             factors = [f for result in self.pm.hook.hrdd_gate_factors(
                 transaction_id=transaction_id, screening=screening, store=self.store) for f in (result or ())]
-        return effective_gate(screening["gate"], factors)
+        return effective_gate(screening["gate"], factors, _engine_reason(screening))
 
     def with_gate(self, screening: dict) -> dict:
         """A copy of a screening dict whose gate is the transaction's effective gate, with reasons."""
         gate, reasons = self.gate_of(screening["transaction_id"], screening)
         return {**screening, "engine_gate": screening["gate"], "gate": gate, "hold_reasons": reasons}
+
+
+    def as_current(self, screening: dict) -> dict:
+        """A stored screening with its transaction's gate now; ``superseded_by`` names a newer screening.
+
+        The transaction's gate follows its newest screening, so an older one read back (or replayed)
+        answers with that gate and says which screening governs it.
+        """
+        with self.store.read_scope():
+            latest = self.store.latest_screening(screening["transaction_id"]) or screening
+            gate, reasons = self.gate_of(screening["transaction_id"], latest)
+        current = {**screening, "engine_gate": screening["gate"], "gate": gate, "hold_reasons": reasons}
+        if latest["id"] != screening["id"]:
+            current["superseded_by"] = latest["id"]
+        return current
+
+
+def scoped_idempotency_key(scope: str, key: str) -> str:
+    """The stored form of a caller's Idempotency-Key: its scope first (hashed when it would not fit)."""
+    scoped = f"key:{scope}:{key}"
+    return scoped if len(scoped) <= 255 else f"key:{scope}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _engine_reason(screening: dict) -> str | None:
+    """Why the engine's own decision holds or blocks, naming the flags that decided it."""
+    decision = screening.get("decision")
+    if decision not in ("escalate", "do_not_proceed"):
+        return None
+    worst = "critical" if decision == "do_not_proceed" else "high"
+    flags = [f["id"] for f in screening.get("red_flags") or () if f.get("severity") in (worst, "critical")]
+    what = ("a human rights reviewer must decide on the review case" if decision == "escalate"
+            else "the deal must not go ahead unless a reviewer decides otherwise")
+    return f"decision {decision}: {what}; red flags {', '.join(dict.fromkeys(flags)) or 'none'}"
 
 
 def _request_hash(data: dict) -> str:

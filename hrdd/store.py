@@ -233,11 +233,19 @@ class Store:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
     # ---- screenings ----
-    def find_by_idempotency_key(self, key: str) -> sa.Row | None:
-        """The screening row recorded under an Idempotency-Key, if any."""
+    def find_by_idempotency_key(self, key: str, legacy: str | None = None) -> sa.Row | None:
+        """The screening row recorded under an Idempotency-Key, if any.
+
+        ``legacy`` is the caller's key as stored before keys were scoped to the caller (by the API,
+        unprefixed); such a row is found when no row has the scoped ``key``.
+        """
+        where = screenings.c.idempotency_key == key
+        if legacy:
+            where = where | ((screenings.c.idempotency_key == legacy) & (screenings.c.source == "api"))
         with self.reading() as conn:
-            return conn.execute(sa.select(screenings.c.id, screenings.c.request_hash, screenings.c.result)
-                                .where(screenings.c.idempotency_key == key)).first()
+            rows = conn.execute(sa.select(screenings.c.id, screenings.c.request_hash, screenings.c.result,
+                                          screenings.c.idempotency_key).where(where)).all()
+        return next((r for r in rows if r.idempotency_key == key), rows[0] if rows else None)
 
     def save_screening(self, screening: Screening, request_body: dict, *, request_hash: str,
                        idempotency_key: str | None = None, source: str = "api") -> tuple[dict, bool]:

@@ -92,23 +92,31 @@ class GenericAdapter(WebhookAdapter):
         return event.record or {}, []
 
     def respond(self, request, outcomes: list[dict], services):
-        """The screening JSON (201 created, 200 replayed); 422 naming the fields for a bad transaction."""
+        """The screening JSON (201 created, 200 replayed); 422 naming the fields for a bad transaction.
+
+        A batch answers ``{"results": [...]}`` in the order sent, each result with its own ``status``
+        (201, 200 or 422): 200 overall when every transaction was screened, 207 when any was not.
+        """
         results = []
         for outcome in outcomes:
             if outcome.get("status") != "screened":
                 results.append({"code": "validation_error", "status": 422,
-                                "message": outcome.get("reason", "not screened"), "errors": {},
+                                "message": outcome.get("reason", "not screened"), "errors": outcome.get("errors") or {},
                                 "reference": {"object_type": outcome["object_type"],
                                               "object_id": outcome["object_id"]}})
                 continue
             stored = services.store.get_screening(outcome["screening_id"])
-            results.append({**services.with_gate(stored), "replayed": bool(outcome.get("replayed"))})
+            replayed = bool(outcome.get("replayed"))
+            results.append({**services.with_gate(stored), "status": 200 if replayed else 201, "replayed": replayed})
         if getattr(self, "_batch", False):
-            return jsonify({"results": results})
+            response = jsonify({"results": results, "screened": sum(r["status"] != 422 for r in results),
+                                "invalid": sum(r["status"] == 422 for r in results)})
+            response.status_code = 207 if any(r["status"] == 422 for r in results) else 200
+            return response
         only = results[0]
         if "code" in only:
-            raise ApiError(422, "validation_error", only["message"])
-        response = jsonify({k: v for k, v in only.items() if k != "replayed"})
+            raise ApiError(422, "validation_error", only["message"], only["errors"] or None)
+        response = jsonify({k: v for k, v in only.items() if k not in ("replayed", "status")})
         response.status_code = 200 if only["replayed"] else 201
         return response
 

@@ -42,6 +42,25 @@ def hrdd_screening_stored(screening, connection, store):
     service.store_pending_upload(screening, connection)
 
 
+@hookimpl
+def hrdd_answer_ids():
+    """The question ids of every loaded checklist template (an upload's answers use them)."""
+    try:
+        templates = load_templates(service.checklists_dir(), max_age=RECHECK_SECONDS)
+    except TemplateError:
+        return ()  # start-up refuses broken templates; an edit broken since then must not refuse every deal
+    return _question_ids(templates)
+
+
+_question_ids_of: list = [None, frozenset()]
+
+
+def _question_ids(templates) -> frozenset[str]:
+    if _question_ids_of[0] is not templates:
+        _question_ids_of[:] = [templates, frozenset(q.id for t in templates.values() for q in t.questions)]
+    return _question_ids_of[1]
+
+
 # Screening runs this check on every request: look at the template directory at most once a second
 # (edits still show within a second) and index the answer-raised flags once per loaded template set.
 RECHECK_SECONDS = 1.0
@@ -136,7 +155,7 @@ def hrdd_register_commands(cli):
     @checklists.command("check")
     @click.argument("directory", required=False, type=click.Path(file_okay=False, exists=True))
     def check(directory):
-        """Validate every template in DIRECTORY (default: HRDD_CHECKLISTS_DIR or ./checklists)."""
+        """Validate every template in DIRECTORY (default: HRDD_CHECKLISTS_DIR, else the checklists/ shipped with hrdd)."""
         path = Path(directory) if directory else service.checklists_dir({})
         good, bad = check_directory(path)
         for template in good.values():

@@ -12,6 +12,12 @@ def _destinations(transaction) -> list[str]:
 
 
 @hookimpl
+def hrdd_answer_ids():
+    """The checklist answer this check reads."""
+    return ("past_misuse",)
+
+
+@hookimpl
 def hrdd_check(transaction, context):
     """Raise step-1 flags from capability tiers, destinations and the past-misuse answer."""
     ref = context.reference

@@ -8,6 +8,12 @@ from hrdd.model import tier_rank
 
 
 @hookimpl
+def hrdd_answer_ids():
+    """The checklist answer this check reads."""
+    return ("exports_to_abusers",)
+
+
+@hookimpl
 def hrdd_check(transaction, context):
     """Raise step-2 flags from the end-user's type, sector and country, and the exports answer."""
     ref = context.reference

@@ -14,6 +14,12 @@ def _end_user_unknown(eu) -> bool:
 
 
 @hookimpl
+def hrdd_answer_ids():
+    """The checklist answer this check reads."""
+    return ("end_user_disclosed",)
+
+
+@hookimpl
 def hrdd_check(transaction, context):
     """Raise step-4 flags from the parties, the end-user disclosure answer and the embargo list."""
     ref = context.reference
@@ -38,7 +44,7 @@ def hrdd_check(transaction, context):
     surveillance = tier_rank(context.max_tier(transaction)) >= tier_rank(min_tier)
     touched = [("end-user", eu.name, eu.country)] + [(p.role, p.name, p.country) for p in transaction.parties
                                                      if p.country] + [
-        ("deployment", "deployment country", c) for c in transaction.deployment_countries]
+        ("deployment", None, c) for c in transaction.deployment_countries]
     # A surveillance-only embargo applies because of the surveillance items: naming them lets tailoring
     # work out the deal without each one.
     surveillance_items = implicating(context.capabilities_at_least(transaction, min_tier)) if surveillance else {}
@@ -48,7 +54,8 @@ def hrdd_check(transaction, context):
             scope = "all items" if embargo.scope == "all" else "surveillance items"
             because = {} if embargo.scope == "all" else surveillance_items
             flags.append(make_flag(context, "RF-4.4",
-                                   f"{ref.country(code).name} ({code}), {role} {name}: embargoed for {scope} "
+                                   f"{ref.country(code).name} ({code}), {f'{role} {name}' if name else 'deployment country'}: "
+                                   f"embargoed for {scope} "
                                    f"since {embargo.since} ({embargo.authority}; {embargo.source}).",
                                    country=code, role=role, **because))
 

@@ -7,6 +7,12 @@ from hrdd.hookspecs import hookimpl
 
 
 @hookimpl
+def hrdd_answer_ids():
+    """The checklist answer this check reads."""
+    return ("accepts_safeguards",)
+
+
+@hookimpl
 def hrdd_check(transaction, context):
     """RF-6.1 when the buyer refuses the contractual safeguards."""
     if transaction.answer("accepts_safeguards") == "no":

@@ -74,16 +74,32 @@ def test_batch(app, client, auth_headers):
     r = client.post("/v1/hooks/generic", data=json.dumps([one, two]), headers=headers)
     assert r.status_code == 200 and len(r.json["results"]) == 2
     assert {s["stage"] for s in r.json["results"]} == {"quote", "opportunity"}
+    assert [s["status"] for s in r.json["results"]] == [201, 201] and (r.json["screened"], r.json["invalid"]) == (2, 0)
     again = client.post("/v1/hooks/generic", data=json.dumps([one, two]), headers=headers)
     assert [s["id"] for s in again.json["results"]] == [s["id"] for s in r.json["results"]]
+    assert [s["status"] for s in again.json["results"]] == [200, 200]
     assert count_screenings(app) == 2
+
+
+def test_batch_with_a_bad_transaction_is_207_and_names_its_fields(app, client, auth_headers):
+    """A sender that checks only the status code must not take a partly refused batch for success."""
+    one = fixture_json("generic/transaction.json")
+    bad = {**one, "reference": {**one["reference"], "object_id": "0067F000003pmdY"}, "stage": "invoice"}
+    headers = {**auth_headers("crm"), "Content-Type": "application/json"}
+    r = client.post("/v1/hooks/generic", data=json.dumps([one, bad]), headers=headers)
+    assert r.status_code == 207 and (r.json["screened"], r.json["invalid"]) == (1, 1)
+    good, refused = r.json["results"]
+    assert good["status"] == 201 and good["id"].startswith("scr_")
+    assert refused["status"] == 422 and "stage" in refused["errors"] and "stage" in refused["message"]
+    assert refused["reference"]["object_id"] == "0067F000003pmdY"
+    assert count_screenings(app) == 1
 
 
 def test_missing_fields_are_named(client, auth_headers):
     body = fixture_json("generic/transaction.json")
     del body["end_user"]
     r = client.post("/v1/hooks/generic", json=body, headers=auth_headers("crm"))
-    assert r.status_code == 422 and "end_user" in r.json["message"]
+    assert r.status_code == 422 and "end_user" in r.json["message"] and "end_user" in r.json["errors"]
     del body["reference"]
     r = client.post("/v1/hooks/generic", json=body, headers=auth_headers("crm"))
     assert r.status_code == 400 and "reference" in r.json["message"]

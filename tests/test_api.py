@@ -85,6 +85,108 @@ def test_key_stored_with_the_earlier_request_hash_still_replays(app, client, aut
 
 
 
+def test_idempotency_keys_are_each_callers_own(app, client, transaction):
+    """Two integrations that both number their keys 1, 2, 3 never meet each other's screenings."""
+    store = app.extensions["hrdd"].store
+    salesforce = {"Authorization": f"Bearer {store.create_api_key('salesforce', 'crm')[1]}", "Idempotency-Key": "1"}
+    hubspot = {"Authorization": f"Bearer {store.create_api_key('hubspot', 'crm')[1]}", "Idempotency-Key": "1"}
+    first = post(client, transaction, salesforce)
+    other = copy.deepcopy(transaction)
+    other["reference"] = {"system": "hubspot", "object_type": "deal", "object_id": "9001"}
+    theirs = post(client, other, hubspot)
+    assert (first.status_code, theirs.status_code) == (201, 201) and first.json["id"] != theirs.json["id"]
+    assert post(client, transaction, salesforce).json["id"] == first.json["id"]
+    assert post(client, other, hubspot).json["id"] == theirs.json["id"]
+    assert post(client, other, salesforce).status_code == 409
+    assert stored_count(app) == 2
+
+
+def test_key_stored_before_keys_were_scoped_still_replays(app, client, auth_headers, transaction):
+    import sqlalchemy as sa
+
+    from hrdd.tables import screenings
+    headers = {**auth_headers("crm"), "Idempotency-Key": "k-unscoped"}
+    first = post(client, transaction, headers)
+    with app.extensions["hrdd"].store.begin() as conn:
+        conn.execute(sa.update(screenings).where(screenings.c.id == first.json["id"]).values(idempotency_key="k-unscoped"))
+    again = post(client, transaction, headers)
+    assert (again.status_code, again.json["id"]) == (200, first.json["id"])
+    changed = copy.deepcopy(transaction)
+    changed["items"][0]["quantity"] = 5
+    assert post(client, changed, headers).status_code == 409
+    assert stored_count(app) == 1
+
+
+def test_an_adapters_key_is_not_a_callers_key(app, client, auth_headers, transaction):
+    services = app.extensions["hrdd"]
+    adapter, _ = services.screen_and_store(copy.deepcopy(transaction), idempotency_key="hubspot:77", source="hubspot")
+    mine = post(client, transaction, {**auth_headers("crm"), "Idempotency-Key": "hubspot:77"})
+    assert mine.status_code == 201 and mine.json["id"] != adapter["id"]
+
+
+def test_read_back_screening_answers_with_the_gate_post_gave(client, auth_headers, transaction):
+    """A CRM that follows Location must see the gate it would act on, not only the engine's."""
+    transaction["stage"] = "order"
+    created = post(client, transaction, auth_headers("crm")).json
+    got = client.get(f"/v1/screenings/{created['id']}", headers=auth_headers("crm")).json
+    assert (got["gate"], got["engine_gate"], got["hold_reasons"]) == (
+        created["gate"], created["engine_gate"], created["hold_reasons"])
+    assert "superseded_by" not in got
+    transaction["stage"] = "post_sale"
+    newer = post(client, transaction, auth_headers("crm")).json
+    old = client.get(f"/v1/screenings/{created['id']}", headers=auth_headers("crm")).json
+    assert old["superseded_by"] == newer["id"] and old["stage"] == "order"
+    assert (old["gate"], old["hold_reasons"]) == (newer["gate"], newer["hold_reasons"])
+
+
+def test_an_engine_hold_says_why(client, auth_headers, transaction):
+    r = post(client, transaction, auth_headers("crm")).json
+    assert r["gate"] == "hold"
+    reason = r["hold_reasons"][0]
+    assert reason.startswith("decision escalate") and "RF-1.2" in reason and "reviewer" in reason
+    dry = client.post("/v1/screenings?dry_run=true", json=transaction, headers=auth_headers("crm")).json
+    assert dry["hold_reasons"] == [reason]
+
+
+def test_reference_is_trimmed_so_a_padded_id_is_the_same_deal(client, auth_headers, transaction):
+    first = post(client, transaction, auth_headers("crm")).json
+    transaction["reference"]["object_id"] += " "
+    again = post(client, transaction, auth_headers("crm")).json
+    assert again["transaction_id"] == first["transaction_id"]
+    assert again["transaction"]["reference"]["object_id"] == first["transaction"]["reference"]["object_id"]
+
+
+def test_unknown_capability_is_named_beside_other_bad_fields(app, client, auth_headers, transaction):
+    transaction["stage"] = "invoice"
+    transaction["items"][0]["capabilities"] = ["mind_reading"]
+    transaction["answers"] = {"past_missuse": "maybe"}
+    r = post(client, transaction, auth_headers("crm"))
+    assert r.status_code == 422
+    assert {"stage", "items.0.capabilities", "answers.past_missuse.key", "answers.past_missuse.value"} <= set(
+        r.json["message"].removeprefix("Invalid fields: ").split(", "))
+    assert stored_count(app) == 0
+
+
+@pytest.mark.parametrize("value", ["maybe", "", "2"])
+def test_unrecognised_dry_run_is_400_and_stores_nothing(app, client, auth_headers, transaction, value):
+    r = client.post(f"/v1/screenings?dry_run={value}", json=transaction, headers=auth_headers("crm"))
+    assert r.status_code == 400 and "dry_run" in r.json["errors"] and "true or false" in r.json["message"]
+    assert stored_count(app) == 0
+
+
+@pytest.mark.parametrize("value, dry", [("true", True), ("1", True), ("on", True), ("false", False), ("0", False)])
+def test_dry_run_spellings(client, auth_headers, transaction, value, dry):
+    r = client.post(f"/v1/screenings?dry_run={value}", json=transaction, headers=auth_headers("crm"))
+    assert (r.status_code, r.json.get("dry_run", False)) == ((200, True) if dry else (201, False))
+
+
+def test_duplicate_json_key_is_400(app, client, auth_headers):
+    r = client.post("/v1/screenings", data='{"stage": "quote", "stage": "order"}', content_type="application/json",
+                    headers=auth_headers("crm"))
+    assert r.status_code == 400 and r.json["code"] == "malformed_json" and "'stage' appears twice" in r.json["message"]
+    assert stored_count(app) == 0
+
+
 def test_dry_run_stores_nothing(app, client, auth_headers, transaction):
     r = client.post("/v1/screenings?dry_run=true", json=transaction, headers=auth_headers("crm"))
     assert r.status_code == 200 and r.json["dry_run"] is True and r.json["decision"] == "escalate"
@@ -115,6 +217,10 @@ def test_transaction_collects_stages_newest_first(client, auth_headers, transact
     (lambda t: t.update(crm_custom_field=1), "crm_custom_field", ["Unknown field"]),
     (lambda t: t["answers"].update(past_misuse="maybe"), "answers", ["yes", "unknown"]),
     (lambda t: t["parties"][0].update(role="friend"), "parties", ["distributor"]),
+    # A misspelt answer id would otherwise drop the critical RF-1.1 its "yes" raises.
+    (lambda t: t["answers"].update(past_missuse="yes"), "answers", ["'past_missuse'", "past_misuse"]),
+    (lambda t: t["reference"].update(object_id="   "), "reference", ["blank"]),
+    (lambda t: t["end_user"].update(name="\t"), "end_user", ["blank"]),
 ])
 def test_bad_input_is_422_naming_field_and_accepted_values(app, client, auth_headers, transaction, mutate, field, words):
     mutate(transaction)
@@ -218,7 +324,11 @@ def test_health_ready_metrics_plugins_openapi(client, auth_headers, transaction)
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json["checks"] == {"store": True, "reference_data": True}
     post(client, transaction, auth_headers("crm"))
-    metrics = client.get("/metrics").get_data(as_text=True)
+    scraped = client.get("/metrics")
+    # One charset parameter: Prometheus's parser refuses a media type that repeats one.
+    assert scraped.headers["Content-Type"].count("charset") == 1
+    assert scraped.headers["Content-Type"].startswith("text/plain; version=")
+    metrics = scraped.get_data(as_text=True)
     assert 'hrdd_decisions_total{decision="escalate"} 1.0' in metrics
     assert "hrdd_http_request_duration_seconds_bucket" in metrics
     names = {p["name"] for p in client.get("/v1/plugins").json["plugins"]}

@@ -69,6 +69,34 @@ def test_screen_bad_file_names_the_problem(env, tmp_path):
     assert result.exit_code == 1 and "not valid JSON" in result.output
 
 
+@pytest.mark.parametrize("content, words", [
+    (b"\xff\xfe\x00", "codec can't decode"),  # binary that starts like UTF-16
+    (b"[" * 100_000, "nested more than 64 levels"),
+    (b'{"stage": "quote", "stage": "order"}', "'stage' appears twice"),
+])
+def test_screen_unreadable_file_is_an_error_not_a_traceback(env, tmp_path, content, words):
+    path = tmp_path / "odd.json"
+    path.write_bytes(content)
+    result = CliRunner().invoke(cli, ["screen", str(path)], env=env)
+    assert result.exit_code == 1 and words in result.output and "odd.json" in result.output
+    assert result.exc_info[0] is SystemExit  # a clean click error, not an uncaught exception
+
+
+def test_screen_reads_utf16(env, tmp_path):
+    path = tmp_path / "utf16.json"
+    path.write_bytes(FIXTURE.read_text().encode("utf-16"))
+    result = CliRunner().invoke(cli, ["screen", str(path)], env=env)
+    assert result.exit_code == 0 and json.loads(result.output)["decision"] == "escalate"
+
+
+def test_unreachable_store_is_a_clear_error_without_the_password():
+    env = {"HRDD_DATABASE_URL": "postgresql+psycopg://hrdd:s3cret@127.0.0.1:1/hrdd"}
+    result = CliRunner().invoke(cli, ["keys", "list"], env=env)
+    assert result.exit_code == 1 and result.exc_info[0] is SystemExit
+    assert "cannot open the store" in result.output and "HRDD_DATABASE_URL" in result.output
+    assert "127.0.0.1:1" in result.output and "s3cret" not in result.output
+
+
 def test_db_upgrade_and_data_info(env):
     assert "schema up to date" in run(env, "db", "upgrade").output
     info = run(env, "data", "info").output

@@ -343,3 +343,45 @@ def test_escalation_conditions(screen, transaction):
     s = screen(Transaction.from_dict(transaction))
     assert s.conditions[:2] == ["reviewer_approval", "rider_executed"]
     assert s.risk_level == "high" and 0 < s.risk_score <= 100
+
+
+def test_deployment_country_under_embargo_reads_plainly(screen):
+    s = screen(deal(deployment_countries=["IR"]))
+    (flag,) = flags(s, "RF-4.4")
+    assert "Iran (IR), deployment country: embargoed for all items" in flag.evidence
+
+
+def test_tailoring_a_large_bill_of_materials_groups_by_capability(screen):
+    """One re-run per capability, not per (item, capability): 60 items x 3 flagged capabilities."""
+    caps = ["biometric_identification", "location_tracking", "data_analytics"]
+    big = [{"sku": f"SKU-{n}", "name": f"Product {n}", "capabilities": caps} for n in range(60)]
+    police = {"country": "EG", "type": "government", "sector": "law_enforcement", "name": "Police"}
+    s = screen(deal(items=big, end_user=police))
+    per_pair = screen(deal(items=big[:2], end_user=police))
+    assert s.decision == "escalate" and len(per_pair.tailoring) == 6
+    assert all(o["item"] in ("SKU-0", "SKU-1") and "items" not in o for o in per_pair.tailoring)
+    grouped = {o["remove_capability"]: o for o in s.tailoring}
+    assert set(grouped) == {o["remove_capability"] for o in per_pair.tailoring}
+    for option in grouped.values():
+        assert option["item"] is None and option["items"] == [f"SKU-{n}" for n in range(60)]
+        assert option["decision_without"] in ("proceed", "proceed_with_safeguards", "escalate", "do_not_proceed")
+    assert s.steps[4].status in ("options", "no_options")
+
+
+def test_tailoring_limit_comes_from_the_policy(engine_services, tmp_path):
+    import yaml
+
+    from hrdd.engine import Engine
+    from hrdd.policy import Policy
+    data = yaml.safe_load(engine_services.policy.path.read_text())
+    data["tailoring"] = {"max_item_options": 1}
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    policy = Policy.load(path)
+    engine = Engine(engine_services.pm, engine_services.reference, policy)
+    two = deal(items=[{"sku": "A", "name": "A", "capabilities": ["biometric_identification"]},
+                      {"sku": "B", "name": "B", "capabilities": ["biometric_identification"]}],
+               end_user={"country": "EG", "type": "government", "sector": "law_enforcement"})
+    (option,) = engine.screen(two).tailoring
+    assert option["item"] is None and option["items"] == ["A", "B"]
+    assert len(engine_services.screen(two).tailoring) == 2

@@ -32,7 +32,13 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max
 
 
 def text(max_size: int):
-    return st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=max_size)
+    # Blank text is refused (and surrounding whitespace trimmed), so a valid value has a visible character.
+    return st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=max_size).filter(str.strip)
+
+
+# Question ids of the shipped checklist templates; answers under any other id are refused.
+ANSWER_IDS = ("past_misuse", "exports_to_abusers", "end_user_disclosed", "accepts_safeguards",
+              "surveillance_capable", "critical_component", "intermediaries_vetted", "review_date")
 
 
 ITEMS = st.fixed_dictionaries(
@@ -55,7 +61,7 @@ TRANSACTIONS = st.fixed_dictionaries(
     optional={"parties": st.lists(PARTIES, max_size=3),
               "deployment_countries": st.lists(COUNTRIES, max_size=4),
               "intended_use": st.none() | text(4000),
-              "answers": st.dictionaries(st.from_regex(r"\A[a-z][a-z0-9_]{0,20}\Z"), st.sampled_from(ANSWER_VALUES),
+              "answers": st.dictionaries(st.sampled_from(ANSWER_IDS), st.sampled_from(ANSWER_VALUES),
                                          max_size=4)})
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
@@ -146,7 +152,7 @@ def invalid(draw):
             target = target[step]
         name = draw(st.from_regex(r"\A[a-z]{1,12}\Z"))
         assume(name not in target)
-        target[name] = draw(JSON.filter(lambda v: "\x00" not in json.dumps(v)))
+        target[name] = draw(JSON.filter(lambda v: "\\u0000" not in json.dumps(v)))  # NUL is a 400
         return body, where[0] if where else name
     if kind == "wrong_type":
         strings = [p for p, v in _paths(body) if isinstance(v, str) and p[0] != "answers"]

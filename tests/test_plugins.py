@@ -88,7 +88,7 @@ def test_startup_hook_can_refuse_broken_data(app_config, tmp_path):
 
 
 def test_core_calls_every_hook(app_config, transaction, monkeypatch):
-    """hrdd_check, hrdd_safeguards, hrdd_versions, hrdd_screening_stored, hrdd_gate_factors,
+    """hrdd_check, hrdd_safeguards, hrdd_answer_ids, hrdd_versions, hrdd_screening_stored, hrdd_gate_factors,
     hrdd_render_document, hrdd_webhook_adapter, hrdd_register_routes, hrdd_startup, hrdd_data_sources,
     hrdd_register_commands and hrdd_warm_up are each called where hookspecs.py says."""
     import sys
@@ -106,8 +106,10 @@ def test_core_calls_every_hook(app_config, transaction, monkeypatch):
     client = app.test_client()
     key = app.extensions["hrdd"].store.create_api_key("t", "admin")[1]
     h = {"Authorization": f"Bearer {key}"}
-    quote = client.post("/v1/screenings", json=transaction, headers=h).json
+    quote = client.post("/v1/screenings", json={**transaction, "answers": {"recorder_checked": "yes"}},
+                        headers=h).json
     assert {"recorder-audit"} <= {s["id"] for s in quote["safeguards"]}
+    assert quote["transaction"]["answers"] == {"recorder_checked": "yes"}  # the plugin's own answer id
     assert quote["versions"]["data"]["recorder"] == "1"
     stored = [c for c in calls if c[0] == "hrdd_screening_stored"]
     assert stored[-1][1] == {"id": quote["id"], "in_transaction": True}
@@ -135,7 +137,7 @@ def test_core_calls_every_hook(app_config, transaction, monkeypatch):
     assert served.exit_code == 0, served.output
     # Warmed up once, before serving begins.
     assert [c[0] for c in calls if c[0] in ("hrdd_warm_up", "served")] == ["hrdd_warm_up", "served"]
-    assert {"hrdd_check", "hrdd_safeguards", "hrdd_versions", "hrdd_screening_stored", "hrdd_gate_factors",
+    assert {"hrdd_check", "hrdd_safeguards", "hrdd_answer_ids", "hrdd_versions", "hrdd_screening_stored", "hrdd_gate_factors",
             "hrdd_render_document", "hrdd_webhook_adapter", "hrdd_data_sources", "hrdd_register_commands",
             "hrdd_warm_up"} <= seen()
     cli.commands.pop("recorder-hello", None)

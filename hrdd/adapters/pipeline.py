@@ -101,7 +101,7 @@ def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts:
             body, idempotency_key=f"{adapter.vendor}:{event.delivery_id}"[:255], source=adapter.vendor)
     except ApiError as exc:
         detail = f"{exc.message}" + (f" {exc.errors}" if exc.errors else "")
-        return _invalid(services, adapter, event, settings, f"cannot screen: {detail}")
+        return _invalid(services, adapter, event, settings, f"cannot screen: {detail}", errors=exc.errors)
     outcome = {**_base_outcome(event), "status": "screened", "screening_id": screening["id"],
                "transaction_id": screening["transaction_id"], "stage": screening["stage"],
                "decision": screening["decision"], "gate": screening["gate"],
@@ -119,9 +119,11 @@ def _hold(adapter, event: VendorEvent, reason: str) -> dict:
             "gate": "hold", "reason": reason}
 
 
-def _invalid(services, adapter, event, settings, reason: str) -> dict:
+def _invalid(services, adapter, event, settings, reason: str, errors: dict | None = None) -> dict:
     log.info("%s delivery %s recorded as invalid: %s", adapter.vendor, event.delivery_id, reason)
     outcome = {**_base_outcome(event), "status": "invalid", "gate": "hold", "reason": reason}
+    if errors:
+        outcome["errors"] = errors
     return _update(services.store, adapter.vendor, event, status="invalid", outcome=outcome, reason=reason,
                    hold=_hold(adapter, event, reason), settings=settings, next_attempt_at=None)
 

@@ -37,7 +37,8 @@ def readyz():
 @public("Prometheus scrapes without credentials; restrict it at the network (docs/security.md)")
 def metrics():
     """Prometheus exposition."""
-    return Response(current_services().metrics.render(), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: CONTENT_TYPE_LATEST already carries its charset, and Flask would add another.
+    return Response(current_services().metrics.render(), content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/v1/plugins")

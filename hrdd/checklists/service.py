@@ -25,7 +25,7 @@ _PENDING = "hrdd_checklist_upload"
 
 
 def checklists_dir(config: dict | None = None) -> Path:
-    """The template directory: the app's HRDD_CHECKLISTS_DIR, else the environment, else ./checklists."""
+    """The template directory: the app's HRDD_CHECKLISTS_DIR, else the environment, else the shipped checklists/."""
     if config is None and has_app_context():
         config = current_app.config
     value = (config or {}).get("HRDD_CHECKLISTS_DIR") or os.environ.get("HRDD_CHECKLISTS_DIR")

@@ -74,7 +74,8 @@ def _summary(wb: Workbook, screening: dict, template: Template, generated_at: st
     ]
     parties = [f"{p.get('role', '')}: {p.get('name', '')} ({p.get('country') or 'country not given'})"
                for p in txn.get("parties") or ()]
-    tailoring = [f"{t.get('item')}: without {t.get('remove_capability')} the decision would be "
+    tailoring = [f"{t.get('item') or ', '.join(t.get('items') or ())}: without {t.get('remove_capability')} "
+                 "the decision would be "
                  f"{t.get('decision_without')}" for t in screening.get("tailoring") or ()]
     rows = [
         ("Checklist template", f"{template.id} version {template.version}"),
