@@ -444,9 +444,16 @@ def verify_store(schema: Schema, records: list[dict]) -> dict:
     for r in records:
         by_delivery.setdefault(r["delivery"], []).append(r)
     answered = [r for r in records if 200 <= r["status"] < 300]
-    keys = sorted({screening_key(r) for r in records})
-    stored = dict(schema.rows("SELECT idempotency_key, count(*) FROM screenings WHERE idempotency_key = ANY(:k) "
-                              "GROUP BY idempotency_key", k=keys))
+    keys = {screening_key(r) for r in records}
+    # The API stores a caller's Idempotency-Key scoped to its API key: "key:api_key:<key id>:<client key>".
+    stored: dict[str, int] = {}
+    stored_keys: list[str] = []
+    for stored_key, count in schema.rows("SELECT idempotency_key, count(*) FROM screenings "
+                                         "WHERE idempotency_key IS NOT NULL GROUP BY idempotency_key"):
+        client_key = stored_key.split(":", 3)[3] if stored_key.startswith("key:") else stored_key
+        if client_key in keys:
+            stored[client_key] = stored.get(client_key, 0) + count
+            stored_keys.append(stored_key)
     for delivery, copies in sorted(by_delivery.items()):
         key = screening_key(copies[0])
         ok = [c for c in copies if 200 <= c["status"] < 300]
@@ -465,7 +472,7 @@ def verify_store(schema: Schema, records: list[dict]) -> dict:
         problems.append(f"{len(missing)} screenings answered with 2xx are not stored: {missing[:5]}")
     without_outbox = schema.scalar(
         "SELECT count(*) FROM screenings s WHERE s.idempotency_key = ANY(:k) AND NOT EXISTS "
-        "(SELECT 1 FROM outbox o WHERE o.screening_id = s.id)", k=keys)
+        "(SELECT 1 FROM outbox o WHERE o.screening_id = s.id)", k=stored_keys)
     if without_outbox:
         problems.append(f"{without_outbox} screenings have no write-back outbox row")
     double_outbox = schema.scalar("SELECT count(*) FROM (SELECT screening_id FROM outbox WHERE screening_id IS NOT "
