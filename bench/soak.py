@@ -188,7 +188,8 @@ def main() -> None:
         sampler.join()
         with engine.connect() as conn:
             def q(sql):
-                return conn.execute(sa.text(sql), {"p": f"{run}-%"}).scalar()
+                # The API stores each key scoped to its caller: "key:api_key:<key id>:<run>-<n>".
+                return conn.execute(sa.text(sql), {"p": f"key:%:{run}-%"}).scalar()
             stored = q("SELECT count(*) FROM screenings WHERE idempotency_key LIKE :p")
             no_outbox = q("SELECT count(*) FROM screenings s WHERE idempotency_key LIKE :p AND NOT EXISTS "
                           "(SELECT 1 FROM outbox o WHERE o.screening_id = s.id)")

@@ -39,7 +39,9 @@ def hrdd_answer_ids():
     A transaction whose ``answers`` name any other id is refused with a 422 that lists the known ids, so
     that a misspelt id (``past_missuse``) cannot silently drop the flag its answer would raise. The
     checklist plugin returns the question ids of every loaded template; a check that reads an answer
-    returns the ids it reads. When no plugin returns any id, ``answers`` keys are not checked.
+    returns the ids it reads. When no plugin returns any id, ``answers`` keys are not checked; a plugin
+    that cannot say right now (its templates fail to load) returns ``("*",)`` and nothing is refused.
+    Requests stored before (re-screening, a checklist upload) are not checked again.
     """
 
 

@@ -152,9 +152,10 @@ def _enumerate_codes(schemas: dict, app: Flask) -> None:
     for schema, field in (("EndUser", "country"), ("Party", "country")):
         prop = schemas.get(schema, {}).get("properties", {}).get(field)
         if prop is not None:
-            nullable = prop.get("nullable")
+            # OpenAPI 3.0 honours "nullable" only beside a "type", so each branch carries it.
+            branches = [{**b, "nullable": True} for b in codes_or_name] if prop.get("nullable") else codes_or_name
             prop.clear()
-            prop.update(anyOf=codes_or_name, description=note, **({"nullable": True} if nullable else {}))
+            prop.update(anyOf=branches, description=note)
     for schema, field in (("Transaction", "deployment_countries"), ("Item", "capabilities")):
         items = schemas.get(schema, {}).get("properties", {}).get(field, {}).get("items")
         if items is None:

@@ -123,7 +123,7 @@ def rescreen(services, *, stages: Iterable[str] = DEFAULT_STAGES, since_list_ver
         result.examined += 1
         body = services.store.get_screening_request(previous["id"])
         try:
-            fresh = services.screen(Transaction.from_dict(services.validate(body)))
+            fresh = services.screen(Transaction.from_dict(services.validate(body, stored=True)))
         except Exception as exc:  # one bad stored record must not stop monitoring of the others
             result.errors.append(f"{previous['transaction_id']}: {exc}")
             continue
@@ -133,7 +133,7 @@ def rescreen(services, *, stages: Iterable[str] = DEFAULT_STAGES, since_list_ver
         # Keyed by the screening it follows: runs started at once on several machines store one
         # re-screening per transaction (the unique key decides), and the others replay it.
         with cases.rescreen_context(previous, reason):
-            current, created = services.screen_and_store(body, source="rescreen",
+            current, created = services.screen_and_store(body, source="rescreen", stored_request=True,
                                                          idempotency_key=f"rescreen:{previous['id']}")
         if not created:
             result.replayed += 1

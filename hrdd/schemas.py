@@ -12,6 +12,11 @@ from hrdd.reference.countries import CountryCodes, UnknownCountry, shipped_codes
 
 # The country names of the schema being loaded (the deployment's reference data); nested schemas see it too.
 _COUNTRY_CODES: ContextVar[CountryCodes | None] = ContextVar("hrdd_country_codes", default=None)
+# False while a stored request is validated again (re-screening, a checklist upload): checks added since it
+# was accepted (blank text, answer ids) must not push a stored deal out of monitoring.
+_NEW_INPUT: ContextVar[bool] = ContextVar("hrdd_new_input", default=True)
+# Unknown ids named in one 422 at most: the reply stays small whatever the body holds.
+MAX_UNKNOWN_NAMED = 20
 
 
 class Country(fields.String):
@@ -33,18 +38,17 @@ class Country(fields.String):
 
 
 _ANSWER_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# What an ``hrdd_answer_ids`` implementation returns when it cannot say right now (its templates fail to
+# load): the ids are then not checked rather than refusing deals over a broken file.
+ANY_ANSWER_ID = "*"
 
 
 class Text(fields.String):
-    """Text with the surrounding whitespace removed; blank text is refused.
-
-    A CRM id with a trailing space would otherwise be another deal, whose reviewer decisions and rider
-    status do not carry over.
-    """
+    """Text that must not be blank (only whitespace) in new input; used exactly as sent otherwise."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if not text:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text.strip() and _NEW_INPUT.get():
             raise ValidationError("Must not be blank.")
         return text
 
@@ -106,7 +110,8 @@ class TransactionSchema(StrictSchema):
                               _ANSWER_ID,
                               error="An answer is keyed by a checklist question id: a lowercase letter, then "
                                     "lowercase letters, digits or _ (at most 64), e.g. past_misuse")),
-                          values=fields.String(validate=validate.OneOf(ANSWER_VALUES)), load_default=dict)
+                          values=fields.String(validate=validate.OneOf(ANSWER_VALUES)), load_default=dict,
+                          validate=validate.Length(max=200))
 
     def __init__(self, *args, capabilities=(), country_codes=None, answer_ids=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -116,42 +121,53 @@ class TransactionSchema(StrictSchema):
         # A callable, asked only when a body has answers: the ids can change while the service runs.
         self.answer_ids = answer_ids
 
-    def load(self, data, **kwargs):
-        """Deserialize and validate, reading country names with this schema's ``country_codes``."""
+    def load(self, data, *, stored: bool = False, **kwargs):
+        """Deserialize and validate, reading country names with this schema's ``country_codes``.
+
+        ``stored`` is for a request accepted earlier and validated again: rules added since (blank text,
+        answer ids) are not applied to it.
+        """
         token = _COUNTRY_CODES.set(self.country_codes)
+        new_input = _NEW_INPUT.set(not stored)
         try:
             return super().load(data, **kwargs)
         finally:
+            _NEW_INPUT.reset(new_input)
             _COUNTRY_CODES.reset(token)
 
-    # Run on the body as sent, even when other fields are wrong, so one 422 names every unknown id.
+    # Run on the body as sent, even when other fields are wrong, so one 422 names every unknown id; the
+    # known ids are listed once, in the first message.
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _known_ids(self, data, original, **kwargs):
-        errors: dict = {}
         if not isinstance(original, dict):
             return
+        errors: dict = {}
         items = original.get("items")
         if self._capability_set and isinstance(items, list):
-            item_errors = {}
-            for n, item in enumerate(items):
+            listed = f"; known: {', '.join(self.known_capabilities)}"
+            item_errors: dict = {}
+            # Past 200 items the length error stands; a body cannot make the reply grow without bound.
+            for n, item in enumerate(items[:200]):
                 caps = item.get("capabilities") if isinstance(item, dict) else None
                 unknown = [c for c in caps if isinstance(c, str) and c not in self._capability_set] \
                     if isinstance(caps, list) else []
-                if unknown:
-                    item_errors[n] = {"capabilities": [
-                        f"Unknown capability {', '.join(map(repr, unknown))}; known: "
-                        f"{', '.join(self.known_capabilities)}"]}
+                if unknown and len(item_errors) < MAX_UNKNOWN_NAMED:
+                    named = ", ".join(repr(c[:64]) for c in unknown[:MAX_UNKNOWN_NAMED])
+                    item_errors[n] = {"capabilities": [f"Unknown capability {named}{listed}"]}
+                    listed = " (the known ids are listed in the first capability error)"
             if item_errors:
                 errors["items"] = item_errors
         answers = original.get("answers")
-        if isinstance(answers, dict) and answers and self.answer_ids is not None:
+        if isinstance(answers, dict) and answers and self.answer_ids is not None and _NEW_INPUT.get():
             known = self.answer_ids()
             unknown = [k for k in answers if isinstance(k, str) and _ANSWER_ID.match(k) and k not in known] \
-                if known else []
+                if known and ANY_ANSWER_ID not in known else []
             if unknown:
-                listed = ", ".join(sorted(known))
-                errors["answers"] = {k: {"key": [f"Unknown checklist question id {k!r}; known: {listed}"]}
-                                     for k in unknown}
+                listed = f"; known: {', '.join(sorted(known))}"
+                errors["answers"] = {}
+                for k in unknown[:MAX_UNKNOWN_NAMED]:
+                    errors["answers"][k] = {"key": [f"Unknown checklist question id {k!r}{listed}"]}
+                    listed = " (the known ids are listed in the first answers error)"
         if errors:
             raise ValidationError(errors)
 

@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 from hrdd.engine import Engine
 from hrdd.errors import ApiError, validation_error
 from hrdd.gate import effective_gate
-from hrdd.model import Screening, Transaction
+from hrdd.model import Screening, Transaction, severity_rank
 from hrdd.plugins import make_plugin_manager
 from hrdd.policy import Policy
 from hrdd.reference import ReferenceData
@@ -35,18 +35,39 @@ class Services:
                                         country_codes=self.reference.codes, answer_ids=self.answer_ids)
 
     def answer_ids(self) -> frozenset[str]:
-        """The checklist question ids a transaction's ``answers`` may use (plugins' and the policy's)."""
+        """The checklist question ids a transaction's ``answers`` may use (plugins' and the policy's).
+
+        Holds ``"*"`` when a plugin cannot say right now (its templates fail to load): nothing is refused.
+        """
         ids = set(self.policy.section("conditions").get("checklist_questions", ()))
         for result in self.pm.hook.hrdd_answer_ids():
             ids.update(result or ())
         return frozenset(ids)
 
-    def validate(self, body: Any) -> dict[str, Any]:
-        """Validate and normalise a canonical transaction body; ApiError 422 names every bad field."""
+    def engine_reason(self, screening: dict) -> str | None:
+        """Why the engine's own decision holds or blocks, naming the flags at the policy's threshold."""
+        decision = screening.get("decision")
+        if decision not in ("escalate", "do_not_proceed"):
+            return None
+        rules = self.policy.section("decision")
+        threshold = severity_rank(rules.get("do_not_proceed_on" if decision == "do_not_proceed" else "escalate_on",
+                                            "critical" if decision == "do_not_proceed" else "high"))
+        flags = [f["id"] for f in screening.get("red_flags") or () if severity_rank(f.get("severity")) >= threshold]
+        what = ("a human rights reviewer must decide on the review case" if decision == "escalate"
+                else "the deal must not go ahead unless a reviewer decides otherwise")
+        named = ", ".join(dict.fromkeys(flags))
+        return f"decision {decision}: {what}" + (f"; red flags {named}" if named else "")
+
+    def validate(self, body: Any, *, stored: bool = False) -> dict[str, Any]:
+        """Validate and normalise a canonical transaction body; ApiError 422 names every bad field.
+
+        ``stored``: the body was accepted earlier (re-screening, a checklist upload on a stored screening),
+        so rules added since it was stored are not applied to it.
+        """
         if not isinstance(body, dict):
             raise ApiError(422, "validation_error", "The body must be a JSON object (the canonical transaction)")
         try:
-            return self.schema.load(body)
+            return self.schema.load(body, stored=stored)
         except ValidationError as exc:
             raise validation_error(exc.messages) from exc
 
@@ -55,20 +76,23 @@ class Services:
         return self.engine.screen(transaction)
 
     def screen_and_store(self, body: Any, *, idempotency_key: str | None = None, source: str = "api",
-                         dry_run: bool = False, idempotency_scope: str | None = None) -> tuple[dict, bool]:
+                         dry_run: bool = False, idempotency_scope: str | None = None,
+                         stored_request: bool = False) -> tuple[dict, bool]:
         """Validate, screen and store (unless dry_run); returns (screening dict with gate, created).
 
         ``idempotency_scope`` (the caller, e.g. its API key id) keeps one caller's Idempotency-Keys apart
-        from another's; keys stored before scoping still replay.
+        from another's; keys stored before scoping still replay. ``stored_request``: the body is a stored
+        request screened again (see ``validate``).
         """
         # One database connection for the whole request (the checks' look-ups, the write, the gate): on
         # PostgreSQL each further checkout is another liveness ping and reset round trip.
         with self.store.read_scope():
-            return self._screen_and_store(body, idempotency_key, source, dry_run, idempotency_scope)
+            return self._screen_and_store(body, idempotency_key, source, dry_run, idempotency_scope,
+                                          stored_request)
 
     def _screen_and_store(self, body: Any, client_key: str | None, source: str,
-                          dry_run: bool, scope: str | None) -> tuple[dict, bool]:
-        data = self.validate(body)
+                          dry_run: bool, scope: str | None, stored_request: bool) -> tuple[dict, bool]:
+        data = self.validate(body, stored=stored_request)
         request_hash = _request_hash(data)
         idempotency_key = scoped_idempotency_key(scope, client_key) if client_key and scope else client_key
         if idempotency_key and not dry_run:
@@ -79,7 +103,7 @@ class Services:
         if dry_run:
             result = screening.to_dict()
             result["dry_run"] = True
-            reason = _engine_reason(result)
+            reason = self.engine_reason(result)
             result["hold_reasons"] = [reason] if reason else []
             return result, False
         try:
@@ -87,7 +111,8 @@ class Services:
                                                         idempotency_key=idempotency_key, source=source)
         except IdempotencyConflict as exc:
             raise _conflict(client_key, exc.screening_id) from exc
-        return self.with_gate(result), created
+        # Not created: a concurrent request stored this key first, and a newer screening may govern now.
+        return (self.with_gate(result) if created else self.as_current(result)), created
 
     def _replayed(self, row, request_hash: str, key: str, data: dict) -> tuple[dict, bool]:
         if row.request_hash != request_hash and row.request_hash != _legacy_request_hash(data):
@@ -99,7 +124,7 @@ class Services:
         with self.store.read_scope():  # the plugins' look-ups share one connection and one snapshot
             factors = [f for result in self.pm.hook.hrdd_gate_factors(
                 transaction_id=transaction_id, screening=screening, store=self.store) for f in (result or ())]
-        return effective_gate(screening["gate"], factors, _engine_reason(screening))
+        return effective_gate(screening["gate"], factors, self.engine_reason(screening))
 
     def with_gate(self, screening: dict) -> dict:
         """A copy of a screening dict whose gate is the transaction's effective gate, with reasons."""
@@ -126,18 +151,6 @@ def scoped_idempotency_key(scope: str, key: str) -> str:
     """The stored form of a caller's Idempotency-Key: its scope first (hashed when it would not fit)."""
     scoped = f"key:{scope}:{key}"
     return scoped if len(scoped) <= 255 else f"key:{scope}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
-
-
-def _engine_reason(screening: dict) -> str | None:
-    """Why the engine's own decision holds or blocks, naming the flags that decided it."""
-    decision = screening.get("decision")
-    if decision not in ("escalate", "do_not_proceed"):
-        return None
-    worst = "critical" if decision == "do_not_proceed" else "high"
-    flags = [f["id"] for f in screening.get("red_flags") or () if f.get("severity") in (worst, "critical")]
-    what = ("a human rights reviewer must decide on the review case" if decision == "escalate"
-            else "the deal must not go ahead unless a reviewer decides otherwise")
-    return f"decision {decision}: {what}; red flags {', '.join(dict.fromkeys(flags)) or 'none'}"
 
 
 def _request_hash(data: dict) -> str:

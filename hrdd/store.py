@@ -241,7 +241,9 @@ class Store:
         """
         where = screenings.c.idempotency_key == key
         if legacy:
-            where = where | ((screenings.c.idempotency_key == legacy) & (screenings.c.source == "api"))
+            # Scoped keys start "key:"; a legacy row never does, so no caller can name another's key.
+            where = where | ((screenings.c.idempotency_key == legacy) & (screenings.c.source == "api")
+                             & ~screenings.c.idempotency_key.startswith("key:"))
         with self.reading() as conn:
             rows = conn.execute(sa.select(screenings.c.id, screenings.c.request_hash, screenings.c.result,
                                           screenings.c.idempotency_key).where(where)).all()

@@ -107,7 +107,9 @@ class GenericAdapter(WebhookAdapter):
                 continue
             stored = services.store.get_screening(outcome["screening_id"])
             replayed = bool(outcome.get("replayed"))
-            results.append({**services.with_gate(stored), "status": 200 if replayed else 201, "replayed": replayed})
+            # A replayed delivery may have been followed by newer screenings: answer with the gate now.
+            current = services.as_current(stored) if replayed else services.with_gate(stored)
+            results.append({**current, "status": 200 if replayed else 201, "replayed": replayed})
         if getattr(self, "_batch", False):
             response = jsonify({"results": results, "screened": sum(r["status"] != 422 for r in results),
                                 "invalid": sum(r["status"] == 422 for r in results)})

@@ -11,6 +11,7 @@ from hrdd.checklists import service
 from hrdd.checklists.templates import CHOICES, TemplateError, check_directory, load_templates
 from hrdd.hookspecs import hookimpl
 from hrdd.model import RedFlag
+from hrdd.schemas import ANY_ANSWER_ID
 
 _DISPLAY = {v: k for k, v in CHOICES.items()}
 
@@ -48,7 +49,8 @@ def hrdd_answer_ids():
     try:
         templates = load_templates(service.checklists_dir(), max_age=RECHECK_SECONDS)
     except TemplateError:
-        return ()  # start-up refuses broken templates; an edit broken since then must not refuse every deal
+        # Start-up refuses broken templates; an edit broken since then must not refuse every deal.
+        return (ANY_ANSWER_ID,)
     return _question_ids(templates)
 
 

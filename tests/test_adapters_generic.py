@@ -105,3 +105,16 @@ def test_missing_fields_are_named(client, auth_headers):
     assert r.status_code == 400 and "reference" in r.json["message"]
     r = client.post("/v1/hooks/generic", data=b"{", headers={**auth_headers("crm"), "Content-Type": "application/json"})
     assert r.status_code == 400 and "not JSON" in r.json["message"]
+
+
+def test_a_replayed_delivery_answers_with_the_gate_now(app, client, auth_headers):
+    """A retry that arrives after a newer screening must not tell the CRM the old gate."""
+    body = fixture_json("generic/transaction.json")
+    headers = {**auth_headers("crm"), "Content-Type": "application/json", "Idempotency-Key": "flow-77"}
+    first = client.post("/v1/hooks/generic", data=json.dumps(body), headers=headers)
+    assert first.status_code == 201 and first.json["gate"] == "hold"
+    newer = {**body, "stage": "post_sale", "items": [{"sku": "ST-1", "name": "Storage", "capabilities": ["data_storage"]}]}
+    later = client.post("/v1/screenings", json=newer, headers=auth_headers("crm")).json
+    again = client.post("/v1/hooks/generic", data=json.dumps(body), headers=headers)
+    assert again.status_code == 200 and again.json["id"] == first.json["id"]
+    assert again.json["superseded_by"] == later["id"] and again.json["gate"] == later["gate"]

@@ -148,12 +148,44 @@ def test_an_engine_hold_says_why(client, auth_headers, transaction):
     assert dry["hold_reasons"] == [reason]
 
 
-def test_reference_is_trimmed_so_a_padded_id_is_the_same_deal(client, auth_headers, transaction):
+def test_unknown_ids_get_a_bounded_reply(client, auth_headers, transaction):
+    """Thousands of unknown ids in a body under the size limit still get a reply of a few kilobytes."""
+    transaction["answers"] = {f"q{n}": "yes" for n in range(5000)}
+    transaction["items"] = [{**transaction["items"][0], "sku": f"S{n}", "capabilities": ["x"]} for n in range(500)]
+    r = post(client, transaction, auth_headers("crm"))
+    assert r.status_code == 422 and len(r.data) < 20_000, len(r.data)
+    assert "at most 200" in str(r.json["errors"]["answers"]) or "200" in str(r.json["errors"]["answers"])
+    assert "known: " in str(r.json["errors"]["items"]) and "'x'" in str(r.json["errors"]["items"])
+
+
+def test_a_key_shaped_like_another_callers_scoped_key_is_not_theirs(app, client, transaction):
+    store = app.extensions["hrdd"].store
+    key_a_id, key_a = store.create_api_key("a", "crm")
+    _, key_b = store.create_api_key("b", "crm")
+    first = post(client, transaction, {"Authorization": f"Bearer {key_a}", "Idempotency-Key": "k1"})
+    forged = post(client, transaction, {"Authorization": f"Bearer {key_b}",
+                                        "Idempotency-Key": f"key:api_key:{key_a_id}:k1"})
+    assert forged.status_code == 201 and forged.json["id"] != first.json["id"]
+
+
+def test_stored_requests_are_not_refused_by_rules_added_later(app, client, auth_headers, transaction):
+    """A deal stored with an answer id no template knows (or a blank name) stays monitored."""
+    import sqlalchemy as sa
+
+    from hrdd.rescreen import rescreen
+    from hrdd.tables import screenings
+    transaction["stage"] = "post_sale"
     first = post(client, transaction, auth_headers("crm")).json
-    transaction["reference"]["object_id"] += " "
-    again = post(client, transaction, auth_headers("crm")).json
-    assert again["transaction_id"] == first["transaction_id"]
-    assert again["transaction"]["reference"]["object_id"] == first["transaction"]["reference"]["object_id"]
+    services = app.extensions["hrdd"]
+    request = services.store.get_screening_request(first["id"])
+    request["answers"]["crm_custom_question"] = "yes"
+    request["end_user"]["name"] = "   "
+    with services.store.begin() as conn:
+        conn.execute(sa.update(screenings).where(screenings.c.id == first["id"]).values(request=request))
+    with app.app_context():
+        result = rescreen(services, stages=("post_sale",), store_unchanged=True)
+    assert result.errors == [] and result.stored == 1
+    assert post(client, request, auth_headers("crm")).status_code == 422  # new input still is checked
 
 
 def test_unknown_capability_is_named_beside_other_bad_fields(app, client, auth_headers, transaction):
@@ -338,6 +370,11 @@ def test_health_ready_metrics_plugins_openapi(client, auth_headers, transaction)
     post_op = spec["paths"]["/v1/screenings"]["post"]
     assert post_op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/Transaction")
     assert "Transaction" in spec["components"]["schemas"]
+    # A name is valid input beside the codes, and a party's country may be null (OpenAPI 3.0: per branch).
+    party_country = spec["components"]["schemas"]["Party"]["properties"]["country"]
+    assert "EG" in party_country["anyOf"][0]["enum"] and party_country["anyOf"][1]["type"] == "string"
+    assert all(branch["nullable"] for branch in party_country["anyOf"])
+    assert "nullable" not in str(spec["components"]["schemas"]["EndUser"]["properties"]["country"])
 
 
 def test_readyz_reports_store_outage(app, client):

@@ -521,6 +521,29 @@ def test_template_changed_since_download_is_refused(app_config, tmp_path):
 
 
 @pytest.mark.store
+def test_answers_use_the_templates_question_ids_and_a_broken_edit_refuses_nothing(app_config, tmp_path, monkeypatch):
+    import hrdd_plugins.checklist as checklist_plugin
+
+    from server import create_app
+    directory = tmp_path / "checklists"
+    shutil.copytree(TEMPLATES_DIR, directory)
+    app = create_app({**app_config, "HRDD_CHECKLISTS_DIR": str(directory)})
+    client = app.test_client()
+    store = app.extensions["hrdd"].store
+    crm = {"Authorization": f"Bearer {store.create_api_key('c', 'crm')[1]}"}
+    body = load_fixture("transaction_egypt_biometric.json")
+    body["answers"] = {"intermediaries_vetted": "yes"}  # a template question no check reads
+    assert client.post("/v1/screenings?dry_run=true", json=body, headers=crm).status_code == 200
+    body["answers"] = {"intermediaries_veted": "yes"}
+    refused = client.post("/v1/screenings?dry_run=true", json=body, headers=crm)
+    assert refused.status_code == 422 and "intermediaries_vetted" in str(refused.get_json()["errors"])
+    monkeypatch.setattr(checklist_plugin, "RECHECK_SECONDS", 0.0)
+    _write_template(directory, "broken", BROKEN)  # edited after start-up
+    assert client.post("/v1/screenings?dry_run=true", json=body, headers=crm).status_code == 200
+    store.engine.dispose()
+
+
+@pytest.mark.store
 def test_broken_template_refuses_start_up(app_config, tmp_path):
     from server import create_app
     directory = tmp_path / "checklists"

@@ -119,7 +119,8 @@ def upload_checklist(screening_id: str):
     principal = g.get("principal") or {}
     g.setdefault(_PENDING, {"id": upload_id, "screening": screening, "checked": checked, "data": data,
                             "filename": filename, "by": principal.get("name"), "stored": False})
-    result, created = services.screen_and_store(body, source="checklist")
+    # The stored request was accepted before; the upload's own answers come from the template's questions.
+    result, created = services.screen_and_store(body, source="checklist", stored_request=True)
     pending = g.pop(_PENDING)
     if not pending["stored"]:  # only if the store did not call hrdd_screening_stored
         with services.store.begin() as conn:
