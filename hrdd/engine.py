@@ -77,6 +77,7 @@ class Engine:
         self.reference = reference
         self.policy = policy
         self.store = store
+        self.max_item_options = int(policy.section("tailoring").get("max_item_options", 24))
 
     def context(self) -> ScreeningContext:
         """A fresh context for one screening (its cache is shared by the tailoring re-runs)."""
@@ -165,19 +166,18 @@ class Engine:
                 for item in transaction.items:
                     if item.sku in skus and cap in item.capabilities:
                         implicated.setdefault((item.sku, cap), []).append(flag.id)
-        limit = self.policy.section("tailoring").get("max_item_options", 24)
-        if len(implicated) <= limit:
-            options = {(sku, cap): ([sku], flag_ids) for (sku, cap), flag_ids in implicated.items()}
+        if len(implicated) <= self.max_item_options:
+            options = [(sku, cap, (sku,), flag_ids) for (sku, cap), flag_ids in implicated.items()]
         else:
-            options = {}
+            by_capability: dict[str, tuple[list[str], list[str]]] = {}
             for (sku, cap), flag_ids in implicated.items():
-                skus, ids = options.setdefault((None, cap), ([], []))
+                skus, ids = by_capability.setdefault(cap, ([], []))
                 skus.append(sku)
                 ids.extend(flag_ids)
+            options = [(None, cap, skus, ids) for cap, (skus, ids) in by_capability.items()]
         out = []
-        for (sku, cap), (skus, flag_ids) in options.items():
-            taken_off = set(skus)
-            tailored = replace(transaction, items=tuple(_without(i, taken_off, cap) for i in transaction.items))
+        for sku, cap, skus, flag_ids in options:
+            tailored = replace(transaction, items=tuple(_without(i, skus, cap) for i in transaction.items))
             new_flags, new_decision = self.evaluate(tailored, context)
             option = {"item": sku, "remove_capability": cap, "flags_resolved": sorted(set(flag_ids)),
                       "decision_without": new_decision, "remaining_flags": sorted({f.id for f in new_flags})}
@@ -225,7 +225,7 @@ class Engine:
                 for step, title in STEP_TITLES.items()]
 
 
-def _without(item: Item, skus: set[str], cap: str) -> Item:
+def _without(item: Item, skus, cap: str) -> Item:
     if item.sku not in skus or cap not in item.capabilities:
         return item
     remaining = tuple(c for c in item.capabilities if c != cap) or ("none",)

@@ -48,7 +48,7 @@ class Text(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not text.strip() and _NEW_INPUT.get():
+        if (not text or text.isspace()) and _NEW_INPUT.get():
             raise ValidationError("Must not be blank.")
         return text
 

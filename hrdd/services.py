@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 import orjson
@@ -20,6 +21,9 @@ from hrdd.reference import ReferenceData
 from hrdd.schemas import TransactionSchema
 from hrdd.store import IdempotencyConflict, Store
 
+# How long the known answer ids are kept: template edits show within this time, as the templates do.
+ANSWER_IDS_SECONDS = 1.0
+
 
 class Services:
     """Everything a request, a CLI command or a worker needs, built once per app."""
@@ -31,6 +35,7 @@ class Services:
         self.reference = ReferenceData(config["HRDD_DATA_DIR"], self.policy)
         self.store = Store(config["HRDD_DATABASE_URL"], self.pm)
         self.engine = Engine(self.pm, self.reference, self.policy, self.store)
+        self._answer_ids: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
         self.schema = TransactionSchema(capabilities=list(self.reference.capabilities),
                                         country_codes=self.reference.codes, answer_ids=self.answer_ids)
 
@@ -38,11 +43,17 @@ class Services:
         """The checklist question ids a transaction's ``answers`` may use (plugins' and the policy's).
 
         Holds ``"*"`` when a plugin cannot say right now (its templates fail to load): nothing is refused.
+        Asked again at most once a second, as the checklist plugin looks at its templates.
         """
-        ids = set(self.policy.section("conditions").get("checklist_questions", ()))
-        for result in self.pm.hook.hrdd_answer_ids():
-            ids.update(result or ())
-        return frozenset(ids)
+        checked_at, ids = self._answer_ids
+        now = time.monotonic()
+        if now - checked_at >= ANSWER_IDS_SECONDS:
+            found = set(self.policy.section("conditions").get("checklist_questions", ()))
+            for result in self.pm.hook.hrdd_answer_ids():
+                found.update(result or ())
+            ids = frozenset(found)
+            self._answer_ids = (now, ids)
+        return ids
 
     def engine_reason(self, screening: dict) -> str | None:
         """Why the engine's own decision holds or blocks, naming the flags at the policy's threshold."""

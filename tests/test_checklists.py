@@ -537,7 +537,9 @@ def test_answers_use_the_templates_question_ids_and_a_broken_edit_refuses_nothin
     body["answers"] = {"intermediaries_veted": "yes"}
     refused = client.post("/v1/screenings?dry_run=true", json=body, headers=crm)
     assert refused.status_code == 422 and "intermediaries_vetted" in str(refused.get_json()["errors"])
+    import hrdd.services
     monkeypatch.setattr(checklist_plugin, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(hrdd.services, "ANSWER_IDS_SECONDS", 0.0)
     _write_template(directory, "broken", BROKEN)  # edited after start-up
     assert client.post("/v1/screenings?dry_run=true", json=body, headers=crm).status_code == 200
     store.engine.dispose()
