@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -225,7 +225,7 @@ class Engine:
                 for step, title in STEP_TITLES.items()]
 
 
-def _without(item: Item, skus, cap: str) -> Item:
+def _without(item: Item, skus: Collection[str], cap: str) -> Item:
     if item.sku not in skus or cap not in item.capabilities:
         return item
     remaining = tuple(c for c in item.capabilities if c != cap) or ("none",)

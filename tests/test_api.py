@@ -17,6 +17,16 @@ def stored_count(app):
     return app.extensions["hrdd"].store.count_screenings()
 
 
+def assert_replays_then_conflicts(app, client, transaction, headers, first_id):
+    """The same body under the same key replays ``first_id``; a changed body is a 409; one screening stored."""
+    again = post(client, transaction, headers)
+    assert (again.status_code, again.json["id"]) == (200, first_id)
+    changed = copy.deepcopy(transaction)
+    changed["items"][0]["quantity"] = 5
+    assert post(client, changed, headers).status_code == 409
+    assert stored_count(app) == 1
+
+
 def test_screening_is_created_and_stored(client, auth_headers, transaction):
     r = post(client, transaction, auth_headers("crm"))
     assert r.status_code == 201, r.json
@@ -76,12 +86,7 @@ def test_key_stored_with_the_earlier_request_hash_still_replays(app, client, aut
                                         default=str).encode()).hexdigest()
     with services.store.begin() as conn:
         conn.execute(sa.update(screenings).where(screenings.c.id == first.json["id"]).values(request_hash=earlier))
-    again = post(client, transaction, headers)
-    assert (again.status_code, again.json["id"]) == (200, first.json["id"])
-    changed = copy.deepcopy(transaction)
-    changed["items"][0]["quantity"] = 5
-    assert post(client, changed, headers).status_code == 409
-    assert stored_count(app) == 1
+    assert_replays_then_conflicts(app, client, transaction, headers, first.json["id"])
 
 
 
@@ -109,12 +114,7 @@ def test_key_stored_before_keys_were_scoped_still_replays(app, client, auth_head
     first = post(client, transaction, headers)
     with app.extensions["hrdd"].store.begin() as conn:
         conn.execute(sa.update(screenings).where(screenings.c.id == first.json["id"]).values(idempotency_key="k-unscoped"))
-    again = post(client, transaction, headers)
-    assert (again.status_code, again.json["id"]) == (200, first.json["id"])
-    changed = copy.deepcopy(transaction)
-    changed["items"][0]["quantity"] = 5
-    assert post(client, changed, headers).status_code == 409
-    assert stored_count(app) == 1
+    assert_replays_then_conflicts(app, client, transaction, headers, first.json["id"])
 
 
 def test_an_adapters_key_is_not_a_callers_key(app, client, auth_headers, transaction):

@@ -499,15 +499,20 @@ def test_upload_size_limit_and_roles(app_config, tmp_path):
     store.engine.dispose()
 
 
-@pytest.mark.store
-def test_template_changed_since_download_is_refused(app_config, tmp_path):
+def _app_with_own_templates(app_config, tmp_path):
+    """An app reading a copy of the shipped templates; returns (app, template directory, client, store, crm)."""
     from server import create_app
     directory = tmp_path / "checklists"
     shutil.copytree(TEMPLATES_DIR, directory)
     app = create_app({**app_config, "HRDD_CHECKLISTS_DIR": str(directory)})
-    client = app.test_client()
     store = app.extensions["hrdd"].store
     crm = {"Authorization": f"Bearer {store.create_api_key('c', 'crm')[1]}"}
+    return app, directory, app.test_client(), store, crm
+
+
+@pytest.mark.store
+def test_template_changed_since_download_is_refused(app_config, tmp_path):
+    app, directory, client, store, crm = _app_with_own_templates(app_config, tmp_path)
     export = {"Authorization": f"Bearer {store.create_api_key('e', 'export')[1]}"}
     first = client.post("/v1/screenings", json=load_fixture("transaction_egypt_biometric.json"), headers=crm).get_json()
     data = client.get(f"/v1/screenings/{first['id']}/checklist.xlsx", headers=export).data
@@ -524,20 +529,14 @@ def test_template_changed_since_download_is_refused(app_config, tmp_path):
 def test_answers_use_the_templates_question_ids_and_a_broken_edit_refuses_nothing(app_config, tmp_path, monkeypatch):
     import hrdd_plugins.checklist as checklist_plugin
 
-    from server import create_app
-    directory = tmp_path / "checklists"
-    shutil.copytree(TEMPLATES_DIR, directory)
-    app = create_app({**app_config, "HRDD_CHECKLISTS_DIR": str(directory)})
-    client = app.test_client()
-    store = app.extensions["hrdd"].store
-    crm = {"Authorization": f"Bearer {store.create_api_key('c', 'crm')[1]}"}
+    import hrdd.services
+    app, directory, client, store, crm = _app_with_own_templates(app_config, tmp_path)
     body = load_fixture("transaction_egypt_biometric.json")
     body["answers"] = {"intermediaries_vetted": "yes"}  # a template question no check reads
     assert client.post("/v1/screenings?dry_run=true", json=body, headers=crm).status_code == 200
     body["answers"] = {"intermediaries_veted": "yes"}
     refused = client.post("/v1/screenings?dry_run=true", json=body, headers=crm)
     assert refused.status_code == 422 and "intermediaries_vetted" in str(refused.get_json()["errors"])
-    import hrdd.services
     monkeypatch.setattr(checklist_plugin, "RECHECK_SECONDS", 0.0)
     monkeypatch.setattr(hrdd.services, "ANSWER_IDS_SECONDS", 0.0)
     _write_template(directory, "broken", BROKEN)  # edited after start-up
