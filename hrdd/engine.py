@@ -19,7 +19,10 @@ from hrdd.model import (
 )
 from hrdd.store import memoized
 
-RULESET_VERSION = "2026.11.1"
+# Bumped whenever a rule's outcome changes, so each stored screening says which rules produced it and
+# re-screening names the change ("versions changed: ruleset ...").
+# 2026.12.1: step-1 flags and RF-2.3 raised once per capability or reason, naming every item.
+RULESET_VERSION = "2026.12.1"
 
 STEP_TITLES = {
     1: "Product capabilities",

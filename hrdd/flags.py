@@ -37,3 +37,26 @@ def make_flag(context, flag_id: str, evidence: str, severity_key: str | None = N
 def implicating(pairs) -> dict[str, list[str]]:
     """Flag data naming the items and capabilities of (sku, capability) pairs, so tailoring can drop each."""
     return {"items": sorted({sku for sku, _ in pairs}), "capabilities": sorted({cap for _, cap in pairs})}
+
+
+ITEMS_NAMED = 5  # evidence names this many items; the flag's data lists every SKU
+
+
+def name_items(items, detail: dict[str, str] | None = None) -> str:
+    """Evidence wording for items, e.g. "FaceFind (FR-200), Cam (C-1) and 3 more items (see data.items)"."""
+    detail = detail or {}
+    items = list({item.sku: item for item in items}.values())
+    named = [f"{item.name} ({item.sku}{', ' + detail[item.sku] if item.sku in detail else ''})"
+             for item in items[:ITEMS_NAMED]]
+    rest = len(items) - len(named)
+    if rest:
+        return f"{', '.join(named)} and {rest} more item{'s' if rest > 1 else ''} (see data.items)"
+    return named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+
+
+def name_skus(skus) -> str:
+    """Evidence wording for SKUs, e.g. "FR-200, CAM-1 and 3 more"."""
+    skus = list(dict.fromkeys(skus))
+    named = skus[:ITEMS_NAMED]
+    rest = len(skus) - len(named)
+    return f"{', '.join(named)} and {rest} more" if rest else ", ".join(named)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hrdd.flags import make_flag
+from hrdd.flags import make_flag, name_items
 from hrdd.hookspecs import hookimpl
 from hrdd.model import tier_rank
 
@@ -19,7 +19,11 @@ def hrdd_answer_ids():
 
 @hookimpl
 def hrdd_check(transaction, context):
-    """Raise step-1 flags from capability tiers, destinations and the past-misuse answer."""
+    """Raise step-1 flags from capability tiers, destinations and the past-misuse answer.
+
+    RF-1.2 and RF-1.4 are raised once per capability and RF-1.3 once per reason, each naming every item
+    concerned, so a bill of materials repeating one capability adds SKUs to a flag rather than flags.
+    """
     ref = context.reference
     flags = []
     eu = transaction.end_user
@@ -31,29 +35,65 @@ def hrdd_check(transaction, context):
     profiles = [ref.country(c) for c in _destinations(transaction)]
     high_countries = [p for p in profiles if p.tier == "high"]
     elevated_eu = ref.country(eu.country).tier == "elevated" and eu.is_security_sector
+    carriers: dict[str, list] = {}
+    components, unintended = [], []
     for item in transaction.items:
         for cap_id in item.capabilities:
-            cap = ref.capability(cap_id)
-            if tier_rank(cap.tier) >= tier_rank("high") and (high_countries or elevated_eu):
+            carriers.setdefault(cap_id, []).append(item)
+        if item.component_of_surveillance_system:
+            components.append(item)
+        elif eu.is_security_sector:
+            item_tier = max((ref.capability(c).tier for c in item.capabilities), key=tier_rank, default="low")
+            if tier_rank(item_tier) <= tier_rank("medium"):
+                unintended.append((item, item_tier))
+
+    where = None
+    for cap_id, cap_items in carriers.items():
+        cap = ref.capability(cap_id)
+        skus = _skus(cap_items)
+        if tier_rank(cap.tier) >= tier_rank("high") and (high_countries or elevated_eu):
+            if where is None:
                 where = "; ".join(p.figures() + f" (tier {p.tier})" for p in high_countries) if high_countries else (
                     f"security-sector end-user ({eu.sector}) in {ref.country(eu.country).figures()} (tier elevated)")
-                flags.append(make_flag(context, "RF-1.2",
-                                       f"{item.name} ({item.sku}) carries {cap.title} (tier {cap.tier}) to {where}.",
-                                       items=[item.sku], capabilities=[cap_id],
-                                       countries=[p.code for p in high_countries] or [eu.country]))
-            if cap.tier == "critical":
-                flags.append(make_flag(context, "RF-1.4",
-                                       f"{item.name} ({item.sku}) carries {cap.title}, a critical-tier capability; "
-                                       f"typical controls: {', '.join(cap.control_codes)}.",
-                                       items=[item.sku], capabilities=[cap_id]))
-        item_tier = max((ref.capability(c).tier for c in item.capabilities), key=tier_rank, default="low")
-        if item.component_of_surveillance_system:
-            flags.append(make_flag(context, "RF-1.3",
-                                   f"{item.name} ({item.sku}) is declared a critical component of a surveillance system.",
-                                   items=[item.sku], capabilities=list(item.capabilities)))
-        elif eu.is_security_sector and tier_rank(item_tier) <= tier_rank("medium"):
-            flags.append(make_flag(context, "RF-1.3",
-                                   f"{item.name} ({item.sku}, tier {item_tier}) goes to a security-sector end-user "
-                                   f"({eu.sector}); it may be used for surveillance it was not designed for.",
-                                   items=[item.sku], capabilities=[c for c in item.capabilities if c != "none"]))
+            flags.append(make_flag(context, "RF-1.2",
+                                   f"{name_items(cap_items)} {_carry(cap_items)} {cap.title} (tier {cap.tier}) "
+                                   f"to {where}.",
+                                   items=skus, capabilities=[cap_id],
+                                   countries=[p.code for p in high_countries] or [eu.country]))
+        if cap.tier == "critical":
+            flags.append(make_flag(context, "RF-1.4",
+                                   f"{name_items(cap_items)} {_carry(cap_items)} {cap.title}, a critical-tier "
+                                   f"capability; typical controls: {', '.join(cap.control_codes)}.",
+                                   items=skus, capabilities=[cap_id]))
+    if components:
+        flags.append(make_flag(context, "RF-1.3",
+                               f"{name_items(components)} {_be(components)} declared a critical component of a "
+                               f"surveillance system.",
+                               items=_skus(components), capabilities=_capabilities(components)))
+    if unintended:
+        named = name_items([item for item, _ in unintended],
+                           detail={item.sku: f"tier {tier}" for item, tier in unintended})
+        verb = "goes" if len(unintended) == 1 else "go"
+        flags.append(make_flag(context, "RF-1.3",
+                               f"{named} {verb} to a security-sector end-user ({eu.sector}); "
+                               f"{'it' if len(unintended) == 1 else 'they'} may be used for surveillance "
+                               f"{'it was' if len(unintended) == 1 else 'they were'} not designed for.",
+                               items=_skus(item for item, _ in unintended),
+                               capabilities=_capabilities(item for item, _ in unintended)))
     return flags
+
+
+def _skus(items) -> list[str]:
+    return list(dict.fromkeys(item.sku for item in items))
+
+
+def _capabilities(items) -> list[str]:
+    return list(dict.fromkeys(c for item in items for c in item.capabilities if c != "none"))
+
+
+def _carry(items) -> str:
+    return "carries" if len(items) == 1 else "carry"
+
+
+def _be(items) -> str:
+    return "is" if len(items) == 1 else "are"

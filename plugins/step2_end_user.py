@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hrdd.flags import make_flag
+from hrdd.flags import make_flag, name_skus
 from hrdd.hookspecs import hookimpl
 from hrdd.model import tier_rank
 
@@ -28,7 +28,10 @@ def hrdd_check(transaction, context):
                  if tier_rank(ref.capability(c).tier) >= tier_rank("high")]
         if risky:
             key = "RF-2.3-high-country" if profile.tier == "high" else "RF-2.3"
-            what = ", ".join(f"{cap.title} ({item.sku})" for item, cap in risky)
+            by_capability: dict = {}
+            for item, cap in risky:
+                by_capability.setdefault(cap, []).append(item.sku)
+            what = ", ".join(f"{cap.title} ({name_skus(skus)})" for cap, skus in by_capability.items())
             flags.append(make_flag(context, "RF-2.3",
                                    f"{eu.name} ({eu.sector.replace('_', ' ')}) would receive {what}. "
                                    f"{profile.figures()} (country tier {profile.tier}).",

@@ -124,6 +124,50 @@ def test_rf_1_4_any_critical_capability_even_in_low_risk_country(screen):
     assert s.decision == "escalate"
 
 
+def test_capability_flags_name_every_item_once_per_capability(screen):
+    pair = [{"sku": "CAM-1", "name": "Camera", "capabilities": ["biometric_identification", "intrusion_software"]},
+            {"sku": "CAM-2", "name": "Camera 2", "capabilities": ["biometric_identification"]}]
+    s = screen(deal(end_user={"country": "EG", "type": "government", "sector": "law_enforcement"}, items=pair))
+    by_capability = {f.data["capabilities"][0]: f for f in flags(s, "RF-1.2")}
+    assert set(by_capability) == {"biometric_identification", "intrusion_software"}
+    assert by_capability["biometric_identification"].data["items"] == ["CAM-1", "CAM-2"]
+    assert "Camera (CAM-1) and Camera 2 (CAM-2) carry Biometric" in by_capability["biometric_identification"].evidence
+    assert by_capability["intrusion_software"].data["items"] == ["CAM-1"]
+    (critical,) = flags(s, "RF-1.4")
+    assert critical.data == {"items": ["CAM-1"], "capabilities": ["intrusion_software"]}
+    (rf23,) = flags(s, "RF-2.3")
+    assert "Biometric identification (CAM-1, CAM-2)" in rf23.evidence
+    # Tailoring still offers each item on its own: taking the capability off one leaves the other's flag.
+    options = {(o["item"], o["remove_capability"]): o for o in s.tailoring}
+    assert set(options) == {("CAM-1", "biometric_identification"), ("CAM-2", "biometric_identification"),
+                            ("CAM-1", "intrusion_software")}
+    assert "RF-1.2" in options[("CAM-2", "biometric_identification")]["remaining_flags"]
+
+
+def test_a_large_bill_of_materials_adds_skus_not_flags(screen):
+    caps = ["biometric_identification", "location_tracking", "intrusion_software", "data_storage"]
+    bom = [{"sku": f"P-{n:03}", "name": f"Part {n}", "capabilities": caps} for n in range(150)]
+    bom += [{"sku": f"C-{n:03}", "name": f"Component {n}", "capabilities": ["sensors"],
+             "component_of_surveillance_system": True} for n in range(50)]
+    s = screen(deal(end_user={"country": "EG", "type": "government", "sector": "law_enforcement"}, items=bom))
+    counts = {flag_id: len(flags(s, flag_id)) for flag_id in ("RF-1.2", "RF-1.3", "RF-1.4", "RF-2.3")}
+    assert counts == {"RF-1.2": 3, "RF-1.3": 1, "RF-1.4": 1, "RF-2.3": 1}
+    assert all(len(f.data["items"]) == 150 for f in flags(s, "RF-1.2"))
+    (components,) = flags(s, "RF-1.3")
+    assert len(components.data["items"]) == 50 and "and 45 more items (see data.items) are declared" in (
+        components.evidence)
+    assert max(len(f.evidence) for f in s.red_flags) < 2000
+
+
+def test_rf_1_3_unintended_capability_names_each_item_tier(screen):
+    two = [{"sku": "DS-1", "name": "Disk", "capabilities": ["data_storage"]},
+           {"sku": "RC-1", "name": "Recorder", "capabilities": ["recording_devices"]}]
+    s = screen(deal(end_user={"type": "government", "sector": "prisons"}, items=two))
+    (flag,) = flags(s, "RF-1.3")
+    assert flag.data["items"] == ["DS-1", "RC-1"]
+    assert flag.evidence.startswith("Disk (DS-1, tier low) and Recorder (RC-1, tier medium) go to a security-sector")
+
+
 def test_rf_1_4_quiet_without_critical_capability(screen):
     assert not flags(screen(deal(items=items("forensic_extraction"))), "RF-1.4")
 
