@@ -171,6 +171,8 @@ class Transaction:
             "parties": sorted([p.role, p.name.strip().lower(), p.country or ""] for p in self.parties),
             "items": sorted([i.sku, sorted(i.capabilities)] for i in self.items),
             "countries": sorted(self.countries()),
+            # Kept apart from "countries": a party's country becoming a deployment country is a change.
+            "deployment": sorted(set(self.deployment_countries)),
         }
 
 

@@ -45,6 +45,14 @@ def _label(party: list) -> str:
     return f"{role} {name!r}" + (f" ({country})" if country else "")
 
 
+def _capabilities_by_sku(items: list) -> dict[str, list[str]]:
+    # A SKU may appear on several lines (the same part configured differently): compare them all.
+    out: dict[str, set[str]] = {}
+    for sku, caps in items:
+        out.setdefault(sku, set()).update(caps)
+    return {sku: sorted(caps) for sku, caps in out.items()}
+
+
 def material_changes(quote: dict, order: dict) -> list[str]:
     """What changed between two screenings' transactions, in words (empty when nothing material did)."""
     before = Transaction.from_dict(quote["transaction"]).material_facts()
@@ -57,8 +65,8 @@ def material_changes(quote: dict, order: dict) -> list[str]:
     new_parties = [tuple(p) for p in after["parties"]]
     changes += [f"new party: {_label(list(p))}" for p in new_parties if p not in old_parties]
     changes += [f"party removed: {_label(list(p))}" for p in old_parties if p not in new_parties]
-    old_items = {sku: caps for sku, caps in before["items"]}
-    new_items = {sku: caps for sku, caps in after["items"]}
+    old_items = _capabilities_by_sku(before["items"])
+    new_items = _capabilities_by_sku(after["items"])
     for sku, caps in new_items.items():
         if sku not in old_items:
             changes.append(f"new item: {sku}" + (f" ({', '.join(caps)})" if caps else ""))
@@ -67,6 +75,12 @@ def material_changes(quote: dict, order: dict) -> list[str]:
     changes += [f"item removed: {sku}" for sku in old_items if sku not in new_items]
     changes += [f"new country: {c}" for c in after["countries"] if c not in before["countries"]]
     changes += [f"country removed: {c}" for c in before["countries"] if c not in after["countries"]]
+    # A country already in the deal (a consignee's, say) becoming a place of deployment is a change too.
+    old_deployment, new_deployment = before.get("deployment", []), after.get("deployment", [])
+    changes += [f"new deployment country: {c}" for c in new_deployment
+                if c not in old_deployment and c in before["countries"]]
+    changes += [f"no longer a deployment country: {c}" for c in old_deployment
+                if c not in new_deployment and c in after["countries"]]
     return changes
 
 

@@ -69,6 +69,8 @@ def test_order_holds_until_the_rider_is_recorded_as_executed(client, crm, auth_h
     (lambda t: t["items"].append({"sku": "DR-1", "name": "SkyEye", "capabilities": ["drones"]}),
      ["new item: DR-1 (drones)"]),
     (lambda t: t["deployment_countries"].append("SE"), ["new country: SE"]),
+    (lambda t: t["items"].append({"sku": "CAM-4K", "name": "HarbourCam 4K with drone", "capabilities": ["drones"]}),
+     ["item CAM-4K capabilities changed from ['recording_devices'] to ['drones', 'recording_devices']"]),
 ])
 def test_material_change_since_the_quote_holds_the_order_and_says_which(client, crm, auth_headers, change, expected):
     quote = screen(client, crm, BERGEN, "quote")
@@ -82,6 +84,19 @@ def test_material_change_since_the_quote_holds_the_order_and_says_which(client, 
     assert len(material) == 1 and quote["id"] in material[0]
     for words in expected:
         assert words in material[0]
+
+
+def test_a_party_country_becoming_a_deployment_country_holds_the_order(client, crm, auth_headers):
+    with_consignee = copy.deepcopy(BERGEN)
+    with_consignee["parties"].append({"role": "consignee", "name": "Malmo Freight", "country": "SE"})
+    quote = screen(client, crm, with_consignee, "quote")
+    executed(client, auth_headers("contracts"), quote["transaction_id"])
+    deployed = copy.deepcopy(with_consignee)
+    deployed["deployment_countries"] = ["NO", "SE"]
+    order = screen(client, crm, deployed, "order")
+    state, reasons = gate(client, crm, order["transaction_id"])
+    (material,) = [r for r in reasons if r.startswith("material change since the quote")]
+    assert state == "hold" and "new deployment country: SE" in material and "new country" not in material
 
 
 def test_requoting_on_the_new_facts_clears_the_material_change_hold(client, crm, auth_headers):

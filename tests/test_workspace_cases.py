@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import sqlalchemy as sa
 
 from hrdd.workspace.tables import case_decisions, cases
-from tests.workspace_helpers import case_of, fixture, login, make_user, screen
+from tests.workspace_helpers import case_of, fixture, load_party_list, login, make_user, screen
+
+pytestmark = pytest.mark.store
 
 
 def _decide(client, headers, case_id, **body):
@@ -102,6 +107,71 @@ def test_a_material_change_ends_the_reviewers_decision(app, client, auth_headers
     assert changed["gate"] == "hold"
     new_case = case_of(app, s["transaction_id"])
     assert new_case["id"] != case_id and new_case["status"] == "open"
+
+
+ZEPHYRINE = {
+    "reference": {"system": "crm", "object_type": "opportunity", "object_id": "OV-1"}, "stage": "quote",
+    "end_user": {"name": "Muller Logistik", "country": "DE", "type": "private", "sector": "commercial"},
+    "parties": [{"role": "distributor", "name": "Zephyrine Optical Systems", "country": "AE"}],
+    "items": [{"sku": "ST-1", "name": "Storage array", "capabilities": ["data_storage"]}],
+    "deployment_countries": ["DE"], "answers": {"end_user_disclosed": "yes"},
+}
+
+
+def test_an_approval_lapses_when_a_possible_match_is_confirmed(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    load_party_list(app, b"name,aliases,country\nZephyrine Optical Systems Trading,,AE\n")
+    quote = screen(client, crm, ZEPHYRINE)
+    (match,) = [f for f in quote["red_flags"] if f["id"] == "RF-4.3"]
+    assert (quote["decision"], match["severity"]) == ("escalate", "high")
+    case_id = case_of(app, quote["transaction_id"])["id"]
+    assert _decide(client, reviewer, case_id, decision="approve",
+                   rationale="Different company: Dubai trade licence 778812").status_code == 201
+    assert _gate(client, reviewer, quote["transaction_id"]) == "release"
+
+    load_party_list(app, b"name,aliases,country\nZephyrine Optical Systems,,AE\n")
+    order = screen(client, crm, ZEPHYRINE, stage="order")
+    assert order["decision"] == "do_not_proceed" and order["gate"] == "block"
+    assert not any(r.startswith("reviewer decision") for r in order["hold_reasons"])
+    new_case = case_of(app, quote["transaction_id"])
+    assert new_case["id"] != case_id and new_case["status"] == "open"
+
+
+def test_an_approval_lapses_when_a_party_country_becomes_a_deployment_country(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = fixture("transaction_egypt_biometric.json")
+    body["parties"].append({"role": "consignee", "name": "Levant Freight", "country": "SY"})
+    s = screen(client, crm, body)
+    case_id = case_of(app, s["transaction_id"])["id"]
+    assert _decide(client, reviewer, case_id, decision="approve", rationale="Transit only, no deployment").status_code == 201
+    assert _gate(client, reviewer, s["transaction_id"]) == "release"
+    again = screen(client, crm, body, deployment_countries=["EG", "SY"])
+    assert again["gate"] in ("hold", "block")
+    assert _gate(client, reviewer, s["transaction_id"]) in ("hold", "block")
+    assert case_of(app, s["transaction_id"])["id"] != case_id
+
+
+def test_decisions_recorded_before_0702_are_filled_in_and_keep_working(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    s = screen(client, crm, fixture("transaction_egypt_biometric.json"))
+    case_id = case_of(app, s["transaction_id"])["id"]
+    assert _decide(client, reviewer, case_id, decision="approve", rationale="Ministry access control only").status_code == 201
+    store = app.extensions["hrdd"].store
+    with store.engine.begin() as conn:  # the table as 0701 left it
+        facts = conn.execute(sa.select(case_decisions.c.material_facts)).scalar_one()
+        old_facts = {k: v for k, v in json.loads(facts).items() if k != "deployment"}
+        conn.execute(sa.update(case_decisions).values(material_facts=json.dumps(old_facts)))
+        conn.execute(sa.text("ALTER TABLE case_decisions DROP COLUMN engine_decision"))
+        conn.execute(sa.text("ALTER TABLE case_decisions DROP COLUMN flag_severities"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0701_workspace' "
+                             "WHERE version_num = '0702_decision_terms'"))
+    store.upgrade()
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(case_decisions)).one()
+    assert row.engine_decision == "escalate" and '"RF-2.1": "high"' in row.flag_severities
+    assert '"deployment":["EG"]' in row.material_facts
+    assert _gate(client, reviewer, s["transaction_id"]) == "release"
+    assert screen(client, crm, fixture("transaction_egypt_biometric.json"), stage="order")["gate"] != "block"
 
 
 def test_undecided_escalation_holds_an_order_even_when_the_latest_screening_is_clean(app, client, auth_headers):

@@ -55,3 +55,13 @@ def case_of(app, transaction_id: str) -> dict | None:
         row = conn.execute(sa.select(cases).where(cases.c.transaction_id == transaction_id)
                            .order_by(cases.c.opened_at.desc())).first()
     return dict(row._mapping) if row else None
+
+
+def load_party_list(app, csv: bytes, name: str = "own") -> None:
+    """Load an organisation's own restricted-party list (CSV bytes) as its newest version."""
+    from hrdd.parties import service, storage
+    from hrdd.parties.loaders import load_bytes
+    store = app.extensions["hrdd"].store
+    loaded = load_bytes(csv, list_name=name, source_file=f"{name}.csv")
+    storage.save_version(store, loaded, name, "test", sum(len(e.names()) for e in loaded.entries))
+    service.invalidate(store)

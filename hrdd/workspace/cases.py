@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from hrdd import audit
-from hrdd.model import Transaction
+from hrdd.model import DECISIONS, Transaction, severity_rank
 from hrdd.store import memoized
 from hrdd.tables import transactions
 from hrdd.workspace.tables import case_decisions, case_notes, cases
@@ -195,6 +195,7 @@ def _decision_row(row) -> dict:
     data["safeguards"] = json.loads(data["safeguards"] or "[]")
     data["flag_ids"] = json.loads(data["flag_ids"] or "[]")
     data["material_facts"] = json.loads(data["material_facts"] or "{}")
+    data["flag_severities"] = json.loads(data.get("flag_severities") or "{}")
     data["label"] = OUTCOME_LABELS.get(data["outcome"], data["outcome"])
     return data
 
@@ -242,6 +243,8 @@ def decide(conn, case_id: str, *, outcome: str, rationale: str, actor: str, scre
         "rationale": rationale, "conditions": conditions, "safeguards": json.dumps(safeguards),
         "material_facts": _canon(_facts(screening)),
         "flag_ids": json.dumps(sorted({f["id"] for f in screening.get("red_flags") or ()})),
+        "engine_decision": screening.get("decision"),
+        "flag_severities": json.dumps(_worst_severities(screening), sort_keys=True),
         "decided_by": actor, "decided_at": now_iso(),
         "supersedes": previous[0]["id"] if previous else None,
     }
@@ -255,13 +258,36 @@ def decide(conn, case_id: str, *, outcome: str, rationale: str, actor: str, scre
     return _decision_row(conn.execute(select(case_decisions).where(case_decisions.c.id == decision_id)).one())
 
 
+def _worst_severities(screening: dict) -> dict[str, str]:
+    worst: dict[str, str] = {}
+    for flag in screening.get("red_flags") or ():
+        if flag["id"] not in worst or severity_rank(flag["severity"]) > severity_rank(worst[flag["id"]]):
+            worst[flag["id"]] = flag["severity"]
+    return worst
+
+
 def _still_applies(decision: dict, screening: dict) -> str | None:
-    """None when the decision still governs this screening, else why it lapsed."""
-    if decision["material_facts"] != json.loads(_canon(_facts(screening))):
-        return "material facts changed (party, end-user, item or country)"
+    """None when the decision still governs this screening, else why it lapsed.
+
+    It lapses when a material fact changes, a red flag appears, a flag's severity rises (a possible
+    restricted-party match confirmed) or the engine's decision gets worse.
+    """
+    facts = json.loads(_canon(_facts(screening)))
+    if decision["material_facts"] and "deployment" not in decision["material_facts"]:
+        facts.pop("deployment", None)  # decided before deployment countries were recorded apart
+    if decision["material_facts"] != facts:
+        return "material facts changed (party, end-user, item, country or deployment country)"
     new_flags = {f["id"] for f in screening.get("red_flags") or ()} - set(decision["flag_ids"])
     if new_flags:
         return "new red flags since the decision: " + ", ".join(sorted(new_flags))
+    before = decision.get("engine_decision")
+    if before in DECISIONS and DECISIONS.index(screening.get("decision", before)) > DECISIONS.index(before):
+        return f"the engine's decision rose from {before} to {screening['decision']}"
+    severities = decision.get("flag_severities") or {}
+    risen = [f"{flag_id} {severities[flag_id]} -> {severity}" for flag_id, severity in _worst_severities(screening).items()
+             if flag_id in severities and severity_rank(severity) > severity_rank(severities[flag_id])]
+    if risen:
+        return "red flags more severe since the decision: " + ", ".join(risen)
     return None
 
 

@@ -52,6 +52,10 @@ case_decisions = Table(
     Column("safeguards", Text, nullable=False, default="[]"),
     Column("material_facts", Text, nullable=False),
     Column("flag_ids", Text, nullable=False),
+    # The engine's decision and each flag's worst severity when decided (null: decided before 0702 on a
+    # screening since deleted); a rise in either makes the decision lapse.
+    Column("engine_decision", String(30), nullable=True),
+    Column("flag_severities", Text, nullable=True),
     Column("decided_by", String(200), nullable=False),
     Column("decided_at", String(32), nullable=False),
     Column("supersedes", String(40), nullable=True),
