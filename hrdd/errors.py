@@ -27,9 +27,16 @@ def not_found(what: str, ident: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} {ident!r} does not exist")
 
 
+# Field paths named in a 422's message; "errors" names them all.
+MESSAGE_FIELDS = 20
+
+
 def validation_error(errors: dict[str, Any], message: str | None = None) -> ApiError:
     """A 422 whose message names every bad field."""
-    fields = ", ".join(sorted(_flatten(errors))) or "body"
+    paths = sorted(_flatten(errors))
+    fields = ", ".join(paths[:MESSAGE_FIELDS]) or "body"
+    if len(paths) > MESSAGE_FIELDS:
+        fields += f" and {len(paths) - MESSAGE_FIELDS} more (see errors)"
     return ApiError(422, "validation_error", message or f"Invalid fields: {fields}", errors)
 
 

@@ -108,7 +108,11 @@ class Services:
         idempotency_key = scoped_idempotency_key(scope, client_key) if client_key and scope else client_key
         if idempotency_key and not dry_run:
             existing = self.store.find_by_idempotency_key(idempotency_key, legacy=client_key if scope else None)
-            if existing is not None:
+            # A key stored before keys were scoped has no owner on record: it replays only the same body,
+            # and a different body from any caller is a new screening under that caller's own key (a 409
+            # there would refuse another CRM's deal and name a screening that is not its own).
+            if existing is not None and (existing.idempotency_key == idempotency_key
+                                         or _hash_matches(existing, request_hash, data)):
                 return self._replayed(existing, request_hash, client_key, data)
         screening = self.screen(Transaction.from_dict(data))
         if dry_run:
@@ -126,7 +130,7 @@ class Services:
         return (self.with_gate(result) if created else self.as_current(result)), created
 
     def _replayed(self, row, request_hash: str, key: str, data: dict) -> tuple[dict, bool]:
-        if row.request_hash != request_hash and row.request_hash != _legacy_request_hash(data):
+        if not _hash_matches(row, request_hash, data):
             raise _conflict(key, row.id)
         return self.as_current(row.result), False
 
@@ -166,6 +170,10 @@ def scoped_idempotency_key(scope: str, key: str) -> str:
 
 def _request_hash(data: dict) -> str:
     return hashlib.sha256(orjson.dumps(data, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _hash_matches(row, request_hash: str, data: dict) -> bool:
+    return row.request_hash == request_hash or row.request_hash == _legacy_request_hash(data)
 
 
 def _legacy_request_hash(data: dict) -> str:
