@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hrdd.flags import make_flag, name_items
+from hrdd.flags import ITEMS_NAMED, make_flag, name_items
 from hrdd.hookspecs import hookimpl
 from hrdd.model import tier_rank
 
@@ -53,7 +53,7 @@ def hrdd_check(transaction, context):
         skus = _skus(cap_items)
         if tier_rank(cap.tier) >= tier_rank("high") and (high_countries or elevated_eu):
             if where is None:
-                where = "; ".join(p.figures() + f" (tier {p.tier})" for p in high_countries) if high_countries else (
+                where = _figures(high_countries) if high_countries else (
                     f"security-sector end-user ({eu.sector}) in {ref.country(eu.country).figures()} (tier elevated)")
             flags.append(make_flag(context, "RF-1.2",
                                    f"{name_items(cap_items)} {_carry(cap_items)} {cap.title} (tier {cap.tier}) "
@@ -81,6 +81,14 @@ def hrdd_check(transaction, context):
                                items=_skus(item for item, _ in unintended),
                                capabilities=_capabilities(item for item, _ in unintended)))
     return flags
+
+
+def _figures(profiles) -> str:
+    # Every flag of the deal repeats this; past a few countries the rest are named in data.countries.
+    quoted = "; ".join(p.figures() + f" (tier {p.tier})" for p in profiles[:ITEMS_NAMED])
+    rest = len(profiles) - ITEMS_NAMED
+    return quoted + (f"; and {rest} more high-risk countr{'ies' if rest > 1 else 'y'} (see data.countries)"
+                     if rest > 0 else "")
 
 
 def _skus(items) -> list[str]:

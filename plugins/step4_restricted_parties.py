@@ -38,8 +38,9 @@ def _party_flags(transaction, context) -> list:
     eu = transaction.end_user
     severity = context.policy.section("parties").get("severity") or {}
     flags = []
-    for role, name, country in [("end-user", eu.name, eu.country),
-                                *((p.role, p.name, p.country) for p in transaction.parties)]:
+    # A party listed twice (same role, name and country) is one party: one flag, one set of matches.
+    for role, name, country in dict.fromkeys([("end-user", eu.name, eu.country),
+                                              *((p.role, p.name, p.country) for p in transaction.parties)]):
         result = _screen(context, name, country)
         if not result.matches:
             continue

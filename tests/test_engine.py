@@ -159,6 +159,14 @@ def test_a_large_bill_of_materials_adds_skus_not_flags(screen):
     assert max(len(f.evidence) for f in s.red_flags) < 2000
 
 
+def test_rf_1_2_quotes_the_figures_of_five_countries_and_counts_the_rest(screen):
+    high = ["EG", "CN", "SA", "VN", "TH", "AZ", "KZ", "TJ"]
+    s = screen(deal(end_user={"country": "EG"}, items=items("location_tracking"), deployment_countries=high))
+    (flag,) = flags(s, "RF-1.2")
+    assert flag.data["countries"] == high
+    assert flag.evidence.count("Freedom in the World") == 5 and "and 3 more high-risk countries" in flag.evidence
+
+
 def test_rf_1_3_unintended_capability_names_each_item_tier(screen):
     two = [{"sku": "DS-1", "name": "Disk", "capabilities": ["data_storage"]},
            {"sku": "RC-1", "name": "Recorder", "capabilities": ["recording_devices"]}]

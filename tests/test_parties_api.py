@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from hrdd.parties import service, storage
 from hrdd.parties.loaders import load_bytes, load_file
@@ -90,6 +91,16 @@ def test_screening_flags_a_confirmed_party_as_critical(client, auth_headers):
     assert result["party_matches"] and result["party_matches"][0]["status"] == "confirmed"
     assert result["versions"]["data"]["parties"] == "1"
     assert result["versions"]["data"]["parties_lists"] == "compiled-us-jp-ca@1"
+
+
+def test_a_party_listed_many_times_is_flagged_once(client, auth_headers):
+    hikvision = {"role": "distributor", "name": "Hikvision Digital Technology Co Ltd", "country": "CN"}
+    once = client.post("/v1/screenings?dry_run=true", json=deal("rp-3", hikvision), headers=auth_headers("crm")).json
+    fifty = client.post("/v1/screenings?dry_run=true", json=deal("rp-3", *[hikvision] * 50),
+                        headers=auth_headers("crm")).json
+    assert [f["id"] for f in fifty["red_flags"]].count("RF-4.3") == 1
+    assert fifty["party_matches"] == once["party_matches"]
+    assert len(str(fifty)) < 1.2 * len(str(once)) + 5_000  # the body's repeats, not 50 sets of matches
 
 
 def test_screening_flags_a_possible_end_user_as_high(client, auth_headers):
@@ -295,3 +306,39 @@ def test_workspace_mark_on_another_matchers_entry_is_left_to_the_workspace(app):
             conn, party_name="Teal Logistics", party_country="AE", list_name="Fake list", entry_id="TL-0042",
             reason="not them", author="user:alice", expires_at=None) is None
     assert storage.false_positives(store) == []
+
+
+@pytest.mark.parametrize("offset", [-5, 9], ids=["minus-05:00", "plus-09:00"])
+def test_expiry_sent_with_an_offset_keeps_its_instant(client, auth_headers, offset):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    match = screen_name(client, crm, "Candiru Solutions", "ES")["matches"][0]
+    expires = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    written = expires.astimezone(timezone(timedelta(hours=offset))).isoformat()
+    r = client.post("/v1/parties/false-positives", json={
+        "party_name": "Candiru Solutions", "entry_id": match["entry_id"], "reason": "Spanish catering firm",
+        "expires_at": written}, headers=reviewer)
+    assert r.status_code == 201, r.json
+    assert r.json["expires_at"] == expires.isoformat().replace("+00:00", "Z") and r.json["status"] == "active"
+    kept = client.get(f"/v1/parties/false-positives/{r.json['id']}", headers=reviewer).json
+    assert (kept["expires_at"], kept["status"]) == (r.json["expires_at"], "active")
+    again = screen_name(client, crm, "Candiru Solutions", "ES")
+    assert again["matches"] == []
+    assert datetime.fromisoformat(again["suppressed"][0]["false_positive"]["expires_at"]) == expires
+
+
+def test_expiry_stored_without_an_offset_reads_back_as_utc(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    match = screen_name(client, crm, "Candiru Solutions", "ES")["matches"][0]
+    fp_id = client.post("/v1/parties/false-positives", json={
+        "party_name": "Candiru Solutions", "entry_id": match["entry_id"], "reason": "Spanish catering firm"},
+        headers=reviewer).json["id"]
+    expires = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    # Written through a plain DateTime column, as rows were before: SQLite kept the UTC wall-clock time only.
+    legacy = sa.table("party_false_positives", sa.column("id"), sa.column("expires_at", sa.DateTime(timezone=True)))
+    store = app.extensions["hrdd"].store
+    with store.begin() as conn:
+        conn.execute(legacy.update().where(legacy.c.id == fp_id).values(expires_at=expires))
+    service.invalidate(store)
+    kept = client.get(f"/v1/parties/false-positives/{fp_id}", headers=reviewer).json
+    assert (kept["expires_at"], kept["status"]) == (expires.isoformat().replace("+00:00", "Z"), "active")
+    assert screen_name(client, crm, "Candiru Solutions", "ES")["matches"] == []
