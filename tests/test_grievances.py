@@ -128,6 +128,38 @@ def test_credible_grievance_raises_rf71_and_holds_the_end_users_deals(app, clien
     assert "RF-7.1" not in [f["id"] for f in again["red_flags"]]
 
 
+@pytest.mark.parametrize("spelling", ["Directorate of Public Security.", "The Directorate of Public Security",
+                                      "Directorate of Public-Security", "Directorate of Public\u200bSecurity",
+                                      "Directorate of Public Security (DPS)", "DIRECTORATE OF PUBLIC SECURITY"])
+def test_rf71_finds_the_end_user_however_its_name_is_punctuated(client, auth_headers, spelling):
+    gid = _submit(client).get_json()["reference"]
+    assert client.post(f"/v1/grievances/{gid}/triage", headers=auth_headers("reviewer"), json={
+        "status": "investigating", "credible": True,
+        "end_user": {"name": "Directorate of Public Security", "country": "EG"}}).status_code == 200
+    body = fixture("transaction_egypt_biometric.json")
+    body["end_user"]["name"] = spelling
+    flags = [f["id"] for f in screen(client, auth_headers("crm"), body)["red_flags"]]
+    assert "RF-7.1" in flags
+    body["end_user"]["name"] = "Directorate of Public Prosecution"
+    other = screen(client, auth_headers("crm"), body, reference={"system": "sf", "object_type": "o", "object_id": "2"})
+    assert "RF-7.1" not in [f["id"] for f in other["red_flags"]]
+
+
+def test_keys_linked_before_0703_are_recomputed(app, client, auth_headers):
+    gid = _submit(client).get_json()["reference"]
+    client.post(f"/v1/grievances/{gid}/triage", headers=auth_headers("reviewer"), json={
+        "status": "investigating", "credible": True, "end_user": {"name": "Directorate of Public Security.",
+                                                                  "country": "EG"}})
+    store = app.extensions["hrdd"].store
+    with store.engine.begin() as conn:  # the key as 0701's code wrote it
+        conn.execute(sa.update(grievances_table).values(end_user_key="directorate of public security.|EG"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0702_decision_terms' "
+                             "WHERE version_num = '0703_end_user_keys'"))
+    store.upgrade()
+    body = fixture("transaction_egypt_biometric.json")
+    assert "RF-7.1" in [f["id"] for f in screen(client, auth_headers("crm"), body)["red_flags"]]
+
+
 def test_a_grievance_linked_to_a_transaction_holds_it(app, client, auth_headers):
     crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
     clean = screen(client, crm, fixture("transaction_norway_storage.json"))

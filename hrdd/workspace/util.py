@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
 from hrdd.audit import now_iso
+from hrdd.parties.normalize import default_normaliser
 
 __all__ = ["new_id", "now_iso", "end_user_key", "days_ago_iso", "parse_iso"]
 
+_PARENTHESES = re.compile(r"\([^()]*\)")
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as ULIDs use
 
 
@@ -24,8 +27,17 @@ def new_id(prefix: str) -> str:
 
 
 def end_user_key(name: str, country: str | None) -> str:
-    """The key that identifies an end-user across deals: its normalised name and country."""
-    return f"{' '.join(name.split()).strip().lower()}|{(country or '').upper()}"
+    """The key that identifies an end-user across deals: its identifying words and its country.
+
+    Spelled with the restricted-party normaliser's shipped vocabulary, so "The Directorate of Public
+    Security.", "Directorate of Public-Security" and "Directorate of Public Security (DPS)" are one
+    end-user (RF-7.1 must not miss a grievance over punctuation). Changing that vocabulary changes keys:
+    a migration must then recompute ``grievances.end_user_key`` (see 0703_end_user_keys).
+    """
+    bare = _PARENTHESES.sub(" ", name)
+    normal = default_normaliser().normalise(bare if bare.strip() else name)
+    ident = normal.compact or normal.native or " ".join(name.split()).lower()
+    return f"{ident}|{(country or '').upper()}"
 
 
 def days_ago_iso(days: float) -> str:
