@@ -154,7 +154,7 @@ def test_keys_linked_before_0703_are_recomputed(app, client, auth_headers):
     with store.engine.begin() as conn:  # the key as 0701's code wrote it
         conn.execute(sa.update(grievances_table).values(end_user_key="directorate of public security.|EG"))
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0702_decision_terms' "
-                             "WHERE version_num = '0703_end_user_keys'"))
+                             "WHERE version_num LIKE '07%'"))  # the workspace branch's head
     store.upgrade()
     body = fixture("transaction_egypt_biometric.json")
     assert "RF-7.1" in [f["id"] for f in screen(client, auth_headers("crm"), body)["red_flags"]]
