@@ -9,8 +9,15 @@ from hrdd.model import tier_rank
 INTERMEDIARY_ROLES = ("distributor", "reseller", "integrator", "agent", "consignee")
 
 
-def _end_user_unknown(eu) -> bool:
-    return eu.type == "unknown" or eu.name.strip().lower() in ("", "unknown", "tbd", "n/a", "undisclosed")
+def _bare(text: str) -> str:
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in text.casefold()).split())
+
+
+def _end_user_unknown(eu, policy) -> bool:
+    if eu.type == "unknown" or not _bare(eu.name):
+        return True
+    names = policy.section("stakeholders").get("placeholder_end_user_names") or ()
+    return _bare(eu.name) in {_bare(str(n)) for n in names}
 
 
 @hookimpl
@@ -27,7 +34,7 @@ def hrdd_check(transaction, context):
     flags = []
     intermediaries = [p for p in transaction.parties if p.role in INTERMEDIARY_ROLES]
     undisclosed = transaction.answer("end_user_disclosed") == "no"
-    if intermediaries and (undisclosed or _end_user_unknown(eu)):
+    if intermediaries and (undisclosed or _end_user_unknown(eu, context.policy)):
         why = "end_user_disclosed = no" if undisclosed else f"end-user recorded as {eu.name!r} ({eu.type})"
         names = ", ".join(f"{p.name} ({p.role}, {p.country or 'country not given'})" for p in intermediaries)
         flags.append(make_flag(context, "RF-4.1", f"Sale through {names}; ultimate end-user not known: {why}.",

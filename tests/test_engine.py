@@ -276,6 +276,14 @@ def test_rf_4_1_intermediary_and_undisclosed_end_user(screen):
     assert flags(s, "RF-4.1")
 
 
+@pytest.mark.parametrize("name", ["TBD.", "To be confirmed", "  N/A ", "End-User", "CONFIDENTIAL"])
+def test_rf_4_1_placeholder_end_user_names_from_the_policy(screen, name):
+    parties = [{"role": "distributor", "name": "Gulf Channel LLC", "country": "AE"}]
+    s = screen(deal(parties=parties, end_user={"name": name, "type": "private"}))
+    assert flags(s, "RF-4.1") and name.strip() in flags(s, "RF-4.1")[0].evidence
+    assert not flags(screen(deal(parties=parties, end_user={"name": "Tbilisi Metro", "type": "private"})), "RF-4.1")
+
+
 def test_rf_4_1_quiet_when_disclosed_or_direct(screen):
     parties = [{"role": "distributor", "name": "Gulf Channel LLC", "country": "AE"}]
     assert not flags(screen(deal(parties=parties, answers={"end_user_disclosed": "yes"})), "RF-4.1")
