@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from hrdd.workspace import cases
 
 DEFAULT_STAGES = ("post_sale", "renewal")
 LIST_VERSION_KEY = "parties"
+BATCH = 100  # screenings read at a time
 
 
 @dataclass
@@ -56,27 +57,37 @@ def _older_than(recorded, since: str) -> bool:
         return str(recorded) < str(since)
 
 
-def active_screenings(store, stages: Iterable[str], since_list_version: str | None = None) -> list[dict]:
+def active_screenings(store, stages: Iterable[str], since_list_version: str | None = None) -> Iterator[dict]:
     """The latest screening of every transaction whose latest stage is one of ``stages``, oldest first.
 
     With ``since_list_version`` V, only those last screened against a restricted-party list version
-    older than V (so not yet against V).
+    older than V (so not yet against V). Screenings are read a batch at a time, so a run over many large
+    deals holds a batch in memory, not all of them.
     """
     stages = tuple(stages)
     ranked = sa.select(screenings.c.id, screenings.c.transaction_id, screenings.c.stage,
                        sa.func.row_number().over(partition_by=screenings.c.transaction_id,
                                                  order_by=(screenings.c.created_at.desc(),
                                                            screenings.c.id.desc())).label("rank")).subquery()
-    query = (sa.select(screenings.c.result)
+    query = (sa.select(screenings.c.id)
              .join(ranked, ranked.c.id == screenings.c.id)
              .where(ranked.c.rank == 1, ranked.c.stage.in_(stages))
              .order_by(screenings.c.created_at, screenings.c.id))
     with store.engine.connect() as conn:
-        rows = [r.result for r in conn.execute(query)]
-    if since_list_version is not None:
-        rows = [r for r in rows if _older_than(((r.get("versions") or {}).get("data") or {})
-                                                   .get(LIST_VERSION_KEY), since_list_version)]
-    return rows
+        ids = list(conn.execute(query).scalars())
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start:start + BATCH]
+        with store.engine.connect() as conn:
+            results = {row.id: row.result for row in conn.execute(
+                sa.select(screenings.c.id, screenings.c.result).where(screenings.c.id.in_(batch)))}
+        for screening_id in batch:
+            result = results.get(screening_id)
+            if result is None:
+                continue
+            if since_list_version is not None and not _older_than(
+                    ((result.get("versions") or {}).get("data") or {}).get(LIST_VERSION_KEY), since_list_version):
+                continue
+            yield result
 
 
 def describe(previous: dict, current: dict) -> str:

@@ -104,3 +104,13 @@ def test_stage_and_list_version_select_what_is_rescreened(app_config, database_u
     done = _rescreen_cli(database_url, "--stage", "order", "--store-unchanged")
     assert "1 examined, 1 new screenings" in done.stdout
     assert _rescreen_cli(database_url, "--stage", "bogus").returncode == 2
+
+
+def test_many_deals_are_read_a_batch_at_a_time_in_order(app_config, monkeypatch):
+    from hrdd import rescreen
+    svc = _app(app_config).extensions["hrdd"]
+    stored = [svc.screen_and_store(_india(f"B-{n}"))[0]["transaction_id"] for n in range(7)]
+    monkeypatch.setattr(rescreen, "BATCH", 3)
+    assert [s["transaction_id"] for s in rescreen.active_screenings(svc.store, ["post_sale"])] == stored
+    assert rescreen.rescreen(svc, stages=["post_sale"]).examined == 7
+    svc.store.engine.dispose()
