@@ -143,8 +143,8 @@ def rider_executed(transaction_id: str):
         data = RiderExecutedSchema().load(body)
     except ValidationError as exc:
         raise validation_error(exc.messages) from exc
-    screening_ids = {s["id"] for s in services.store.screenings_of(transaction_id)}
-    if data["screening_id"] and data["screening_id"] not in screening_ids:
+    named = services.store.get_screening(data["screening_id"]) if data["screening_id"] else None
+    if data["screening_id"] and (named or {}).get("transaction_id") != transaction_id:
         raise validation_error({"screening_id": [f"not a screening of transaction {transaction_id}"]})
     record = {"id": new_id("rdx"), "transaction_id": transaction_id, "screening_id": data["screening_id"],
               "executed_by": data["executed_by"].strip(), "executed_at": data["executed_at"],

@@ -134,6 +134,9 @@ def test_rider_executed_needs_the_contracts_role_and_valid_fields(client, crm, a
     assert r.status_code == 422 and "executed_by" in r.json["message"]
     r = executed(client, contracts, txn, screening_id="scr_NOTTHISONE")
     assert r.status_code == 422 and "screening_id" in r.json["message"]
+    another = screen(client, crm, {**BERGEN, "reference": {**BERGEN["reference"], "object_id": "OTHER"}}, "order")
+    r = executed(client, contracts, txn, screening_id=another["id"])
+    assert r.status_code == 422 and f"not a screening of transaction {txn}" in str(r.json["errors"])
     assert executed(client, contracts, "txn_UNKNOWN").status_code == 404
     assert gate(client, crm, txn)[0] == "hold"
 
