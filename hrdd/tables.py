@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from hrdd.sqltypes import UTCDateTime
+
 metadata = sa.MetaData()
 
 api_keys = sa.Table(
@@ -13,8 +15,8 @@ api_keys = sa.Table(
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("prefix", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime()),
 )
 
 transactions = sa.Table(
@@ -23,8 +25,8 @@ transactions = sa.Table(
     sa.Column("system", sa.String(64), nullable=False),
     sa.Column("object_type", sa.String(64), nullable=False),
     sa.Column("object_id", sa.String(128), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("system", "object_type", "object_id", name="uq_transactions_reference"),
 )
 
@@ -32,7 +34,7 @@ screenings = sa.Table(
     "screenings", metadata,
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("transaction_id", sa.String(40), sa.ForeignKey("transactions.id"), nullable=False, index=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
     sa.Column("stage", sa.String(20), nullable=False),
     sa.Column("decision", sa.String(30), nullable=False),
     sa.Column("gate", sa.String(30), nullable=False),

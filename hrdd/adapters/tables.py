@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from hrdd.sqltypes import UTCDateTime
 from hrdd.store import iso as core_iso
 from hrdd.store import new_id as core_new_id
 from hrdd.store import utcnow
@@ -26,9 +27,9 @@ adapter_deliveries = sa.Table(
     sa.Column("event", sa.JSON, nullable=False),
     sa.Column("outcome", sa.JSON, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index("ix_adapter_deliveries_reference", "system", "object_type", "object_id"),
     sa.Index("ix_adapter_deliveries_due", "status", "next_attempt_at"),
 )
@@ -45,12 +46,12 @@ outbox = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
     sa.Column("last_error", sa.Text),
     sa.Column("last_status", sa.Integer),
     sa.Column("sent", sa.JSON),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime()),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
 )
 
@@ -60,10 +61,10 @@ rider_executions = sa.Table(
     sa.Column("transaction_id", sa.String(40), sa.ForeignKey("transactions.id"), nullable=False, index=True),
     sa.Column("screening_id", sa.String(40)),
     sa.Column("executed_by", sa.String(200), nullable=False),
-    sa.Column("executed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("executed_at", UTCDateTime(), nullable=False),
     sa.Column("document_ref", sa.String(500)),
     sa.Column("recorded_by", sa.String(200), nullable=False),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
 )
 
 

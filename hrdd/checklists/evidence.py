@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from hrdd.sqltypes import UTCDateTime
 from hrdd.tables import metadata
 
 checklist_uploads = sa.Table(
@@ -24,7 +25,7 @@ checklist_uploads = sa.Table(
     sa.Column("answers", sa.JSON, nullable=False),
     sa.Column("record", sa.JSON, nullable=False),
     sa.Column("uploaded_by", sa.String(200)),
-    sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("uploaded_at", UTCDateTime(), nullable=False),
 )
 
 

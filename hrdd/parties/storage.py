@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from hrdd.parties.entries import ListEntry
 from hrdd.parties.loaders import LoadedList
+from hrdd.sqltypes import UTCDateTime
 from hrdd.tables import metadata
 
 party_list_versions = sa.Table(
@@ -21,7 +22,7 @@ party_list_versions = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("entry_count", sa.Integer, nullable=False),
     sa.Column("name_count", sa.Integer, nullable=False),
-    sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("loaded_at", UTCDateTime(), nullable=False),
     sa.Column("loaded_by", sa.String(200), nullable=False),
 )
 
@@ -50,9 +51,9 @@ party_false_positives = sa.Table(
     sa.Column("list_version_id", sa.Integer, sa.ForeignKey("party_list_versions.id"), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("author", sa.String(200), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True)),
-    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime()),
+    sa.Column("revoked_at", UTCDateTime()),
     sa.Column("revoked_by", sa.String(200)),
     sa.Column("revoke_reason", sa.Text),
 )
