@@ -21,7 +21,8 @@ from hrdd.store import memoized
 
 # Bumped whenever a rule's outcome changes, so each stored screening says which rules produced it and
 # re-screening names the change ("versions changed: ruleset ...").
-# 2026.12.1: step-1 flags and RF-2.3 raised once per capability or reason, naming every item.
+# 2026.12.1: step-1 flags and RF-2.3 raised once per capability or reason, naming every item; RF-4.3 once
+# per distinct party; RF-4.1 placeholder end-user names from the policy, compared without punctuation.
 RULESET_VERSION = "2026.12.1"
 
 STEP_TITLES = {
