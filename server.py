@@ -18,6 +18,13 @@ from hrdd.services import Services
 
 log = logging.getLogger("hrdd")
 
+# A database whose schema is not this code's: PostgreSQL's undefined_table, undefined_column and "no unique
+# constraint for ON CONFLICT"; SQLite says so only in its messages.
+_SCHEMA_STATES = frozenset({"42P01", "42703", "42P10"})
+_SCHEMA_MESSAGES = ("no such table", "no such column", "has no column named",
+                    "does not match any PRIMARY KEY or UNIQUE constraint")
+_READ_ONLY_STATE = "25006"  # read_only_sql_transaction: a standby, or default_transaction_read_only
+
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: configuration, services (store migrated), blueprints, plugins' routes, error shape."""
@@ -68,24 +75,55 @@ def _install_error_handlers(app: Flask) -> None:
         response.status_code = exc.code or 500
         return response
 
-    @app.errorhandler(sa.exc.OperationalError)
-    def _store_unavailable(exc: sa.exc.OperationalError):
-        # The database is down, restarting or unreachable: a retryable 503, not an internal error.
-        log.warning("database unavailable: %s", str(exc.orig or exc).splitlines()[0] if str(exc) else exc)
-        response = jsonify({"code": "store_unavailable", "status": 503,
-                            "message": "The database is not reachable; the request may not have completed. "
-                                       "Retry it (with the same Idempotency-Key) shortly.", "errors": {}})
-        response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
+    @app.errorhandler(sa.exc.DBAPIError)
+    def _store_error(exc: sa.exc.DBAPIError):
+        fault = store_fault(exc)
+        reason = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+        if fault == "schema":
+            # Permanent until an operator acts: a 500 that says what to do, never a retryable 503.
+            log.error("database schema does not match this hrdd: %s", reason)
+            return _error("store_schema_mismatch", 500,
+                          "The database schema does not match this version of hrdd; the request was not "
+                          "completed. An operator must run `hrdd db upgrade`.")
+        if fault == "read_only":
+            log.error("database is read-only: %s", reason)
+            return _error("store_read_only", 503,
+                          "The database accepts no writes at the moment (read-only); the request was not "
+                          "completed. Retry it (with the same Idempotency-Key) later.", retry_after=30)
+        if fault == "unavailable":
+            # The database is down, restarting or unreachable: a retryable 503, not an internal error.
+            log.warning("database unavailable: %s", reason)
+            return _error("store_unavailable", 503,
+                          "The database is not reachable; the request may not have completed. "
+                          "Retry it (with the same Idempotency-Key) shortly.", retry_after=5)
+        return _unexpected(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        log.exception("unhandled error")
-        response = jsonify({"code": "internal_error", "status": 500,
-                            "message": "An unexpected error occurred; it has been logged", "errors": {}})
-        response.status_code = 500
-        return response
+        log.error("unhandled error", exc_info=exc)
+        return _error("internal_error", 500, "An unexpected error occurred; it has been logged")
+
+
+def store_fault(exc: sa.exc.DBAPIError) -> str | None:
+    """What a database error says of the store: "schema", "read_only", "unavailable", or None (a bug)."""
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    message = str(exc.orig)
+    if state in _SCHEMA_STATES or any(text in message for text in _SCHEMA_MESSAGES):
+        return "schema"
+    if state == _READ_ONLY_STATE or "readonly database" in message:  # SQLite: "attempt to write a readonly database"
+        return "read_only"
+    if isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated:
+        return "unavailable"
+    return None
+
+
+def _error(code: str, status: int, message: str, retry_after: int | None = None):
+    """A response in the API's error shape."""
+    response = jsonify({"code": code, "status": status, "message": message, "errors": {}})
+    response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -13,17 +14,39 @@ from hrdd.store import ROLES
 
 
 def _create_app():
-    from sqlalchemy.exc import OperationalError
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
 
     from server import create_app  # noqa: PLC0415 - server.py lives at the project root
     try:
         return create_app()
-    except OperationalError as exc:
-        from hrdd.config import load_config
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise click.ClickException(
-            f"cannot open the store {_safe_url(load_config()['HRDD_DATABASE_URL'])}: {reason}. "
-            "Check HRDD_DATABASE_URL and that the database is running.") from None
+    except (SQLAlchemyError, CommandError) as exc:
+        raise _store_error(exc) from None
+
+
+def _store_error(exc: Exception) -> click.ClickException:
+    """One line naming the store (passwords hidden), the database's reason and what to check."""
+    from hrdd.config import load_config
+    url = load_config()["HRDD_DATABASE_URL"]
+    reason = _hide_passwords(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0], url)
+    return click.ClickException(
+        f"cannot open the store {_safe_url(url)}: {reason.rstrip('.')}.{_store_hint(exc, url)}")
+
+
+def _store_hint(exc: Exception, url: str) -> str:
+    from sqlalchemy.exc import DBAPIError
+
+    from server import store_fault  # noqa: PLC0415 - server.py lives at the project root
+    if not isinstance(exc, DBAPIError):
+        return ""  # alembic's and the store's own messages say what to do
+    fault = store_fault(exc)
+    if fault == "read_only":
+        return " hrdd writes at start-up (schema, audit trail): give it a database that accepts writes."
+    if fault == "unavailable":
+        return " Check HRDD_DATABASE_URL and that the database is running."
+    if url.startswith("sqlite"):
+        return " Check that HRDD_DATABASE_URL names hrdd's SQLite database file."
+    return " Check the database user's privileges and the schema HRDD_DATABASE_URL selects."
 
 
 def _services():
@@ -118,9 +141,36 @@ def _worker_exited(pid: int) -> None:
 
 
 def _safe_url(url: str) -> str:
-    # Never print a password embedded in the database URL.
+    """The database URL without its passwords: the user's, and query parameters such as ?password=."""
     from sqlalchemy.engine import make_url
-    return make_url(url).render_as_string(hide_password=True)
+    from sqlalchemy.exc import ArgumentError
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "(not a valid database URL)"
+    hidden = [key for key in parsed.query if "password" in key.lower()]
+    text = parsed.difference_update_query(hidden).render_as_string(hide_password=True)
+    if hidden:
+        text += ("&" if "?" in text else "?") + "&".join(f"{key}=***" for key in hidden)
+    return text
+
+
+def _hide_passwords(text: str, url: str) -> str:
+    """``text`` with every password of the database URL replaced by ***."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return text.replace(url, "(the database URL)")
+    secrets = [parsed.password] if parsed.password else []
+    for key, value in parsed.query.items():
+        if "password" in key.lower():
+            secrets += [value] if isinstance(value, str) else list(value)
+    for secret in sorted(filter(None, map(str, secrets)), key=len, reverse=True):
+        # Whole tokens only: a short password must not mangle the words around it.
+        text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
+    return text
 
 
 @cli.command("screen")
@@ -150,12 +200,20 @@ def keys():
     """Manage API keys for machines (CRM, ERP, contract and export tools)."""
 
 
+KEY_NAME_MAX = 200  # api_keys.name is VARCHAR(200)
+
+
 @keys.command("create")
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(ROLES))
 @with_appcontext
 def keys_create(name, role):
-    """Create a key; it is printed once, alone on the last line."""
+    """Create a key for the machine NAME; it is printed once, alone on the last line."""
+    import unicodedata
+    name = name.strip()
+    if not 1 <= len(name) <= KEY_NAME_MAX or any(unicodedata.category(c) == "Cc" for c in name):
+        raise click.ClickException(f"name must be 1-{KEY_NAME_MAX} characters, not blank, "
+                                   "without control characters")
     key_id, plaintext = _services().store.create_api_key(name, role)
     click.echo(f"Created key {key_id} for {name} with role {role}. Store it now; it is not shown again:")
     click.echo(plaintext)
@@ -192,6 +250,30 @@ def db_upgrade():
     services = _services()
     services.store.upgrade()
     click.echo(f"schema up to date ({services.store.dialect})")
+
+
+# Without the app: building it migrates the schema, and this command reports the schema as found.
+@db.command("current", with_appcontext=False)
+def db_current():
+    """Print the revisions the database records and whether they are this hrdd's (exit status 1 if not)."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hrdd.config import load_config
+    from hrdd.store import Store
+    try:
+        store = Store(load_config()["HRDD_DATABASE_URL"])
+        try:
+            status = store.schema_status()
+        finally:
+            store.engine.dispose()
+    except (SQLAlchemyError, CommandError) as exc:
+        raise _store_error(exc) from None
+    click.echo(f"recorded: {', '.join(status['recorded']) or '(none)'}")
+    click.echo(f"heads:    {', '.join(status['heads'])}")
+    if status["problem"]:
+        raise click.ClickException(status["problem"])
+    click.echo(f"schema up to date ({store.dialect})")
 
 
 @cli.group("data")

@@ -131,18 +131,68 @@ class Store:
         self._scope_memo: ContextVar[dict | None] = ContextVar(f"hrdd_scope_memo_{id(self)}", default=None)
 
     # ---- schema ----
+    migrations_dir = Path(__file__).parent / "migrations"
+
     def upgrade(self) -> None:
-        """Create or migrate the schema to the newest revision of every branch (`heads`)."""
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        """Create or migrate the schema to the newest revision of every branch (`heads`).
+
+        Raises alembic's CommandError, saying why, for a database migrated by a newer hrdd.
+        """
+        cfg = self._alembic_config()
+        known, heads = _script_revisions(str(self.migrations_dir))
         # SQLite: the write lock makes processes starting together (workers, `hrdd worker`) migrate in turn.
-        with self.write_lock, self.engine.begin() as conn:
+        with self.write_lock, self._migration_transaction() as conn:
             if self.dialect == "postgresql":
                 # Instances starting at once migrate one after another (DDL is transactional there);
                 # the later ones find the schema current.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            recorded = _recorded_revisions(conn)
+            if recorded - known:
+                from alembic.util import CommandError
+                raise CommandError(_schema_problem(recorded, known, heads))
+            if recorded == heads:
+                return
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")
+            if self.dialect == "sqlite":
+                _check_foreign_keys(conn)
+
+    def schema_status(self) -> dict:
+        """The revisions the database records, this code's heads, and ``problem``: why they differ, or None."""
+        known, heads = _script_revisions(str(self.migrations_dir))
+        with self.engine.connect() as conn:
+            recorded = _recorded_revisions(conn)
+        return {"recorded": sorted(recorded), "heads": sorted(heads),
+                "problem": _schema_problem(recorded, known, heads)}
+
+    def _alembic_config(self) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(self.migrations_dir))
+        return cfg
+
+    @contextmanager
+    def _migration_transaction(self):
+        """A connection in one transaction that holds every migration step, DDL included."""
+        if self.dialect != "sqlite":
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        # pysqlite opens transactions only before DML, so DDL would commit step by step and a failed batch
+        # migration would leave its _alembic_tmp_ table behind: in autocommit mode our own BEGIN covers it
+        # all (the isolation level is reset when the connection goes back to the pool).
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            # A batch migration copies a table and drops the original, which fails (or cascades) while
+            # other tables reference it; foreign_key_check verifies the result. The pragma is a no-op
+            # inside a transaction, so it is set before BEGIN.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                yield conn
+                conn.commit()
+            finally:
+                conn.rollback()
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
     def ping(self) -> bool:
         """True when the database answers."""
@@ -260,18 +310,20 @@ class Store:
             existing = self.find_by_idempotency_key(idempotency_key)
             if existing is not None:
                 return self._replay(existing, request_hash)
-        now = utcnow()
         try:
             with self._writing() as conn:
                 return self._insert_screening(conn, screening, request_body, request_hash, idempotency_key,
-                                              source, now)
+                                              source)
         except _LostRace:
             # Another process stored the same key between our look-up and our insert.
             return self._replay(self.find_by_idempotency_key(idempotency_key), request_hash)
 
-    def _insert_screening(self, conn, screening, request_body, request_hash, idempotency_key, source, now):
+    def _insert_screening(self, conn, screening, request_body, request_hash, idempotency_key, source):
         ref = screening.transaction.reference
-        txn_id = self._transaction_id(conn, ref, now)
+        txn_id = self._transaction_id(conn, ref, utcnow())
+        # Timed once the deal is locked (the write lock, or on PostgreSQL the row the upsert touched), so
+        # screenings of one deal are dated in the order they are stored: history and latest_screening sort so.
+        now = utcnow()
         screening.id = new_id("scr")
         screening.transaction_id = txn_id
         screening.created_at = iso(now)
@@ -397,6 +449,51 @@ class Store:
                                      .values(revoked_at=utcnow())).rowcount)
         self._key_cache.clear()
         return done
+
+
+# Per migrations directory: its files change only with a new release (reading them takes ~50 ms).
+_SCRIPT_REVISIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def _script_revisions(location: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Every revision the migration scripts in ``location`` define, and the newest of each branch."""
+    if location not in _SCRIPT_REVISIONS:
+        from alembic.script import ScriptDirectory
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", location)
+        scripts = ScriptDirectory.from_config(cfg)
+        _SCRIPT_REVISIONS[location] = (frozenset(script.revision for script in scripts.walk_revisions()),
+                                       frozenset(scripts.get_heads()))
+    return _SCRIPT_REVISIONS[location]
+
+
+def _recorded_revisions(conn) -> set[str]:
+    from alembic.migration import MigrationContext
+    return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def _schema_problem(recorded: set[str], known: frozenset[str], heads: frozenset[str]) -> str | None:
+    """Why a database recording ``recorded`` does not fit scripts defining ``known`` with ``heads``."""
+    unknown = sorted(recorded - known)
+    if unknown:
+        return (f"the database was migrated by a newer hrdd (unknown revision{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(unknown)}); upgrade hrdd or restore a backup")
+    if not recorded:
+        return "the database has no hrdd schema; run `hrdd db upgrade`"
+    if recorded != heads:
+        return (f"the database schema is out of date (missing {', '.join(sorted(heads - recorded))}); "
+                "run `hrdd db upgrade`")
+    return None
+
+
+def _check_foreign_keys(conn) -> None:
+    """Refuse (rolling back) a SQLite migration that left rows referring to rows that do not exist."""
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        from alembic.util import CommandError
+        table, rowid, parent, _ = broken[0]
+        raise CommandError(f"the migration left {len(broken)} row(s) whose foreign key refers to no row "
+                           f"(first: {table} rowid {rowid} -> {parent}); nothing was changed")
 
 
 def _sqlite_pragmas(dbapi_conn, _record):

@@ -138,3 +138,82 @@ def test_serve_answers_on_waitress(database_url, tmp_path):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def _alembic_version(database_url, statement, **params):
+    import sqlalchemy as sa
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(statement), params)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("args", [["keys", "list"], ["db", "upgrade"], ["serve", "--port", "1"]])
+def test_a_database_from_a_newer_hrdd_is_one_clear_line(env, args):
+    assert run(env, "db", "upgrade").exit_code == 0
+    _alembic_version(env["HRDD_DATABASE_URL"], "INSERT INTO alembic_version VALUES (:rev)", rev="0799_future")
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 1 and result.exc_info[0] is SystemExit
+    assert len(result.output.strip().splitlines()) == 1
+    assert "migrated by a newer hrdd (unknown revision 0799_future); upgrade hrdd or restore a backup" in result.output
+
+
+def test_a_database_error_at_start_up_is_one_line_naming_it(env, tmp_path):
+    url = env["HRDD_DATABASE_URL"]
+    if url.startswith("sqlite"):
+        garbage = tmp_path / "not-a-database.sqlite3"
+        garbage.write_bytes(b"not a database\n" * 512)
+        url, reason = f"sqlite:///{garbage}", "file is not a database."
+    else:
+        # A store hrdd cannot write to: start-up records in the audit trail.
+        assert run(env, "db", "upgrade").exit_code == 0
+        url, reason = url + "%20-cdefault_transaction_read_only%3Don", "accepts writes."
+    result = CliRunner().invoke(cli, ["keys", "list"], env={"HRDD_DATABASE_URL": url})
+    assert result.exit_code == 1 and result.exc_info[0] is SystemExit
+    assert len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith("Error: cannot open the store") and reason in result.output
+
+
+def test_db_current_says_whether_the_schema_is_this_hrdds(env):
+    empty = CliRunner().invoke(cli, ["db", "current"], env=env)
+    assert empty.exit_code == 1 and "recorded: (none)" in empty.output and "no hrdd schema" in empty.output
+    run(env, "db", "upgrade")
+    current = run(env, "db", "current")
+    assert current.exit_code == 0 and "schema up to date" in current.output
+    heads = re.search(r"heads: +(.*)", current.output).group(1).split(", ")
+    assert re.search(r"recorded: +(.*)", current.output).group(1).split(", ") == heads
+    _alembic_version(env["HRDD_DATABASE_URL"], "DELETE FROM alembic_version WHERE version_num = :rev", rev=heads[0])
+    behind = CliRunner().invoke(cli, ["db", "current"], env=env)
+    assert behind.exit_code == 1 and "out of date" in behind.output and "hrdd db upgrade" in behind.output
+    _alembic_version(env["HRDD_DATABASE_URL"], "INSERT INTO alembic_version VALUES (:rev)", rev="0799_future")
+    newer = CliRunner().invoke(cli, ["db", "current"], env=env)
+    assert newer.exit_code == 1 and "0799_future" in newer.output and "newer hrdd" in newer.output
+
+
+def test_a_password_given_as_a_query_parameter_is_never_printed(env, monkeypatch):
+    from hrdd import checkpoints, serving
+    unreachable = "postgresql+psycopg://hrdd@/hrdd?host=127.0.0.1&port=1&password=QuerySecret1"
+    result = CliRunner().invoke(cli, ["keys", "list"], env={"HRDD_DATABASE_URL": unreachable})
+    assert result.exit_code == 1 and "cannot open the store" in result.output
+    assert "QuerySecret1" not in result.output and "password=***" in result.output
+    monkeypatch.setattr(serving, "serve", lambda *args, **kwargs: None)
+    monkeypatch.setattr(checkpoints, "start", lambda store: None)
+    url = env["HRDD_DATABASE_URL"]
+    served = run({"HRDD_DATABASE_URL": f"{url}{'&' if '?' in url else '?'}password=QuerySecret1"}, "serve")
+    assert served.exit_code == 0 and "hrdd listening on" in served.output
+    assert "QuerySecret1" not in served.output and "password=***" in served.output
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "two\nlines"])
+def test_keys_create_refuses_a_blank_long_or_multi_line_name(env, name):
+    result = CliRunner().invoke(cli, ["keys", "create", name, "--role", "crm"], env=env)
+    assert result.exit_code == 1 and result.exc_info[0] is SystemExit
+    assert "name must be 1-200 characters" in result.output
+    assert run(env, "keys", "list").output == ""
+
+
+def test_keys_create_takes_a_name_of_200_characters(env):
+    assert run(env, "keys", "create", "x" * 200, "--role", "crm").exit_code == 0
+    assert "x" * 200 in run(env, "keys", "list").output

@@ -263,3 +263,19 @@ def test_an_escalated_order_holds_whether_its_case_is_opened_or_noted_in_the_sam
     noted = screen(client, crm, body, stage="order")  # same deal again: a note on the same case
     assert any(f"case {case['id']} awaits a reviewer" in reason for reason in noted["hold_reasons"])
     assert case_of(app, noted["transaction_id"])["id"] == case["id"]
+
+
+def test_queue_capability_filter_ignores_case_and_takes_wildcards_literally(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    base = fixture("transaction_egypt_biometric.json")
+    items = [{**base["items"][0], "capabilities": ["biometric_identification"]}]
+    case_id = case_of(app, screen(client, crm, base, items=items)["transaction_id"])["id"]
+
+    def listed(capability):
+        r = client.get("/v1/cases", query_string={"capability": capability}, headers=reviewer)
+        assert r.status_code == 200
+        return [c["id"] for c in r.get_json()["cases"]]
+
+    assert listed("biometric_identification") == listed("BIOMETRIC_IDENTIFICATION") == [case_id]
+    for pattern in ("%", "biometric%", "biometric_identificatio_", "biometric%identification", "_"):
+        assert listed(pattern) == [], pattern

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+import weakref
+
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.exc import SQLAlchemyError
 
 from hrdd import __version__
 from hrdd.auth import public, require_role
@@ -12,6 +16,10 @@ from hrdd.plugins import plugin_info
 from hrdd.services import current_services
 
 bp = Blueprint("meta", __name__)
+
+# Probes may come every second from each balancer; the schema changes only when someone migrates it.
+SCHEMA_CHECK_SECONDS = 5.0
+_schema_checks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @bp.get("/healthz")
@@ -24,13 +32,30 @@ def healthz():
 @bp.get("/readyz")
 @public("readiness probes; answers only ready or not, and which check failed")
 def readyz():
-    """Readiness: the store answers and the reference data is loaded (503 otherwise, saying which)."""
+    """Readiness: the store answers with this hrdd's schema, the reference data is loaded (else 503: which, why)."""
     services = current_services()
-    checks = {"store": services.store.ping(), "reference_data": services.reference.loaded()}
+    reasons = {"store": _store_problem(services.store),
+               "reference_data": None if services.reference.loaded() else "a reference dataset has no rows"}
+    checks = {name: reason is None for name, reason in reasons.items()}
     ready = all(checks.values())
-    response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})
+    response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks,
+                        "reasons": {name: reason for name, reason in reasons.items() if reason}})
     response.status_code = 200 if ready else 503
     return response
+
+
+def _store_problem(store) -> str | None:
+    if not store.ping():
+        return "the database does not answer"
+    cached = _schema_checks.get(store)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    try:
+        problem = store.schema_status()["problem"]
+    except SQLAlchemyError:
+        return "the database does not answer"
+    _schema_checks[store] = (time.monotonic() + SCHEMA_CHECK_SECONDS, problem)
+    return problem
 
 
 @bp.get("/metrics")
