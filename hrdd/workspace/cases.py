@@ -119,7 +119,12 @@ def on_screening_stored(conn, screening: dict, memo: dict | None = None) -> str 
         return None
     if standing_override(conn, screening["transaction_id"], screening, memo):
         return None
-    flags = ", ".join(f"{f['id']} ({f['severity']})" for f in screening.get("red_flags") or ())
+    counted: dict[tuple[str, str], int] = {}
+    for f in screening.get("red_flags") or ():
+        counted[(f["id"], f["severity"])] = counted.get((f["id"], f["severity"]), 0) + 1
+    # One entry per flag and severity: a deal touching sixty countries notes "RF-3.1 (high) x59" once.
+    flags = ", ".join(f"{flag_id} ({severity})" + (f" x{n}" if n > 1 else "")
+                      for (flag_id, severity), n in counted.items())
     return open_case(conn, screening, reason or f"Engine decision {screening['decision']}: {flags or 'no flags listed'}",
                      memo=memo)
 
@@ -177,7 +182,9 @@ def queue(conn, *, status: str | None = "open", country: str | None = None, capa
     if country:
         query = query.where(cases.c.country == country.upper())
     if capability:
-        query = query.where(cases.c.capabilities.like(f"%|{capability}|%"))
+        # Capability ids are lower case; LIKE ignores case on SQLite only, and % or _ must match themselves.
+        needle = capability.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(cases.c.capabilities.like(f"%|{needle}|%", escape="\\"))
     if min_age_days:
         query = query.where(cases.c.opened_at <= days_ago_iso(min_age_days))
     total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
