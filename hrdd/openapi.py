@@ -14,6 +14,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 
 from hrdd import __version__
+from hrdd.api.paging import page_parameters
+from hrdd.api.transactions import HISTORY_MAX, HISTORY_PAGE
 from hrdd.routes import route_table
 from hrdd.schemas import ErrorSchema, ScreeningSchema, TransactionRecordSchema, TransactionSchema
 
@@ -88,6 +90,7 @@ CORE_OPERATIONS = {
     },
     "screenings.get_screening": {"responses": {"200": json_response("The stored screening", "Screening")}},
     "transactions.get_transaction": {
+        "parameters": page_parameters(HISTORY_PAGE, HISTORY_MAX),
         "responses": {"200": json_response("Screenings across stages and the current gate", "TransactionRecord")}},
     "documents.rider": {"parameters": [query("template", {"type": "string", "maxLength": 64})],
                         "responses": {"200": {"description": "Word rider", "content": {

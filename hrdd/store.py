@@ -362,12 +362,20 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(screenings.c.request).where(screenings.c.id == screening_id)).scalar()
 
-    def screenings_of(self, transaction_id: str) -> list[dict]:
-        """Every screening of a transaction, newest first."""
+    def screenings_of(self, transaction_id: str, limit: int | None = None, offset: int = 0) -> list[dict]:
+        """A transaction's screenings, newest first (``limit`` of them from ``offset``, or all)."""
+        query = (sa.select(screenings.c.result).where(screenings.c.transaction_id == transaction_id)
+                 .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).offset(offset))
+        if limit is not None:
+            query = query.limit(limit)
         with self.reading() as conn:
-            rows = conn.execute(sa.select(screenings.c.result).where(screenings.c.transaction_id == transaction_id)
-                                .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()))
-            return [r.result for r in rows]
+            return [r.result for r in conn.execute(query)]
+
+    def count_screenings_of(self, transaction_id: str) -> int:
+        """How many screenings a transaction has."""
+        with self.reading() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(screenings)
+                                .where(screenings.c.transaction_id == transaction_id)).scalar_one()
 
     def latest_screening_before(self, transaction_id: str, screening_id: str, stage: str) -> dict | None:
         """The newest screening at ``stage`` of a transaction stored before screening ``screening_id``."""

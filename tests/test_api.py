@@ -261,6 +261,32 @@ def test_dry_run_stores_nothing(app, client, auth_headers, transaction):
     assert stored_count(app) == 0
 
 
+def test_transaction_history_comes_a_page_at_a_time(app, client, auth_headers, transaction):
+    headers = auth_headers("crm")
+    ids = [post(client, {**transaction, "stage": stage}, headers).json["id"]
+           for stage in ("opportunity", "quote", "quote", "order", "order")]
+    txn = post(client, transaction, headers).json["transaction_id"]
+    ids.append(app.extensions["hrdd"].store.latest_screening(txn)["id"])
+    newest_first = list(reversed(ids))
+    first = client.get(f"/v1/transactions/{txn}?limit=4", headers=headers).json
+    assert [s["id"] for s in first["screenings"]] == newest_first[:4]
+    assert (first["screenings_total"], first["limit"], first["offset"]) == (6, 4, 0)
+    assert first["latest_screening_id"] == newest_first[0] and first["screenings"][0]["flags"].count("RF-1.2") == 1
+    second = client.get(first["next"], headers=headers).json
+    assert [s["id"] for s in second["screenings"]] == newest_first[4:] and "next" not in second
+    assert second["gate"] == first["gate"] and second["latest_screening_id"] == newest_first[0]
+    default = client.get(f"/v1/transactions/{txn}", headers=headers).json
+    assert len(default["screenings"]) == 6 and default["limit"] == 100 and "next" not in default
+
+
+@pytest.mark.parametrize("query, field", [("limit=0", "limit"), ("limit=1001", "limit"), ("limit=ten", "limit"),
+                                          ("offset=-1", "offset"), ("offset=1.5", "offset")])
+def test_transaction_paging_arguments_are_checked(client, auth_headers, transaction, query, field):
+    txn = post(client, transaction, auth_headers("crm")).json["transaction_id"]
+    r = client.get(f"/v1/transactions/{txn}?{query}", headers=auth_headers("crm"))
+    assert r.status_code == 400 and list(r.json["errors"]) == [field] and field in r.json["message"]
+
+
 def test_transaction_collects_stages_newest_first(client, auth_headers, transaction):
     headers = auth_headers("crm")
     quote = post(client, transaction, headers).json

@@ -279,3 +279,18 @@ def test_queue_capability_filter_ignores_case_and_takes_wildcards_literally(app,
     assert listed("biometric_identification") == listed("BIOMETRIC_IDENTIFICATION") == [case_id]
     for pattern in ("%", "biometric%", "biometric_identificatio_", "biometric%identification", "_"):
         assert listed(pattern) == [], pattern
+
+
+def test_case_page_lists_the_newest_screenings_and_says_how_many_more(app, client, auth_headers, monkeypatch):
+    from hrdd.workspace import views
+    monkeypatch.setattr(views, "CASE_HISTORY", 2)
+    make_user(app)
+    login(client)
+    body = fixture("transaction_egypt_biometric.json")
+    first = screen(client, auth_headers("crm"), body)
+    screen(client, auth_headers("crm"), body)
+    screen(client, auth_headers("crm"), body, stage="order")
+    page = client.get(f"/workspace/cases/{case_of(app, first['transaction_id'])['id']}").get_data(as_text=True)
+    assert page.count("<td>order</td>") == 1 and page.count("<td>quote</td>") == 1
+    history = page.split('id="h-history"')[1].split("</section>")[0]
+    assert "The 2 newest of 3 screenings" in history and first["id"] not in history

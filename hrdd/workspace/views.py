@@ -16,6 +16,7 @@ from hrdd.workspace.util import parse_iso
 from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
 bp = make_blueprint("workspace", "/workspace", static=True)
+CASE_HISTORY = 50  # screenings listed on a case page; the API pages through all of them
 
 
 def _login_limit() -> str:
@@ -98,12 +99,14 @@ def _load_case(case_id: str):
 def case_page(case_id: str):
     """A case: the transaction, red flags with evidence, party matches, steps, history, decisions."""
     svc, case, latest = _load_case(case_id)
-    history = svc.store.screenings_of(case["transaction_id"])
+    history = svc.store.screenings_of(case["transaction_id"], limit=CASE_HISTORY)
+    history_total = svc.store.count_screenings_of(case["transaction_id"]) if len(history) == CASE_HISTORY else len(history)
     gate, reasons = svc.gate_of(case["transaction_id"], latest) if latest else ("hold", [])
     with svc.store.engine.connect() as conn:
         marks = falsepositives.marks_for_case(conn, case_id)
     return render_template(
-        "workspace/case.html", case=case, screening=latest, history=history, gate=gate, reasons=reasons,
+        "workspace/case.html", case=case, screening=latest, history=history, history_total=history_total,
+        gate=gate, reasons=reasons,
         transaction=svc.store.get_transaction(case["transaction_id"]), outcomes=cases.OUTCOME_LABELS,
         marks=marks, min_rationale=cases.MIN_RATIONALE, errors=g.get("form_errors", {}),
         form=request.form if request.method == "POST" else {})
