@@ -100,7 +100,7 @@ CORE_OPERATIONS = {
                                 XLSX: {"schema": {"type": "string", "format": "binary"}}}}}},
     "meta.healthz": {"responses": {"200": json_response("The process answers")}},
     "meta.readyz": {"responses": {"200": json_response("Ready"),
-                                  "503": json_response("Not ready; `checks` says which check failed")}},
+                                  "503": json_response("Not ready; `checks` says which check failed and `reasons` why (store unreachable, schema not this hrdd's, no reference data)")}},
     "meta.metrics": {"responses": {"200": {"description": "Prometheus exposition",
                                            "content": {"text/plain": {"schema": {"type": "string"}}}}}},
     "meta.openapi": {"responses": {"200": json_response("This description")}},
