@@ -224,3 +224,139 @@ def test_multipart_filename_with_control_characters(app, client, auth_headers, s
 
     names = [u["filename"] for u in uploads_of(app.extensions["hrdd"].store, screened["id"])]
     assert names and all("\x00" not in n and "\x1b" not in n for n in names)
+
+
+# ---------------------------------------------------------------- superseded screenings
+
+def _order_with_past_misuse(client, auth_headers):
+    order = {**load_fixture("transaction_egypt_biometric.json"), "stage": "order", "answers": {"past_misuse": "yes"}}
+    response = client.post("/v1/screenings", json=order, headers=auth_headers("crm"))
+    assert response.status_code == 201
+    return response.get_json()
+
+
+def test_an_older_screenings_checklist_cannot_replace_a_newer_screening(app, client, auth_headers, screened,
+                                                                        workbook):
+    """Uploading the quote's checklist after a blocked order would re-screen on the quote's facts and release it."""
+    order = _order_with_past_misuse(client, auth_headers)
+    assert order["transaction_id"] == screened["transaction_id"] and order["gate"] == "block"
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], workbook)
+    assert_refused(app, response, before, 409, "checklist_superseded", order["id"], "download")
+    assert response.get_json()["errors"]["superseded_by"] == [order["id"]]
+    governing = client.get(f"/v1/screenings/{screened['id']}", headers=auth_headers("crm")).get_json()
+    assert governing["gate"] == "block" and governing["superseded_by"] == order["id"]
+
+
+def _answer(data: bytes, qid: str, value: str) -> bytes:
+    wb = load_workbook(io.BytesIO(data))
+    ws = wb["Questions"]
+    row = next(r for r in range(2, ws.max_row + 1) if ws.cell(row=r, column=1).value == qid)
+    ws.cell(row=row, column=6).value = value
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_a_second_copy_of_the_same_checklist_cannot_drop_the_first_ones_answers(app, client, auth_headers,
+                                                                                screened, workbook):
+    first = upload(client, auth_headers, screened["id"], _answer(workbook, "past_misuse", "Yes"))
+    assert first.status_code == 201 and first.get_json()["gate"] == "block"
+    before = counts(app)
+    second = upload(client, auth_headers, screened["id"], _answer(workbook, "accepts_safeguards", "Yes"))
+    assert_refused(app, second, before, 409, "checklist_superseded", first.get_json()["id"])
+
+
+def test_a_race_between_two_uploads_is_decided_when_the_screening_is_stored(app, client, auth_headers, screened,
+                                                                            workbook, monkeypatch):
+    """The second upload passed the early check before the first was stored: the check under the lock refuses it."""
+    first = upload(client, auth_headers, screened["id"], _answer(workbook, "past_misuse", "Yes")).get_json()
+    store = app.extensions["hrdd"].store
+    monkeypatch.setattr(store, "latest_screening", lambda transaction_id: screened)
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], _answer(workbook, "accepts_safeguards", "Yes"))
+    assert_refused(app, response, before, 409, "checklist_superseded", first["id"])
+
+
+# ---------------------------------------------------------------- formulas and header rows
+
+def _cell_xml(entries: dict[str, bytes], workbook: bytes, qid: str, column: str, xml: str) -> str:
+    """Replace the Questions sheet's cell ``column`` of question ``qid`` with raw cell XML."""
+    ws = load_workbook(io.BytesIO(workbook))["Questions"]
+    row = next(r for r in range(2, ws.max_row + 1) if ws.cell(row=r, column=1).value == qid)
+    name = sheet_part(entries, "Questions")
+    ref = f"{column}{row}"
+    text, found = re.subn(rf'<c r="{ref}"[^>]*?(?:/>|>.*?</c>)', xml.replace("REF", ref), entries[name].decode(),
+                          count=1)
+    assert found == 1
+    entries[name] = text.encode()
+    return ref
+
+
+def test_an_answer_given_by_a_formula_is_refused_naming_the_cell(app, client, auth_headers, screened, workbook):
+    """Excel shows the formula's result (Yes); the file's cached value says No. Neither is trusted."""
+    entries = parts(workbook)
+    ref = _cell_xml(entries, workbook, "past_misuse", "F",
+                    '<c r="REF" t="str"><f>IF(TRUE,"Yes","Yes")</f><v>No</v></c>')
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], pack(entries))
+    assert_refused(app, response, before, 422, "invalid_checklist", f"Questions!{ref}", "formula")
+
+
+def test_a_formula_in_the_notes_is_refused_too(app, client, auth_headers, screened, workbook):
+    entries = parts(workbook)
+    ref = _cell_xml(entries, workbook, "past_misuse", "G", '<c r="REF" t="str"><f>"a"&amp;"b"</f><v>ab</v></c>')
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], pack(entries))
+    assert_refused(app, response, before, 422, "invalid_checklist", f"Questions!{ref}")
+
+
+def _extra_column(header: str):
+    def edit(data: bytes) -> bytes:
+        wb = load_workbook(io.BytesIO(data))
+        ws = wb["Questions"]
+        ws.cell(row=1, column=13, value=header)
+        for r in range(2, ws.max_row + 1):
+            ws.cell(row=r, column=13, value="No")
+        ws.column_dimensions["M"].hidden = True
+        out = io.BytesIO()
+        wb.save(out)
+        return out.getvalue()
+    return edit
+
+
+@pytest.mark.parametrize("header", ["Answer", "answer", "Comments"])
+def test_a_hidden_extra_column_is_refused(app, client, auth_headers, screened, workbook, header):
+    """A hidden second "Answer" column later in the row used to win over the visible one."""
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], _extra_column(header)(_answer(workbook, "past_misuse",
+                                                                                          "Yes")))
+    assert_refused(app, response, before, 422, "invalid_checklist", "'Questions'", "header row")
+
+
+# ---------------------------------------------------------------- unpacked size per part
+
+def test_a_sheet_row_of_millions_of_cells_is_refused_before_parsing(app, client, auth_headers, screened, workbook):
+    entries = parts(workbook)
+    name = sheet_part(entries, "Questions")
+    entries[name] = entries[name].replace(b"</sheetData>",
+                                          b'<row r="1900">' + b"<c><v>1</v></c>" * 2_000_000 + b"</row></sheetData>")
+    body = pack(entries)
+    assert len(body) < 200_000
+    before = counts(app)
+    started = time.process_time()
+    response = upload(client, auth_headers, screened["id"], body)
+    assert_refused(app, response, before, 413, "uncompressed_too_large", name)
+    assert time.process_time() - started < 2
+
+
+def test_a_styles_part_of_half_a_million_formats_is_refused_before_parsing(app, client, auth_headers, screened,
+                                                                            workbook):
+    entries = parts(workbook)
+    entries["xl/styles.xml"] = re.sub(rb'<cellXfs count="\d+">', b'<cellXfs count="500001">' + b"<xf/>" * 500_000,
+                                      entries["xl/styles.xml"])
+    before = counts(app)
+    started = time.process_time()
+    response = upload(client, auth_headers, screened["id"], pack(entries))
+    assert_refused(app, response, before, 413, "uncompressed_too_large", "xl/styles.xml")
+    assert time.process_time() - started < 2

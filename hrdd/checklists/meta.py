@@ -19,6 +19,11 @@ FORMAT = "hrdd-checklist/1"
 
 # Header names of the Questions sheet; the upload finds its columns by these names, never by position.
 Q_ID, Q_ANSWER, Q_NOTES, Q_OWNER, Q_DUE, Q_STATUS = "ID", "Answer", "Evidence notes", "Owner", "Due date", "Status"
+# The header rows the workbook writes; an upload's header row must be exactly this (no extra or repeated column).
+QUESTION_HEADERS = (Q_ID, "Step", "Topic", "Question", "Evidence guidance", Q_ANSWER, Q_NOTES, "Red flag", "Source",
+                    Q_OWNER, Q_DUE, Q_STATUS)
+RED_FLAG_HEADERS = ("ID", "Step", "Severity", "Title", "Evidence", "Source", "Mitigation", "Resolution",
+                    "Resolution notes")
 STATUSES = ("Open", "In progress", "Done")
 RESOLUTIONS = ("Open", "Mitigated", "Accepted by approver", "Transaction declined", "Not applicable")
 

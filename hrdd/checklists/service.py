@@ -6,6 +6,7 @@ import copy
 import os
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import Blueprint, current_app, g, has_app_context, has_request_context, jsonify, request
 
 from hrdd.auth import require_role
@@ -17,6 +18,7 @@ from hrdd.config import PROJECT_ROOT, cached_path
 from hrdd.errors import ApiError, not_found
 from hrdd.services import current_services
 from hrdd.store import new_id
+from hrdd.tables import screenings
 
 bp = Blueprint("checklists", __name__)
 _MACRO_TYPES = ("application/vnd.ms-excel.sheet.macroenabled.12", "application/vnd.ms-excel.sheet.macroEnabled.12")
@@ -109,6 +111,8 @@ def upload_checklist(screening_id: str):
     screening = services.store.get_screening(screening_id)
     if screening is None:
         raise not_found("screening", screening_id)
+    # Refused early so nobody's file is parsed for nothing; checked again under the deal's lock when storing.
+    refuse_if_superseded(screening, services.store.latest_screening(screening["transaction_id"]))
     limits = upload_limits(current_app.config)
     data, filename = _received_workbook(limits)
     directory = checklists_dir()
@@ -120,8 +124,10 @@ def upload_checklist(screening_id: str):
     g.setdefault(_PENDING, {"id": upload_id, "screening": screening, "checked": checked, "data": data,
                             "filename": filename, "by": principal.get("name"), "stored": False})
     # The stored request was accepted before; the upload's own answers come from the template's questions.
-    result, created = services.screen_and_store(body, source="checklist", stored_request=True)
-    pending = g.pop(_PENDING)
+    try:
+        result, created = services.screen_and_store(body, source="checklist", stored_request=True)
+    finally:
+        pending = g.pop(_PENDING)
     if not pending["stored"]:  # only if the store did not call hrdd_screening_stored
         with services.store.begin() as conn:
             _insert_upload(conn, pending, result)
@@ -133,6 +139,25 @@ def upload_checklist(screening_id: str):
     response.status_code = 201
     response.headers["Location"] = f"/v1/screenings/{result['id']}"
     return response
+
+
+def refuse_if_superseded(screening: dict, latest: dict | None) -> None:
+    """Refuse (409) a checklist of a screening that is no longer its transaction's newest."""
+    if latest is None or latest["id"] == screening["id"]:
+        return
+    # An older screening's facts and answers would replace the newer screening's (and its gate).
+    raise ApiError(409, "checklist_superseded",
+                   f"Screening {screening['id']!r} has been superseded by screening {latest['id']!r}; download "
+                   f"that screening's checklist (GET /v1/screenings/{latest['id']}/checklist.xlsx), copy your "
+                   "answers into it and upload it to that screening.",
+                   {"screening_id": [f"superseded by {latest['id']}"], "superseded_by": [latest["id"]]})
+
+
+def _latest_other(connection, transaction_id: str, screening_id: str) -> dict | None:
+    return connection.execute(
+        sa.select(screenings.c.result)
+        .where(screenings.c.transaction_id == transaction_id, screenings.c.id != screening_id)
+        .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1)).scalar()
 
 
 def _insert_upload(connection, pending: dict, new_screening: dict) -> None:
@@ -148,6 +173,10 @@ def store_pending_upload(screening: dict, connection) -> None:
         return
     pending = g.get(_PENDING)
     if pending and not pending["stored"]:
+        # The deal is locked here (its transaction row, or SQLite's write lock), so of two uploads of the
+        # same checklist the second sees the first's screening and is refused; raising rolls back both.
+        previous = _latest_other(connection, screening["transaction_id"], screening["id"])
+        refuse_if_superseded(pending["screening"], previous)
         _insert_upload(connection, pending, screening)
 
 
@@ -160,6 +189,8 @@ upload_checklist.openapi = {
         "201": {"description": "A new screening of the same transaction with the checklist's answers",
                 "content": {"application/json": {"schema": "Screening"}}},
         "413": {"description": "Upload or its unpacked size over the limit",
+                "content": {"application/json": {"schema": "Error"}}},
+        "409": {"description": "The screening has been superseded by a newer one of its transaction",
                 "content": {"application/json": {"schema": "Error"}}},
         "415": {"description": "Not an .xlsx workbook, or macro-enabled",
                 "content": {"application/json": {"schema": "Error"}}},

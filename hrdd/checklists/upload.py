@@ -22,16 +22,25 @@ _MAX_TEXT = 32767
 # upload with one cell at XFD1048576 otherwise made the reader walk a billion empty cells (456 s of CPU).
 MAX_ROWS = 2000
 MAX_COLUMNS = 40
+# Unpacked size caps per zip part (a downloaded checklist unpacks to ~90 KB, styles.xml ~6 KB). openpyxl builds
+# Python objects ~30 times the XML's size: 30 MB of cells in one row, or 500,000 <xf> styles in 99 KB of
+# upload, took 18-26 s of CPU and 700-800 MB. styles.xml is always read from this path; any other part
+# (worksheets, shared strings) may be renamed, so one cap covers them all.
+MAX_PART = 2 * 1024 * 1024
+MAX_STYLES_PART = 512 * 1024
+STYLES_PART = "xl/styles.xml"
 _CHOICE_LOOKUP = {k.casefold(): v for k, v in CHOICES.items()} | {v: v for v in CHOICES.values()}
 
 
 @dataclass(frozen=True)
 class UploadLimits:
-    """Bounds on an uploaded workbook: bytes received, bytes once unzipped, and zip entries."""
+    """Bounds on an uploaded workbook: bytes received, bytes once unzipped (in all and per part), zip entries."""
 
     max_bytes: int = 5 * 1024 * 1024
-    max_uncompressed: int = 50 * 1024 * 1024
+    max_uncompressed: int = 8 * 1024 * 1024
     max_entries: int = 1000
+    max_part: int = MAX_PART
+    max_styles_part: int = MAX_STYLES_PART
 
 
 @dataclass
@@ -70,6 +79,7 @@ def check_package(data: bytes, limits: UploadLimits) -> None:
     if len(entries) > limits.max_entries:
         raise ApiError(413, "uncompressed_too_large",
                        f"The workbook has {len(entries)} parts; the limit is {limits.max_entries}.")
+    _check_part_sizes(entries, limits)
     total = sum(info.file_size for info in entries)
     if total > limits.max_uncompressed:
         raise ApiError(413, "uncompressed_too_large",
@@ -99,6 +109,16 @@ def check_package(data: bytes, limits: UploadLimits) -> None:
                        "The upload is an Office file but not an Excel workbook (.xlsx).")
 
 
+def _check_part_sizes(entries: list[zipfile.ZipInfo], limits: UploadLimits) -> None:
+    for info in entries:
+        cap = limits.max_styles_part if info.filename == STYLES_PART else limits.max_part
+        if info.file_size > cap:
+            raise ApiError(413, "uncompressed_too_large",
+                           f"The workbook part {info.filename[:80]!r} would unpack to {info.file_size} bytes; the "
+                           f"limit is {cap} bytes. A checklist's parts are far smaller; save the checklist "
+                           "again as downloaded, without added rows, columns or styles.")
+
+
 def _macro_error() -> ApiError:
     return ApiError(415, "macro_enabled",
                     "Macro-enabled workbooks (.xlsm) are refused; save the checklist as .xlsx and upload again.")
@@ -121,10 +141,25 @@ def _sheet(wb, name: str):
     return wb[name]
 
 
+def _values(ws, cells: tuple, columns=None) -> tuple:
+    """A row's cell values; a formula in any of ``columns`` (indexes; all when None) is refused."""
+    for index in range(len(cells)) if columns is None else columns:
+        cell = cells[index] if index < len(cells) else None
+        if cell is not None and cell.data_type == "f":
+            # Its cached value is whatever the file says, not what Excel computes and shows.
+            title = f"'{ws.title}'" if not ws.title.isalnum() else ws.title
+            raise ApiError(422, "invalid_checklist",
+                           f"Cell {title}!{cell.coordinate} holds a formula; checklist cells must hold typed "
+                           "values (choose from the dropdown or type the answer), never formulas.",
+                           {"cells": {f"{title}!{cell.coordinate}": ["formulas are not accepted"]}})
+    return tuple(cell.value for cell in cells)
+
+
 def _read_meta(wb) -> dict[str, str]:
     values = {}
-    for row in _sheet(wb, meta.META_SHEET).iter_rows(min_row=1, max_row=len(meta.META_KEYS) + 5, max_col=2,
-                                                     values_only=True):
+    ws = _sheet(wb, meta.META_SHEET)
+    for cells in ws.iter_rows(min_row=1, max_row=len(meta.META_KEYS) + 5, max_col=2):
+        row = _values(ws, cells)
         if row and row[0]:
             values[_text(row[0])] = _text(row[1] if len(row) > 1 else None)
     if values.get("format") != meta.FORMAT:
@@ -132,15 +167,27 @@ def _read_meta(wb) -> dict[str, str]:
     return values
 
 
-def _table(ws, required: tuple[str, ...]) -> tuple[dict[str, int], list[tuple]]:
-    rows = ws.iter_rows(values_only=True, max_row=MAX_ROWS, max_col=MAX_COLUMNS)
-    header = next(rows, None) or ()
-    columns = {_text(v).casefold(): i for i, v in enumerate(header) if v is not None}
-    missing = [name for name in required if name.casefold() not in columns]
-    if missing:
+def _table(ws, headers: tuple[str, ...], read: tuple[str, ...]) -> tuple[dict[str, int], list[tuple]]:
+    """The sheet's columns by header and its non-blank rows; formulas in the ``read`` columns are refused."""
+    rows = ws.iter_rows(max_row=MAX_ROWS, max_col=MAX_COLUMNS)
+    header = _header(ws, _values(ws, next(rows, None) or ()), headers)
+    columns = {name.casefold(): i for i, name in enumerate(header)}
+    indexes = [columns[name.casefold()] for name in read]
+    values = (_values(ws, cells, indexes) for cells in rows)
+    return columns, [r for r in values if any(v is not None for v in r)]
+
+
+def _header(ws, row: tuple, expected: tuple[str, ...]) -> list[str]:
+    """The header row's names, which must be the template's (a hidden extra or repeated column would be read)."""
+    names = [_text(v) for v in row]
+    while names and not names[-1]:
+        names.pop()
+    if [n.casefold() for n in names] != [e.casefold() for e in expected]:
         raise ApiError(422, "invalid_checklist",
-                       f"Sheet {ws.title!r} has no column headed {', '.join(map(repr, missing))}.")
-    return columns, [r for r in rows if any(v is not None for v in r)]
+                       f"Sheet {ws.title!r} has the header row {[n[:40] for n in names[:MAX_COLUMNS]]!r}, not the checklist's "
+                       f"{list(expected)!r} (columns added, repeated, renamed or moved); download a fresh "
+                       "checklist and copy your answers into it.")
+    return names
 
 
 def _get(row: tuple, columns: dict[str, int], name: str):
@@ -171,7 +218,8 @@ def _answer(question, value, errors: dict) -> str | None:
 
 
 def _questions(wb, template: Template) -> tuple[dict[str, str], dict[str, dict]]:
-    columns, rows = _table(_sheet(wb, meta.QUESTIONS_SHEET), (meta.Q_ID, meta.Q_ANSWER))
+    columns, rows = _table(_sheet(wb, meta.QUESTIONS_SHEET), meta.QUESTION_HEADERS,
+                           (meta.Q_ID, meta.Q_ANSWER, meta.Q_NOTES, meta.Q_OWNER, meta.Q_DUE, meta.Q_STATUS))
     errors: dict[str, list[str]] = {}
     answers: dict[str, str] = {}
     responses: dict[str, dict] = {}
@@ -203,7 +251,8 @@ def _questions(wb, template: Template) -> tuple[dict[str, str], dict[str, dict]]
 
 
 def _red_flag_resolutions(wb) -> tuple[list[dict], dict]:
-    columns, rows = _table(_sheet(wb, meta.RED_FLAGS_SHEET), ("ID", "Resolution"))
+    columns, rows = _table(_sheet(wb, meta.RED_FLAGS_SHEET), meta.RED_FLAG_HEADERS,
+                           ("ID", "Mitigation", "Resolution", "Resolution notes"))
     out, errors = [], {}
     allowed = {r.casefold(): r for r in meta.RESOLUTIONS}
     for row in rows:
@@ -221,9 +270,11 @@ def _red_flag_resolutions(wb) -> tuple[list[dict], dict]:
 
 def _signoff(wb) -> dict:
     signoff = {}
-    for row in _sheet(wb, meta.SUMMARY_SHEET).iter_rows(max_row=MAX_ROWS, max_col=4, values_only=True):
-        role = _text(row[0] if row else None)
+    ws = _sheet(wb, meta.SUMMARY_SHEET)
+    for cells in ws.iter_rows(max_row=MAX_ROWS, max_col=4):
+        role = _text(cells[0].value if cells else None)
         if role in ("Preparer", "Approver"):
+            row = _values(ws, cells)
             signoff[role.lower()] = {"name": _text(row[1])[:200] or None, "comment": _text(row[2])[:2000] or None,
                                      "date": _text(row[3])[:40] or None}
     return signoff
@@ -238,7 +289,8 @@ def read_checklist(data: bytes, screening: dict, templates: Callable[[str], Temp
     """
     check_package(data, limits or UploadLimits())
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+        # data_only=False: a formula cell's cached value need not be what Excel shows, so formulas are refused.
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=False, keep_links=False)
     except ApiError:
         raise
     except Exception as exc:  # openpyxl raises many types for damaged files; all mean the same to the user

@@ -143,9 +143,7 @@ def gate_for(decision: str) -> str:
 
 def _questions(wb: Workbook, screening: dict, template: Template) -> None:
     ws = wb.create_sheet(meta.QUESTIONS_SHEET)
-    header_row(ws, [(meta.Q_ID, 22), ("Step", 6), ("Topic", 18), ("Question", 50), ("Evidence guidance", 40),
-                    (meta.Q_ANSWER, 10), (meta.Q_NOTES, 34), ("Red flag", 13), ("Source", 22),
-                    (meta.Q_OWNER, 14), (meta.Q_DUE, 11), (meta.Q_STATUS, 11)])
+    header_row(ws, list(zip(meta.QUESTION_HEADERS, (22, 6, 18, 50, 40, 10, 34, 13, 22, 14, 11, 11), strict=True)))
     answers = (screening.get("transaction") or {}).get("answers") or {}
     source = template.sources[0]
     choice_rows, date_rows, risky = [], [], {"yes": [], "no": []}
@@ -187,8 +185,7 @@ def _questions(wb: Workbook, screening: dict, template: Template) -> None:
 
 def _red_flags(wb: Workbook, screening: dict, template: Template) -> None:
     ws = wb.create_sheet(meta.RED_FLAGS_SHEET)
-    header_row(ws, [("ID", 9), ("Step", 6), ("Severity", 10), ("Title", 35), ("Evidence", 60), ("Source", 28),
-                    ("Mitigation", 45), ("Resolution", 18), ("Resolution notes", 35)])
+    header_row(ws, list(zip(meta.RED_FLAG_HEADERS, (9, 6, 10, 35, 60, 28, 45, 18, 35), strict=True)))
     flags = screening.get("red_flags") or []
     row = 1
     for row, flag in enumerate(flags, start=2):
