@@ -26,6 +26,10 @@ MAX_BATCH = 100
 MAX_SKEW = 300
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class GenericAdapter(WebhookAdapter):
     """The canonical transaction, one object or a batch (a JSON array of up to 100)."""
 
@@ -48,12 +52,14 @@ class GenericAdapter(WebhookAdapter):
             expected = "sha256=" + signatures.hmac_sha256_hex(secret, stamp.encode() + b"." + raw)
             if not signatures.same(signature, expected):
                 raise AuthError("X-HRDD-Signature does not match the body")
+            self._scope = "hmac"
             return
         from hrdd.auth import authenticate
 
         principal = authenticate()
         if principal is None or principal["role"] not in ("crm", "admin"):
             raise AuthError("send an API key of role crm (Authorization: Bearer) or an X-HRDD-Signature")
+        self._scope = f"{principal['kind']}:{principal.get('id') or principal['name']}"
 
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
         """One canonical transaction or an array of them; each needs its reference."""
@@ -75,17 +81,24 @@ class GenericAdapter(WebhookAdapter):
             if not isinstance(ref, dict) or not all(isinstance(ref.get(k), str) and ref.get(k)
                                                     for k in ("system", "object_type", "object_id")):
                 raise PayloadError(f"{where}.reference: needs system, object_type and object_id")
-            if key:
-                delivery = f"{key}:{i}" if batch else key
-            else:
-                # Without a key, identical bytes are the same delivery (a retry), so they dedup.
-                text = json.dumps(item, sort_keys=True) if batch else raw.decode("utf-8", "replace")
-                delivery = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-            events.append(VendorEvent(delivery_id=delivery, object_type=ref["object_type"],
-                                      object_id=ref["object_id"], system=ref["system"], record=item,
-                                      kind="batch" if batch else "single"))
+            events.append(self._event(item, ref, key, batch))
         self._batch = batch
         return events
+
+    def _event(self, item: dict, ref: dict, key: str | None, batch: bool) -> VendorEvent:
+        body_hash = _sha256(json.dumps(item, sort_keys=True))
+        event = VendorEvent(delivery_id="", object_type=ref["object_type"], object_id=ref["object_id"],
+                            system=ref["system"], record=item, kind="batch" if batch else "single")
+        if key:
+            # The caller's key, scoped to the caller (another CRM's "opp-1" is another delivery) and, in a
+            # batch, to the item's reference (a retry may send the items in another order).
+            parts = [self._scope, key] + ([ref["system"], ref["object_type"], ref["object_id"]] if batch else [])
+            event.delivery_id = "key:" + _sha256(json.dumps(parts))
+            event.meta = {"body_sha256": body_hash, "idempotency_key": key}
+        else:
+            # Without a key, an identical body is a retry only while it is the deal's latest delivery.
+            event.meta = {"content_id": "sha256:" + body_hash}
+        return event
 
     def canonical(self, event: VendorEvent, settings: dict) -> tuple[dict, list[str]]:
         """The body is already canonical; the core's schema validates it."""
@@ -99,6 +112,10 @@ class GenericAdapter(WebhookAdapter):
         """
         results = []
         for outcome in outcomes:
+            if outcome.get("status") == "conflict":
+                results.append({**_conflict(outcome).to_dict(), "reference": {
+                    "object_type": outcome["object_type"], "object_id": outcome["object_id"]}})
+                continue
             if outcome.get("status") != "screened":
                 results.append({"code": "validation_error", "status": 422,
                                 "message": outcome.get("reason", "not screened"), "errors": outcome.get("errors") or {},
@@ -111,16 +128,24 @@ class GenericAdapter(WebhookAdapter):
             current = services.as_current(stored) if replayed else services.with_gate(stored)
             results.append({**current, "status": 200 if replayed else 201, "replayed": replayed})
         if getattr(self, "_batch", False):
-            response = jsonify({"results": results, "screened": sum(r["status"] != 422 for r in results),
-                                "invalid": sum(r["status"] == 422 for r in results)})
-            response.status_code = 207 if any(r["status"] == 422 for r in results) else 200
+            response = jsonify({"results": results, "screened": sum(r["status"] in (200, 201) for r in results),
+                                "invalid": sum(r["status"] == 422 for r in results),
+                                "conflicts": sum(r["status"] == 409 for r in results)})
+            response.status_code = 207 if any(r["status"] not in (200, 201) for r in results) else 200
             return response
         only = results[0]
         if "code" in only:
-            raise ApiError(422, "validation_error", only["message"], only["errors"] or None)
+            raise ApiError(only["status"], only["code"], only["message"], only["errors"] or None)
         response = jsonify({k: v for k, v in only.items() if k not in ("replayed", "status")})
         response.status_code = 200 if only["replayed"] else 201
         return response
+
+
+def _conflict(outcome: dict) -> ApiError:
+    """The /v1/screenings answer to an Idempotency-Key reused with a different body."""
+    return ApiError(409, "idempotency_conflict",
+                    f"Idempotency-Key {outcome.get('idempotency_key')!r} was already used for a different request"
+                    f" (screening {outcome.get('screening_id')})", {"Idempotency-Key": ["reused with a different body"]})
 
 
 @hookimpl

@@ -149,8 +149,10 @@ class HubSpotAdapter(WebhookAdapter):
         object_id = data.get("objectId") or data.get("dealId") or record.get("hs_object_id")
         if object_id in (None, ""):
             raise PayloadError("workflow payload: no objectId, dealId or hs_object_id")
-        return VendorEvent(delivery_id="workflow:" + hashlib.sha256(raw).hexdigest(), object_type="deal",
-                           object_id=str(object_id), record=record, kind="workflow")
+        content_id = "workflow:" + hashlib.sha256(raw).hexdigest()
+        # No delivery id: identical bytes are a retry only while they are the deal's latest delivery.
+        return VendorEvent(delivery_id=content_id, object_type="deal", object_id=str(object_id), record=record,
+                           kind="workflow", meta={"content_id": content_id})
 
     def enrich(self, event: VendorEvent, settings: dict) -> tuple[dict, list[dict]]:
         """Read the deal and its line items through the CRM v3 API."""

@@ -3,8 +3,9 @@
 Odoo 17+ posts ``{"_action": "<name>(#<id>)", "_id": <record id>, "_model": "sale.order", <fields>}``
 with a one-second timeout and no signature, so the secret is part of the URL
 (``/v1/hooks/odoo/<token>``; ``?token=`` works too) and the record is screened at once. Odoo sends no
-delivery id: identical bodies are one delivery. A JSON array of such records (from an "Execute Code"
-action posting several records) is a batch.
+delivery id: a body identical to the record's latest delivery is a retry (after A, B, A the third is
+screened again). A JSON array of such records (from an "Execute Code" action posting several records)
+is a batch.
 """
 
 from __future__ import annotations
@@ -83,10 +84,11 @@ class OdooAdapter(WebhookAdapter):
             text = json.dumps(record, sort_keys=True)
             # Odoo reads empty fields as False; treat them as absent.
             record = {k: (None if v is False else v) for k, v in record.items()}
-            event = VendorEvent(delivery_id=f"{record['_model']}:{record['_id']}:"
-                                + hashlib.sha256(text.encode()).hexdigest()[:32],
-                                object_type=str(record["_model"]), object_id=str(record["_id"]),
-                                record=record, kind=str(record.get("_action", "")))
+            content_id = f"{record['_model']}:{record['_id']}:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+            # Identical content is a retry only while it is the record's latest delivery (see pipeline).
+            event = VendorEvent(delivery_id=content_id, object_type=str(record["_model"]),
+                                object_id=str(record["_id"]), record=record, kind=str(record.get("_action", "")),
+                                meta={"content_id": content_id})
             if event.object_type not in models:
                 event.ignore = f"model {event.object_type} has no field map"
             events.append(event)

@@ -1,9 +1,9 @@
 """Salesforce Outbound Messages (POST /v1/hooks/salesforce): SOAP 1.1 ``notifications``, answered with Ack.
 
 Each message carries up to 100 notifications of one object type (Opportunity, Quote, Order, ...). The
-OrganizationId must be on the configured allowlist; fields are mapped through the configured field map;
-each notification is deduplicated on OrganizationId + notification Id, so Salesforce's retries never
-screen twice. Line items, which outbound messages cannot carry, can be fetched with a SOQL query.
+endpoint URL must carry the configured ``?token=`` and the OrganizationId be on the configured allowlist;
+fields are mapped through the configured field map; each notification is deduplicated on OrganizationId +
+notification Id, so Salesforce's retries never screen twice. Line items, which outbound messages cannot carry, can be fetched with a SOQL query.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from flask import Response
 
 from hrdd.adapters import signatures
 from hrdd.adapters.base import WebhookAdapter
-from hrdd.adapters.config import reveal
+from hrdd.adapters.config import ConfigError, adapter_settings, reveal, settings_for
 from hrdd.adapters.events import PayloadError, VendorEvent
 from hrdd.adapters.http import call, tokens
 from hrdd.adapters.pipeline import EnrichmentError
@@ -129,12 +129,15 @@ class SalesforceAdapter(WebhookAdapter):
     default_field_maps = DEFAULT_FIELD_MAPS
 
     def authenticate(self, request, raw: bytes, settings: dict) -> None:
-        """The OrganizationId (and ActionId, when configured) must be allowlisted; optional path token."""
+        """The ``?token=`` must match and the OrganizationId (and ActionId, when set) be allowlisted."""
         allowed = settings.get("organization_ids") or []
         if not allowed:
             raise AuthError("no Salesforce organization ids are allowlisted (organization_ids)")
-        if settings.get("token") and not signatures.same(request.args.get("token", ""), reveal(settings["token"])):
-            raise AuthError("the token in the endpoint URL is wrong")
+        token = reveal(settings.get("token"))
+        if not token:
+            raise AuthError("no Salesforce endpoint token is configured (token)")
+        if not signatures.same(request.args.get("token", ""), token):
+            raise AuthError("the token in the endpoint URL is missing or wrong")
         try:
             message = parse_notifications(raw)
         except PayloadError:
@@ -185,6 +188,21 @@ class SalesforceAdapter(WebhookAdapter):
         return soap_response(f"<soapenv:Fault><faultcode>{fault_code}</faultcode>"
                              f"<faultstring>{_escape(code + ': ' + message)}</faultstring></soapenv:Fault>",
                              status=status)
+
+
+def check_settings(settings: dict) -> None:
+    """Raise ConfigError when the Salesforce adapter is configured without its shared token."""
+    mine = adapter_settings(settings, "salesforce")
+    # The org id is no secret (it shows in every Web-to-Lead form), so it cannot be the only check.
+    if mine and mine.get("enabled") is not False and not reveal(mine.get("token")).strip():
+        raise ConfigError("adapters.salesforce.token (HRDD_ADAPTER_SALESFORCE_TOKEN) is required: a long random "
+                          "string, sent by Salesforce as ?token= in the outbound message's endpoint URL")
+
+
+@hookimpl
+def hrdd_startup(app):
+    """Refuse to start with a Salesforce adapter that anyone knowing the org id could call."""
+    check_settings(settings_for(app))
 
 
 @hookimpl

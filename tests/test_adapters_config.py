@@ -12,7 +12,8 @@ from tests.adapter_support import fixture_bytes
 def test_environment_variables_configure_an_adapter(app_config):
     from server import create_app
 
-    app_config.update(HRDD_ADAPTER_ODOO_TOKEN="from-env-token", HRDD_ADAPTER_SALESFORCE_ORGANIZATION_IDS="00D1, 00D2")
+    app_config.update(HRDD_ADAPTER_ODOO_TOKEN="from-env-token", HRDD_ADAPTER_SALESFORCE_ORGANIZATION_IDS="00D1, 00D2",
+                      HRDD_ADAPTER_SALESFORCE_TOKEN="sf-env-token")
     app = create_app(app_config)
     from hrdd.adapters.config import settings_for
 

@@ -118,3 +118,77 @@ def test_a_replayed_delivery_answers_with_the_gate_now(app, client, auth_headers
     again = client.post("/v1/hooks/generic", data=json.dumps(body), headers=headers)
     assert again.status_code == 200 and again.json["id"] == first.json["id"]
     assert again.json["superseded_by"] == later["id"] and again.json["gate"] == later["gate"]
+
+
+def _other_crm_key(app) -> dict:
+    _, key = app.extensions["hrdd"].store.create_api_key("other-crm", "crm")
+    return {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+
+def _norway(object_id: str = "0067F000003pmdW") -> dict:
+    body = fixture_json("transaction_norway_storage.json")
+    body["reference"] = {"system": "salesforce", "object_type": "opportunity", "object_id": object_id}
+    return body
+
+
+def test_another_callers_idempotency_key_is_another_delivery(app, client, auth_headers):
+    benign = client.post("/v1/hooks/generic", json=_norway(),
+                         headers={**auth_headers("crm"), "Idempotency-Key": "opp-1"})
+    assert benign.status_code == 201 and benign.json["gate"] == "release"
+    risky = client.post("/v1/hooks/generic", data=fixture_bytes("generic/transaction.json"),
+                        headers={**_other_crm_key(app), "Idempotency-Key": "opp-1"})
+    assert risky.status_code == 201 and risky.json["id"] != benign.json["id"]
+    assert risky.json["transaction"]["end_user"]["country"] == "EG" and risky.json["gate"] == "hold"
+    signed_body = json.dumps(_norway("signed-1")).encode()
+    signed_call = client.post("/v1/hooks/generic", data=signed_body,
+                              headers={**signed(signed_body), "Idempotency-Key": "opp-1"})
+    assert signed_call.status_code == 201
+    assert count_screenings(app) == 3
+
+
+def test_a_key_reused_with_a_different_body_is_409(app, client, auth_headers):
+    headers = {**auth_headers("crm"), "Idempotency-Key": "opp-2"}
+    first = client.post("/v1/hooks/generic", json=_norway(), headers=headers)
+    assert first.status_code == 201
+    risky = fixture_json("generic/transaction.json")
+    r = client.post("/v1/hooks/generic", json=risky, headers=headers)
+    assert r.status_code == 409
+    assert set(r.json) == {"code", "status", "message", "errors"}
+    assert r.json["code"] == "idempotency_conflict" and r.json["status"] == 409
+    assert "opp-2" in r.json["message"] and first.json["id"] in r.json["message"]
+    assert r.json["errors"] == {"Idempotency-Key": ["reused with a different body"]}
+    assert count_screenings(app) == 1
+    assert client.post("/v1/hooks/generic", json=_norway(), headers=headers).status_code == 200
+
+
+def test_a_batch_retried_in_another_order_matches_items_by_reference(app, client, auth_headers):
+    headers = {**auth_headers("crm"), "Idempotency-Key": "batch-7"}
+    risky = fixture_json("generic/transaction.json")
+    risky["reference"]["object_id"] = "risky-1"
+    benign = _norway("benign-1")
+    first = client.post("/v1/hooks/generic", json=[risky, benign], headers=headers)
+    assert first.status_code == 200
+    ids = {r["transaction"]["reference"]["object_id"]: r["id"] for r in first.json["results"]}
+    again = client.post("/v1/hooks/generic", json=[benign, risky], headers=headers)
+    assert again.status_code == 200 and [r["status"] for r in again.json["results"]] == [200, 200]
+    assert [r["id"] for r in again.json["results"]] == [ids["benign-1"], ids["risky-1"]]
+    assert [r["gate"] for r in again.json["results"]] == ["release", "hold"]
+    changed = {**benign, "intended_use": "Something else entirely"}
+    mixed = client.post("/v1/hooks/generic", json=[changed, risky], headers=headers)
+    assert mixed.status_code == 207 and mixed.json["conflicts"] == 1
+    assert mixed.json["results"][0]["code"] == "idempotency_conflict" and mixed.json["results"][0]["status"] == 409
+    assert mixed.json["results"][1]["status"] == 200
+    assert count_screenings(app) == 2
+
+
+def test_without_a_key_a_deal_changed_back_is_screened_again(app, client, auth_headers):
+    headers = {**auth_headers("crm"), "Content-Type": "application/json"}
+    risky = fixture_bytes("generic/transaction.json")
+    first = client.post("/v1/hooks/generic", data=risky, headers=headers)
+    benign = client.post("/v1/hooks/generic", json=_norway(), headers=headers)
+    assert (first.status_code, benign.status_code, benign.json["gate"]) == (201, 201, "release")
+    back = client.post("/v1/hooks/generic", data=risky, headers=headers)
+    assert back.status_code == 201 and back.json["gate"] == "hold"
+    assert back.json["id"] not in (first.json["id"], benign.json["id"])
+    assert client.post("/v1/hooks/generic", data=risky, headers=headers).status_code == 200
+    assert count_screenings(app) == 3

@@ -162,3 +162,16 @@ def test_enrichment_failure_holds_the_deal_in_the_crm(app_config):
     holds = outbox_rows(app, "pending")
     assert sorted(h["object_id"] for h in holds) == ["19184211867", "19184211868"]
     assert all(h["gate"] == "hold" and "could not fetch the record from hubspot" in h["reason"] for h in holds)
+
+
+def test_a_workflow_body_changed_back_is_screened_again_not_replayed(app, client):
+    a = fixture_bytes("hubspot/workflow_deal.json")
+    changed = fixture_json("hubspot/workflow_deal.json")
+    changed["properties"]["hrdd_end_user_country"]["value"] = "EG"
+    b = json.dumps(changed).encode()
+    post = [client.post("/v1/hooks/hubspot", data=body, headers=v3_headers(body)).json for body in (a, b, a)]
+    assert [p["status"] for p in post] == ["screened"] * 3 and not any(p.get("replayed") for p in post)
+    assert post[2]["screening_id"] != post[0]["screening_id"]
+    retry = client.post("/v1/hooks/hubspot", data=a, headers=v3_headers(a)).json
+    assert retry["replayed"] is True and retry["screening_id"] == post[2]["screening_id"]
+    assert count_screenings(app) == 3

@@ -84,3 +84,29 @@ def test_simultaneous_duplicate_deliveries_make_one_screening(app):
         thread.join()
     assert len(answers) == 6 and len(set(answers)) == 1
     assert count_screenings(app) == 1 and len(deliveries(app, "odoo")) == 1
+
+
+def _benign(body: bytes) -> str:
+    record = json.loads(body)
+    record.update({"x_hrdd_end_user": "Fjordhandel AS", "x_hrdd_end_user_country": "NO",
+                   "x_hrdd_end_user_type": "private", "x_hrdd_end_user_sector": "commercial",
+                   "x_hrdd_capabilities": "data_storage", "x_hrdd_deployment_countries": "NO",
+                   "x_hrdd_distributor": False, "x_hrdd_distributor_country": False,
+                   "x_hrdd_intended_use": "Backup of point-of-sale records", "x_hrdd_product_code": "ST-10",
+                   "x_hrdd_product_name": "ArchiveVault 10 TB"})
+    return json.dumps(record)
+
+
+def test_a_record_changed_back_is_screened_again_not_replayed(app, client):
+    risky = fixture_bytes("odoo/sale_order.json")
+    first = post(client, risky).json["results"][0]
+    assert first["status"] == "screened" and first["gate"] == "hold"
+    benign = post(client, _benign(risky)).json["results"][0]
+    assert benign["status"] == "screened" and benign["gate"] == "release"
+    back = post(client, risky).json["results"][0]
+    assert back["status"] == "screened" and "replayed" not in back
+    assert back["gate"] == "hold" and back["screening_id"] not in (first["screening_id"], benign["screening_id"])
+    # A retry of that latest delivery is still one delivery.
+    again = post(client, risky).json["results"][0]
+    assert again["replayed"] is True and again["screening_id"] == back["screening_id"]
+    assert count_screenings(app) == 3 and len(deliveries(app, "odoo")) == 3

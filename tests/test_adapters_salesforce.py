@@ -8,15 +8,16 @@ from tests.adapter_support import FakeServer, count_screenings, deliveries, fixt
 
 ORG = "00D5e000000KQ2eEAG"
 XML = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
+TOKEN = "s3cret-path-token"
 
 
 @pytest.fixture
 def app_config(app_config):
-    app_config["HRDD_ADAPTERS"] = {"adapters": {"salesforce": {"organization_ids": [ORG[:15]]}}}
+    app_config["HRDD_ADAPTERS"] = {"adapters": {"salesforce": {"organization_ids": [ORG[:15]], "token": TOKEN}}}
     return app_config
 
 
-def post(client, body: bytes, query: str = ""):
+def post(client, body: bytes, query: str = f"?token={TOKEN}"):
     return client.post(f"/v1/hooks/salesforce{query}", data=body, headers=XML)
 
 
@@ -64,15 +65,34 @@ def test_unknown_organization_is_refused_with_a_soap_fault(app, client):
     assert count_screenings(app) == 0 and deliveries(app, "salesforce") == []
 
 
-def test_path_token_when_configured(app_config):
+def test_the_endpoint_token_is_required_even_from_an_allowlisted_org(app, client):
+    body = fixture_bytes("salesforce/opportunity_batch.xml")
+    for query in ("", "?token=", "?token=wrong", f"?token={TOKEN}x"):
+        r = post(client, body, query)
+        assert r.status_code == 401 and b"token in the endpoint URL is missing or wrong" in r.data
+    assert count_screenings(app) == 0 and deliveries(app, "salesforce") == []
+    assert post(client, body).status_code == 200
+
+
+@pytest.mark.parametrize("token", [None, "", "  "])
+def test_the_app_refuses_to_start_without_a_salesforce_token(app_config, token):
+    from hrdd.adapters.config import ConfigError
     from server import create_app
 
-    app_config["HRDD_ADAPTERS"]["adapters"]["salesforce"]["token"] = "s3cret-path-token"
-    client = create_app(app_config).test_client()
-    body = fixture_bytes("salesforce/opportunity_batch.xml")
-    assert post(client, body).status_code == 401
-    assert post(client, body, "?token=wrong").status_code == 401
-    assert post(client, body, "?token=s3cret-path-token").status_code == 200
+    salesforce = app_config["HRDD_ADAPTERS"]["adapters"]["salesforce"]
+    salesforce.pop("token")
+    if token is not None:
+        salesforce["token"] = token
+    with pytest.raises(ConfigError, match=r"adapters\.salesforce\.token \(HRDD_ADAPTER_SALESFORCE_TOKEN\)"):
+        create_app(app_config)
+
+
+def test_a_switched_off_salesforce_adapter_needs_no_token(app_config):
+    from server import create_app
+
+    app_config["HRDD_ADAPTERS"]["adapters"]["salesforce"] = {"enabled": False, "organization_ids": [ORG[:15]]}
+    r = post(create_app(app_config).test_client(), fixture_bytes("salesforce/opportunity_batch.xml"))
+    assert r.status_code == 503
 
 
 @pytest.mark.parametrize("body, reason", [

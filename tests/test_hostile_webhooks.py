@@ -24,6 +24,7 @@ HUBSPOT_SECRET = "hubspot-client-secret-9e2"
 DYNAMICS_KEY = "dynamics-key-c41"
 SAP_TOKEN = "sap-event-mesh-token-77a"
 ODOO_TOKEN = "odoo-path-token-3d0"
+SALESFORCE_TOKEN = "salesforce-endpoint-token-1f4"
 ORG = "00D5e000000KQ2eEAG"
 VENDORS = ("generic", "salesforce", "hubspot", "dynamics", "sap", "odoo")
 FIXTURE = {"generic": "generic/transaction.json", "salesforce": "salesforce/opportunity_batch.xml",
@@ -37,7 +38,7 @@ def app_config(app_config):
     app_config["HRDD_MAX_BODY"] = MAX_BODY
     app_config["HRDD_ADAPTERS"] = {"adapters": {
         "generic": {"signing_secret": GENERIC_SECRET},
-        "salesforce": {"organization_ids": [ORG[:15]]},
+        "salesforce": {"organization_ids": [ORG[:15]], "token": SALESFORCE_TOKEN},
         "hubspot": {"client_secret": HUBSPOT_SECRET},
         "dynamics": {"auth_header": "x-hrdd-key", "auth_key": DYNAMICS_KEY},
         "sap": {"bearer_token": SAP_TOKEN},
@@ -64,6 +65,8 @@ def send(client, vendor: str, body: bytes, content_type: str | None = None):
         headers["Authorization"] = f"Bearer {SAP_TOKEN}"
     elif vendor == "odoo":
         path = f"/v1/hooks/odoo/{ODOO_TOKEN}"
+    elif vendor == "salesforce":
+        path += f"?token={SALESFORCE_TOKEN}"
     return client.post(path, data=body, headers=headers)
 
 
@@ -319,3 +322,36 @@ def test_any_field_value_in_a_salesforce_notification_never_causes_a_5xx(app, cl
         assert response.status_code < 500, (field, value, response.get_data(as_text=True)[:500])
 
     check()
+
+
+NON_FINITE = ["1e400", "-1e400", "inf", "-inf", "Infinity", "nan", "NaN"]
+
+
+def _assert_held_as_invalid(app, response, value: str) -> None:
+    assert response.status_code == 202, response.get_data(as_text=True)[:400]
+    outcome = response.get_json()["results"][0]
+    assert outcome["status"] == "invalid" and outcome["gate"] == "hold", outcome
+    assert "is not a finite number" in outcome["reason"] and repr(value) in outcome["reason"]
+    assert [d["status"] for d in deliveries(app, "odoo")] == ["invalid"]
+    assert count_screenings(app) == 0
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_non_finite_numbers_for_a_float_field_are_an_invalid_delivery_with_a_hold(app, client, value):
+    record = json.loads(valid("odoo"))
+    record["amount_total"] = value
+    _assert_held_as_invalid(app, send(client, "odoo", json.dumps(record).encode()), value)
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_non_finite_numbers_for_an_int_field_are_an_invalid_delivery_with_a_hold(app_config, value):
+    from server import create_app
+
+    odoo = app_config["HRDD_ADAPTERS"]["adapters"]["odoo"]
+    odoo["field_maps"] = {"sale.order": {"items": [{
+        "sku": "x_hrdd_product_code", "name": "x_hrdd_product_name",
+        "capabilities": {"field": "x_hrdd_capabilities", "split": ","},
+        "quantity": {"field": "product_uom_qty", "type": "int"}}]}}
+    app = create_app(app_config)
+    record = {**json.loads(valid("odoo")), "product_uom_qty": value}
+    _assert_held_as_invalid(app, send(app.test_client(), "odoo", json.dumps(record).encode()), value)

@@ -50,7 +50,7 @@ class Live:
 
         self.keys: dict[str, str] = {}
         adapters = {
-            "salesforce": {"organization_ids": ["00D5e000000KQ2e"]},
+            "salesforce": {"organization_ids": ["00D5e000000KQ2e"], "token": "fuzz-salesforce-token"},
             "hubspot": {"client_secret": "fuzz-hubspot-secret"},
             "dynamics": {"auth_header": DYNAMICS_HEADER[0], "auth_key": DYNAMICS_HEADER[1]},
             "odoo": {"token": "fuzz-odoo-token"},

@@ -22,7 +22,8 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "security.md"
 @pytest.fixture
 def app_config(app_config):
     app_config["HRDD_ADAPTERS"] = {"adapters": {
-        "generic": {"signing_secret": "s-generic"}, "salesforce": {"organization_ids": ["00D5e000000KQ2e"]},
+        "generic": {"signing_secret": "s-generic"}, "salesforce": {"organization_ids": ["00D5e000000KQ2e"],
+                                                                        "token": "s-salesforce"},
         "hubspot": {"client_secret": "s-hubspot"}, "dynamics": {"auth_key": "s-dynamics"},
         "sap": {"bearer_token": "s-sap"}, "odoo": {"token": "s-odoo"}}}
     app_config["HRDD_SESSION_COOKIE_SECURE"] = "0"
@@ -88,9 +89,7 @@ def test_signed_in_pages_need_a_session_and_forms_a_csrf_token(app, client):
 def test_vendor_routes_refuse_requests_without_the_vendors_credentials(app, client):
     for vendor in ("generic", "salesforce", "hubspot", "dynamics", "sap", "odoo"):
         response = client.post(f"/v1/hooks/{vendor}", data=b"{}", content_type="application/json")
-        assert response.status_code in (400, 401), (vendor, response.status_code)
-        if vendor != "salesforce":  # Salesforce is identified by the OrganizationId inside the body
-            assert response.status_code == 401, vendor
+        assert response.status_code == 401, (vendor, response.status_code)
     assert client.post("/v1/hooks/odoo/wrong-token", data=b"{}", content_type="application/json").status_code == 401
 
 

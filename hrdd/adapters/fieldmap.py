@@ -13,6 +13,7 @@ each line item, with an optional ``fallback`` item spec used on the record when 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,9 @@ def _convert(value: Any, kind: str | None, where: str) -> Any:
             number = float(str(value).replace(",", "")) if isinstance(value, str) else float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{where}: {value!r} is not a number") from None
+        if not math.isfinite(number):
+            # "1e400", "inf" and "nan" parse as floats but no deal has such a quantity or value.
+            raise ValueError(f"{where}: {value!r} is not a finite number")
         return int(number) if kind == "int" else number
     if kind == "bool":
         if isinstance(value, bool):

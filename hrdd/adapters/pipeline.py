@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -40,6 +41,37 @@ def _claim(store, vendor: str, system: str, event: VendorEvent) -> Mapping | Non
         return delivery(store, vendor, event.delivery_id)
 
 
+def _other_body(existing: Mapping, event: VendorEvent) -> bool:
+    given = event.meta.get("body_sha256")
+    return bool(given) and ((existing["event"] or {}).get("meta") or {}).get("body_sha256") != given
+
+
+def latest_delivery(store, vendor: str, system: str, object_type: str, object_id: str) -> Mapping | None:
+    """The most recently received delivery of a vendor for one object, or None."""
+    c = adapter_deliveries.c
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(adapter_deliveries).where(
+            c.vendor == vendor, c.system == system, c.object_type == object_type, c.object_id == object_id,
+        ).order_by(c.created_at.desc(), c.delivery_id.desc()).limit(1)).first()
+    return row._mapping if row is not None else None
+
+
+def content_delivery_id(store, vendor: str, system: str, event: VendorEvent) -> str:
+    """The delivery id of an event known only by its content (``meta["content_id"]``, a body hash).
+
+    Equal content is a retry only while it is the object's latest delivery: after A, B, A the third
+    delivery is the record changing back, and is screened again rather than answered with A's old outcome.
+    """
+    content_id = event.meta["content_id"]
+    latest = latest_delivery(store, vendor, system, event.object_type, event.object_id)
+    if latest is None:
+        return content_id
+    if ((latest["event"] or {}).get("meta") or {}).get("content_id") == content_id:
+        return latest["delivery_id"]
+    # Derived from the delivery it follows, so two copies of this one still claim the same id.
+    return f"{content_id}:after:{hashlib.sha256(latest['delivery_id'].encode()).hexdigest()[:16]}"
+
+
 def delivery(store, vendor: str, delivery_id: str) -> Mapping | None:
     """The recorded delivery of a vendor, or None."""
     with store.engine.connect() as conn:
@@ -73,7 +105,14 @@ def receive_one(services, adapter, event: VendorEvent, settings: dict, *, inline
     """Process one event exactly once per (vendor, delivery id); replays get the recorded outcome."""
     if event.ignore:
         return {**_base_outcome(event), "status": "ignored", "reason": event.ignore}
-    existing = _claim(services.store, adapter.vendor, event.system or adapter.system, event)
+    system = event.system or adapter.system
+    if event.meta.get("content_id"):
+        event.delivery_id = content_delivery_id(services.store, adapter.vendor, system, event)
+    existing = _claim(services.store, adapter.vendor, system, event)
+    if existing is not None and _other_body(existing, event):
+        return {**_base_outcome(event), "status": "conflict", "screening_id": existing["screening_id"],
+                "idempotency_key": event.meta.get("idempotency_key"),
+                "reason": "the delivery key was already used for a different body"}
     if existing is not None and existing["status"] in RECORDED:
         return {**existing["outcome"], "replayed": True}
     if event.thin and not inline_thin:
