@@ -26,6 +26,9 @@ MAX_BATCH = 100
 MAX_SKEW = 300
 
 
+MAX_READABLE_KEY = 200  # the screening's key is "generic:" + this, in a 255-character column
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -92,8 +95,11 @@ class GenericAdapter(WebhookAdapter):
         if key:
             # The caller's key, scoped to the caller (another CRM's "opp-1" is another delivery) and, in a
             # batch, to the item's reference (a retry may send the items in another order).
-            parts = [self._scope, key] + ([ref["system"], ref["object_type"], ref["object_id"]] if batch else [])
-            event.delivery_id = "key:" + _sha256(json.dumps(parts))
+            # Readable when it fits ("key:api_key:<id>:<key>", as /v1/screenings stores keys), so operators
+            # can find a delivery by the key the CRM sent; hashed past the column's width.
+            scoped = f"key:{self._scope}:{key}" + (
+                f":{ref['system']}/{ref['object_type']}/{ref['object_id']}" if batch else "")
+            event.delivery_id = scoped if len(scoped) <= MAX_READABLE_KEY else "key:" + _sha256(scoped)
             event.meta = {"body_sha256": body_hash, "idempotency_key": key}
         else:
             # Without a key, an identical body is a retry only while it is the deal's latest delivery.

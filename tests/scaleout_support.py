@@ -451,6 +451,11 @@ def verify_store(schema: Schema, records: list[dict]) -> dict:
     for stored_key, count in schema.rows("SELECT idempotency_key, count(*) FROM screenings "
                                          "WHERE idempotency_key IS NOT NULL GROUP BY idempotency_key"):
         client_key = stored_key.split(":", 3)[3] if stored_key.startswith("key:") else stored_key
+        # The generic hook scopes its keys the same way: "generic:key:api_key:<key id>:<key>" or "…:hmac:<key>".
+        if stored_key.startswith("generic:key:api_key:"):
+            client_key = "generic:" + stored_key.split(":", 4)[4]
+        elif stored_key.startswith("generic:key:hmac:"):
+            client_key = "generic:" + stored_key.split(":", 3)[3]
         if client_key in keys:
             stored[client_key] = stored.get(client_key, 0) + count
             stored_keys.append(stored_key)
