@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 from hrdd.flags import implicating, make_flag
 from hrdd.hookspecs import hookimpl
 from hrdd.model import tier_rank
@@ -9,15 +12,23 @@ from hrdd.model import tier_rank
 INTERMEDIARY_ROLES = ("distributor", "reseller", "integrator", "agent", "consignee")
 
 
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
 def _bare(text: str) -> str:
-    return " ".join("".join(ch if ch.isalnum() else " " for ch in text.casefold()).split())
+    return " ".join(_NOT_WORD.sub(" ", text.casefold()).split())
+
+
+@lru_cache(maxsize=16)
+def _placeholders(names: tuple) -> frozenset[str]:
+    return frozenset(_bare(str(n)) for n in names)
 
 
 def _end_user_unknown(eu, policy) -> bool:
-    if eu.type == "unknown" or not _bare(eu.name):
+    name = _bare(eu.name)
+    if eu.type == "unknown" or not name:
         return True
-    names = policy.section("stakeholders").get("placeholder_end_user_names") or ()
-    return _bare(eu.name) in {_bare(str(n)) for n in names}
+    return name in _placeholders(tuple(policy.section("stakeholders").get("placeholder_end_user_names") or ()))
 
 
 @hookimpl
