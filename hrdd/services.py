@@ -88,21 +88,22 @@ class Services:
 
     def screen_and_store(self, body: Any, *, idempotency_key: str | None = None, source: str = "api",
                          dry_run: bool = False, idempotency_scope: str | None = None,
-                         stored_request: bool = False) -> tuple[dict, bool]:
+                         stored_request: bool = False, precondition=None) -> tuple[dict, bool]:
         """Validate, screen and store (unless dry_run); returns (screening dict with gate, created).
 
         ``idempotency_scope`` (the caller, e.g. its API key id) keeps one caller's Idempotency-Keys apart
         from another's; keys stored before scoping still replay. ``stored_request``: the body is a stored
-        request screened again (see ``validate``).
+        request screened again (see ``validate``). ``precondition(connection)`` runs in the storing
+        transaction once the deal is locked; what it raises stops the store and reaches the caller.
         """
         # One database connection for the whole request (the checks' look-ups, the write, the gate): on
         # PostgreSQL each further checkout is another liveness ping and reset round trip.
         with self.store.read_scope():
             return self._screen_and_store(body, idempotency_key, source, dry_run, idempotency_scope,
-                                          stored_request)
+                                          stored_request, precondition)
 
-    def _screen_and_store(self, body: Any, client_key: str | None, source: str,
-                          dry_run: bool, scope: str | None, stored_request: bool) -> tuple[dict, bool]:
+    def _screen_and_store(self, body: Any, client_key: str | None, source: str, dry_run: bool,
+                          scope: str | None, stored_request: bool, precondition) -> tuple[dict, bool]:
         data = self.validate(body, stored=stored_request)
         request_hash = _request_hash(data)
         idempotency_key = scoped_idempotency_key(scope, client_key) if client_key and scope else client_key
@@ -123,7 +124,8 @@ class Services:
             return result, False
         try:
             result, created = self.store.save_screening(screening, data, request_hash=request_hash,
-                                                        idempotency_key=idempotency_key, source=source)
+                                                        idempotency_key=idempotency_key, source=source,
+                                                        precondition=precondition)
         except IdempotencyConflict as exc:
             raise _conflict(client_key, exc.screening_id) from exc
         # Not created: a concurrent request stored this key first, and a newer screening may govern now.

@@ -300,11 +300,14 @@ class Store:
         return next((r for r in rows if r.idempotency_key == key), rows[0] if rows else None)
 
     def save_screening(self, screening: Screening, request_body: dict, *, request_hash: str,
-                       idempotency_key: str | None = None, source: str = "api") -> tuple[dict, bool]:
+                       idempotency_key: str | None = None, source: str = "api",
+                       precondition=None) -> tuple[dict, bool]:
         """Store a screening atomically with its plugins' rows; returns (screening dict, created).
 
         With an Idempotency-Key, a replay returns the first screening (created=False) and a different
         body raises IdempotencyConflict; the unique constraint makes this hold across processes.
+        ``precondition(connection)`` runs once the deal is locked, before the screening row is written;
+        an exception from it rolls the transaction back and propagates.
         """
         if idempotency_key:
             existing = self.find_by_idempotency_key(idempotency_key)
@@ -313,14 +316,17 @@ class Store:
         try:
             with self._writing() as conn:
                 return self._insert_screening(conn, screening, request_body, request_hash, idempotency_key,
-                                              source)
+                                              source, precondition)
         except _LostRace:
             # Another process stored the same key between our look-up and our insert.
             return self._replay(self.find_by_idempotency_key(idempotency_key), request_hash)
 
-    def _insert_screening(self, conn, screening, request_body, request_hash, idempotency_key, source):
+    def _insert_screening(self, conn, screening, request_body, request_hash, idempotency_key, source,
+                          precondition=None):
         ref = screening.transaction.reference
         txn_id = self._transaction_id(conn, ref, utcnow())
+        if precondition is not None:
+            precondition(conn)
         # Timed once the deal is locked (the write lock, or on PostgreSQL the row the upsert touched), so
         # screenings of one deal are dated in the order they are stored: history and latest_screening sort so.
         now = utcnow()

@@ -95,6 +95,10 @@ def attributes(entity: dict) -> dict:
     return out
 
 
+def _text_or_none(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _parameter(context: dict, name: str):
     for pair in pairs(context, "InputParameters"):
         if isinstance(pair, dict) and pair.get("key") == name:
@@ -107,6 +111,7 @@ class DynamicsAdapter(WebhookAdapter):
 
     vendor = "dynamics"
     default_field_maps = DEFAULT_FIELD_MAPS
+    modified_fields = ("modifiedon",)
 
     def authenticate(self, request, raw: bytes, settings: dict) -> None:
         """The configured header (HttpHeader) or ``code`` query parameter (WebhookKey) must match."""
@@ -142,7 +147,9 @@ class DynamicsAdapter(WebhookAdapter):
         entity_id = str(context["PrimaryEntityId"])
         event = VendorEvent(delivery_id=f"{context['OperationId']}:{entity_id}", object_type=entity,
                             object_id=entity_id, kind=str(context["MessageName"]),
-                            meta={"organization": context.get("OrganizationName")})
+                            meta={"organization": context.get("OrganizationName")},
+                            # When the operation began: asynchronous steps may finish out of that order.
+                            modified_at=_text_or_none(context.get("OperationCreatedOn")))
         if event.kind not in MESSAGES:
             event.ignore = f"{event.kind} messages do not call for a screening"
             return [event]
@@ -166,7 +173,7 @@ class DynamicsAdapter(WebhookAdapter):
         entity_set = (settings.get("entity_sets") or {}).get(event.object_type) or ENTITY_SETS.get(
             event.object_type, event.object_type + "s")
         fields, _ = fieldmap.fields_used(self.field_map(event.object_type, settings))
-        select = ",".join(sorted({f.split("@")[0] for f in fields if "." not in f}))
+        select = ",".join(sorted({f.split("@")[0] for f in fields if "." not in f} | set(self.modified_fields)))
         headers = {**tokens.headers(settings),
                    "Prefer": 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"'}
         row = call("GET", f"{base}/api/data/v9.2/{entity_set}({event.object_id})?$select={select}",

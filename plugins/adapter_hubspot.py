@@ -69,6 +69,7 @@ class HubSpotAdapter(WebhookAdapter):
     """Deal events from a HubSpot app (webhooks API) or a workflow's webhook action."""
 
     vendor = "hubspot"
+    modified_fields = ("hs_lastmodifieddate",)
     time_sensitive = True
     default_field_maps = DEFAULT_FIELD_MAPS
 
@@ -124,8 +125,10 @@ class HubSpotAdapter(WebhookAdapter):
             raise PayloadError(f"event {index}: missing {', '.join(missing)}")
         kind = str(event["subscriptionType"])
         delivery = f"{event['portalId']}:{event['eventId']}:{event['objectId']}"
+        occurred = event.get("occurredAt")
         thin = VendorEvent(delivery_id=delivery, object_type="deal", object_id=str(event["objectId"]),
-                           kind=kind, meta={"portal_id": event["portalId"]})
+                           kind=kind, meta={"portal_id": event["portalId"]},
+                           modified_at=str(occurred) if isinstance(occurred, int | str) and occurred else None)
         is_deal = kind.startswith("deal.") or (kind.startswith("object.")
                                                and str(event.get("objectTypeId")) == DEAL_TYPE_ID)
         action = kind.split(".", 1)[1] if "." in kind else kind
@@ -150,9 +153,13 @@ class HubSpotAdapter(WebhookAdapter):
         if object_id in (None, ""):
             raise PayloadError("workflow payload: no objectId, dealId or hs_object_id")
         content_id = "workflow:" + hashlib.sha256(raw).hexdigest()
+        # The default body dates each property's last change: the newest is the state the call carries.
+        changed = [v["timestamp"] for v in props.values() if isinstance(v, dict) and type(v.get("timestamp")) is int
+                   ] if isinstance(props, dict) else []
         # No delivery id: identical bytes are a retry only while they are the deal's latest delivery.
         return VendorEvent(delivery_id=content_id, object_type="deal", object_id=str(object_id), record=record,
-                           kind="workflow", meta={"content_id": content_id})
+                           kind="workflow", meta={"content_id": content_id},
+                           modified_at=str(max(changed)) if changed else None)
 
     def enrich(self, event: VendorEvent, settings: dict) -> tuple[dict, list[dict]]:
         """Read the deal and its line items through the CRM v3 API."""
@@ -162,7 +169,8 @@ class HubSpotAdapter(WebhookAdapter):
         record_fields, line_fields = fieldmap.fields_used(self.field_map("deal", settings))
         headers = tokens.headers(settings)
         timeout = float(settings.get("timeout", 10))
-        deal = call("GET", f"{base}/crm/v3/objects/deals/{event.object_id}?properties={','.join(record_fields)}"
+        properties = ",".join(dict.fromkeys([*record_fields, *self.modified_fields]))
+        deal = call("GET", f"{base}/crm/v3/objects/deals/{event.object_id}?properties={properties}"
                     "&associations=line_items", headers=headers, timeout=timeout).body
         if not isinstance(deal, dict) or not isinstance(deal.get("properties"), dict):
             raise EnrichmentError("the deal answer had no properties")

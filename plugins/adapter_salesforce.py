@@ -127,6 +127,8 @@ class SalesforceAdapter(WebhookAdapter):
 
     vendor = "salesforce"
     default_field_maps = DEFAULT_FIELD_MAPS
+    # Sent when the outbound message selects them; SystemModstamp also moves on system changes.
+    modified_fields = ("LastModifiedDate", "SystemModstamp")
 
     def authenticate(self, request, raw: bytes, settings: dict) -> None:
         """The ``?token=`` must match and the OrganizationId (and ActionId, when set) be allowlisted."""

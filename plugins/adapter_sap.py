@@ -67,6 +67,7 @@ class SapEventMeshAdapter(WebhookAdapter):
 
     vendor = "sap"
     default_field_maps = DEFAULT_FIELD_MAPS
+    modified_fields = ("LastChangeDateTime",)
 
     def options(self, request, settings: dict) -> Response:
         """CloudEvents webhook validation: allow the requesting origin when it is on the allowlist."""
@@ -137,8 +138,10 @@ class SapEventMeshAdapter(WebhookAdapter):
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
         if not data.get(key):
             raise PayloadError(f"event {index}: data.{key} is missing")
+        occurred = event.get("time")
         return VendorEvent(delivery_id=delivery, object_type=object_type, object_id=str(data[key]),
-                           kind=str(event["type"]), meta={"event_type": event["type"]})
+                           kind=str(event["type"]), meta={"event_type": event["type"]},
+                           modified_at=occurred if isinstance(occurred, str) and occurred else None)
 
     def enrich(self, event: VendorEvent, settings: dict) -> tuple[dict, list[dict]]:
         """Read the document with items and partners from the S/4HANA OData API."""

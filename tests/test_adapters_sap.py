@@ -111,7 +111,7 @@ def test_s4_outage_keeps_the_event_holds_the_order_and_the_worker_recovers(app, 
     resolve = lambda vendor: services.pm.hook.hrdd_webhook_adapter(name=vendor, app=app)  # noqa: E731
     with app.app_context():
         early = pipeline.process_due(services, resolve, settings_for(app))
-        assert early == {"screened": 0, "pending": 0, "invalid": 0}  # back-off: not due yet
+        assert early == {"screened": 0, "pending": 0, "invalid": 0, "stale": 0}  # back-off: not due yet
         later = pipeline.process_due(services, resolve, settings_for(app), moment=now() + timedelta(minutes=5))
-    assert later == {"screened": 1, "pending": 0, "invalid": 0}
+    assert later == {"screened": 1, "pending": 0, "invalid": 0, "stale": 0}
     assert deliveries(app, "sap")[0]["status"] == "screened"

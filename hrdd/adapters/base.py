@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import logging
+from datetime import datetime
 from typing import Any
 
 from flask import Response, jsonify
 
-from hrdd.adapters import fieldmap, pipeline
+from hrdd.adapters import fieldmap, pipeline, versions
 from hrdd.adapters.config import adapter_settings, settings_for
 from hrdd.adapters.events import PayloadError, VendorEvent
 from hrdd.adapters.signatures import AuthError
@@ -49,6 +50,8 @@ class WebhookAdapter:
     time_sensitive = False
     #: canonical field map per vendor object type, overridable by ``field_maps`` in configuration.
     default_field_maps: dict[str, dict] = {}
+    #: record fields holding the vendor's last-modified time, first found wins (``modified_fields`` overrides).
+    modified_fields: tuple[str, ...] = ()
 
     def __init__(self, app):
         self.app = app
@@ -84,6 +87,21 @@ class WebhookAdapter:
         body = {"reference": {"system": event.system or self.system, "object_type": event.object_type,
                               "object_id": event.object_id}, **mapped.body}
         return body, mapped.missing
+
+    def modified_at(self, event: VendorEvent, settings: dict) -> datetime | None:
+        """The vendor's time of the record state ``event`` carries: a record field, else the event's own time.
+
+        None when neither is sent (the delivery is then screened in arrival order) or when the time lies
+        further in the future than ``max_clock_skew_seconds`` allows (a mis-mapped date field would
+        otherwise make every later delivery of the record look stale).
+        """
+        fields = settings.get("modified_fields") or self.modified_fields
+        moment = versions.record_time(event.record, fields) or versions.parse_vendor_time(event.modified_at)
+        if moment is not None and moment > pipeline.now() + versions.clock_skew_allowed(settings):
+            log.warning("%s delivery %s: modification time %s lies in the future; not used to order deliveries",
+                        self.vendor, event.delivery_id, moment.isoformat())
+            return None
+        return moment
 
     # ---- the request ----
     def handle(self, request, services) -> Response:

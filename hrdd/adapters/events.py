@@ -18,6 +18,8 @@ class VendorEvent:
     ``ignore`` explains why an event is not screened (an event type hrdd does not act on).
     ``system`` overrides the adapter's ``reference.system`` (the generic adapter takes it from the body).
     ``meta`` keeps the vendor ids that enrichment needs (portal id, entity set, ...).
+    ``modified_at`` is the vendor's time of the change the event reports (ISO 8601), where the event
+    says it (Dynamics' OperationCreatedOn); the record's own modification field is preferred to it.
     """
 
     delivery_id: str
@@ -29,6 +31,7 @@ class VendorEvent:
     system: str = ""
     ignore: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    modified_at: str | None = None
 
     @property
     def thin(self) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from hrdd.adapters import outbox
+from hrdd.adapters import outbox, versions
 from hrdd.adapters.events import VendorEvent
 from hrdd.adapters.http import HttpError
 from hrdd.adapters.tables import adapter_deliveries, now
@@ -20,7 +20,7 @@ from hrdd.errors import ApiError
 log = logging.getLogger(__name__)
 
 # Statuses that answer a replayed delivery from the record instead of processing it again.
-RECORDED = ("screened", "queued", "pending_enrichment", "invalid", "failed")
+RECORDED = ("screened", "queued", "pending_enrichment", "invalid", "failed", "stale")
 
 
 class EnrichmentError(Exception):
@@ -85,8 +85,11 @@ def _base_outcome(event: VendorEvent) -> dict[str, Any]:
 
 
 def _update(store, vendor: str, current: VendorEvent, *, status: str, outcome: dict, hold: dict | None = None,
-            settings: dict | None = None, **values) -> dict:
+            settings: dict | None = None, version=None, **values) -> dict:
+    """Record a delivery's status and outcome; ``version(conn)`` runs first, in the same transaction."""
     with store.begin() as conn:
+        if version is not None:
+            version(conn)
         conn.execute(adapter_deliveries.update().where(
             adapter_deliveries.c.vendor == vendor, adapter_deliveries.c.delivery_id == current.delivery_id,
         ).values(status=status, outcome=outcome, updated_at=now(), **values))
@@ -132,15 +135,21 @@ def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts:
         body, missing = adapter.canonical(event, vendor_settings)
     except (EnrichmentError, HttpError) as exc:
         return _pending(services, adapter, event, settings, attempts + 1, str(exc))
-    if missing:
-        return _invalid(services, adapter, event, settings,
-                        "cannot screen: missing or unusable fields: " + "; ".join(missing))
+    version = _version_claim(adapter, event, vendor_settings)
     try:
-        screening, created = services.screen_and_store(
-            body, idempotency_key=f"{adapter.vendor}:{event.delivery_id}"[:255], source=adapter.vendor)
-    except ApiError as exc:
-        detail = f"{exc.message}" + (f" {exc.errors}" if exc.errors else "")
-        return _invalid(services, adapter, event, settings, f"cannot screen: {detail}", errors=exc.errors)
+        if missing:
+            return _invalid(services, adapter, event, settings,
+                            "cannot screen: missing or unusable fields: " + "; ".join(missing), version=version)
+        try:
+            screening, created = services.screen_and_store(
+                body, idempotency_key=f"{adapter.vendor}:{event.delivery_id}"[:255], source=adapter.vendor,
+                precondition=version)
+        except ApiError as exc:
+            detail = f"{exc.message}" + (f" {exc.errors}" if exc.errors else "")
+            return _invalid(services, adapter, event, settings, f"cannot screen: {detail}", errors=exc.errors,
+                            version=version)
+    except versions.StaleDelivery as stale:
+        return _stale(services, adapter, event, stale)
     outcome = {**_base_outcome(event), "status": "screened", "screening_id": screening["id"],
                "transaction_id": screening["transaction_id"], "stage": screening["stage"],
                "decision": screening["decision"], "gate": screening["gate"],
@@ -153,18 +162,54 @@ def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts:
     return recorded if created else {**recorded, "replayed": True}
 
 
+def _version_claim(adapter, event: VendorEvent, vendor_settings: dict):
+    """The check that this delivery's record state is not older than one already processed, or None.
+
+    It runs inside the transaction that stores the screening (after the deal's row is locked) or records
+    the delivery as invalid, so of two versions processed at once the older one cannot be stored last.
+    """
+    moment = adapter.modified_at(event, vendor_settings)
+    if moment is None:
+        return None
+    event.modified_at = moment.isoformat()
+    system = event.system or adapter.system
+
+    def claim(conn) -> None:
+        versions.claim(conn, vendor=adapter.vendor, system=system, object_type=event.object_type,
+                       object_id=event.object_id, modified_at=moment, delivery_id=event.delivery_id)
+    return claim
+
+
+def _stale(services, adapter, event: VendorEvent, stale: versions.StaleDelivery) -> dict:
+    """Record a delivery that carries an older state of the record than one already processed."""
+    log.info("%s delivery %s is stale: %s", adapter.vendor, event.delivery_id, stale.reason)
+    outcome = {**_base_outcome(event), "status": "stale", "reason": stale.reason,
+               "modified_at": versions.iso(stale.modified_at), "newer_delivery_id": stale.newer_delivery,
+               "newer_modified_at": versions.iso(stale.newer_at)}
+    system = event.system or adapter.system
+    transaction_id = services.store.find_transaction(system, event.object_type, event.object_id)
+    latest = services.store.latest_screening(transaction_id) if transaction_id else None
+    if latest is not None:
+        # What governs the deal instead, for senders that act on the answer (workflows, batch callers).
+        current = services.as_current(latest)
+        outcome.update(transaction_id=transaction_id, screening_id=latest["id"], gate=current["gate"],
+                       hold_reasons=current.get("hold_reasons", []))
+    return _update(services.store, adapter.vendor, event, status="stale", outcome=outcome, reason=stale.reason,
+                   event=event.to_dict(), next_attempt_at=None)
+
+
 def _hold(adapter, event: VendorEvent, reason: str) -> dict:
     return {"system": event.system or adapter.system, "object_type": event.object_type, "object_id": event.object_id,
             "gate": "hold", "reason": reason}
 
 
-def _invalid(services, adapter, event, settings, reason: str, errors: dict | None = None) -> dict:
+def _invalid(services, adapter, event, settings, reason: str, errors: dict | None = None, version=None) -> dict:
     log.info("%s delivery %s recorded as invalid: %s", adapter.vendor, event.delivery_id, reason)
     outcome = {**_base_outcome(event), "status": "invalid", "gate": "hold", "reason": reason}
     if errors:
         outcome["errors"] = errors
     return _update(services.store, adapter.vendor, event, status="invalid", outcome=outcome, reason=reason,
-                   hold=_hold(adapter, event, reason), settings=settings, next_attempt_at=None)
+                   hold=_hold(adapter, event, reason), settings=settings, next_attempt_at=None, version=version)
 
 
 def _pending(services, adapter, event, settings, attempts: int, error: str) -> dict:
@@ -186,7 +231,7 @@ def process_due(services, resolve, settings: dict, *, moment=None, limit: int = 
     ``resolve(vendor)`` returns the adapter object of a vendor (or None when it is no longer installed).
     """
     moment = moment or now()
-    counts = {"screened": 0, "pending": 0, "invalid": 0}
+    counts = {"screened": 0, "pending": 0, "invalid": 0, "stale": 0}
     # Lease the due rows (SKIP LOCKED on PostgreSQL) so a second worker does not process them as well.
     due = outbox.claim_due(services.store, adapter_deliveries, ("vendor", "delivery_id"), (
         adapter_deliveries.c.status.in_(("queued", "pending_enrichment")),
@@ -196,6 +241,6 @@ def process_due(services, resolve, settings: dict, *, moment=None, limit: int = 
         if adapter is None:
             continue
         outcome = complete(services, adapter, VendorEvent.from_dict(row.event), settings, attempts=row.attempts)
-        key = {"screened": "screened", "invalid": "invalid"}.get(outcome["status"], "pending")
+        key = {"screened": "screened", "invalid": "invalid", "stale": "stale"}.get(outcome["status"], "pending")
         counts[key] += 1
     return counts

@@ -1,4 +1,4 @@
-"""Tables of the adapters: webhook deliveries (dedup and event record), the outbox, rider executions."""
+"""Tables of the adapters: webhook deliveries (dedup and event record), record versions, the outbox, rider executions."""
 
 from __future__ import annotations
 
@@ -32,6 +32,19 @@ adapter_deliveries = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index("ix_adapter_deliveries_reference", "system", "object_type", "object_id"),
     sa.Index("ix_adapter_deliveries_due", "status", "next_attempt_at"),
+)
+
+# The newest vendor modification time processed per record: a delivery carrying an older version of the
+# record (a retried notification, an asynchronous step finishing late) is recorded as stale, not screened.
+adapter_record_versions = sa.Table(
+    "adapter_record_versions", metadata,
+    sa.Column("vendor", sa.String(40), primary_key=True),
+    sa.Column("system", sa.String(64), primary_key=True),
+    sa.Column("object_type", sa.String(64), primary_key=True),
+    sa.Column("object_id", sa.String(128), primary_key=True),
+    sa.Column("modified_at", UTCDateTime(), nullable=False),
+    sa.Column("delivery_id", sa.String(255), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 outbox = sa.Table(

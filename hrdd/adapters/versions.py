@@ -1,0 +1,107 @@
+"""Record versions: deliveries carrying an older state of a CRM record than one already processed are stale."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hrdd.adapters.tables import adapter_record_versions, now
+from hrdd.sqltypes import as_utc
+
+# OData v2 / WCF JSON dates (Dynamics' RemoteExecutionContext, SAP's A_SalesOrder): /Date(ms[+-hhmm])/.
+_WCF_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+# Epoch milliseconds (HubSpot's occurredAt, some HubSpot properties); seconds would be ten digits.
+_EPOCH_MS = re.compile(r"^\d{12,14}$")
+
+
+class StaleDelivery(Exception):
+    """A newer version of the record was already processed; the delivery must not govern the deal."""
+
+    def __init__(self, modified_at: datetime, newer_at: datetime, newer_delivery: str):
+        self.modified_at = modified_at
+        self.newer_at = newer_at
+        self.newer_delivery = newer_delivery
+        super().__init__(self.reason)
+
+    @property
+    def reason(self) -> str:
+        """What the sender is told: both versions' times and the delivery that carried the newer one."""
+        return (f"not screened: this delivery carries the record as modified at {iso(self.modified_at)}, and "
+                f"delivery {self.newer_delivery} already carried it as modified at {iso(self.newer_at)}")
+
+
+def iso(moment: datetime) -> str:
+    """A vendor time in UTC as the vendors write it: seconds, milliseconds only when there are some."""
+    spec = "milliseconds" if moment.microsecond else "seconds"
+    return moment.astimezone(UTC).isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def parse_vendor_time(value) -> datetime | None:
+    """A vendor's modification time as an aware UTC datetime, or None when ``value`` is not one.
+
+    Accepts ISO 8601 (Salesforce, HubSpot, Dataverse, OData v4; a trailing Z or an offset; no offset means
+    UTC), Odoo's "YYYY-MM-DD HH:MM:SS" (UTC), WCF/OData v2 "/Date(ms+0000)/" and epoch milliseconds.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        text = str(int(value)) if value == value and abs(value) < 1e15 else ""
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        return None
+    try:
+        wcf = _WCF_DATE.match(text)
+        if wcf:
+            return datetime.fromtimestamp(int(wcf.group(1)) / 1000, UTC)
+        if _EPOCH_MS.match(text):
+            return datetime.fromtimestamp(int(text) / 1000, UTC)
+        if len(text) < 10:
+            return None
+        return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")))
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def record_time(record: dict | None, fields) -> datetime | None:
+    """The first of ``fields`` in ``record`` that holds a modification time."""
+    for name in fields or ():
+        moment = parse_vendor_time((record or {}).get(name))
+        if moment is not None:
+            return moment
+    return None
+
+
+def claim(conn, *, vendor: str, system: str, object_type: str, object_id: str,
+          modified_at: datetime, delivery_id: str) -> None:
+    """Record ``modified_at`` as the record's newest processed version, or raise StaleDelivery.
+
+    One statement (an upsert whose update applies only when the version is not older), so two deliveries
+    of one record stored at once by different instances cannot both pass as newest. Equal times pass: a
+    vendor's clock has a resolution, and two changes within it are screened in the order they arrive.
+    """
+    t = adapter_record_versions
+    moment = now()
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(t).values(vendor=vendor, system=system, object_type=object_type, object_id=object_id,
+                                 modified_at=modified_at, delivery_id=delivery_id, updated_at=moment)
+    statement = statement.on_conflict_do_update(
+        index_elements=["vendor", "system", "object_type", "object_id"],
+        set_={"modified_at": statement.excluded.modified_at, "delivery_id": statement.excluded.delivery_id,
+              "updated_at": statement.excluded.updated_at},
+        where=t.c.modified_at <= statement.excluded.modified_at,
+    ).returning(t.c.delivery_id)
+    if conn.execute(statement).first() is not None:
+        return
+    newer = conn.execute(sa.select(t.c.modified_at, t.c.delivery_id).where(
+        t.c.vendor == vendor, t.c.system == system, t.c.object_type == object_type,
+        t.c.object_id == object_id)).one()
+    raise StaleDelivery(modified_at, as_utc(newer.modified_at), newer.delivery_id)
+
+
+def clock_skew_allowed(settings: dict) -> timedelta:
+    """How far in the future a vendor time may lie before it is distrusted (``max_clock_skew_seconds``)."""
+    return timedelta(seconds=float(settings.get("max_clock_skew_seconds", 300)))

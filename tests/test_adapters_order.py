@@ -1,0 +1,248 @@
+"""Deliveries out of order: a CRM record's older state, arriving after a newer one, never governs the deal."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+
+from tests.adapter_support import (
+    FakeServer,
+    count_screenings,
+    deliveries,
+    fixture_bytes,
+    fixture_json,
+    outbox_rows,
+)
+from tests.test_adapters_hubspot import v3_headers
+
+ORG = "00D5e000000KQ2eEAG"
+SF_TOKEN = "s3cret-path-token"
+SF_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
+ODOO_TOKEN = "odoo-7c1e9d0b2a5f4e3c"
+DV_KEY = "dv-3f8a1c5e9b"
+DV_HEADERS = {"Content-Type": "application/json", "x-hrdd-key": DV_KEY}
+HUBSPOT_SECRET = "hubspot-app-secret"
+
+
+@pytest.fixture
+def app_config(app_config):
+    app_config["HRDD_ADAPTERS"] = {"adapters": {
+        "salesforce": {"organization_ids": [ORG[:15]], "token": SF_TOKEN},
+        "odoo": {"token": ODOO_TOKEN},
+        "dynamics": {"auth_header": "x-hrdd-key", "auth_key": DV_KEY},
+        "hubspot": {"client_secret": HUBSPOT_SECRET},
+    }, "writeback": {name: {"url": "http://127.0.0.1:9/{object_type}/{object_id}", "access_token": "t"}
+                     for name in ("salesforce", "odoo", "dynamics", "hubspot")}}
+    return app_config
+
+
+def salesforce_notification(notification_id: str, modified: str | None, *, country: str = "EG") -> bytes:
+    """The fixture's Egypt notification alone, under its own id, with LastModifiedDate and end-user country."""
+    xml = fixture_bytes("salesforce/opportunity_batch.xml").decode()
+    first = re.search(r"<Notification>.*?</Notification>", xml, re.S).group(0)
+    one = first.replace("04l5e00000Gx7QzAAJ", notification_id)
+    one = one.replace("<sf:HRDD_End_User_Country__c>EG</sf:HRDD_End_User_Country__c>",
+                      f"<sf:HRDD_End_User_Country__c>{country}</sf:HRDD_End_User_Country__c>")
+    one = one.replace("<sf:HRDD_Deployment_Countries__c>EG</sf:HRDD_Deployment_Countries__c>",
+                      f"<sf:HRDD_Deployment_Countries__c>{country}</sf:HRDD_Deployment_Countries__c>")
+    if modified:
+        one = one.replace("<sf:Name>", f"<sf:LastModifiedDate>{modified}</sf:LastModifiedDate>\n     <sf:Name>")
+    body = re.sub(r"<Notification>.*</Notification>", lambda _: one, xml, flags=re.S)
+    return body.encode()
+
+
+def post_salesforce(client, body: bytes):
+    r = client.post(f"/v1/hooks/salesforce?token={SF_TOKEN}", data=body, headers=SF_HEADERS)
+    assert r.status_code == 200 and b"<Ack>true</Ack>" in r.data, r.data
+    return r
+
+
+def post_odoo(client, record: dict):
+    r = client.post(f"/v1/hooks/odoo/{ODOO_TOKEN}", data=json.dumps(record), headers={"Content-Type": "application/json"})
+    assert r.status_code == 202, r.json
+    return r.json["results"][0]
+
+
+def gate_of(client, auth_headers, transaction_id: str) -> str:
+    return client.get(f"/v1/transactions/{transaction_id}", headers=auth_headers("reviewer")).json["gate"]
+
+
+def by_id(app, vendor: str) -> dict:
+    return {d["delivery_id"]: d for d in deliveries(app, vendor)}
+
+
+def test_a_salesforce_retry_of_an_older_state_is_stale_and_the_newer_screening_governs(app, client, auth_headers):
+    # The deal moved from Norway to Egypt at 10:00; the 09:00 notification (Norway) failed and is retried later.
+    post_salesforce(client, salesforce_notification("04l000000000002AAA", "2026-11-20T10:00:00.000Z"))
+    writebacks = len(outbox_rows(app))
+    assert writebacks == 1
+    post_salesforce(client, salesforce_notification("04l000000000001AAA", "2026-11-20T09:00:00.000Z", country="NO"))
+    rows = by_id(app, "salesforce")
+    newer, older = rows[f"{ORG}:04l000000000002AAA"], rows[f"{ORG}:04l000000000001AAA"]
+    assert newer["status"] == "screened" and older["status"] == "stale"
+    assert older["screening_id"] is None and count_screenings(app) == 1
+    assert older["reason"] == (f"not screened: this delivery carries the record as modified at 2026-11-20T09:00:00Z, "
+                               f"and delivery {ORG}:04l000000000002AAA already carried it as modified at "
+                               "2026-11-20T10:00:00Z")
+    assert older["outcome"]["gate"] == "hold" and older["outcome"]["screening_id"] == newer["screening_id"]
+    assert gate_of(client, auth_headers, newer["transaction_id"]) == "hold"
+    # No write-back for the stale delivery: the CRM hears only the newer screening's gate.
+    assert len(outbox_rows(app)) == writebacks
+    # Its own retry answers the same, and a later change is screened again.
+    post_salesforce(client, salesforce_notification("04l000000000001AAA", "2026-11-20T09:00:00.000Z", country="NO"))
+    assert by_id(app, "salesforce")[f"{ORG}:04l000000000001AAA"]["status"] == "stale"
+    # An offset is read: 10:30+01:00 is 09:30 UTC, older than 10:00 UTC.
+    post_salesforce(client, salesforce_notification("04l000000000003AAA", "2026-11-20T10:30:00+01:00", country="NO"))
+    assert by_id(app, "salesforce")[f"{ORG}:04l000000000003AAA"]["status"] == "stale"
+    post_salesforce(client, salesforce_notification("04l000000000004AAA", "2026-11-20T11:00:00.000Z", country="NO"))
+    latest = by_id(app, "salesforce")[f"{ORG}:04l000000000004AAA"]
+    assert latest["status"] == "screened" and count_screenings(app) == 2
+
+
+def test_equal_times_are_screened_in_arrival_order_and_no_time_means_arrival_order(app, client):
+    post_salesforce(client, salesforce_notification("04l000000000001AAA", "2026-11-20T10:00:00Z"))
+    post_salesforce(client, salesforce_notification("04l000000000002AAA", "2026-11-20T10:00:00Z", country="NO"))
+    post_salesforce(client, salesforce_notification("04l000000000003AAA", None))
+    assert {d["status"] for d in deliveries(app, "salesforce")} == {"screened"}
+    assert count_screenings(app) == 3
+
+
+def test_a_dynamics_step_finishing_after_a_later_one_is_stale(app, client):
+    update = client.post("/v1/hooks/dynamics", data=fixture_bytes("dynamics/opportunity_update_postimage.json"),
+                         headers=DV_HEADERS).json["results"][0]
+    create = client.post("/v1/hooks/dynamics", data=fixture_bytes("dynamics/opportunity_create.json"),
+                         headers=DV_HEADERS).json["results"][0]
+    assert update["status"] == "screened" and update["stage"] == "order"
+    # OperationCreatedOn 2024-08-02T07:00:39Z, a day before the update's: the create's step ran late.
+    assert create["status"] == "stale" and create["modified_at"] == "2024-08-02T07:00:39Z"
+    assert create["newer_modified_at"] == "2024-08-03T07:00:39Z"
+    assert create["screening_id"] == update["screening_id"]
+    assert count_screenings(app) == 1
+
+
+def _odoo(write_date, **changes) -> dict:
+    record = {**fixture_json("odoo/sale_order.json"), **changes}
+    if write_date is not None:
+        record["write_date"] = write_date
+    return record
+
+
+def test_an_older_invalid_delivery_does_not_hold_the_deal(app, client, auth_headers):
+    newer = post_odoo(client, _odoo("2026-11-20 10:00:00"))
+    assert newer["status"] == "screened"
+    holds = len(outbox_rows(app))
+    older = post_odoo(client, _odoo("2026-11-20 09:30:00", x_hrdd_end_user_country=False))
+    assert older["status"] == "stale" and older["newer_delivery_id"] == newer["delivery_id"]
+    assert len(outbox_rows(app)) == holds  # no "hold" written back for a state the record has left
+    assert gate_of(client, auth_headers, newer["transaction_id"]) == newer["gate"]
+
+
+def test_an_older_complete_delivery_does_not_override_a_newer_invalid_one(app, client, auth_headers):
+    first = post_odoo(client, _odoo("2026-11-20 08:00:00", x_hrdd_end_user_country="NO",
+                                    x_hrdd_deployment_countries="NO"))
+    invalid = post_odoo(client, _odoo("2026-11-20 10:00:00", x_hrdd_end_user_country=False))
+    assert invalid["status"] == "invalid" and invalid["gate"] == "hold"
+    older = post_odoo(client, _odoo("2026-11-20 09:00:00", x_hrdd_end_user_country="NO",
+                                    x_hrdd_deployment_countries="NO"))
+    assert older["status"] == "stale" and older["newer_delivery_id"] == invalid["delivery_id"]
+    # The deal stays held by the newer, unscreenable delivery.
+    assert gate_of(client, auth_headers, first["transaction_id"]) == "hold"
+    assert count_screenings(app) == 1
+
+
+def test_a_time_far_in_the_future_is_not_used_to_order_deliveries(app, client, caplog):
+    post_odoo(client, _odoo("2099-01-01 00:00:00"))
+    later = post_odoo(client, _odoo("2026-11-20 09:00:00", x_hrdd_intended_use="Visitor registration"))
+    assert later["status"] == "screened"
+    assert "lies in the future; not used to order deliveries" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["yesterday", "", "2026-13-45 25:00:00", True, {"x": 1}])
+def test_an_unreadable_time_leaves_arrival_order(app, client, value):
+    post_odoo(client, _odoo("2026-11-20 10:00:00"))
+    later = post_odoo(client, _odoo(value, x_hrdd_intended_use="Visitor registration"))
+    assert later["status"] == "screened"
+
+
+def test_a_hubspot_workflow_call_carrying_older_property_changes_is_stale(app, client):
+    newer = fixture_json("hubspot/workflow_deal.json")
+    older = json.loads(json.dumps(newer))
+    for prop in older["properties"].values():
+        prop["timestamp"] -= 60_000
+    older["properties"]["hrdd_end_user_country"]["value"] = "EG"
+    answers = []
+    for body in (newer, older):
+        raw = json.dumps(body).encode()
+        answers.append(client.post("/v1/hooks/hubspot", data=raw, headers=v3_headers(raw, secret=HUBSPOT_SECRET)))
+    assert answers[0].status_code == 200 and answers[0].json["status"] == "screened"
+    stale = answers[1].json
+    assert answers[1].status_code == 200 and stale["status"] == "stale"
+    # The workflow branches on the answer: it carries the deal's gate now.
+    assert stale["gate"] == answers[0].json["gate"] and stale["screening_id"] == answers[0].json["screening_id"]
+
+
+def test_the_migration_adds_record_versions_and_keeps_deliveries(app, client):
+    post_odoo(client, _odoo("2026-11-20 10:00:00"))
+    store = app.extensions["hrdd"].store
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE adapter_record_versions"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0703_end_user_keys' "
+                             "WHERE version_num = '0704_record_versions'"))
+    store.engine.dispose()
+    store.upgrade()
+    assert len(deliveries(app, "odoo")) == 1
+    older = post_odoo(client, _odoo("2026-11-20 09:00:00", x_hrdd_intended_use="Visitor registration"))
+    newer = post_odoo(client, _odoo("2026-11-20 11:00:00", x_hrdd_intended_use="Visitor registration, lobby"))
+    assert older["status"] == "screened" and newer["status"] == "screened"  # no version was recorded before
+    again = post_odoo(client, _odoo("2026-11-20 10:30:00", x_hrdd_intended_use="Lobby"))
+    assert again["status"] == "stale"
+
+
+def test_a_record_fetched_by_the_worker_is_stale_when_a_newer_state_was_screened(app, client):
+    from hrdd_plugins.adapter_runtime import run_once as worker_pass
+
+    # A workflow call carries the deal as changed at 10:00; the webhook event queued earlier is fetched
+    # after it, and the API answers a state last modified at 09:07 (a read from a lagging replica, say).
+    workflow = fixture_json("hubspot/workflow_deal.json")
+    workflow["objectId"] = 19184211867
+    # The record's own hs_lastmodifieddate wins over the properties' change timestamps (2024 here).
+    workflow["properties"]["hs_lastmodifieddate"] = {"value": "2026-11-19T10:00:00.000Z", "timestamp": 1732000000000}
+    events = fixture_bytes("hubspot/deal_batch.json")
+    assert client.post("/v1/hooks/hubspot", data=events, headers=v3_headers(events, secret=HUBSPOT_SECRET)
+                       ).status_code == 202
+    raw = json.dumps(workflow).encode()
+    screened = client.post("/v1/hooks/hubspot", data=raw, headers=v3_headers(raw, secret=HUBSPOT_SECRET)).json
+    assert screened["status"] == "screened"
+    routes = {("GET", "/crm/v3/objects/deals/19184211867"): (200, fixture_json("hubspot/deal_19184211867.json")),
+              ("POST", "/crm/v3/objects/line_items/batch/read"): (200, fixture_json(
+                  "hubspot/line_items_batch_read.json"))}
+    with FakeServer(routes) as fake:
+        app.extensions["hrdd_adapters"]["adapters"]["hubspot"].update(api_base_url=fake.url, access_token="pat-x")
+        with app.app_context():
+            counts = worker_pass(app)
+    assert "hs_lastmodifieddate" in fake.requests[0]["url"]  # asked for, whatever the field map reads
+    assert counts["events"]["stale"] == 1
+    fetched = next(d for d in deliveries(app, "hubspot") if d["delivery_id"].startswith("62515:3816279340:"))
+    assert fetched["status"] == "stale" and "2026-11-19T09:07:02.114Z" in fetched["reason"]
+    assert count_screenings(app) == 1
+
+
+def test_versions_delivered_at_once_leave_the_newest_governing(app):
+    # Eight changes of one order arrive together, newest first, each on its own connection: whatever order
+    # they are stored in, the deal ends on the newest state and no older state is screened after it.
+    records = [_odoo(f"2026-11-20 10:0{n}:00", x_hrdd_intended_use=f"version {n}") for n in range(8)][::-1]
+
+    def deliver(record):
+        return post_odoo(app.test_client(), record)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(deliver, records))
+    assert outcomes[0]["status"] == "screened"  # the newest is never stale
+    assert {o["status"] for o in outcomes} <= {"screened", "stale"}
+    store = app.extensions["hrdd"].store
+    latest = store.latest_screening(outcomes[0]["transaction_id"])
+    assert latest["transaction"]["intended_use"] == "version 7"
