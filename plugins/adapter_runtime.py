@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
-from hrdd.adapters import outbox, pipeline
+from hrdd.adapters import outbox, pipeline, versions
 from hrdd.adapters.config import settings_for
 from hrdd.adapters.tables import adapter_deliveries, aware, iso
 from hrdd.hookspecs import hookimpl
@@ -166,4 +166,4 @@ def hrdd_register_commands(cli):
 @hookimpl
 def hrdd_startup(app):
     """Refuse to start on an unreadable adapter configuration, naming the problem."""
-    settings_for(app)
+    versions.check_settings(settings_for(app))

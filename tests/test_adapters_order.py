@@ -246,3 +246,29 @@ def test_versions_delivered_at_once_leave_the_newest_governing(app):
     store = app.extensions["hrdd"].store
     latest = store.latest_screening(outcomes[0]["transaction_id"])
     assert latest["transaction"]["intended_use"] == "version 7"
+
+
+@pytest.mark.parametrize("setting, value, named", [
+    ("modified_fields", "write_date", "adapters.odoo.modified_fields: expected a list of record field names"),
+    ("modified_fields", ["write_date", ""], "adapters.odoo.modified_fields"),
+    ("max_clock_skew_seconds", "soon", "adapters.odoo.max_clock_skew_seconds: expected a number of seconds"),
+    ("max_clock_skew_seconds", -1, "adapters.odoo.max_clock_skew_seconds"),
+])
+def test_unusable_ordering_settings_stop_start_up_naming_them(app_config, setting, value, named):
+    from hrdd.adapters.config import ConfigError
+    from server import create_app
+
+    app_config["HRDD_ADAPTERS"]["adapters"]["odoo"][setting] = value
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        create_app(app_config)
+
+
+def test_modified_fields_from_the_environment_name_other_record_fields(app_config, monkeypatch):
+    from server import create_app
+
+    monkeypatch.setenv("HRDD_ADAPTER_ODOO_MODIFIED_FIELDS", "x_changed_at, write_date")
+    client = create_app(app_config).test_client()
+    newer = post_odoo(client, _odoo("2026-11-20 08:00:00", x_changed_at="2026-11-20 10:00:00"))
+    older = post_odoo(client, _odoo("2026-11-20 11:00:00", x_changed_at="2026-11-20 09:00:00",
+                                    x_hrdd_intended_use="Lobby"))
+    assert newer["status"] == "screened" and older["status"] == "stale"

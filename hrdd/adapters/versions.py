@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from hrdd.adapters.config import ConfigError
 from hrdd.adapters.tables import adapter_record_versions, now
 from hrdd.sqltypes import as_utc
 
@@ -100,6 +101,27 @@ def claim(conn, *, vendor: str, system: str, object_type: str, object_id: str,
         t.c.vendor == vendor, t.c.system == system, t.c.object_type == object_type,
         t.c.object_id == object_id)).one()
     raise StaleDelivery(modified_at, as_utc(newer.modified_at), newer.delivery_id)
+
+
+def check_settings(settings: dict) -> None:
+    """Raise ConfigError naming an adapter whose ``modified_fields`` or ``max_clock_skew_seconds`` is unusable."""
+    for vendor, mine in (settings.get("adapters") or {}).items():
+        if not isinstance(mine, dict):
+            continue
+        fields = mine.get("modified_fields")
+        if fields is not None and (not isinstance(fields, list) or not all(
+                isinstance(f, str) and f.strip() for f in fields)):
+            raise ConfigError(f"adapters.{vendor}.modified_fields: expected a list of record field names, "
+                              f"got {fields!r}")
+        skew = mine.get("max_clock_skew_seconds")
+        if skew is not None:
+            try:
+                ok = not isinstance(skew, bool) and 0 <= float(skew) < 1e9
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ConfigError(f"adapters.{vendor}.max_clock_skew_seconds: expected a number of seconds "
+                                  f"from 0, got {skew!r}")
 
 
 def clock_skew_allowed(settings: dict) -> timedelta:
