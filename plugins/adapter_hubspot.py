@@ -157,9 +157,15 @@ class HubSpotAdapter(WebhookAdapter):
         changed = [v["timestamp"] for v in props.values() if isinstance(v, dict) and type(v.get("timestamp")) is int
                    ] if isinstance(props, dict) else []
         # No delivery id: identical bytes are a retry only while they are the deal's latest delivery.
-        return VendorEvent(delivery_id=content_id, object_type="deal", object_id=str(object_id), record=record,
-                           kind="workflow", meta={"content_id": content_id},
-                           modified_at=str(max(changed)) if changed else None)
+        event = VendorEvent(delivery_id=content_id, object_type="deal", object_id=str(object_id), record=record,
+                            kind="workflow", meta={"content_id": content_id},
+                            modified_at=str(max(changed)) if changed else None)
+        object_type = data.get("objectType", data.get("objectTypeId"))
+        if object_type not in (None, "") and str(object_type).upper() not in ("DEAL", DEAL_TYPE_ID):
+            # A company's or contact's workflow posting here: its id is not a deal's, and must not open one.
+            event.ignore = f"a workflow call for a {str(object_type)[:40]} record; hrdd screens deals only"
+            event.object_type = str(object_type)[:64]
+        return event
 
     def enrich(self, event: VendorEvent, settings: dict) -> tuple[dict, list[dict]]:
         """Read the deal and its line items through the CRM v3 API."""

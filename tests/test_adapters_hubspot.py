@@ -175,3 +175,22 @@ def test_a_workflow_body_changed_back_is_screened_again_not_replayed(app, client
     retry = client.post("/v1/hooks/hubspot", data=a, headers=v3_headers(a)).json
     assert retry["replayed"] is True and retry["screening_id"] == post[2]["screening_id"]
     assert count_screenings(app) == 3
+
+
+@pytest.mark.parametrize("object_type", ["COMPANY", "CONTACT", "0-2", "TICKET"])
+def test_a_workflow_call_for_another_object_type_is_not_screened_as_a_deal(app, client, object_type):
+    body = fixture_json("hubspot/workflow_deal.json")
+    body["objectType"] = object_type
+    raw = json.dumps(body).encode()
+    r = client.post("/v1/hooks/hubspot", data=raw, headers=v3_headers(raw))
+    assert r.status_code == 200 and r.json["status"] == "ignored"
+    assert r.json["reason"] == f"a workflow call for a {object_type} record; hrdd screens deals only"
+    assert count_screenings(app) == 0
+
+
+@pytest.mark.parametrize("object_type", ["DEAL", "deal", "0-3"])
+def test_a_workflow_call_for_a_deal_is_screened_however_the_type_is_written(app, client, object_type):
+    body = fixture_json("hubspot/workflow_deal.json")
+    body["objectType"] = object_type
+    raw = json.dumps(body).encode()
+    assert client.post("/v1/hooks/hubspot", data=raw, headers=v3_headers(raw)).json["status"] == "screened"

@@ -355,3 +355,25 @@ def test_non_finite_numbers_for_an_int_field_are_an_invalid_delivery_with_a_hold
     app = create_app(app_config)
     record = {**json.loads(valid("odoo")), "product_uom_qty": value}
     _assert_held_as_invalid(app, send(app.test_client(), "odoo", json.dumps(record).encode()), value)
+
+
+@pytest.mark.parametrize("value", ["1.000,50", "250.000,00", "1,5", "12,34,567", "1,000,00"])
+def test_a_decimal_comma_is_an_invalid_delivery_not_a_thousandth_of_the_value(app, client, value):
+    record = json.loads(valid("odoo"))
+    record["amount_total"] = value
+    response = send(client, "odoo", json.dumps(record).encode())
+    outcome = response.get_json()["results"][0]
+    assert outcome["status"] == "invalid" and outcome["gate"] == "hold", outcome
+    assert f"{value!r} is not a number hrdd can read unambiguously" in outcome["reason"]
+    assert count_screenings(app) == 0
+
+
+@pytest.mark.parametrize("value, read", [("250,000", 250000.0), ("1,234,567.89", 1234567.89), ("250000.50", 250000.5),
+                                         (" 42 ", 42.0), ("1,000.", 1000.0)])
+def test_thousands_separators_and_plain_numbers_are_read(app, client, value, read):
+    record = json.loads(valid("odoo"))
+    record["amount_total"] = value
+    outcome = send(client, "odoo", json.dumps(record).encode()).get_json()["results"][0]
+    assert outcome["status"] == "screened", outcome
+    stored = app.extensions["hrdd"].store.get_screening(outcome["screening_id"])
+    assert stored["transaction"]["items"][0]["unit_price"] == read

@@ -14,6 +14,7 @@ each line item, with an optional ``fallback`` item spec used on the record when 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,10 @@ def lookup(record: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+# "250,000" or "-1,234,567.89": commas as thousands separators only.
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+
+
 def _empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
@@ -63,8 +68,12 @@ def _convert(value: Any, kind: str | None, where: str) -> Any:
     if kind == "str":
         return str(value)
     if kind in ("int", "float"):
+        if isinstance(value, str) and "," in value and not _THOUSANDS.match(value.strip()):
+            # "1.000,50" or "1,5": a decimal comma, which read as a thousands separator would be 1.0005 or 15.
+            raise ValueError(f"{where}: {value!r} is not a number hrdd can read unambiguously (commas only "
+                             "between groups of three digits; a point before the decimals)")
         try:
-            number = float(str(value).replace(",", "")) if isinstance(value, str) else float(value)
+            number = float(value.replace(",", "")) if isinstance(value, str) else float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{where}: {value!r} is not a number") from None
         if not math.isfinite(number):
