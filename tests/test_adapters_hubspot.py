@@ -194,3 +194,19 @@ def test_a_workflow_call_for_a_deal_is_screened_however_the_type_is_written(app,
     body["objectType"] = object_type
     raw = json.dumps(body).encode()
     assert client.post("/v1/hooks/hubspot", data=raw, headers=v3_headers(raw)).json["status"] == "screened"
+
+
+def test_a_retried_workflow_call_answers_with_the_deals_gate_now(app, client, auth_headers):
+    body = fixture_bytes("hubspot/workflow_deal.json")
+    first = client.post("/v1/hooks/hubspot", data=body, headers=v3_headers(body)).json
+    assert first["status"] == "screened" and first["gate"] == "release_with_conditions"
+    # Meanwhile the deal is screened again through the API (say an integration user's call) on Egypt facts.
+    egypt = fixture_json("transaction_egypt_biometric.json")
+    egypt["reference"] = {"system": "hubspot", "object_type": "deal", "object_id": "19184211870"}
+    newer = client.post("/v1/screenings", json=egypt, headers=auth_headers("crm")).json
+    assert newer["gate"] == "hold"
+    # HubSpot timed out on the first call and retries it: the workflow must branch on "hold", not "release".
+    retry = client.post("/v1/hooks/hubspot", data=body, headers=v3_headers(body)).json
+    assert retry["replayed"] is True and retry["screening_id"] == first["screening_id"]
+    assert retry["gate"] == "hold" and retry["superseded_by"] == newer["id"]
+    assert retry["hold_reasons"] and count_screenings(app) == 2

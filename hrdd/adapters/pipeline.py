@@ -104,6 +104,23 @@ def receive(services, adapter, events: list[VendorEvent], settings: dict, *, inl
     return [receive_one(services, adapter, event, settings, inline_thin=inline_thin) for event in events]
 
 
+def _replayed(services, existing: Mapping) -> dict:
+    """A recorded outcome answered again, with the deal's gate now where it has a screening.
+
+    A sender retrying after a timeout (a HubSpot workflow branching on the answer, say) must not act on
+    the gate of minutes ago when a reviewer, a newer screening or an unscreened event has changed it.
+    """
+    outcome = {**existing["outcome"], "replayed": True}
+    screening_id = outcome.get("screening_id")
+    stored = services.store.get_screening(screening_id) if screening_id else None
+    if stored is not None:
+        current = services.as_current(stored)
+        outcome.update(gate=current["gate"], hold_reasons=current.get("hold_reasons", []))
+        if current.get("superseded_by"):
+            outcome["superseded_by"] = current["superseded_by"]
+    return outcome
+
+
 def receive_one(services, adapter, event: VendorEvent, settings: dict, *, inline_thin: bool) -> dict:
     """Process one event exactly once per (vendor, delivery id); replays get the recorded outcome."""
     if event.ignore:
@@ -117,7 +134,7 @@ def receive_one(services, adapter, event: VendorEvent, settings: dict, *, inline
                 "idempotency_key": event.meta.get("idempotency_key"),
                 "reason": "the delivery key was already used for a different body"}
     if existing is not None and existing["status"] in RECORDED:
-        return {**existing["outcome"], "replayed": True}
+        return _replayed(services, existing)
     if event.thin and not inline_thin:
         outcome = {**_base_outcome(event), "status": "queued",
                    "reason": "the record will be fetched from the vendor and screened by the worker"}
