@@ -46,6 +46,21 @@ def hrdd_answer_ids():
 
 
 @hookspec
+def hrdd_answers_on_record(transaction, source, store):
+    """Return answers recorded for this deal outside the request, or None.
+
+    ``{question id: {"answer": "yes" | "no" | "n/a", "source": str, "recorded_at": str, ...}}``. Called
+    before a request is screened with a store (stored, dry run or re-screened; not offline), with the
+    validated request as a dict and where it came from (``source``: "api", "checklist", "rescreen" or an
+    adapter's name). Where the request leaves a question out or answers ``unknown``, the core screens it
+    with the recorded answer; each recorded answer is listed in the screening's ``answers_on_record``, with
+    ``used: false`` and ``request_answer`` where the request gave another known answer (which is kept).
+    The first plugin to record a question id wins. The checklist plugin returns the known answers of the
+    deal's latest checklist upload while its end-user is unchanged, and nothing for an upload itself.
+    """
+
+
+@hookspec
 def hrdd_versions(context):
     """Return a dict of dataset name -> version string to record in every screening's ``versions.data``."""
 

@@ -238,6 +238,7 @@ class Screening:
     tailoring: list[dict[str, Any]]
     versions: dict[str, Any]
     party_matches: list[dict[str, Any]] = field(default_factory=list)
+    answers_on_record: dict[str, dict[str, Any]] = field(default_factory=dict)
     id: str | None = None
     transaction_id: str | None = None
     created_at: str | None = None
@@ -248,7 +249,7 @@ class Screening:
 
     def to_dict(self) -> dict[str, Any]:
         """The screening response body (DESIGN.md), without store-assigned links."""
-        return {
+        out = {
             "id": self.id,
             "transaction_id": self.transaction_id,
             "created_at": self.created_at,
@@ -273,3 +274,6 @@ class Screening:
             "versions": self.versions,
             "transaction": self.transaction.to_dict(),
         }
+        if self.answers_on_record:
+            out["answers_on_record"] = self.answers_on_record
+        return out

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from hrdd import audit
-from hrdd.model import Transaction
 from hrdd.tables import screenings
 from hrdd.workspace import cases
 
@@ -134,7 +133,7 @@ def rescreen(services, *, stages: Iterable[str] = DEFAULT_STAGES, since_list_ver
         result.examined += 1
         body = services.store.get_screening_request(previous["id"])
         try:
-            fresh = services.screen(Transaction.from_dict(services.validate(body, stored=True)))
+            fresh = services.screen_request(services.validate(body, stored=True), "rescreen")
         except Exception as exc:  # one bad stored record must not stop monitoring of the others
             result.errors.append(f"{previous['transaction_id']}: {exc}")
             continue

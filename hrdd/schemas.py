@@ -299,6 +299,10 @@ class ScreeningSchema(ResponseSchema):
         "description": "why the gate holds or blocks: the engine's decision, reviewer decisions, order-stage holds"})
     superseded_by = fields.String(metadata={
         "description": "on a screening read back or replayed: the newer screening that now governs the gate"})
+    answers_on_record = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
+        "description": "answers recorded for the deal outside the request (its latest checklist upload): "
+                       "used where the request left the question out or answered unknown; used=false with "
+                       "request_answer where the request answered otherwise (the gate then holds)"})
 
 
 class TransactionRecordSchema(ResponseSchema):

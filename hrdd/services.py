@@ -86,6 +86,27 @@ class Services:
         """Screen without storing."""
         return self.engine.screen(transaction)
 
+    def screen_request(self, data: dict, source: str) -> Screening:
+        """Screen a validated request with the answers the plugins have on record for its deal."""
+        recorded: dict[str, dict] = {}
+        for result in self.pm.hook.hrdd_answers_on_record(transaction=data, source=source, store=self.store):
+            for qid, entry in (result or {}).items():
+                recorded.setdefault(qid, entry)
+        if not recorded:
+            return self.screen(Transaction.from_dict(data))
+        answers = dict(data.get("answers") or {})
+        notes = {}
+        for qid, entry in recorded.items():
+            given = answers.get(qid)
+            if given in (None, "unknown"):
+                answers[qid] = entry["answer"]
+                notes[qid] = {**entry, "used": True}
+            elif given != entry["answer"]:
+                notes[qid] = {**entry, "used": False, "request_answer": given}
+        screening = self.screen(Transaction.from_dict({**data, "answers": answers}))
+        screening.answers_on_record = notes
+        return screening
+
     def screen_and_store(self, body: Any, *, idempotency_key: str | None = None, source: str = "api",
                          dry_run: bool = False, idempotency_scope: str | None = None,
                          stored_request: bool = False, precondition=None) -> tuple[dict, bool]:
@@ -115,7 +136,7 @@ class Services:
             if existing is not None and (existing.idempotency_key == idempotency_key
                                          or _hash_matches(existing, request_hash, data)):
                 return self._replayed(existing, request_hash, client_key, data)
-        screening = self.screen(Transaction.from_dict(data))
+        screening = self.screen_request(data, source)
         if dry_run:
             result = screening.to_dict()
             result["dry_run"] = True

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hrdd.checklists import service
+from hrdd.checklists import on_record, service
 from hrdd.checklists.templates import CHOICES, TemplateError, check_directory, load_templates
 from hrdd.hookspecs import hookimpl
 from hrdd.model import RedFlag
@@ -41,6 +41,20 @@ def hrdd_startup(app):
 def hrdd_screening_stored(screening, connection, store):
     """Store an uploaded checklist in the same database transaction as the screening it produced."""
     service.store_pending_upload(screening, connection)
+
+
+@hookimpl
+def hrdd_answers_on_record(transaction, source, store):
+    """The deal's latest checklist upload's known answers (not for an upload, which brings its own)."""
+    if source == "checklist" or store is None:
+        return None
+    return on_record.answers_on_record(store, transaction)
+
+
+@hookimpl
+def hrdd_gate_factors(transaction_id, screening, store):
+    """Hold while a request's answer differs from the deal's uploaded checklist."""
+    return on_record.conflict_holds(screening)
 
 
 @hookimpl

@@ -88,9 +88,9 @@ def test_startup_hook_can_refuse_broken_data(app_config, tmp_path):
 
 
 def test_core_calls_every_hook(app_config, transaction, monkeypatch):
-    """hrdd_check, hrdd_safeguards, hrdd_answer_ids, hrdd_versions, hrdd_screening_stored, hrdd_gate_factors,
-    hrdd_render_document, hrdd_webhook_adapter, hrdd_register_routes, hrdd_startup, hrdd_data_sources,
-    hrdd_register_commands and hrdd_warm_up are each called where hookspecs.py says."""
+    """hrdd_check, hrdd_safeguards, hrdd_answer_ids, hrdd_answers_on_record, hrdd_versions, hrdd_screening_stored,
+    hrdd_gate_factors, hrdd_render_document, hrdd_webhook_adapter, hrdd_register_routes, hrdd_startup,
+    hrdd_data_sources, hrdd_register_commands and hrdd_warm_up are each called where hookspecs.py says."""
     import sys
 
     from click.testing import CliRunner
@@ -116,6 +116,11 @@ def test_core_calls_every_hook(app_config, transaction, monkeypatch):
     transaction["stage"] = "order"
     order = client.post("/v1/screenings", json=transaction, headers=h).json
     assert order["gate"] == "hold" and "recorder: rider not executed" in order["hold_reasons"]
+    # The recorder's answer on record fills the question the order request left out.
+    assert order["transaction"]["answers"]["recorder_checked"] == "yes"
+    assert order["answers_on_record"]["recorder_checked"]["used"] is True
+    assert ("hrdd_answers_on_record", {"source": "api", "has_store": True}) in calls
+    assert "answers_on_record" not in quote  # the quote answered it the same way itself
     rider = client.get(f"/v1/screenings/{quote['id']}/rider.docx", headers=h)
     assert rider.data == b"RIDER " + quote["id"].encode()
     assert client.get(f"/v1/screenings/{quote['id']}/checklist.xlsx", headers=h).status_code in (200, 404)
@@ -137,7 +142,8 @@ def test_core_calls_every_hook(app_config, transaction, monkeypatch):
     assert served.exit_code == 0, served.output
     # Warmed up once, before serving begins.
     assert [c[0] for c in calls if c[0] in ("hrdd_warm_up", "served")] == ["hrdd_warm_up", "served"]
-    assert {"hrdd_check", "hrdd_safeguards", "hrdd_answer_ids", "hrdd_versions", "hrdd_screening_stored", "hrdd_gate_factors",
+    assert {"hrdd_check", "hrdd_safeguards", "hrdd_answer_ids", "hrdd_versions", "hrdd_screening_stored",
+            "hrdd_gate_factors", "hrdd_answers_on_record",
             "hrdd_render_document", "hrdd_webhook_adapter", "hrdd_data_sources", "hrdd_register_commands",
             "hrdd_warm_up"} <= seen()
     cli.commands.pop("recorder-hello", None)

@@ -1,0 +1,96 @@
+"""A deal's uploaded checklist answers stay on record: the CRM's next screening cannot drop them by saying unknown."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_checklists import XLSX, download, fill, upload
+
+
+@pytest.fixture
+def blocked(client, auth_headers, transaction):
+    """The DESIGN example screened at quote, then its checklist uploaded with past_misuse = Yes."""
+    quote = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm")).get_json()
+    filled = fill(download(client, auth_headers, quote["id"]), {"past_misuse": "Yes"})
+    response = upload(client, auth_headers, quote["id"], filled, XLSX)
+    assert response.status_code == 201, response.get_json()
+    uploaded = response.get_json()
+    assert uploaded["gate"] == "block" and "answers_on_record" not in uploaded
+    return uploaded
+
+
+def screen(client, auth_headers, body, query=""):
+    response = client.post(f"/v1/screenings{query}", json=body, headers=auth_headers("crm"))
+    assert response.status_code in (200, 201), response.get_json()
+    return response.get_json()
+
+
+def test_the_crms_next_screening_keeps_the_uploaded_answer(client, auth_headers, transaction, blocked):
+    # The CRM's order-stage call still sends its own field, "unknown": the checklist's Yes must stand.
+    transaction["stage"] = "order"
+    order = screen(client, auth_headers, transaction)
+    assert transaction["answers"]["past_misuse"] == "unknown"
+    assert order["decision"] == "do_not_proceed" and order["gate"] == "block"
+    assert "RF-1.1" in [f["id"] for f in order["red_flags"]]
+    assert order["transaction"]["answers"]["past_misuse"] == "yes"
+    carried = order["answers_on_record"]["past_misuse"]
+    assert carried["used"] is True and carried["answer"] == "yes"
+    assert carried["source"] == f"checklist upload {blocked['checklist_upload']['id']}"
+    assert carried["recorded_by"] == "test-export" and carried["recorded_at"].endswith("Z")
+    # Left out altogether, the same; and a what-if dry run answers as the stored screening would.
+    del transaction["answers"]["past_misuse"]
+    assert screen(client, auth_headers, transaction)["gate"] == "block"
+    assert screen(client, auth_headers, transaction, "?dry_run=true")["decision"] == "do_not_proceed"
+
+
+def test_a_different_known_answer_is_kept_and_holds_the_gate(client, auth_headers, transaction, blocked):
+    transaction["answers"]["past_misuse"] = "no"
+    answer = screen(client, auth_headers, transaction)
+    assert answer["transaction"]["answers"]["past_misuse"] == "no"
+    assert answer["answers_on_record"]["past_misuse"] == {
+        **answer["answers_on_record"]["past_misuse"], "used": False, "request_answer": "no", "answer": "yes"}
+    assert answer["gate"] == "hold"
+    assert any("the request answers past_misuse 'no' but the deal's checklist upload" in r and "answered 'yes'" in r
+               for r in answer["hold_reasons"])
+    txn = client.get(f"/v1/transactions/{answer['transaction_id']}", headers=auth_headers("reviewer")).get_json()
+    assert txn["gate"] == "hold"
+
+
+def test_a_new_end_user_carries_nothing(client, auth_headers, transaction, blocked):
+    transaction["end_user"]["name"] = "National Archives Service"
+    answer = screen(client, auth_headers, transaction)
+    assert "answers_on_record" not in answer
+    assert answer["transaction"]["answers"]["past_misuse"] == "unknown"
+    assert "RF-1.1" not in [f["id"] for f in answer["red_flags"]]
+    # Spelled differently, the same end-user still carries the answer.
+    transaction["end_user"]["name"] = "The Directorate of Public Security."
+    assert screen(client, auth_headers, transaction)["answers_on_record"]["past_misuse"]["used"] is True
+
+
+def test_the_latest_upload_is_what_stays_on_record(client, auth_headers, transaction, blocked):
+    filled = fill(download(client, auth_headers, blocked["id"]), {"past_misuse": "No"})
+    second = upload(client, auth_headers, blocked["id"], filled, XLSX)
+    assert second.status_code == 201, second.get_json()
+    assert second.get_json()["transaction"]["answers"]["past_misuse"] == "no"
+    after = screen(client, auth_headers, transaction)
+    assert after["answers_on_record"]["past_misuse"]["answer"] == "no"
+    assert after["answers_on_record"]["past_misuse"]["source"] == \
+        f"checklist upload {second.get_json()['checklist_upload']['id']}"
+    assert "RF-1.1" not in [f["id"] for f in after["red_flags"]]
+
+
+def test_another_deal_carries_nothing(client, auth_headers, transaction, blocked):
+    transaction["reference"]["object_id"] = "another-opportunity"
+    answer = screen(client, auth_headers, transaction)
+    assert "answers_on_record" not in answer and answer["gate"] != "block"
+
+
+def test_rescreening_keeps_the_uploaded_answer_and_reports_no_change(app, client, auth_headers, transaction, blocked):
+    from hrdd.rescreen import rescreen
+
+    transaction["stage"] = "order"
+    order = screen(client, auth_headers, transaction)
+    assert order["gate"] == "block"
+    with app.app_context():
+        result = rescreen(app.extensions["hrdd"], stages=("order",))
+    assert result.examined >= 1 and result.errors == [] and result.decision_changes == []
