@@ -173,7 +173,8 @@ class DynamicsAdapter(WebhookAdapter):
         entity_set = (settings.get("entity_sets") or {}).get(event.object_type) or ENTITY_SETS.get(
             event.object_type, event.object_type + "s")
         fields, _ = fieldmap.fields_used(self.field_map(event.object_type, settings))
-        select = ",".join(sorted({f.split("@")[0] for f in fields if "." not in f} | set(self.modified_fields)))
+        select = ",".join(sorted({f.split("@")[0] for f in fields if "." not in f}
+                                 | set(self.modified_fields_of(settings))))
         headers = {**tokens.headers(settings),
                    "Prefer": 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"'}
         row = call("GET", f"{base}/api/data/v9.2/{entity_set}({event.object_id})?$select={select}",

@@ -175,7 +175,7 @@ class HubSpotAdapter(WebhookAdapter):
         record_fields, line_fields = fieldmap.fields_used(self.field_map("deal", settings))
         headers = tokens.headers(settings)
         timeout = float(settings.get("timeout", 10))
-        properties = ",".join(dict.fromkeys([*record_fields, *self.modified_fields]))
+        properties = ",".join(dict.fromkeys([*record_fields, *self.modified_fields_of(settings)]))
         deal = call("GET", f"{base}/crm/v3/objects/deals/{event.object_id}?properties={properties}"
                     "&associations=line_items", headers=headers, timeout=timeout).body
         if not isinstance(deal, dict) or not isinstance(deal.get("properties"), dict):

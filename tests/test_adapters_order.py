@@ -272,3 +272,140 @@ def test_modified_fields_from_the_environment_name_other_record_fields(app_confi
     older = post_odoo(client, _odoo("2026-11-20 11:00:00", x_changed_at="2026-11-20 09:00:00",
                                     x_hrdd_intended_use="Lobby"))
     assert newer["status"] == "screened" and older["status"] == "stale"
+
+
+# ---- found by review: the CRM's view, mixed time sources, answers without a screening ----
+
+SAP_TOKEN = "em-webhook-token-7f3"
+SAP_HEADERS = {"Authorization": f"Bearer {SAP_TOKEN}", "Content-Type": "application/cloudevents+json"}
+
+
+def _sap_quotation(record):
+    body = fixture_bytes("sap/a_salesorder.json").decode().replace("{id}", "4501")
+    return 200, json.loads(body.replace('"EG"', '"NO"').replace("biometric_identification", "recording_devices"))
+
+
+def _sap_event(event_id: str, time: str) -> str:
+    return json.dumps({"type": "sap.s4.beh.salesquotation.v1.SalesQuotation.Changed.v1", "specversion": "1.0",
+                       "source": "/default/sap.s4.beh/DEV", "id": event_id, "time": time,
+                       "data": {"SalesQuotation": "4501"}})
+
+
+def test_a_delivery_held_for_a_failed_fetch_then_found_stale_gives_the_crm_the_gate_again(app_config):
+    from datetime import timedelta
+
+    from hrdd.adapters import pipeline
+    from hrdd.adapters.config import settings_for
+    from hrdd.adapters.tables import now
+    from server import create_app
+
+    path = "/sap/opu/odata/sap/API_SALES_QUOTATION_SRV/A_SalesQuotation('4501')"
+    with FakeServer({("GET", path): _sap_quotation}) as fake:
+        app_config["HRDD_ADAPTERS"]["adapters"]["sap"] = {"bearer_token": SAP_TOKEN, "api_base_url": fake.url}
+        app_config["HRDD_ADAPTERS"]["writeback"]["sap"] = {"url": fake.url + "/wb/{object_id}"}
+        app = create_app(app_config)
+        client = app.test_client()
+        newer = client.post("/v1/hooks/sap", data=_sap_event("e2", "2026-11-20T08:05:00Z"),
+                            headers=SAP_HEADERS).json["results"][0]
+        fake.fail_first = 1
+        older = client.post("/v1/hooks/sap", data=_sap_event("e1", "2026-11-20T08:00:00Z"),
+                            headers=SAP_HEADERS).json["results"][0]
+        assert newer["status"] == "screened" and older["status"] == "pending_enrichment"
+        assert outbox_rows(app)[-1]["gate"] == "hold"  # the ERP was told "hold: could not fetch"
+        services = app.extensions["hrdd"]
+        with app.app_context():
+            counts = pipeline.process_due(services, lambda v: services.pm.hook.hrdd_webhook_adapter(name=v, app=app),
+                                          settings_for(app), moment=now() + timedelta(minutes=5))
+    assert counts["stale"] == 1
+    last = outbox_rows(app)[-1]
+    # The ERP hears the deal's gate again (the newer screening's), not the fetch failure's hold for ever.
+    assert last["gate"] is None and last["screening_id"] == newer["screening_id"]
+
+
+def test_times_from_different_sources_are_compared_to_the_second(app_config):
+    from server import create_app
+
+    opportunity = "3d1feef9-604d-ef11-bfe3-6045bd03d9d8"
+    # The newest state: the Web API dates it to the second, as Dataverse does.
+    row = {"opportunityid": opportunity, "modifiedon": "2024-08-03T07:00:39Z", "hrdd_enduser": "Fjord Retail AS",
+           "hrdd_enduser_country": "NO", "hrdd_productcode": "ST-10", "hrdd_productname": "ArchiveBox 10",
+           "hrdd_capabilities": "data_storage", "salesstage": 0,
+           "salesstage@OData.Community.Display.V1.FormattedValue": "Qualify"}
+    with FakeServer({("GET", f"/api/data/v9.2/opportunities({opportunity})"): (200, row)}) as fake:
+        app_config["HRDD_ADAPTERS"]["adapters"]["dynamics"].update(api_base_url=fake.url, access_token="t")
+        client = create_app(app_config).test_client()
+        older = json.loads(fixture_bytes("dynamics/opportunity_update_postimage.json"))
+        older["OperationCreatedOn"] = "/Date(1722668439600+0000)/"  # 07:00:39.600; no modifiedon in the image
+        first = client.post("/v1/hooks/dynamics", data=json.dumps(older), headers=DV_HEADERS).json["results"][0]
+        newer = dict(older, OperationId="9b22d4fa-0000-0000-0000-000000000002",
+                     OperationCreatedOn="/Date(1722668439800+0000)/", InputParameters=[], PostEntityImages=[])
+        second = client.post("/v1/hooks/dynamics", data=json.dumps(newer),
+                             headers={**DV_HEADERS, "x-ms-dynamics-msg-size-exceeded": "true"}).json["results"][0]
+        # A second or more older, even from another source, is stale.
+        oldest = dict(older, OperationId="9b22d4fa-0000-0000-0000-000000000003",
+                      OperationCreatedOn="/Date(1722668437000+0000)/")
+        third = client.post("/v1/hooks/dynamics", data=json.dumps(oldest), headers=DV_HEADERS).json["results"][0]
+    assert first["status"] == "screened" and first["stage"] == "order"
+    assert second["status"] == "screened" and second["stage"] == "opportunity"
+    assert third["status"] == "stale"
+
+
+def test_a_stale_answer_gives_the_hold_when_the_newer_delivery_was_not_screened(app, client):
+    newer = post_odoo(client, _odoo("2026-11-20 10:00:00", x_hrdd_end_user_country=False))
+    older = post_odoo(client, _odoo("2026-11-20 09:00:00"))
+    assert newer["status"] == "invalid" and older["status"] == "stale"
+    assert older["gate"] == "hold" and older["hold_reasons"] == [newer["reason"]]
+    workflow = fixture_json("hubspot/workflow_deal.json")
+    earlier = json.loads(json.dumps(workflow))
+    del workflow["properties"]["hrdd_end_user_country"]
+    for prop in earlier["properties"].values():
+        prop["timestamp"] -= 60_000
+    answers = []
+    for body in (workflow, earlier):
+        raw = json.dumps(body).encode()
+        answers.append(client.post("/v1/hooks/hubspot", data=raw, headers=v3_headers(raw, secret=HUBSPOT_SECRET)).json)
+    assert [(a["status"], a["gate"]) for a in answers] == [("invalid", "hold"), ("stale", "hold")]
+
+
+def test_configured_modified_fields_are_fetched_and_a_worker_stale_answer_has_the_deals_gate(app, client):
+    from hrdd_plugins.adapter_runtime import run_once as worker_pass
+
+    workflow = fixture_json("hubspot/workflow_deal.json")
+    workflow["objectId"] = 19184211867
+    workflow["properties"]["hrdd_changed_at"] = {"value": "2026-11-19T10:00:00.000Z", "timestamp": 1732000000000}
+    app.extensions["hrdd_adapters"]["adapters"]["hubspot"]["modified_fields"] = ["hrdd_changed_at"]
+    raw = json.dumps(workflow).encode()
+    screened = client.post("/v1/hooks/hubspot", data=raw, headers=v3_headers(raw, secret=HUBSPOT_SECRET)).json
+    events = fixture_bytes("hubspot/deal_batch.json")  # received after the screening, fetched later
+    client.post("/v1/hooks/hubspot", data=events, headers=v3_headers(events, secret=HUBSPOT_SECRET))
+    deal = fixture_json("hubspot/deal_19184211867.json")
+    deal["properties"]["hrdd_changed_at"] = "2026-11-19T09:07:02.114Z"
+    routes = {("GET", "/crm/v3/objects/deals/19184211867"): (200, deal),
+              ("POST", "/crm/v3/objects/line_items/batch/read"): (200, fixture_json(
+                  "hubspot/line_items_batch_read.json"))}
+    with FakeServer(routes) as fake:
+        app.extensions["hrdd_adapters"]["adapters"]["hubspot"].update(api_base_url=fake.url, access_token="pat-x")
+        with app.app_context():
+            worker_pass(app)
+    assert "hrdd_changed_at" in fake.requests[0]["url"]
+    row = next(d for d in deliveries(app, "hubspot") if d["delivery_id"].startswith("62515:3816279340:"))
+    assert row["status"] == "stale" and "2026-11-19T09:07:02.114Z" in row["reason"]
+    # Not held by itself: the stale delivery no longer counts as waiting to be screened.
+    assert row["outcome"]["gate"] == screened["gate"] != "hold"
+
+
+def test_a_downgrade_records_stale_deliveries_as_invalid_and_upgrading_again_works(app, client):
+    from alembic import command
+
+    post_odoo(client, _odoo("2026-11-20 10:00:00"))
+    assert post_odoo(client, _odoo("2026-11-20 09:00:00", x_hrdd_intended_use="Lobby"))["status"] == "stale"
+    store = app.extensions["hrdd"].store
+    cfg = store._alembic_config()
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0703_end_user_keys")
+    assert sorted(d["status"] for d in deliveries(app, "odoo")) == ["invalid", "screened"]
+    store.engine.dispose()
+    store.upgrade()
+    with store.engine.connect() as conn:
+        assert "adapter_record_versions" in sa.inspect(conn).get_table_names()

@@ -88,20 +88,28 @@ class WebhookAdapter:
                               "object_id": event.object_id}, **mapped.body}
         return body, mapped.missing
 
-    def modified_at(self, event: VendorEvent, settings: dict) -> datetime | None:
-        """The vendor's time of the record state ``event`` carries: a record field, else the event's own time.
+    def modified_fields_of(self, settings: dict) -> tuple[str, ...]:
+        """The record fields read for the modification time: ``modified_fields`` if configured, else the vendor's."""
+        return tuple(settings.get("modified_fields") or self.modified_fields)
+
+    def modified_at(self, event: VendorEvent, settings: dict) -> tuple[datetime, str] | None:
+        """The vendor's time of the record state ``event`` carries, and where it was read.
+
+        A record field (``record:<field>``) if the record has one, else the event's own time (``event``).
 
         None when neither is sent (the delivery is then screened in arrival order) or when the time lies
         further in the future than ``max_clock_skew_seconds`` allows (a mis-mapped date field would
         otherwise make every later delivery of the record look stale).
         """
-        fields = settings.get("modified_fields") or self.modified_fields
-        moment = versions.record_time(event.record, fields) or versions.parse_vendor_time(event.modified_at)
-        if moment is not None and moment > pipeline.now() + versions.clock_skew_allowed(settings):
+        found = versions.record_time(event.record, self.modified_fields_of(settings))
+        if found is None:
+            moment = versions.parse_vendor_time(event.modified_at)
+            found = (moment, "event") if moment is not None else None
+        if found is not None and found[0] > pipeline.now() + versions.clock_skew_allowed(settings):
             log.warning("%s delivery %s: modification time %s lies in the future; not used to order deliveries",
-                        self.vendor, event.delivery_id, moment.isoformat())
+                        self.vendor, event.delivery_id, found[0].isoformat())
             return None
-        return moment
+        return found
 
     # ---- the request ----
     def handle(self, request, services) -> Response:

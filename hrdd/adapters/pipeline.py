@@ -166,7 +166,7 @@ def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts:
             return _invalid(services, adapter, event, settings, f"cannot screen: {detail}", errors=exc.errors,
                             version=version)
     except versions.StaleDelivery as stale:
-        return _stale(services, adapter, event, stale)
+        return _stale(services, adapter, event, settings, stale, attempts)
     outcome = {**_base_outcome(event), "status": "screened", "screening_id": screening["id"],
                "transaction_id": screening["transaction_id"], "stage": screening["stage"],
                "decision": screening["decision"], "gate": screening["gate"],
@@ -185,34 +185,55 @@ def _version_claim(adapter, event: VendorEvent, vendor_settings: dict):
     It runs inside the transaction that stores the screening (after the deal's row is locked) or records
     the delivery as invalid, so of two versions processed at once the older one cannot be stored last.
     """
-    moment = adapter.modified_at(event, vendor_settings)
-    if moment is None:
+    found = adapter.modified_at(event, vendor_settings)
+    if found is None:
         return None
-    event.modified_at = moment.isoformat()
+    moment, source = found
     system = event.system or adapter.system
 
     def claim(conn) -> None:
         versions.claim(conn, vendor=adapter.vendor, system=system, object_type=event.object_type,
-                       object_id=event.object_id, modified_at=moment, delivery_id=event.delivery_id)
+                       object_id=event.object_id, modified_at=moment, source=source,
+                       delivery_id=event.delivery_id)
     return claim
 
 
-def _stale(services, adapter, event: VendorEvent, stale: versions.StaleDelivery) -> dict:
+def _stale(services, adapter, event: VendorEvent, settings: dict, stale: versions.StaleDelivery,
+           attempts: int) -> dict:
     """Record a delivery that carries an older state of the record than one already processed."""
     log.info("%s delivery %s is stale: %s", adapter.vendor, event.delivery_id, stale.reason)
     outcome = {**_base_outcome(event), "status": "stale", "reason": stale.reason,
                "modified_at": versions.iso(stale.modified_at), "newer_delivery_id": stale.newer_delivery,
                "newer_modified_at": versions.iso(stale.newer_at)}
+    store = services.store
+    # Recorded first, so the gate below no longer counts this delivery as waiting to be screened.
+    _update(store, adapter.vendor, event, status="stale", outcome=outcome, reason=stale.reason,
+            event=event.to_dict(), next_attempt_at=None)
     system = event.system or adapter.system
-    transaction_id = services.store.find_transaction(system, event.object_type, event.object_id)
-    latest = services.store.latest_screening(transaction_id) if transaction_id else None
+    transaction_id = store.find_transaction(system, event.object_type, event.object_id)
+    latest = store.latest_screening(transaction_id) if transaction_id else None
     if latest is not None:
         # What governs the deal instead, for senders that act on the answer (workflows, batch callers).
         current = services.as_current(latest)
         outcome.update(transaction_id=transaction_id, screening_id=latest["id"], gate=current["gate"],
                        hold_reasons=current.get("hold_reasons", []))
-    return _update(services.store, adapter.vendor, event, status="stale", outcome=outcome, reason=stale.reason,
-                   event=event.to_dict(), next_attempt_at=None)
+    else:
+        newer = delivery(store, adapter.vendor, stale.newer_delivery)
+        if newer is not None and newer["status"] != "screened":
+            # The newer state could not be screened either: the deal is held for its reason.
+            outcome.update(gate="hold", hold_reasons=[newer["reason"] or f"delivery {stale.newer_delivery} "
+                                                      "is not screened yet"])
+    # A failed fetch of this delivery told the CRM "hold"; now that it is known to be stale, the CRM must
+    # hear the deal's gate again, or it keeps that hold until the record next changes.
+    hold_sent = attempts > 0
+    with store.begin() as conn:
+        conn.execute(adapter_deliveries.update().where(
+            adapter_deliveries.c.vendor == adapter.vendor, adapter_deliveries.c.delivery_id == event.delivery_id,
+        ).values(outcome=outcome, updated_at=now()))
+        if hold_sent and latest is not None:
+            outbox.enqueue(conn, settings, system=system, object_type=event.object_type,
+                           object_id=event.object_id, transaction_id=transaction_id, screening_id=latest["id"])
+    return outcome
 
 
 def _hold(adapter, event: VendorEvent, reason: str) -> dict:

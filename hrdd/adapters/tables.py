@@ -43,6 +43,9 @@ adapter_record_versions = sa.Table(
     sa.Column("object_type", sa.String(64), primary_key=True),
     sa.Column("object_id", sa.String(128), primary_key=True),
     sa.Column("modified_at", UTCDateTime(), nullable=False),
+    # Where the time was read ("record:<field>" or "event"): times from different sources are compared
+    # only to the second, since their clocks' resolutions differ (Dataverse's modifiedon has whole seconds).
+    sa.Column("source", sa.String(80), nullable=False),
     sa.Column("delivery_id", sa.String(255), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -10,12 +10,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from hrdd.adapters.config import ConfigError
 from hrdd.adapters.tables import adapter_record_versions, now
-from hrdd.sqltypes import as_utc
+from hrdd.sqltypes import UTCDateTime, as_utc
 
 # OData v2 / WCF JSON dates (Dynamics' RemoteExecutionContext, SAP's A_SalesOrder): /Date(ms[+-hhmm])/.
 _WCF_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 # Epoch milliseconds (HubSpot's occurredAt, some HubSpot properties); seconds would be ten digits.
 _EPOCH_MS = re.compile(r"^\d{12,14}$")
+
+
+# Different sources of one record's time may differ in resolution (whole seconds against milliseconds).
+OTHER_SOURCE_TOLERANCE = timedelta(microseconds=999_999)
 
 
 class StaleDelivery(Exception):
@@ -67,33 +71,40 @@ def parse_vendor_time(value) -> datetime | None:
         return None
 
 
-def record_time(record: dict | None, fields) -> datetime | None:
-    """The first of ``fields`` in ``record`` that holds a modification time."""
+def record_time(record: dict | None, fields) -> tuple[datetime, str] | None:
+    """The first of ``fields`` in ``record`` that holds a modification time, and ``record:<field>``."""
     for name in fields or ():
         moment = parse_vendor_time((record or {}).get(name))
         if moment is not None:
-            return moment
+            return moment, f"record:{name}"
     return None
 
 
 def claim(conn, *, vendor: str, system: str, object_type: str, object_id: str,
-          modified_at: datetime, delivery_id: str) -> None:
+          modified_at: datetime, source: str, delivery_id: str) -> None:
     """Record ``modified_at`` as the record's newest processed version, or raise StaleDelivery.
 
     One statement (an upsert whose update applies only when the version is not older), so two deliveries
     of one record stored at once by different instances cannot both pass as newest. Equal times pass: a
     vendor's clock has a resolution, and two changes within it are screened in the order they arrive.
+    A time from another ``source`` than the recorded one (a record field against the event's time, say)
+    passes unless the recorded time is a whole second or more later: the two may count differently.
     """
     t = adapter_record_versions
     moment = now()
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = insert(t).values(vendor=vendor, system=system, object_type=object_type, object_id=object_id,
-                                 modified_at=modified_at, delivery_id=delivery_id, updated_at=moment)
+                                 modified_at=modified_at, source=source, delivery_id=delivery_id,
+                                 updated_at=moment)
+    # The latest time that still passes: this one, or for another source anything within the second after.
+    bound = sa.case((t.c.source == statement.excluded.source, statement.excluded.modified_at),
+                    else_=sa.bindparam("other_source_bound", modified_at + OTHER_SOURCE_TOLERANCE,
+                                       type_=UTCDateTime()))
     statement = statement.on_conflict_do_update(
         index_elements=["vendor", "system", "object_type", "object_id"],
-        set_={"modified_at": statement.excluded.modified_at, "delivery_id": statement.excluded.delivery_id,
-              "updated_at": statement.excluded.updated_at},
-        where=t.c.modified_at <= statement.excluded.modified_at,
+        set_={"modified_at": statement.excluded.modified_at, "source": statement.excluded.source,
+              "delivery_id": statement.excluded.delivery_id, "updated_at": statement.excluded.updated_at},
+        where=t.c.modified_at <= bound,
     ).returning(t.c.delivery_id)
     if conn.execute(statement).first() is not None:
         return

@@ -21,10 +21,14 @@ def upgrade():
         sa.Column("object_type", sa.String(64), primary_key=True),
         sa.Column("object_id", sa.String(128), primary_key=True),
         sa.Column("modified_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("source", sa.String(80), nullable=False),
         sa.Column("delivery_id", sa.String(255), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
 
 
 def downgrade():
+    # The older code does not know "stale": recorded as invalid, a vendor's retry is still answered from the
+    # record rather than screened on the record's older state.
+    op.execute("UPDATE adapter_deliveries SET status = 'invalid' WHERE status = 'stale'")
     op.drop_table("adapter_record_versions")
