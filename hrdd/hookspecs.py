@@ -54,9 +54,12 @@ def hrdd_answers_on_record(transaction, source, store):
     validated request as a dict and where it came from (``source``: "api", "checklist", "rescreen" or an
     adapter's name). Where the request leaves a question out or answers ``unknown``, the core screens it
     with the recorded answer; each recorded answer is listed in the screening's ``answers_on_record``, with
-    ``used: false`` and ``request_answer`` where the request gave another known answer (which is kept).
-    The first plugin to record a question id wins. The checklist plugin returns the known answers of the
-    deal's latest checklist upload while its end-user is unchanged, and nothing for an upload itself.
+    ``used: false`` and ``request_answer`` where the request gave another known answer (which is kept),
+    unless the entry says ``request_wins: true``. The first plugin to record a question id wins; ids no
+    longer known are dropped. The hook is asked again inside the storing transaction, once the deal is
+    locked, and the request is screened again if the answers changed meanwhile. The checklist plugin
+    returns the newest known answer per question of all the deal's uploads made for the request's
+    end-user (``request_wins`` when the request is itself an upload).
     """
 
 

@@ -17,12 +17,15 @@ from hrdd.gate import effective_gate
 from hrdd.model import Screening, Transaction, severity_rank
 from hrdd.plugins import make_plugin_manager
 from hrdd.policy import Policy
+from hrdd.recorded_answers import RecordChanged, lay_under, recorded_answers
 from hrdd.reference import ReferenceData
 from hrdd.schemas import TransactionSchema
 from hrdd.store import IdempotencyConflict, Store
 
 # How long the known answer ids are kept: template edits show within this time, as the templates do.
 ANSWER_IDS_SECONDS = 1.0
+# Screen again when a checklist upload lands between screening and storing; the last attempt stores anyway.
+RECORD_ATTEMPTS = 3
 
 
 class Services:
@@ -86,26 +89,20 @@ class Services:
         """Screen without storing."""
         return self.engine.screen(transaction)
 
-    def screen_request(self, data: dict, source: str) -> Screening:
+    def screen_request(self, data: dict, source: str, recorded: dict | None = None) -> Screening:
         """Screen a validated request with the answers the plugins have on record for its deal."""
-        recorded: dict[str, dict] = {}
-        for result in self.pm.hook.hrdd_answers_on_record(transaction=data, source=source, store=self.store):
-            for qid, entry in (result or {}).items():
-                recorded.setdefault(qid, entry)
+        if recorded is None:
+            recorded = self.recorded_answers(data, source)
         if not recorded:
             return self.screen(Transaction.from_dict(data))
-        answers = dict(data.get("answers") or {})
-        notes = {}
-        for qid, entry in recorded.items():
-            given = answers.get(qid)
-            if given in (None, "unknown"):
-                answers[qid] = entry["answer"]
-                notes[qid] = {**entry, "used": True}
-            elif given != entry["answer"]:
-                notes[qid] = {**entry, "used": False, "request_answer": given}
+        answers, notes = lay_under(data.get("answers") or {}, recorded)
         screening = self.screen(Transaction.from_dict({**data, "answers": answers}))
         screening.answers_on_record = notes
         return screening
+
+    def recorded_answers(self, data: dict, source: str) -> dict[str, dict]:
+        """The answers the plugins have on record for the request's deal (see ``hrdd_answers_on_record``)."""
+        return recorded_answers(self.pm, self.store, data, source, self.answer_ids())
 
     def screen_and_store(self, body: Any, *, idempotency_key: str | None = None, source: str = "api",
                          dry_run: bool = False, idempotency_scope: str | None = None,
@@ -136,21 +133,41 @@ class Services:
             if existing is not None and (existing.idempotency_key == idempotency_key
                                          or _hash_matches(existing, request_hash, data)):
                 return self._replayed(existing, request_hash, client_key, data)
-        screening = self.screen_request(data, source)
-        if dry_run:
-            result = screening.to_dict()
-            result["dry_run"] = True
-            reason = self.engine_reason(result)
-            result["hold_reasons"] = [reason] if reason else []
-            return result, False
-        try:
-            result, created = self.store.save_screening(screening, data, request_hash=request_hash,
-                                                        idempotency_key=idempotency_key, source=source,
-                                                        precondition=precondition)
-        except IdempotencyConflict as exc:
-            raise _conflict(client_key, exc.screening_id) from exc
+        for attempt in range(RECORD_ATTEMPTS):
+            recorded = self.recorded_answers(data, source)
+            screening = self.screen_request(data, source, recorded)
+            if dry_run:
+                result = screening.to_dict()
+                result["dry_run"] = True
+                reason = self.engine_reason(result)
+                result["hold_reasons"] = [reason] if reason else []
+                return result, False
+            check = self._unchanged_record(data, source, recorded, precondition,
+                                           last=attempt == RECORD_ATTEMPTS - 1)
+            try:
+                result, created = self.store.save_screening(screening, data, request_hash=request_hash,
+                                                            idempotency_key=idempotency_key, source=source,
+                                                            precondition=check)
+                break
+            except IdempotencyConflict as exc:
+                raise _conflict(client_key, exc.screening_id) from exc
+            except RecordChanged:
+                continue
         # Not created: a concurrent request stored this key first, and a newer screening may govern now.
         return (self.with_gate(result) if created else self.as_current(result)), created
+
+    def _unchanged_record(self, data: dict, source: str, recorded: dict, precondition, *, last: bool):
+        """The storing transaction's check that the answers on record are the ones screened.
+
+        Read again once the deal is locked: a checklist upload committed since the first read (its Yes)
+        must not be followed by a screening stored without it. The last attempt stores regardless.
+        """
+        def check(connection) -> None:
+            if not last and self.recorded_answers(data, source) != recorded:
+                raise RecordChanged
+            if precondition is not None:
+                precondition(connection)
+        return check
 
     def _replayed(self, row, request_hash: str, key: str, data: dict) -> tuple[dict, bool]:
         if not _hash_matches(row, request_hash, data):

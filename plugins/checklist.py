@@ -45,10 +45,10 @@ def hrdd_screening_stored(screening, connection, store):
 
 @hookimpl
 def hrdd_answers_on_record(transaction, source, store):
-    """The deal's latest checklist upload's known answers (not for an upload, which brings its own)."""
-    if source == "checklist" or store is None:
+    """The known answers of the deal's checklist uploads (an upload's own known answers replace them)."""
+    if store is None:
         return None
-    return on_record.answers_on_record(store, transaction)
+    return on_record.answers_on_record(store, transaction, request_wins=source == "checklist")
 
 
 @hookimpl

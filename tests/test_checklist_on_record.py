@@ -94,3 +94,95 @@ def test_rescreening_keeps_the_uploaded_answer_and_reports_no_change(app, client
     with app.app_context():
         result = rescreen(app.extensions["hrdd"], stages=("order",))
     assert result.examined >= 1 and result.errors == [] and result.decision_changes == []
+
+
+# ---- found by review: every upload counts, the end-user's own answers, an upload racing a CRM call ----
+
+@pytest.fixture
+def german(transaction):
+    """A German law-enforcement deal: released with conditions unless past_misuse is Yes (then blocked)."""
+    transaction["end_user"].update(country="DE", type="government", sector="law_enforcement")
+    transaction["deployment_countries"] = ["DE"]
+    transaction["parties"][0]["country"] = "DE"
+    return transaction
+
+
+def _upload(client, auth_headers, screening_id, answers, template="state-dept-2020"):
+    filled = fill(download(client, auth_headers, screening_id, template), answers)
+    response = upload(client, auth_headers, screening_id, filled, XLSX)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_a_second_upload_with_another_template_keeps_the_first_ones_yes(client, auth_headers, german):
+    first = screen(client, auth_headers, german)
+    assert first["gate"] == "release_with_conditions"
+    yes = _upload(client, auth_headers, first["id"], {"past_misuse": "Yes"})
+    assert yes["gate"] == "block"
+    kyc = _upload(client, auth_headers, yes["id"], {"kyc_unusual_payment": "No"}, "bis-kyc-red-flags")
+    assert kyc["gate"] == "block"
+    later = screen(client, auth_headers, german)
+    assert later["gate"] == "block" and set(later["answers_on_record"]) == {"past_misuse", "kyc_unusual_payment"}
+
+
+def test_an_upload_on_the_crms_screening_keeps_the_carried_yes(client, auth_headers, german):
+    first = screen(client, auth_headers, german)
+    _upload(client, auth_headers, first["id"], {"past_misuse": "Yes"})
+    crm = screen(client, auth_headers, german)
+    assert crm["gate"] == "block"
+    # Its checklist is the only one that may be uploaded now; the CRM's request says "unknown".
+    kyc = _upload(client, auth_headers, crm["id"], {"kyc_unusual_payment": "No"}, "bis-kyc-red-flags")
+    assert kyc["gate"] == "block"
+    assert screen(client, auth_headers, german)["gate"] == "block"
+
+
+def test_an_upload_saying_unknown_keeps_the_yes_and_one_saying_no_replaces_it(client, auth_headers, german):
+    first = screen(client, auth_headers, german)
+    yes = _upload(client, auth_headers, first["id"], {"past_misuse": "Yes"})
+    unknown = _upload(client, auth_headers, yes["id"], {"past_misuse": "Unknown"})
+    assert unknown["gate"] == "block" and unknown["answers_on_record"]["past_misuse"]["used"] is True
+    no = _upload(client, auth_headers, unknown["id"], {"past_misuse": "No"})
+    # The newer checklist's known answer replaces the older one's, with no conflict to hold on.
+    assert no["gate"] == "release_with_conditions" and "past_misuse" not in no.get("answers_on_record", {})
+    assert screen(client, auth_headers, german)["answers_on_record"]["past_misuse"]["answer"] == "no"
+
+
+def test_a_deal_returning_to_an_end_user_finds_its_answers_again(client, auth_headers, german):
+    first = screen(client, auth_headers, german)
+    _upload(client, auth_headers, first["id"], {"past_misuse": "Yes"})
+    original = dict(german["end_user"])
+    german["end_user"]["name"] = "Bundespolizei"
+    other = screen(client, auth_headers, german)
+    assert other["gate"] == "release_with_conditions"
+    _upload(client, auth_headers, other["id"], {"past_misuse": "No"})
+    german["end_user"] = original
+    assert screen(client, auth_headers, german)["gate"] == "block"
+
+
+def test_an_upload_committed_while_a_crm_call_is_screened_is_not_overtaken(app, client, auth_headers, german,
+                                                                          monkeypatch):
+    import threading
+
+    from hrdd.checklists import on_record
+
+    first = screen(client, auth_headers, german)
+    filled = fill(download(client, auth_headers, first["id"]), {"past_misuse": "Yes"})
+    real, uploads = on_record.answers_on_record, []
+
+    def upload_right_after_the_first_look(store, transaction, **kwargs):
+        found = real(store, transaction, **kwargs)
+        if not uploads:  # the compliance officer's upload commits just after the CRM call looked
+            uploads.append(None)
+            thread = threading.Thread(target=lambda: uploads.append(upload(
+                app.test_client(), auth_headers, first["id"], filled, XLSX)))
+            thread.start()
+            thread.join(60)
+        return found
+
+    monkeypatch.setattr(on_record, "answers_on_record", upload_right_after_the_first_look)
+    crm = screen(client, auth_headers, german)
+    assert uploads[1].status_code == 201 and uploads[1].get_json()["gate"] == "block"
+    # Stored after the upload, the CRM's screening carries its Yes (it was screened again under the lock).
+    assert crm["gate"] == "block" and crm["answers_on_record"]["past_misuse"]["used"] is True
+    txn = client.get(f"/v1/transactions/{crm['transaction_id']}", headers=auth_headers("reviewer")).get_json()
+    assert txn["gate"] == "block"

@@ -165,6 +165,7 @@ def test_decisions_recorded_before_0702_are_filled_in_and_keep_working(app, clie
         conn.execute(sa.text("ALTER TABLE case_decisions DROP COLUMN flag_severities"))
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0701_workspace' "
                              "WHERE version_num LIKE '07%'"))  # the workspace branch's head
+        conn.execute(sa.text("DROP TABLE adapter_record_versions"))  # 0704, which runs again
     store.upgrade()
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(case_decisions)).one()

@@ -9,39 +9,51 @@ from hrdd.store import iso
 from hrdd.tables import screenings, transactions
 from hrdd.workspace.util import end_user_key
 
-# Built once: it runs before every screening that has a store (most deals have no upload, one index probe).
-_LATEST_UPLOAD = (
+# Built once: it runs before every screening that has a store (most deals have no upload: one index probe).
+_UPLOADS = (
     sa.select(checklist_uploads.c.id, checklist_uploads.c.answers, checklist_uploads.c.uploaded_at,
-              checklist_uploads.c.uploaded_by, checklist_uploads.c.new_screening_id)
+              checklist_uploads.c.uploaded_by, screenings.c.request)
     .join(transactions, transactions.c.id == checklist_uploads.c.transaction_id)
+    .join(screenings, screenings.c.id == checklist_uploads.c.new_screening_id)
     .where(transactions.c.system == sa.bindparam("system"),
            transactions.c.object_type == sa.bindparam("object_type"),
            transactions.c.object_id == sa.bindparam("object_id"))
-    .order_by(checklist_uploads.c.uploaded_at.desc(), checklist_uploads.c.id.desc()).limit(1))
-_UPLOAD_END_USER = sa.select(screenings.c.request).where(screenings.c.id == sa.bindparam("sid"))
+    .order_by(checklist_uploads.c.uploaded_at.desc(), checklist_uploads.c.id.desc())
+    .limit(sa.bindparam("limit")))
 
 KNOWN = ("yes", "no", "n/a")
+#: uploads read per deal, newest first (a deal has a handful; the bound keeps one request's work bounded).
+MAX_UPLOADS = 50
 
 
-def answers_on_record(store, transaction: dict) -> dict | None:
-    """The known answers of the deal's latest checklist upload, while its end-user is the one uploaded for.
+def answers_on_record(store, transaction: dict, *, request_wins: bool = False) -> dict | None:
+    """The known answers the deal's checklist uploads gave about the request's end-user, newest per question.
 
-    ``{question id: {"answer", "source", "recorded_at", "recorded_by"}}``, or None. An answer about one
-    end-user (past misuse, disclosure) says nothing about another, so a changed end-user carries nothing.
+    ``{question id: {"answer", "source", "recorded_at", "recorded_by"}}``, or None. Every upload counts,
+    not only the latest: a second upload with another template (or with a question left Unknown) must not
+    drop the first one's Yes. An answer about one end-user (past misuse, disclosure) says nothing about
+    another, so only uploads made for the request's end-user count (a deal that returns to an end-user
+    finds its answers again). ``request_wins``: the request is itself an upload, whose known answers
+    replace the recorded ones without a conflict.
     """
     ref = transaction.get("reference") or {}
     with store.reading() as conn:
-        upload = conn.execute(_LATEST_UPLOAD, {"system": ref.get("system"), "object_type": ref.get("object_type"),
-                                               "object_id": ref.get("object_id")}).first()
-        if upload is None:
-            return None
-        request = conn.execute(_UPLOAD_END_USER, {"sid": upload.new_screening_id}).scalar() or {}
-    if _end_user(request) != _end_user(transaction):
+        uploads = conn.execute(_UPLOADS, {"system": ref.get("system"), "object_type": ref.get("object_type"),
+                                          "object_id": ref.get("object_id"), "limit": MAX_UPLOADS}).all()
+    if not uploads:
         return None
-    source = f"checklist upload {upload.id}"
-    return {qid: {"answer": answer, "source": source, "recorded_at": iso(upload.uploaded_at),
-                  "recorded_by": upload.uploaded_by}
-            for qid, answer in (upload.answers or {}).items() if answer in KNOWN}
+    wanted = _end_user(transaction)
+    recorded: dict[str, dict] = {}
+    for upload in uploads:
+        if _end_user(upload.request or {}) != wanted:
+            continue
+        for qid, answer in (upload.answers or {}).items():
+            if answer in KNOWN and qid not in recorded:
+                recorded[qid] = {"answer": answer, "source": f"checklist upload {upload.id}",
+                                 "recorded_at": iso(upload.uploaded_at), "recorded_by": upload.uploaded_by}
+                if request_wins:
+                    recorded[qid]["request_wins"] = True
+    return recorded or None
 
 
 def _end_user(transaction: dict) -> str:
@@ -56,6 +68,6 @@ def conflict_holds(screening: dict) -> list[dict]:
         if entry.get("used") is False:
             holds.append({"kind": "hold", "reason": (
                 f"the request answers {qid} '{entry.get('request_answer')}' but the deal's {entry['source']} "
-                f"({entry.get('recorded_at')}) answered '{entry['answer']}': upload a checklist with the "
-                "current answer, or a reviewer decides")})
+                f"({entry.get('recorded_at')}) answered '{entry['answer']}': upload the deal's checklist with "
+                "the current answer")})
     return holds
