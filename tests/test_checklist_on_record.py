@@ -186,3 +186,16 @@ def test_an_upload_committed_while_a_crm_call_is_screened_is_not_overtaken(app, 
     assert crm["gate"] == "block" and crm["answers_on_record"]["past_misuse"]["used"] is True
     txn = client.get(f"/v1/transactions/{crm['transaction_id']}", headers=auth_headers("reviewer")).get_json()
     assert txn["gate"] == "block"
+
+
+def test_the_case_page_says_where_a_carried_answer_came_from(app, client, auth_headers, transaction, blocked):
+    from tests.workspace_helpers import case_of, login, make_user
+
+    transaction["stage"] = "order"
+    order = screen(client, auth_headers, transaction)
+    make_user(app)
+    login(client)
+    page = client.get(f"/workspace/cases/{case_of(app, order['transaction_id'])['id']}").get_data(as_text=True)
+    upload_id = blocked["checklist_upload"]["id"]
+    assert f"<code>past_misuse</code>: yes <span class=\"muted\">(from checklist upload {upload_id}," in page
+    assert "test-export; not known to the request)" in page
