@@ -152,3 +152,64 @@ def test_an_unscreened_crm_event_holds_the_deal_with_its_reason(app, client, crm
     state, reasons = gate(client, crm, order["transaction_id"])
     assert state == "hold"
     assert any("odoo event for this deal" in r and "x_hrdd_end_user_country" in r for r in reasons)
+
+
+def test_a_rider_executed_for_another_end_user_does_not_release_the_order(client, crm, auth_headers):
+    quote = screen(client, crm, BERGEN, "quote")
+    assert executed(client, auth_headers("contracts"), quote["transaction_id"]).json["screening_id"] == quote["id"]
+    # Re-quoted for another end-user (no material change since that quote), then ordered.
+    changed = copy.deepcopy(BERGEN)
+    changed["end_user"].update(name="Port of Stavanger")
+    requote = screen(client, crm, changed, "quote")
+    order = screen(client, crm, changed, "order")
+    state, reasons = gate(client, crm, order["transaction_id"])
+    assert state == "hold" and len(reasons) == 1
+    assert reasons[0].startswith(f"the contract rider executed 2026-11-20T10:00:00") and quote["id"] in reasons[0]
+    assert "end-user changed from 'port authority of bergen' (NO) to 'port of stavanger' (NO)" in reasons[0]
+    assert f"GET /v1/screenings/{order['id']}/rider.docx" in reasons[0]
+    # The new quote's rider, executed and recorded, covers the order.
+    r = executed(client, auth_headers("contracts"), order["transaction_id"], screening_id=requote["id"])
+    assert r.status_code == 201 and r.json["gate"] == "release_with_conditions"
+
+
+def test_a_rider_without_a_clause_the_order_now_requires_does_not_release_it(client, crm, auth_headers):
+    quote = screen(client, crm, BERGEN, "quote")
+    executed(client, auth_headers("contracts"), quote["transaction_id"])
+    # Same facts, but the end-user is no longer disclosed: the rider now needs audit, diversion controls
+    # and training clauses the executed one does not have.
+    changed = copy.deepcopy(BERGEN)
+    changed["answers"]["end_user_disclosed"] = "no"
+    screen(client, crm, changed, "quote")
+    order = screen(client, crm, changed, "order")
+    reasons = gate(client, crm, order["transaction_id"])[1]  # also escalated now: RF-4.1 and its case
+    rider = next(r for r in reasons if "does not cover screening" in r)
+    assert "clause audit is not in it; clause diversion-controls is not in it; clause training is not in it" in rider
+
+
+def test_a_rider_naming_more_than_the_order_still_covers_it(client, crm, auth_headers):
+    wider = copy.deepcopy(BERGEN)
+    wider["items"].append({"sku": "CAM-2", "name": "HarbourCam 2", "capabilities": ["recording_devices"]})
+    quote = screen(client, crm, wider, "quote")
+    executed(client, auth_headers("contracts"), quote["transaction_id"])
+    screen(client, crm, BERGEN, "quote")
+    order = screen(client, crm, BERGEN, "order")
+    assert gate(client, crm, order["transaction_id"]) == ("release_with_conditions", [])
+
+
+def test_an_execution_recorded_before_executions_named_their_screening_counts_for_the_screening_then(
+        app, client, crm, auth_headers):
+    import sqlalchemy as sa
+
+    from hrdd.adapters.tables import rider_executions
+
+    quote = screen(client, crm, BERGEN, "quote")
+    executed(client, auth_headers("contracts"), quote["transaction_id"])
+    with app.extensions["hrdd"].store.engine.begin() as conn:  # as rows recorded without a screening id
+        conn.execute(sa.update(rider_executions).values(screening_id=None))
+    order = screen(client, crm, BERGEN, "order")
+    assert gate(client, crm, order["transaction_id"]) == ("release_with_conditions", [])
+    changed = copy.deepcopy(BERGEN)
+    changed["end_user"].update(name="Port of Stavanger")
+    screen(client, crm, changed, "quote")
+    order = screen(client, crm, changed, "order")
+    assert "does not cover screening" in gate(client, crm, order["transaction_id"])[1][0]
