@@ -24,6 +24,7 @@ _SCHEMA_STATES = frozenset({"42P01", "42703", "42P10"})
 _SCHEMA_MESSAGES = ("no such table", "no such column", "has no column named",
                     "does not match any PRIMARY KEY or UNIQUE constraint")
 _READ_ONLY_STATE = "25006"  # read_only_sql_transaction: a standby, or default_transaction_read_only
+_PERMISSION_STATE = "42501"  # insufficient_privilege: hrdd's database user may not touch a table
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -85,6 +86,13 @@ def _install_error_handlers(app: Flask) -> None:
             return _error("store_schema_mismatch", 500,
                           "The database schema does not match this version of hrdd; the request was not "
                           "completed. An operator must run `hrdd db upgrade`.")
+        if fault == "permission":
+            # A grant is missing (a table restored or created by another user, say): no retry fixes it.
+            log.error("database refused hrdd's user: %s", reason)
+            return _error("store_permission_denied", 500,
+                          "The database refused hrdd's database user access to one of its tables; the request "
+                          "was not completed. An operator must grant that user its privileges (see "
+                          "docs/operations.md, 'Database user and grants').")
         if fault == "read_only":
             log.error("database is read-only: %s", reason)
             return _error("store_read_only", 503,
@@ -105,11 +113,13 @@ def _install_error_handlers(app: Flask) -> None:
 
 
 def store_fault(exc: sa.exc.DBAPIError) -> str | None:
-    """What a database error says of the store: "schema", "read_only", "unavailable", or None (a bug)."""
+    """What a database error says of the store: "schema", "permission", "read_only", "unavailable", or None."""
     state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     message = str(exc.orig)
     if state in _SCHEMA_STATES or any(text in message for text in _SCHEMA_MESSAGES):
         return "schema"
+    if state == _PERMISSION_STATE:
+        return "permission"
     if state == _READ_ONLY_STATE or "readonly database" in message:  # SQLite: "attempt to write a readonly database"
         return "read_only"
     if isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated:

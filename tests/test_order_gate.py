@@ -164,7 +164,7 @@ def test_a_rider_executed_for_another_end_user_does_not_release_the_order(client
     order = screen(client, crm, changed, "order")
     state, reasons = gate(client, crm, order["transaction_id"])
     assert state == "hold" and len(reasons) == 1
-    assert reasons[0].startswith(f"the contract rider executed 2026-11-20T10:00:00") and quote["id"] in reasons[0]
+    assert reasons[0].startswith("the contract rider executed 2026-11-20T10:00:00") and quote["id"] in reasons[0]
     assert "end-user changed from 'port authority of bergen' (NO) to 'port of stavanger' (NO)" in reasons[0]
     assert f"GET /v1/screenings/{order['id']}/rider.docx" in reasons[0]
     # The new quote's rider, executed and recorded, covers the order.

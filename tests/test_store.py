@@ -258,6 +258,43 @@ def test_a_read_only_database_is_a_503_that_does_not_say_unreachable(app, client
     assert client.get("/v1/whoami", headers=headers).status_code == 200  # reads still work
 
 
+def test_a_table_hrdds_user_may_not_write_is_a_500_naming_the_grant(app, client, auth_headers, transaction):
+    import uuid
+
+    import sqlalchemy as sa
+    store = app.extensions["hrdd"].store
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite has no database users or grants")
+    headers = auth_headers("crm")
+    role = f"hrdd_test_reader_{uuid.uuid4().hex[:8]}"
+    with store.engine.begin() as conn:
+        schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
+        conn.execute(sa.text(f'CREATE ROLE "{role}" NOLOGIN'))
+        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+        conn.execute(sa.text(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'))
+
+    @sa.event.listens_for(store.engine, "connect")
+    def _as_reader(dbapi_conn, _record):  # as if the tables had been restored by another user
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f'SET ROLE "{role}"')
+        cursor.close()
+        dbapi_conn.commit()
+
+    store.engine.dispose()
+    try:
+        r = client.post("/v1/screenings", json=transaction, headers=headers)
+        assert r.status_code == 500 and "Retry-After" not in r.headers
+        assert r.json["code"] == "store_permission_denied" and set(r.json) == {"code", "status", "message", "errors"}
+        assert "grant" in r.json["message"] and "docs/operations.md" in r.json["message"]
+        assert client.get("/v1/whoami", headers=headers).status_code == 200  # reads still work
+    finally:
+        sa.event.remove(store.engine, "connect", _as_reader)
+        store.engine.dispose()
+        with store.engine.begin() as conn:
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+
+
 def test_an_unreachable_database_is_a_retryable_503(app, client, auth_headers, tmp_path):
     import sqlalchemy as sa
     store = app.extensions["hrdd"].store
