@@ -225,6 +225,10 @@ class Store:
             with shared.begin():
                 yield shared
 
+    def writing(self):
+        """A write transaction under the write lock; inside a ``read_scope``, on its connection (reads see it)."""
+        return self._writing()
+
     @contextmanager
     def reading(self):
         """A connection for reads: the enclosing ``read_scope``'s if there is one, else a new one."""

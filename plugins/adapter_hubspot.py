@@ -160,8 +160,8 @@ class HubSpotAdapter(WebhookAdapter):
         event = VendorEvent(delivery_id=content_id, object_type="deal", object_id=str(object_id), record=record,
                             kind="workflow", meta={"content_id": content_id},
                             modified_at=str(max(changed)) if changed else None)
-        object_type = data.get("objectType", data.get("objectTypeId"))
-        if object_type not in (None, "") and str(object_type).upper() not in ("DEAL", DEAL_TYPE_ID):
+        object_type = data.get("objectType") or data.get("objectTypeId")
+        if object_type not in (None, "") and str(object_type).strip().upper() not in ("DEAL", "DEALS", DEAL_TYPE_ID):
             # A company's or contact's workflow posting here: its id is not a deal's, and must not open one.
             event.ignore = f"a workflow call for a {str(object_type)[:40]} record; hrdd screens deals only"
             event.object_type = str(object_type)[:64]

@@ -409,3 +409,48 @@ def test_a_downgrade_records_stale_deliveries_as_invalid_and_upgrading_again_wor
     store.upgrade()
     with store.engine.connect() as conn:
         assert "adapter_record_versions" in sa.inspect(conn).get_table_names()
+
+
+def test_the_recorded_time_never_goes_down_when_sources_alternate(app, client, auth_headers):
+    # Egypt at 10:00:00.900 (LastModifiedDate); the same state stamped 10:00:00 (SystemModstamp, another
+    # source, within its second: it passes); then an older Norway state at 10:00:00.100 must still be stale.
+    def notification(number, field, stamp, country="EG"):
+        body = salesforce_notification(f"04l00000000000{number}AAA", None, country=country).decode()
+        return body.replace("<sf:Name>", f"<sf:{field}>{stamp}</sf:{field}>\n     <sf:Name>").encode()
+
+    post_salesforce(client, notification(1, "LastModifiedDate", "2026-11-20T10:00:00.900Z"))
+    post_salesforce(client, notification(2, "SystemModstamp", "2026-11-20T10:00:00.000Z"))
+    post_salesforce(client, notification(3, "LastModifiedDate", "2026-11-20T10:00:00.100Z", country="NO"))
+    rows = {d["delivery_id"][-4:]: d for d in deliveries(app, "salesforce")}
+    assert [rows[k]["status"] for k in ("1AAA", "2AAA", "3AAA")] == ["screened", "screened", "stale"]
+    assert "2026-11-20T10:00:00.900Z" in rows["3AAA"]["reason"]
+    assert gate_of(client, auth_headers, rows["1AAA"]["transaction_id"]) == "hold"
+
+
+def test_a_hubspot_workflow_names_its_object_type_either_way(app, client):
+    body = fixture_json("hubspot/workflow_deal.json")
+    answers = []
+    for object_type, type_id in ((None, "0-2"), (" DEAL", None), ("DEALS", None)):
+        body["objectType"], body["objectTypeId"] = object_type, type_id
+        body["properties"]["dealname"]["value"] = f"Harbour cameras {len(answers)}"
+        raw = json.dumps(body).encode()
+        answers.append(client.post("/v1/hooks/hubspot", data=raw, headers=v3_headers(raw, secret=HUBSPOT_SECRET)).json)
+    assert [a["status"] for a in answers] == ["ignored", "screened", "screened"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("amount_total", True, "True is not a number"),
+    ("product_uom_qty", "1,000.5", "'1,000.5' is not a whole number"),
+    ("product_uom_qty", 2.5, "2.5 is not a whole number"),
+])
+def test_a_number_hrdd_would_have_to_guess_at_is_an_invalid_delivery(app_config, field, value, message):
+    from server import create_app
+
+    app_config["HRDD_ADAPTERS"]["adapters"]["odoo"]["field_maps"] = {"sale.order": {"items": [{
+        "sku": "x_hrdd_product_code", "name": "x_hrdd_product_name",
+        "capabilities": {"field": "x_hrdd_capabilities", "split": ","},
+        "unit_price": {"field": "amount_total", "type": "float"},
+        "quantity": {"field": "product_uom_qty", "type": "int"}}]}}
+    client = create_app(app_config).test_client()
+    outcome = post_odoo(client, {**_odoo(None), "product_uom_qty": 3, field: value})
+    assert outcome["status"] == "invalid" and outcome["gate"] == "hold" and message in outcome["reason"]

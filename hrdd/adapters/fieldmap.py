@@ -68,6 +68,8 @@ def _convert(value: Any, kind: str | None, where: str) -> Any:
     if kind == "str":
         return str(value)
     if kind in ("int", "float"):
+        if isinstance(value, bool):
+            raise ValueError(f"{where}: {value!r} is not a number")
         if isinstance(value, str) and "," in value and not _THOUSANDS.match(value.strip()):
             # "1.000,50" or "1,5": a decimal comma, which read as a thousands separator would be 1.0005 or 15.
             raise ValueError(f"{where}: {value!r} is not a number hrdd can read unambiguously (commas only "
@@ -79,6 +81,9 @@ def _convert(value: Any, kind: str | None, where: str) -> Any:
         if not math.isfinite(number):
             # "1e400", "inf" and "nan" parse as floats but no deal has such a quantity or value.
             raise ValueError(f"{where}: {value!r} is not a finite number")
+        if kind == "int" and not number.is_integer():
+            # A quantity of "1,000.5" is not 1000: the CRM holds something hrdd must not guess at.
+            raise ValueError(f"{where}: {value!r} is not a whole number")
         return int(number) if kind == "int" else number
     if kind == "bool":
         if isinstance(value, bool):

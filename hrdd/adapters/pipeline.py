@@ -206,33 +206,32 @@ def _stale(services, adapter, event: VendorEvent, settings: dict, stale: version
                "modified_at": versions.iso(stale.modified_at), "newer_delivery_id": stale.newer_delivery,
                "newer_modified_at": versions.iso(stale.newer_at)}
     store = services.store
-    # Recorded first, so the gate below no longer counts this delivery as waiting to be screened.
-    _update(store, adapter.vendor, event, status="stale", outcome=outcome, reason=stale.reason,
-            event=event.to_dict(), next_attempt_at=None)
     system = event.system or adapter.system
-    transaction_id = store.find_transaction(system, event.object_type, event.object_id)
-    latest = store.latest_screening(transaction_id) if transaction_id else None
-    if latest is not None:
-        # What governs the deal instead, for senders that act on the answer (workflows, batch callers).
-        current = services.as_current(latest)
-        outcome.update(transaction_id=transaction_id, screening_id=latest["id"], gate=current["gate"],
-                       hold_reasons=current.get("hold_reasons", []))
-    else:
-        newer = delivery(store, adapter.vendor, stale.newer_delivery)
-        if newer is not None and newer["status"] != "screened":
-            # The newer state could not be screened either: the deal is held for its reason.
-            outcome.update(gate="hold", hold_reasons=[newer["reason"] or f"delivery {stale.newer_delivery} "
-                                                      "is not screened yet"])
-    # A failed fetch of this delivery told the CRM "hold"; now that it is known to be stale, the CRM must
-    # hear the deal's gate again, or it keeps that hold until the record next changes.
-    hold_sent = attempts > 0
-    with store.begin() as conn:
-        conn.execute(adapter_deliveries.update().where(
-            adapter_deliveries.c.vendor == adapter.vendor, adapter_deliveries.c.delivery_id == event.delivery_id,
-        ).values(outcome=outcome, updated_at=now()))
-        if hold_sent and latest is not None:
-            outbox.enqueue(conn, settings, system=system, object_type=event.object_type,
-                           object_id=event.object_id, transaction_id=transaction_id, screening_id=latest["id"])
+    this = (adapter_deliveries.c.vendor == adapter.vendor, adapter_deliveries.c.delivery_id == event.delivery_id)
+    # One transaction, whose reads share its connection: the gate below sees this delivery as stale (not
+    # waiting to be screened), and the status, the answer and any write-back are stored together.
+    with store.read_scope(), store.writing() as conn:
+        conn.execute(adapter_deliveries.update().where(*this).values(
+            status="stale", reason=stale.reason, event=event.to_dict(), next_attempt_at=None, updated_at=now()))
+        transaction_id = store.find_transaction(system, event.object_type, event.object_id)
+        latest = store.latest_screening(transaction_id) if transaction_id else None
+        if latest is not None:
+            # What governs the deal instead, for senders that act on the answer (workflows, batch callers).
+            current = services.as_current(latest)
+            outcome.update(transaction_id=transaction_id, screening_id=latest["id"], gate=current["gate"],
+                           hold_reasons=current.get("hold_reasons", []))
+            if attempts > 0:
+                # A failed fetch of this delivery told the CRM "hold"; now that it is known to be stale, the
+                # CRM must hear the deal's gate again, or it keeps that hold until the record next changes.
+                outbox.enqueue(conn, settings, system=system, object_type=event.object_type,
+                               object_id=event.object_id, transaction_id=transaction_id, screening_id=latest["id"])
+        else:
+            newer = delivery(store, adapter.vendor, stale.newer_delivery)
+            if newer is not None and newer["status"] != "screened":
+                # The newer state could not be screened either: the deal is held for its reason.
+                outcome.update(gate="hold", hold_reasons=[
+                    newer["reason"] or f"delivery {stale.newer_delivery} is not screened yet"])
+        conn.execute(adapter_deliveries.update().where(*this).values(outcome=outcome))
     return outcome
 
 

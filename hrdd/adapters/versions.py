@@ -100,10 +100,16 @@ def claim(conn, *, vendor: str, system: str, object_type: str, object_id: str,
     bound = sa.case((t.c.source == statement.excluded.source, statement.excluded.modified_at),
                     else_=sa.bindparam("other_source_bound", modified_at + OTHER_SOURCE_TOLERANCE,
                                        type_=UTCDateTime()))
+    # The recorded time never goes down: a delivery passing within another source's tolerance may be a
+    # little older than the recorded one, which then stays (with its source and delivery), or older
+    # deliveries of the first source would pass after it.
+    newer = t.c.modified_at > statement.excluded.modified_at
     statement = statement.on_conflict_do_update(
         index_elements=["vendor", "system", "object_type", "object_id"],
-        set_={"modified_at": statement.excluded.modified_at, "source": statement.excluded.source,
-              "delivery_id": statement.excluded.delivery_id, "updated_at": statement.excluded.updated_at},
+        set_={"modified_at": sa.case((newer, t.c.modified_at), else_=statement.excluded.modified_at),
+              "source": sa.case((newer, t.c.source), else_=statement.excluded.source),
+              "delivery_id": sa.case((newer, t.c.delivery_id), else_=statement.excluded.delivery_id),
+              "updated_at": statement.excluded.updated_at},
         where=t.c.modified_at <= bound,
     ).returning(t.c.delivery_id)
     if conn.execute(statement).first() is not None:
