@@ -21,6 +21,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.store)
 
 
+def migrate_down(store, revision: str) -> None:
+    """Downgrade the store's schema to ``revision`` (to test what an upgrade does to older rows)."""
+    from alembic import command
+
+    config = store._alembic_config()
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+    store.engine.dispose()
+
+
 def load_fixture(name: str):
     """A JSON sample payload from tests/fixtures."""
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))

@@ -186,13 +186,11 @@ def test_a_hubspot_workflow_call_carrying_older_property_changes_is_stale(app, c
 
 
 def test_the_migration_adds_record_versions_and_keeps_deliveries(app, client):
+    from tests.conftest import migrate_down
+
     post_odoo(client, _odoo("2026-11-20 10:00:00"))
     store = app.extensions["hrdd"].store
-    with store.engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE adapter_record_versions"))
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0703_end_user_keys' "
-                             "WHERE version_num = '0704_record_versions'"))
-    store.engine.dispose()
+    migrate_down(store, "0703_end_user_keys")
     store.upgrade()
     assert len(deliveries(app, "odoo")) == 1
     older = post_odoo(client, _odoo("2026-11-20 09:00:00", x_hrdd_intended_use="Visitor registration"))

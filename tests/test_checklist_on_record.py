@@ -199,3 +199,14 @@ def test_the_case_page_says_where_a_carried_answer_came_from(app, client, auth_h
     upload_id = blocked["checklist_upload"]["id"]
     assert f"<code>past_misuse</code>: yes <span class=\"muted\">(from checklist upload {upload_id}," in page
     assert "test-export; not known to the request)" in page
+
+
+def test_uploads_made_before_0705_are_found_after_the_upgrade(app, client, auth_headers, transaction, blocked):
+    from tests.conftest import migrate_down
+
+    store = app.extensions["hrdd"].store
+    migrate_down(store, "0704_record_versions")  # checklist_uploads without end_user_key
+    store.upgrade()
+    transaction["end_user"]["name"] = "Directorate of Public-Security"
+    answer = screen(client, auth_headers, transaction)
+    assert answer["gate"] == "block" and answer["answers_on_record"]["past_misuse"]["used"] is True

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from hrdd.workspace.tables import case_decisions, cases
+from tests.conftest import migrate_down
 from tests.workspace_helpers import case_of, fixture, load_party_list, login, make_user, screen
 
 pytestmark = pytest.mark.store
@@ -157,15 +158,11 @@ def test_decisions_recorded_before_0702_are_filled_in_and_keep_working(app, clie
     case_id = case_of(app, s["transaction_id"])["id"]
     assert _decide(client, reviewer, case_id, decision="approve", rationale="Ministry access control only").status_code == 201
     store = app.extensions["hrdd"].store
-    with store.engine.begin() as conn:  # the table as 0701 left it
+    migrate_down(store, "0701_workspace")  # the table as 0701 left it
+    with store.engine.begin() as conn:
         facts = conn.execute(sa.select(case_decisions.c.material_facts)).scalar_one()
         old_facts = {k: v for k, v in json.loads(facts).items() if k != "deployment"}
         conn.execute(sa.update(case_decisions).values(material_facts=json.dumps(old_facts)))
-        conn.execute(sa.text("ALTER TABLE case_decisions DROP COLUMN engine_decision"))
-        conn.execute(sa.text("ALTER TABLE case_decisions DROP COLUMN flag_severities"))
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0701_workspace' "
-                             "WHERE version_num LIKE '07%'"))  # the workspace branch's head
-        conn.execute(sa.text("DROP TABLE adapter_record_versions"))  # 0704, which runs again
     store.upgrade()
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(case_decisions)).one()

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from hrdd.sqltypes import UTCDateTime
 from hrdd.tables import metadata
+from hrdd.workspace.util import end_user_key
 
 checklist_uploads = sa.Table(
     "checklist_uploads", metadata,
@@ -26,6 +27,10 @@ checklist_uploads = sa.Table(
     sa.Column("record", sa.JSON, nullable=False),
     sa.Column("uploaded_by", sa.String(200)),
     sa.Column("uploaded_at", UTCDateTime(), nullable=False),
+    # Whom the answers are about (hrdd.workspace.util.end_user_key): later screenings of the deal for that
+    # end-user carry them (hrdd.checklists.on_record).
+    sa.Column("end_user_key", sa.String(600)),
+    sa.Index("ix_checklist_uploads_end_user", "transaction_id", "end_user_key"),
 )
 
 
@@ -38,7 +43,14 @@ def upload_row(upload_id: str, *, screening: dict, new_screening: dict, checked,
         template_version=checked.template_version, filename=(filename or "")[:255] or None,
         sha256=hashlib.sha256(data).hexdigest(), size=len(data), content=data, answers=checked.answers,
         record=checked.record, uploaded_by=(uploaded_by or "")[:200] or None, uploaded_at=datetime.now(UTC),
+        end_user_key=upload_end_user_key(new_screening["transaction"]),
     )
+
+
+def upload_end_user_key(transaction: dict) -> str:
+    """The key of the end-user a checklist's answers are about (the screened transaction's)."""
+    end_user = transaction.get("end_user") or {}
+    return end_user_key(str(end_user.get("name") or ""), end_user.get("country"))[:600]
 
 
 def uploads_of(store, screening_id: str) -> list[dict]:

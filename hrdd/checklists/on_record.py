@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from hrdd.checklists.evidence import checklist_uploads
+from hrdd.checklists.evidence import checklist_uploads, upload_end_user_key
 from hrdd.store import iso
-from hrdd.tables import screenings, transactions
-from hrdd.workspace.util import end_user_key
+from hrdd.tables import transactions
 
 # Built once: it runs before every screening that has a store (most deals have no upload: one index probe).
 _UPLOADS = (
     sa.select(checklist_uploads.c.id, checklist_uploads.c.answers, checklist_uploads.c.uploaded_at,
-              checklist_uploads.c.uploaded_by, screenings.c.request)
+              checklist_uploads.c.uploaded_by)
     .join(transactions, transactions.c.id == checklist_uploads.c.transaction_id)
-    .join(screenings, screenings.c.id == checklist_uploads.c.new_screening_id)
     .where(transactions.c.system == sa.bindparam("system"),
            transactions.c.object_type == sa.bindparam("object_type"),
-           transactions.c.object_id == sa.bindparam("object_id"))
-    .order_by(checklist_uploads.c.uploaded_at.desc(), checklist_uploads.c.id.desc())
-    .limit(sa.bindparam("limit")))
+           transactions.c.object_id == sa.bindparam("object_id"),
+           checklist_uploads.c.end_user_key == sa.bindparam("end_user"))
+    .order_by(checklist_uploads.c.uploaded_at.desc(), checklist_uploads.c.id.desc()))
 
 KNOWN = ("yes", "no", "n/a")
-#: uploads read per deal, newest first (a deal has a handful; the bound keeps one request's work bounded).
-MAX_UPLOADS = 50
 
 
 def answers_on_record(store, transaction: dict, *, request_wins: bool = False) -> dict | None:
@@ -39,14 +35,10 @@ def answers_on_record(store, transaction: dict, *, request_wins: bool = False) -
     ref = transaction.get("reference") or {}
     with store.reading() as conn:
         uploads = conn.execute(_UPLOADS, {"system": ref.get("system"), "object_type": ref.get("object_type"),
-                                          "object_id": ref.get("object_id"), "limit": MAX_UPLOADS}).all()
-    if not uploads:
-        return None
-    wanted = _end_user(transaction)
+                                          "object_id": ref.get("object_id"),
+                                          "end_user": upload_end_user_key(transaction)}).all()
     recorded: dict[str, dict] = {}
     for upload in uploads:
-        if _end_user(upload.request or {}) != wanted:
-            continue
         for qid, answer in (upload.answers or {}).items():
             if answer in KNOWN and qid not in recorded:
                 recorded[qid] = {"answer": answer, "source": f"checklist upload {upload.id}",
@@ -56,18 +48,13 @@ def answers_on_record(store, transaction: dict, *, request_wins: bool = False) -
     return recorded or None
 
 
-def _end_user(transaction: dict) -> str:
-    end_user = transaction.get("end_user") or {}
-    return end_user_key(str(end_user.get("name") or ""), end_user.get("country"))
-
-
 def conflict_holds(screening: dict) -> list[dict]:
     """Hold factors for answers a request gave that differ from the deal's uploaded checklist."""
     holds = []
     for qid, entry in (screening.get("answers_on_record") or {}).items():
         if entry.get("used") is False:
             holds.append({"kind": "hold", "reason": (
-                f"the request answers {qid} '{entry.get('request_answer')}' but the deal's {entry['source']} "
-                f"({entry.get('recorded_at')}) answered '{entry['answer']}': upload the deal's checklist with "
-                "the current answer")})
+                f"the request answers {qid} '{entry.get('request_answer')}' but the deal's {entry['source']}"
+                + (f" ({entry['recorded_at']})" if entry.get("recorded_at") else "")
+                + f" answered '{entry['answer']}': upload the deal's checklist with the current answer")})
     return holds
