@@ -1,8 +1,8 @@
 """The quote-to-order gate: at ``order``, hold while a required rider is not executed or facts changed.
 
 Also ``POST /v1/transactions/<id>/rider-executed`` (role ``contracts``) records who executed the rider
-and when, for which screening's rider. An executed rider counts only while it covers the order: the same
-end-user, no party, item, capability or country it does not name, and every clause the order requires.
+and when, for which screening's rider. An executed rider counts only while it covers the order
+(``hrdd.rider_coverage``): the same end-user, nothing it does not name, and every clause the order requires.
 A material change (end-user, party, item or country) since the last quote-stage screening holds the order
 until the deal is quoted again on the new facts; each hold says exactly what is missing.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from hrdd import openapi as oa
+from hrdd import rider_coverage as coverage
 from hrdd.adapters import outbox
 from hrdd.adapters.config import settings_for
 from hrdd.adapters.tables import iso, new_id, now, rider_executions
@@ -23,30 +23,16 @@ from hrdd.auth import require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import Transaction
-from hrdd.tables import screenings
 
 RIDER_CONDITION = "rider_executed"
-# What a rider may name that the order no longer has: a smaller deal is still covered by it.
-_NARROWING = ("party removed:", "item removed:", "country removed:", "no longer a deployment country:")
-_SCREENING_AT = (sa.select(screenings.c.result)
-                 .where(screenings.c.transaction_id == sa.bindparam("txn"),
-                        screenings.c.created_at <= sa.bindparam("at"))
-                 .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1))
 
-
-def rider_executions_of(store, transaction_id: str) -> list[dict]:
-    """Recorded executions of a transaction's rider, newest first."""
-    with store.reading() as conn:
-        rows = conn.execute(sa.select(rider_executions).where(rider_executions.c.transaction_id == transaction_id)
-                            .order_by(rider_executions.c.executed_at.desc())).fetchall()
-    return [_execution(r._mapping) for r in rows]
 
 
 def _execution(row) -> dict:
     return {"id": row["id"], "transaction_id": row["transaction_id"], "screening_id": row["screening_id"],
             "executed_by": row["executed_by"], "executed_at": iso(row["executed_at"]),
             "document_ref": row["document_ref"], "recorded_by": row["recorded_by"],
-            "recorded_at": iso(row["recorded_at"]), "recorded_at_raw": row["recorded_at"]}
+            "recorded_at": iso(row["recorded_at"])}
 
 
 def _label(party: list) -> str:
@@ -93,38 +79,18 @@ def material_changes(quote: dict, order: dict) -> list[str]:
     return changes
 
 
-def _clauses(screening: dict) -> set[str]:
-    return {s["id"] for s in screening.get("safeguards") or () if s.get("kind") == "clause"}
-
-
-def rider_gaps(basis: dict, order: dict) -> list[str]:
-    """What the rider executed for screening ``basis`` does not cover in screening ``order`` (empty: all)."""
-    gaps = [c for c in material_changes(basis, order) if not c.startswith(_NARROWING)]
-    gaps += [f"clause {c} is not in it" for c in sorted(_clauses(order) - _clauses(basis))]
-    return gaps
-
-
-def _rider_basis(store, execution: dict) -> dict | None:
-    """The screening whose rider an execution is for: the one it names, else the newest when recorded."""
-    if execution["screening_id"]:
-        return store.get_screening(execution["screening_id"])
-    with store.reading() as conn:
-        return conn.execute(_SCREENING_AT, {"txn": execution["transaction_id"],
-                                            "at": execution["recorded_at_raw"]}).scalar()
-
-
 def _rider_hold(store, transaction_id: str, screening: dict) -> str | None:
     """Why the order's rider does not count as executed, or None when an execution covers it."""
-    executions = rider_executions_of(store, transaction_id)
+    with store.reading() as conn:
+        executions = coverage.executions_with_basis(conn, transaction_id)
     if not executions:
         return (f"the contract rider required by screening {screening['id']} is not recorded as executed "
                 f"(POST /v1/transactions/{transaction_id}/rider-executed)")
     first_gap = None
-    for execution in executions:  # newest first
-        basis = _rider_basis(store, execution)
+    for execution, basis in executions:  # newest first
         if basis is None:
             continue
-        gaps = rider_gaps(basis, screening)
+        gaps = coverage.gaps(basis, screening)
         if not gaps:
             return None
         first_gap = first_gap or (execution, basis, gaps)
@@ -198,12 +164,17 @@ def rider_executed(transaction_id: str):
     named = services.store.get_screening(data["screening_id"]) if data["screening_id"] else None
     if data["screening_id"] and (named or {}).get("transaction_id") != transaction_id:
         raise validation_error({"screening_id": [f"not a screening of transaction {transaction_id}"]})
-    # Without one named, the rider executed is the one of the deal's newest screening: recorded as such,
-    # so a later change of the deal (a new end-user, clause or item) is not covered by it.
-    basis = data["screening_id"] or (services.store.latest_screening(transaction_id) or {}).get("id")
+    # Without one named, the rider executed is the one of the deal's newest screening when it was signed:
+    # recorded as such, so facts screened after the signature (a new party, say) are not covered by it.
+    moment = now()
+    if data["screening_id"]:
+        basis = data["screening_id"]
+    else:
+        with services.store.reading() as conn:
+            basis = (coverage.screening_signed(conn, transaction_id, data["executed_at"], moment) or {}).get("id")
     record = {"id": new_id("rdx"), "transaction_id": transaction_id, "screening_id": basis,
               "executed_by": data["executed_by"].strip(), "executed_at": data["executed_at"],
-              "document_ref": data["document_ref"], "recorded_by": g.principal["name"], "recorded_at": now()}
+              "document_ref": data["document_ref"], "recorded_by": g.principal["name"], "recorded_at": moment}
     ref = services.store.get_transaction(transaction_id)["reference"]
     with services.store.begin() as conn:
         conn.execute(rider_executions.insert().values(**record))
@@ -212,8 +183,7 @@ def rider_executed(transaction_id: str):
                        object_id=ref["object_id"], transaction_id=transaction_id)
     latest = services.store.latest_screening(transaction_id)
     gate, reasons = services.gate_of(transaction_id, latest)
-    shown = {k: v for k, v in _execution(record).items() if k != "recorded_at_raw"}
-    response = jsonify({**shown, "gate": gate, "hold_reasons": reasons})
+    response = jsonify({**_execution(record), "gate": gate, "hold_reasons": reasons})
     response.status_code = 201
     return response
 

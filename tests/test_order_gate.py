@@ -165,7 +165,7 @@ def test_a_rider_executed_for_another_end_user_does_not_release_the_order(client
     state, reasons = gate(client, crm, order["transaction_id"])
     assert state == "hold" and len(reasons) == 1
     assert reasons[0].startswith("the contract rider executed 2026-11-20T10:00:00") and quote["id"] in reasons[0]
-    assert "end-user changed from 'port authority of bergen' (NO) to 'port of stavanger' (NO)" in reasons[0]
+    assert "end-user changed from 'Port Authority of Bergen' (NO) to 'Port of Stavanger' (NO)" in reasons[0]
     assert f"GET /v1/screenings/{order['id']}/rider.docx" in reasons[0]
     # The new quote's rider, executed and recorded, covers the order.
     r = executed(client, auth_headers("contracts"), order["transaction_id"], screening_id=requote["id"])
@@ -213,3 +213,41 @@ def test_an_execution_recorded_before_executions_named_their_screening_counts_fo
     screen(client, crm, changed, "quote")
     order = screen(client, crm, changed, "order")
     assert "does not cover screening" in gate(client, crm, order["transaction_id"])[1][0]
+
+
+def test_a_rider_signed_before_the_deal_grew_is_for_the_screening_then(client, crm, auth_headers):
+    quote = screen(client, crm, BERGEN, "quote")
+    signed = datetime.now(UTC).isoformat()
+    grown = copy.deepcopy(BERGEN)
+    grown["parties"].append({"role": "distributor", "name": "Bosphorus Trade", "country": "TR"})
+    screen(client, crm, grown, "order")
+    # Recorded after the order was screened, without naming a screening: it is the quote's rider.
+    record = executed(client, auth_headers("contracts"), quote["transaction_id"], executed_at=signed).json
+    assert record["screening_id"] == quote["id"]
+    screen(client, crm, grown, "quote")
+    order = screen(client, crm, grown, "order")
+    reasons = gate(client, crm, order["transaction_id"])[1]
+    assert len(reasons) == 1 and "new party: distributor 'Bosphorus Trade' (TR); new country: TR" in reasons[0]
+
+
+@pytest.mark.parametrize("change, covered, gap", [
+    (lambda t: t["items"][0].update(capabilities=["recording_devices"]), True, None),  # a capability removed
+    (lambda t: t["end_user"].update(name="Port Authority of Bergen."), True, None),
+    (lambda t: t["parties"].clear(), True, None),
+    (lambda t: t["end_user"].update(sector="law_enforcement"), False,
+     "end-user changed from government/civil_administration to government/law_enforcement"),
+    (lambda t: t["items"][0]["capabilities"].append("location_tracking"), False, "item CAM-4K adds location_tracking"),
+])
+def test_what_an_executed_rider_covers(client, crm, auth_headers, change, covered, gap):
+    wide = copy.deepcopy(BERGEN)
+    wide["items"][0]["capabilities"] = ["recording_devices", "data_storage"]
+    quote = screen(client, crm, wide, "quote")
+    executed(client, auth_headers("contracts"), quote["transaction_id"], screening_id=quote["id"])
+    changed = copy.deepcopy(wide)
+    change(changed)
+    screen(client, crm, changed, "quote")
+    order = screen(client, crm, changed, "order")
+    reasons = [r for r in gate(client, crm, order["transaction_id"])[1] if "contract rider" in r]
+    assert (reasons == []) is covered, reasons
+    if gap:
+        assert gap in reasons[0]

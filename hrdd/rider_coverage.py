@@ -1,0 +1,89 @@
+"""Whether an executed contract rider covers an order: its end-user, nothing it does not name, every clause."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hrdd.adapters.tables import iso, rider_executions
+from hrdd.model import Transaction
+from hrdd.tables import screenings
+from hrdd.workspace.util import end_user_key
+
+# Built once: read on every gate of an order that requires a rider. One statement for all executions.
+_EXECUTIONS = (
+    sa.select(rider_executions.c.id, rider_executions.c.screening_id, rider_executions.c.executed_at,
+              rider_executions.c.recorded_at, screenings.c.result)
+    .select_from(rider_executions.outerjoin(screenings, screenings.c.id == rider_executions.c.screening_id))
+    .where(rider_executions.c.transaction_id == sa.bindparam("txn"))
+    .order_by(rider_executions.c.executed_at.desc(), rider_executions.c.id.desc()))
+_SCREENING_AT = (sa.select(screenings.c.result)
+                 .where(screenings.c.transaction_id == sa.bindparam("txn"),
+                        screenings.c.created_at <= sa.bindparam("at"))
+                 .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1))
+
+
+def screening_signed(conn, transaction_id: str, executed_at, recorded_at) -> dict | None:
+    """The screening a rider executed at ``executed_at`` was for, when nobody named it.
+
+    The deal's newest screening when it was executed (a rider cannot be for facts screened after it was
+    signed); when the deal was first screened after that (a signature dated before hrdd saw the deal), the
+    newest when it was recorded.
+    """
+    return (conn.execute(_SCREENING_AT, {"txn": transaction_id, "at": executed_at}).scalar()
+            or conn.execute(_SCREENING_AT, {"txn": transaction_id, "at": recorded_at}).scalar())
+
+
+def executions_with_basis(conn, transaction_id: str) -> list[tuple[dict, dict | None]]:
+    """Each recorded execution (newest first) with the screening whose rider it was, if known."""
+    out = []
+    for row in conn.execute(_EXECUTIONS, {"txn": transaction_id}):
+        basis = row.result if row.screening_id else screening_signed(conn, transaction_id, row.executed_at,
+                                                                     row.recorded_at)
+        out.append(({"id": row.id, "executed_at": iso(row.executed_at)}, basis))
+    return out
+
+
+def gaps(basis: dict, order: dict) -> list[str]:
+    """What the rider of screening ``basis`` does not cover in screening ``order``; empty when it covers it.
+
+    A smaller deal is covered: a party, item, capability or country the rider names and the order no
+    longer has is no gap. The end-user is compared by identifying words, so punctuation is no gap either.
+    """
+    old, new = Transaction.from_dict(basis["transaction"]), Transaction.from_dict(order["transaction"])
+    out = []
+    if end_user_key(old.end_user.name, old.end_user.country) != end_user_key(new.end_user.name, new.end_user.country):
+        out.append(f"end-user changed from {old.end_user.name!r} ({old.end_user.country}) to "
+                   f"{new.end_user.name!r} ({new.end_user.country})")
+    elif (old.end_user.type, old.end_user.sector) != (new.end_user.type, new.end_user.sector):
+        out.append(f"end-user changed from {old.end_user.type}/{old.end_user.sector} to "
+                   f"{new.end_user.type}/{new.end_user.sector}")
+    named = {(p.role, end_user_key(p.name, p.country)) for p in old.parties}
+    out += [f"new party: {p.role} {p.name!r}" + (f" ({p.country})" if p.country else "")
+            for p in new.parties if (p.role, end_user_key(p.name, p.country)) not in named]
+    old_items, new_items = _capabilities(old), _capabilities(new)
+    for sku, caps in new_items.items():
+        if sku not in old_items:
+            out.append(f"new item: {sku}" + (f" ({', '.join(sorted(caps))})" if caps else ""))
+        elif caps - old_items[sku]:
+            out.append(f"item {sku} adds {', '.join(sorted(caps - old_items[sku]))}")
+    out += [f"new country: {c}" for c in sorted(set(new.countries()) - set(old.countries()))]
+    out += [f"new deployment country: {c}"
+            for c in sorted(set(new.deployment_countries) - set(old.deployment_countries)) if c in old.countries()]
+    out += [f"red flag {f} is not in its findings" for f in sorted(_flags(order) - _flags(basis))]
+    out += [f"clause {c} is not in it" for c in sorted(_clauses(order) - _clauses(basis))]
+    return out
+
+
+def _capabilities(transaction: Transaction) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for item in transaction.items:  # a SKU on several lines: all its capabilities
+        out.setdefault(item.sku, set()).update(item.capabilities)
+    return out
+
+
+def _flags(screening: dict) -> set[str]:
+    return {f["id"] for f in screening.get("red_flags") or ()}
+
+
+def _clauses(screening: dict) -> set[str]:
+    return {s["id"] for s in screening.get("safeguards") or () if s.get("kind") == "clause"}
