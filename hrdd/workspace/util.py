@@ -32,7 +32,8 @@ def end_user_key(name: str, country: str | None) -> str:
     Spelled with the restricted-party normaliser's shipped vocabulary, so "The Directorate of Public
     Security.", "Directorate of Public-Security" and "Directorate of Public Security (DPS)" are one
     end-user (RF-7.1 must not miss a grievance over punctuation). Changing that vocabulary changes keys:
-    a migration must then recompute ``grievances.end_user_key`` (see 0703_end_user_keys).
+    a migration must then recompute ``grievances.end_user_key`` (see 0703_end_user_keys) and
+    ``checklist_uploads.end_user_key`` (see 0705_upload_end_users), or uploaded answers stop being found.
     """
     bare = _PARENTHESES.sub(" ", name)
     normal = default_normaliser().normalise(bare if bare.strip() else name)
