@@ -6,7 +6,11 @@ from typing import Any
 
 
 class RecordChanged(Exception):
-    """The deal's recorded answers changed between screening and storing (an upload committed meanwhile)."""
+    """The deal's answers on record are not the ones screened; ``recorded`` holds them as read under the lock."""
+
+    def __init__(self, recorded: dict[str, dict]):
+        super().__init__("the deal's answers on record changed")
+        self.recorded = recorded
 
 
 def recorded_answers(pm, store, data: dict, source: str, known_ids: frozenset[str]) -> dict[str, dict]:

@@ -133,8 +133,11 @@ class Services:
             if existing is not None and (existing.idempotency_key == idempotency_key
                                          or _hash_matches(existing, request_hash, data)):
                 return self._replayed(existing, request_hash, client_key, data)
+        # A stored screening reads the deal's answers on record once the deal is locked, and is screened
+        # again with them when there are any (most deals have none: one read, one screening); a dry run
+        # reads them first.
+        recorded = self.recorded_answers(data, source) if dry_run else {}
         for attempt in range(RECORD_ATTEMPTS):
-            recorded = self.recorded_answers(data, source)
             screening = self.screen_request(data, source, recorded)
             if dry_run:
                 result = screening.to_dict()
@@ -151,20 +154,21 @@ class Services:
                 break
             except IdempotencyConflict as exc:
                 raise _conflict(client_key, exc.screening_id) from exc
-            except RecordChanged:
-                continue
+            except RecordChanged as changed:
+                recorded = changed.recorded
         # Not created: a concurrent request stored this key first, and a newer screening may govern now.
         return (self.with_gate(result) if created else self.as_current(result)), created
 
     def _unchanged_record(self, data: dict, source: str, recorded: dict, precondition, *, last: bool):
         """The storing transaction's check that the answers on record are the ones screened.
 
-        Read again once the deal is locked: a checklist upload committed since the first read (its Yes)
-        must not be followed by a screening stored without it. The last attempt stores regardless.
+        Read once the deal is locked, so a checklist upload committed meanwhile (its Yes) cannot be followed
+        by a screening stored without it. The last attempt stores regardless.
         """
         def check(connection) -> None:
-            if not last and self.recorded_answers(data, source) != recorded:
-                raise RecordChanged
+            found = self.recorded_answers(data, source) if not last else recorded
+            if found != recorded:
+                raise RecordChanged(found)
             if precondition is not None:
                 precondition(connection)
         return check

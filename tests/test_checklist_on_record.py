@@ -163,26 +163,25 @@ def test_an_upload_committed_while_a_crm_call_is_screened_is_not_overtaken(app, 
                                                                           monkeypatch):
     import threading
 
-    from hrdd.checklists import on_record
-
     first = screen(client, auth_headers, german)
     filled = fill(download(client, auth_headers, first["id"]), {"past_misuse": "Yes"})
-    real, uploads = on_record.answers_on_record, []
+    services = app.extensions["hrdd"]
+    engine_screen, uploads = services.screen, []
 
-    def upload_right_after_the_first_look(store, transaction, **kwargs):
-        found = real(store, transaction, **kwargs)
-        if not uploads:  # the compliance officer's upload commits just after the CRM call looked
+    def upload_right_after_the_engine(transaction):
+        screening = engine_screen(transaction)
+        if not uploads:  # the compliance officer's upload commits after the CRM call was screened
             uploads.append(None)
             thread = threading.Thread(target=lambda: uploads.append(upload(
                 app.test_client(), auth_headers, first["id"], filled, XLSX)))
             thread.start()
             thread.join(60)
-        return found
+        return screening
 
-    monkeypatch.setattr(on_record, "answers_on_record", upload_right_after_the_first_look)
+    monkeypatch.setattr(services, "screen", upload_right_after_the_engine)
     crm = screen(client, auth_headers, german)
     assert uploads[1].status_code == 201 and uploads[1].get_json()["gate"] == "block"
-    # Stored after the upload, the CRM's screening carries its Yes (it was screened again under the lock).
+    # Stored after the upload, the CRM's screening carries its Yes (screened again under the deal's lock).
     assert crm["gate"] == "block" and crm["answers_on_record"]["past_misuse"]["used"] is True
     txn = client.get(f"/v1/transactions/{crm['transaction_id']}", headers=auth_headers("reviewer")).get_json()
     assert txn["gate"] == "block"
