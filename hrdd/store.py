@@ -284,7 +284,7 @@ class Store:
                 conn.commit()
 
     def _insert(self, table):
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+        return dialect_insert(self.dialect, table)
 
     # ---- screenings ----
     def find_by_idempotency_key(self, key: str, legacy: str | None = None) -> sa.Row | None:
@@ -471,6 +471,11 @@ class Store:
 
 # Per migrations directory: its files change only with a new release (reading them takes ~50 ms).
 _SCRIPT_REVISIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def dialect_insert(dialect: str, table):
+    """An INSERT for ``table`` with the dialect's ON CONFLICT clauses (PostgreSQL's, else SQLite's)."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def _script_revisions(location: str) -> tuple[frozenset[str], frozenset[str]]:

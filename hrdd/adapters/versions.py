@@ -6,11 +6,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from hrdd.adapters.config import ConfigError
 from hrdd.adapters.tables import adapter_record_versions, now
 from hrdd.sqltypes import UTCDateTime, as_utc
+from hrdd.store import dialect_insert
 
 # OData v2 / WCF JSON dates (Dynamics' RemoteExecutionContext, SAP's A_SalesOrder): /Date(ms[+-hhmm])/.
 _WCF_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
@@ -92,8 +92,7 @@ def claim(conn, *, vendor: str, system: str, object_type: str, object_id: str,
     """
     t = adapter_record_versions
     moment = now()
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(t).values(vendor=vendor, system=system, object_type=object_type, object_id=object_id,
+    statement = dialect_insert(conn.dialect.name, t).values(vendor=vendor, system=system, object_type=object_type, object_id=object_id,
                                  modified_at=modified_at, source=source, delivery_id=delivery_id,
                                  updated_at=moment)
     # The latest time that still passes: this one, or for another source anything within the second after.
@@ -114,10 +113,10 @@ def claim(conn, *, vendor: str, system: str, object_type: str, object_id: str,
     ).returning(t.c.delivery_id)
     if conn.execute(statement).first() is not None:
         return
-    newer = conn.execute(sa.select(t.c.modified_at, t.c.delivery_id).where(
+    kept = conn.execute(sa.select(t.c.modified_at, t.c.delivery_id).where(
         t.c.vendor == vendor, t.c.system == system, t.c.object_type == object_type,
         t.c.object_id == object_id)).one()
-    raise StaleDelivery(modified_at, as_utc(newer.modified_at), newer.delivery_id)
+    raise StaleDelivery(modified_at, as_utc(kept.modified_at), kept.delivery_id)
 
 
 def check_settings(settings: dict) -> None:

@@ -11,8 +11,8 @@ from datetime import timedelta
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from hrdd.store import dialect_insert
 from hrdd.workspace.tables import workspace_settings
 
 CSRF_FIELD = "csrf_token"
@@ -61,8 +61,7 @@ def ensure_secret_key(app, store) -> None:
     if not key:
         # Insert-if-absent, then read: instances starting at once all end up with the first one's key.
         with store.begin() as conn:
-            dialect_insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
-            conn.execute(dialect_insert(workspace_settings).values(key="session_secret", value=secrets.token_hex(32))
+            conn.execute(dialect_insert(store.dialect, workspace_settings).values(key="session_secret", value=secrets.token_hex(32))
                          .on_conflict_do_nothing(index_elements=["key"]))
         with store.engine.connect() as conn:
             key = conn.execute(select(workspace_settings.c.value)
