@@ -157,6 +157,10 @@ class Engine:
                   context: ScreeningContext) -> list[dict[str, Any]]:
         """Step 5: for each flagged item capability, the decision if the item did not carry it.
 
+        Each option names the re-run's ``decision_without`` and ``remaining_flags``, the flags raised now
+        that it no longer raises (``flags_resolved``) and those it raises that are not raised now
+        (``flags_raised``).
+
         A deal with more flagged (item, capability) pairs than the policy's ``tailoring.max_item_options``
         gets one option per capability instead (the capability taken off every item that carries it), so
         that a large bill of materials costs a bounded number of re-runs rather than one per pair.
@@ -180,11 +184,17 @@ class Engine:
                 ids.extend(flag_ids)
             options = [(None, cap, skus, ids) for cap, (skus, ids) in by_capability.items()]
         out = []
-        for sku, cap, skus, flag_ids in options:
+        raised_now = {f.id for f in flags}
+        for sku, cap, skus, _flag_ids in options:
             tailored = replace(transaction, items=tuple(_without(i, skus, cap) for i in transaction.items))
             new_flags, new_decision = self.evaluate(tailored, context)
-            option = {"item": sku, "remove_capability": cap, "flags_resolved": sorted(set(flag_ids)),
-                      "decision_without": new_decision, "remaining_flags": sorted({f.id for f in new_flags})}
+            remaining = {f.id for f in new_flags}
+            # Resolved means gone from the re-run, not merely implicated: a flag the capability shared with
+            # another cause (RF-1.3 for the item's other capability, say) stays, and one the bare item now
+            # raises is said to be raised rather than hidden among the remaining.
+            option = {"item": sku, "remove_capability": cap, "flags_resolved": sorted(raised_now - remaining),
+                      "flags_raised": sorted(remaining - raised_now),
+                      "decision_without": new_decision, "remaining_flags": sorted(remaining)}
             if sku is None:
                 option["items"] = skus
             out.append(option)

@@ -389,6 +389,25 @@ def test_tailoring_re_run_reuses_only_what_the_items_do_not_decide(screen, trans
     # (RF-1.3: the item left with no listed capability still goes to a security-sector end-user).
     assert option["remaining_flags"] == ["RF-1.3", "RF-2.1", "RF-3.1", "RF-3.2"]
     assert option["flags_resolved"] == ["RF-1.2", "RF-2.3"]
+    assert option["flags_raised"] == ["RF-1.3"]
+
+
+def test_tailoring_never_calls_a_flag_both_resolved_and_remaining(screen):
+    # A camera (recording) beside a face-recognition system, both to police in Uganda: RF-1.3 comes from
+    # the camera's capability and, once it is removed, from the bare item still sold to the security
+    # sector, so removing the capability does not resolve it.
+    s = screen(deal(end_user={"name": "Uganda Police Force", "country": "UG", "type": "government",
+                              "sector": "law_enforcement"},
+                    items=[{"sku": "FR-200", "name": "Face recognition", "capabilities": ["biometric_identification"]},
+                           {"sku": "CAM-10", "name": "Body camera", "capabilities": ["recording_devices"]}]))
+    assert s.tailoring
+    for option in s.tailoring:
+        assert not set(option["flags_resolved"]) & set(option["remaining_flags"]), option
+        assert set(option["flags_raised"]) <= set(option["remaining_flags"]), option
+        assert not set(option["flags_raised"]) & {f.id for f in s.red_flags}, option
+    camera = next(o for o in s.tailoring if o["item"] == "CAM-10")
+    assert "RF-1.3" in {f.id for f in s.red_flags} and "RF-1.3" in camera["remaining_flags"]
+    assert "RF-1.3" not in camera["flags_resolved"]
 
 
 def test_each_screening_works_out_its_own_flags(screen):
