@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from contextvars import ContextVar
 
+import pycountry
 from marshmallow import (
     INCLUDE,
     RAISE,
@@ -27,6 +29,7 @@ _COUNTRY_CODES: ContextVar[CountryCodes | None] = ContextVar("hrdd_country_codes
 _NEW_INPUT: ContextVar[bool] = ContextVar("hrdd_new_input", default=True)
 # Unknown ids named in one 422 at most: the reply stays small whatever the body holds.
 MAX_UNKNOWN_NAMED = 20
+NO_CAPABILITY = "none"  # the taxonomy's id for an item with no surveillance capability
 
 
 class Country(fields.String):
@@ -63,6 +66,55 @@ class Text(fields.String):
         return text
 
 
+class StrictNumber(fields.Float):
+    """A JSON number in new input: "2" or true is a wrong type, not a quantity (stored requests as before)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if _NEW_INPUT.get() and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValidationError(f"Must be a JSON number, not {_json_type(value)}.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON true or false in new input: the string "false" must not pass as a yes or a no."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if _NEW_INPUT.get() and not isinstance(value, bool):
+            raise ValidationError(f"Must be true or false, not {_json_type(value)}.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _json_type(value) -> str:
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an array" if isinstance(value, list) else "an object" if isinstance(value, dict) else "null"
+
+
+class Currency(fields.String):
+    """An ISO 4217 code in capitals (e.g. USD); new input with another code is refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        code = super()._deserialize(value, attr, data, **kwargs)
+        if _NEW_INPUT.get() and code not in _iso_currencies():
+            raise ValidationError(f"Not an ISO 4217 currency code: {code[:10]!r} (three capital letters, e.g. "
+                                  "USD, EUR, JPY)")
+        return code
+
+
+@functools.cache
+def _iso_currencies() -> frozenset[str]:
+    return frozenset(c.alpha_3 for c in pycountry.currencies)
+
+
+def _positive_quantity(value: float) -> None:
+    if value <= 0 and _NEW_INPUT.get():
+        raise ValidationError("Must be more than 0: leave out a line that sells nothing.")
+
+
 def _text(max_len: int, **kw):
     return Text(validate=validate.Length(min=1, max=max_len), **kw)
 
@@ -91,7 +143,7 @@ class PartySchema(StrictSchema):
     role = fields.String(required=True, validate=validate.OneOf(PARTY_ROLES))
     name = _text(300, required=True)
     country = Country(load_default=None, allow_none=True)
-    government_linked = fields.Boolean(load_default=None, allow_none=True)
+    government_linked = StrictBoolean(load_default=None, allow_none=True)
 
 
 class ItemSchema(StrictSchema):
@@ -100,10 +152,20 @@ class ItemSchema(StrictSchema):
     capabilities = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
                                validate=validate.Length(min=1, max=20))
     eccn = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
-    quantity = fields.Float(load_default=1, validate=validate.Range(min=0))
-    unit_price = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
-    currency = fields.String(load_default=None, allow_none=True, validate=validate.Length(equal=3))
-    component_of_surveillance_system = fields.Boolean(load_default=False)
+    quantity = StrictNumber(load_default=1, validate=(validate.Range(min=0), _positive_quantity),
+                            metadata={"exclusiveMinimum": True})
+    unit_price = StrictNumber(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    currency = Currency(load_default=None, allow_none=True, validate=validate.Length(equal=3),
+                        metadata={"description": "ISO 4217 code in capitals, e.g. USD"})
+    component_of_surveillance_system = StrictBoolean(load_default=False)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _none_alone(self, data, **kwargs):
+        caps = data.get("capabilities") or ()
+        if NO_CAPABILITY in caps and len(set(caps)) > 1 and _NEW_INPUT.get():
+            raise ValidationError({"capabilities": [
+                f"{NO_CAPABILITY!r} says the item has no capability in the taxonomy: list it alone, or list "
+                "only the item's capabilities"]})
 
 
 class TransactionSchema(StrictSchema):

@@ -216,6 +216,9 @@ def test_stored_requests_are_not_refused_by_rules_added_later(app, client, auth_
     request = services.store.get_screening_request(first["id"])
     request["answers"]["crm_custom_question"] = "yes"
     request["end_user"]["name"] = "   "
+    request["items"][0].update(quantity="0", currency="usd", component_of_surveillance_system="false")
+    request["items"][0]["capabilities"].append("none")
+    request["parties"][0]["government_linked"] = "no"
     with services.store.begin() as conn:
         conn.execute(sa.update(screenings).where(screenings.c.id == first["id"]).values(request=request))
     with app.app_context():
@@ -315,6 +318,15 @@ def test_transaction_collects_stages_newest_first(client, auth_headers, transact
     (lambda t: t["answers"].update(past_missuse="yes"), "answers", ["'past_missuse'", "past_misuse"]),
     (lambda t: t["reference"].update(object_id="   "), "reference", ["blank"]),
     (lambda t: t["end_user"].update(name="\t"), "end_user", ["blank"]),
+    # Wrong JSON types are refused rather than read: "2" is not a quantity, "false" not a no.
+    (lambda t: t["items"][0].update(quantity="2"), "items", ["JSON number", "a string"]),
+    (lambda t: t["items"][0].update(unit_price=True), "items", ["JSON number", "true/false"]),
+    (lambda t: t["parties"][0].update(government_linked="false"), "parties", ["true or false", "a string"]),
+    (lambda t: t["items"][0].update(component_of_surveillance_system=0), "items", ["true or false", "a number"]),
+    (lambda t: t["items"][0].update(quantity=0), "items", ["more than 0"]),
+    (lambda t: t["items"][0].update(currency="usd"), "items", ["ISO 4217", "'usd'"]),
+    (lambda t: t["items"][0].update(currency="XYZ"), "items", ["ISO 4217", "'XYZ'"]),
+    (lambda t: t["items"][0].update(capabilities=["none", "intrusion_software"]), "items", ["'none'", "alone"]),
 ])
 def test_bad_input_is_422_naming_field_and_accepted_values(app, client, auth_headers, transaction, mutate, field, words):
     mutate(transaction)

@@ -43,8 +43,11 @@ ANSWER_IDS = ("past_misuse", "exports_to_abusers", "end_user_disclosed", "accept
 
 ITEMS = st.fixed_dictionaries(
     {"sku": text(100), "name": text(300),
-     "capabilities": st.lists(st.sampled_from(CAPABILITIES), min_size=1, max_size=5)},
-    optional={"eccn": st.none() | text(40), "quantity": st.floats(min_value=0, max_value=1e12),
+     # "none" (no capability in the taxonomy) stands alone; a line sells more than nothing.
+     "capabilities": st.just(["none"]) | st.lists(st.sampled_from([c for c in CAPABILITIES if c != "none"]),
+                                                  min_size=1, max_size=5)},
+    optional={"eccn": st.none() | text(40),
+              "quantity": st.floats(min_value=0, max_value=1e12, exclude_min=True),
               "unit_price": st.none() | st.floats(min_value=0, max_value=1e12),
               "currency": st.none() | st.sampled_from(["USD", "EUR", "EGP"]),
               "component_of_surveillance_system": st.booleans()})
