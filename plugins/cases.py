@@ -7,6 +7,7 @@ import sys
 from flask import Blueprint, jsonify, request
 
 from hrdd import openapi as oa
+from hrdd.api.body import json_object
 from hrdd.auth import require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
@@ -83,9 +84,7 @@ def get_case(case_id):
 @require_role("reviewer")
 def decide(case_id):
     """Record a decision: approve, approve_with_conditions, decline or request_information, with rationale."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "The body must be a JSON object")
+    body = json_object('{"decision", "rationale", ...}')
     unknown = sorted(set(body) - DECISION_FIELDS)
     if unknown:
         raise validation_error({k: ["unknown field"] for k in unknown})

@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from hrdd import openapi as oa
+from hrdd.api.body import json_object
 from hrdd.auth import public, require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
@@ -27,12 +28,9 @@ def _bounded_json() -> dict:
         raise ApiError(413, "payload_too_large", f"A report may be at most {limit} bytes")
     request.max_content_length = limit
     try:
-        body = request.get_json(silent=True)
+        return json_object("the report")
     except RequestEntityTooLarge as exc:
         raise ApiError(413, "payload_too_large", f"A report may be at most {limit} bytes") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "The body must be a JSON object")
-    return body
 
 
 @hookimpl
@@ -155,9 +153,7 @@ def _run(fn):
 @require_role("reviewer")
 def triage(grievance_id):
     """Reviewer: `{"status", "credible": true|false|null, "end_user": {"name","country"}?, "public_note"?}`."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "The body must be a JSON object")
+    body = json_object()
     try:
         body = _TriageSchema().load(body)
     except ValidationError as exc:
@@ -188,8 +184,7 @@ class _TriageSchema(Schema):
 @require_role("reviewer")
 def link(grievance_id):
     """Reviewer: link to a stored transaction `{"transaction_id"}`."""
-    body = request.get_json(silent=True) or {}
-    txn_id = body.get("transaction_id") if isinstance(body, dict) else None
+    txn_id = json_object('{"transaction_id"}').get("transaction_id")
     if not isinstance(txn_id, str) or current_services().store.get_transaction(txn_id) is None:
         raise validation_error({"transaction_id": ["must name a stored transaction"]})
 
@@ -205,9 +200,7 @@ def link(grievance_id):
 @require_role("reviewer")
 def add_action(grievance_id):
     """Reviewer: record an action `{"action": engage|request_corrective_action|suspend_support|terminate|note, "outcome"}`."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "The body must be a JSON object")
+    body = json_object('{"action", "outcome"}')
     _run(lambda conn: grievances.add_action(conn, grievance_id, actor(), str(body.get("action") or ""),
                                              str(body.get("outcome") or "")))
     return detail(grievance_id), 201

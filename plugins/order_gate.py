@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from hrdd import openapi as oa
@@ -19,8 +19,9 @@ from hrdd import rider_coverage as coverage
 from hrdd.adapters import outbox
 from hrdd.adapters.config import settings_for
 from hrdd.adapters.tables import iso, new_id, now, rider_executions
+from hrdd.api.body import json_object
 from hrdd.auth import require_role
-from hrdd.errors import ApiError, not_found, validation_error
+from hrdd.errors import not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import Transaction
 
@@ -154,9 +155,7 @@ def rider_executed(transaction_id: str):
     services = current_app.extensions["hrdd"]
     if services.store.get_transaction(transaction_id) is None:
         raise not_found("transaction", transaction_id)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "The body must be a JSON object: {executed_by, executed_at}")
+    body = json_object("{executed_by, executed_at}")
     try:
         data = RiderExecutedSchema().load(body)
     except ValidationError as exc:

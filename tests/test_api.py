@@ -462,3 +462,31 @@ def test_unknown_path_and_method_use_error_shape(client):
     r = client.get("/v1/nothing-here")
     assert r.status_code == 404 and set(r.json) == {"code", "status", "message", "errors"}
     assert client.delete("/v1/screenings").status_code == 405
+
+
+def test_every_json_endpoint_answers_415_for_another_content_type_and_400_for_bad_json(app, client, auth_headers,
+                                                                                     transaction):
+    """Not only /v1/screenings: grievances, cases, triage, rider executions and party screening alike."""
+    from tests.workspace_helpers import case_of
+    admin = auth_headers("admin")
+    txn = post(client, transaction, auth_headers("crm")).json["transaction_id"]
+    case_id = case_of(app, txn)["id"]
+    grievance = client.post("/v1/grievances", json={
+        "subject_name": "Directorate of Public Security", "country": "Egypt", "location": "Cairo",
+        "product": "FaceFind", "occurred_on": "March 2026",
+        "description": "Cameras with face recognition were used to identify people at a protest."}).json["reference"]
+    endpoints = ["/v1/grievances", f"/v1/grievances/{grievance}/triage", f"/v1/grievances/{grievance}/links",
+                 f"/v1/grievances/{grievance}/actions", f"/v1/cases/{case_id}/decision",
+                 f"/v1/transactions/{txn}/rider-executed", "/v1/parties/screen", "/v1/screenings"]
+    before = stored_count(app)
+    for url in endpoints:
+        plain = client.post(url, data='{"a": 1}', content_type="text/plain", headers=admin)
+        assert plain.status_code == 415 and plain.json["code"] == "unsupported_media_type", (url, plain.json)
+        assert "application/json" in plain.json["message"] and "'text/plain'" in plain.json["message"]
+        broken = client.post(url, data='{"a": 1', content_type="application/json", headers=admin)
+        assert broken.status_code == 400 and broken.json["code"] == "malformed_json", (url, broken.json)
+        twice = client.post(url, data='{"a": 1, "a": 2}', content_type="application/json", headers=admin)
+        assert twice.status_code == 400, (url, twice.json)
+        array = client.post(url, json=[1], headers=admin)
+        assert array.status_code in (400, 422), (url, array.json)
+    assert stored_count(app) == before

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from hrdd import safejson
+from hrdd.api.body import json_body
 from hrdd.auth import authenticate, require_role
 from hrdd.errors import ApiError, not_found
 from hrdd.services import current_services
 
 bp = Blueprint("screenings", __name__)
-
-
-def json_body():
-    """The request's JSON object; 415 for another content type, 400 for malformed JSON."""
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type",
-                       f"Send the transaction as application/json (got {request.mimetype or 'no content type'!r})")
-    try:
-        return safejson.loads(request.get_data(cache=True))
-    except safejson.JsonRejected as exc:
-        raise ApiError(400, "malformed_json", f"The body is not acceptable JSON: {exc}") from None
 
 
 @bp.post("/v1/screenings")
@@ -34,7 +23,7 @@ def create_screening():
                        {"Idempotency-Key": ["length must be 1..255"]})
     services = current_services()
     principal = authenticate()
-    result, created = services.screen_and_store(json_body(), idempotency_key=key, dry_run=dry_run,
+    result, created = services.screen_and_store(json_body("the transaction"), idempotency_key=key, dry_run=dry_run,
                                                 idempotency_scope=f"{principal['kind']}:{principal.get('id') or principal['name']}")
     if created:
         services.metrics.decisions.labels(result["decision"]).inc()

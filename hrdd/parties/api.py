@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError, fields, validate, validates
 
-from hrdd.api.screenings import json_body
+from hrdd.api.body import json_body
 from hrdd.auth import require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.parties import allowlist, service, storage
