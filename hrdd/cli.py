@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
-from hrdd.store import ROLES
+from hrdd.store import KEY_CACHE_SECONDS, ROLES
 
 
 def _create_app():
@@ -232,10 +232,12 @@ def keys_list():
 @click.argument("key_id")
 @with_appcontext
 def keys_revoke(key_id):
-    """Revoke a key by id."""
+    """Revoke a key by id (running servers refuse it within the key cache's few seconds)."""
     if not _services().store.revoke_api_key(key_id):
         raise click.ClickException(f"no active key {key_id}")
-    click.echo(f"revoked {key_id}")
+    # The CLI is never the serving process: say when the running servers stop accepting the key.
+    click.echo(f"revoked {key_id}; running servers refuse it within {KEY_CACHE_SECONDS:g} seconds "
+               "(they cache key look-ups)")
 
 
 @cli.group("db")

@@ -44,6 +44,14 @@ def test_keys_create_prints_key_alone_on_last_line_and_it_works(env, transaction
     assert r.status_code == 201
     listing = run(env, "keys", "list").output
     assert "Salesforce prod" in listing and key not in listing
+    key_id = listing.split()[0]
+    revoked = run(env, "keys", "revoke", key_id)
+    # The operator is told that a running server still accepts the key for a few seconds.
+    assert revoked.exit_code == 0 and f"revoked {key_id}" in revoked.output and "10 seconds" in revoked.output
+    assert "revoked" in run(env, "keys", "list").output
+    fresh = create_app({"HRDD_DATABASE_URL": env["HRDD_DATABASE_URL"]})
+    r = fresh.test_client().post("/v1/screenings", json=transaction, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 401
 
 
 def test_keys_create_refuses_unknown_role(env):
