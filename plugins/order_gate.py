@@ -51,16 +51,19 @@ def _capabilities_by_sku(items: list) -> dict[str, list[str]]:
 
 def material_changes(quote: dict, order: dict) -> list[str]:
     """What changed between two screenings' transactions, in words (empty when nothing material did)."""
-    before = Transaction.from_dict(quote["transaction"]).material_facts()
-    after = Transaction.from_dict(order["transaction"]).material_facts()
+    quoted, ordered = Transaction.from_dict(quote["transaction"]), Transaction.from_dict(order["transaction"])
+    before, after = quoted.material_facts(), ordered.material_facts()
     changes = []
     if before["end_user"] != after["end_user"]:
-        changes.append(f"end-user changed from {before['end_user'][0]!r} ({before['end_user'][1]}) "
-                       f"to {after['end_user'][0]!r} ({after['end_user'][1]})")
+        changes.append(f"end-user changed from {quoted.end_user.name.strip()!r} ({quoted.end_user.country}) "
+                       f"to {ordered.end_user.name.strip()!r} ({ordered.end_user.country})")
+    # Compared case-blind, named as the CRM spells them.
+    shown = {(p.role, p.name.strip().lower(), p.country or ""): [p.role, p.name.strip(), p.country or ""]
+             for p in (*quoted.parties, *ordered.parties)}
     old_parties = [tuple(p) for p in before["parties"]]
     new_parties = [tuple(p) for p in after["parties"]]
-    changes += [f"new party: {_label(list(p))}" for p in new_parties if p not in old_parties]
-    changes += [f"party removed: {_label(list(p))}" for p in old_parties if p not in new_parties]
+    changes += [f"new party: {_label(shown.get(p, list(p)))}" for p in new_parties if p not in old_parties]
+    changes += [f"party removed: {_label(shown.get(p, list(p)))}" for p in old_parties if p not in new_parties]
     old_items = _capabilities_by_sku(before["items"])
     new_items = _capabilities_by_sku(after["items"])
     for sku, caps in new_items.items():

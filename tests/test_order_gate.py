@@ -63,9 +63,9 @@ def test_order_holds_until_the_rider_is_recorded_as_executed(client, crm, auth_h
 
 @pytest.mark.parametrize("change, expected", [
     (lambda t: t["parties"].append({"role": "distributor", "name": "Bosphorus Trade", "country": "TR"}),
-     ["new party: distributor 'bosphorus trade' (TR)", "new country: TR"]),
+     ["new party: distributor 'Bosphorus Trade' (TR)", "new country: TR"]),
     (lambda t: t["end_user"].update(name="Norwegian Police Service", sector="law_enforcement"),
-     ["end-user changed from 'port authority of bergen' (NO) to 'norwegian police service' (NO)"]),
+     ["end-user changed from 'Port Authority of Bergen' (NO) to 'Norwegian Police Service' (NO)"]),
     (lambda t: t["items"].append({"sku": "DR-1", "name": "SkyEye", "capabilities": ["drones"]}),
      ["new item: DR-1 (drones)"]),
     (lambda t: t["deployment_countries"].append("SE"), ["new country: SE"]),

@@ -292,3 +292,17 @@ def test_case_page_lists_the_newest_screenings_and_says_how_many_more(app, clien
     assert page.count("<td>order</td>") == 1 and page.count("<td>quote</td>") == 1
     history = page.split('id="h-history"')[1].split("</section>")[0]
     assert "The 2 newest of 3 screenings" in history and first["id"] not in history
+
+
+def test_a_hold_that_stops_a_reviewer_release_is_named_first(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    quote = screen(client, crm, fixture("transaction_egypt_biometric.json"))
+    case_id = case_of(app, quote["transaction_id"])["id"]
+    assert _decide(client, reviewer, case_id, decision="approve_with_conditions",
+                   rationale="Access control use only; audit rights agreed",
+                   conditions="Quarterly audit logs").status_code == 201
+    order = screen(client, crm, fixture("transaction_egypt_biometric.json"), stage="order")
+    assert order["gate"] == "hold"
+    # Held because the rider is not executed, not because of the reviewer's approval: that comes after.
+    assert "rider" in order["hold_reasons"][0] and "not recorded as executed" in order["hold_reasons"][0]
+    assert order["hold_reasons"][-1].startswith("reviewer decision")
