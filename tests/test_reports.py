@@ -129,3 +129,21 @@ def test_report_counts_resolved_grievances_and_reviewer_decisions(app, client, a
     tables = {t["name"]: {r["category"]: r["count"] for r in t["rows"]} for t in report["tables"]}
     assert tables["reviewer_decisions"]["declined"] == 5
     assert tables["grievances"] == {"received": 6, "resolved or closed": 5}
+
+
+def test_capability_total_counts_transactions_and_the_report_names_its_data_sources(client, auth_headers):
+    crm = auth_headers("crm")
+    # Each deal carries two capabilities: it counts under both, and once in the total.
+    _deals(client, crm, 6, "BR", "two", items=[
+        {"sku": "FR-200", "name": "Face recognition", "capabilities": ["biometric_identification"]},
+        {"sku": "CAM-10", "name": "Body camera", "capabilities": ["recording_devices"]}])
+    report = client.get(f"/v1/reports/transparency?year={YEAR}", headers=auth_headers("reviewer")).get_json()
+    tables = {t["name"]: t for t in report["tables"]}
+    capabilities = tables["screened_by_capability"]
+    assert {r["category"]: r["count"] for r in capabilities["rows"]} == {
+        "biometric identification": 6, "recording devices": 6}
+    assert capabilities["total"] == tables["screened_by_region"]["total"] == 6
+    assert "counted under each" in capabilities["title"]
+    # The datasets the figures rest on, with their versions (the report had listed none).
+    assert any(s.startswith("fiw: ") for s in report["sources"]), report["sources"]
+    assert any(s.startswith("pts: ") for s in report["sources"]), report["sources"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import logging
 from datetime import UTC, datetime
 
 from docx import Document
 from docx.shared import Pt
 
 from hrdd.workspace import grievances, stats, transparency
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_PROCESS = (
     "Every sale of a product with surveillance capabilities to a government or security-sector customer is "
@@ -36,14 +39,20 @@ def report_settings(services) -> dict:
 
 
 def _sources(services) -> list[str]:
+    from hrdd.engine import ScreeningContext  # noqa: PLC0415 - the engine imports plugins
+
     out = []
     try:
-        groups = services.pm.hook.hrdd_data_sources(context=None)
+        # The data plugins read the deployment's data directory through the context's reference data.
+        groups = services.pm.hook.hrdd_data_sources(
+            context=ScreeningContext(services.reference, services.policy, services.store))
     except Exception:  # a data plugin failing must not stop the report; the list is informative only
+        logger.exception("a data plugin failed to list its sources for the transparency report")
         groups = []
     for group in groups:
         for src in group or ():
-            out.append(f"{src.get('name')}: {src.get('source')} ({src.get('version')})")
+            version = f" ({src['version']})" if src.get("version") else ""
+            out.append(f"{src.get('name')}: {src.get('source')}{version}")
     return sorted(set(out))
 
 

@@ -31,9 +31,13 @@ def suppress(counts: dict[str, int], threshold: int, *, complementary: bool = Tr
     return rows
 
 
-def table(name: str, title: str, counts: dict[str, int], threshold: int) -> dict:
-    """One report table: rows with suppression and a total (itself hidden when under the threshold)."""
-    total = sum(counts.values())
+def table(name: str, title: str, counts: dict[str, int], threshold: int, total: int | None = None) -> dict:
+    """One report table: rows with suppression and a total (itself hidden when under the threshold).
+
+    ``total`` defaults to the sum of the rows; a table whose rows overlap (one transaction under several
+    capabilities) gives the number of transactions instead.
+    """
+    total = sum(counts.values()) if total is None else total
     return {"name": name, "title": title, "rows": suppress(counts, threshold),
             "total": total if total == 0 or total >= threshold else None,
             "total_suppressed": 0 < total < threshold}
@@ -83,8 +87,9 @@ def build(year: int, deals: list[dict], decisions: list[dict], grievances: dict[
     tables = [
         table("screened_by_region", "Transactions screened, by region of the end-user",
               dict(sorted(by_region.items())), threshold),
-        table("screened_by_capability", "Transactions screened, by surveillance capability",
-              dict(sorted(by_capability.items())), threshold),
+        table("screened_by_capability", "Transactions screened, by surveillance capability (a transaction "
+              "is counted under each of its capabilities; the total counts transactions)",
+              dict(sorted(by_capability.items())), threshold, total=len(deals)),
         table("engine_outcomes", "Screening outcomes (latest screening of each transaction)",
               dict(sorted(by_engine.items())), threshold),
         table("reviewer_decisions", "Deals decided by reviewers on human rights grounds",
