@@ -136,7 +136,10 @@ def hrdd_warm_up(app):
 def hrdd_gate_factors(transaction_id, screening, store):
     """Return what, beyond the engine's decision, governs the gate of a transaction right now.
 
-    ``screening`` is the latest stored screening dict of the transaction. Return a list of dicts:
+    ``screening`` is the latest stored screening dict of the transaction, or a dry run's screening (not
+    stored: its ``id`` is None, ``dry_run`` true) previewing the gate it would get if stored now; then
+    ``transaction_id`` is the stored deal's id, or None when the deal has never been stored. Return a list
+    of dicts:
     ``{"kind": "override", "gate": <gate>, "reason": str, "at": iso8601}`` for a reviewer's decision that
     replaces the engine's gate (the latest override wins), or ``{"kind": "hold", "reason": str}`` for a
     condition that keeps the gate at ``hold`` at least (an undecided escalation at order stage, a rider

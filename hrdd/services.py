@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from hrdd.policy import Policy
 from hrdd.recorded_answers import RecordChanged, lay_under, recorded_answers
 from hrdd.reference import ReferenceData
 from hrdd.schemas import TransactionSchema
-from hrdd.store import IdempotencyConflict, Store
+from hrdd.store import IdempotencyConflict, Store, iso
 
 # How long the known answer ids are kept: template edits show within this time, as the templates do.
 ANSWER_IDS_SECONDS = 1.0
@@ -140,11 +141,7 @@ class Services:
         for attempt in range(RECORD_ATTEMPTS):
             screening = self.screen_request(data, source, recorded)
             if dry_run:
-                result = screening.to_dict()
-                result["dry_run"] = True
-                reason = self.engine_reason(result)
-                result["hold_reasons"] = [reason] if reason else []
-                return result, False
+                return self.previewed(screening.to_dict()), False
             check = self._unchanged_record(data, source, recorded, precondition,
                                            last=attempt == RECORD_ATTEMPTS - 1)
             try:
@@ -184,6 +181,19 @@ class Services:
             factors = [f for result in self.pm.hook.hrdd_gate_factors(
                 transaction_id=transaction_id, screening=screening, store=self.store) for f in (result or ())]
         return effective_gate(screening["gate"], factors, self.engine_reason(screening))
+
+    def previewed(self, result: dict) -> dict:
+        """A dry run's screening with the gate the deal would get if it were stored now, and why.
+
+        The plugins judge it as the deal's newest screening: a reviewer's decision that still applies, an
+        order's rider and material changes since the quote, open grievances, conflicting answers on record.
+        """
+        ref = result["transaction"]["reference"]
+        transaction_id = self.store.find_transaction(ref["system"], ref["object_type"], ref["object_id"])
+        # Stored now, it would be newer than every event received so far.
+        candidate = {**result, "dry_run": True, "created_at": iso(datetime.now(UTC))}
+        gate, reasons = self.gate_of(transaction_id, candidate)
+        return {**result, "dry_run": True, "engine_gate": result["gate"], "gate": gate, "hold_reasons": reasons}
 
     def with_gate(self, screening: dict) -> dict:
         """A copy of a screening dict whose gate is the transaction's effective gate, with reasons."""

@@ -387,9 +387,16 @@ class Store:
             return conn.execute(sa.select(sa.func.count()).select_from(screenings)
                                 .where(screenings.c.transaction_id == transaction_id)).scalar_one()
 
-    def latest_screening_before(self, transaction_id: str, screening_id: str, stage: str) -> dict | None:
-        """The newest screening at ``stage`` of a transaction stored before screening ``screening_id``."""
+    def latest_screening_before(self, transaction_id: str, screening_id: str | None, stage: str) -> dict | None:
+        """The newest screening at ``stage`` of a transaction stored before screening ``screening_id``.
+
+        ``screening_id`` None (a screening not stored, a dry run): the newest at ``stage`` of all.
+        """
         with self.reading() as conn:
+            if screening_id is None:
+                return conn.execute(sa.select(screenings.c.result).where(
+                    screenings.c.transaction_id == transaction_id, screenings.c.stage == stage)
+                    .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1)).scalar()
             return conn.execute(self._stmt_latest_before, {"txn": transaction_id, "sid": screening_id,
                                                            "stage": stage}).scalar()
 

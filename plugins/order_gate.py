@@ -85,10 +85,12 @@ def material_changes(quote: dict, order: dict) -> list[str]:
 
 def _rider_hold(store, transaction_id: str, screening: dict) -> str | None:
     """Why the order's rider does not count as executed, or None when an execution covers it."""
+    if transaction_id is None:  # a dry run of a deal never stored: nothing can have been executed for it
+        return "the contract rider this order requires is not recorded as executed (the deal is not stored yet)"
     with store.reading() as conn:
         executions = coverage.executions_with_basis(conn, transaction_id)
     if not executions:
-        return (f"the contract rider required by screening {screening['id']} is not recorded as executed "
+        return (f"the contract rider required by {_this(screening)} is not recorded as executed "
                 f"(POST /v1/transactions/{transaction_id}/rider-executed)")
     first_gap = None
     for execution, basis in executions:  # newest first
@@ -101,13 +103,23 @@ def _rider_hold(store, transaction_id: str, screening: dict) -> str | None:
     if first_gap is None:
         return f"no recorded rider execution names a screening of transaction {transaction_id}"
     execution, basis, gaps = first_gap
+    if screening.get("id") is None:
+        return (f"the contract rider executed {execution['executed_at']} (for screening {basis['id']}) would not "
+                f"cover this order: {'; '.join(gaps)}; once the order is screened, execute its rider and record it")
     return (f"the contract rider executed {execution['executed_at']} (for screening {basis['id']}) does not "
             f"cover screening {screening['id']}: {'; '.join(gaps)}; execute the rider of screening "
             f"{screening['id']} (GET /v1/screenings/{screening['id']}/rider.docx) and record it")
 
 
-def _quote_before(store, transaction_id: str, screening: dict) -> dict | None:
-    return store.latest_screening_before(transaction_id, screening["id"], "quote")
+def _this(screening: dict) -> str:
+    return f"screening {screening['id']}" if screening.get("id") else "this order"
+
+
+def _quote_before(store, transaction_id: str | None, screening: dict) -> dict | None:
+    if transaction_id is None:
+        return None
+    # A dry run is not stored: every stored quote came before it.
+    return store.latest_screening_before(transaction_id, screening.get("id"), "quote")
 
 
 @hookimpl

@@ -45,6 +45,10 @@ def test_the_crms_next_screening_keeps_the_uploaded_answer(client, auth_headers,
 
 def test_a_different_known_answer_is_kept_and_holds_the_gate(client, auth_headers, transaction, blocked):
     transaction["answers"]["past_misuse"] = "no"
+    # A what-if dry run previews the same hold, with its reason.
+    preview = screen(client, auth_headers, transaction, "?dry_run=true")
+    assert preview["gate"] == "hold" and any(
+        "the request answers past_misuse 'no' but the deal's checklist upload" in r for r in preview["hold_reasons"])
     answer = screen(client, auth_headers, transaction)
     assert answer["transaction"]["answers"]["past_misuse"] == "no"
     assert answer["answers_on_record"]["past_misuse"] == {

@@ -251,3 +251,40 @@ def test_what_an_executed_rider_covers(client, crm, auth_headers, change, covere
     assert (reasons == []) is covered, reasons
     if gap:
         assert gap in reasons[0]
+
+
+def dry(client, headers, body, stage):
+    body = copy.deepcopy(body)
+    body["stage"] = stage
+    r = client.post("/v1/screenings?dry_run=true", json=body, headers=headers)
+    assert r.status_code == 200 and r.json["dry_run"] is True, r.json
+    return r.json
+
+
+def test_a_dry_run_at_order_previews_the_gate_the_order_would_get(app, client, crm, auth_headers):
+    store = app.extensions["hrdd"].store
+    # A deal never stored: its order would be held for the rider.
+    preview = dry(client, crm, BERGEN, "order")
+    assert (preview["engine_gate"], preview["gate"]) == ("release_with_conditions", "hold")
+    assert preview["hold_reasons"] == [
+        "the contract rider this order requires is not recorded as executed (the deal is not stored yet)"]
+    quote = screen(client, crm, BERGEN, "quote")
+    preview = dry(client, crm, BERGEN, "order")
+    assert preview["gate"] == "hold" and "not recorded as executed" in preview["hold_reasons"][0]
+    assert f"/v1/transactions/{quote['transaction_id']}/rider-executed" in preview["hold_reasons"][0]
+    assert executed(client, auth_headers("contracts"), quote["transaction_id"],
+                    executed_at=datetime.now(UTC).isoformat()).status_code == 201
+    preview = dry(client, crm, BERGEN, "order")
+    assert (preview["gate"], preview["hold_reasons"]) == ("release_with_conditions", [])
+    # A new distributor since the quote: the rider does not name it and the facts changed.
+    changed = copy.deepcopy(BERGEN)
+    changed["parties"].append({"role": "distributor", "name": "Bosphorus Trade", "country": "TR"})
+    preview = dry(client, crm, changed, "order")
+    assert preview["gate"] == "hold" and len(preview["hold_reasons"]) == 2
+    assert "would not cover this order" in preview["hold_reasons"][0]
+    assert preview["hold_reasons"][1].startswith(f"material change since the quote ({quote['id']}): new party: "
+                                                 "distributor 'Bosphorus Trade' (TR)")
+    # The previews stored nothing: the deal still has its one screening, and the stored order agrees.
+    assert len(store.screenings_of(quote["transaction_id"])) == 1
+    order = screen(client, crm, changed, "order")
+    assert order["gate"] == "hold" and len(order["hold_reasons"]) == 2
