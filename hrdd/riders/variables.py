@@ -87,10 +87,25 @@ def _end_user(screening: dict) -> dict:
     return (screening.get("transaction") or {}).get("end_user") or {}
 
 
+def party_label(party: dict) -> str:
+    """'Nile Integrated Systems (distributor, United Arab Emirates)': a party's name, role and country."""
+    role = clean_text(party.get("role") or "").replace("_", " ")
+    details = [d for d in ("other party" if role == "other" else role, country_name(party.get("country"))) if d]
+    name = clean_text(party.get("name") or "")
+    return f"{name} ({', '.join(details)})" if details else name
+
+
+def _parties(screening: dict) -> str:
+    labels = [party_label(p) for p in (screening.get("transaction") or {}).get("parties") or ()]
+    # Semicolons: each label already has a comma inside its brackets.
+    return labels[0] if len(labels) == 1 else "; ".join(labels[:-1]) + " and " + labels[-1] if labels else ""
+
+
 # The values the code knows how to take from a screening; variables.yaml says which of them exist.
 SCREENING_VALUES: dict[str, Callable[[dict], str]] = {
     "end_user_name": lambda s: clean_text(_end_user(s).get("name") or ""),
     "end_user_country": lambda s: country_name(_end_user(s).get("country")),
+    "parties": _parties,
     "deployment_countries": _deployment,
     "products": _products,
     "intended_use": lambda s: clean_text((s.get("transaction") or {}).get("intended_use") or ""),
