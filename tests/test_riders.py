@@ -476,6 +476,27 @@ def test_cli_rider_and_clauses_check(app, client, auth_headers, tmp_path):
     assert result.exit_code == 1 and "extra.md: missing front matter field(s)" in result.output
 
 
+def test_cli_names_its_own_options_for_missing_rider_variables(app, client, auth_headers, tmp_path, monkeypatch):
+    for name in OPTIONS:
+        monkeypatch.delenv(f"HRDD_RIDER_{name.upper()}", raising=False)
+    body = stored_screening(client, auth_headers)
+    cli, runner = cli_runner(app)
+    result = runner.invoke(cli, ["rider", body["id"], "-o", str(tmp_path / "x.docx"),
+                                 "--seller-name", "Acme Vision Ltd"], obj=_script_info(app))
+    assert result.exit_code == 1 and "query parameter" not in result.output
+    assert ("agreement_reference: required: give the option --agreement-reference or configure "
+            "HRDD_RIDER_AGREEMENT_REFERENCE") in result.output
+    assert "cure_period: required: give the option --cure-period or configure HRDD_RIDER_CURE_PERIOD" in result.output
+    # A variable a lawyer added to variables.yaml has no option of its own: --set gives it.
+    from hrdd_plugins.rider import cli_option
+    assert cli_option("buyer_address") == "--set buyer_address=VALUE"
+    # Over HTTP the same variable is a query parameter.
+    missing = client.get(f"/v1/screenings/{body['id']}/rider.docx", query_string={"seller_name": "Acme"},
+                         headers=auth_headers("contracts")).get_json()
+    assert missing["errors"]["agreement_reference"] == [
+        "required: give the query parameter 'agreement_reference' or configure HRDD_RIDER_AGREEMENT_REFERENCE"]
+
+
 def test_clauses_check_reports_a_broken_configured_library_without_starting_the_app(tmp_path, monkeypatch):
     from hrdd_plugins import rider
 

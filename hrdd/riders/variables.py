@@ -150,11 +150,18 @@ def option_names(registry: Mapping[str, VariableSpec]) -> list[str]:
     return [n for n, s in registry.items() if s.source == "option"]
 
 
+def query_parameter(name: str) -> str:
+    """How an HTTP caller gives rider option ``name``."""
+    return f"the query parameter {name!r}"
+
+
 def resolve(registry: Mapping[str, VariableSpec], needed: set[str], screening: dict,
-            options: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> dict[str, str]:
+            options: Mapping[str, Any], config: Mapping[str, Any] | None = None,
+            how_to_give: Callable[[str], str] = query_parameter) -> dict[str, str]:
     """Values for every needed variable: options first, then configuration, then the environment.
 
-    Raise VariableError naming every unknown option and every needed option that is missing or invalid.
+    Raise VariableError naming every unknown option and every needed option that is missing or invalid;
+    ``how_to_give(name)`` words how the caller supplies an option (a query parameter, a CLI option).
     """
     errors: dict[str, list[str]] = {}
     known = set(option_names(registry))
@@ -171,7 +178,7 @@ def resolve(registry: Mapping[str, VariableSpec], needed: set[str], screening: d
         if raw is None or str(raw).strip() == "":
             raw = (config or {}).get(spec.config_key) or os.environ.get(spec.config_key)
         if raw is None or str(raw).strip() == "":
-            errors[name] = [f"required: give the query parameter {name!r} or configure {spec.config_key}"]
+            errors[name] = [f"required: give {how_to_give(name)} or configure {spec.config_key}"]
             continue
         message = _invalid(spec, str(raw))
         if message:
