@@ -22,15 +22,55 @@ _SCREENING_AT = (sa.select(screenings.c.result)
                  .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1))
 
 
-def screening_signed(conn, transaction_id: str, executed_at, recorded_at) -> dict | None:
-    """The screening a rider executed at ``executed_at`` was for, when nobody named it.
+_ID_AT = (sa.select(screenings.c.id, screenings.c.created_at)
+          .where(screenings.c.transaction_id == sa.bindparam("txn"), screenings.c.created_at <= sa.bindparam("at"))
+          .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1))
+_FIRST = (sa.select(screenings.c.id, screenings.c.created_at)
+          .where(screenings.c.transaction_id == sa.bindparam("txn"))
+          .order_by(screenings.c.created_at, screenings.c.id).limit(1))
+_CREATED = sa.select(screenings.c.created_at).where(screenings.c.id == sa.bindparam("sid"))
 
-    The deal's newest screening when it was executed (a rider cannot be for facts screened after it was
-    signed); when the deal was first screened after that (a signature dated before hrdd saw the deal), the
-    newest when it was recorded.
-    """
+
+class ExecutionDateError(ValueError):
+    """``executed_at`` cannot be the execution of the rider it would be recorded for (a 422 on executed_at)."""
+
+
+def screening_signed(conn, transaction_id: str, executed_at, recorded_at) -> dict | None:
+    """The screening an execution that names none was for: the deal's newest when it was executed."""
+    # A rider cannot be for facts screened after it was signed. execution_basis refuses dates before the
+    # deal's first screening, so only rows recorded before it did need the fallback: the newest screening
+    # when the execution was recorded.
     return (conn.execute(_SCREENING_AT, {"txn": transaction_id, "at": executed_at}).scalar()
             or conn.execute(_SCREENING_AT, {"txn": transaction_id, "at": recorded_at}).scalar())
+
+
+def execution_basis(conn, transaction_id: str, executed_at, screening_id: str | None) -> str | None:
+    """The screening whose rider was executed at ``executed_at``: the one named, else the deal's newest then."""
+    at = {"txn": transaction_id, "at": executed_at}
+    if screening_id is None:
+        first = conn.execute(_FIRST, {"txn": transaction_id}).first()
+        if first is None:
+            return None  # nothing screened: the gate says no execution names a screening of the deal
+        if executed_at < first.created_at:
+            # No rider of the deal existed then: any screening hrdd picked would be a guess, and the newest
+            # (the old fallback) could name facts the signed text never saw.
+            raise ExecutionDateError(
+                f"{iso(executed_at)} is before the deal's first screening {first.id} ({iso(first.created_at)}), "
+                "so no rider of this deal existed then; give screening_id, the screening whose rider was "
+                "executed, or correct executed_at")
+        return conn.execute(_ID_AT, at).first().id
+    created = conn.execute(_CREATED, {"sid": screening_id}).scalar()
+    # Named, but dated before that screening existed while the deal already had an older one: the rider
+    # signed then was the older screening's, and binding the newer one would cover facts it never named.
+    # Dated before every screening of the deal, it is accepted: a rider signed outside hrdd, whose facts
+    # the contracts team vouches for by naming the screening; the gate compares those facts, not the date.
+    then = conn.execute(_ID_AT, at).first() if created is not None and executed_at < created else None
+    if then is not None:
+        raise ExecutionDateError(
+            f"{iso(executed_at)} is before screening {screening_id} was created ({iso(created)}), so the rider "
+            f"executed then was not its rider; the deal's screening then was {then.id} ({iso(then.created_at)}): "
+            "give that one as screening_id, or correct executed_at")
+    return screening_id
 
 
 def executions_with_basis(conn, transaction_id: str) -> list[tuple[dict, dict | None]]:

@@ -181,11 +181,11 @@ def rider_executed(transaction_id: str):
     # Without one named, the rider executed is the one of the deal's newest screening when it was signed:
     # recorded as such, so facts screened after the signature (a new party, say) are not covered by it.
     moment = now()
-    if data["screening_id"]:
-        basis = data["screening_id"]
-    else:
-        with services.store.reading() as conn:
-            basis = (coverage.screening_signed(conn, transaction_id, data["executed_at"], moment) or {}).get("id")
+    with services.store.reading() as conn:
+        try:
+            basis = coverage.execution_basis(conn, transaction_id, data["executed_at"], data["screening_id"])
+        except coverage.ExecutionDateError as exc:
+            raise validation_error({"executed_at": [str(exc)]}, f"executed_at {exc}") from exc
     record = {"id": new_id("rdx"), "transaction_id": transaction_id, "screening_id": basis,
               "executed_by": data["executed_by"].strip(), "executed_at": data["executed_at"],
               "document_ref": data["document_ref"], "recorded_by": g.principal["name"], "recorded_at": moment}
@@ -212,7 +212,10 @@ rider_executed.openapi = {
     "requestBody": oa.json_body({
         "type": "object", "additionalProperties": False, "required": ["executed_by", "executed_at"],
         "properties": {"executed_by": {"type": "string", "minLength": 1, "maxLength": 200},
-                       "executed_at": {"type": "string", "format": "date-time"},
-                       "screening_id": {"type": "string", "maxLength": 40, "nullable": True},
+                       "executed_at": {"type": "string", "format": "date-time", "description": (
+                           "Without screening_id, not before the deal's first screening; with it, not before "
+                           "that screening was created unless the deal had no screening then")},
+                       "screening_id": {"type": "string", "maxLength": 40, "nullable": True, "description": (
+                           "The screening whose rider was executed; default: the deal's newest at executed_at")},
                        "document_ref": {"type": "string", "maxLength": 500, "nullable": True}}}),
     "responses": {"201": oa.json_response("The execution record and the transaction's gate now")}}

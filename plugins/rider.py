@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from hrdd.riders import (
     select,
 )
 from hrdd.riders.check import check_library
-from hrdd.riders.variables import option_names
+from hrdd.riders.variables import option_names, query_parameter
 from hrdd.riders.vocabulary import Vocabulary
 
 KIND = "rider.docx"
@@ -66,14 +67,15 @@ def _safeguards_of(selection) -> tuple[Safeguard, ...]:
                     for t in selection.technical))
 
 
-def render_rider(screening: dict, options: dict, config) -> tuple[bytes, str, str]:
+def render_rider(screening: dict, options: dict, config,
+                 how_to_give: Callable[[str], str] = query_parameter) -> tuple[bytes, str, str]:
     """The rider for a screening dict; ApiError 422 names each missing or invalid variable."""
     if not screening.get("transaction"):
         raise ApiError(409, "screening_incomplete",
                        f"Screening {screening.get('id')!r} does not record its transaction; re-screen it")
     library = _library(config)
     try:
-        body = build_rider(screening, options, library, config)
+        body = build_rider(screening, options, library, config, how_to_give)
     except VariableError as exc:
         names = ", ".join(sorted(exc.errors))
         raise ApiError(422, "validation_error", f"Rider variables missing or invalid: {names}", exc.errors) from exc
@@ -90,14 +92,24 @@ def hrdd_render_document(kind, screening, options, app):
     return render_rider(screening, dict(options or {}), _config(app))
 
 
+# The rider variables of the default registry that have an option of their own (e.g. --seller-name).
+CLI_OPTIONS = ("seller_name", "buyer_name", "agreement_reference", "governing_law", "grievance_contact",
+               "cure_period")
+
+
 def _option_flags(command):
     """Add one --option per rider variable of the default registry (e.g. --seller-name)."""
-    names = ("seller_name", "buyer_name", "agreement_reference", "governing_law", "grievance_contact",
-             "cure_period")
-    for name in reversed(names):
+    for name in reversed(CLI_OPTIONS):
         command = click.option(f"--{name.replace('_', '-')}", name, default=None,
                                help=f"Rider variable {name} (or configure HRDD_RIDER_{name.upper()}).")(command)
     return command
+
+
+def cli_option(name: str) -> str:
+    """How ``hrdd rider`` is given rider variable ``name``: its own option, else ``--set``."""
+    if name in CLI_OPTIONS:
+        return f"the option --{name.replace('_', '-')}"
+    return f"--set {name}=VALUE"
 
 
 @hookimpl
@@ -134,7 +146,7 @@ def hrdd_register_commands(cli):
                 raise click.UsageError(f"--set expects NAME=VALUE, not {item!r}")
             options[name.strip()] = value
         try:
-            body, _, _ = render_rider(screening, options, current_app.config)
+            body, _, _ = render_rider(screening, options, current_app.config, cli_option)
         except ApiError as exc:
             details = "; ".join(f"{k}: {' '.join(v)}" for k, v in sorted(exc.errors.items()))
             raise click.ClickException(f"{exc.message}{' (' + details + ')' if details else ''}") from exc

@@ -52,6 +52,7 @@ def test_markup_in_options_and_transaction_text_stays_text(client, auth_headers,
     assert "Buyer </w:t></w:r><w:r><w:instrText>HYPERLINK" in text
     assert "{{cure_period}} <w:p/>" in text
     assert "Use " + MARKUP in text
+    assert "Partner </w:t></w:r><w:r><w:instrText>HYPERLINK" in text  # the party, named in the rider
     assert "evil.example" not in "".join(n.text or "" for n in ElementTree.fromstring(xml).iter(f"{W}instrText"))
     assert not re.search(r"<w:hyperlink\b", xml)
 

@@ -35,7 +35,8 @@ def gate(client, headers, txn):
 
 
 def executed(client, headers, txn, **body):
-    payload = {"executed_by": "Ingrid Berg (contracts)", "executed_at": "2026-11-20T10:00:00Z", **body}
+    # Signed now: after the screenings so far, as a rider generated from one of them is.
+    payload = {"executed_by": "Ingrid Berg (contracts)", "executed_at": datetime.now(UTC).isoformat(), **body}
     return client.post(f"/v1/transactions/{txn}/rider-executed", json=payload, headers=headers)
 
 
@@ -53,9 +54,11 @@ def test_order_holds_until_the_rider_is_recorded_as_executed(client, crm, auth_h
     state, reasons = gate(client, crm, order["transaction_id"])
     assert state == "hold" and len(reasons) == 1
     assert "rider required by screening" in reasons[0] and order["id"] in reasons[0]
-    r = executed(client, auth_headers("contracts"), order["transaction_id"], document_ref="DocuSign 5f1c-2b")
+    signed = datetime.now(UTC).isoformat()
+    r = executed(client, auth_headers("contracts"), order["transaction_id"], executed_at=signed,
+                 document_ref="DocuSign 5f1c-2b")
     assert r.status_code == 201
-    assert r.json["executed_by"] == "Ingrid Berg (contracts)" and r.json["executed_at"].startswith("2026-11-20T10:00:00")
+    assert r.json["executed_by"] == "Ingrid Berg (contracts)" and r.json["executed_at"].startswith(signed[:19])
     assert r.json["recorded_by"] == "test-contracts"
     assert r.json["gate"] == "release_with_conditions" and r.json["hold_reasons"] == []
     assert gate(client, crm, order["transaction_id"]) == ("release_with_conditions", [])
@@ -156,7 +159,9 @@ def test_an_unscreened_crm_event_holds_the_deal_with_its_reason(app, client, crm
 
 def test_a_rider_executed_for_another_end_user_does_not_release_the_order(client, crm, auth_headers):
     quote = screen(client, crm, BERGEN, "quote")
-    assert executed(client, auth_headers("contracts"), quote["transaction_id"]).json["screening_id"] == quote["id"]
+    signed = datetime.now(UTC).isoformat()
+    record = executed(client, auth_headers("contracts"), quote["transaction_id"], executed_at=signed).json
+    assert record["screening_id"] == quote["id"]
     # Re-quoted for another end-user (no material change since that quote), then ordered.
     changed = copy.deepcopy(BERGEN)
     changed["end_user"].update(name="Port of Stavanger")
@@ -164,7 +169,7 @@ def test_a_rider_executed_for_another_end_user_does_not_release_the_order(client
     order = screen(client, crm, changed, "order")
     state, reasons = gate(client, crm, order["transaction_id"])
     assert state == "hold" and len(reasons) == 1
-    assert reasons[0].startswith("the contract rider executed 2026-11-20T10:00:00") and quote["id"] in reasons[0]
+    assert reasons[0].startswith(f"the contract rider executed {signed[:19]}") and quote["id"] in reasons[0]
     assert "end-user changed from 'Port Authority of Bergen' (NO) to 'Port of Stavanger' (NO)" in reasons[0]
     assert f"GET /v1/screenings/{order['id']}/rider.docx" in reasons[0]
     # The new quote's rider, executed and recorded, covers the order.
@@ -288,3 +293,38 @@ def test_a_dry_run_at_order_previews_the_gate_the_order_would_get(app, client, c
     assert len(store.screenings_of(quote["transaction_id"])) == 1
     order = screen(client, crm, changed, "order")
     assert order["gate"] == "hold" and len(order["hold_reasons"]) == 2
+
+
+def test_an_execution_dated_before_the_deals_first_screening_must_name_its_screening(client, crm, auth_headers):
+    quote = screen(client, crm, BERGEN, "quote")
+    order = screen(client, crm, BERGEN, "order")
+    txn, contracts = order["transaction_id"], auth_headers("contracts")
+    r = executed(client, contracts, txn, executed_at="2020-01-01T00:00:00Z")
+    assert r.status_code == 422
+    message = r.json["message"]
+    assert message.startswith("executed_at 2020-01-01T00:00:00") and "executed_at" in r.json["errors"]
+    assert f"before the deal's first screening {quote['id']} ({quote['created_at'][:19]}" in message
+    assert "give screening_id, the screening whose rider was executed" in message
+    assert gate(client, crm, txn)[0] == "hold"
+    # Naming the screening whose rider was signed (outside hrdd, before the deal was screened) is accepted.
+    r = executed(client, contracts, txn, executed_at="2020-01-01T00:00:00Z", screening_id=order["id"])
+    assert r.status_code == 201 and r.json["screening_id"] == order["id"]
+    assert r.json["gate"] == "release_with_conditions"
+
+
+def test_an_execution_dated_before_the_screening_it_names_while_an_older_one_existed_is_refused(
+        client, crm, auth_headers):
+    quote = screen(client, crm, BERGEN, "quote")
+    signed = datetime.now(UTC).isoformat()
+    grown = copy.deepcopy(BERGEN)
+    grown["parties"].append({"role": "distributor", "name": "Bosphorus Trade", "country": "TR"})
+    order = screen(client, crm, grown, "order")
+    contracts = auth_headers("contracts")
+    # The rider signed then was the quote's: it cannot be the order's, which names a party the quote did not.
+    r = executed(client, contracts, order["transaction_id"], executed_at=signed, screening_id=order["id"])
+    assert r.status_code == 422 and "executed_at" in r.json["errors"]
+    assert f"is before screening {order['id']} was created" in r.json["message"]
+    assert f"the deal's screening then was {quote['id']}" in r.json["message"]
+    r = executed(client, contracts, order["transaction_id"], executed_at=signed, screening_id=quote["id"])
+    assert r.status_code == 201 and r.json["gate"] == "hold"
+    assert "new party: distributor 'Bosphorus Trade' (TR)" in r.json["hold_reasons"][0]

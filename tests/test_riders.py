@@ -230,6 +230,41 @@ def test_options_fall_back_to_configuration(library):
     assert "Acme Vision Ltd" in text and "Other Buyer SA" in text and "Nile Integrated Systems LLC" not in text
 
 
+def with_parties() -> dict:
+    """The escalated Egypt deal with a consignee named in Greek and a party of no stated country."""
+    s = screening("escalated_eg")
+    s["transaction"]["parties"] += [{"role": "consignee", "name": "Σύστημα Ασφαλείας Α.Ε.", "country": "GR"},
+                                    {"role": "other", "name": "Andes Tráfico S.A.S.", "country": None}]
+    return s
+
+
+PARTY_LABELS = ["Nile Integrated Systems (distributor, United Arab Emirates)",
+                "Σύστημα Ασφαλείας Α.Ε. (consignee, Greece)", "Andes Tráfico S.A.S. (other party)"]
+
+
+def test_the_rider_names_every_party_with_its_role_and_country(library):
+    document, _ = build_document(with_parties(), OPTIONS, library)
+    text = all_text(document)
+    # In the definitions, which the transfer and diversion clauses use.
+    assert (f'"Disclosed Parties" means the persons, other than the End-User, disclosed to the Seller for the '
+            f'Screening as parties to the transaction, with their roles and countries as stated in Schedule 1, '
+            f'namely: {PARTY_LABELS[0]}; {PARTY_LABELS[1]} and {PARTY_LABELS[2]}.') in text
+    assert "every Intermediary, including each Disclosed Party other than the Buyer, agrees in writing" in text
+    assert "every Intermediary involved in the transaction, each of which is a Disclosed Party" in text
+    # In Schedule 1, one line each.
+    rows = {row.cells[0].text: row.cells[1].text for table in document.tables for row in table.rows}
+    assert rows["Disclosed Parties (role, country)"] == "\n".join(PARTY_LABELS)
+    assert "{{" not in text and "[[" not in text
+
+
+def test_a_rider_with_no_other_party_says_so(library):
+    document, _ = build_document(screening("proceed_de"), OPTIONS, library)
+    text = all_text(document)
+    assert "with their roles and countries as stated in Schedule 1, namely: none." in text
+    rows = {row.cells[0].text: row.cells[1].text for table in document.tables for row in table.rows}
+    assert rows["Disclosed Parties (role, country)"] == "—"
+
+
 # -- structure after reopening --------------------------------------------------------------------------
 
 def test_rider_reopens_with_expected_structure(library):
@@ -328,6 +363,17 @@ def test_broken_clause_files_are_reported_by_name(tmp_path, text, message):
     with pytest.raises(ClauseLibraryError) as error:
         load_library(broken_library(tmp_path, "extra.md", text))
     assert "extra.md" in str(error.value) and message in str(error.value)
+
+
+def test_a_frame_without_the_parties_row_of_schedule_1_is_reported(tmp_path):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    frame = clauses / "rider.yaml"
+    frame.write_text(frame.read_text().replace("    parties: Disclosed Parties (role, country)\n", ""))
+    with pytest.raises(ClauseLibraryError) as error:
+        load_library(clauses)
+    assert "rider.yaml: findings.summary_labels must give exactly these keys" in str(error.value)
+    assert "end_user, parties, countries" in str(error.value)
 
 
 def test_a_file_broken_while_running_keeps_the_last_valid_library(tmp_path, caplog, monkeypatch):
@@ -430,6 +476,27 @@ def test_cli_rider_and_clauses_check(app, client, auth_headers, tmp_path):
     assert result.exit_code == 1 and "extra.md: missing front matter field(s)" in result.output
 
 
+def test_cli_names_its_own_options_for_missing_rider_variables(app, client, auth_headers, tmp_path, monkeypatch):
+    for name in OPTIONS:
+        monkeypatch.delenv(f"HRDD_RIDER_{name.upper()}", raising=False)
+    body = stored_screening(client, auth_headers)
+    cli, runner = cli_runner(app)
+    result = runner.invoke(cli, ["rider", body["id"], "-o", str(tmp_path / "x.docx"),
+                                 "--seller-name", "Acme Vision Ltd"], obj=_script_info(app))
+    assert result.exit_code == 1 and "query parameter" not in result.output
+    assert ("agreement_reference: required: give the option --agreement-reference or configure "
+            "HRDD_RIDER_AGREEMENT_REFERENCE") in result.output
+    assert "cure_period: required: give the option --cure-period or configure HRDD_RIDER_CURE_PERIOD" in result.output
+    # A variable a lawyer added to variables.yaml has no option of its own: --set gives it.
+    from hrdd_plugins.rider import cli_option
+    assert cli_option("buyer_address") == "--set buyer_address=VALUE"
+    # Over HTTP the same variable is a query parameter.
+    missing = client.get(f"/v1/screenings/{body['id']}/rider.docx", query_string={"seller_name": "Acme"},
+                         headers=auth_headers("contracts")).get_json()
+    assert missing["errors"]["agreement_reference"] == [
+        "required: give the query parameter 'agreement_reference' or configure HRDD_RIDER_AGREEMENT_REFERENCE"]
+
+
 def test_clauses_check_reports_a_broken_configured_library_without_starting_the_app(tmp_path, monkeypatch):
     from hrdd_plugins import rider
 
@@ -488,6 +555,18 @@ def test_libreoffice_converts_the_rider_to_pdf(library, tmp_path):
     assert "1. Definitions and interpretation" in text
     assert "Schedule 1 — Findings" in text and "Page 1 of" in text and s["id"] in text
     assert "(a) to stifle dissent" in text
+
+
+def test_the_parties_read_in_the_pdf_libreoffice_makes(library, tmp_path):
+    docx = tmp_path / "parties.docx"
+    docx.write_bytes(build_rider(with_parties(), OPTIONS, library))
+    # Without the footers, where a page breaks the definition; the table's two columns share lines.
+    lines = [line for line in pdf_text(soffice_to_pdf(docx, tmp_path)).splitlines() if "· Page" not in line]
+    flat = " ".join(" ".join(lines).split())
+    assert f"namely: {PARTY_LABELS[0]}; {PARTY_LABELS[1]} and {PARTY_LABELS[2]}." in flat
+    schedule = flat[flat.index("Schedule 1 — Findings"):]
+    assert "Disclosed Parties (role," in schedule and all(label in schedule for label in PARTY_LABELS)
+    assert "{{" not in flat and "[[" not in flat
 
 
 def test_cross_references_follow_a_clause_inserted_in_the_word_file(library, tmp_path):

@@ -113,13 +113,16 @@ def test_rider_execution_times_sent_with_offsets_are_stored_as_their_instant(app
     import sqlalchemy as sa
 
     from hrdd.adapters.tables import rider_executions
-    txn = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm")).json["transaction_id"]
+    screened = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm")).json
+    txn = screened["transaction_id"]
+    # Dated before the deal's first screening, so the screening is named (hrdd would not guess it).
     sent = {"2026-11-20T10:00:00+02:00": "2026-11-20T08:00:00.000000Z",
             "2026-11-20T08:00:00-05:00": "2026-11-20T13:00:00.000000Z",
             "2026-11-20T10:00:00+09:00": "2026-11-20T01:00:00.000000Z"}
     for executed_at, instant in sent.items():
         r = client.post(f"/v1/transactions/{txn}/rider-executed", headers=auth_headers("contracts"),
-                        json={"executed_by": "Ingrid Berg (contracts)", "executed_at": executed_at})
+                        json={"executed_by": "Ingrid Berg (contracts)", "executed_at": executed_at,
+                              "screening_id": screened["id"]})
         assert r.status_code == 201, r.json
         assert r.json["executed_at"] == instant
     with app.extensions["hrdd"].store.engine.connect() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -245,7 +246,7 @@ def test_case_page_shows_flags_evidence_history_and_records_a_decision(app, clie
     assert r.status_code == 200 and 'data-gate="hold"' in text and "rider" in text
     assert "Rider executed before delivery" in text and "user:alice" in text
     done = client.post(f"/v1/transactions/{s['transaction_id']}/rider-executed", headers=auth_headers("contracts"),
-                       json={"executed_by": "Ministry legal office", "executed_at": "2026-01-05T10:00:00Z"})
+                       json={"executed_by": "Ministry legal office", "executed_at": datetime.now(UTC).isoformat()})
     assert done.status_code == 201 and done.get_json()["gate"] == "release_with_conditions"
     assert 'data-gate="release_with_conditions"' in client.get(f"/workspace/cases/{case_id}").get_data(as_text=True)
 

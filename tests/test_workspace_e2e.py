@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -160,7 +161,7 @@ def test_reviewer_marks_a_false_positive_approves_with_conditions_and_the_gate_c
     executed = live.test_client().post(
         f"/v1/transactions/{target['transaction_id']}/rider-executed",
         headers={"Authorization": f"Bearer {contracts_key}"},
-        json={"executed_by": "Ministry legal office", "executed_at": "2026-01-05T10:00:00Z"})
+        json={"executed_by": "Ministry legal office", "executed_at": datetime.now(UTC).isoformat()})
     assert executed.status_code == 201, executed.get_data(as_text=True)
     browser.get(live.base_url + f"/workspace/cases/{case_id}")
     assert browser.find_element(By.ID, "gate").get_attribute("data-gate") == "release_with_conditions"

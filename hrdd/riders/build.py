@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from hrdd.riders.findings import write_findings
 from hrdd.riders.library import Clause, Library
 from hrdd.riders.markup import Paragraph, Token
 from hrdd.riders.selection import Selection, select
-from hrdd.riders.variables import clean_text, resolve
+from hrdd.riders.variables import clean_text, query_parameter, resolve
 
 _SPECIAL = re.compile(r"[\t\n\r]")
 _PLAIN = Token("text", "")
@@ -302,14 +302,15 @@ def _plain(tokens: tuple[Token, ...], values: Mapping[str, str]) -> str:
 
 
 def build_document(screening: dict[str, Any], options: Mapping[str, Any], library: Library,
-                   config: Mapping[str, Any] | None = None):
+                   config: Mapping[str, Any] | None = None, how_to_give: Callable[[str], str] = query_parameter):
     """Select, resolve variables and write the rider; return the python-docx Document and the selection.
 
-    Raises ``VariableError`` for missing or bad options and ``SelectionError`` for a library whose texts
-    do not fit this screening.
+    Raises ``VariableError`` for missing or bad options (worded by ``how_to_give``, see ``resolve``) and
+    ``SelectionError`` for a library whose texts do not fit this screening.
     """
     selection = select(library, Facts.from_screening(screening))
-    values = resolve(library.variables, needed_variables(library, selection), screening, options, config)
+    values = resolve(library.variables, needed_variables(library, selection), screening, options, config,
+                     how_to_give)
     writer = RiderWriter(library, selection, values, screening)
     writer.write()
     writer.set_properties()
@@ -317,9 +318,9 @@ def build_document(screening: dict[str, Any], options: Mapping[str, Any], librar
 
 
 def build_rider(screening: dict[str, Any], options: Mapping[str, Any], library: Library,
-                config: Mapping[str, Any] | None = None) -> bytes:
+                config: Mapping[str, Any] | None = None, how_to_give: Callable[[str], str] = query_parameter) -> bytes:
     """The rider as .docx bytes."""
-    document, _ = build_document(screening, options, library, config)
+    document, _ = build_document(screening, options, library, config, how_to_give)
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()

@@ -6,7 +6,7 @@ from typing import Any
 
 from hrdd.model import SEVERITIES
 from hrdd.riders import ooxml
-from hrdd.riders.variables import SCREENING_VALUES, clean_text, country_name
+from hrdd.riders.variables import SCREENING_VALUES, clean_text, country_name, party_label
 
 NONE = "—"
 # Column widths in twentieths of a point (567 = 1 cm).
@@ -45,6 +45,8 @@ def summary_rows(screening: dict[str, Any], frame, values) -> list[tuple[str, st
         ("decision", frame.decision_labels.get(decision, _humanise(decision))),
         ("risk", f"{risk.get('score', NONE)}/100 ({_humanise(risk.get('level'))})" if risk else NONE),
         ("end_user", "; ".join(p for p in eu_parts if p)),
+        # One line each: a rider covers only the parties it names (hrdd.rider_coverage).
+        ("parties", "\n".join(party_label(p) for p in transaction.get("parties") or ())),
         ("countries", ", ".join(country_name(c) for c in transaction.get("deployment_countries") or ())
          or country_name(end_user.get("country"))),
         ("products", "\n".join(items)),

@@ -17,8 +17,8 @@ TEXTS = (
 )
 # Plain labels.
 LABELS = ("schedule_label", "technical.part_label", "technical.applies_to_label")
-SUMMARY_KEYS = ("screening", "date", "stage", "decision", "risk", "end_user", "countries", "products",
-                "intended_use", "data")
+SUMMARY_KEYS = ("screening", "date", "stage", "decision", "risk", "end_user", "parties", "countries",
+                "products", "intended_use", "data")
 FLAG_COLUMNS = 5
 
 

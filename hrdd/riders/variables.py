@@ -87,10 +87,25 @@ def _end_user(screening: dict) -> dict:
     return (screening.get("transaction") or {}).get("end_user") or {}
 
 
+def party_label(party: dict) -> str:
+    """'Nile Integrated Systems (distributor, United Arab Emirates)': a party's name, role and country."""
+    role = clean_text(party.get("role") or "").replace("_", " ")
+    details = [d for d in ("other party" if role == "other" else role, country_name(party.get("country"))) if d]
+    name = clean_text(party.get("name") or "")
+    return f"{name} ({', '.join(details)})" if details else name
+
+
+def _parties(screening: dict) -> str:
+    labels = [party_label(p) for p in (screening.get("transaction") or {}).get("parties") or ()]
+    # Semicolons: each label already has a comma inside its brackets.
+    return labels[0] if len(labels) == 1 else "; ".join(labels[:-1]) + " and " + labels[-1] if labels else ""
+
+
 # The values the code knows how to take from a screening; variables.yaml says which of them exist.
 SCREENING_VALUES: dict[str, Callable[[dict], str]] = {
     "end_user_name": lambda s: clean_text(_end_user(s).get("name") or ""),
     "end_user_country": lambda s: country_name(_end_user(s).get("country")),
+    "parties": _parties,
     "deployment_countries": _deployment,
     "products": _products,
     "intended_use": lambda s: clean_text((s.get("transaction") or {}).get("intended_use") or ""),
@@ -135,11 +150,18 @@ def option_names(registry: Mapping[str, VariableSpec]) -> list[str]:
     return [n for n, s in registry.items() if s.source == "option"]
 
 
+def query_parameter(name: str) -> str:
+    """How an HTTP caller gives rider option ``name``."""
+    return f"the query parameter {name!r}"
+
+
 def resolve(registry: Mapping[str, VariableSpec], needed: set[str], screening: dict,
-            options: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> dict[str, str]:
+            options: Mapping[str, Any], config: Mapping[str, Any] | None = None,
+            how_to_give: Callable[[str], str] = query_parameter) -> dict[str, str]:
     """Values for every needed variable: options first, then configuration, then the environment.
 
-    Raise VariableError naming every unknown option and every needed option that is missing or invalid.
+    Raise VariableError naming every unknown option and every needed option that is missing or invalid;
+    ``how_to_give(name)`` words how the caller supplies an option (a query parameter, a CLI option).
     """
     errors: dict[str, list[str]] = {}
     known = set(option_names(registry))
@@ -156,7 +178,7 @@ def resolve(registry: Mapping[str, VariableSpec], needed: set[str], screening: d
         if raw is None or str(raw).strip() == "":
             raw = (config or {}).get(spec.config_key) or os.environ.get(spec.config_key)
         if raw is None or str(raw).strip() == "":
-            errors[name] = [f"required: give the query parameter {name!r} or configure {spec.config_key}"]
+            errors[name] = [f"required: give {how_to_give(name)} or configure {spec.config_key}"]
             continue
         message = _invalid(spec, str(raw))
         if message:
