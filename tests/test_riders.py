@@ -365,13 +365,18 @@ def test_broken_clause_files_are_reported_by_name(tmp_path, text, message):
     assert "extra.md" in str(error.value) and message in str(error.value)
 
 
-def test_a_frame_without_the_parties_row_of_schedule_1_is_reported(tmp_path):
+def test_a_frame_written_before_the_parties_row_loads_with_the_shipped_label(tmp_path):
     clauses = tmp_path / "clauses"
     shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
     frame = clauses / "rider.yaml"
     frame.write_text(frame.read_text().replace("    parties: Disclosed Parties (role, country)\n", ""))
+    assert load_library(clauses).frame.summary_labels["parties"] == "Disclosed Parties (role, country)"
+    # Any other label missing is still reported, naming every key the frame must give.
+    other = tmp_path / "other"
+    shutil.copytree(clauses, other)
+    (other / "rider.yaml").write_text(frame.read_text().replace("    end_user: End-User\n", ""))
     with pytest.raises(ClauseLibraryError) as error:
-        load_library(clauses)
+        load_library(other)
     assert "rider.yaml: findings.summary_labels must give exactly these keys" in str(error.value)
     assert "end_user, parties, countries" in str(error.value)
 

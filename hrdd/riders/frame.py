@@ -20,6 +20,7 @@ LABELS = ("schedule_label", "technical.part_label", "technical.applies_to_label"
 SUMMARY_KEYS = ("screening", "date", "stage", "decision", "risk", "end_user", "parties", "countries",
                 "products", "intended_use", "data")
 FLAG_COLUMNS = 5
+DEFAULT_PARTIES_LABEL = "Disclosed Parties (role, country)"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ def parse_frame(raw: Any) -> tuple[Frame | None, list[str]]:
         else:
             labels[path] = value.strip()
     summary = _get(raw, "findings.summary_labels")
+    if isinstance(summary, dict) and set(SUMMARY_KEYS) - set(summary) == {"parties"}:
+        # A library written before riders named the parties still loads: its Schedule 1 gains the row
+        # under the shipped label rather than the service refusing to start after an upgrade.
+        summary = {**summary, "parties": DEFAULT_PARTIES_LABEL}
     if not isinstance(summary, dict) or set(summary) != set(SUMMARY_KEYS):
         problems.append(f"findings.summary_labels must give exactly these keys: {', '.join(SUMMARY_KEYS)}")
         summary = {}
