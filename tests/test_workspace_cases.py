@@ -292,3 +292,16 @@ def test_case_page_lists_the_newest_screenings_and_says_how_many_more(app, clien
     assert page.count("<td>order</td>") == 1 and page.count("<td>quote</td>") == 1
     history = page.split('id="h-history"')[1].split("</section>")[0]
     assert "The 2 newest of 3 screenings" in history and first["id"] not in history
+
+
+def test_case_page_shows_whole_quantities_without_a_decimal_point(app, client, auth_headers):
+    make_user(app)
+    login(client)
+    body = fixture("transaction_egypt_biometric.json")
+    item = body["items"][0]
+    items = [{**item, "quantity": 2}, {**item, "sku": "FR-201", "quantity": 400}, {**item, "sku": "FR-202",
+                                                                                     "quantity": 2.5}]
+    s = screen(client, auth_headers("crm"), body, items=items)
+    page = client.get(f"/workspace/cases/{case_of(app, s['transaction_id'])['id']}").get_data(as_text=True)
+    items_table = page.split("<h3>Items</h3>")[1].split("</table>")[0]
+    assert [cell.split("</td>")[0] for cell in items_table.split("<td>")[5::5]] == ["2", "400", "2.5"]
