@@ -82,6 +82,13 @@ class Party:
     government_linked: bool | None = None
 
 
+def quantity_text(value) -> str:
+    """A quantity as people write it: 2 and 400 rather than 2.0 and 400.0, a fraction as it is (2.5)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     """A product line of the deal with the surveillance capabilities it carries."""

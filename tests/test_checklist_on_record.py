@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+from datetime import date, datetime
+
 import pytest
 
+from tests.conftest import load_fixture
 from tests.test_checklists import XLSX, download, fill, upload
 
 
@@ -213,3 +218,165 @@ def test_uploads_made_before_0705_are_found_after_the_upgrade(app, client, auth_
     transaction["end_user"]["name"] = "Directorate of Public-Security"
     answer = screen(client, auth_headers, transaction)
     assert answer["gate"] == "block" and answer["answers_on_record"]["past_misuse"]["used"] is True
+
+
+# ---- a re-screened deal's checklist carries the latest upload's own work (notes, owners, dates, text) ----
+
+def _edit(values: dict[str, dict]):
+    """A sheet edit typing into question rows by id: {qid: {column number: value}}, text kept as text."""
+    from tests.test_checklists import question_rows
+
+    def edit(wb):
+        ws = wb["Questions"]
+        rows = question_rows(ws)
+        for qid, cells in values.items():
+            for column, value in cells.items():
+                cell = ws.cell(row=rows[qid], column=column, value=value)
+                if isinstance(value, str):
+                    cell.data_type = "s"  # typed as text (Excel's quote prefix), never a formula
+    return edit
+
+
+def _carry_upload(client, auth_headers, screening_id, values, template=None):
+    filled = fill(download(client, auth_headers, screening_id, template), {}, _edit(values))
+    response = upload(client, auth_headers, screening_id, filled, XLSX)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def _questions(data: bytes) -> dict[str, dict]:
+    from tests.test_checklists import open_xlsx
+    ws = open_xlsx(data)["Questions"]
+    headers = [c.value for c in ws[1]]
+    return {row[0].value: {h: c for h, c in zip(headers, row, strict=True)}
+            for row in ws.iter_rows(min_row=2) if row[0].value}
+
+
+def _summary(data: bytes) -> dict:
+    from tests.test_checklists import open_xlsx
+    return {r[0]: r[1] for r in open_xlsx(data)["Summary"].iter_rows(min_row=4, max_col=2, values_only=True) if r[0]}
+
+
+WORK = {"tailoring_record": {6: "Removed live-matching module"}, "review_date": {6: date(2027, 6, 1)},
+        "past_misuse": {6: "Yes", 7: "see file 123", 10: "J. Doe", 11: date(2026, 12, 31), 12: "Done"},
+        "diversion_indicators": {6: "No", 7: "Route checked with the forwarder", 10: "J. Doe"}}
+
+
+def test_a_rescreened_deals_checklist_carries_the_latest_uploads_work(app, client, auth_headers, transaction):
+    from hrdd.checklists.evidence import uploads_of
+
+    quote = screen(client, auth_headers, transaction)
+    uploaded = _carry_upload(client, auth_headers, quote["id"], WORK)
+    [row] = uploads_of(app.extensions["hrdd"].store, quote["id"])
+    since = f"Carried from checklist upload {row['id']} of {row['uploaded_at'].isoformat()[:10]} by test-export."
+    transaction["stage"] = "order"
+    order = screen(client, auth_headers, transaction)
+    data = download(client, auth_headers, order["id"])
+    rows = _questions(data)
+    assert rows["tailoring_record"]["Answer"].value == "Removed live-matching module"
+    assert rows["tailoring_record"]["Evidence notes"].value == since
+    assert rows["review_date"]["Answer"].value == datetime(2027, 6, 1)
+    misuse = rows["past_misuse"]
+    assert misuse["Answer"].value == "Yes" and misuse["Evidence notes"].value == f"{since}\nsee file 123"
+    assert (misuse["Owner"].value, misuse["Due date"].value, misuse["Status"].value) == (
+        "J. Doe", datetime(2026, 12, 31), "Done")
+    assert rows["diversion_indicators"]["Evidence notes"].value.endswith("\nRoute checked with the forwarder")
+    assert rows["training_provided"]["Evidence notes"].value is None
+    assert _summary(data)["Carried from earlier checklists"].startswith(f"checklist upload {row['id']} of ")
+    # Uploaded again unchanged, it records the same work; the next checklist names only the newest upload.
+    again = upload(client, auth_headers, order["id"], data, XLSX)
+    assert again.status_code == 201, again.get_json()
+    newest = _questions(download(client, auth_headers, again.get_json()["id"]))
+    upload_id = again.get_json()["checklist_upload"]["id"]
+    assert newest["past_misuse"]["Evidence notes"].value.startswith(f"Carried from checklist upload {upload_id} ")
+    assert newest["past_misuse"]["Evidence notes"].value.endswith(".\nsee file 123")
+    # The screenings before the upload keep the checklist they had.
+    assert _questions(download(client, auth_headers, quote["id"]))["tailoring_record"]["Answer"].value is None
+    assert uploaded["checklist_upload"]["answers"]["past_misuse"] == "yes"
+
+
+def test_carried_text_that_looks_like_a_formula_stays_text(client, auth_headers, transaction):
+    quote = screen(client, auth_headers, transaction)
+    hostile = {"tailoring_record": {6: "=1+1"}, "past_misuse": {7: "@SUM(1+9)*cmd|' /C calc'!A0",
+                                                                 10: "=HYPERLINK(\"http://evil.example\")"}}
+    _carry_upload(client, auth_headers, quote["id"], hostile)
+    transaction["stage"] = "order"
+    order = screen(client, auth_headers, transaction)
+    data = download(client, auth_headers, order["id"])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for name in archive.namelist():
+            if name.startswith("xl/worksheets/"):
+                assert b"<f>" not in archive.read(name) and b"<f " not in archive.read(name), name
+    rows = _questions(data)
+    for cell in (rows["tailoring_record"]["Answer"], rows["past_misuse"]["Owner"]):
+        assert cell.data_type == "s" and cell.quotePrefix, cell.value
+    assert rows["tailoring_record"]["Answer"].value == "=1+1"
+    assert rows["past_misuse"]["Evidence notes"].value.endswith("\n@SUM(1+9)*cmd|' /C calc'!A0")
+    # Uploaded as downloaded, nothing reads as a formula and the text is recorded as it was.
+    response = upload(client, auth_headers, order["id"], data, XLSX)
+    assert response.status_code == 201, response.get_json()
+
+
+def test_a_question_removed_from_the_template_is_not_carried(app_config, tmp_path):
+    from tests.test_checklists import _app_with_own_templates
+
+    app, directory, client, store, crm = _app_with_own_templates(app_config, tmp_path)
+    export = {"Authorization": f"Bearer {store.create_api_key('e', 'export')[1]}"}
+    headers = {"crm": crm, "export": export}
+    body = load_fixture("transaction_egypt_biometric.json")
+    quote = screen(client, headers.get, body)
+    _carry_upload(client, headers.get, quote["id"], WORK)
+    path = directory / "state-dept-2020.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("  - id: tailoring_record")
+    path.write_text(text[:start] + text[text.index("  # Step 6", start):], encoding="utf-8")
+    body["stage"] = "order"
+    order = screen(client, headers.get, body)
+    data = download(client, headers.get, order["id"])
+    rows = _questions(data)
+    assert "tailoring_record" not in rows and rows["past_misuse"]["Owner"].value == "J. Doe"
+    assert "Removed live-matching module" not in _all_text(data)
+    store.engine.dispose()
+
+
+def _all_text(data: bytes) -> str:
+    from tests.test_checklists import open_xlsx
+    return "\n".join(str(c.value) for ws in open_xlsx(data).worksheets for row in ws.iter_rows() for c in row
+                     if c.value is not None)
+
+
+def test_another_end_user_gets_nothing_carried_and_a_return_finds_it_again(client, auth_headers, transaction):
+    quote = screen(client, auth_headers, transaction)
+    _carry_upload(client, auth_headers, quote["id"], WORK)
+    original = dict(transaction["end_user"])
+    transaction["end_user"]["name"] = "National Archives Service"
+    other = download(client, auth_headers, screen(client, auth_headers, transaction)["id"])
+    assert "Carried from" not in _all_text(other) and "J. Doe" not in _all_text(other)
+    assert _questions(other)["tailoring_record"]["Answer"].value is None
+    transaction["end_user"] = {**original, "name": "The Directorate of Public Security."}
+    back = _questions(download(client, auth_headers, screen(client, auth_headers, transaction)["id"]))
+    assert back["tailoring_record"]["Answer"].value == "Removed live-matching module"
+
+
+def test_work_on_facts_that_changed_is_not_carried_and_the_rest_is_reopened(client, auth_headers, transaction):
+    quote = screen(client, auth_headers, transaction)
+    assert "RF-4.5" not in [f["id"] for f in quote["red_flags"]]
+    _carry_upload(client, auth_headers, quote["id"], WORK)
+    transaction["parties"].append({"role": "consignee", "name": "Bosphorus Logistics", "country": "TR",
+                                   "government_linked": False})
+    moved = screen(client, auth_headers, transaction)
+    assert "RF-4.5" in [f["id"] for f in moved["red_flags"]]
+    data = download(client, auth_headers, moved["id"])
+    rows = _questions(data)
+    # RF-4.5 (diversion) is raised now: "no signs of diversion" was about a deal without this consignee.
+    # Its No stays the screening's own answer on record (answers_on_record), shown as such, to be answered again.
+    diversion = rows["diversion_indicators"]
+    assert "\nNot carried from checklist upload chk_" in diversion["Evidence notes"].value
+    assert "RF-4.5 reads differently" in diversion["Evidence notes"].value
+    assert "Route checked" not in diversion["Evidence notes"].value
+    assert (diversion["Owner"].value, diversion["Status"].value) == (None, "Open")
+    # The end-user's record still stands, to be checked again now that the parties changed.
+    misuse = rows["past_misuse"]
+    assert misuse["Owner"].value == "J. Doe" and misuse["Status"].value == "Open"
+    assert "The deal's parties and countries changed since: check that it still holds." in misuse["Evidence notes"].value
+    assert "diversion_indicators (RF-4.5)" in _summary(data)["Carried from earlier checklists"]

@@ -472,6 +472,37 @@ def test_every_refused_upload_stores_nothing(app, client, auth_headers, screened
                               fill(data, {}, _set_meta("template_version", "2019.1"))).get_json()["message"]
 
 
+def test_a_superseded_screenings_checklist_is_sent_to_the_newest_screening(client, auth_headers, screened,
+                                                                           transaction):
+    old = download(client, auth_headers, screened["id"])
+    transaction["stage"] = "order"
+    newest = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm")).get_json()
+    mismatch = upload(client, auth_headers, newest["id"], old)
+    body = mismatch.get_json()
+    assert (mismatch.status_code, body["code"]) == (422, "checklist_mismatch")
+    assert f"superseded by screening '{newest['id']}'" in body["message"]
+    assert f"GET /v1/screenings/{newest['id']}/checklist.xlsx" in body["message"]
+    assert "its own screening" not in body["message"] and body["errors"]["superseded_by"] == [newest["id"]]
+    # Where the message sends the user is where the 409 of its own screening sends them too.
+    superseded = upload(client, auth_headers, screened["id"], old).get_json()
+    assert superseded["code"] == "checklist_superseded" and superseded["errors"]["superseded_by"] == [newest["id"]]
+    # Another deal's checklist whose screening is still its newest belongs there.
+    transaction["reference"]["object_id"] = "another-opportunity"
+    other = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm")).get_json()
+    elsewhere = upload(client, auth_headers, newest["id"], download(client, auth_headers, other["id"])).get_json()
+    assert f"upload it to its own screening (POST /v1/screenings/{other['id']}/checklist)" in elsewhere["message"]
+
+
+def test_whole_quantities_are_shown_without_a_decimal_point():
+    screening = load_fixture("checklist_screening_eg.json")
+    item = screening["transaction"]["items"][0]
+    screening["transaction"]["items"] = [{**item, "quantity": 2.0}, {**item, "sku": "FR-201", "quantity": 400.0},
+                                         {**item, "sku": "FR-202", "quantity": 2.5}]
+    wb = open_xlsx(build_workbook(screening, TEMPLATES["state-dept-2020"]))
+    items = {r[0]: r[1] for r in wb["Summary"].iter_rows(min_row=4, max_col=2, values_only=True)}["Items"]
+    assert [line.rsplit("quantity ", 1)[1] for line in items.split("\n")] == ["2)", "400)", "2.5)"]
+
+
 @pytest.mark.store
 def test_upload_size_limit_and_roles(app_config, tmp_path):
     from server import create_app

@@ -307,3 +307,16 @@ def test_a_hold_that_stops_a_reviewer_release_is_named_first(app, client, auth_h
     # Held because the rider is not executed, not because of the reviewer's approval: that comes after.
     assert "rider" in order["hold_reasons"][0] and "not recorded as executed" in order["hold_reasons"][0]
     assert order["hold_reasons"][-1].startswith("reviewer decision")
+
+
+def test_case_page_shows_whole_quantities_without_a_decimal_point(app, client, auth_headers):
+    make_user(app)
+    login(client)
+    body = fixture("transaction_egypt_biometric.json")
+    item = body["items"][0]
+    items = [{**item, "quantity": 2}, {**item, "sku": "FR-201", "quantity": 400}, {**item, "sku": "FR-202",
+                                                                                     "quantity": 2.5}]
+    s = screen(client, auth_headers("crm"), body, items=items)
+    page = client.get(f"/workspace/cases/{case_of(app, s['transaction_id'])['id']}").get_data(as_text=True)
+    items_table = page.split("<h3>Items</h3>")[1].split("</table>")[0]
+    assert [cell.split("</td>")[0] for cell in items_table.split("<td>")[5::5]] == ["2", "400", "2.5"]

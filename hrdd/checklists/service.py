@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, has_app_context, has_request_context, jsonify, request
 
 from hrdd.auth import require_role
+from hrdd.checklists.carry import carried_rows
 from hrdd.checklists.evidence import checklist_uploads, upload_row
 from hrdd.checklists.templates import DEFAULT_TEMPLATE, Template, get_template
 from hrdd.checklists.upload import XLSX_MIMETYPE, UploadLimits, read_checklist
@@ -24,6 +26,7 @@ bp = Blueprint("checklists", __name__)
 _MACRO_TYPES = ("application/vnd.ms-excel.sheet.macroenabled.12", "application/vnd.ms-excel.sheet.macroEnabled.12")
 _RAW_TYPES = (XLSX_MIMETYPE, "application/octet-stream")
 _PENDING = "hrdd_checklist_upload"
+_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 def checklists_dir(config: dict | None = None) -> Path:
@@ -70,7 +73,8 @@ def data_sources(app) -> list[dict]:
 def render_checklist(screening: dict, options: dict, app) -> tuple[bytes, str, str]:
     """The checklist workbook for a stored screening: (bytes, mimetype, download file name)."""
     template = template_for(app.config, options.get("template"))
-    body = build_workbook(screening, template, data_sources=data_sources(app))
+    carried = carried_rows(app.extensions["hrdd"].store, screening, template)
+    body = build_workbook(screening, template, data_sources=data_sources(app), carried=carried)
     return body, XLSX_MIMETYPE, f"checklist-{screening.get('id')}-{template.id}.xlsx"
 
 
@@ -116,7 +120,8 @@ def upload_checklist(screening_id: str):
     limits = upload_limits(current_app.config)
     data, filename = _received_workbook(limits)
     directory = checklists_dir()
-    checked = read_checklist(data, screening, lambda tid: get_template(directory, tid), limits)
+    checked = read_checklist(data, screening, lambda tid: get_template(directory, tid), limits,
+                             newest_of=lambda sid: _newest_of(services.store, sid))
     body = copy.deepcopy(services.store.get_screening_request(screening_id) or screening["transaction"])
     body["answers"] = {**(body.get("answers") or {}), **checked.answers}
     upload_id = new_id("chk")
@@ -151,6 +156,14 @@ def refuse_if_superseded(screening: dict, latest: dict | None) -> None:
                    f"that screening's checklist (GET /v1/screenings/{latest['id']}/checklist.xlsx), copy your "
                    "answers into it and upload it to that screening.",
                    {"screening_id": [f"superseded by {latest['id']}"], "superseded_by": [latest["id"]]})
+
+
+def _newest_of(store, screening_id: str) -> dict | None:
+    """The newest screening of the transaction of screening ``screening_id`` (an id read from a workbook)."""
+    if not _ID.fullmatch(screening_id):
+        return None  # an edited metadata cell: nothing to look up
+    other = store.get_screening(screening_id)
+    return store.latest_screening(other["transaction_id"]) if other else None
 
 
 def _latest_other(connection, transaction_id: str, screening_id: str) -> dict | None:

@@ -280,12 +280,45 @@ def _signoff(wb) -> dict:
     return signoff
 
 
+class _MadeForAnother(Exception):
+    """The workbook's metadata names another screening."""
+
+    def __init__(self, screening_id: str):
+        super().__init__(screening_id)
+        self.screening_id = screening_id
+
+
+def _other_screening(theirs: str, screening: dict, newest_of) -> ApiError:
+    """A checklist made for another screening: say which screening's checklist to fill in instead."""
+    newest = newest_of(theirs) if newest_of and theirs else None
+    said = f"This checklist was made for screening {theirs[:80]!r}, not {screening.get('id')!r}"
+    if newest is None:
+        return ApiError(422, "checklist_mismatch",
+                        f"{said}; upload it to its own screening or, if it was meant for this one, download "
+                        f"this screening's checklist (GET /v1/screenings/{screening.get('id')}/checklist.xlsx), "
+                        "copy your answers into it and upload it here.",
+                        {"screening_id": [f"the checklist is for {theirs[:80]}"]})
+    if newest["id"] == theirs:
+        return ApiError(422, "checklist_mismatch",
+                        f"{said}; upload it to its own screening (POST /v1/screenings/{theirs}/checklist).",
+                        {"screening_id": [f"the checklist is for {theirs}"]})
+    # Its own screening would refuse it too (409 checklist_superseded): send the user to the newest one.
+    return ApiError(422, "checklist_mismatch",
+                    f"{said}. Screening {theirs!r} has been superseded by screening {newest['id']!r}; download "
+                    f"that screening's checklist (GET /v1/screenings/{newest['id']}/checklist.xlsx), copy your "
+                    "answers into it and upload it to that screening.",
+                    {"screening_id": [f"the checklist is for {theirs}, superseded by {newest['id']}"],
+                     "superseded_by": [newest["id"]]})
+
+
 def read_checklist(data: bytes, screening: dict, templates: Callable[[str], Template],
-                   limits: UploadLimits | None = None) -> CheckedUpload:
+                   limits: UploadLimits | None = None,
+                   newest_of: Callable[[str], dict | None] | None = None) -> CheckedUpload:
     """Check, parse and validate an uploaded checklist for ``screening``; raise ApiError on any problem.
 
     ``templates`` returns the current template for an id (KeyError when unknown). Answers are read by
-    question id from the Questions sheet, never by row position.
+    question id from the Questions sheet, never by row position. ``newest_of`` returns the newest
+    screening of a screening's transaction, to say where a checklist made for another screening belongs.
     """
     check_package(data, limits or UploadLimits())
     try:
@@ -298,9 +331,7 @@ def read_checklist(data: bytes, screening: dict, templates: Callable[[str], Temp
     try:
         info = _read_meta(wb)
         if info.get("screening_id") != screening.get("id"):
-            raise ApiError(422, "checklist_mismatch",
-                           f"This checklist belongs to screening {info.get('screening_id')!r}, not "
-                           f"{screening.get('id')!r}; upload it to its own screening.")
+            raise _MadeForAnother(info.get("screening_id") or "")
         try:
             template = templates(info.get("template_id", ""))
         except KeyError as exc:
@@ -321,6 +352,9 @@ def read_checklist(data: bytes, screening: dict, templates: Callable[[str], Temp
             raise validation_error({"red_flags": flag_errors})
         record = {"meta": info, "answers": answers, "responses": responses, "red_flags": flags,
                   "signoff": _signoff(wb)}
+    except _MadeForAnother as exc:
+        # Outside the catch-all below: a store error looking up the newest screening is not a bad workbook.
+        raise _other_screening(exc.screening_id, screening, newest_of) from None
     except ApiError:
         raise
     except Exception as exc:  # sheets are parsed lazily: damaged or hostile parts fail here, not at load

@@ -9,6 +9,7 @@ from openpyxl import Workbook
 from openpyxl.workbook.protection import WorkbookProtection
 
 from hrdd.checklists import meta
+from hrdd.checklists.carry import RECORDED_WITH, CarriedRow, notes_cell, summary_text
 from hrdd.checklists.cells import (
     AMBER,
     DARK_RED,
@@ -29,6 +30,7 @@ from hrdd.checklists.cells import (
     register_styles,
 )
 from hrdd.checklists.templates import CHOICES, Template
+from hrdd.model import quantity_text
 
 DISPLAY = {v: k for k, v in CHOICES.items()}
 DECISION_FILLS = {"do_not_proceed": RED, "escalate": AMBER, "proceed_with_safeguards": YELLOW, "proceed": GREEN}
@@ -56,7 +58,8 @@ def _join(values, sep: str = "; ") -> str:
     return sep.join(str(v) for v in values if v not in (None, ""))
 
 
-def _summary(wb: Workbook, screening: dict, template: Template, generated_at: str) -> None:
+def _summary(wb: Workbook, screening: dict, template: Template, generated_at: str,
+             carried: dict[str, CarriedRow]) -> None:
     ws = wb.active
     ws.title = meta.SUMMARY_SHEET
     txn = screening.get("transaction") or {}
@@ -69,7 +72,7 @@ def _summary(wb: Workbook, screening: dict, template: Template, generated_at: st
     ws.merge_cells("A2:D2")
     items = [
         f"{i.get('sku', '')} {i.get('name', '')} (capabilities: {_join(i.get('capabilities') or [], ', ') or 'none'}"
-        f"; ECCN {i.get('eccn') or 'not given'}; quantity {i.get('quantity', '')})"
+        f"; ECCN {i.get('eccn') or 'not given'}; quantity {quantity_text(i.get('quantity'))})"
         for i in txn.get("items") or ()
     ]
     parties = [f"{p.get('role', '')}: {p.get('name', '')} ({p.get('country') or 'country not given'})"
@@ -101,6 +104,8 @@ def _summary(wb: Workbook, screening: dict, template: Template, generated_at: st
         ("Data versions", _join([f"{k} {v}" for k, v in sorted((versions.get("data") or {}).items())], ", ")),
         ("Workbook generated", generated_at),
     ]
+    if carried:
+        rows.append(("Carried from earlier checklists", summary_text(carried)))
     row = 4
     decision_row = None
     for label, value in rows:
@@ -141,7 +146,7 @@ def gate_for(decision: str) -> str:
             "proceed": "release"}[decision]
 
 
-def _questions(wb: Workbook, screening: dict, template: Template) -> None:
+def _questions(wb: Workbook, screening: dict, template: Template, carried: dict[str, CarriedRow]) -> None:
     ws = wb.create_sheet(meta.QUESTIONS_SHEET)
     header_row(ws, list(zip(meta.QUESTION_HEADERS, (22, 6, 18, 50, 40, 10, 34, 13, 22, 14, 11, 11), strict=True)))
     answers = (screening.get("transaction") or {}).get("answers") or {}
@@ -154,24 +159,30 @@ def _questions(wb: Workbook, screening: dict, template: Template) -> None:
         put_text(ws, row, 4, q.text)
         put_text(ws, row, 5, q.guidance)
         known = answers.get(q.id) if q.answer_type == "choice" else None
+        row_carried = carried.get(q.id)
+        kept = row_carried if row_carried and not row_carried.changed_flag else None
+        shown = known if known is not None or kept is None else kept.answer
         if q.answer_type == "date":
-            put_value(ws, row, 6, None, "hrdd_input_date")
+            put_value(ws, row, 6, shown, "hrdd_input_date")
             date_rows.append(row)
         else:
-            put_text(ws, row, 6, DISPLAY.get(known, known), "hrdd_input")
+            put_text(ws, row, 6, DISPLAY.get(shown, shown) if q.answer_type == "choice" else shown, "hrdd_input")
         if q.answer_type == "choice":
             choice_rows.append(row)
             if q.risky_answer:
                 risky[q.risky_answer].append(row)
-        note = f"Answer recorded with screening {screening.get('id')}." if known else None
+        note, recheck = notes_cell(row_carried, known) if row_carried else (None, False)
+        if known and (note is None or row_carried.changed_flag):
+            note = f"{RECORDED_WITH} {screening.get('id')}." + (f"\n{note}" if note else "")
         put_text(ws, row, 7, note, "hrdd_input")
         flag = template.red_flags.get(q.red_flag) if q.red_flag else None
         put_text(ws, row, 8, f"{flag.id} ({flag.severity})" if flag else None)
         link = put_text(ws, row, 9, source.get("label") or source["title"])
         link.hyperlink = source["url"]
-        put_text(ws, row, 10, None, "hrdd_input")
-        put_value(ws, row, 11, None, "hrdd_input_date")
-        put_text(ws, row, 12, "Done" if known else "Open", "hrdd_input")
+        put_text(ws, row, 10, kept.owner if kept else None, "hrdd_input")
+        put_value(ws, row, 11, kept.due_date if kept else None, "hrdd_input_date")
+        status = (kept.status if kept else None) or ("Done" if known else "Open")
+        put_text(ws, row, 12, "Open" if recheck else status, "hrdd_input")
     last = len(template.questions) + 1
     dropdown(ws, tuple(CHOICES), cell_ranges("F", choice_rows), "Yes, No, Unknown or N/A")
     date_validation(ws, cell_ranges("F", date_rows) + [f"K2:K{last}"])
@@ -303,13 +314,16 @@ def _metadata(wb: Workbook, screening: dict, template: Template, generated_at: s
 
 
 def build_workbook(screening: dict, template: Template, *, data_sources: list[dict] | None = None,
-                   generated_at: str | None = None) -> bytes:
-    """The checklist workbook for a stored screening dict (the screening response body), as xlsx bytes."""
+                   generated_at: str | None = None, carried: dict[str, CarriedRow] | None = None) -> bytes:
+    """The checklist workbook for a stored screening dict (the screening response body), as xlsx bytes.
+
+    ``carried``: rows from the deal's earlier uploads (hrdd.checklists.carry.carried_rows) to pre-fill.
+    """
     generated_at = generated_at or datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     wb = Workbook()
     register_styles(wb)
-    _summary(wb, screening, template, generated_at)
-    _questions(wb, screening, template)
+    _summary(wb, screening, template, generated_at, carried or {})
+    _questions(wb, screening, template, carried or {})
     _red_flags(wb, screening, template)
     _parties(wb, screening)
     _sources(wb, screening, template, data_sources or [])

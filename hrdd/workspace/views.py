@@ -10,6 +10,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from hrdd import audit
 from hrdd import openapi as oa
 from hrdd.auth import public
+from hrdd.model import quantity_text
 from hrdd.services import current_services
 from hrdd.workspace import cases, falsepositives, security, users
 from hrdd.workspace.util import parse_iso
@@ -172,6 +173,12 @@ def note(case_id: str):
 def label_filter(value) -> str:
     """Turn an id like ``do_not_proceed`` into words."""
     return str(value or "").replace("_", " ")
+
+
+@bp.app_template_filter("quantity")
+def quantity_filter(value) -> str:
+    """A quantity without a trailing ".0" (hrdd.model.quantity_text)."""
+    return quantity_text(value)
 
 
 @bp.app_template_filter("day")
