@@ -45,4 +45,7 @@ screenings = sa.Table(
     sa.Column("idempotency_key", sa.String(255), unique=True),
     sa.Column("request_hash", sa.String(64), nullable=False),
     sa.Column("source", sa.String(40), nullable=False),
+    # The request's distinct capability ids (hrdd.store.request_capabilities), so the dashboard and the
+    # transparency report count them in SQL without reading requests; NULL on rows an older hrdd wrote.
+    sa.Column("capabilities", sa.Text),
 )

@@ -1,0 +1,47 @@
+"""Screenings record their request's distinct capability ids (screenings.capabilities), filled in for older rows.
+
+The dashboard and the transparency report counted capabilities by reading and parsing the request of every
+screening in the period (several KB to hundreds of KB each); with the ids in a small column of their own
+they count them in SQL. Existing rows are filled in a batch at a time, so memory holds one batch of
+requests, not all of them.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from hrdd.store import request_capabilities
+
+revision = "0003_screening_capabilities"
+down_revision = "0002_screening_indexes"
+branch_labels = None
+depends_on = None
+
+BATCH = 200  # requests read per statement: a few MB typically, under 100 MB for the largest deals
+
+_screenings = sa.table("screenings", sa.column("id", sa.String), sa.column("request", sa.JSON),
+                       sa.column("capabilities", sa.Text))
+
+
+def upgrade():
+    with op.batch_alter_table("screenings") as batch:
+        # Adding a column never copies the table, on SQLite either.
+        batch.add_column(sa.Column("capabilities", sa.Text))
+    conn = op.get_bind()
+    read = (sa.select(_screenings.c.id, _screenings.c.request).where(_screenings.c.id > sa.bindparam("after"))
+            .order_by(_screenings.c.id).limit(BATCH))
+    write = (sa.update(_screenings).where(_screenings.c.id == sa.bindparam("sid"))
+             .values(capabilities=sa.bindparam("caps")))
+    after = ""
+    while True:
+        rows = [{"sid": sid, "caps": request_capabilities(request)}
+                for sid, request in conn.execute(read, {"after": after})]
+        if not rows:
+            break
+        conn.execute(write, rows)
+        after = rows[-1]["sid"]
+
+
+def downgrade():
+    # ALTER TABLE ... DROP COLUMN (SQLite 3.35 or later): a batch copy of screenings would fail on SQLite
+    # while rows of other tables refer to it.
+    op.drop_column("screenings", "capabilities")
