@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -71,6 +72,44 @@ def test_upgrade_drops_the_unread_screening_indexes_and_keeps_screenings(app, au
     assert store.get_screening(sid)["id"] == sid
     status = store.schema_status()
     assert status["problem"] is None and "0003_screening_capabilities" in status["recorded"]
+
+
+def test_upgrade_fills_in_the_capabilities_of_existing_screenings_and_downgrade_drops_them(app, auth_headers,
+                                                                                           transaction):
+    import sqlalchemy as sa
+
+    from hrdd.tables import screenings
+    store = app.extensions["hrdd"].store
+    transaction["items"] = [
+        {"sku": "CAM-1", "name": "Camera", "capabilities": ["location_tracking", "biometric_identification"]},
+        {"sku": "CAM-2", "name": "Camera 2", "capabilities": ["biometric_identification"]}]
+    sid = app.test_client().post("/v1/screenings", json=transaction, headers=auth_headers("crm")).json["id"]
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(screenings).where(screenings.c.id == sid)).one()._asdict()
+    assert json.loads(row["capabilities"]) == ["location_tracking", "biometric_identification"]
+    # More rows than the migration reads at a time, each with its own capabilities (some with none).
+    sets = [[], ["data_storage"], ["intrusion_software", "data_storage"], ["cell_site_simulator"]]
+    expected = {sid: ["location_tracking", "biometric_identification"]}
+    copies = []
+    for n in range(450):
+        caps = sets[n % len(sets)]
+        copy_id = f"scr_copy{n:05d}"
+        copies.append({**row, "id": copy_id, "idempotency_key": None, "capabilities": None,
+                       "request": {**row["request"], "items": [{"sku": f"S-{n}", "capabilities": caps},
+                                                               {"sku": "X", "capabilities": caps[:1]}]}})
+        expected[copy_id] = caps
+    with store.begin() as conn:
+        conn.execute(screenings.insert(), copies)
+
+    migrate_down(store, "0002_screening_indexes")
+    assert "capabilities" not in {c["name"] for c in sa.inspect(store.engine).get_columns("screenings")}
+    assert store.count_screenings() == 451 and store.get_screening(sid)["id"] == sid
+    store.upgrade()
+    with store.engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(screenings.c.id, screenings.c.capabilities)).all())
+    assert {k: json.loads(v) for k, v in stored.items()} == expected
+    assert store.get_screening_request(sid) == row["request"] and store.get_screening(sid) == row["result"]
+    assert store.schema_status()["problem"] is None
 
 
 def test_screening_records_request_versions_and_source(app, auth_headers, transaction):
