@@ -475,19 +475,20 @@ _SCRIPT_REVISIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 
 
 def capability_ids(request: dict | None) -> list[str]:
-    """The distinct capability ids of a request's items, first seen first."""
-    seen: dict[str, None] = {}
+    """The distinct capability ids of a request's items, sorted."""
+    seen: set[str] = set()
     for item in (request or {}).get("items") or ():
         # Guarded although stored requests are validated: the migration's backfill must not stop on one row.
         if isinstance(item, dict):
-            for cap in item.get("capabilities") or ():
-                if isinstance(cap, str):
-                    seen[cap] = None
-    return list(seen)
+            seen.update(cap for cap in item.get("capabilities") or () if isinstance(cap, str))
+    return sorted(seen)
 
 
 def request_capabilities(request: dict | None) -> str:
-    """``capability_ids(request)`` as ``screenings.capabilities`` keeps them: a JSON array."""
+    """``capability_ids(request)`` as ``screenings.capabilities`` keeps them: a JSON array.
+
+    Sorted, so deals with the same capabilities have the same value and are counted in one SQL group.
+    """
     return jsonio.dumps(capability_ids(request))
 
 

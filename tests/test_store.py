@@ -86,10 +86,10 @@ def test_upgrade_fills_in_the_capabilities_of_existing_screenings_and_downgrade_
     sid = app.test_client().post("/v1/screenings", json=transaction, headers=auth_headers("crm")).json["id"]
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(screenings).where(screenings.c.id == sid)).one()._asdict()
-    assert json.loads(row["capabilities"]) == ["location_tracking", "biometric_identification"]
+    assert json.loads(row["capabilities"]) == ["biometric_identification", "location_tracking"]
     # More rows than the migration reads at a time, each with its own capabilities (some with none).
     sets = [[], ["data_storage"], ["intrusion_software", "data_storage"], ["cell_site_simulator"]]
-    expected = {sid: ["location_tracking", "biometric_identification"]}
+    expected = {sid: ["biometric_identification", "location_tracking"]}
     copies = []
     for n in range(450):
         caps = sets[n % len(sets)]
@@ -97,7 +97,7 @@ def test_upgrade_fills_in_the_capabilities_of_existing_screenings_and_downgrade_
         copies.append({**row, "id": copy_id, "idempotency_key": None, "capabilities": None,
                        "request": {**row["request"], "items": [{"sku": f"S-{n}", "capabilities": caps},
                                                                {"sku": "X", "capabilities": caps[:1]}]}})
-        expected[copy_id] = caps
+        expected[copy_id] = sorted(caps)
     with store.begin() as conn:
         conn.execute(screenings.insert(), copies)
 

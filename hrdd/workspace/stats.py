@@ -90,7 +90,10 @@ def dashboard(conn, months: int = 12) -> dict:
 
 
 def deals_in_year(conn, year: int) -> list[dict]:
-    """One entry per transaction screened in ``year``: its latest screening that year (country, caps, decision)."""
+    """One entry per transaction screened in ``year``: its latest screening that year (country, caps, decision).
+
+    ``capabilities`` lists the screening's distinct capability ids, sorted.
+    """
     start = datetime(year, 1, 1, tzinfo=UTC)
     end = datetime(year + 1, 1, 1, tzinfo=UTC)
     # Ranked on the row's leading columns only; the winners' other columns are read by id afterwards.
