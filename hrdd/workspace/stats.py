@@ -96,20 +96,19 @@ def deals_in_year(conn, year: int) -> list[dict]:
     """
     start = datetime(year, 1, 1, tzinfo=UTC)
     end = datetime(year + 1, 1, 1, tzinfo=UTC)
-    # Ranked on the row's leading columns only; the winners' other columns are read by id afterwards.
-    ranked = (select(screenings.c.id, func.row_number().over(
-        partition_by=screenings.c.transaction_id,
-        order_by=(screenings.c.created_at.desc(), screenings.c.id.desc())).label("rank"))
-        .where(screenings.c.created_at >= start, screenings.c.created_at < end).subquery())
-    latest = (ranked.c.id == screenings.c.id) & (ranked.c.rank == 1)
-    rows = conn.execute(select(screenings.c.id, screenings.c.end_user_country, screenings.c.capabilities,
-                               screenings.c.decision).join(ranked, latest)).all()
+    # On SQLite the created_at index carries decision, country and capabilities: no row's requests are read.
+    ranked = (select(screenings.c.id, screenings.c.end_user_country, screenings.c.capabilities,
+                     screenings.c.decision, func.row_number().over(
+                         partition_by=screenings.c.transaction_id,
+                         order_by=(screenings.c.created_at.desc(), screenings.c.id.desc())).label("rank"))
+              .where(screenings.c.created_at >= start, screenings.c.created_at < end).subquery())
+    rows = conn.execute(select(ranked).where(ranked.c.rank == 1)).all()
     legacy = {}
     if any(row.capabilities is None for row in rows):
         # Rows an older hrdd stored after the migration (a rolling upgrade) have no ids: read their requests.
+        missing = select(ranked.c.id).where(ranked.c.rank == 1, ranked.c.capabilities.is_(None))
         legacy = {sid: capability_ids(request) for sid, request in conn.execute(
-            select(screenings.c.id, screenings.c.request).join(ranked, latest)
-            .where(screenings.c.capabilities.is_(None)))}
+            select(screenings.c.id, screenings.c.request).where(screenings.c.id.in_(missing)))}
     return [{"country": row.end_user_country,
              "capabilities": legacy[row.id] if row.capabilities is None else capabilities_of(row.capabilities),
              "decision": row.decision} for row in rows]
