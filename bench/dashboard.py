@@ -234,6 +234,7 @@ def _stores(args, labels: list[str], tmp: Path):
 
 
 def main() -> None:
+    """Fill a store per checkout, measure each figure alternately, print and (--out) save the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--screenings", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3, help="calls per process (the first is reported apart)")

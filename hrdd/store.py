@@ -480,7 +480,9 @@ def capability_ids(request: dict | None) -> list[str]:
     for item in (request or {}).get("items") or ():
         # Guarded although stored requests are validated: the migration's backfill must not stop on one row.
         if isinstance(item, dict):
-            seen.update(cap for cap in item.get("capabilities") or () if isinstance(cap, str))
+            for cap in item.get("capabilities") or ():
+                if isinstance(cap, str):
+                    seen.add(cap)
     return sorted(seen)
 
 

@@ -31,6 +31,7 @@ _screenings = sa.table("screenings", sa.column("id", sa.String), sa.column("requ
 
 
 def upgrade():
+    """Add screenings.capabilities, fill it in from each stored request, and (SQLite) widen the created_at index."""
     with op.batch_alter_table("screenings") as batch:
         # Adding a column never copies the table, on SQLite either.
         batch.add_column(sa.Column("capabilities", sa.Text))
@@ -54,6 +55,7 @@ def upgrade():
 
 
 def downgrade():
+    """Drop screenings.capabilities and (SQLite) restore the plain created_at index."""
     if op.get_bind().dialect.name == "sqlite":
         op.drop_index(FIGURES_INDEX, "screenings")
         op.create_index("ix_screenings_created_at", "screenings", ["created_at"])
