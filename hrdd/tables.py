@@ -34,6 +34,7 @@ screenings = sa.Table(
     "screenings", metadata,
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("transaction_id", sa.String(40), sa.ForeignKey("transactions.id"), nullable=False, index=True),
+    # On SQLite the created_at index also carries decision, end_user_country and capabilities (migration 0003).
     sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
     sa.Column("stage", sa.String(20), nullable=False),
     sa.Column("decision", sa.String(30), nullable=False),
@@ -45,4 +46,7 @@ screenings = sa.Table(
     sa.Column("idempotency_key", sa.String(255), unique=True),
     sa.Column("request_hash", sa.String(64), nullable=False),
     sa.Column("source", sa.String(40), nullable=False),
+    # The request's distinct capability ids (hrdd.store.request_capabilities), so the dashboard and the
+    # transparency report count them in SQL without reading requests; NULL on rows an older hrdd wrote.
+    sa.Column("capabilities", sa.Text),
 )

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 import docx
 import pytest
 import sqlalchemy as sa
 
+from hrdd.model import DECISIONS
+from hrdd.tables import screenings
+from hrdd.workspace import stats
 from hrdd.workspace.tables import grievances as grievances_table
 from hrdd.workspace.transparency import suppress
 from tests.workspace_helpers import fixture, login, make_user, screen
@@ -147,3 +152,141 @@ def test_capability_total_counts_transactions_and_the_report_names_its_data_sour
     # The datasets the figures rest on, with their versions (the report had listed none).
     assert any(s.startswith("fiw: ") for s in report["sources"]), report["sources"]
     assert any(s.startswith("pts: ") for s in report["sources"]), report["sources"]
+
+
+# ---- the figures themselves: dashboard and transparency, counted in SQL ----
+
+def _item(sku: str, *capabilities: str) -> dict:
+    return {"sku": sku, "name": f"Product {sku}", "capabilities": list(capabilities), "quantity": 1,
+            "unit_price": 1000, "currency": "USD"}
+
+
+def _store_at(app, client, crm, when: datetime, country: str, items: list[dict], deal: str,
+              template: str = "transaction_egypt_biometric.json") -> dict:
+    """A screening of ``deal`` stored through the API, then dated ``when``; returns the API's reply."""
+    body = fixture(template)
+    stored = screen(client, crm, body, reference={"system": "sf", "object_type": "opportunity", "object_id": deal},
+                    end_user={**body["end_user"], "country": country}, deployment_countries=[country], items=items)
+    with app.extensions["hrdd"].store.begin() as conn:
+        conn.execute(screenings.update().where(screenings.c.id == stored["id"]).values(created_at=when))
+    return stored
+
+
+@pytest.fixture
+def away_from_utc(monkeypatch):
+    """Local time nine hours ahead of UTC, so a figure taken in local time lands in the wrong month."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@contextlib.contextmanager
+def _reading(app):
+    """A connection whose session time zone is Tokyo's on PostgreSQL (SQLite has none)."""
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SET TIME ZONE 'Asia/Tokyo'"))
+        yield conn
+
+
+def test_dashboard_counts_by_utc_month_decision_country_and_capability(app, client, auth_headers, away_from_utc):
+    crm = auth_headers("crm")
+    periods = stats.months_back(12)
+    month_start = datetime.fromisoformat(periods[-2] + "-01").replace(tzinfo=UTC)
+    window_start = datetime.fromisoformat(periods[0] + "-01").replace(tzinfo=UTC)
+    tick = timedelta(microseconds=1)
+    stored = [  # (reply, period index or None when before the window)
+        (_store_at(app, client, crm, month_start, "EG", deal="a", items=[
+            _item("CAM-1", "biometric_identification", "location_tracking"),
+            _item("CAM-2", "biometric_identification")]), 10),
+        (_store_at(app, client, crm, month_start - tick, "NO", deal="b", items=[_item("ST-1", "data_storage")],
+                   template="transaction_norway_storage.json"), 9),
+        (_store_at(app, client, crm, datetime.now(UTC), "NO", deal="c", items=[_item("ST-1", "data_storage")],
+                   template="transaction_norway_storage.json"), 11),
+        (_store_at(app, client, crm, window_start, "BR", deal="d",
+                   items=[_item("CAM-1", "biometric_identification")]), 0),
+        (_store_at(app, client, crm, window_start - tick, "VN", deal="e",
+                   items=[_item("IMSI-1", "cell_site_simulator")]), None),
+    ]
+    with _reading(app) as conn:
+        data = stats.dashboard(conn)
+    expected = {d: [0] * 12 for d in DECISIONS}
+    for reply, period in stored:
+        if period is not None:
+            expected[reply["decision"]][period] += 1
+    assert data["periods"] == periods
+    assert data["by_month"] == expected
+    assert data["total"] == 4
+    assert data["by_country"] == [("NO", 2), ("BR", 1), ("EG", 1)]  # ties in code order
+    # Deal a names biometric identification on two items: one screening, counted once.
+    assert data["by_capability"] == [("biometric_identification", 2), ("data_storage", 2), ("location_tracking", 1)]
+    make_user(app)
+    login(client)
+    page = client.get("/workspace/dashboard").get_data(as_text=True)
+    assert "location tracking" in page and "Norway (NO)" in page
+
+
+def test_dashboard_keeps_the_twelve_largest_countries(app, client, auth_headers):
+    crm = auth_headers("crm")
+    body = fixture("transaction_norway_storage.json")
+    countries = ["AR", "AT", "BE", "CA", "CH", "CL", "DE", "DK", "ES", "FI", "FR", "GB", "IE"]
+    for n, country in enumerate(countries):
+        for i in range(2 if country in ("IE", "GB") else 1):
+            screen(client, crm, body, reference={"system": "hubspot", "object_type": "deal", "object_id": f"{n}-{i}"},
+                   end_user={**body["end_user"], "country": country}, deployment_countries=[country])
+    with _reading(app) as conn:
+        data = stats.dashboard(conn)
+    assert data["by_country"] == [("GB", 2), ("IE", 2)] + [(c, 1) for c in countries[:10]]
+    assert data["by_capability"] == [("data_storage", 15)] and data["total"] == 15
+
+
+def test_transparency_counts_each_deals_latest_screening_of_the_year(app, client, auth_headers, away_from_utc):
+    crm = auth_headers("crm")
+    year = YEAR - 1
+    first = datetime(year, 1, 1, tzinfo=UTC)
+    tick = timedelta(microseconds=1)
+    storage = {"items": [_item("ST-1", "data_storage")], "template": "transaction_norway_storage.json"}
+    # Deal a: three screenings; the last of the year is the one at its very last instant.
+    _store_at(app, client, crm, datetime(year, 3, 1, tzinfo=UTC), "EG", deal="a",
+              items=[_item("CAM-1", "biometric_identification")])
+    a = _store_at(app, client, crm, datetime(year + 1, 1, 1, tzinfo=UTC) - tick, "NO", deal="a", **storage)
+    _store_at(app, client, crm, datetime(year + 1, 1, 1, tzinfo=UTC), "VN", deal="a",
+              items=[_item("IMSI-1", "cell_site_simulator")])
+    # Deal b: two screenings at the same instant; the later id wins.
+    same = datetime(year, 6, 15, 12, tzinfo=UTC)
+    b = [_store_at(app, client, crm, same, "BR", deal="b", items=[_item("CAM-1", "location_tracking")]),
+         _store_at(app, client, crm, same, "DE", deal="b", **storage)]
+    b_latest = max(b, key=lambda stored: stored["id"])
+    # Deal c: only the year before. Deal d: its first instant, one capability named on two items.
+    _store_at(app, client, crm, first - tick, "AR", deal="c", items=[_item("CAM-1", "biometric_identification")])
+    d = _store_at(app, client, crm, first, "EG", deal="d", items=[
+        _item("CAM-1", "location_tracking", "biometric_identification"), _item("CAM-2", "biometric_identification")])
+    with _reading(app) as conn:
+        deals = stats.deals_in_year(conn, year)
+        next_year = stats.deals_in_year(conn, year + 1)
+    assert sorted((x["country"], x["capabilities"], x["decision"]) for x in deals) == sorted([
+        ("NO", ["data_storage"], a["decision"]),
+        ("BR", ["location_tracking"], b[0]["decision"]) if b_latest is b[0] else ("DE", ["data_storage"], b[1]["decision"]),
+        ("EG", ["biometric_identification", "location_tracking"], d["decision"]),  # distinct, sorted
+    ])
+    assert [(x["country"], x["capabilities"]) for x in next_year] == [("VN", ["cell_site_simulator"])]
+
+
+def test_screenings_stored_without_capabilities_are_counted_from_their_requests(app, client, auth_headers):
+    """Rows an older hrdd writes during a rolling upgrade have no capabilities column value."""
+    crm = auth_headers("crm")
+    now = datetime.now(UTC)
+    old = _store_at(app, client, crm, now, "EG", deal="a", items=[
+        _item("CAM-1", "biometric_identification"), _item("CAM-2", "location_tracking", "biometric_identification")])
+    _store_at(app, client, crm, now, "NO", deal="b", items=[_item("ST-1", "data_storage")],
+              template="transaction_norway_storage.json")
+    with app.extensions["hrdd"].store.begin() as conn:
+        conn.execute(screenings.update().where(screenings.c.id == old["id"]).values(capabilities=None))
+    with _reading(app) as conn:
+        data = stats.dashboard(conn)
+        deals = stats.deals_in_year(conn, now.year)
+    assert data["by_capability"] == [("biometric_identification", 1), ("data_storage", 1), ("location_tracking", 1)]
+    assert sorted(x["capabilities"] for x in deals) == [["biometric_identification", "location_tracking"],
+                                                         ["data_storage"]]

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import copy
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.conftest import migrate_down
+
 pytestmark = pytest.mark.store
+
+# On SQLite the created_at index carries the dashboard's columns (migration 0003).
+_CREATED_AT_INDEX = {"sqlite": ("created_at", "decision", "end_user_country", "capabilities"),
+                     "postgresql": ("created_at",)}
 
 
 def test_concurrent_duplicate_deliveries_store_one_screening(app, auth_headers, transaction):
@@ -55,19 +62,62 @@ def test_upgrade_drops_the_unread_screening_indexes_and_keeps_screenings(app, au
     import sqlalchemy as sa
     store = app.extensions["hrdd"].store
     sid = app.test_client().post("/v1/screenings", json=transaction, headers=auth_headers("crm")).json["id"]
-    # A database from before 0002: the two indexes exist and 0002 is not recorded.
+    # A database from before 0002 (so before 0003 too): the two indexes exist and 0002 is not recorded.
+    migrate_down(store, "0002_screening_indexes")
     with store.engine.begin() as conn:
         conn.execute(sa.text("CREATE INDEX ix_screenings_decision ON screenings (decision)"))
         conn.execute(sa.text("CREATE INDEX ix_screenings_end_user_country ON screenings (end_user_country)"))
         conn.execute(sa.text("DELETE FROM alembic_version WHERE version_num = '0002_screening_indexes'"))
     store.upgrade()
     indexed = {tuple(ix["column_names"]) for ix in sa.inspect(store.engine).get_indexes("screenings")}
-    assert ("decision",) not in indexed and ("end_user_country",) not in indexed
+    assert not {columns[0] for columns in indexed} & {"decision", "end_user_country"}
     # What queries filter or sort by stays indexed.
-    assert {("transaction_id",), ("created_at",)} <= indexed
+    assert {("transaction_id",), _CREATED_AT_INDEX[store.dialect]} <= indexed
     assert store.get_screening(sid)["id"] == sid
+    status = store.schema_status()
+    assert status["problem"] is None and "0003_screening_capabilities" in status["recorded"]
+
+
+def test_upgrade_fills_in_the_capabilities_of_existing_screenings_and_downgrade_drops_them(app, auth_headers,
+                                                                                           transaction):
+    import sqlalchemy as sa
+
+    from hrdd.tables import screenings
+    store = app.extensions["hrdd"].store
+    transaction["items"] = [
+        {"sku": "CAM-1", "name": "Camera", "capabilities": ["location_tracking", "biometric_identification"]},
+        {"sku": "CAM-2", "name": "Camera 2", "capabilities": ["biometric_identification"]}]
+    sid = app.test_client().post("/v1/screenings", json=transaction, headers=auth_headers("crm")).json["id"]
     with store.engine.connect() as conn:
-        assert "0002_screening_indexes" in conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+        row = conn.execute(sa.select(screenings).where(screenings.c.id == sid)).one()._asdict()
+    assert json.loads(row["capabilities"]) == ["biometric_identification", "location_tracking"]
+    # More rows than the migration reads at a time, each with its own capabilities (some with none).
+    sets = [[], ["data_storage"], ["intrusion_software", "data_storage"], ["cell_site_simulator"]]
+    expected = {sid: ["biometric_identification", "location_tracking"]}
+    copies = []
+    for n in range(450):
+        caps = sets[n % len(sets)]
+        copy_id = f"scr_copy{n:05d}"
+        copies.append({**row, "id": copy_id, "idempotency_key": None, "capabilities": None,
+                       "request": {**row["request"], "items": [{"sku": f"S-{n}", "capabilities": caps},
+                                                               {"sku": "X", "capabilities": caps[:1]}]}})
+        expected[copy_id] = sorted(caps)
+    with store.begin() as conn:
+        conn.execute(screenings.insert(), copies)
+
+    migrate_down(store, "0002_screening_indexes")
+    inspector = sa.inspect(store.engine)
+    assert "capabilities" not in {c["name"] for c in inspector.get_columns("screenings")}
+    assert ("created_at",) in {tuple(ix["column_names"]) for ix in inspector.get_indexes("screenings")}
+    assert store.count_screenings() == 451 and store.get_screening(sid)["id"] == sid
+    store.upgrade()
+    with store.engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(screenings.c.id, screenings.c.capabilities)).all())
+    assert {k: json.loads(v) for k, v in stored.items()} == expected
+    indexed = {tuple(ix["column_names"]) for ix in sa.inspect(store.engine).get_indexes("screenings")}
+    assert _CREATED_AT_INDEX[store.dialect] in indexed and (store.dialect != "sqlite" or ("created_at",) not in indexed)
+    assert store.get_screening_request(sid) == row["request"] and store.get_screening(sid) == row["result"]
+    assert store.schema_status()["problem"] is None
 
 
 def test_screening_records_request_versions_and_source(app, auth_headers, transaction):
