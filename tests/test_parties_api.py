@@ -112,6 +112,18 @@ def test_screening_flags_a_possible_end_user_as_high(client, auth_headers):
     assert result["decision"] == "escalate"
 
 
+
+def test_a_place_is_not_the_listed_branch_named_after_it(client, auth_headers):
+    # Reported: "Mexico City" (MX) was a possible match (80.1) for 'Huawei OpenLab Mexico City' on the two
+    # place words alone, so a screening with that end-user got RF-4.3 (high) and escalated.
+    assert screen_name(client, auth_headers("crm"), "Mexico City", "MX")["matches"] == []
+    body = deal("rp-mx", end_user={"name": "Mexico City", "country": "MX"})
+    result = client.post("/v1/screenings?dry_run=true", json=body, headers=auth_headers("crm")).json
+    assert "RF-4.3" not in {f["id"] for f in result["red_flags"]} and result["party_matches"] == []
+    # the branch's own words still find it, and the country picks it among the other OpenLabs
+    branch = screen_name(client, auth_headers("crm"), "Huawei OpenLab", "MX")["matches"][0]
+    assert branch["name"] == "Huawei OpenLab Mexico City" and branch["status"] == "confirmed"
+
 def test_clean_parties_raise_nothing(client, auth_headers):
     body = deal("rp-3", {"role": "reseller", "name": "Nordic Storage Partners AS", "country": "NO"})
     result = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).json

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hrdd.parties.entries import ListEntry
 from hrdd.parties.index import PartyIndex
 from hrdd.parties.loaders import load_file
 from hrdd.parties.matcher import Matcher, MatchPolicy
@@ -167,3 +168,80 @@ def test_index_finds_what_brute_force_finds(index, query, country):
     fast = {(h.entry, round(h.score, 6)) for h in index.search(normal, 75)}
     slow = {(h.entry, round(h.score, 6)) for h in index.brute_force(normal, 75)}
     assert fast == slow
+
+
+# Names that are only a place, each with its country. Listed branches and subsidiaries are named after
+# places ("Huawei OpenLab Mexico City", "Huawei Chile", "Huawei Technologies (Australia)"), so agreeing
+# with the place says nothing about which party is meant.
+PLACE_ONLY = [
+    ("Mexico City", "MX"), ("Government of Mexico City", "MX"), ("City of Mexico", "MX"), ("Moscow", "RU"),
+    ("Beijing City", "CN"), ("Dubai", "AE"), ("Tehran Province", "IR"), ("Chile", "CL"), ("Costa Rica", "CR"),
+    ("Australia", "AU"), ("Hong Kong", "HK"), ("New Zealand", "NZ"), ("Government of New Zealand", "NZ"),
+    ("Syrian Arab Republic", "SY"), ("Kunshan", "CN"), ("North America", "US"), ("Cuba", "CU"),
+]
+
+
+def test_place_only_names_match_nothing(matcher, index):
+    # Reported: "Mexico City" in MX was a possible match (80.1) for 'Huawei OpenLab Mexico City' on the two
+    # place words alone, and a screening with that end-user escalated on RF-4.3.
+    matched = {}
+    for name, country in PLACE_ONLY:
+        for given in (None, country):
+            found = matcher.screen(name, given)
+            if found:
+                matched[(name, given)] = (found[0]["name"], found[0]["score"])
+        # not even a low score: a place is not compared word by word with listed names at all
+        if index.brute_force(index.normaliser.normalise(name), 0.1):
+            matched[(name, "brute force")] = index.brute_force(index.normaliser.normalise(name), 0.1)[0].score
+    assert matched == {}
+
+
+def test_branch_named_after_a_place_matches_on_its_own_words(matcher):
+    # Without the place the branch's own words carry the match, and the country then picks the branch.
+    assert best(matcher, "Huawei OpenLab", "MX")["name"] == "Huawei OpenLab Mexico City"
+    assert best(matcher, "Huawei OpenLab Mexico City", "MX")["status"] == "confirmed"
+    assert best(matcher, "Huawei Mexico City OpenLab")["name"] == "Huawei OpenLab Mexico City"
+    assert best(matcher, "Huawei Chile", "CL")["name"] == "Huawei Chile S.A."
+    australia = best(matcher, "Huawei Technologies Australia", "AU")
+    assert australia["name"] == "Huawei Technologies (Australia) Pty Ltd."
+    assert australia["status"] == "confirmed"
+    assert best(matcher, "Huawei")["status"] == "confirmed"
+    assert "Hikvision" in best(matcher, "Hikvision", "CN")["name"]
+
+
+def test_a_parenthesised_place_says_where_not_who():
+    entries = [ListEntry("a", "Own list", "Kovelira Robotics (Hong Kong) Limited", countries=("HK",)),
+               ListEntry("b", "Own list", "Zorbu Systems (New Zealand) Ltd", countries=("NZ",)),
+               ListEntry("c", "Own list", "Tambov Plant (TZ)", countries=("RU",)),
+               ListEntry("d", "Own list", "Zhejiang Dahua Technology Co., Ltd. (Dahua)", countries=("CN",))]
+    own = Matcher(PartyIndex(entries), MatchPolicy())
+    assert own.screen("Hong Kong") == [] and own.screen("New Zealand", "NZ") == []
+    assert own.screen("Kovelira Robotics Limited")[0]["entry_id"] == "a"
+    assert own.screen("Zorbu Systems New Zealand")[0]["entry_id"] == "b"
+    # other parenthesised parts are still aliases, and a code in parentheses is an acronym, not a country
+    assert own.screen("Dahua")[0]["entry_id"] == "d"
+    assert own.screen("TZ", "RU")[0]["entry_id"] == "c"
+
+
+def test_listed_names_with_few_words_of_their_own_still_match(matcher):
+    # "Russia" and "Belarus" are places, so these names are made of sector words and a place: the place
+    # identifies them, and "of the Republic of" / "Federation" may be left out.
+    russia = best(matcher, "Ministry of Defence of Russia", "RU")
+    assert russia["name"] == "Ministry of Defence of the Russian Federation" and russia["status"] == "confirmed"
+    belarus = best(matcher, "Ministry of Defense of Belarus")
+    assert belarus["name"] == "Ministry of Defense of the Republic of Belarus"
+    assert "Belarus" in best(matcher, "State Security Committee of Belarus")["name"]
+    assert best(matcher, "Moscow Aviation Institute")["status"] == "confirmed"
+    # but the place must agree, and every sector word too
+    assert matcher.screen("Institute of Technology") == [] and matcher.screen("Aviation Institute") == []
+    assert all(m["name"] != "Beijing Institute of Technology" for m in matcher.screen("Beijing Institute"))
+    assert all(m["name"] != "North University of China" for m in matcher.screen("China University"))
+    # a place, a kind of place and one word of its own; and a listed name that is only a place, which
+    # matches that name as given and nothing else
+    extra = [ListEntry("x-mgts", "Own list", "Moscow City Telephone Network PJSC", countries=("RU",)),
+             ListEntry("x-place", "Own list", "Moscow City LLC", countries=("RU",))]
+    own = Matcher(PartyIndex([*load_file(SHIPPED).entries, *extra]), MatchPolicy())
+    assert best(own, "Moscow City Telephone Network")["entry_id"] == "x-mgts"
+    assert best(own, "Moscow Telephone Network", "RU")["entry_id"] == "x-mgts"
+    assert [m["entry_id"] for m in own.screen("Moscow City LLC", "RU")] == ["x-place"]
+    assert own.screen("Moscow", "RU") == [] and own.screen("Moscow Province", "RU") == []

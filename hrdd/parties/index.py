@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
+from hrdd.parties.countries import country_code
 from hrdd.parties.entries import ListEntry
 from hrdd.parties.normalize import Normaliser, NormalName, default_normaliser
 from hrdd.parties.scoring import Alignment, align
@@ -85,7 +86,7 @@ class PartyIndex:
         entry_df: list[int] = []
         for e, entry in enumerate(self.entries):
             seen_in_entry: set[int] = set()
-            for text in _expand_names(entry.names()):
+            for text in _expand_names(entry.names(), self._qualifier):
                 normal = normalise(text)
                 if not normal.tokens or (len(normal.tokens) == 1 and is_weak(normal.tokens[0])):
                     continue  # one sector word or place alone ("Technology") identifies nothing
@@ -127,6 +128,7 @@ class PartyIndex:
         self.unknown_weight = math.log((n + 1) / 1.5)
         self.weights = [self._cap(w, math.log((n + 1) / (df + 0.5))) for w, df in zip(words, entry_df, strict=True)]
         self.weak = [is_weak(w) for w in words]
+        self.place = [self.normaliser.is_place(w) for w in words]
         self._build_neighbourhood(min_len)
 
     def _build_neighbourhood(self, min_len: int) -> None:
@@ -147,9 +149,26 @@ class PartyIndex:
                 elif current[-1] != t:
                     current.append(t)
 
+    def _qualifier(self, text: str) -> bool:
+        # "(Hong Kong)", "(New Zealand)", "(UK)": as aliases they made "Hong Kong" a listed name, so the
+        # place alone matched (confirmed) a subsidiary named after it.
+        normal = self.normaliser.normalise(text)
+        return not normal.tokens or self.names_place(normal)
+
+    def names_place(self, normal: NormalName) -> bool:
+        """True for a name that only names a place (``Normaliser.names_place``) or a country ("Costa Rica")."""
+        if not normal.tokens:
+            return False
+        if self.normaliser.names_place(normal.tokens):
+            return True
+        # Codes are left out: a two- or three-letter name is as often a party's acronym ("Tambov Plant (TZ)").
+        text = normal.original.strip()
+        return len(text) > 3 and country_code(text) is not None
+
     def _cap(self, word: str, weight: float) -> float:
         # Inverse document frequency (over entries) measures identity; sector words and places are capped.
-        if self.normaliser.is_place(word):
+        # Words of place names ("City", "North") weigh as places: "Mexico City" is as often given without.
+        if self.normaliser.is_place(word) or word in self.normaliser.place_name_words:
             return min(weight, self.settings.place_word_weight)
         if self.normaliser.is_weak(word):
             return min(weight, self.settings.weak_word_weight)
@@ -200,7 +219,7 @@ class PartyIndex:
     def search(self, normal: NormalName, threshold: float) -> list[Hit]:
         """Best hit per entry with a name score at or above ``threshold``, using the blocking index."""
         if not self._searchable(normal):
-            return self._native_hits(normal)
+            return self._exact_hits(normal)
         q_sims = [self.similar_words(w) for w in normal.tokens]
         q_weights, q_weak = self._profile(normal, q_sims)
         candidates = self._candidates(normal, q_sims, q_weights, q_weak, threshold)
@@ -210,7 +229,7 @@ class PartyIndex:
     def brute_force(self, normal: NormalName, threshold: float) -> list[Hit]:
         """The same scoring applied to every listed name (no blocking): the reference for recall."""
         if not self._searchable(normal):
-            return self._native_hits(normal)
+            return self._exact_hits(normal)
         q_sims = [self.exhaustive_similar_words(w) for w in normal.tokens]
         q_weights, q_weak = self._profile(normal, q_sims)
         return self._score(normal, q_sims, q_weights, q_weak, range(len(self.var_entry)), threshold)
@@ -249,13 +268,22 @@ class PartyIndex:
 
     def _searchable(self, normal: NormalName) -> bool:
         tokens = normal.tokens
-        return bool(tokens) and not (len(tokens) == 1 and self.normaliser.is_weak(tokens[0]))
+        if not tokens or (len(tokens) == 1 and self.normaliser.is_weak(tokens[0])):
+            return False
+        # A place ("Mexico City", "Tehran Province", "Costa Rica") is no party: agreeing with the place a
+        # listed branch is named after ("Huawei OpenLab Mexico City") says nothing about the branch. Only
+        # a listed name that is the same place matches it (_exact_hits).
+        return not self.names_place(normal)
 
-    def _native_hits(self, normal: NormalName) -> list[Hit]:
+    def _exact_hits(self, normal: NormalName) -> list[Hit]:
+        """Listed names written the same (native script, or the same words but for spacing)."""
         hits = {}
         for v in self.native.get(normal.native or "", ()):
             hits.setdefault(self.var_entry[v], Hit(self.var_entry[v], v, 100.0, "native", None))
-        return list(hits.values())
+        for v in self.compact.get(normal.compact, ()) if normal.tokens else ():
+            hits.setdefault(self.var_entry[v],
+                            Hit(self.var_entry[v], v, 100.0, "spacing", None, v in self.acronyms))
+        return sorted(hits.values(), key=lambda h: h.entry)
 
     def _candidates(self, normal: NormalName, q_sims: list[dict[int, float]], weights: list[float],
                     q_weak: list[bool], threshold: float) -> set[int]:
@@ -289,6 +317,7 @@ class PartyIndex:
     def _score(self, normal: NormalName, q_sims: list[dict[int, float]], q_weights: list[float],
                q_weak: list[bool], variants: Iterable[int], threshold: float) -> list[Hit]:
         weights, weak, var_tokens = self.weights, self.weak, self.var_tokens
+        is_place = self.place.__getitem__
         best: dict[int, Hit] = {}
         compact_hits = set(self.compact.get(normal.compact, ()))
         native_hits = set(self.native.get(normal.native or "", ())) if normal.native else set()
@@ -302,7 +331,7 @@ class PartyIndex:
                 continue
             else:
                 result = align(q_sims, q_weights, q_weak, tokens, [weights[t] for t in tokens],
-                               [weak[t] for t in tokens], self.settings.similarity_floor)
+                               [weak[t] for t in tokens], self.settings.similarity_floor, is_place)
                 if result is None or result.score < threshold:
                     continue
                 hit = Hit(self.var_entry[v], v, result.score, "words", result, v in self.acronyms)
@@ -346,8 +375,10 @@ def _deletions(word: str) -> list[str]:
     return [word[:i] + word[i + 1:] for i in range(len(word))] if len(word) > 1 else []
 
 
-def _expand_names(names: Iterable[str]) -> list[str]:
+def _expand_names(names: Iterable[str], qualifier: Callable[[str], bool] = lambda _: False) -> list[str]:
     """Names plus the forms lists hide in parentheses: "Hangzhou Hikvision (Hikvision)" gives both."""
+    # A parenthesised part for which `qualifier` is true ("Huawei Technologies (Australia)") only says where
+    # the party is: the name without it is kept, the part itself is no alias.
     out: dict[str, None] = {}
     for name in names:
         out.setdefault(name, None)
@@ -356,6 +387,6 @@ def _expand_names(names: Iterable[str]) -> list[str]:
             if bare:
                 out.setdefault(bare, None)
             for inner in _PARENTHESES.findall(name):
-                if inner.strip():
+                if inner.strip() and not qualifier(inner):
                     out.setdefault(inner.strip(), None)
     return list(out)

@@ -41,15 +41,20 @@ class NormalName:
 
 
 class Normaliser:
-    """Applies a vocabulary (legal forms, stop words, weak words, abbreviations) to names."""
+    """Applies a vocabulary (legal forms, stop words, weak words, places, abbreviations) to names."""
 
     def __init__(self, vocabulary: dict[str, Any]):
         self.legal_forms = frozenset(vocabulary.get("legal_forms") or ())
         self.stop_words = frozenset(vocabulary.get("stop_words") or ())
         self.abbreviations = {str(k): str(v) for k, v in (vocabulary.get("abbreviations") or {}).items()}
         self.place_words = frozenset(str(w) for w in vocabulary.get("place_words") or ())
+        self.place_kinds = frozenset(str(w) for w in vocabulary.get("place_kinds") or ())
+        # Words of place names: weak words that weigh as places ("Mexico City", "North Korea").
+        compass = frozenset(str(w) for w in vocabulary.get("compass_words") or ())
+        self.place_name_words = self.place_kinds | compass
         self.weak_words = frozenset(
-            self.abbreviations.get(str(w), str(w)) for w in vocabulary.get("weak_words") or ()) | self.place_words
+            self.abbreviations.get(str(w), str(w)) for w in vocabulary.get("weak_words") or ()
+        ) | self.place_words | self.place_name_words
         phrases: dict[int, set[tuple[str, ...]]] = {}
         for phrase in vocabulary.get("legal_phrases") or ():
             words = tuple(self.abbreviations.get(w, w) for w in str(phrase).split())
@@ -89,6 +94,15 @@ class Normaliser:
     def is_place(self, token: str) -> bool:
         """True for places that prefix many listed names (the lightest of the weak words)."""
         return token in self.place_words
+
+    def names_place(self, tokens: tuple[str, ...]) -> bool:
+        """True for words that only name a place: "Hong Kong", "Mexico City", "North America", "Tula Oblast"."""
+        # A place kind with one other word names a place whatever the word ("Tula Oblast", "City of Tula");
+        # "City" alone does not.
+        if len(tokens) == 2 and (tokens[0] in self.place_kinds) != (tokens[1] in self.place_kinds):
+            return True
+        return any(w in self.place_words for w in tokens) and all(
+            w in self.place_words or w in self.place_name_words for w in tokens)
 
     def normalise(self, name: str) -> NormalName:
         """Reduce a name to its identifying words (ASCII, lower case) and its native-script key."""

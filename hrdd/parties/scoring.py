@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -14,8 +15,8 @@ class Alignment:
 
 
 def align(q_sims: list[dict[int, float]], q_weights: list[float], q_weak: list[bool],
-          c_tokens: tuple[int, ...], c_weights: list[float], c_weak: list[bool], floor: float = 40.0
-          ) -> Alignment | None:
+          c_tokens: tuple[int, ...], c_weights: list[float], c_weak: list[bool], floor: float = 40.0,
+          is_place: Callable[[int], bool] = lambda _: False) -> Alignment | None:
     """Score a listed name (word ids) against a query whose words' similar list words are known.
 
     ``q_sims[i]`` maps list-word ids to their rapidfuzz similarity (>= the policy minimum) with query
@@ -25,7 +26,8 @@ def align(q_sims: list[dict[int, float]], q_weights: list[float], q_weak: list[b
     pair's agreement is (similarity - floor) / (100 - floor): identical words count fully, a word two
     letters off ("Microelectronics" / "Ruselectronics", similarity 80) only two-thirds with floor 40.
     Returns None when the names share no word that identifies anything (only sector words or places),
-    unless the listed name consists only of such words and every word on both sides pairs up.
+    unless the listed name consists only of such words and every word on both sides pairs up, but for
+    places of the listed name (``is_place`` of a list-word id) when at least one of them pairs.
     """
     candidates = []
     for i, sims in enumerate(q_sims):
@@ -53,7 +55,16 @@ def align(q_sims: list[dict[int, float]], q_weights: list[float], q_weak: list[b
         numerator += (sim - floor) / span * (q_weights[i] + c_weights[j])
         identifying = identifying or not (q_weak[i] or c_weak[j])
     if not identifying:
-        if not (all(c_weak) and len(pairs) == len(q_sims) == len(c_tokens)):
+        if not all(c_weak) or len(pairs) != len(q_sims):
             return None
+        if len(pairs) != len(c_tokens):
+            # A listed name made of sector words and places ("Ministry of Defense of the Republic of
+            # Belarus", "Beijing Institute of Technology") is identified by its places, and only its places
+            # are left out at will: given with at least one of them, every one of its sector words and
+            # nothing it lacks ("Ministry of Defense of Belarus"), it is scored; "Institute of Technology"
+            # or "Beijing Institute" is not.
+            missing = [c_tokens[j] for j in range(len(c_tokens)) if j not in used_c]
+            if not all(map(is_place, missing)) or not any(is_place(c_tokens[j]) for j in used_c):
+                return None
     denominator = sum(q_weights) + sum(c_weights)
     return Alignment(100.0 * numerator / denominator, tuple(pairs))
