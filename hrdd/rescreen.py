@@ -112,11 +112,16 @@ def describe(previous: dict, current: dict) -> str:
     return "; ".join(parts) or "no change"
 
 
-def _differs(previous: dict, screening) -> bool:
-    current = screening.to_dict()
-    return (previous["decision"] != current["decision"]
-            or sorted(f["id"] for f in previous.get("red_flags") or ()) != sorted(current_flag["id"] for current_flag in current["red_flags"])
-            or previous.get("versions") != current.get("versions"))
+def _outcome(screening) -> tuple:
+    """What a re-screening is compared on: decision, red flag ids and versions (of a Screening or its dict)."""
+    if isinstance(screening, dict):
+        return (screening["decision"], sorted(f["id"] for f in screening.get("red_flags") or ()),
+                screening.get("versions"))
+    return screening.decision, sorted(screening.flag_ids()), screening.versions
+
+
+def _differs(previous: dict, current) -> bool:
+    return _outcome(previous) != _outcome(current)
 
 
 def rescreen(services, *, stages: Iterable[str] = DEFAULT_STAGES, since_list_version: str | None = None,
@@ -131,29 +136,43 @@ def rescreen(services, *, stages: Iterable[str] = DEFAULT_STAGES, since_list_ver
     targets = active_screenings(services.store, stages, since_list_version)
     for previous in (progress(targets) if progress else targets):
         result.examined += 1
-        body = services.store.get_screening_request(previous["id"])
-        try:
-            fresh = services.screen_request(services.validate(body, stored=True), "rescreen")
-        except Exception as exc:  # one bad stored record must not stop monitoring of the others
-            result.errors.append(f"{previous['transaction_id']}: {exc}")
-            continue
-        if not store_unchanged and not _differs(previous, fresh):
-            continue
-        reason = "Post-sale re-screening: " + describe(previous, fresh.to_dict())
-        # Keyed by the screening it follows: runs started at once on several machines store one
-        # re-screening per transaction (the unique key decides), and the others replay it.
-        with cases.rescreen_context(previous, reason):
-            current, created = services.screen_and_store(body, source="rescreen", stored_request=True,
-                                                         idempotency_key=f"rescreen:{previous['id']}")
-        if not created:
-            result.replayed += 1
-            continue
-        result.stored += 1
-        if _differs(previous, fresh):
-            result.changes.append(Change(previous["transaction_id"], previous, current, describe(previous, current)))
+        # One connection per deal for the look-ups of the comparison and, when it differs, of the store.
+        with services.store.read_scope():
+            stored = _rescreen_one(services, previous, store_unchanged, result)
+        if stored is not None and _differs(previous, stored):
+            result.changes.append(Change(previous["transaction_id"], previous, stored, describe(previous, stored)))
     with services.store.begin() as conn:
         audit.record(conn, actor, "rescreen.run", "rescreen", {
             "stages": list(stages), "since_list_version": since_list_version, "examined": result.examined,
             "stored": result.stored, "replayed": result.replayed, "decision_changes": len(result.decision_changes),
             "errors": len(result.errors)})
     return result
+
+
+def _rescreen_one(services, previous: dict, store_unchanged: bool, result: RescreenResult) -> dict | None:
+    """Screen one transaction again and store it if it differs (or always); the new screening, if stored."""
+    body = services.store.get_screening_request(previous["id"])
+    try:
+        # Validated and screened once, with the answers on record the stored screening would use: what is
+        # compared is what is stored, unless an upload lands before the deal is locked.
+        screened = services.prescreen(body, "rescreen", stored_request=True)
+    except Exception as exc:  # one bad stored record must not stop monitoring of the others
+        result.errors.append(f"{previous['transaction_id']}: {exc}")
+        return None
+    if not store_unchanged and not _differs(previous, screened.screening):
+        return None
+    # Described from the screening stored: screened again under the deal's lock, it may differ from this one.
+    def reason(stored: dict) -> str:
+        return "Post-sale re-screening: " + describe(previous, stored)
+
+    # Keyed by the screening it follows: runs started at once on several machines store one
+    # re-screening per transaction (the unique key decides), and the others replay it.
+    with cases.rescreen_context(previous, reason):
+        current, created = services.screen_and_store(body, source="rescreen", stored_request=True,
+                                                     idempotency_key=f"rescreen:{previous['id']}",
+                                                     screened=screened)
+    if not created:
+        result.replayed += 1
+        return None
+    result.stored += 1
+    return current

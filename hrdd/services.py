@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,17 @@ from hrdd.store import IdempotencyConflict, Store, iso
 ANSWER_IDS_SECONDS = 1.0
 # Screen again when a checklist upload lands between screening and storing; the last attempt stores anyway.
 RECORD_ATTEMPTS = 3
+
+
+@dataclass
+class Screened:
+    """A request validated and screened with its deal's answers on record, not yet stored (``Services.prescreen``)."""
+
+    data: dict[str, Any]
+    source: str
+    stored_request: bool
+    recorded: dict[str, dict]
+    screening: Screening
 
 
 class Services:
@@ -101,29 +113,46 @@ class Services:
         screening.answers_on_record = notes
         return screening
 
+    def prescreen(self, body: Any, source: str, *, stored_request: bool = False) -> Screened:
+        """Validate and screen a request with its deal's answers on record, for ``screen_and_store(screened=)``.
+
+        The caller can look at the screening first (re-screening compares it with the previous one) and
+        then store it without the request being validated and screened again.
+        """
+        data = self.validate(body, stored=stored_request)
+        recorded = self.recorded_answers(data, source)
+        return Screened(data, source, stored_request, recorded, self.screen_request(data, source, recorded))
+
     def recorded_answers(self, data: dict, source: str) -> dict[str, dict]:
         """The answers the plugins have on record for the request's deal (see ``hrdd_answers_on_record``)."""
         return recorded_answers(self.pm, self.store, data, source, self.answer_ids())
 
     def screen_and_store(self, body: Any, *, idempotency_key: str | None = None, source: str = "api",
                          dry_run: bool = False, idempotency_scope: str | None = None,
-                         stored_request: bool = False, precondition=None) -> tuple[dict, bool]:
+                         stored_request: bool = False, precondition=None,
+                         screened: Screened | None = None) -> tuple[dict, bool]:
         """Validate, screen and store (unless dry_run); returns (screening dict with gate, created).
 
         ``idempotency_scope`` (the caller, e.g. its API key id) keeps one caller's Idempotency-Keys apart
         from another's; keys stored before scoping still replay. ``stored_request``: the body is a stored
         request screened again (see ``validate``). ``precondition(connection)`` runs in the storing
         transaction once the deal is locked; what it raises stops the store and reaches the caller.
+        ``screened``: ``prescreen(body, source, stored_request=...)``'s result for this body, stored as it
+        is unless the deal's answers on record (read under the lock) are no longer the ones it used.
         """
+        if screened is not None and (screened.source, screened.stored_request) != (source, stored_request):
+            raise ValueError(f"screened as ({screened.source!r}, stored_request={screened.stored_request}), "
+                             f"stored as ({source!r}, stored_request={stored_request})")
         # One database connection for the whole request (the checks' look-ups, the write, the gate): on
         # PostgreSQL each further checkout is another liveness ping and reset round trip.
         with self.store.read_scope():
             return self._screen_and_store(body, idempotency_key, source, dry_run, idempotency_scope,
-                                          stored_request, precondition)
+                                          stored_request, precondition, screened)
 
     def _screen_and_store(self, body: Any, client_key: str | None, source: str, dry_run: bool,
-                          scope: str | None, stored_request: bool, precondition) -> tuple[dict, bool]:
-        data = self.validate(body, stored=stored_request)
+                          scope: str | None, stored_request: bool, precondition,
+                          screened: Screened | None) -> tuple[dict, bool]:
+        data = screened.data if screened is not None else self.validate(body, stored=stored_request)
         request_hash = _request_hash(data)
         idempotency_key = scoped_idempotency_key(scope, client_key) if client_key and scope else client_key
         if idempotency_key and not dry_run:
@@ -136,10 +165,17 @@ class Services:
                 return self._replayed(existing, request_hash, client_key, data)
         # A stored screening reads the deal's answers on record once the deal is locked, and is screened
         # again with them when there are any (most deals have none: one read, one screening); a dry run
-        # reads them first.
-        recorded = self.recorded_answers(data, source) if dry_run else {}
+        # reads them first. A prescreened request was screened with the answers read then: the same check
+        # under the lock screens it again only when they changed meanwhile.
+        if screened is not None:
+            recorded = screened.recorded
+        else:
+            recorded = self.recorded_answers(data, source) if dry_run else {}
         for attempt in range(RECORD_ATTEMPTS):
-            screening = self.screen_request(data, source, recorded)
+            if attempt == 0 and screened is not None:
+                screening = screened.screening
+            else:
+                screening = self.screen_request(data, source, recorded)
             if dry_run:
                 return self.previewed(screening.to_dict()), False
             check = self._unchanged_record(data, source, recorded, precondition,

@@ -370,7 +370,7 @@ class Store:
 
     def get_screening_request(self, screening_id: str) -> dict | None:
         """The canonical request body a screening was made from."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return conn.execute(sa.select(screenings.c.request).where(screenings.c.id == screening_id)).scalar()
 
     def screenings_of(self, transaction_id: str, limit: int | None = None, offset: int = 0) -> list[dict]:

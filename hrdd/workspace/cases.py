@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -32,7 +33,7 @@ OPEN_STATUSES = ("open", "information_requested")
 STATUSES = OPEN_STATUSES + ("decided",)
 MIN_RATIONALE = 10
 # Set by hrdd.rescreen around storing a re-screening: (previous screening, what changed).
-_RESCREEN: ContextVar[tuple[dict, str] | None] = ContextVar("hrdd_rescreen", default=None)
+_RESCREEN: ContextVar[tuple[dict, str | Callable[[dict], str]] | None] = ContextVar("hrdd_rescreen", default=None)
 
 
 class CaseError(ValueError):
@@ -93,8 +94,11 @@ def open_case(conn, screening: dict, reason: str, actor: str = "system", memo: d
 
 
 @contextmanager
-def rescreen_context(previous: dict, reason: str):
-    """While re-screening a transaction, make a changed decision open a case that says what changed."""
+def rescreen_context(previous: dict, reason: str | Callable[[dict], str]):
+    """While re-screening a transaction, make a changed decision open a case that says what changed.
+
+    ``reason`` may be a function of the screening stored (called once it is stored).
+    """
     token = _RESCREEN.set((previous, reason))
     try:
         yield
@@ -111,6 +115,7 @@ def on_screening_stored(conn, screening: dict, memo: dict | None = None) -> str 
     context = _RESCREEN.get()
     if context and context[0]["transaction_id"] == screening["transaction_id"]:
         previous, reason = context
+        reason = reason(screening) if callable(reason) else reason
         if previous["decision"] != screening["decision"]:
             return open_case(conn, screening, reason, actor="rescreen", memo=memo)
     else:
