@@ -50,14 +50,16 @@ def hrdd_answers_on_record(transaction, source, store):
     """Return answers recorded for this deal outside the request, or None.
 
     ``{question id: {"answer": "yes" | "no" | "n/a", "source": str, "recorded_at": str, ...}}``. Called
-    before a request is screened with a store (stored, dry run or re-screened; not offline), with the
+    whenever a request is screened with a store (not offline): for a dry run or a re-screening's
+    comparison before it is screened, for a stored screening inside the storing transaction once the
+    deal is locked (then screened again with the answers, if there are any); with the
     validated request as a dict and where it came from (``source``: "api", "checklist", "rescreen" or an
     adapter's name). Where the request leaves a question out or answers ``unknown``, the core screens it
     with the recorded answer; each recorded answer is listed in the screening's ``answers_on_record``, with
     ``used: false`` and ``request_answer`` where the request gave another known answer (which is kept),
     unless the entry says ``request_wins: true``. The first plugin to record a question id wins; ids no
-    longer known are dropped. The hook is asked again inside the storing transaction, once the deal is
-    locked, and the request is screened again if the answers changed meanwhile. The checklist plugin
+    longer known are dropped. A screening prepared before the lock (a re-screening) is screened again
+    there only if the answers changed meanwhile. The checklist plugin
     returns the newest known answer per question of all the deal's uploads made for the request's
     end-user (``request_wins`` when the request is itself an upload).
     """
