@@ -167,25 +167,23 @@ class Engine:
         """
         if decision == "proceed":
             return []
-        implicated: dict[tuple[str, str], list[str]] = {}
+        implicated: dict[tuple[str, str], None] = {}  # an ordered set of the flagged (sku, capability)
         for flag in flags:
             skus = flag.data.get("items") or [i.sku for i in transaction.items]
             for cap in flag.data.get("capabilities") or ():
                 for item in transaction.items:
                     if item.sku in skus and cap in item.capabilities:
-                        implicated.setdefault((item.sku, cap), []).append(flag.id)
+                        implicated.setdefault((item.sku, cap), None)
         if len(implicated) <= self.max_item_options:
-            options = [(sku, cap, (sku,), flag_ids) for (sku, cap), flag_ids in implicated.items()]
+            options = [(sku, cap, (sku,)) for sku, cap in implicated]
         else:
-            by_capability: dict[str, tuple[list[str], list[str]]] = {}
-            for (sku, cap), flag_ids in implicated.items():
-                skus, ids = by_capability.setdefault(cap, ([], []))
-                skus.append(sku)
-                ids.extend(flag_ids)
-            options = [(None, cap, skus, ids) for cap, (skus, ids) in by_capability.items()]
+            by_capability: dict[str, list[str]] = {}
+            for sku, cap in implicated:
+                by_capability.setdefault(cap, []).append(sku)
+            options = [(None, cap, skus) for cap, skus in by_capability.items()]
         out = []
         raised_now = {f.id for f in flags}
-        for sku, cap, skus, _flag_ids in options:
+        for sku, cap, skus in options:
             tailored = replace(transaction, items=tuple(_without(i, skus, cap) for i in transaction.items))
             new_flags, new_decision = self.evaluate(tailored, context)
             remaining = {f.id for f in new_flags}
