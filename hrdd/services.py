@@ -183,7 +183,7 @@ class Services:
             try:
                 result, created = self.store.save_screening(screening, data, request_hash=request_hash,
                                                             idempotency_key=idempotency_key, source=source,
-                                                            precondition=check)
+                                                            precondition=check, key_checked=True)
                 break
             except IdempotencyConflict as exc:
                 raise _conflict(client_key, exc.screening_id) from exc

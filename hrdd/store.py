@@ -305,15 +305,17 @@ class Store:
 
     def save_screening(self, screening: Screening, request_body: dict, *, request_hash: str,
                        idempotency_key: str | None = None, source: str = "api",
-                       precondition=None) -> tuple[dict, bool]:
+                       precondition=None, key_checked: bool = False) -> tuple[dict, bool]:
         """Store a screening atomically with its plugins' rows; returns (screening dict, created).
 
         With an Idempotency-Key, a replay returns the first screening (created=False) and a different
         body raises IdempotencyConflict; the unique constraint makes this hold across processes.
         ``precondition(connection)`` runs once the deal is locked, before the screening row is written;
-        an exception from it rolls the transaction back and propagates.
+        an exception from it rolls the transaction back and propagates. ``key_checked``: the caller has just
+        looked the key up and found nothing, so it is not looked up again (a key stored meanwhile is still
+        caught by the unique constraint and replayed).
         """
-        if idempotency_key:
+        if idempotency_key and not key_checked:
             existing = self.find_by_idempotency_key(idempotency_key)
             if existing is not None:
                 return self._replay(existing, request_hash)

@@ -28,6 +28,8 @@ def hrdd_screening_stored(screening, connection, store):
 @hookimpl
 def hrdd_gate_factors(transaction_id, screening, store):
     """The reviewer decision in force (an override), or a hold while an escalation is undecided at order."""
+    if transaction_id is None:
+        return None  # a dry run of a deal never stored: it has no case and no decision to look up
     with store.reading() as conn:
         return cases.gate_factors(conn, transaction_id, screening, store.scope_memo())
 
