@@ -440,6 +440,9 @@ def test_a_hubspot_workflow_names_its_object_type_either_way(app, client):
     ("amount_total", True, "True is not a number"),
     ("product_uom_qty", "1,000.5", "'1,000.5' is not a whole number"),
     ("product_uom_qty", 2.5, "2.5 is not a whole number"),
+    # A German "1.000" is a thousand: it read as 1 item.
+    ("product_uom_qty", "1.000", "'1.000' is not a number hrdd can read unambiguously"),
+    ("product_uom_qty", "12.500.000", "'12.500.000' is not a number hrdd can read unambiguously"),
 ])
 def test_a_number_hrdd_would_have_to_guess_at_is_an_invalid_delivery(app_config, field, value, message):
     from server import create_app

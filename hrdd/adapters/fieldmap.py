@@ -56,6 +56,10 @@ def lookup(record: Mapping[str, Any], path: str) -> Any:
 
 # "250,000" or "-1,234,567.89": commas as thousands separators only.
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+# "1.000" or "12.500.000": points between groups of three digits, a thousands point in German, Dutch or
+# Spanish, but three decimals in SAP's quantities or in English: for a whole-number field hrdd cannot tell
+# 1 from 1,000. A field mapped as float reads it as decimals, as SAP's defaults do.
+_THOUSANDS_POINT = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+$")
 
 
 def _empty(value: Any) -> bool:
@@ -74,6 +78,10 @@ def _convert(value: Any, kind: str | None, where: str) -> Any:
             # "1.000,50" or "1,5": a decimal comma, which read as a thousands separator would be 1.0005 or 15.
             raise ValueError(f"{where}: {value!r} is not a number hrdd can read unambiguously (commas only "
                              "between groups of three digits; a point before the decimals)")
+        if kind == "int" and isinstance(value, str) and _THOUSANDS_POINT.match(value.strip()):
+            raise ValueError(f"{where}: {value!r} is not a number hrdd can read unambiguously (a thousand in "
+                             "German or Spanish, one with three decimals in SAP or English; map the field with "
+                             "type float if the CRM sends decimals)")
         try:
             number = float(value.replace(",", "")) if isinstance(value, str) else float(value)
         except (TypeError, ValueError):
