@@ -115,6 +115,14 @@ class Store:
         self._stmt_upsert_transaction = upsert.on_conflict_do_update(
             index_elements=["system", "object_type", "object_id"],
             set_={"updated_at": upsert.excluded.updated_at}).returning(transactions.c.id)
+        # The Idempotency-Key look-up runs before every keyed screening: built once, like the statements here.
+        found = sa.select(screenings.c.id, screenings.c.request_hash, screenings.c.result, screenings.c.idempotency_key)
+        self._stmt_find_key = found.where(screenings.c.idempotency_key == sa.bindparam("key"))
+        # Scoped keys start "key:"; a legacy row never does, so no caller can name another's key.
+        self._stmt_find_key_or_legacy = found.where(
+            (screenings.c.idempotency_key == sa.bindparam("key"))
+            | ((screenings.c.idempotency_key == sa.bindparam("legacy")) & (screenings.c.source == "api")
+               & ~screenings.c.idempotency_key.startswith("key:")))
         self._stmt_find_transaction = sa.select(transactions.c.id).where(
             transactions.c.system == sa.bindparam("system"),
             transactions.c.object_type == sa.bindparam("object_type"),
@@ -293,14 +301,9 @@ class Store:
         ``legacy`` is the caller's key as stored before keys were scoped to the caller (by the API,
         unprefixed); such a row is found when no row has the scoped ``key``.
         """
-        where = screenings.c.idempotency_key == key
-        if legacy:
-            # Scoped keys start "key:"; a legacy row never does, so no caller can name another's key.
-            where = where | ((screenings.c.idempotency_key == legacy) & (screenings.c.source == "api")
-                             & ~screenings.c.idempotency_key.startswith("key:"))
         with self.reading() as conn:
-            rows = conn.execute(sa.select(screenings.c.id, screenings.c.request_hash, screenings.c.result,
-                                          screenings.c.idempotency_key).where(where)).all()
+            rows = conn.execute(self._stmt_find_key_or_legacy if legacy else self._stmt_find_key,
+                                {"key": key, "legacy": legacy} if legacy else {"key": key}).all()
         return next((r for r in rows if r.idempotency_key == key), rows[0] if rows else None)
 
     def save_screening(self, screening: Screening, request_body: dict, *, request_hash: str,
