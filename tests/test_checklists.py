@@ -209,6 +209,31 @@ def test_prefill_from_the_screening():
     assert "fiw" in sources and any("State" in s for s in sources)
 
 
+def test_parties_sheet_puts_each_match_on_its_partys_row():
+    # The engine names the party a match was found for as {role, name, country}: its rows say so, one per
+    # match, under the party's own name (not an "unattributed" row named after a Python dict).
+    screening = load_fixture("checklist_screening_eg.json")
+    hik = {"role": "distributor", "name": "Hikvision Digital Technology Co Ltd", "country": "CN"}
+    screening["transaction"]["parties"] += [{**hik, "government_linked": None}, {**hik, "government_linked": None}]
+    screening["party_matches"] = [
+        {"party": hik, "list": "U.S. BIS – Entity List", "entry_id": "rpl-1", "name": "Hangzhou Hikvision",
+         "matched_name": "Hangzhou Hikvision", "score": 100, "status": "confirmed"},
+        {"party": hik, "list": "U.S. DoD – Section 1260H List", "entry_id": "rpl-2", "name": "Hikvision",
+         "matched_name": "Hikvision Digital", "score": 97, "status": "possible"}]
+    wb = open_xlsx(build_workbook(screening, TEMPLATES["state-dept-2020"]))
+    rows = list(wb["Parties"].iter_rows(min_row=2, values_only=True))
+    assert [r[:8] for r in rows] == [
+        ("end-user", "Directorate of Public Security", "EG", "Yes", "no match", None, None, None),
+        ("distributor", "Nile Integrated Systems", "AE", "No", "no match", None, None, None),
+        ("distributor", hik["name"], "CN", "Not stated", "confirmed match", "Hangzhou Hikvision / rpl-1",
+         "U.S. BIS – Entity List", 100),
+        ("distributor", hik["name"], "CN", "Not stated", "possible match", "Hikvision / Hikvision Digital / rpl-2",
+         "U.S. DoD – Section 1260H List", 97)]  # the party listed twice is one party, as it is screened
+    ws = wb["Parties"]
+    assert all(ws.cell(row=r, column=9).protection.locked is False for r in range(2, len(rows) + 2))
+    assert ws.cell(row=2, column=2).protection.locked is not False
+
+
 def test_no_red_flags_sheet_says_so():
     wb = open_xlsx(build_workbook(load_fixture("checklist_screening_no_flags.json"), TEMPLATES["state-dept-2020"]))
     assert wb["Red flags"]["D2"].value == "The screening raised no red flags."
