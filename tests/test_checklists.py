@@ -368,6 +368,72 @@ def test_round_trip_answer_changes_the_decision(app, client, auth_headers, scree
     assert source == "checklist"
 
 
+def party_notes(notes: dict[str, object]):
+    """A sheet edit typing review notes into the Parties sheet, by party name; text is typed as text."""
+    def edit(wb):
+        ws = wb["Parties"]
+        for row in range(2, ws.max_row + 1):
+            name = ws.cell(row=row, column=2).value
+            if name in notes:
+                cell = ws.cell(row=row, column=9)
+                cell.value = notes[name]
+                if isinstance(notes[name], str) and not notes[name].startswith("=SUM"):
+                    cell.data_type = "s"  # typed as text (Excel's quote prefix), never a formula
+    return edit
+
+
+def test_parties_review_notes_are_read_and_kept_with_the_upload(app, client, auth_headers, screened):
+    from hrdd.checklists.evidence import uploads_of
+
+    notes = {"Directorate of Public Security": "  Ministry ownership letter on file 42; signed J. Doe  ",
+             "Nile Integrated Systems": '=HYPERLINK("http://evil.example","ok")'}
+    filled = fill(download(client, auth_headers, screened["id"]), {}, party_notes(notes))
+    response = upload(client, auth_headers, screened["id"], filled)
+    assert response.status_code == 201, response.get_json()
+    expected = [
+        {"role": "end-user", "name": "Directorate of Public Security", "country": "EG",
+         "restricted_party_result": "no match", "matched_entry": None, "list": None,
+         "review_notes": "Ministry ownership letter on file 42; signed J. Doe"},
+        {"role": "distributor", "name": "Nile Integrated Systems", "country": "AE",
+         "restricted_party_result": "no match", "matched_entry": None, "list": None,
+         "review_notes": '=HYPERLINK("http://evil.example","ok")'}]  # text, as typed
+    assert response.get_json()["checklist_upload"]["party_notes"] == expected
+    [row] = uploads_of(app.extensions["hrdd"].store, screened["id"])
+    assert row["record"]["parties"] == expected
+    # A row cleared is recorded as such (it decides what the next checklist carries for the party).
+    blank = fill(download(client, auth_headers, response.get_json()["id"]), {}, party_notes(dict.fromkeys(notes)))
+    again = upload(client, auth_headers, response.get_json()["id"], blank).get_json()
+    assert again["checklist_upload"]["party_notes"] == []
+    latest = uploads_of(app.extensions["hrdd"].store, response.get_json()["id"])[0]["record"]["parties"]
+    assert [p["review_notes"] for p in latest] == [None, None]
+
+
+def test_parties_review_notes_that_cannot_be_read_are_refused(app, client, auth_headers, screened):
+    data = download(client, auth_headers, screened["id"])
+    before = counts(app)
+    formula = upload(client, auth_headers, screened["id"],
+                     fill(data, {}, party_notes({"Nile Integrated Systems": "=SUM(1,2)"}))).get_json()
+    assert formula["code"] == "invalid_checklist" and "Parties!I3 holds a formula" in formula["message"]
+
+    def renamed(wb):
+        wb["Parties"].cell(row=3, column=2, value="Someone Else LLC")
+        wb["Parties"].cell(row=3, column=9, value="cleared")
+    moved = upload(client, auth_headers, screened["id"], fill(data, {}, renamed))
+    assert moved.status_code == 422 and "Parties!I3" in moved.get_json()["errors"]["parties"], moved.get_json()
+
+    def long_notes(wb):
+        wb["Parties"].cell(row=2, column=9, value="x" * 40_000)
+    assert counts(app) == before
+    kept = upload(client, auth_headers, screened["id"], fill(data, {}, long_notes)).get_json()
+    assert len(kept["checklist_upload"]["party_notes"][0]["review_notes"]) == 32767  # bounded
+
+    def extra_column(wb):
+        wb["Parties"].cell(row=1, column=10, value="Review notes")
+    data = download(client, auth_headers, kept["id"])
+    column = upload(client, auth_headers, kept["id"], fill(data, {}, extra_column)).get_json()
+    assert column["code"] == "invalid_checklist" and "'Parties' has the header row" in column["message"]
+
+
 def test_multipart_upload_and_checklist_raised_flag(client, auth_headers):
     norway = load_fixture("transaction_norway_storage.json")
     first = client.post("/v1/screenings", json=norway, headers=auth_headers("crm")).get_json()
