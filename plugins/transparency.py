@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, jsonify, request
 
 from hrdd import openapi as oa
+from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import require_role
 from hrdd.errors import ApiError
 from hrdd.hookspecs import hookimpl
@@ -16,6 +17,7 @@ from hrdd.workspace import report_service, transparency
 
 api = Blueprint("reports_api", __name__, url_prefix="/v1/reports")
 FORMATS = ("json", "csv", "docx")
+QUERY_ARGS = ("year", "format")
 
 
 @hookimpl
@@ -28,6 +30,8 @@ def hrdd_register_routes(app):
 @require_role("reviewer")
 def transparency_report():
     """Step 8 aggregates for `year` (default last year) as `format=json|csv|docx`, small cells suppressed."""
+    # A misspelt argument (?yaer=, ?fromat=) would otherwise give last year's report as JSON without a word.
+    refuse_unknown_args(QUERY_ARGS)
     raw = request.args.get("year", "").strip()
     if raw and (not re.fullmatch(r"[0-9]{4}", raw) or not 2000 <= int(raw) <= 2100):
         raise ApiError(400, "bad_request", f"year must be a four-digit year between 2000 and 2100 (got {raw!r})",
@@ -55,4 +59,7 @@ transparency_report.openapi = {
                    oa.query("format", {"type": "string", "enum": list(FORMATS)})],
     "responses": {"200": {"description": "The report", "content": {
         "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}},
-        oa.DOCX: {"schema": {"type": "string", "format": "binary"}}}}}}
+        oa.DOCX: {"schema": {"type": "string", "format": "binary"}}}},
+        "400": {"description": "A year or format out of range, or a query parameter other than year and format "
+                               "(`errors` names each one and lists the accepted ones)",
+                "content": {"application/json": {"schema": "Error"}}}}}

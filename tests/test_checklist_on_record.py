@@ -380,3 +380,94 @@ def test_work_on_facts_that_changed_is_not_carried_and_the_rest_is_reopened(clie
     assert misuse["Owner"].value == "J. Doe" and misuse["Status"].value == "Open"
     assert "The deal's parties and countries changed since: check that it still holds." in misuse["Evidence notes"].value
     assert "diversion_indicators (RF-4.5)" in _summary(data)["Carried from earlier checklists"]
+
+
+# ---- the Parties sheet's review notes go with the party to the deal's next checklist ----
+
+def _parties(data: bytes) -> list[tuple]:
+    from tests.test_checklists import open_xlsx
+    return [(r[0].value, r[1].value, r[2].value, r[4].value, r[8]) for r in open_xlsx(data)["Parties"].iter_rows(min_row=2)]
+
+
+def test_parties_review_notes_are_carried_to_the_same_party_only(app, client, auth_headers, transaction):
+    from hrdd.checklists.evidence import uploads_of
+    from tests.test_checklists import party_notes
+
+    transaction["parties"].append({"role": "agent", "name": "Delta Trading", "country": "EG", "government_linked": False})
+    quote = screen(client, auth_headers, transaction)
+    notes = {"Directorate of Public Security": "Ministry ownership letter on file 42",
+             "Nile Integrated Systems": "=1+1 is what their reseller code reads; not listed anywhere",
+             "Delta Trading": "Agent vetted by J. Doe in March"}
+    filled = fill(download(client, auth_headers, quote["id"]), {}, party_notes(notes))
+    assert upload(client, auth_headers, quote["id"], filled, XLSX).status_code == 201
+    [row] = uploads_of(app.extensions["hrdd"].store, quote["id"])
+    since = f"Carried from checklist upload {row['id']} of {row['uploaded_at'].isoformat()[:10]} by test-export."
+    # At order the agent is gone, the distributor now also ships from Oman (another party) and a consignee
+    # is new; the end-user is spelt differently but is the same one.
+    transaction["stage"] = "order"
+    transaction["end_user"]["name"] = "The Directorate of Public Security."
+    transaction["parties"] = [transaction["parties"][0],
+                              {**transaction["parties"][0], "country": "OM"},
+                              {"role": "consignee", "name": "Bosphorus Logistics", "country": "TR"}]
+    order = screen(client, auth_headers, transaction)
+    data = download(client, auth_headers, order["id"])
+    rows = _parties(data)
+    assert [(r[0], r[1], r[2], r[4].value) for r in rows] == [
+        ("end-user", "The Directorate of Public Security.", "EG", f"{since}\nMinistry ownership letter on file 42"),
+        ("distributor", "Nile Integrated Systems", "AE", f"{since}\n{notes['Nile Integrated Systems']}"),
+        ("distributor", "Nile Integrated Systems", "OM", None),
+        ("consignee", "Bosphorus Logistics", "TR", None)]
+    assert "Agent vetted" not in _all_text(data)  # the agent is no longer in the deal
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for name in archive.namelist():
+            if name.startswith("xl/worksheets/"):
+                assert b"<f>" not in archive.read(name) and b"<f " not in archive.read(name), name
+    assert all(r[4].data_type == "s" for r in rows[:2])
+    # Uploaded as downloaded, the notes are recorded without piling up the generated lines.
+    again = upload(client, auth_headers, order["id"], data, XLSX).get_json()
+    [second] = uploads_of(app.extensions["hrdd"].store, order["id"])
+    newest = _parties(download(client, auth_headers, again["id"]))[0][4].value
+    assert newest == (f"Carried from checklist upload {second['id']} of {second['uploaded_at'].isoformat()[:10]} "
+                      "by test-export.\nMinistry ownership letter on file 42")
+    # The quote's own checklist stays as it was.
+    assert all(r[4].value is None for r in _parties(download(client, auth_headers, quote["id"])))
+
+
+def test_parties_notes_follow_the_restricted_party_result_they_were_written_for():
+    from types import SimpleNamespace
+
+    from hrdd.checklists.carry import carried_party_notes
+    from hrdd.checklists.parties import party_rows
+
+    screening = load_fixture("checklist_screening_eg.json")
+    nile = {"role": "distributor", "name": "Nile Integrated Systems", "country": "AE"}
+    listed = {"party": nile, "list": "Entity List", "entry_id": "rpl-9", "name": "Nile Systems FZE",
+              "matched_name": "Nile Systems FZE", "score": 88, "status": "possible"}
+    screening["party_matches"] = [listed]
+    assert [(r.role, r.result) for r in party_rows(screening)] == [("end-user", "no match"),
+                                                                   ("distributor", "possible match")]
+
+    def recorded(upload_id, day, parties):
+        return SimpleNamespace(id=upload_id, uploaded_at=datetime.fromisoformat(f"{day}T10:00:00+00:00"),
+                               uploaded_by="J. Doe", record={"parties": parties})
+
+    def party(who, result="no match", entry=None, listed_on=None, notes=None):
+        return {**who, "restricted_party_result": result, "matched_entry": entry, "list": listed_on,
+                "review_notes": notes}
+
+    end_user = {"role": "end-user", "name": "Directorate of Public Security", "country": "EG"}
+    older = recorded("chk_OLD", "2026-01-05", [party(end_user, notes="Ownership letter"),
+                                              party(nile, notes="Screened by hand: clean")])
+    # The newest upload had the end-user's row cleared: that decides, the older note is not carried.
+    newer = recorded("chk_NEW", "2026-02-01", [party(end_user)])
+    carried = carried_party_notes(None, screening, [newer, older])
+    assert carried == {1: "Carried from checklist upload chk_OLD of 2026-01-05 by J. Doe, written when the "
+                          "restricted-party result was no match, which this screening no longer shows (possible "
+                          "match (Nile Systems FZE / rpl-9; Entity List) now): check that it still holds.\n"
+                          "Screened by hand: clean"}
+    # Notes written on that very match go back to its row as they are, once the generated lines are shed.
+    on_match = recorded("chk_MATCH", "2026-03-01", [party(nile, "possible match", "Nile Systems FZE / rpl-9",
+                                                          "Entity List", carried[1] + "\nFalse positive: other FZE")])
+    assert carried_party_notes(None, screening, [on_match, newer, older])[1] == (
+        "Carried from checklist upload chk_MATCH of 2026-03-01 by J. Doe.\nScreened by hand: clean\n"
+        "False positive: other FZE")

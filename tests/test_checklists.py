@@ -209,6 +209,31 @@ def test_prefill_from_the_screening():
     assert "fiw" in sources and any("State" in s for s in sources)
 
 
+def test_parties_sheet_puts_each_match_on_its_partys_row():
+    # The engine names the party a match was found for as {role, name, country}: its rows say so, one per
+    # match, under the party's own name (not an "unattributed" row named after a Python dict).
+    screening = load_fixture("checklist_screening_eg.json")
+    hik = {"role": "distributor", "name": "Hikvision Digital Technology Co Ltd", "country": "CN"}
+    screening["transaction"]["parties"] += [{**hik, "government_linked": None}, {**hik, "government_linked": None}]
+    screening["party_matches"] = [
+        {"party": hik, "list": "U.S. BIS – Entity List", "entry_id": "rpl-1", "name": "Hangzhou Hikvision",
+         "matched_name": "Hangzhou Hikvision", "score": 100, "status": "confirmed"},
+        {"party": hik, "list": "U.S. DoD – Section 1260H List", "entry_id": "rpl-2", "name": "Hikvision",
+         "matched_name": "Hikvision Digital", "score": 97, "status": "possible"}]
+    wb = open_xlsx(build_workbook(screening, TEMPLATES["state-dept-2020"]))
+    rows = list(wb["Parties"].iter_rows(min_row=2, values_only=True))
+    assert [r[:8] for r in rows] == [
+        ("end-user", "Directorate of Public Security", "EG", "Yes", "no match", None, None, None),
+        ("distributor", "Nile Integrated Systems", "AE", "No", "no match", None, None, None),
+        ("distributor", hik["name"], "CN", "Not stated", "confirmed match", "Hangzhou Hikvision / rpl-1",
+         "U.S. BIS – Entity List", 100),
+        ("distributor", hik["name"], "CN", "Not stated", "possible match", "Hikvision / Hikvision Digital / rpl-2",
+         "U.S. DoD – Section 1260H List", 97)]  # the party listed twice is one party, as it is screened
+    ws = wb["Parties"]
+    assert all(ws.cell(row=r, column=9).protection.locked is False for r in range(2, len(rows) + 2))
+    assert ws.cell(row=2, column=2).protection.locked is not False
+
+
 def test_no_red_flags_sheet_says_so():
     wb = open_xlsx(build_workbook(load_fixture("checklist_screening_no_flags.json"), TEMPLATES["state-dept-2020"]))
     assert wb["Red flags"]["D2"].value == "The screening raised no red flags."
@@ -341,6 +366,72 @@ def test_round_trip_answer_changes_the_decision(app, client, auth_headers, scree
         import sqlalchemy as sa
         source = conn.execute(sa.text("SELECT source FROM screenings WHERE id = :i"), {"i": new["id"]}).scalar()
     assert source == "checklist"
+
+
+def party_notes(notes: dict[str, object]):
+    """A sheet edit typing review notes into the Parties sheet, by party name; text is typed as text."""
+    def edit(wb):
+        ws = wb["Parties"]
+        for row in range(2, ws.max_row + 1):
+            name = ws.cell(row=row, column=2).value
+            if name in notes:
+                cell = ws.cell(row=row, column=9)
+                cell.value = notes[name]
+                if isinstance(notes[name], str) and not notes[name].startswith("=SUM"):
+                    cell.data_type = "s"  # typed as text (Excel's quote prefix), never a formula
+    return edit
+
+
+def test_parties_review_notes_are_read_and_kept_with_the_upload(app, client, auth_headers, screened):
+    from hrdd.checklists.evidence import uploads_of
+
+    notes = {"Directorate of Public Security": "  Ministry ownership letter on file 42; signed J. Doe  ",
+             "Nile Integrated Systems": '=HYPERLINK("http://evil.example","ok")'}
+    filled = fill(download(client, auth_headers, screened["id"]), {}, party_notes(notes))
+    response = upload(client, auth_headers, screened["id"], filled)
+    assert response.status_code == 201, response.get_json()
+    expected = [
+        {"role": "end-user", "name": "Directorate of Public Security", "country": "EG",
+         "restricted_party_result": "no match", "matched_entry": None, "list": None,
+         "review_notes": "Ministry ownership letter on file 42; signed J. Doe"},
+        {"role": "distributor", "name": "Nile Integrated Systems", "country": "AE",
+         "restricted_party_result": "no match", "matched_entry": None, "list": None,
+         "review_notes": '=HYPERLINK("http://evil.example","ok")'}]  # text, as typed
+    assert response.get_json()["checklist_upload"]["party_notes"] == expected
+    [row] = uploads_of(app.extensions["hrdd"].store, screened["id"])
+    assert row["record"]["parties"] == expected
+    # A row cleared is recorded as such (it decides what the next checklist carries for the party).
+    blank = fill(download(client, auth_headers, response.get_json()["id"]), {}, party_notes(dict.fromkeys(notes)))
+    again = upload(client, auth_headers, response.get_json()["id"], blank).get_json()
+    assert again["checklist_upload"]["party_notes"] == []
+    latest = uploads_of(app.extensions["hrdd"].store, response.get_json()["id"])[0]["record"]["parties"]
+    assert [p["review_notes"] for p in latest] == [None, None]
+
+
+def test_parties_review_notes_that_cannot_be_read_are_refused(app, client, auth_headers, screened):
+    data = download(client, auth_headers, screened["id"])
+    before = counts(app)
+    formula = upload(client, auth_headers, screened["id"],
+                     fill(data, {}, party_notes({"Nile Integrated Systems": "=SUM(1,2)"}))).get_json()
+    assert formula["code"] == "invalid_checklist" and "Parties!I3 holds a formula" in formula["message"]
+
+    def renamed(wb):
+        wb["Parties"].cell(row=3, column=2, value="Someone Else LLC")
+        wb["Parties"].cell(row=3, column=9, value="cleared")
+    moved = upload(client, auth_headers, screened["id"], fill(data, {}, renamed))
+    assert moved.status_code == 422 and "Parties!I3" in moved.get_json()["errors"]["parties"], moved.get_json()
+
+    def long_notes(wb):
+        wb["Parties"].cell(row=2, column=9, value="x" * 40_000)
+    assert counts(app) == before
+    kept = upload(client, auth_headers, screened["id"], fill(data, {}, long_notes)).get_json()
+    assert len(kept["checklist_upload"]["party_notes"][0]["review_notes"]) == 32767  # bounded
+
+    def extra_column(wb):
+        wb["Parties"].cell(row=1, column=10, value="Review notes")
+    data = download(client, auth_headers, kept["id"])
+    column = upload(client, auth_headers, kept["id"], fill(data, {}, extra_column)).get_json()
+    assert column["code"] == "invalid_checklist" and "'Parties' has the header row" in column["message"]
 
 
 def test_multipart_upload_and_checklist_raised_flag(client, auth_headers):

@@ -84,6 +84,36 @@ def test_csv_report_and_role(populated, auth_headers):
     assert populated.get("/v1/reports/transparency?format=pdf", headers=auth_headers("reviewer")).status_code == 400
 
 
+def test_a_misspelt_query_parameter_is_refused_naming_it(app, client, auth_headers):
+    reviewer = auth_headers("reviewer")
+    for query, names in (("yaer=2023", ["yaer"]), ("fromat=csv", ["fromat"]),
+                         (f"year={YEAR}&format=csv&Format=docx", ["Format"]),
+                         ("year=2023&yaer=2024&x=1", ["x", "yaer"])):
+        r = client.get(f"/v1/reports/transparency?{query}", headers=reviewer)
+        body = r.get_json()
+        assert (r.status_code, body["code"], body["status"]) == (400, "bad_request", 400), (query, body)
+        assert sorted(body["errors"]) == names, body
+        for name in names:
+            assert f"'{name}'" in body["message"] and body["errors"][name] == [
+                "unknown query parameter; accepted: format, year"]
+        assert body["message"].endswith("; accepted: format, year")
+    assert client.get("/v1/reports/transparency?fromat=csv", headers=auth_headers("crm")).status_code == 403
+    assert client.get(f"/v1/reports/transparency?year={YEAR}&format=csv", headers=reviewer).status_code == 200
+    make_user(app)
+    login(client)
+    for path in ("/workspace/reports/transparency?yaer=2023", "/workspace/reports/transparency.docx?yaer=2023"):
+        page = client.get(path)
+        assert page.status_code == 400 and page.mimetype == "text/html", path
+        assert "Unknown query parameter &#39;yaer&#39;; accepted: year" in page.get_data(as_text=True)
+    assert client.get(f"/workspace/reports/transparency?year={YEAR}").status_code == 200
+
+
+def test_the_openapi_description_says_what_the_report_accepts(client):
+    operation = client.get("/openapi.json").get_json()["paths"]["/v1/reports/transparency"]["get"]
+    assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == {"year", "format"}
+    assert "other than year and format" in operation["responses"]["400"]["description"]
+
+
 @pytest.mark.store
 def test_threshold_comes_from_the_policy(app_config, tmp_path, auth_headers):
     from hrdd.config import load_config

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from hrdd.checklists import meta
 from hrdd.checklists.evidence import checklist_uploads, upload_end_user_key
+from hrdd.checklists.parties import PartyRow, party_rows
 from hrdd.checklists.templates import CHOICES, Question, Template
 from hrdd.model import Transaction
 from hrdd.store import iso
@@ -56,7 +57,17 @@ class CarriedRow:
         return f"checklist upload {self.upload_id} of {self.uploaded_on}{by}"
 
 
-def carried_rows(store, screening: dict, template: Template) -> dict[str, CarriedRow]:
+def deal_uploads(store, screening: dict) -> list:
+    """The deal's uploads for this screening's end-user, not newer than this screening, newest first."""
+    txn = screening.get("transaction")
+    if not txn or not screening.get("transaction_id"):
+        return []
+    with store.reading() as conn:
+        return conn.execute(_UPLOADS, {"txn": screening["transaction_id"], "sid": screening.get("id"),
+                                       "end_user": upload_end_user_key(txn)}).all()
+
+
+def carried_rows(store, screening: dict, template: Template, uploads: list | None = None) -> dict[str, CarriedRow]:
     """Each template question's row from the deal's newest upload for this end-user that had the question.
 
     Only uploads whose screening is not newer than ``screening`` count. A question tied to a red flag the
@@ -66,9 +77,7 @@ def carried_rows(store, screening: dict, template: Template) -> dict[str, Carrie
     txn = screening.get("transaction")
     if not txn or not screening.get("transaction_id"):
         return {}
-    with store.reading() as conn:
-        uploads = conn.execute(_UPLOADS, {"txn": screening["transaction_id"], "sid": screening.get("id"),
-                                          "end_user": upload_end_user_key(txn)}).all()
+    uploads = deal_uploads(store, screening) if uploads is None else uploads
     rows: dict[str, CarriedRow] = {}
     decided: set[str] = set()
     for upload in uploads:
@@ -182,3 +191,65 @@ def summary_text(rows: dict[str, CarriedRow]) -> str | None:
     if dropped:
         lines.append("Not carried, the red flag behind them reads differently now: " + ", ".join(dropped))
     return "\n".join(lines)
+
+
+def carried_party_notes(store, screening: dict, uploads: list | None = None) -> dict[int, str]:
+    """The Parties sheet's review notes to pre-fill, by row index of ``party_rows(screening)``.
+
+    For each party still in the deal (role, name and country; the end-user is the end-user), the newest
+    upload (as for the questions) whose Parties sheet had the party decides, even with its rows left blank.
+    Notes go back to the row with the same restricted-party result; notes written on a result this screening
+    no longer shows go to the party's first row, saying which result they were written for. A party no
+    longer in the deal gets nothing.
+    """
+    rows = party_rows(screening)
+    if not rows:
+        return {}
+    uploads = deal_uploads(store, screening) if uploads is None else uploads
+    by_party: dict[tuple, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_party.setdefault(row.party_key(), []).append(index)
+    cells: dict[int, list[str]] = {}
+    for key, indexes in by_party.items():
+        upload, recorded = _newest_party_record(uploads, key)
+        if upload is None:
+            continue
+        provenance = (f"{CARRIED_FROM} {upload.id} of {iso(upload.uploaded_at)[:10]}"
+                      + (f" by {upload.uploaded_by}" if upload.uploaded_by else ""))
+        results = {rows[i].result_key(): i for i in indexes}
+        for old in recorded:
+            notes = _party_notes_text(old.get("review_notes"))
+            if not notes:
+                continue
+            was = (str(old.get("restricted_party_result") or ""), str(old.get("matched_entry") or ""),
+                   str(old.get("list") or ""))
+            index = results.get(was)
+            if index is not None:
+                cells.setdefault(index, []).append(f"{provenance}.\n{notes}")
+            else:
+                said = was[0] + (f" ({was[1]}; {was[2]})" if was[1] or was[2] else "")
+                cells.setdefault(indexes[0], []).append(
+                    f"{provenance}, written when the restricted-party result was {said}, which this screening no "
+                    f"longer shows ({rows[indexes[0]].describe()} now): check that it still holds.\n{notes}")
+    return {index: "\n".join(parts) for index, parts in cells.items()}
+
+
+def _party_notes_text(text: str | None) -> str:
+    """The reviewers' own notes of a Parties row: without the lines the generator wrote, wherever they are
+    (a row may hold notes carried from two restricted-party results, each under its own line)."""
+    return "\n".join(line for line in str(text or "").split("\n") if not line.startswith(_GENERATED)).strip()
+
+
+def _newest_party_record(uploads: list, key: tuple) -> tuple[object, list[dict]]:
+    """The newest upload that had the party ``key`` on its Parties sheet, and its rows for that party."""
+    for upload in uploads:
+        recorded = [p for p in (upload.record or {}).get("parties") or ()
+                    if _recorded_key(p) == key]
+        if recorded:
+            return upload, recorded
+    return None, []
+
+
+def _recorded_key(party: dict) -> tuple:
+    return PartyRow(str(party.get("role") or ""), str(party.get("name") or ""), party.get("country"),
+                    None).party_key()

@@ -24,6 +24,11 @@ QUESTION_HEADERS = (Q_ID, "Step", "Topic", "Question", "Evidence guidance", Q_AN
                     Q_OWNER, Q_DUE, Q_STATUS)
 RED_FLAG_HEADERS = ("ID", "Step", "Severity", "Title", "Evidence", "Source", "Mitigation", "Resolution",
                     "Resolution notes")
+# The Parties sheet: a row per party and restricted-party result; the upload reads the review notes back by
+# the identifying columns (role, name, country, result, entry, list), never by row position.
+P_ROLE, P_NAME, P_COUNTRY, P_RESULT, P_ENTRY, P_LIST, P_NOTES = (
+    "Role", "Name", "Country", "Restricted-party result", "Matched list entry", "List", "Review notes")
+PARTY_HEADERS = (P_ROLE, P_NAME, P_COUNTRY, "Government-linked", P_RESULT, P_ENTRY, P_LIST, "Score", P_NOTES)
 STATUSES = ("Open", "In progress", "Done")
 RESOLUTIONS = ("Open", "Mitigated", "Accepted by approver", "Transaction declined", "Not applicable")
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, g, has_app_context, has_request_context, jsonify, request
 
 from hrdd.auth import require_role
-from hrdd.checklists.carry import carried_rows
+from hrdd.checklists.carry import carried_party_notes, carried_rows, deal_uploads
 from hrdd.checklists.evidence import checklist_uploads, upload_row
 from hrdd.checklists.templates import DEFAULT_TEMPLATE, Template, get_template
 from hrdd.checklists.upload import XLSX_MIMETYPE, UploadLimits, read_checklist
@@ -73,8 +73,10 @@ def data_sources(app) -> list[dict]:
 def render_checklist(screening: dict, options: dict, app) -> tuple[bytes, str, str]:
     """The checklist workbook for a stored screening: (bytes, mimetype, download file name)."""
     template = template_for(app.config, options.get("template"))
-    carried = carried_rows(app.extensions["hrdd"].store, screening, template)
-    body = build_workbook(screening, template, data_sources=data_sources(app), carried=carried)
+    uploads = deal_uploads(app.extensions["hrdd"].store, screening)
+    body = build_workbook(screening, template, data_sources=data_sources(app),
+                          carried=carried_rows(None, screening, template, uploads),
+                          party_notes=carried_party_notes(None, screening, uploads))
     return body, XLSX_MIMETYPE, f"checklist-{screening.get('id')}-{template.id}.xlsx"
 
 
@@ -140,7 +142,8 @@ def upload_checklist(screening_id: str):
         services.metrics.decisions.labels(result["decision"]).inc()
     response = jsonify({**result, "checklist_upload": {
         "id": upload_id, "screening_id": screening_id, "template_id": checked.template_id,
-        "template_version": checked.template_version, "answers": checked.answers}})
+        "template_version": checked.template_version, "answers": checked.answers,
+        "party_notes": [p for p in checked.record.get("parties") or () if p.get("review_notes")]}})
     response.status_code = 201
     response.headers["Location"] = f"/v1/screenings/{result['id']}"
     return response

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
 from hrdd.checklists import meta
+from hrdd.checklists.parties import party_rows
 from hrdd.checklists.templates import CHOICES, Template
 from hrdd.errors import ApiError, validation_error
 
@@ -167,14 +169,19 @@ def _read_meta(wb) -> dict[str, str]:
     return values
 
 
-def _table(ws, headers: tuple[str, ...], read: tuple[str, ...]) -> tuple[dict[str, int], list[tuple]]:
-    """The sheet's columns by header and its non-blank rows; formulas in the ``read`` columns are refused."""
+def _table(ws, headers: tuple[str, ...], read: tuple[str, ...], numbered: bool = False) \
+        -> tuple[dict[str, int], list]:
+    """The sheet's columns by header and its non-blank rows; formulas in the ``read`` columns are refused.
+
+    ``numbered``: each row as (its row number in the sheet, its values).
+    """
     rows = ws.iter_rows(max_row=MAX_ROWS, max_col=MAX_COLUMNS)
     header = _header(ws, _values(ws, next(rows, None) or ()), headers)
     columns = {name.casefold(): i for i, name in enumerate(header)}
     indexes = [columns[name.casefold()] for name in read]
-    values = (_values(ws, cells, indexes) for cells in rows)
-    return columns, [r for r in values if any(v is not None for v in r)]
+    values = ((number, _values(ws, cells, indexes)) for number, cells in enumerate(rows, start=2))
+    kept = [(number, r) for number, r in values if any(v is not None for v in r)]
+    return columns, kept if numbered else [r for _, r in kept]
 
 
 def _header(ws, row: tuple, expected: tuple[str, ...]) -> list[str]:
@@ -268,6 +275,45 @@ def _red_flag_resolutions(wb) -> tuple[list[dict], dict]:
     return out, errors
 
 
+def _party_notes(wb, screening: dict) -> list[dict]:
+    """Every Parties row of the screening found in the upload, with the review notes typed into it (or None).
+
+    Rows are found by what identifies them (role, name, country and restricted-party result), never by
+    position; notes are plain text (a formula is refused like anywhere else) of at most _MAX_TEXT characters.
+    Notes in a row that names no party of the screening are refused: they could not be attributed.
+    """
+    ws = _sheet(wb, meta.PARTIES_SHEET)
+    read = (meta.P_ROLE, meta.P_NAME, meta.P_COUNTRY, meta.P_RESULT, meta.P_ENTRY, meta.P_LIST, meta.P_NOTES)
+    columns, rows = _table(ws, meta.PARTY_HEADERS, read, numbered=True)
+    expected = {party.cells(): party for party in party_rows(screening)}
+    found: dict[tuple, dict] = {}
+    errors: dict[str, list[str]] = {}
+    for number, row in rows:
+        notes = _text(_get(row, columns, meta.P_NOTES))
+        party = expected.get(tuple(_text(_get(row, columns, name)) for name in read[:-1]))
+        cell = f"{meta.PARTIES_SHEET}!{_column_letter(columns, meta.P_NOTES)}{number}"
+        if party is None:
+            if notes:
+                errors[cell] = ["the row names no party of this screening (its role, name, country or "
+                                "restricted-party result was changed); type the notes into the party's own row"]
+            continue
+        if party.cells() in found:
+            if notes:
+                errors[cell] = ["the party's row appears more than once"]
+            continue
+        found[party.cells()] = {"role": party.role, "name": party.name, "country": party.country,
+                                "restricted_party_result": party.result, "matched_entry": party.entry or None,
+                                "list": party.list_name or None, "review_notes": notes[:_MAX_TEXT] or None}
+    if errors:
+        raise validation_error({"parties": errors}, "Invalid review notes on the Parties sheet: "
+                               + ", ".join(sorted(errors)) + "; download a fresh checklist and copy the notes into it.")
+    return list(found.values())
+
+
+def _column_letter(columns: dict[str, int], name: str) -> str:
+    return get_column_letter(columns[name.casefold()] + 1)
+
+
 def _signoff(wb) -> dict:
     signoff = {}
     ws = _sheet(wb, meta.SUMMARY_SHEET)
@@ -351,7 +397,7 @@ def read_checklist(data: bytes, screening: dict, templates: Callable[[str], Temp
         if flag_errors:
             raise validation_error({"red_flags": flag_errors})
         record = {"meta": info, "answers": answers, "responses": responses, "red_flags": flags,
-                  "signoff": _signoff(wb)}
+                  "parties": _party_notes(wb, screening), "signoff": _signoff(wb)}
     except _MadeForAnother as exc:
         # Outside the catch-all below: a store error looking up the newest screening is not a bad workbook.
         raise _other_screening(exc.screening_id, screening, newest_of) from None

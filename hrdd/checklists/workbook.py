@@ -29,6 +29,7 @@ from hrdd.checklists.cells import (
     put_value,
     register_styles,
 )
+from hrdd.checklists.parties import party_rows
 from hrdd.checklists.templates import CHOICES, Template
 from hrdd.model import quantity_text
 
@@ -221,55 +222,29 @@ def _red_flags(wb: Workbook, screening: dict, template: Template) -> None:
     finish_table(ws, 9, row)
 
 
-def _match_party(match: dict) -> str:
-    return str(match.get("party") or match.get("query") or match.get("party_name") or "").strip().lower()
-
-
-def _parties(wb: Workbook, screening: dict) -> None:
+def _parties(wb: Workbook, screening: dict, carried: dict[int, str]) -> None:
     ws = wb.create_sheet(meta.PARTIES_SHEET)
-    header_row(ws, [("Role", 14), ("Name", 32), ("Country", 9), ("Government-linked", 12),
-                    ("Restricted-party result", 18), ("Matched list entry", 32), ("List", 28), ("Score", 8),
-                    ("Review notes", 40)])
-    txn = screening.get("transaction") or {}
-    end_user = txn.get("end_user") or {}
-    parties = [{"role": "end-user", "name": end_user.get("name"), "country": end_user.get("country"),
-                "government_linked": end_user.get("type") in ("government", "government_linked")}]
-    parties += list(txn.get("parties") or ())
-    matches = list(screening.get("party_matches") or ())
+    header_row(ws, list(zip(meta.PARTY_HEADERS, (14, 32, 9, 12, 18, 32, 28, 8, 40), strict=True)))
     row = 1
-    for party in parties:
-        own = [m for m in matches if _match_party(m) == str(party.get("name") or "").strip().lower()]
-        for m in own:
-            matches.remove(m)
-        for match in own or [None]:
-            row += 1
-            put_text(ws, row, 1, party.get("role"))
-            put_text(ws, row, 2, party.get("name"))
-            put_text(ws, row, 3, party.get("country"))
-            linked = party.get("government_linked")
-            put_text(ws, row, 4, {True: "Yes", False: "No"}.get(linked, "Not stated"))
-            _put_match(ws, row, match)
-    for match in matches:  # matches the screening could not tie to a named party
+    for index, party in enumerate(party_rows(screening)):
         row += 1
-        put_text(ws, row, 1, "unattributed")
-        put_text(ws, row, 2, match.get("party") or match.get("query"))
-        _put_match(ws, row, match)
+        put_text(ws, row, 1, party.role)
+        put_text(ws, row, 2, party.name)
+        if party.attributed:
+            put_text(ws, row, 3, party.country)
+            put_text(ws, row, 4, {True: "Yes", False: "No"}.get(party.government_linked, "Not stated"))
+        elif party.country:
+            put_text(ws, row, 3, party.country)
+        put_text(ws, row, 5, party.result)
+        if party.match is not None:
+            put_text(ws, row, 6, party.entry)
+            put_text(ws, row, 7, party.match.get("list"))
+            put_value(ws, row, 8, party.match.get("score"))
+        # The reviewers' notes on the party and its match: read back on upload, carried to the next checklist.
+        put_text(ws, row, 9, carried.get(index), "hrdd_input")
     colour_when_equal(ws, [f"E2:E{row}"], "confirmed match", RED)
     colour_when_equal(ws, [f"E2:E{row}"], "possible match", AMBER)
-    finish_table(ws, 9, row)
-
-
-def _put_match(ws, row: int, match: dict | None) -> None:
-    if match is None:
-        put_text(ws, row, 5, "no match")
-    else:
-        put_text(ws, row, 5, f"{match.get('status', 'possible')} match")
-        put_text(ws, row, 6, _join([match.get("name"), match.get("matched_name")
-                                    if match.get("matched_name") != match.get("name") else None,
-                                    match.get("entry_id")], " / "))
-        put_text(ws, row, 7, match.get("list"))
-        put_value(ws, row, 8, match.get("score"))
-    put_text(ws, row, 9, None, "hrdd_input")
+    finish_table(ws, len(meta.PARTY_HEADERS), row)
 
 
 def _sources(wb: Workbook, screening: dict, template: Template, data_sources: list[dict]) -> None:
@@ -314,10 +289,12 @@ def _metadata(wb: Workbook, screening: dict, template: Template, generated_at: s
 
 
 def build_workbook(screening: dict, template: Template, *, data_sources: list[dict] | None = None,
-                   generated_at: str | None = None, carried: dict[str, CarriedRow] | None = None) -> bytes:
+                   generated_at: str | None = None, carried: dict[str, CarriedRow] | None = None,
+                   party_notes: dict[int, str] | None = None) -> bytes:
     """The checklist workbook for a stored screening dict (the screening response body), as xlsx bytes.
 
-    ``carried``: rows from the deal's earlier uploads (hrdd.checklists.carry.carried_rows) to pre-fill.
+    ``carried``: rows from the deal's earlier uploads (hrdd.checklists.carry.carried_rows) to pre-fill;
+    ``party_notes``: the Parties sheet's review notes they carry, by row (hrdd.checklists.carry.carried_party_notes).
     """
     generated_at = generated_at or datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     wb = Workbook()
@@ -325,7 +302,7 @@ def build_workbook(screening: dict, template: Template, *, data_sources: list[di
     _summary(wb, screening, template, generated_at, carried or {})
     _questions(wb, screening, template, carried or {})
     _red_flags(wb, screening, template)
-    _parties(wb, screening)
+    _parties(wb, screening, party_notes or {})
     _sources(wb, screening, template, data_sources or [])
     _metadata(wb, screening, template, generated_at)
     wb.active = 1  # open on the questions

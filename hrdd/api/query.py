@@ -1,0 +1,33 @@
+"""Query arguments an endpoint does not know: refused, so a misspelt one never passes silently."""
+
+from __future__ import annotations
+
+from flask import request
+
+from hrdd.errors import ApiError
+
+# Unknown names quoted in the message and in ``errors`` (each cut to this many characters).
+MAX_NAMED, MAX_NAME = 20, 40
+
+
+def unknown_args(accepted: tuple[str, ...]) -> list[str]:
+    """The request's query argument names that are not in ``accepted``, sorted, each cut to MAX_NAME."""
+    return sorted({name[:MAX_NAME] for name in request.args if name not in accepted})
+
+
+def unknown_args_message(unknown: list[str], accepted: tuple[str, ...]) -> str:
+    """'Unknown query parameter 'yaer'; accepted: format, year' (for an API error or a page)."""
+    named = ", ".join(repr(n) for n in unknown[:MAX_NAMED])
+    if len(unknown) > MAX_NAMED:
+        named += f" and {len(unknown) - MAX_NAMED} more"
+    return (f"Unknown query parameter{'s' if len(unknown) > 1 else ''} {named}; "
+            f"accepted: {', '.join(sorted(accepted)) or 'none'}")
+
+
+def refuse_unknown_args(accepted: tuple[str, ...]) -> None:
+    """A 400 (``bad_request``) naming every query argument not in ``accepted`` and listing the accepted ones."""
+    unknown = unknown_args(accepted)
+    if unknown:
+        hint = f"unknown query parameter; accepted: {', '.join(sorted(accepted)) or 'none'}"
+        raise ApiError(400, "bad_request", unknown_args_message(unknown, accepted),
+                       {name: [hint] for name in unknown[:MAX_NAMED]})
