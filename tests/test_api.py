@@ -245,6 +245,15 @@ def test_unrecognised_dry_run_is_400_and_stores_nothing(app, client, auth_header
     assert stored_count(app) == 0
 
 
+@pytest.mark.parametrize("query, unknown", [("dry_rn=true", "dry_rn"), ("dryrun=1", "dryrun"),
+                                            ("dry_run=true&debug=1", "debug")])
+def test_a_misspelt_query_parameter_is_400_and_stores_nothing(app, client, auth_headers, transaction, query, unknown):
+    r = client.post(f"/v1/screenings?{query}", json=transaction, headers=auth_headers("crm"))
+    assert r.status_code == 400 and r.json["code"] == "bad_request", r.json
+    assert "accepted: dry_run" in r.json["message"] and set(r.json["errors"]) == {unknown}
+    assert stored_count(app) == 0
+
+
 @pytest.mark.parametrize("value, dry", [("true", True), ("1", True), ("on", True), ("false", False), ("0", False)])
 def test_dry_run_spellings(client, auth_headers, transaction, value, dry):
     r = client.post(f"/v1/screenings?dry_run={value}", json=transaction, headers=auth_headers("crm"))

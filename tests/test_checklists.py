@@ -457,6 +457,9 @@ def test_download_needs_the_export_role_and_a_known_template(client, auth_header
     assert client.get(url, headers=auth_headers("crm")).status_code == 403
     bad = client.get(url + "?template=nope", headers=auth_headers("export"))
     assert bad.status_code == 422 and "state-dept-2020" in bad.get_json()["message"]
+    misspelt = client.get(url + "?tempalte=eu-2021-821-art5", headers=auth_headers("export"))
+    assert misspelt.status_code == 400 and "'tempalte'" in misspelt.get_json()["message"]
+    assert set(misspelt.get_json()["errors"]) == {"tempalte"}
     eu = open_xlsx(download(client, auth_headers, screened["id"], template="eu-2021-821-art5"))
     assert "eu_aware_of_misuse" in question_rows(eu["Questions"])
 

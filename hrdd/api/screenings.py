@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from hrdd.api.body import json_body
+from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import authenticate, require_role
 from hrdd.errors import ApiError, not_found
 from hrdd.services import current_services
@@ -16,6 +17,8 @@ bp = Blueprint("screenings", __name__)
 @require_role("crm")
 def create_screening():
     """Screen a transaction; 201 with the stored screening, 200 on an idempotent replay."""
+    # A misspelt dry_run would otherwise store the screening the caller meant only to try.
+    refuse_unknown_args(("dry_run",))
     dry_run = _flag("dry_run")
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:

@@ -72,6 +72,11 @@ def data_sources(app) -> list[dict]:
 
 def render_checklist(screening: dict, options: dict, app) -> tuple[bytes, str, str]:
     """The checklist workbook for a stored screening: (bytes, mimetype, download file name)."""
+    unknown = sorted(name[:40] for name in options if name != "template")
+    if unknown:
+        # A misspelt ?template= would otherwise give the default template's workbook without a word.
+        raise ApiError(400, "bad_request", f"Unknown checklist option(s) {', '.join(map(repr, unknown[:20]))}; "
+                       "accepted: template", {name: ["unknown option; accepted: template"] for name in unknown[:20]})
     template = template_for(app.config, options.get("template"))
     uploads = deal_uploads(app.extensions["hrdd"].store, screening)
     body = build_workbook(screening, template, data_sources=data_sources(app),
