@@ -57,11 +57,16 @@ def hrdd_answers_on_record(transaction, source, store):
     adapter's name). Where the request leaves a question out or answers ``unknown``, the core screens it
     with the recorded answer; each recorded answer is listed in the screening's ``answers_on_record``, with
     ``used: false`` and ``request_answer`` where the request gave another known answer (which is kept),
-    unless the entry says ``request_wins: true``. The first plugin to record a question id wins; ids no
+    unless the entry says ``request_wins: true``. An entry with ``not_used_because`` (why, as a sentence)
+    is never screened: where it would have filled the question or differed from the request's answer it
+    is listed with ``used: false`` and that sentence, without ``request_answer``. Whatever is returned must
+    compare equal when read again with nothing changed (the storing transaction compares the two). The
+    first plugin to record a question id wins; ids no
     longer known are dropped. A screening prepared before the lock (a re-screening) is screened again
     there only if the answers changed meanwhile. The checklist plugin
     returns the newest known answer per question of all the deal's uploads made for the request's
-    end-user (``request_wins`` when the request is itself an upload).
+    end-user (``request_wins`` when the request is itself an upload); one given on other material facts
+    than the request's names them in ``facts_changed`` and, unless it raises a red flag, is not used.
     """
 
 

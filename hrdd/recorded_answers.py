@@ -31,14 +31,21 @@ def lay_under(answers: dict[str, Any], recorded: dict[str, dict]) -> tuple[dict[
     """The answers to screen, and the ``answers_on_record`` notes.
 
     A recorded answer fills a question the request leaves out or answers ``unknown``; a different known
-    answer in the request is kept and noted (``used: false``) unless the recorder lets the request win.
+    answer in the request is kept and noted (``used: false``, ``request_answer``) unless the recorder lets
+    the request win. An entry the recorder marks ``not_used_because`` (the deal's facts changed since it
+    was recorded) is never screened: where it would have filled the question or conflicted with the
+    request, the note says ``used: false`` and why, without ``request_answer`` (it is no conflict).
     """
     merged = dict(answers)
     notes: dict[str, dict] = {}
     for qid, entry in recorded.items():
         given = merged.get(qid)
         public = {k: v for k, v in entry.items() if k != "request_wins"}
-        if given in (None, "unknown"):
+        if entry.get("not_used_because"):
+            # Noted where a usable answer would have been: filling the question, or against the request's.
+            if given in (None, "unknown") or (given != entry["answer"] and not entry.get("request_wins")):
+                notes[qid] = {**public, "used": False}
+        elif given in (None, "unknown"):
             merged[qid] = entry["answer"]
             notes[qid] = {**public, "used": True}
         elif given != entry["answer"] and not entry.get("request_wins"):

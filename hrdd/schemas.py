@@ -362,9 +362,12 @@ class ScreeningSchema(ResponseSchema):
     superseded_by = fields.String(metadata={
         "description": "on a screening read back or replayed: the newer screening that now governs the gate"})
     answers_on_record = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
-        "description": "answers recorded for the deal outside the request (its latest checklist upload): "
-                       "used where the request left the question out or answered unknown; used=false with "
-                       "request_answer where the request answered otherwise (the gate then holds)"})
+        "description": "answers recorded for the deal outside the request (its checklist uploads, newest per "
+                       "question): used where the request left the question out or answered unknown; used=false "
+                       "with request_answer where the request answered otherwise (the gate then holds); "
+                       "facts_changed naming the deal's facts that changed since the upload (parties, items, "
+                       "countries, deployment countries), and then, for an answer that raises no red flag, "
+                       "used=false with not_used_because (the question counts as unanswered; no hold)"})
 
 
 class TransactionRecordSchema(ResponseSchema):

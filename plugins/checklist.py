@@ -45,10 +45,31 @@ def hrdd_screening_stored(screening, connection, store):
 
 @hookimpl
 def hrdd_answers_on_record(transaction, source, store):
-    """The known answers of the deal's checklist uploads (an upload's own known answers replace them)."""
+    """The known answers of the deal's checklist uploads (an upload's own known answers replace them).
+
+    Those given on other facts than the request's are not used unless they raise a red flag (see
+    ``on_record.answers_on_record``).
+    """
     if store is None:
         return None
-    return on_record.answers_on_record(store, transaction, request_wins=source == "checklist")
+    return on_record.answers_on_record(store, transaction, request_wins=source == "checklist",
+                                       risky=_risky_answers)
+
+
+_risky_answers_of: list = [None, on_record.ENGINE_RISKY_ANSWERS]
+
+
+def _risky_answers() -> dict[str, frozenset[str]]:
+    """Question id -> the answers that raise a red flag (the engine's and the loaded templates'), cached per
+    loaded template set. With the templates broken only the engine's count: more answers on changed facts
+    go unused, never fewer."""
+    try:
+        templates = load_templates(service.checklists_dir(), max_age=RECHECK_SECONDS)
+    except TemplateError:
+        return on_record.ENGINE_RISKY_ANSWERS
+    if _risky_answers_of[0] is not templates:
+        _risky_answers_of[:] = [templates, on_record.risky_answers(templates)]
+    return _risky_answers_of[1]
 
 
 @hookimpl

@@ -458,6 +458,9 @@ def test_health_ready_metrics_plugins_openapi(client, auth_headers, transaction)
     assert "EG" in party_country["anyOf"][0]["enum"] and party_country["anyOf"][1]["type"] == "string"
     assert all(branch["nullable"] for branch in party_country["anyOf"])
     assert "nullable" not in str(spec["components"]["schemas"]["EndUser"]["properties"]["country"])
+    # What an answer on record that was not used looks like, apart from a conflicting request answer.
+    on_record = spec["components"]["schemas"]["Screening"]["properties"]["answers_on_record"]["description"]
+    assert "request_answer" in on_record and "not_used_because" in on_record and "facts_changed" in on_record
 
 
 def test_readyz_reports_store_outage(app, client):

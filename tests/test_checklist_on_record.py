@@ -369,9 +369,11 @@ def test_work_on_facts_that_changed_is_not_carried_and_the_rest_is_reopened(clie
     data = download(client, auth_headers, moved["id"])
     rows = _questions(data)
     # RF-4.5 (diversion) is raised now: "no signs of diversion" was about a deal without this consignee.
-    # Its No stays the screening's own answer on record (answers_on_record), shown as such, to be answered again.
+    # Its No is not screened on the new facts either (answers_on_record: not used), so it is to be answered again.
+    assert moved["answers_on_record"]["diversion_indicators"]["used"] is False
+    assert "diversion_indicators" not in moved["transaction"]["answers"]
     diversion = rows["diversion_indicators"]
-    assert "\nNot carried from checklist upload chk_" in diversion["Evidence notes"].value
+    assert diversion["Evidence notes"].value.startswith("Not carried from checklist upload chk_")
     assert "RF-4.5 reads differently" in diversion["Evidence notes"].value
     assert "Route checked" not in diversion["Evidence notes"].value
     assert (diversion["Owner"].value, diversion["Status"].value) == (None, "Open")
@@ -471,3 +473,191 @@ def test_parties_notes_follow_the_restricted_party_result_they_were_written_for(
     assert carried_party_notes(None, screening, [on_match, newer, older])[1] == (
         "Carried from checklist upload chk_MATCH of 2026-03-01 by J. Doe.\nScreened by hand: clean\n"
         "False positive: other FZE")
+
+
+# ---- answers on record are about the facts they were given on: a deal whose facts changed is checked again ----
+
+CLEARED = {"past_misuse": "No", "exports_to_abusers": "No", "end_user_disclosed": "Yes", "accepts_safeguards": "Yes"}
+ENGINE_QUESTIONS = ("past_misuse", "exports_to_abusers", "end_user_disclosed", "accepts_safeguards")
+CONSIGNEE = {"role": "consignee", "name": "Bosphorus Logistics", "country": "TR", "government_linked": False}
+
+
+def _holds_on_conflict(screening) -> list[str]:
+    return [r for r in screening.get("hold_reasons") or () if "the request answers" in r]
+
+
+@pytest.fixture
+def cleared(client, auth_headers, transaction):
+    """The DESIGN example with its checklist uploaded answering the four engine questions the harmless way."""
+    quote = screen(client, auth_headers, transaction)
+    assert "checklist_completed" in quote["conditions"]
+    uploaded = _upload(client, auth_headers, quote["id"], CLEARED)
+    assert "checklist_completed" not in uploaded["conditions"]
+    return uploaded
+
+
+def test_answers_on_record_stand_while_the_deals_facts_are_the_same(client, auth_headers, transaction, cleared):
+    # The order stage with another quantity: nothing the answers were about changed.
+    transaction["stage"] = "order"
+    transaction["items"][0]["quantity"] = 40
+    order = screen(client, auth_headers, transaction)
+    assert "checklist_completed" not in order["conditions"]
+    for qid in ENGINE_QUESTIONS:
+        note = order["answers_on_record"].get(qid)
+        if qid == "end_user_disclosed":  # the request's own yes, the same as the upload's
+            assert note is None and order["transaction"]["answers"][qid] == "yes"
+            continue
+        assert note["used"] is True and "not_used_because" not in note and "facts_changed" not in note
+        assert note["source"] == f"checklist upload {cleared['checklist_upload']['id']}"
+
+
+def test_harmless_answers_on_record_are_not_used_once_the_deals_facts_changed(client, auth_headers, transaction,
+                                                                              cleared):
+    upload_id = cleared["checklist_upload"]["id"]
+    # The CRM adds a consignee in Turkey, where the system will also be deployed.
+    transaction["parties"].append(dict(CONSIGNEE))
+    transaction["deployment_countries"].append("TR")
+    del transaction["answers"]["end_user_disclosed"]
+    preview = screen(client, auth_headers, transaction, "?dry_run=true")
+    moved = screen(client, auth_headers, transaction)
+    for answer in (preview, moved):
+        assert "checklist_completed" in answer["conditions"]
+        assert _holds_on_conflict(answer) == []
+        for qid in ENGINE_QUESTIONS:
+            assert answer["transaction"]["answers"].get(qid) in (None, "unknown"), qid
+            note = answer["answers_on_record"][qid]
+            assert note["used"] is False and "request_answer" not in note
+            assert note["facts_changed"] == ["parties", "countries", "deployment countries"]
+            assert note["not_used_because"].startswith(
+                f"the deal's parties and countries and deployment countries changed since checklist upload {upload_id}")
+    # The screening and its checklist agree: the download asks for the rows to be checked again.
+    rows = _questions(download(client, auth_headers, moved["id"]))
+    assert rows["past_misuse"]["Status"].value == "Open"
+    assert "The deal's parties and countries and deployment countries changed since" in \
+        rows["past_misuse"]["Evidence notes"].value
+
+
+def test_a_request_answering_otherwise_on_changed_facts_is_no_conflict(client, auth_headers, transaction, cleared):
+    transaction["deployment_countries"] = ["EG", "JO"]
+    transaction["answers"]["accepts_safeguards"] = "no"
+    moved = screen(client, auth_headers, transaction)
+    assert "RF-6.1" in [f["id"] for f in moved["red_flags"]]
+    note = moved["answers_on_record"]["accepts_safeguards"]
+    assert note["used"] is False and "request_answer" not in note
+    assert note["not_used_because"].startswith("the deal's countries and deployment countries changed since ")
+    assert _holds_on_conflict(moved) == []
+
+
+def test_a_risky_answer_on_record_is_still_used_after_the_facts_changed(client, auth_headers, transaction, blocked):
+    transaction["parties"].append(dict(CONSIGNEE))
+    moved = screen(client, auth_headers, transaction)
+    # Conservative: a Yes to past misuse keeps raising RF-1.1 whatever else changed.
+    assert moved["gate"] == "block" and "RF-1.1" in [f["id"] for f in moved["red_flags"]]
+    note = moved["answers_on_record"]["past_misuse"]
+    assert note["used"] is True and note["answer"] == "yes" and "not_used_because" not in note
+    assert note["facts_changed"] == ["parties", "countries"]
+
+
+def test_an_upload_on_the_new_facts_makes_its_answers_used_again(client, auth_headers, transaction, cleared):
+    transaction["parties"].append(dict(CONSIGNEE))
+    transaction["deployment_countries"].append("TR")
+    moved = screen(client, auth_headers, transaction)
+    assert "checklist_completed" in moved["conditions"]
+    rechecked = _upload(client, auth_headers, moved["id"], CLEARED)
+    assert "checklist_completed" not in rechecked["conditions"]
+    transaction["stage"] = "order"
+    order = screen(client, auth_headers, transaction)
+    assert "checklist_completed" not in order["conditions"]
+    for qid in ("past_misuse", "exports_to_abusers", "accepts_safeguards"):
+        note = order["answers_on_record"][qid]
+        assert note["used"] is True and "not_used_because" not in note, qid
+        assert note["source"] == f"checklist upload {rechecked['checklist_upload']['id']}"
+    # Back on the first facts, the newest upload (made on other facts) is not used for them either.
+    transaction["parties"].pop()
+    transaction["deployment_countries"].remove("TR")
+    back = screen(client, auth_headers, transaction)
+    assert "checklist_completed" in back["conditions"]
+    assert back["answers_on_record"]["past_misuse"]["source"] == f"checklist upload {rechecked['checklist_upload']['id']}"
+
+
+def test_an_upload_leaving_a_question_blank_on_new_facts_does_not_revive_the_old_answer(
+        client, auth_headers, transaction, cleared):
+    transaction["parties"].append(dict(CONSIGNEE))
+    moved = screen(client, auth_headers, transaction)
+    # Answered again except past_misuse, which the compliance officer sets back to Unknown.
+    rechecked = _upload(client, auth_headers, moved["id"], {**CLEARED, "past_misuse": "Unknown"})
+    assert "checklist_completed" in rechecked["conditions"]
+    note = rechecked["answers_on_record"]["past_misuse"]
+    assert note["used"] is False and note["source"] == f"checklist upload {cleared['checklist_upload']['id']}"
+    assert "exports_to_abusers" not in rechecked.get("answers_on_record", {})
+
+
+ENGINE_FLAGS = {"past_misuse": "RF-1.1", "exports_to_abusers": "RF-2.2", "end_user_disclosed": "RF-4.1",
+                "accepts_safeguards": "RF-6.1"}
+
+
+@pytest.mark.parametrize("qid", ENGINE_QUESTIONS)
+def test_the_engines_risky_answers_are_the_ones_that_raise_its_flags(engine_services, transaction, qid):
+    from hrdd.checklists.on_record import ENGINE_RISKY_ANSWERS, risky_answers
+    from hrdd.checklists.templates import load_templates
+    from hrdd.model import Transaction
+
+    for answer in ("yes", "no", "n/a"):
+        screening = engine_services.screen(Transaction.from_dict({**transaction, "answers": {qid: answer}}))
+        raised = ENGINE_FLAGS[qid] in [f.id for f in screening.red_flags]
+        assert raised == (answer in ENGINE_RISKY_ANSWERS[qid]), (qid, answer)
+    # The shipped templates mark the same answers as risky.
+    from hrdd.checklists.service import checklists_dir
+    assert risky_answers(load_templates(checklists_dir()))[qid] == ENGINE_RISKY_ANSWERS[qid]
+
+
+def test_an_answer_not_used_on_changed_facts_is_not_screened_and_holds_nothing():
+    from hrdd.checklists.on_record import conflict_holds
+    from hrdd.recorded_answers import lay_under
+
+    stale = {"answer": "no", "source": "checklist upload chk_1", "facts_changed": ["parties"],
+             "not_used_because": "the deal's parties changed since checklist upload chk_1 of 2026-01-02: ..."}
+    fresh = {"answer": "yes", "source": "checklist upload chk_1"}
+    recorded = {"past_misuse": stale, "exports_to_abusers": stale, "accepts_safeguards": stale,
+                "end_user_disclosed": stale, "intermediaries_vetted": fresh}
+    answers, notes = lay_under({"past_misuse": "unknown", "exports_to_abusers": "yes", "accepts_safeguards": "no"},
+                               recorded)
+    assert answers == {"past_misuse": "unknown", "exports_to_abusers": "yes", "accepts_safeguards": "no",
+                       "intermediaries_vetted": "yes"}
+    # Noted where the answer would have been used or conflicted; the request's own equal answer needs no note.
+    assert set(notes) == {"past_misuse", "exports_to_abusers", "end_user_disclosed", "intermediaries_vetted"}
+    assert all(notes[q] == {**stale, "used": False} for q in ("past_misuse", "exports_to_abusers", "end_user_disclosed"))
+    assert conflict_holds({"answers_on_record": notes}) == []
+    # An upload's own answer wins over a stale one without a note, as over a current one.
+    _, notes = lay_under({"exports_to_abusers": "yes"}, {"exports_to_abusers": {**stale, "request_wins": True}})
+    assert notes == {}
+
+
+def test_answers_on_changed_facts_are_read_the_same_under_the_lock(app, client, auth_headers, transaction, cleared,
+                                                                   monkeypatch):
+    services = app.extensions["hrdd"]
+    engine_screen, screened = services.screen, []
+    monkeypatch.setattr(services, "screen", lambda t: screened.append(t) or engine_screen(t))
+    transaction["parties"].append(dict(CONSIGNEE))
+    moved = screen(client, auth_headers, transaction)
+    assert moved["answers_on_record"]["past_misuse"]["used"] is False
+    # Screened without, then with the answers read under the lock; read again there, they compare equal.
+    assert len(screened) == 2
+
+
+def test_the_case_page_says_why_an_answer_on_record_was_not_used(app, client, auth_headers, transaction, cleared):
+    from tests.workspace_helpers import case_of, login, make_user
+
+    transaction["parties"].append(dict(CONSIGNEE))
+    del transaction["answers"]["end_user_disclosed"]
+    moved = screen(client, auth_headers, transaction)
+    make_user(app)
+    login(client)
+    page = client.get(f"/workspace/cases/{case_of(app, moved['transaction_id'])['id']}").get_data(as_text=True)
+    upload_id = cleared["checklist_upload"]["id"]
+    # In the request as unknown, and left out of it.
+    assert (f"<code>past_misuse</code>: unknown <span class=\"muted\">(the request's answer; checklist upload "
+            f"{upload_id} answered no, not used: the deal&#39;s parties and countries changed since") in page
+    assert (f"<li><code>end_user_disclosed</code>: yes <span class=\"muted\">(checklist upload {upload_id}; not used: "
+            "the deal&#39;s parties and countries changed since") in page
+    assert "not known to the request" not in page

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 
 from hrdd.checklists import meta
 from hrdd.checklists.evidence import checklist_uploads, upload_end_user_key
+from hrdd.checklists.facts import changed_facts
 from hrdd.checklists.parties import PartyRow, party_rows
 from hrdd.checklists.templates import CHOICES, Question, Template
-from hrdd.model import Transaction
 from hrdd.store import iso
 from hrdd.tables import screenings
 
@@ -20,7 +20,6 @@ NOT_CARRIED_FROM = "Not carried from checklist upload"
 RECORDED_WITH = "Answer recorded with screening"
 # Lines the generator writes into evidence notes; a carried note sheds them so they do not pile up.
 _GENERATED = (CARRIED_FROM, NOT_CARRIED_FROM, RECORDED_WITH)
-_FACTS = {"parties": "parties", "items": "items", "countries": "countries", "deployment": "deployment countries"}
 _DISPLAY = {v: k for k, v in CHOICES.items()}
 
 _rendered = screenings.alias("rendered")
@@ -91,7 +90,7 @@ def carried_rows(store, screening: dict, template: Template, uploads: list | Non
             if not _has_work(response):
                 continue
             if changed is None:
-                changed = _changed_facts((upload.result or {}).get("transaction"), txn)
+                changed = changed_facts((upload.result or {}).get("transaction"), txn)
             rows[q.id] = _row(q, template, response, upload, changed, screening)
     return rows
 
@@ -119,17 +118,6 @@ def _row(q: Question, template: Template, response: dict, upload, changed: tuple
 def _reading(screening: dict | None, flag_id: str) -> list[str]:
     """How a screening raised a flag: the evidence of each flag with that id (none when not raised)."""
     return sorted(str(f.get("evidence")) for f in (screening or {}).get("red_flags") or () if f.get("id") == flag_id)
-
-
-def _changed_facts(before: dict | None, after: dict) -> tuple[str, ...]:
-    if not before:
-        return ()
-    try:
-        then, now = Transaction.from_dict(before).material_facts(), Transaction.from_dict(after).material_facts()
-    except (KeyError, TypeError):
-        return ()
-    # The end-user is the same one (the upload was found by its key), however it is spelt now.
-    return tuple(label for key, label in _FACTS.items() if then.get(key) != now.get(key))
 
 
 def _fitting(q: Question, answer):
