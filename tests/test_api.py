@@ -502,3 +502,23 @@ def test_every_json_endpoint_answers_415_for_another_content_type_and_400_for_ba
         array = client.post(url, json=[1], headers=admin)
         assert array.status_code in (400, 422), (url, array.json)
     assert stored_count(app) == before
+
+
+@pytest.mark.parametrize("path, query, accepted", [
+    ("/v1/cases", "stauts=all", "age, capability, country, limit, offset, status"),
+    ("/v1/grievances", "satus=all", "status"),
+    ("/v1/parties/false-positives", "name=Nile", "party"),
+    ("/v1/transactions/{txn}", "limt=5", "limit, offset"),
+])
+def test_list_endpoints_refuse_a_misspelt_filter_instead_of_ignoring_it(client, auth_headers, transaction, path,
+                                                                        query, accepted):
+    txn = post(client, transaction, auth_headers("crm")).json["transaction_id"]
+    r = client.get(f"{path.format(txn=txn)}?{query}", headers=auth_headers("reviewer"))
+    name = query.split("=")[0]
+    assert r.status_code == 400 and r.json["code"] == "bad_request", r.json
+    assert r.json["message"] == f"Unknown query parameter {name!r}; accepted: {accepted}"
+    assert list(r.json["errors"]) == [name]
+    # The parameter spelt as accepted still answers.
+    spelt = {"stauts": "status", "satus": "status", "name": "party", "limt": "limit"}[name]
+    fixed = client.get(f"{path.format(txn=txn)}?{query.replace(name, spelt)}", headers=auth_headers("reviewer"))
+    assert fixed.status_code == 200, fixed.json
