@@ -254,6 +254,12 @@ def test_a_misspelt_query_parameter_is_400_and_stores_nothing(app, client, auth_
     assert stored_count(app) == 0
 
 
+def test_dry_run_given_twice_is_400_and_stores_nothing(app, client, auth_headers, transaction):
+    r = client.post("/v1/screenings?dry_run=true&dry_run=false", json=transaction, headers=auth_headers("crm"))
+    assert r.status_code == 400 and list(r.json["errors"]) == ["dry_run"] and "more than once" in r.json["message"]
+    assert stored_count(app) == 0
+
+
 @pytest.mark.parametrize("value, dry", [("true", True), ("1", True), ("on", True), ("false", False), ("0", False)])
 def test_dry_run_spellings(client, auth_headers, transaction, value, dry):
     r = client.post(f"/v1/screenings?dry_run={value}", json=transaction, headers=auth_headers("crm"))
@@ -522,3 +528,7 @@ def test_list_endpoints_refuse_a_misspelt_filter_instead_of_ignoring_it(client, 
     spelt = {"stauts": "status", "satus": "status", "name": "party", "limt": "limit"}[name]
     fixed = client.get(f"{path.format(txn=txn)}?{query.replace(name, spelt)}", headers=auth_headers("reviewer"))
     assert fixed.status_code == 200, fixed.json
+    twice = f"{query.replace(name, spelt)}&{query.replace(name, spelt)}"
+    repeated = client.get(f"{path.format(txn=txn)}?{twice}", headers=auth_headers("reviewer"))
+    assert repeated.status_code == 400 and list(repeated.json["errors"]) == [spelt], repeated.json
+    assert f"{spelt!r} given more than once" in repeated.json["message"]
