@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify, request
 
 from hrdd import openapi as oa
 from hrdd.api.body import json_object
+from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
@@ -48,6 +49,7 @@ def _case_json(case: dict) -> dict:
 @require_role("reviewer")
 def list_cases():
     """Cases, oldest first; filters: status (open|information_requested|decided|all), country, capability, age."""
+    refuse_unknown_args(("status", "country", "capability", "age", "limit", "offset"))
     age = request.args.get("age")
     try:
         min_age = float(age) if age else None

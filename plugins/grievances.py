@@ -8,6 +8,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from hrdd import openapi as oa
 from hrdd.api.body import json_object
+from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import public, require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
@@ -124,6 +125,7 @@ def status():
 @require_role("reviewer")
 def listing():
     """Reviewer: grievances, oldest first (`status=open|all|<status>`)."""
+    refuse_unknown_args(("status",))
     with current_services().store.engine.connect() as conn:
         return jsonify({"grievances": grievances.listing(conn, status=request.args.get("status", "open"))})
 

@@ -254,6 +254,12 @@ def test_a_misspelt_query_parameter_is_400_and_stores_nothing(app, client, auth_
     assert stored_count(app) == 0
 
 
+def test_dry_run_given_twice_is_400_and_stores_nothing(app, client, auth_headers, transaction):
+    r = client.post("/v1/screenings?dry_run=true&dry_run=false", json=transaction, headers=auth_headers("crm"))
+    assert r.status_code == 400 and list(r.json["errors"]) == ["dry_run"] and "more than once" in r.json["message"]
+    assert stored_count(app) == 0
+
+
 @pytest.mark.parametrize("value, dry", [("true", True), ("1", True), ("on", True), ("false", False), ("0", False)])
 def test_dry_run_spellings(client, auth_headers, transaction, value, dry):
     r = client.post(f"/v1/screenings?dry_run={value}", json=transaction, headers=auth_headers("crm"))
@@ -502,3 +508,27 @@ def test_every_json_endpoint_answers_415_for_another_content_type_and_400_for_ba
         array = client.post(url, json=[1], headers=admin)
         assert array.status_code in (400, 422), (url, array.json)
     assert stored_count(app) == before
+
+
+@pytest.mark.parametrize("path, query, accepted", [
+    ("/v1/cases", "stauts=all", "age, capability, country, limit, offset, status"),
+    ("/v1/grievances", "satus=all", "status"),
+    ("/v1/parties/false-positives", "name=Nile", "party"),
+    ("/v1/transactions/{txn}", "limt=5", "limit, offset"),
+])
+def test_list_endpoints_refuse_a_misspelt_filter_instead_of_ignoring_it(client, auth_headers, transaction, path,
+                                                                        query, accepted):
+    txn = post(client, transaction, auth_headers("crm")).json["transaction_id"]
+    r = client.get(f"{path.format(txn=txn)}?{query}", headers=auth_headers("reviewer"))
+    name = query.split("=")[0]
+    assert r.status_code == 400 and r.json["code"] == "bad_request", r.json
+    assert r.json["message"] == f"Unknown query parameter {name!r}; accepted: {accepted}"
+    assert list(r.json["errors"]) == [name]
+    # The parameter spelt as accepted still answers.
+    spelt = {"stauts": "status", "satus": "status", "name": "party", "limt": "limit"}[name]
+    fixed = client.get(f"{path.format(txn=txn)}?{query.replace(name, spelt)}", headers=auth_headers("reviewer"))
+    assert fixed.status_code == 200, fixed.json
+    twice = f"{query.replace(name, spelt)}&{query.replace(name, spelt)}"
+    repeated = client.get(f"{path.format(txn=txn)}?{twice}", headers=auth_headers("reviewer"))
+    assert repeated.status_code == 400 and list(repeated.json["errors"]) == [spelt], repeated.json
+    assert f"{spelt!r} given more than once" in repeated.json["message"]

@@ -24,10 +24,23 @@ def unknown_args_message(unknown: list[str], accepted: tuple[str, ...]) -> str:
             f"accepted: {', '.join(sorted(accepted)) or 'none'}")
 
 
+def repeated_args(accepted: tuple[str, ...]) -> list[str]:
+    """The accepted query argument names given more than once (``?year=2023&year=2024``), sorted."""
+    return sorted(name for name in accepted if len(request.args.getlist(name)) > 1)
+
+
 def refuse_unknown_args(accepted: tuple[str, ...]) -> None:
-    """A 400 (``bad_request``) naming every query argument not in ``accepted`` and listing the accepted ones."""
+    """A 400 (``bad_request``) naming every query argument not in ``accepted`` and listing the accepted ones.
+
+    An accepted argument given twice is refused too: which value would count is a guess.
+    """
     unknown = unknown_args(accepted)
     if unknown:
         hint = f"unknown query parameter; accepted: {', '.join(sorted(accepted)) or 'none'}"
         raise ApiError(400, "bad_request", unknown_args_message(unknown, accepted),
                        {name: [hint] for name in unknown[:MAX_NAMED]})
+    repeated = repeated_args(accepted)
+    if repeated:
+        raise ApiError(400, "bad_request", f"Query parameter{'s' if len(repeated) > 1 else ''} "
+                       f"{', '.join(map(repr, repeated))} given more than once; give each once",
+                       {name: ["given more than once"] for name in repeated})

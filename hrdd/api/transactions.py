@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from hrdd.api.paging import page_args
+from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import require_role
 from hrdd.errors import not_found
 from hrdd.services import current_services
@@ -20,6 +21,7 @@ HISTORY_MAX = 1000
 @require_role()
 def get_transaction(transaction_id: str):
     """The transaction, a page of its screenings newest first, and the gate the CRM should act on now."""
+    refuse_unknown_args(("limit", "offset"))
     limit, offset = page_args(HISTORY_PAGE, HISTORY_MAX)
     services = current_services()
     record = services.store.get_transaction(transaction_id)

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError, fields, validate, validates
 
 from hrdd.api.body import json_body
+from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.parties import allowlist, service, storage
@@ -116,6 +117,7 @@ def create_false_positive():
 @require_role("reviewer")
 def list_false_positives():
     """Every false-positive decision (newest first) with its status; `?party=NAME` for one party."""
+    refuse_unknown_args(("party",))
     store, data_dir, policy = _context()
     party = request.args.get("party")
     key = default_normaliser().normalise(party).key if party else None
