@@ -5,9 +5,11 @@ percentiles and the servers' CPU time per request; writes bench/results/screenin
 With --breakdown it also measures, on the same hrdd server, GET /healthz (the framework's floor) and the
 screening with ?dry_run=true (validation, engine and response, nothing stored), to show where time goes;
 the dry run's ratio to the echo is the ceiling for the stored screening's. --distinct-deals gives every
-request a deal of its own (a new deal row, and a new review case when it escalates).
+request a deal of its own (a new deal row, and a new review case when it escalates). --idempotency-keys
+sends a new Idempotency-Key with every request, as CRM adapters do (the echo gets the header too).
 Usage: python bench/screening.py [--seconds 15] [--connections 16] [--threads 8] [--workers 1]
                                  [--database-url URL] [--fixture NAME] [--breakdown] [--distinct-deals]
+                                 [--idempotency-keys]
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-# Each wrk thread numbers its requests; "<object_id>-<thread>-<n>" is a deal no other request uses.
-_DISTINCT_DEALS_LUA = """
+# Each wrk thread numbers its requests: "<object_id>-<thread>-<n>" is a deal no other request uses, and
+# "bench-<thread>-<n>" an Idempotency-Key no other request sends.
+_NUMBERED_LUA = """
 local thread_count = 0
 setup = function(thread)
   thread_count = thread_count + 1
@@ -77,26 +80,36 @@ end
 local sent = 0
 request = function()
   sent = sent + 1
-  local body = string.gsub(wrk.body, '("object_id"%s*:%s*")([^"]*)"', '%1%2-' .. thread_number .. '-' .. sent .. '"', 1)
-  return wrk.format(nil, nil, nil, body)
+  local body = wrk.body
+  if DISTINCT_DEALS then
+    body = string.gsub(body, '("object_id"%s*:%s*")([^"]*)"', '%1%2-' .. thread_number .. '-' .. sent .. '"', 1)
+  end
+  local headers = nil
+  if IDEMPOTENCY_KEYS then
+    headers = {}
+    for k, v in pairs(wrk.headers) do headers[k] = v end
+    headers["Idempotency-Key"] = "bench-" .. thread_number .. "-" .. sent
+  end
+  return wrk.format(nil, nil, headers, body)
 end
 """
 
 
 def wrk(url: str, body_file: Path | None, headers: dict, seconds: int, connections: int, pid: int | None = None,
-        distinct_deals: bool = False) -> dict:
+        distinct_deals: bool = False, idempotency_keys: bool = False) -> dict:
     """Run wrk (POSTing the body, or GET without one); parse requests/s, latency percentiles, errors, CPU.
 
     With ``distinct_deals`` every request's deal reference (``object_id``) is made unique, so each stored
     screening is a new deal (a new row, and a new review case when it escalates) rather than another
-    screening of the same one.
+    screening of the same one. With ``idempotency_keys`` every request carries an Idempotency-Key of its own.
     """
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
     head = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
     post = (f'wrk.method = "POST"\nwrk.body = {json.dumps(body_file.read_text())}\n'
             'wrk.headers["Content-Type"] = "application/json"\n') if body_file else ""
-    if body_file and distinct_deals:
-        post += _DISTINCT_DEALS_LUA
+    if body_file and (distinct_deals or idempotency_keys):
+        post += (f"DISTINCT_DEALS = {str(distinct_deals).lower()}\nIDEMPOTENCY_KEYS = {str(idempotency_keys).lower()}\n"
+                 + _NUMBERED_LUA)
     lua.write_text(f'{post}{head}\n'
                    'done = function(summary, latency, requests)\n'
                    '  io.write(string.format("STATUS_ERRORS %d\\n", summary.errors.status))\nend\n')
@@ -131,6 +144,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--distinct-deals", action="store_true",
                         help="make every request's deal reference unique (default: the fixture's deal each time)")
+    parser.add_argument("--idempotency-keys", action="store_true",
+                        help="send a new Idempotency-Key with every request, as CRM adapters do")
     parser.add_argument("--fixture", default="transaction_egypt_biometric.json",
                         help="request body under tests/fixtures (default: DESIGN.md's escalated example)")
     args = parser.parse_args()
@@ -160,9 +175,9 @@ def main() -> None:
         wrk(f"http://127.0.0.1:{echo_port}/echo", fixture, {}, 2, args.connections)
         wrk(f"http://127.0.0.1:{hrdd_port}/v1/screenings", fixture, auth, 2, args.connections)
         echo = wrk(f"http://127.0.0.1:{echo_port}/echo", fixture, {}, args.seconds, args.connections,
-                   servers[1].pid, args.distinct_deals)
+                   servers[1].pid, args.distinct_deals, args.idempotency_keys)
         hrdd = wrk(f"http://127.0.0.1:{hrdd_port}/v1/screenings", fixture, auth, args.seconds, args.connections,
-                   servers[0].pid, args.distinct_deals)
+                   servers[0].pid, args.distinct_deals, args.idempotency_keys)
         extra = {}
         if args.breakdown:
             extra["hrdd GET /healthz"] = wrk(f"http://127.0.0.1:{hrdd_port}/healthz", None, {}, args.seconds,
@@ -175,7 +190,8 @@ def main() -> None:
             proc.wait(10)
     backend = "postgresql" if db.startswith("postgresql") else "sqlite"
     ratio = hrdd["requests_per_s"] / echo["requests_per_s"]
-    print(f"fixture: {args.fixture}" + (" (every request a new deal)" if args.distinct_deals else ""))
+    print(f"fixture: {args.fixture}" + (" (every request a new deal)" if args.distinct_deals else "")
+          + (" (every request a new Idempotency-Key)" if args.idempotency_keys else ""))
     print(f"backend: {backend}; {args.connections} connections, {args.seconds}s each, waitress {args.threads} threads, "
           f"{args.workers} worker process(es)")
     for name, r in (("bare echo", echo), ("hrdd screening", hrdd), *extra.items()):
@@ -190,11 +206,13 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     record = {"backend": backend, "fixture": args.fixture, "connections": args.connections, "seconds": args.seconds,
               "threads": args.threads, "workers": args.workers,
-              "distinct_deals": args.distinct_deals, "load_average": os.getloadavg()[0],
+              "distinct_deals": args.distinct_deals, "idempotency_keys": args.idempotency_keys,
+              "load_average": os.getloadavg()[0],
               "echo": {k: v for k, v in echo.items() if k != "raw"},
               "screening": {k: v for k, v in hrdd.items() if k != "raw"}, "ratio": round(ratio, 3),
               "breakdown": {name: {k: v for k, v in r.items() if k != "raw"} for name, r in extra.items()}}
-    suffix = f"-w{args.workers}-t{args.threads}" + ("-distinct" if args.distinct_deals else "")
+    suffix = (f"-w{args.workers}-t{args.threads}" + ("-distinct" if args.distinct_deals else "")
+              + ("-keys" if args.idempotency_keys else ""))
     (out / f"screening-{backend}-{Path(args.fixture).stem}{suffix}.json").write_text(json.dumps(record, indent=2))
 
 
