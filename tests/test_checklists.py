@@ -329,6 +329,17 @@ def upload(client, auth_headers, screening_id, data, content_type=XLSX, role="ex
                        headers={**auth_headers(role), "Content-Type": content_type})
 
 
+def test_an_upload_with_a_query_parameter_is_400_and_stores_nothing(app, client, auth_headers, screened):
+    # The upload stores a screening: a ?dry_run=true meant to stop that must not be ignored.
+    data = fill(download(client, auth_headers, screened["id"]), {"past_misuse": "No"})
+    before = counts(app)
+    response = client.post(f"/v1/screenings/{screened['id']}/checklist?dry_run=true", data=data,
+                           headers={**auth_headers("export"), "Content-Type": XLSX})
+    assert response.status_code == 400 and list(response.get_json()["errors"]) == ["dry_run"]
+    assert "accepted: none" in response.get_json()["message"]
+    assert counts(app) == before
+
+
 def counts(app):
     from hrdd.checklists.evidence import count_uploads
     store = app.extensions["hrdd"].store
@@ -457,6 +468,8 @@ def test_download_needs_the_export_role_and_a_known_template(client, auth_header
     assert client.get(url, headers=auth_headers("crm")).status_code == 403
     bad = client.get(url + "?template=nope", headers=auth_headers("export"))
     assert bad.status_code == 422 and "state-dept-2020" in bad.get_json()["message"]
+    twice = client.get(url + "?template=state-dept-2020&template=nope", headers=auth_headers("export"))
+    assert twice.status_code == 400 and list(twice.get_json()["errors"]) == ["template"]
     misspelt = client.get(url + "?tempalte=eu-2021-821-art5", headers=auth_headers("export"))
     assert misspelt.status_code == 400 and "'tempalte'" in misspelt.get_json()["message"]
     assert set(misspelt.get_json()["errors"]) == {"tempalte"}

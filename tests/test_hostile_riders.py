@@ -74,6 +74,17 @@ def test_unusable_options_are_a_422_naming_them(client, auth_headers, hostile_sc
     assert option in body["errors"] and message in str(body["errors"][option])
 
 
+def test_an_option_given_twice_is_a_400_not_its_first_value(client, auth_headers, hostile_screening):
+    # "Evil Corp" was dropped without a word and the rider named the first seller.
+    query = [*((k, v) for k, v in OPTIONS.items() if k != "seller_name"), ("seller_name", "Acme"),
+             ("seller_name", "Evil Corp")]
+    response = client.get(f"/v1/screenings/{hostile_screening['id']}/rider.docx", query_string=query,
+                          headers=auth_headers("contracts"))
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert list(response.get_json()["errors"]) == ["seller_name"]
+    assert "'seller_name' given more than once" in response.get_json()["message"]
+
+
 def test_nul_in_an_option_is_refused_before_the_rider_is_built(client, auth_headers, hostile_screening):
     response = client.get(f"/v1/screenings/{hostile_screening['id']}/rider.docx",
                           query_string={**OPTIONS, "buyer_name": "Acme\x00"}, headers=auth_headers("contracts"))

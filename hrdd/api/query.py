@@ -25,8 +25,8 @@ def unknown_args_message(unknown: list[str], accepted: tuple[str, ...]) -> str:
 
 
 def repeated_args(accepted: tuple[str, ...]) -> list[str]:
-    """The accepted query argument names given more than once (``?year=2023&year=2024``), sorted."""
-    return sorted(name for name in accepted if len(request.args.getlist(name)) > 1)
+    """The names among ``accepted`` given more than once (``?year=2023&year=2024``), sorted."""
+    return sorted({name for name in accepted if len(request.args.getlist(name)) > 1})
 
 
 def refuse_unknown_args(accepted: tuple[str, ...]) -> None:
@@ -39,8 +39,14 @@ def refuse_unknown_args(accepted: tuple[str, ...]) -> None:
         hint = f"unknown query parameter; accepted: {', '.join(sorted(accepted)) or 'none'}"
         raise ApiError(400, "bad_request", unknown_args_message(unknown, accepted),
                        {name: [hint] for name in unknown[:MAX_NAMED]})
-    repeated = repeated_args(accepted)
+    refuse_repeated_args(accepted)
+
+
+def refuse_repeated_args(names: tuple[str, ...] | None = None) -> None:
+    """A 400 (``bad_request``) naming every query argument given more than once (any, when ``names`` is None)."""
+    repeated = repeated_args(tuple(request.args) if names is None else names)
     if repeated:
+        repeated = [name[:MAX_NAME] for name in repeated[:MAX_NAMED]]
         raise ApiError(400, "bad_request", f"Query parameter{'s' if len(repeated) > 1 else ''} "
                        f"{', '.join(map(repr, repeated))} given more than once; give each once",
                        {name: ["given more than once"] for name in repeated})

@@ -10,6 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, has_app_context, has_request_context, jsonify, request
 
+from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import require_role
 from hrdd.checklists.carry import carried_party_notes, carried_rows, deal_uploads
 from hrdd.checklists.evidence import checklist_uploads, upload_row
@@ -118,6 +119,8 @@ def _received_workbook(limits: UploadLimits) -> tuple[bytes, str | None]:
 @require_role("export")
 def upload_checklist(screening_id: str):
     """Read a filled-in checklist and screen the transaction again with its answers (201, new screening)."""
+    # It stores a screening: a parameter meant to change that (a ?dry_run=true) must not be ignored.
+    refuse_unknown_args(())
     services = current_services()
     screening = services.store.get_screening(screening_id)
     if screening is None:
