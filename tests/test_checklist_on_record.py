@@ -529,12 +529,33 @@ def test_harmless_answers_on_record_are_not_used_once_the_deals_facts_changed(cl
             assert note["used"] is False and "request_answer" not in note
             assert note["facts_changed"] == ["parties", "countries", "deployment countries"]
             assert note["not_used_because"].startswith(
-                f"the deal's parties and countries and deployment countries changed since checklist upload {upload_id}")
+                f"the deal's parties, countries and deployment countries changed since checklist upload {upload_id}")
     # The screening and its checklist agree: the download asks for the rows to be checked again.
     rows = _questions(download(client, auth_headers, moved["id"]))
     assert rows["past_misuse"]["Status"].value == "Open"
-    assert "The deal's parties and countries and deployment countries changed since" in \
+    assert "The deal's parties, countries and deployment countries changed since" in \
         rows["past_misuse"]["Evidence notes"].value
+
+
+def test_an_unchanged_upload_of_the_new_checklist_does_not_answer_for_the_new_facts(client, auth_headers, transaction,
+                                                                                   cleared):
+    # The download pre-filled the answers the screening had set aside, so uploading it untouched recorded
+    # them again and checklist_completed went away with nobody answering for the new facts.
+    transaction["parties"].append(dict(CONSIGNEE))
+    del transaction["answers"]["end_user_disclosed"]
+    moved = screen(client, auth_headers, transaction)
+    data = download(client, auth_headers, moved["id"])
+    rows = _questions(data)
+    for qid in ("past_misuse", "exports_to_abusers", "end_user_disclosed", "accepts_safeguards"):
+        assert rows[qid]["Answer"].value in (None, "Unknown"), qid
+        assert rows[qid]["Status"].value == "Open"
+        assert f"That upload answered {CLEARED[qid]} on the facts then; this screening does not use that answer: " \
+               "answer again." in rows[qid]["Evidence notes"].value, qid
+    again = upload(client, auth_headers, moved["id"], data, XLSX).get_json()
+    assert "checklist_completed" in again["conditions"]
+    # Answered for the new facts, they count again.
+    answered = _upload(client, auth_headers, again["id"], CLEARED)
+    assert "checklist_completed" not in answered["conditions"]
 
 
 def test_a_request_answering_otherwise_on_changed_facts_is_no_conflict(client, auth_headers, transaction, cleared):

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from hrdd.checklists import meta
 from hrdd.checklists.evidence import checklist_uploads, upload_end_user_key
-from hrdd.checklists.facts import changed_facts
+from hrdd.checklists.facts import changed_facts, in_words
 from hrdd.checklists.parties import PartyRow, party_rows
 from hrdd.checklists.templates import CHOICES, Question, Template
 from hrdd.store import iso
@@ -147,16 +147,24 @@ def _own_notes(text: str | None) -> str:
     return "\n".join(lines).strip()
 
 
-def notes_cell(row: CarriedRow, shown_answer: str | None) -> tuple[str, bool]:
-    """The evidence notes of a carried row, with where they come from; and whether it needs checking again."""
+def notes_cell(row: CarriedRow, shown_answer: str | None, *, set_aside: bool = False) -> tuple[str, bool]:
+    """The evidence notes of a carried row, with where they come from; and whether it needs checking again.
+
+    ``set_aside``: the screening does not use the row's answer (given on facts that changed since), so the
+    answer is not pre-filled and the note says what it was.
+    """
     if row.changed_flag:
         return (f"{NOT_CARRIED_FROM} {row.upload_id} of {row.uploaded_on}: {row.changed_flag} reads differently "
                 "in this screening (the facts behind it changed); answer again."), True
     line = f"Carried from {row.provenance()}."
     recheck = bool(row.changed_facts)
     if row.changed_facts:
-        line += f" The deal's {' and '.join(row.changed_facts)} changed since: check that it still holds."
-    if row.answer is not None and shown_answer is not None and row.answer != shown_answer:
+        line += f" The deal's {in_words(row.changed_facts)} changed since: check that it still holds."
+    if set_aside:
+        line += (f" That upload answered {_DISPLAY.get(row.answer, row.answer)} on the facts then; this screening "
+                 "does not use that answer: answer again.")
+        recheck = True
+    elif row.answer is not None and shown_answer is not None and row.answer != shown_answer:
         line += (f" That upload answered {_DISPLAY.get(row.answer, row.answer)}; this screening's answer is "
                  f"{_DISPLAY.get(shown_answer, shown_answer)}.")
         recheck = True
@@ -172,9 +180,9 @@ def summary_text(rows: dict[str, CarriedRow]) -> str | None:
         if not row.changed_flag:
             carried.setdefault(row.provenance(), []).append(qid)
     lines = [f"{source}: {len(qids)} question{'s' if len(qids) > 1 else ''}" for source, qids in carried.items()]
-    changed = sorted({f for row in rows.values() if not row.changed_flag for f in row.changed_facts})
+    changed = {f for row in rows.values() if not row.changed_flag for f in row.changed_facts}
     if changed:
-        lines.append(f"The deal's {' and '.join(changed)} changed since: carried rows are Open to be checked.")
+        lines.append(f"The deal's {in_words(changed)} changed since: carried rows are Open to be checked.")
     dropped = [f"{qid} ({row.changed_flag})" for qid, row in rows.items() if row.changed_flag]
     if dropped:
         lines.append("Not carried, the red flag behind them reads differently now: " + ", ".join(dropped))

@@ -29,6 +29,13 @@ def changed_between(then: dict[str, Any] | None, now: dict[str, Any] | None) -> 
     return tuple(label for key, label in FACT_LABELS.items() if then.get(key) != now.get(key))
 
 
+def in_words(labels) -> str:
+    """'parties, countries and deployment countries': changed facts' labels in FACT_LABELS order, for notes."""
+    order = list(FACT_LABELS.values())
+    ordered = sorted(set(labels), key=lambda label: order.index(label) if label in order else len(order))
+    return ordered[0] if len(ordered) == 1 else ", ".join(ordered[:-1]) + " and " + ordered[-1] if ordered else ""
+
+
 def changed_facts(before: dict | None, after: dict | None) -> tuple[str, ...]:
     """What changed between two transaction dicts (an upload's screening's, and a later one's)."""
     return changed_between(facts_of(before), facts_of(after))

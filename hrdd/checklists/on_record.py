@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping
 import sqlalchemy as sa
 
 from hrdd.checklists.evidence import checklist_uploads, upload_end_user_key
-from hrdd.checklists.facts import changed_between, facts_of
+from hrdd.checklists.facts import changed_between, facts_of, in_words
 from hrdd.store import iso
 from hrdd.tables import screenings, transactions
 
@@ -93,7 +93,7 @@ def answers_on_record(store, transaction: dict, *, request_wins: bool = False,
                 risky_now = risky_now or risky()
                 if answer not in risky_now.get(qid, ()):
                     entry["not_used_because"] = (
-                        f"the deal's {' and '.join(changed)} changed since checklist upload {upload.id} of "
+                        f"the deal's {in_words(changed)} changed since checklist upload {upload.id} of "
                         f"{entry['recorded_at'][:10]}: answer it again in this screening's checklist")
             if request_wins:
                 entry["request_wins"] = True

@@ -162,7 +162,11 @@ def _questions(wb: Workbook, screening: dict, template: Template, carried: dict[
         known = answers.get(q.id) if q.answer_type == "choice" else None
         row_carried = carried.get(q.id)
         kept = row_carried if row_carried and not row_carried.changed_flag else None
-        shown = known if known is not None or kept is None else kept.answer
+        # The screening set this upload's answer aside (given on other facts): pre-filling it would let an
+        # unchanged upload record it again without anyone answering for the facts now.
+        set_aside = bool(kept and kept.answer is not None
+                         and ((screening.get("answers_on_record") or {}).get(q.id) or {}).get("not_used_because"))
+        shown = known if known is not None or kept is None or set_aside else kept.answer
         if q.answer_type == "date":
             put_value(ws, row, 6, shown, "hrdd_input_date")
             date_rows.append(row)
@@ -172,7 +176,7 @@ def _questions(wb: Workbook, screening: dict, template: Template, carried: dict[
             choice_rows.append(row)
             if q.risky_answer:
                 risky[q.risky_answer].append(row)
-        note, recheck = notes_cell(row_carried, known) if row_carried else (None, False)
+        note, recheck = notes_cell(row_carried, known, set_aside=set_aside) if row_carried else (None, False)
         if known and (note is None or row_carried.changed_flag):
             note = f"{RECORDED_WITH} {screening.get('id')}." + (f"\n{note}" if note else "")
         put_text(ws, row, 7, note, "hrdd_input")
