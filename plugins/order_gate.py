@@ -24,6 +24,7 @@ from hrdd.auth import require_role
 from hrdd.errors import not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import Transaction
+from hrdd.workspace.util import end_user_key
 
 RIDER_CONDITION = "rider_executed"
 
@@ -54,7 +55,10 @@ def material_changes(quote: dict, order: dict) -> list[str]:
     quoted, ordered = Transaction.from_dict(quote["transaction"]), Transaction.from_dict(order["transaction"])
     before, after = quoted.material_facts(), ordered.material_facts()
     changes = []
-    if before["end_user"] != after["end_user"]:
+    # Spelt differently ("The Port Authority of Bergen."), the same end-user: the same key as the rider's
+    # coverage, the answers on record and grievances use.
+    if end_user_key(quoted.end_user.name, quoted.end_user.country) != \
+            end_user_key(ordered.end_user.name, ordered.end_user.country):
         changes.append(f"end-user changed from {quoted.end_user.name.strip()!r} ({quoted.end_user.country}) "
                        f"to {ordered.end_user.name.strip()!r} ({ordered.end_user.country})")
     # Compared case-blind, named as the CRM spells them.

@@ -89,6 +89,16 @@ def test_material_change_since_the_quote_holds_the_order_and_says_which(client, 
         assert words in material[0]
 
 
+def test_the_end_user_spelt_differently_is_no_material_change(client, crm, auth_headers):
+    # The rider's coverage, the answers on record and grievances already took them for one end-user.
+    quote = screen(client, crm, BERGEN, "quote")
+    executed(client, auth_headers("contracts"), quote["transaction_id"])
+    respelt = copy.deepcopy(BERGEN)
+    respelt["end_user"]["name"] = "The Port Authority of  Bergen."
+    order = screen(client, crm, respelt, "order")
+    assert gate(client, crm, order["transaction_id"]) == ("release_with_conditions", [])
+
+
 def test_a_party_country_becoming_a_deployment_country_holds_the_order(client, crm, auth_headers):
     with_consignee = copy.deepcopy(BERGEN)
     with_consignee["parties"].append({"role": "consignee", "name": "Malmo Freight", "country": "SE"})
