@@ -219,6 +219,32 @@ def test_queue_filters_and_order(app, client, auth_headers):
     assert ids[2] in page and ids[1] not in page and ids[0] not in page
 
 
+def test_the_queue_shows_the_deal_as_it_is_now_and_what_the_case_was_opened_with(app, client, auth_headers):
+    # The row said "quote, escalate" while the deal had moved on to an order the engine blocks.
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    quote = screen(client, crm, fixture("transaction_egypt_biometric.json"))
+    other = screen(client, crm, fixture("transaction_egypt_biometric.json"),
+                   reference={"system": "sf", "object_type": "opportunity", "object_id": "STILL-1"})
+    order = screen(client, crm, fixture("transaction_egypt_biometric.json"), stage="order",
+                   answers={"past_misuse": "yes"})
+    assert (quote["decision"], order["decision"]) == ("escalate", "do_not_proceed")
+    listed = {c["transaction_id"]: c for c in client.get("/v1/cases", headers=reviewer).get_json()["cases"]}
+    moved, still = listed[quote["transaction_id"]], listed[other["transaction_id"]]
+    assert (moved["stage"], moved["engine_decision"]) == ("quote", "escalate")  # as opened
+    assert (moved["latest_stage"], moved["latest_decision"], moved["latest_screening_id"]) == (
+        "order", "do_not_proceed", order["id"])
+    assert moved["latest_risk_score"] == order["risk"]["score"]
+    assert (still["latest_stage"], still["latest_decision"], still["latest_screening_id"]) == (
+        "quote", "escalate", other["id"])
+    make_user(app)
+    login(client)
+    page = client.get("/workspace/").get_data(as_text=True)
+    row = page[page.index(moved["id"]):][:1500]
+    assert "do not proceed" in row and "opened: escalate" in row and "opened at quote" in row
+    unchanged = page[page.index(still["id"]):][:1500]
+    assert "opened:" not in unchanged and "opened at" not in unchanged
+
+
 def test_case_page_shows_flags_evidence_history_and_records_a_decision(app, client, auth_headers):
     make_user(app)
     login(client)
