@@ -106,6 +106,18 @@ def test_a_misspelt_query_parameter_is_refused_naming_it(app, client, auth_heade
         assert page.status_code == 400 and page.mimetype == "text/html", path
         assert "Unknown query parameter &#39;yaer&#39;; accepted: year" in page.get_data(as_text=True)
     assert client.get(f"/workspace/reports/transparency?year={YEAR}").status_code == 200
+    twice = client.get(f"/workspace/reports/transparency.docx?year={YEAR}&year={YEAR - 1}")
+    assert twice.status_code == 400 and "&#39;year&#39; given more than once" in twice.get_data(as_text=True)
+    # The other workspace pages with filters: a misspelt one is named, not silently left at its default.
+    for path, message in (("/workspace/?stauts=all", "Unknown query parameter &#39;stauts&#39;; accepted: age, "
+                                                      "capability, country, page, status"),
+                          ("/workspace/?status=all&status=open", "&#39;status&#39; given more than once"),
+                          ("/workspace/grievances/?satus=all", "Unknown query parameter &#39;satus&#39;; "
+                                                              "accepted: status")):
+        page = client.get(path)
+        assert page.status_code == 400 and message in page.get_data(as_text=True), path
+    assert client.get("/workspace/?status=all&country=EG&page=1").status_code == 200
+    assert client.get("/workspace/grievances/?status=all").status_code == 200
 
 
 def test_the_openapi_description_says_what_the_report_accepts(client):

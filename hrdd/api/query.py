@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import request
+from flask import abort, request
 
 from hrdd.errors import ApiError
 
@@ -50,3 +50,15 @@ def refuse_repeated_args(names: tuple[str, ...] | None = None) -> None:
         raise ApiError(400, "bad_request", f"Query parameter{'s' if len(repeated) > 1 else ''} "
                        f"{', '.join(map(repr, repeated))} given more than once; give each once",
                        {name: ["given more than once"] for name in repeated})
+
+
+def refuse_unknown_page_args(accepted: tuple[str, ...]) -> None:
+    """For an HTML page: the 400 error page naming an unknown or repeated query argument (a hand-typed
+    ``?stauts=all`` would otherwise show the default filter as if it had been applied)."""
+    unknown = unknown_args(accepted)
+    if unknown:
+        abort(400, unknown_args_message(unknown, accepted))
+    repeated = [name[:MAX_NAME] for name in repeated_args(accepted)[:MAX_NAMED]]
+    if repeated:
+        abort(400, f"Query parameter{'s' if len(repeated) > 1 else ''} {', '.join(map(repr, repeated))} "
+                   "given more than once; give each once")

@@ -9,6 +9,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from hrdd import audit
 from hrdd import openapi as oa
+from hrdd.api.query import refuse_unknown_page_args
 from hrdd.auth import public
 from hrdd.model import quantity_text
 from hrdd.services import current_services
@@ -65,6 +66,7 @@ def _int_arg(name: str) -> float | None:
 @security.login_required("reviewer")
 def queue():
     """The case queue with filters (status, country, capability, age), oldest first."""
+    refuse_unknown_page_args(("status", "country", "capability", "age", "page"))
     svc = current_services()
     filters = {
         "status": request.args.get("status", "open"),

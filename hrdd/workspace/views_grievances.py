@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from hrdd import openapi as oa
+from hrdd.api.query import refuse_unknown_page_args
 from hrdd.auth import public as open_to_all
 from hrdd.services import current_services
 from hrdd.workspace import grievances, security
@@ -73,6 +74,7 @@ def status():
 @security.login_required("reviewer")
 def listing():
     """Grievances awaiting or under triage, oldest first."""
+    refuse_unknown_page_args(("status",))
     status = request.args.get("status", "open")
     with current_services().store.engine.connect() as conn:
         rows = grievances.listing(conn, status=status)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import Response, abort, render_template, request
 
 from hrdd import openapi as oa
-from hrdd.api.query import unknown_args, unknown_args_message
+from hrdd.api.query import refuse_unknown_page_args
 from hrdd.services import current_services
 from hrdd.workspace import charts, report_service, security, stats
 from hrdd.workspace.web import make_blueprint
@@ -50,9 +50,7 @@ def dashboard():
 def requested_year() -> int:
     """The ``year`` query argument (default: last year); 400 for anything but a plausible year, or for any
     other query argument (a misspelt ``yaer`` would otherwise show last year's report)."""
-    unknown = unknown_args(("year",))
-    if unknown:
-        abort(400, unknown_args_message(unknown, ("year",)))
+    refuse_unknown_page_args(("year",))
     raw = request.args.get("year", "").strip()
     if not raw:
         return datetime.now(UTC).year - 1
