@@ -109,6 +109,18 @@ def _backdate_some(svc) -> None:
                     created_at=datetime.now(UTC) - timedelta(days=30 * month + i)))
 
 
+def _submit_and_wait_for_the_next_page(browser, wait, button) -> None:
+    """Click a form's submit button and wait until the page it was on is gone.
+
+    The case page already shows a flash message (the false positive's): waiting for the next one's text
+    straight away could read the old page while Chromium replaced it ("Node with given id does not belong
+    to the document").
+    """
+    old = browser.find_element(By.TAG_NAME, "html")
+    button.click()
+    wait.until(EC.staleness_of(old))
+
+
 def test_reviewer_marks_a_false_positive_approves_with_conditions_and_the_gate_changes(live, browser):
     make_user(live)
     target = _seed(live)
@@ -132,7 +144,8 @@ def test_reviewer_marks_a_false_positive_approves_with_conditions_and_the_gate_c
 
     browser.find_element(By.CSS_SELECTOR, "#matches details summary").click()
     browser.find_element(By.ID, "fp-reason-0").send_keys("Different company: Dubai trade licence 778812, no link to the listed FZE")
-    browser.find_element(By.CSS_SELECTOR, "#matches form button[type=submit]").click()
+    _submit_and_wait_for_the_next_page(browser, wait, browser.find_element(By.CSS_SELECTOR,
+                                                                           "#matches form button[type=submit]"))
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".flash")))
     assert "false positive" in browser.find_element(By.CSS_SELECTOR, ".flash").text
     assert "Dubai trade licence 778812" in browser.find_element(By.ID, "matches").text
@@ -143,7 +156,7 @@ def test_reviewer_marks_a_false_positive_approves_with_conditions_and_the_gate_c
     boxes = browser.find_elements(By.CSS_SELECTOR, "input[name=safeguards]")
     if boxes:
         boxes[0].click()
-    browser.find_element(By.ID, "submit-decision").click()
+    _submit_and_wait_for_the_next_page(browser, wait, browser.find_element(By.ID, "submit-decision"))
     wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Decision recorded"))
     assert browser.find_element(By.ID, "gate").get_attribute("data-gate") == "release_with_conditions"
     _screenshot(browser, "case-decided")
