@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from hrdd.api.query import refuse_repeated_args
+from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import require_role
 from hrdd.errors import ApiError, not_found
 from hrdd.services import current_services
@@ -15,7 +15,7 @@ bp = Blueprint("documents", __name__)
 def render(screening_id: str, kind: str) -> Response:
     """Find the screening, ask the plugins to render ``kind``, and send it as a download."""
     # Options are the renderer's to check, but a repeated one would reach it as its first value only.
-    refuse_repeated_args()
+    refuse_unknown_args(None)
     services = current_services()
     screening = services.store.get_screening(screening_id)
     if screening is None:

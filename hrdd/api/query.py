@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask import abort, request
 
 from hrdd.errors import ApiError
@@ -12,7 +14,12 @@ MAX_NAMED, MAX_NAME = 20, 40
 
 def unknown_args(accepted: tuple[str, ...]) -> list[str]:
     """The request's query argument names that are not in ``accepted``, sorted, each cut to MAX_NAME."""
-    return sorted({name[:MAX_NAME] for name in request.args if name not in accepted})
+    return _named(name for name in request.args if name not in accepted)
+
+
+def repeated_args(names: Iterable[str]) -> list[str]:
+    """The names among ``names`` given more than once (``?year=2023&year=2024``), sorted, each cut to MAX_NAME."""
+    return _named(name for name in names if len(request.args.getlist(name)) > 1)
 
 
 def unknown_args_message(unknown: list[str], accepted: tuple[str, ...]) -> str:
@@ -24,41 +31,43 @@ def unknown_args_message(unknown: list[str], accepted: tuple[str, ...]) -> str:
             f"accepted: {', '.join(sorted(accepted)) or 'none'}")
 
 
-def repeated_args(accepted: tuple[str, ...]) -> list[str]:
-    """The names among ``accepted`` given more than once (``?year=2023&year=2024``), sorted."""
-    return sorted({name for name in accepted if len(request.args.getlist(name)) > 1})
+def unknown_args_error(unknown: Iterable[str], accepted: tuple[str, ...]) -> ApiError:
+    """The 400 (``bad_request``) naming each unknown argument and listing the accepted ones."""
+    unknown = _named(unknown)
+    hint = f"unknown query parameter; accepted: {', '.join(sorted(accepted)) or 'none'}"
+    return ApiError(400, "bad_request", unknown_args_message(unknown, accepted),
+                    {name: [hint] for name in unknown[:MAX_NAMED]})
 
 
-def refuse_unknown_args(accepted: tuple[str, ...]) -> None:
-    """A 400 (``bad_request``) naming every query argument not in ``accepted`` and listing the accepted ones.
+def _named(names: Iterable[str]) -> list[str]:
+    return sorted({name[:MAX_NAME] for name in names})
 
-    An accepted argument given twice is refused too: which value would count is a guess.
-    """
-    unknown = unknown_args(accepted)
+
+def _problem(accepted: tuple[str, ...] | None) -> ApiError | None:
+    """The 400 for an unknown argument (unless ``accepted`` is None: any name) or for an accepted one given
+    twice (which value would count is a guess); None when the query is fine."""
+    unknown = unknown_args(accepted) if accepted is not None else []
     if unknown:
-        hint = f"unknown query parameter; accepted: {', '.join(sorted(accepted)) or 'none'}"
-        raise ApiError(400, "bad_request", unknown_args_message(unknown, accepted),
-                       {name: [hint] for name in unknown[:MAX_NAMED]})
-    refuse_repeated_args(accepted)
-
-
-def refuse_repeated_args(names: tuple[str, ...] | None = None) -> None:
-    """A 400 (``bad_request``) naming every query argument given more than once (any, when ``names`` is None)."""
-    repeated = repeated_args(tuple(request.args) if names is None else names)
+        return unknown_args_error(unknown, accepted)
+    repeated = repeated_args(request.args if accepted is None else accepted)[:MAX_NAMED]
     if repeated:
-        repeated = [name[:MAX_NAME] for name in repeated[:MAX_NAMED]]
-        raise ApiError(400, "bad_request", f"Query parameter{'s' if len(repeated) > 1 else ''} "
-                       f"{', '.join(map(repr, repeated))} given more than once; give each once",
-                       {name: ["given more than once"] for name in repeated})
+        return ApiError(400, "bad_request", f"Query parameter{'s' if len(repeated) > 1 else ''} "
+                        f"{', '.join(map(repr, repeated))} given more than once; give each once",
+                        {name: ["given more than once"] for name in repeated})
+    return None
+
+
+def refuse_unknown_args(accepted: tuple[str, ...] | None) -> None:
+    """A 400 (``bad_request``) naming every query argument not in ``accepted`` and listing the accepted ones,
+    or every accepted one given twice. ``accepted`` None: any name, but none twice."""
+    problem = _problem(accepted)
+    if problem:
+        raise problem
 
 
 def refuse_unknown_page_args(accepted: tuple[str, ...]) -> None:
     """For an HTML page: the 400 error page naming an unknown or repeated query argument (a hand-typed
     ``?stauts=all`` would otherwise show the default filter as if it had been applied)."""
-    unknown = unknown_args(accepted)
-    if unknown:
-        abort(400, unknown_args_message(unknown, accepted))
-    repeated = [name[:MAX_NAME] for name in repeated_args(accepted)[:MAX_NAMED]]
-    if repeated:
-        abort(400, f"Query parameter{'s' if len(repeated) > 1 else ''} {', '.join(map(repr, repeated))} "
-                   "given more than once; give each once")
+    problem = _problem(accepted)
+    if problem:
+        abort(400, problem.message)

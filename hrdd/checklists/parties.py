@@ -52,7 +52,7 @@ class PartyRow:
         """
         if self.role == END_USER:
             return (END_USER, "", "")
-        return (self.role, self.name.strip().lower(), (self.country or "").upper())
+        return _identity(self.role, self.name, self.country)
 
     def result_key(self) -> tuple[str, str, str]:
         """The restricted-party result the row shows (notes about one match are not about another)."""
@@ -68,6 +68,11 @@ class PartyRow:
         return self.result + (f" ({self.entry}; {self.list_name})" if self.match is not None else "")
 
 
+def _identity(role, name, country) -> tuple[str, str, str]:
+    """A party as the deal's material facts compare it: role, name case-blind, country."""
+    return (str(role or ""), str(name or "").strip().lower(), str(country or "").upper())
+
+
 def _join(values) -> str:
     return " / ".join(str(v) for v in values if v not in (None, ""))
 
@@ -76,9 +81,8 @@ def _owner(match: dict, parties: list[PartyRow]) -> PartyRow | None:
     """The party a match was found for: the engine names it (role, name, country); older screenings by name."""
     party = match.get("party")
     if isinstance(party, dict):
-        key = (str(party.get("role") or ""), str(party.get("name") or "").strip().lower(),
-               str(party.get("country") or "").upper())
-        return next((p for p in parties if (p.role, p.name.strip().lower(), (p.country or "").upper()) == key), None)
+        key = _identity(party.get("role"), party.get("name"), party.get("country"))
+        return next((p for p in parties if _identity(p.role, p.name, p.country) == key), None)
     name = str(party or match.get("query") or match.get("party_name") or "").strip().lower()
     return next((p for p in parties if p.name.strip().lower() == name), None) if name else None
 

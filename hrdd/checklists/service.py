@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, has_app_context, has_request_context, jsonify, request
 
-from hrdd.api.query import refuse_unknown_args
+from hrdd.api.query import refuse_unknown_args, unknown_args_error
 from hrdd.auth import require_role
 from hrdd.checklists.carry import carried_party_notes, carried_rows, deal_uploads
 from hrdd.checklists.evidence import checklist_uploads, upload_row
@@ -73,11 +73,10 @@ def data_sources(app) -> list[dict]:
 
 def render_checklist(screening: dict, options: dict, app) -> tuple[bytes, str, str]:
     """The checklist workbook for a stored screening: (bytes, mimetype, download file name)."""
-    unknown = sorted(name[:40] for name in options if name != "template")
+    unknown = sorted(name for name in options if name != "template")
     if unknown:
         # A misspelt ?template= would otherwise give the default template's workbook without a word.
-        raise ApiError(400, "bad_request", f"Unknown checklist option(s) {', '.join(map(repr, unknown[:20]))}; "
-                       "accepted: template", {name: ["unknown option; accepted: template"] for name in unknown[:20]})
+        raise unknown_args_error(unknown, ("template",))
     template = template_for(app.config, options.get("template"))
     uploads = deal_uploads(app.extensions["hrdd"].store, screening)
     body = build_workbook(screening, template, data_sources=data_sources(app),

@@ -234,11 +234,9 @@ def _parties(wb: Workbook, screening: dict, carried: dict[int, str]) -> None:
         row += 1
         put_text(ws, row, 1, party.role)
         put_text(ws, row, 2, party.name)
+        put_text(ws, row, 3, party.country)
         if party.attributed:
-            put_text(ws, row, 3, party.country)
             put_text(ws, row, 4, {True: "Yes", False: "No"}.get(party.government_linked, "Not stated"))
-        elif party.country:
-            put_text(ws, row, 3, party.country)
         put_text(ws, row, 5, party.result)
         if party.match is not None:
             put_text(ws, row, 6, party.entry)
