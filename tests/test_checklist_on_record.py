@@ -420,6 +420,9 @@ def test_parties_review_notes_are_carried_to_the_same_party_only(app, client, au
         ("distributor", "Nile Integrated Systems", "OM", None),
         ("consignee", "Bosphorus Logistics", "TR", None)]
     assert "Agent vetted" not in _all_text(data)  # the agent is no longer in the deal
+    # The Summary says where the party notes came from, as it does for carried answers.
+    assert f"{since[len('Carried from '):-1]}: " in _summary(data)["Carried from earlier checklists"]
+    assert "2 parties' review notes" in _summary(data)["Carried from earlier checklists"]
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for name in archive.namelist():
             if name.startswith("xl/worksheets/"):
@@ -463,14 +466,15 @@ def test_parties_notes_follow_the_restricted_party_result_they_were_written_for(
     # The newest upload had the end-user's row cleared: that decides, the older note is not carried.
     newer = recorded("chk_NEW", "2026-02-01", [party(end_user)])
     carried = carried_party_notes(None, screening, [newer, older])
-    assert carried == {1: "Carried from checklist upload chk_OLD of 2026-01-05 by J. Doe, written when the "
+    assert carried.parties_by_upload == {"checklist upload chk_OLD of 2026-01-05 by J. Doe": 1}
+    assert carried.cells == {1: "Carried from checklist upload chk_OLD of 2026-01-05 by J. Doe, written when the "
                           "restricted-party result was no match, which this screening no longer shows (possible "
                           "match (Nile Systems FZE / rpl-9; Entity List) now): check that it still holds.\n"
                           "Screened by hand: clean"}
     # Notes written on that very match go back to its row as they are, once the generated lines are shed.
     on_match = recorded("chk_MATCH", "2026-03-01", [party(nile, "possible match", "Nile Systems FZE / rpl-9",
-                                                          "Entity List", carried[1] + "\nFalse positive: other FZE")])
-    assert carried_party_notes(None, screening, [on_match, newer, older])[1] == (
+                                                          "Entity List", carried.cells[1] + "\nFalse positive: other FZE")])
+    assert carried_party_notes(None, screening, [on_match, newer, older]).cells[1] == (
         "Carried from checklist upload chk_MATCH of 2026-03-01 by J. Doe.\nScreened by hand: clean\n"
         "False positive: other FZE")
 

@@ -171,15 +171,28 @@ def notes_cell(row: CarriedRow, shown_answer: str | None, *, set_aside: bool = F
     return (line + "\n" + row.evidence_notes) if row.evidence_notes else line, recheck
 
 
-def summary_text(rows: dict[str, CarriedRow]) -> str | None:
-    """One Summary line per upload that rows were carried from, and the questions not carried."""
-    if not rows:
+@dataclass(frozen=True)
+class CarriedPartyNotes:
+    """The Parties sheet's carried review notes by row, and how many parties each upload gave notes for."""
+
+    cells: dict[int, str]
+    parties_by_upload: dict[str, int]
+
+
+def summary_text(rows: dict[str, CarriedRow], party_notes: CarriedPartyNotes | None = None) -> str | None:
+    """One Summary line per upload that questions or party notes were carried from, and the questions not carried."""
+    parties = party_notes.parties_by_upload if party_notes else {}
+    if not rows and not parties:
         return None
     carried: dict[str, list[str]] = {}
     for qid, row in rows.items():
         if not row.changed_flag:
             carried.setdefault(row.provenance(), []).append(qid)
-    lines = [f"{source}: {len(qids)} question{'s' if len(qids) > 1 else ''}" for source, qids in carried.items()]
+    lines = []
+    for source in list(carried) + [s for s in parties if s not in carried]:
+        counts = [_count(len(carried.get(source) or ()), "question", "questions"),
+                  _count(parties.get(source, 0), "party's review notes", "parties' review notes")]
+        lines.append(f"{source}: " + ", ".join(c for c in counts if c))
     changed = {f for row in rows.values() if not row.changed_flag for f in row.changed_facts}
     if changed:
         lines.append(f"The deal's {in_words(changed)} changed since: carried rows are Open to be checked.")
@@ -189,7 +202,11 @@ def summary_text(rows: dict[str, CarriedRow]) -> str | None:
     return "\n".join(lines)
 
 
-def carried_party_notes(store, screening: dict, uploads: list | None = None) -> dict[int, str]:
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}" if n else ""
+
+
+def carried_party_notes(store, screening: dict, uploads: list | None = None) -> CarriedPartyNotes:
     """The Parties sheet's review notes to pre-fill, by row index of ``party_rows(screening)``.
 
     For each party still in the deal (role, name and country; the end-user is the end-user), the newest
@@ -200,23 +217,27 @@ def carried_party_notes(store, screening: dict, uploads: list | None = None) -> 
     """
     rows = party_rows(screening)
     if not rows:
-        return {}
+        return CarriedPartyNotes({}, {})
     uploads = deal_uploads(store, screening) if uploads is None else uploads
     by_party: dict[tuple, list[int]] = {}
     for index, row in enumerate(rows):
         by_party.setdefault(row.party_key(), []).append(index)
     cells: dict[int, list[str]] = {}
+    sources: dict[str, int] = {}
     for key, indexes in by_party.items():
         upload, recorded = _newest_party_record(uploads, key)
         if upload is None:
             continue
-        provenance = (f"{CARRIED_FROM} {upload.id} of {iso(upload.uploaded_at)[:10]}"
-                      + (f" by {upload.uploaded_by}" if upload.uploaded_by else ""))
+        source = (f"checklist upload {upload.id} of {iso(upload.uploaded_at)[:10]}"
+                  + (f" by {upload.uploaded_by}" if upload.uploaded_by else ""))
+        provenance = f"Carried from {source}"
         results = {rows[i].result_key(): i for i in indexes}
+        noted = False
         for old in recorded:
             notes = _party_notes_text(old.get("review_notes"))
             if not notes:
                 continue
+            noted = True
             was = (str(old.get("restricted_party_result") or ""), str(old.get("matched_entry") or ""),
                    str(old.get("list") or ""))
             index = results.get(was)
@@ -227,7 +248,9 @@ def carried_party_notes(store, screening: dict, uploads: list | None = None) -> 
                 cells.setdefault(indexes[0], []).append(
                     f"{provenance}, written when the restricted-party result was {said}, which this screening no "
                     f"longer shows ({rows[indexes[0]].describe()} now): check that it still holds.\n{notes}")
-    return {index: "\n".join(parts) for index, parts in cells.items()}
+        if noted:
+            sources[source] = sources.get(source, 0) + 1
+    return CarriedPartyNotes({index: "\n".join(parts) for index, parts in cells.items()}, sources)
 
 
 def _party_notes_text(text: str | None) -> str:

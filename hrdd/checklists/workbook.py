@@ -9,7 +9,7 @@ from openpyxl import Workbook
 from openpyxl.workbook.protection import WorkbookProtection
 
 from hrdd.checklists import meta
-from hrdd.checklists.carry import RECORDED_WITH, CarriedRow, notes_cell, summary_text
+from hrdd.checklists.carry import RECORDED_WITH, CarriedPartyNotes, CarriedRow, notes_cell, summary_text
 from hrdd.checklists.cells import (
     AMBER,
     DARK_RED,
@@ -60,7 +60,7 @@ def _join(values, sep: str = "; ") -> str:
 
 
 def _summary(wb: Workbook, screening: dict, template: Template, generated_at: str,
-             carried: dict[str, CarriedRow]) -> None:
+             carried: dict[str, CarriedRow], party_notes: CarriedPartyNotes | None) -> None:
     ws = wb.active
     ws.title = meta.SUMMARY_SHEET
     txn = screening.get("transaction") or {}
@@ -105,8 +105,9 @@ def _summary(wb: Workbook, screening: dict, template: Template, generated_at: st
         ("Data versions", _join([f"{k} {v}" for k, v in sorted((versions.get("data") or {}).items())], ", ")),
         ("Workbook generated", generated_at),
     ]
-    if carried:
-        rows.append(("Carried from earlier checklists", summary_text(carried)))
+    carried_text = summary_text(carried, party_notes)
+    if carried_text:
+        rows.append(("Carried from earlier checklists", carried_text))
     row = 4
     decision_row = None
     for label, value in rows:
@@ -292,19 +293,19 @@ def _metadata(wb: Workbook, screening: dict, template: Template, generated_at: s
 
 def build_workbook(screening: dict, template: Template, *, data_sources: list[dict] | None = None,
                    generated_at: str | None = None, carried: dict[str, CarriedRow] | None = None,
-                   party_notes: dict[int, str] | None = None) -> bytes:
+                   party_notes: CarriedPartyNotes | None = None) -> bytes:
     """The checklist workbook for a stored screening dict (the screening response body), as xlsx bytes.
 
     ``carried``: rows from the deal's earlier uploads (hrdd.checklists.carry.carried_rows) to pre-fill;
-    ``party_notes``: the Parties sheet's review notes they carry, by row (hrdd.checklists.carry.carried_party_notes).
+    ``party_notes``: the Parties sheet's review notes they carry (hrdd.checklists.carry.carried_party_notes).
     """
     generated_at = generated_at or datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     wb = Workbook()
     register_styles(wb)
-    _summary(wb, screening, template, generated_at, carried or {})
+    _summary(wb, screening, template, generated_at, carried or {}, party_notes)
     _questions(wb, screening, template, carried or {})
     _red_flags(wb, screening, template)
-    _parties(wb, screening, party_notes or {})
+    _parties(wb, screening, party_notes.cells if party_notes else {})
     _sources(wb, screening, template, data_sources or [])
     _metadata(wb, screening, template, generated_at)
     wb.active = 1  # open on the questions
