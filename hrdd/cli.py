@@ -54,7 +54,29 @@ def _services():
     return current_services()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+class HrddGroup(FlaskGroup):
+    """Flask's CLI group limited to hrdd's own commands and those plugins register.
+
+    Flask's group builds the app to list commands extensions add to ``app.cli``; for hrdd that would open
+    (and create) the store just to print ``--help``, and list Flask-Limiter's maintenance group as if it
+    were hrdd's. Commands still run in an app context built on demand (``with_appcontext``).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # hrdd's app is fixed (-A/--app), it has no debug server (--debug), and -e needs python-dotenv.
+        self.params = [p for p in self.params if p.name not in ("app", "debug", "env_file")]
+
+    def list_commands(self, ctx):
+        """hrdd's commands, without building the app."""
+        return sorted(self.commands)
+
+    def get_command(self, ctx, name):
+        """One of hrdd's commands, without building the app."""
+        return self.commands.get(name)
+
+
+@click.group(cls=HrddGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
 def cli():
     """hrdd: human rights due diligence gate for surveillance-capable products."""
 
