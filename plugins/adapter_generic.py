@@ -149,9 +149,16 @@ class GenericAdapter(WebhookAdapter):
 
 def _conflict(outcome: dict) -> ApiError:
     """The /v1/screenings answer to an Idempotency-Key reused with a different body."""
+    if outcome.get("screening_id"):
+        earlier = f" (screening {outcome['screening_id']})"
+    else:
+        # The earlier request was not screened (invalid, say): say so, rather than "(screening None)".
+        reason = outcome.get("earlier_reason")
+        earlier = (f", which was not screened ({outcome.get('earlier_status') or 'not screened'}"
+                   + (f": {reason}" if reason else "") + "); send the corrected request under a new Idempotency-Key")
     return ApiError(409, "idempotency_conflict",
                     f"Idempotency-Key {outcome.get('idempotency_key')!r} was already used for a different request"
-                    f" (screening {outcome.get('screening_id')})", {"Idempotency-Key": ["reused with a different body"]})
+                    f"{earlier}", {"Idempotency-Key": ["reused with a different body"]})
 
 
 @hookimpl

@@ -161,6 +161,20 @@ def test_a_key_reused_with_a_different_body_is_409(app, client, auth_headers):
     assert client.post("/v1/hooks/generic", json=_norway(), headers=headers).status_code == 200
 
 
+def test_a_corrected_request_under_the_key_of_an_invalid_one_says_what_became_of_it(app, client, auth_headers):
+    headers = {**auth_headers("crm"), "Idempotency-Key": "opp-bad-1"}
+    broken = _norway()
+    broken["end_user"]["country"] = "XX"
+    first = client.post("/v1/hooks/generic", json=broken, headers=headers)
+    assert first.status_code == 422
+    r = client.post("/v1/hooks/generic", json=_norway(), headers=headers)
+    assert r.status_code == 409 and "None" not in r.json["message"]
+    assert "which was not screened (invalid: " in r.json["message"] and "XX" in r.json["message"]
+    assert r.json["message"].endswith("send the corrected request under a new Idempotency-Key")
+    fresh = client.post("/v1/hooks/generic", json=_norway(), headers={**headers, "Idempotency-Key": "opp-bad-2"})
+    assert fresh.status_code == 201 and count_screenings(app) == 1
+
+
 def test_a_batch_retried_in_another_order_matches_items_by_reference(app, client, auth_headers):
     headers = {**auth_headers("crm"), "Idempotency-Key": "batch-7"}
     risky = fixture_json("generic/transaction.json")

@@ -131,7 +131,8 @@ def receive_one(services, adapter, event: VendorEvent, settings: dict, *, inline
     existing = _claim(services.store, adapter.vendor, system, event)
     if existing is not None and _other_body(existing, event):
         return {**_base_outcome(event), "status": "conflict", "screening_id": existing["screening_id"],
-                "idempotency_key": event.meta.get("idempotency_key"),
+                "idempotency_key": event.meta.get("idempotency_key"), "earlier_status": existing["status"],
+                "earlier_reason": (existing["outcome"] or {}).get("reason"),
                 "reason": "the delivery key was already used for a different body"}
     if existing is not None and existing["status"] in RECORDED:
         return _replayed(services, existing)
