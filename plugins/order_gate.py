@@ -42,6 +42,11 @@ def _label(party: list) -> str:
     return f"{role} {name!r}" + (f" ({country})" if country else "")
 
 
+def _parties_by_key(transaction: Transaction) -> dict[tuple[str, str], list]:
+    parties = sorted(transaction.parties, key=lambda p: (p.role, p.name.strip().lower(), p.country or ""))
+    return {(p.role, end_user_key(p.name, p.country)): [p.role, p.name.strip(), p.country or ""] for p in parties}
+
+
 def _capabilities_by_sku(items: list) -> dict[str, list[str]]:
     # A SKU may appear on several lines (the same part configured differently): compare them all.
     out: dict[str, set[str]] = {}
@@ -61,13 +66,11 @@ def material_changes(quote: dict, order: dict) -> list[str]:
             end_user_key(ordered.end_user.name, ordered.end_user.country):
         changes.append(f"end-user changed from {quoted.end_user.name.strip()!r} ({quoted.end_user.country}) "
                        f"to {ordered.end_user.name.strip()!r} ({ordered.end_user.country})")
-    # Compared case-blind, named as the CRM spells them.
-    shown = {(p.role, p.name.strip().lower(), p.country or ""): [p.role, p.name.strip(), p.country or ""]
-             for p in (*quoted.parties, *ordered.parties)}
-    old_parties = [tuple(p) for p in before["parties"]]
-    new_parties = [tuple(p) for p in after["parties"]]
-    changes += [f"new party: {_label(shown.get(p, list(p)))}" for p in new_parties if p not in old_parties]
-    changes += [f"party removed: {_label(shown.get(p, list(p)))}" for p in old_parties if p not in new_parties]
+    # Parties by role and the same key (as the rider's coverage and reviewer decisions compare them),
+    # named as the CRM spells them.
+    old_parties, new_parties = _parties_by_key(quoted), _parties_by_key(ordered)
+    changes += [f"new party: {_label(p)}" for key, p in new_parties.items() if key not in old_parties]
+    changes += [f"party removed: {_label(p)}" for key, p in old_parties.items() if key not in new_parties]
     old_items = _capabilities_by_sku(before["items"])
     new_items = _capabilities_by_sku(after["items"])
     for sku, caps in new_items.items():

@@ -515,6 +515,19 @@ def test_answers_on_record_stand_while_the_deals_facts_are_the_same(client, auth
         assert note["source"] == f"checklist upload {cleared['checklist_upload']['id']}"
 
 
+def test_a_party_spelt_differently_keeps_the_answers_on_record(client, auth_headers, transaction, cleared):
+    # The same distributor as the CRM spells it at order: parties compare by the key reviewer decisions use.
+    transaction["stage"] = "order"
+    transaction["parties"][0]["name"] = "Nile Integrated-Systems LLC."
+    order = screen(client, auth_headers, transaction)
+    assert "checklist_completed" not in order["conditions"]
+    for qid in ("past_misuse", "exports_to_abusers", "accepts_safeguards"):
+        note = order["answers_on_record"][qid]
+        assert note["used"] is True and "not_used_because" not in note and "facts_changed" not in note
+    rows = _questions(download(client, auth_headers, order["id"]))
+    assert "changed since" not in (rows["past_misuse"]["Evidence notes"].value or "")
+
+
 def test_harmless_answers_on_record_are_not_used_once_the_deals_facts_changed(client, auth_headers, transaction,
                                                                               cleared):
     upload_id = cleared["checklist_upload"]["id"]

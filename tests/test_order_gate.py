@@ -99,6 +99,23 @@ def test_the_end_user_spelt_differently_is_no_material_change(client, crm, auth_
     assert gate(client, crm, order["transaction_id"]) == ("release_with_conditions", [])
 
 
+def test_a_party_spelt_differently_is_no_material_change_but_another_country_or_role_is(client, crm, auth_headers):
+    quote = screen(client, crm, BERGEN, "quote")
+    executed(client, auth_headers("contracts"), quote["transaction_id"])
+    respelt = copy.deepcopy(BERGEN)
+    respelt["parties"][0]["name"] = "Vestland Systems AS."
+    order = screen(client, crm, respelt, "order")
+    assert gate(client, crm, order["transaction_id"]) == ("release_with_conditions", [])
+    for field, value in (("country", "SE"), ("role", "distributor")):
+        moved = copy.deepcopy(respelt)
+        moved["parties"][0][field] = value
+        screen(client, crm, moved, "order")
+        state, reasons = gate(client, crm, order["transaction_id"])
+        (material,) = [r for r in reasons if r.startswith("material change since the quote")]
+        assert state == "hold" and "new party: " in material
+        assert "party removed: integrator 'Vestland Systems' (NO)" in material
+
+
 def test_a_party_country_becoming_a_deployment_country_holds_the_order(client, crm, auth_headers):
     with_consignee = copy.deepcopy(BERGEN)
     with_consignee["parties"].append({"role": "consignee", "name": "Malmo Freight", "country": "SE"})

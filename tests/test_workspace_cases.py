@@ -111,6 +111,51 @@ def test_a_material_change_ends_the_reviewers_decision(app, client, auth_headers
     assert new_case["id"] != case_id and new_case["status"] == "open"
 
 
+@pytest.mark.parametrize("change, keeps", [
+    (lambda t: t["end_user"].update(name="The Directorate of Public-Security."), True),
+    (lambda t: t["end_user"].update(name="Directorate of Public Security (DPS)"), True),
+    (lambda t: t["parties"][0].update(name="Nile Integrated Systems LLC"), True),
+    (lambda t: t["parties"][0].update(name="  NILE Integrated-Systems. "), True),
+    (lambda t: t["end_user"].update(name="Directorate of State Security"), False),
+    (lambda t: t["end_user"].update(country="JO"), False),
+    (lambda t: t["parties"][0].update(name="Nile Integrated Services"), False),
+    (lambda t: t["parties"][0].update(country="OM"), False),
+    (lambda t: t["parties"][0].update(role="integrator"), False),
+], ids=["end-user-punctuated", "end-user-acronym", "party-legal-form", "party-punctuated",
+        "other-end-user", "end-user-country", "other-party", "party-country", "party-role"])
+def test_a_spelling_variant_keeps_the_reviewers_decision_another_name_country_or_role_ends_it(
+        app, client, auth_headers, change, keeps):
+    # Names compare by the key the order gate, grievances and answers on record use.
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = fixture("transaction_egypt_biometric.json")
+    s = screen(client, crm, body)
+    case_id = case_of(app, s["transaction_id"])["id"]
+    assert _decide(client, reviewer, case_id, decision="approve", rationale="Ministry access control only").status_code == 201
+    change(body)
+    again = screen(client, crm, body)
+    decided = any(r.startswith("reviewer decision") for r in again["hold_reasons"])
+    assert (again["gate"] == "release", decided, _gate(client, reviewer, s["transaction_id"]) == "release",
+            case_of(app, s["transaction_id"])["id"] == case_id) == (keeps,) * 4, again["hold_reasons"]
+
+
+def test_an_order_spelt_differently_from_the_quote_keeps_the_decision_and_the_rider(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = fixture("transaction_egypt_biometric.json")
+    quote = screen(client, crm, body)
+    txn = quote["transaction_id"]
+    assert _decide(client, reviewer, case_of(app, txn)["id"], decision="approve_with_conditions",
+                   rationale="Access control use only; audit rights agreed",
+                   conditions="Quarterly audit logs").status_code == 201
+    r = client.post(f"/v1/transactions/{txn}/rider-executed", headers=auth_headers("contracts"),
+                    json={"executed_by": "A. Contracts", "executed_at": datetime.now(UTC).isoformat()})
+    assert r.status_code == 201, r.get_json()
+    body["end_user"]["name"] = "The Directorate of Public Security."
+    body["parties"][0]["name"] = "Nile Integrated Systems LLC"
+    order = screen(client, crm, body, stage="order")
+    assert order["gate"] == "release_with_conditions", order["hold_reasons"]
+    assert [r.split(" ")[:2] for r in order["hold_reasons"]] == [["reviewer", "decision"]]
+
+
 ZEPHYRINE = {
     "reference": {"system": "crm", "object_type": "opportunity", "object_id": "OV-1"}, "stage": "quote",
     "end_user": {"name": "Muller Logistik", "country": "DE", "type": "private", "sector": "commercial"},

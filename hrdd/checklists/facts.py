@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from hrdd.model import Transaction
+from hrdd.workspace.util import keyed_facts
 
 # The material facts (Transaction.material_facts) an upload's answers rest on, as the notes name them. The
 # end-user is left out: uploads are found by the end-user's key, so it is the same one however it is spelt.
+# Parties compare by that key too (as reviewer decisions and the order gate do): a respelt party is no change.
 FACT_LABELS = {"parties": "parties", "items": "items", "countries": "countries", "deployment": "deployment countries"}
 
 
@@ -26,6 +28,7 @@ def changed_between(then: dict[str, Any] | None, now: dict[str, Any] | None) -> 
     """The labels of the facts that differ, in FACT_LABELS order; () when either side cannot be read."""
     if then is None or now is None:
         return ()
+    then, now = keyed_facts(then), keyed_facts(now)
     return tuple(label for key, label in FACT_LABELS.items() if then.get(key) != now.get(key))
 
 

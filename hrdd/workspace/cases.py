@@ -14,7 +14,7 @@ from hrdd.model import DECISIONS, Transaction, severity_rank
 from hrdd.store import memoized
 from hrdd.tables import screenings, transactions
 from hrdd.workspace.tables import case_decisions, case_notes, cases
-from hrdd.workspace.util import days_ago_iso, new_id, now_iso
+from hrdd.workspace.util import days_ago_iso, keyed_facts, new_id, now_iso
 
 CASE_DECISIONS = ("escalate", "do_not_proceed")
 OUTCOMES = {
@@ -303,12 +303,14 @@ def _still_applies(decision: dict, screening: dict) -> str | None:
     """None when the decision still governs this screening, else why it lapsed.
 
     It lapses when a material fact changes, a red flag appears, a flag's severity rises (a possible
-    restricted-party match confirmed) or the engine's decision gets worse.
+    restricted-party match confirmed) or the engine's decision gets worse. Names are compared by their
+    end-user keys, as the order gate, grievances and answers on record compare them: a spelling variant
+    of the end-user or a party is no change.
     """
     facts = json.loads(_canon(_facts(screening)))
     if decision["material_facts"] and "deployment" not in decision["material_facts"]:
         facts.pop("deployment", None)  # decided before deployment countries were recorded apart
-    if decision["material_facts"] != facts:
+    if keyed_facts(decision["material_facts"]) != keyed_facts(facts):
         return "material facts changed (party, end-user, item, country or deployment country)"
     new_flags = {f["id"] for f in screening.get("red_flags") or ()} - set(decision["flag_ids"])
     if new_flags:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from hrdd.audit import now_iso
 from hrdd.parties.normalize import default_normaliser
 
-__all__ = ["new_id", "now_iso", "end_user_key", "days_ago_iso", "parse_iso"]
+__all__ = ["new_id", "now_iso", "end_user_key", "keyed_facts", "days_ago_iso", "parse_iso"]
 
 _PARENTHESES = re.compile(r"\([^()]*\)")
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as ULIDs use
@@ -39,6 +39,19 @@ def end_user_key(name: str, country: str | None) -> str:
     normal = default_normaliser().normalise(bare if bare.strip() else name)
     ident = normal.compact or normal.native or " ".join(name.split()).lower()
     return f"{ident}|{(country or '').upper()}"
+
+
+def keyed_facts(facts: dict) -> dict:
+    """Material facts (Transaction.material_facts) with the end-user and party names as end-user keys."""
+    # For comparing only, both sides alike: stored decisions keep the lower-cased names they were made on
+    # (re-storing them would lapse them all), so "The Port Authority of Bergen." stays the same end-user.
+    out = dict(facts)
+    if "end_user" in out:
+        name, country = out["end_user"]
+        out["end_user"] = end_user_key(name, country)
+    if "parties" in out:
+        out["parties"] = sorted([role, end_user_key(name, country)] for role, name, country in out["parties"])
+    return out
 
 
 def days_ago_iso(days: float) -> str:
