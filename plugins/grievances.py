@@ -154,17 +154,18 @@ def _run(fn):
 @api.post("/<grievance_id>/triage")
 @require_role("reviewer")
 def triage(grievance_id):
-    """Reviewer: `{"status", "credible": true|false|null, "end_user": {"name","country"}?, "public_note"?}`."""
+    """Reviewer: change `status`, `credible`, `end_user` `{"name","country"}` or `public_note`; fields left out
+    keep their stored values, an explicit null clears them."""
     body = json_object()
     try:
         body = _TriageSchema().load(body)
     except ValidationError as exc:
         raise validation_error(exc.messages) from exc
-    end_user = body.get("end_user") or {}
-    _run(lambda conn: grievances.triage(conn, grievance_id, actor(), status=body.get("status") or "",
-                                         credible=body.get("credible"), end_user_name=end_user.get("name"),
-                                         end_user_country=end_user.get("country"),
-                                         public_note=body.get("public_note")))
+    changes = {key: body[key] for key in ("status", "credible", "public_note") if key in body}
+    if "end_user" in body:
+        end_user = body["end_user"] or {}
+        changes.update(end_user_name=end_user.get("name"), end_user_country=end_user.get("country"))
+    _run(lambda conn: grievances.triage(conn, grievance_id, actor(), **changes))
     return detail(grievance_id)
 
 
@@ -174,12 +175,15 @@ class _EndUserRef(Schema):
 
 
 class _TriageSchema(Schema):
-    """A reviewer's triage of a grievance (types checked here, values by hrdd.workspace.grievances)."""
+    """A reviewer's triage of a grievance (types checked here, values by hrdd.workspace.grievances).
 
-    status = fields.String(load_default="", validate=validate.Length(max=40))
-    credible = fields.Boolean(load_default=None, allow_none=True, truthy={True}, falsy={False})
-    end_user = fields.Nested(_EndUserRef, load_default=None, allow_none=True)
-    public_note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+    No load defaults: a field left out must stay absent, so that the stored value is kept.
+    """
+
+    status = fields.String(validate=validate.Length(max=40))
+    credible = fields.Boolean(allow_none=True, truthy={True}, falsy={False})
+    end_user = fields.Nested(_EndUserRef, allow_none=True)
+    public_note = fields.String(allow_none=True, validate=validate.Length(max=4000))
 
 
 @api.post("/<grievance_id>/links")
@@ -221,10 +225,13 @@ listing.openapi = {"parameters": [oa.query("status", {"type": "string",
                    "responses": {"200": oa.json_response("Grievances, oldest first")}}
 detail.openapi = {"responses": {"200": oa.json_response("The grievance with its links and actions")}}
 triage.openapi = {"requestBody": oa.json_body({
-    "type": "object", "properties": {
+    "type": "object", "description": "Only the fields sent change: a field left out keeps its stored value, an "
+    "explicit null clears it (credible: not assessed; end_user: no end-user linked, which lifts its hold; "
+    "public_note: no note). end_user needs both name and country.", "properties": {
         "status": {"type": "string", "enum": list(grievances.STATUSES)},
         "credible": {"type": "boolean", "nullable": True},
-        "end_user": {"type": "object", "properties": {"name": {"type": "string"}, "country": {"type": "string"}}},
+        "end_user": {"type": "object", "nullable": True,
+                     "properties": {"name": {"type": "string", "nullable": True}, "country": {"type": "string", "nullable": True}}},
         "public_note": {"type": "string", "nullable": True}}}),
     "responses": {"200": oa.json_response("The grievance after triage")}}
 link.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["transaction_id"],

@@ -148,36 +148,49 @@ def listing(conn, *, status: str | None = None, limit: int = 200) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(query.order_by(grievances.c.received_at).limit(limit))]
 
 
-def triage(conn, grievance_id: str, actor: str, *, status: str, credible: bool | None,
-           end_user_name: str | None = None, end_user_country: str | None = None,
-           public_note: str | None = None) -> None:
-    """Set status, credibility, the end-user the report concerns and the note the reporter sees."""
+KEEP = object()  # a triage field left out: its stored value stays
+
+
+def triage(conn, grievance_id: str, actor: str, *, status=KEEP, credible=KEEP, end_user_name=KEEP,
+           end_user_country=KEEP, public_note=KEEP) -> None:
+    """Change the status, credibility, end-user concerned or reporter's note; a field left KEEP stays as stored.
+
+    None clears credibility (not assessed), the end-user link (an empty name too) and the note; the end-user's
+    name and country go together.
+    """
     errors = {}
-    if status not in STATUSES:
-        errors["status"] = f"must be one of {', '.join(STATUSES)}"
-    key = None
-    if end_user_name and end_user_name.strip():
-        try:
-            country = normalise_country(end_user_country)
-        except ValueError as exc:
-            errors["end_user_country"] = str(exc)
-            country = None
-        if not country and "end_user_country" not in errors:
-            errors["end_user_country"] = "is required to link an end-user"
-        key = end_user_key(end_user_name, country)
-    if public_note and len(public_note) > 2000:
-        errors["public_note"] = "is longer than 2000 characters"
+    values: dict = {}
+    if status is not KEEP:
+        if status not in STATUSES:
+            errors["status"] = f"must be one of {', '.join(STATUSES)}"
+        values["status"] = status
+    if credible is not KEEP:
+        values["credible"] = credible
+    if end_user_name is not KEEP:
+        values["end_user_key"] = None
+        if end_user_name and end_user_name.strip():
+            try:
+                country = normalise_country(None if end_user_country is KEEP else end_user_country)
+            except ValueError as exc:
+                errors["end_user_country"] = str(exc)
+                country = None
+            if not country and "end_user_country" not in errors:
+                errors["end_user_country"] = "is required to link an end-user"
+            values["end_user_key"] = end_user_key(end_user_name, country)
+    if public_note is not KEEP:
+        if public_note and len(public_note) > 2000:
+            errors["public_note"] = "is longer than 2000 characters"
+        values["public_note"] = (public_note or "").strip() or None
     if errors:
         raise GrievanceError("Triage not saved: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
-    if get(conn, grievance_id) is None:
+    before = get(conn, grievance_id)
+    if before is None:
         raise LookupError(grievance_id)
-    values = {"status": status, "credible": credible, "updated_at": now_iso(), "end_user_key": key}
-    if public_note is not None:
-        values["public_note"] = public_note.strip() or None
-    conn.execute(update(grievances).where(grievances.c.id == grievance_id).values(**values))
+    conn.execute(update(grievances).where(grievances.c.id == grievance_id).values(**values, updated_at=now_iso()))
+    after = {**before, **values}
     audit.record(conn, actor, "grievance.triage", grievance_id,
-                 {"status": status, "credible": credible, "end_user": key,
-                  "public_note": values.get("public_note")})
+                 {"status": after["status"], "credible": after["credible"], "end_user": after["end_user_key"],
+                  "public_note": after["public_note"], "changed": sorted(values)})
 
 
 def link_transaction(conn, grievance_id: str, transaction_id: str, actor: str) -> None:

@@ -97,8 +97,12 @@ def detail(grievance_id: str):
     return _show(grievance_id)
 
 
-def _credible(value: str) -> bool | None:
-    return {"yes": True, "no": False}.get(value)
+def _triage_changes(form) -> dict:
+    """The triage fields the form sent (the page sends them all, pre-filled); one left out stays as stored."""
+    changes = {key: form[key] for key in ("status", "public_note", "end_user_name", "end_user_country") if key in form}
+    if "credible" in form:
+        changes["credible"] = {"yes": True, "no": False}.get(form["credible"])
+    return changes
 
 
 @triage_bp.route("/<grievance_id>/triage", methods=["POST"])
@@ -107,11 +111,7 @@ def save_triage(grievance_id: str):
     """Save status, credibility, the end-user concerned and the note the reporter sees."""
     try:
         with current_services().store.begin() as conn:
-            grievances.triage(conn, grievance_id, actor(), status=request.form.get("status", ""),
-                              credible=_credible(request.form.get("credible", "")),
-                              end_user_name=request.form.get("end_user_name"),
-                              end_user_country=request.form.get("end_user_country"),
-                              public_note=request.form.get("public_note"))
+            grievances.triage(conn, grievance_id, actor(), **_triage_changes(request.form))
     except grievances.GrievanceError as exc:
         return _show(grievance_id, exc.errors, 422)
     except LookupError:
@@ -169,7 +169,7 @@ detail.openapi = {"responses": {"200": oa.html_page("The grievance"), "302": oa.
 save_triage.openapi = {"requestBody": oa.form_body({
     "status": {"type": "string", "enum": list(grievances.STATUSES)}, "credible": {"type": "string", "enum": ["yes", "no", ""]},
     "end_user_name": {"type": "string"}, "end_user_country": {"type": "string"}, "public_note": {"type": "string"}},
-    ("status",)), "responses": _POSTED}
+    ()), "responses": _POSTED}
 link.openapi = {"requestBody": oa.form_body({"transaction_id": {"type": "string"}}, ("transaction_id",)),
                 "responses": _POSTED}
 action.openapi = {"requestBody": oa.form_body({"action": {"type": "string", "enum": list(grievances.ACTIONS)},

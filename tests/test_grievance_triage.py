@@ -1,0 +1,58 @@
+"""Grievance triage: partial updates keep what they leave out, holds name their remedy, the list pages."""
+
+from __future__ import annotations
+
+from tests.test_grievances import _submit
+from tests.workspace_helpers import csrf_from, fixture, login, make_user, screen
+
+
+def _held_deal(client, crm, reviewer) -> tuple[str, str]:
+    """A released Egyptian deal and a credible grievance about its end-user (the deal is now on hold)."""
+    deal = screen(client, crm, fixture("transaction_egypt_biometric.json"))
+    case_id = client.get("/v1/cases", headers=reviewer).get_json()["cases"][0]["id"]
+    client.post(f"/v1/cases/{case_id}/decision", headers=reviewer,
+                json={"decision": "approve", "rationale": "Access control at ministry buildings only"})
+    gid = _submit(client).get_json()["reference"]
+    r = client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={
+        "status": "investigating", "credible": True, "public_note": "We are looking into it.",
+        "end_user": {"name": "Directorate of Public Security", "country": "EG"}})
+    assert r.status_code == 200, r.get_json()
+    return deal["transaction_id"], gid
+
+
+def _gate(client, headers, txn_id) -> dict:
+    return client.get(f"/v1/transactions/{txn_id}", headers=headers).get_json()
+
+
+def test_a_partial_triage_keeps_what_it_leaves_out(client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    txn_id, gid = _held_deal(client, crm, reviewer)
+    assert _gate(client, reviewer, txn_id)["gate"] == "hold"
+    r = client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"status": "under_review"})
+    assert r.status_code == 200, r.get_json()
+    after = r.get_json()
+    assert after["status"] == "under_review" and after["credible"] is True and after["open_credible"] is True
+    assert after["end_user_key"] and after["public_note"] == "We are looking into it."
+    assert _gate(client, reviewer, txn_id)["gate"] == "hold"
+    # An explicit null clears: the end-user link goes, and with it the hold.
+    cleared = client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"end_user": None}).get_json()
+    assert cleared["end_user_key"] is None and cleared["credible"] is True and cleared["status"] == "under_review"
+    assert _gate(client, reviewer, txn_id)["gate"] != "hold"
+    assert client.post(f"/v1/grievances/{gid}/triage", headers=reviewer,
+                       json={"status": None}).status_code == 422
+
+
+def test_the_triage_page_saves_its_prefilled_fields(app, client, auth_headers):
+    make_user(app)
+    login(client)
+    gid = _submit(client).get_json()["reference"]
+    token = csrf_from(client, f"/workspace/grievances/{gid}")
+    client.post(f"/workspace/grievances/{gid}/triage", data={
+        "csrf_token": token, "status": "investigating", "credible": "yes",
+        "end_user_name": "Directorate of Public Security", "end_user_country": "EG", "public_note": "Noted."})
+    r = client.post(f"/workspace/grievances/{gid}/triage", data={
+        "csrf_token": token, "status": "under_review", "credible": "", "end_user_name": "",
+        "end_user_country": "", "public_note": ""})
+    assert r.status_code == 302
+    item = client.get(f"/v1/grievances/{gid}", headers=auth_headers("reviewer")).get_json()
+    assert item["credible"] is None and item["end_user_key"] is None and item["public_note"] is None
