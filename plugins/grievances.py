@@ -86,8 +86,11 @@ def hrdd_gate_factors(transaction_id, screening, store):
     """Hold the transaction for re-review while an open credible grievance concerns its end-user."""
     end_user = ((screening or {}).get("transaction") or {}).get("end_user")
     found = _concerning(store, end_user=end_user, transaction_id=transaction_id)
-    return [{"kind": "hold", "reason": f"open credible grievance {g['id']} concerns this end-user; "
-                                       "re-review required"} for g in found]
+    # A reviewer's decision overrides the engine's gate, not a hold (hookspecs.hrdd_gate_factors): say what
+    # does lift it, so nobody waits on a re-review that cannot.
+    return [{"kind": "hold", "reason": f"open credible grievance {g['id']} concerns this end-user or deal; "
+             "a decision on the case does not lift this hold: close the grievance or mark it not credible "
+             f"on its page, {views_grievances.triage_bp.url_prefix}/{g['id']}"} for g in found]
 
 
 @api.post("")

@@ -56,3 +56,18 @@ def test_the_triage_page_saves_its_prefilled_fields(app, client, auth_headers):
     assert r.status_code == 302
     item = client.get(f"/v1/grievances/{gid}", headers=auth_headers("reviewer")).get_json()
     assert item["credible"] is None and item["end_user_key"] is None and item["public_note"] is None
+
+
+def test_the_grievance_hold_names_what_lifts_it(client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    txn_id, gid = _held_deal(client, crm, reviewer)
+    screen(client, crm, fixture("transaction_egypt_biometric.json"))  # re-screened: RF-7.1 opens a new case
+    case = client.get("/v1/cases", headers=reviewer).get_json()["cases"][0]
+    assert client.post(f"/v1/cases/{case['id']}/decision", headers=reviewer, json={
+        "decision": "approve", "rationale": "Re-reviewed after the grievance"}).status_code in (200, 201)
+    held = _gate(client, reviewer, txn_id)
+    reason = next(r for r in held["hold_reasons"] if gid in r)
+    assert held["gate"] == "hold" and "re-review required" not in reason
+    assert "close the grievance or mark it not credible" in reason and f"/workspace/grievances/{gid}" in reason
+    client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"credible": False})
+    assert _gate(client, reviewer, txn_id)["gate"] == "release"
