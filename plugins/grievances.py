@@ -25,13 +25,14 @@ _max_body = views_grievances.max_body
 def _bounded_json() -> dict:
     """The JSON body, refusing anything over HRDD_GRIEVANCE_MAX_BODY bytes before it is read."""
     limit = _max_body()
+    message = f"A report may be at most {limit} bytes: {grievances.limits_text()}"
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "payload_too_large", f"A report may be at most {limit} bytes")
+        raise ApiError(413, "payload_too_large", message)
     request.max_content_length = limit
     try:
         return json_object("the report")
     except RequestEntityTooLarge as exc:
-        raise ApiError(413, "payload_too_large", f"A report may be at most {limit} bytes") from exc
+        raise ApiError(413, "payload_too_large", message) from exc
 
 
 @hookimpl

@@ -39,6 +39,23 @@ FIELDS = {
     "reporter_contact": (False, 300),
 }
 MIN_DESCRIPTION = 20
+# What the public form calls each field: its messages use these, never the internal names.
+LABELS = {
+    "subject_name": "Who used the product",
+    "country": "Country",
+    "location": "Place",
+    "product": "Product",
+    "description": "What happened",
+    "occurred_on": "When",
+    "reporter_name": "Your name",
+    "reporter_contact": "Email or other contact",
+}
+
+
+def limits_text() -> str:
+    """'"What happened" up to 10,000 characters, …': every field's limit, in the form's words."""
+    ordered = sorted(FIELDS.items(), key=lambda item: -item[1][1])
+    return ", ".join(f'"{LABELS[key]}" up to {limit:,} characters' for key, (_, limit) in ordered)
 
 
 class GrievanceError(ValueError):

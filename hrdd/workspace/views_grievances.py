@@ -11,16 +11,33 @@ from hrdd.services import current_services
 from hrdd.workspace import grievances, security
 from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
-DEFAULT_MAX_BODY = 32 * 1024
+# The character limits hold in any script: a character outside the BMP is 4 bytes of UTF-8, 12 once
+# percent-encoded by a form (%F0%9F%98%80) or escaped in JSON as a surrogate pair (\ud83d\ude00); the
+# envelope covers field names, separators and the CSRF token.
+BYTES_PER_CHARACTER = 12
+ENVELOPE = 4096
+DEFAULT_MAX_BODY = sum(limit for _, limit in grievances.FIELDS.values()) * BYTES_PER_CHARACTER + ENVELOPE
 
 
 def max_body() -> int:
-    """The largest report accepted, in bytes (HRDD_GRIEVANCE_MAX_BODY, default 32 KiB)."""
+    """The largest report accepted, in bytes (HRDD_GRIEVANCE_MAX_BODY; the default fits every field's limit)."""
     return int(setting("HRDD_GRIEVANCE_MAX_BODY", DEFAULT_MAX_BODY))
+
+
+def too_large_message() -> str:
+    """What a reporter whose report is over the size limit is told: the limits, and how to keep the text."""
+    return ("Your report was not received: it is longer than this form accepts (" + grievances.limits_text()
+            + "). Use your browser's Back button to return to your text, which it usually keeps, shorten it "
+            "and send it again.")
 
 
 public = make_blueprint("grievance_public", "/grievances", max_form_bytes=max_body)
 triage_bp = make_blueprint("grievance_triage", "/workspace/grievances")
+
+
+@public.errorhandler(413)
+def _too_large(exc):
+    return render_template("workspace/error.html", title="Report too long", message=too_large_message()), 413
 
 
 def submit_limit() -> str:
@@ -33,11 +50,15 @@ def lookup_limit() -> str:
     return setting("HRDD_GRIEVANCE_LOOKUP_RATE_LIMIT", "30 per minute")
 
 
+def _limits() -> dict[str, int]:
+    return {key: limit for key, (_, limit) in grievances.FIELDS.items()}
+
+
 @public.route("/", methods=["GET"])
 @open_to_all("the public report form")
 def form():
     """The public form for reporting suspected misuse."""
-    return render_template("grievances/form.html", values={}, errors={})
+    return render_template("grievances/form.html", values={}, errors={}, limits=_limits())
 
 
 @public.route("/", methods=["POST"])
@@ -45,12 +66,13 @@ def form():
 @rate_limited(submit_limit)
 def submit():
     """Accept a report from the public form and show the tracking token once."""
-    values = {key: request.form.get(key, "") for key in grievances.FIELDS}
+    # A browser counts a line break as one character against maxlength but sends it as CRLF.
+    values = {key: request.form.get(key, "").replace("\r\n", "\n") for key in grievances.FIELDS}
     try:
         with current_services().store.begin() as conn:
             receipt = grievances.submit(conn, values)
     except grievances.GrievanceError as exc:
-        return render_template("grievances/form.html", values=values, errors=exc.errors), 422
+        return render_template("grievances/form.html", values=values, errors=exc.errors, limits=_limits()), 422
     response = render_template("grievances/received.html", receipt=receipt)
     return response, 201, {"Cache-Control": "no-store"}
 
