@@ -13,6 +13,7 @@ from hrdd.auth import public, require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import RedFlag
+from hrdd.reference import country_locales
 from hrdd.services import current_services
 from hrdd.store import memoized
 from hrdd.workspace import grievances, views_grievances, web
@@ -33,6 +34,12 @@ def _bounded_json() -> dict:
         return json_object("the report")
     except RequestEntityTooLarge as exc:
         raise ApiError(413, "payload_too_large", message) from exc
+
+
+@hookimpl
+def hrdd_warm_up(app):
+    """Load the translated country names the public form resolves reports with."""
+    country_locales.warm_up()
 
 
 @hookimpl
@@ -158,14 +165,14 @@ def _run(fn):
 @api.post("/<grievance_id>/triage")
 @require_role("reviewer")
 def triage(grievance_id):
-    """Reviewer: change `status`, `credible`, `end_user` `{"name","country"}` or `public_note`; fields left out
-    keep their stored values, an explicit null clears them."""
+    """Reviewer: change `status`, `credible`, `end_user` `{"name","country"}`, `public_note` or `country`;
+    fields left out keep their stored values, an explicit null clears them."""
     body = json_object()
     try:
         body = _TriageSchema().load(body)
     except ValidationError as exc:
         raise validation_error(exc.messages) from exc
-    changes = {key: body[key] for key in ("status", "credible", "public_note") if key in body}
+    changes = {key: body[key] for key in ("status", "credible", "public_note", "country") if key in body}
     if "end_user" in body:
         end_user = body["end_user"] or {}
         changes.update(end_user_name=end_user.get("name"), end_user_country=end_user.get("country"))
@@ -188,6 +195,7 @@ class _TriageSchema(Schema):
     credible = fields.Boolean(allow_none=True, truthy={True}, falsy={False})
     end_user = fields.Nested(_EndUserRef, allow_none=True)
     public_note = fields.String(allow_none=True, validate=validate.Length(max=4000))
+    country = fields.String(allow_none=True, validate=validate.Length(max=100))
 
 
 @api.post("/<grievance_id>/links")
@@ -219,6 +227,9 @@ def add_action(grievance_id):
 _REPORT = {"type": "object", "additionalProperties": False, "required": ["subject_name", "description"],
            "properties": {k: {"type": "string", "maxLength": limit} for k, (_, limit) in grievances.FIELDS.items()}}
 _REPORT["properties"]["description"]["minLength"] = grievances.MIN_DESCRIPTION
+_REPORT["properties"]["country"]["description"] = ("Where it happened, in the reporter's words (any language, "
+                                                   "a region or 'unknown'); kept as written, with its ISO code "
+                                                   "when it resolves")
 submit.openapi = {"requestBody": oa.json_body(_REPORT),
                   "responses": {"201": oa.json_response("The reference and the tracking token (shown once)")}}
 status.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["token"],
@@ -236,7 +247,9 @@ triage.openapi = {"requestBody": oa.json_body({
         "credible": {"type": "boolean", "nullable": True},
         "end_user": {"type": "object", "nullable": True,
                      "properties": {"name": {"type": "string", "nullable": True}, "country": {"type": "string", "nullable": True}}},
-        "public_note": {"type": "string", "nullable": True}}}),
+        "public_note": {"type": "string", "nullable": True},
+        "country": {"type": "string", "nullable": True, "description": "The report's country as an ISO 3166-1 "
+                    "code or English name (the reporter's own text, country_text, is kept)"}}}),
     "responses": {"200": oa.json_response("The grievance after triage")}}
 link.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["transaction_id"],
                                              "properties": {"transaction_id": {"type": "string"}}}),

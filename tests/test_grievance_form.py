@@ -59,3 +59,31 @@ def test_the_api_takes_the_advertised_characters_escaped(app, client):
     r = client.post("/v1/grievances", data=body, content_type="application/json")
     assert r.status_code == 201, r.get_json()
     assert _stored(app)[-1].description == description
+
+
+@pytest.mark.parametrize("written, code", [
+    ("مصر", "EG"), ("Égypte", "EG"), ("Ägypten", "EG"), ("中国", "CN"), ("Egypt", "EG"), ("eg", "EG"),
+    ("Россия", None), ("Crimea", None), ("Tibet", None), ("Gaza", None), ("Cairo", None), ("unknown", None),
+    ("I don't know", None)])
+def test_any_country_text_is_accepted_and_kept_as_written(app, client, written, code):
+    r = _post_form(client, country=written)
+    assert r.status_code == 201, r.get_data(as_text=True)[:300]
+    row = _stored(app)[-1]
+    assert row.country_text == written and row.country == code
+    api = client.post("/v1/grievances", json={**REPORT, "country": written})
+    assert api.status_code == 201 and _stored(app)[-1].country == code
+
+
+def test_the_officer_sees_the_reporters_country_and_sets_the_code(app, client, auth_headers):
+    from tests.workspace_helpers import login, make_user
+    gid = client.post("/v1/grievances", json={**REPORT, "country": "Crimea"}).get_json()["reference"]
+    make_user(app)
+    login(client)
+    assert "“Crimea”" in client.get("/workspace/grievances/").get_data(as_text=True)
+    page = client.get(f"/workspace/grievances/{gid}").get_data(as_text=True)
+    assert "“Crimea”" in page and 'name="country"' in page
+    reviewer = auth_headers("reviewer")
+    refused = client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"country": "Crimea"})
+    assert refused.status_code == 422 and "two-letter ISO code" in refused.get_json()["errors"]["country"][0]
+    done = client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"country": "UA"}).get_json()
+    assert done["country"] == "UA" and done["country_text"] == "Crimea" and done["status"] == "received"

@@ -9,6 +9,7 @@ from sqlalchemy import func, insert, select, update
 
 from hrdd import audit
 from hrdd.reference.countries import shipped_codes
+from hrdd.reference.country_locales import code_for_translated_name
 from hrdd.workspace.tables import grievance_actions, grievance_links, grievances
 from hrdd.workspace.util import end_user_key, new_id, now_iso
 
@@ -77,6 +78,17 @@ def normalise_country(value: str | None) -> str | None:
     return shipped_codes().normalise(value) if value else None
 
 
+def reported_country(text: str | None) -> str | None:
+    """The code of the country a reporter named, in English or another language; None when it does not resolve.
+
+    Never refuses: a reporter may name a region, a city or nothing they know, and the report still counts.
+    """
+    try:
+        return normalise_country(text)
+    except ValueError:
+        return code_for_translated_name(text or "")
+
+
 def validate_report(data: dict) -> dict:
     """Check a report against FIELDS and return the cleaned values; raise GrievanceError naming fields."""
     if not isinstance(data, dict):
@@ -100,10 +112,8 @@ def validate_report(data: dict) -> dict:
     if clean.get("description") and len(clean["description"]) < MIN_DESCRIPTION and "description" not in errors:
         errors["description"] = f"please describe what happened in at least {MIN_DESCRIPTION} characters"
     if "country" not in errors:
-        try:
-            clean["country"] = normalise_country(clean.get("country"))
-        except ValueError as exc:
-            errors["country"] = str(exc)
+        clean["country_text"] = clean.get("country")
+        clean["country"] = reported_country(clean["country_text"])
     if errors:
         raise GrievanceError("The report was not accepted: " + "; ".join(f"{k} {v}" for k, v in errors.items()),
                              errors)
@@ -157,7 +167,8 @@ def get(conn, grievance_id: str) -> dict | None:
 def listing(conn, *, status: str | None = None, limit: int = 200) -> list[dict]:
     """Grievances for the triage list, oldest first; ``status`` "open" means not resolved or closed."""
     query = select(grievances.c.id, grievances.c.received_at, grievances.c.status, grievances.c.credible,
-                   grievances.c.subject_name, grievances.c.country, grievances.c.end_user_key)
+                   grievances.c.subject_name, grievances.c.country, grievances.c.country_text,
+                   grievances.c.end_user_key)
     if status == "open":
         query = query.where(grievances.c.status.not_in(CLOSED))
     elif status and status != "all":
@@ -169,14 +180,21 @@ KEEP = object()  # a triage field left out: its stored value stays
 
 
 def triage(conn, grievance_id: str, actor: str, *, status=KEEP, credible=KEEP, end_user_name=KEEP,
-           end_user_country=KEEP, public_note=KEEP) -> None:
-    """Change the status, credibility, end-user concerned or reporter's note; a field left KEEP stays as stored.
+           end_user_country=KEEP, public_note=KEEP, country=KEEP) -> None:
+    """Change the status, credibility, end-user concerned, reporter's note or report's country code; a field
+    left KEEP stays as stored.
 
-    None clears credibility (not assessed), the end-user link (an empty name too) and the note; the end-user's
-    name and country go together.
+    None clears credibility (not assessed), the end-user link (an empty name too), the note and the country
+    code (the reporter's own text stays); the end-user's name and country go together.
     """
     errors = {}
     values: dict = {}
+    if country is not KEEP:
+        try:
+            values["country"] = normalise_country(country)
+        except ValueError as exc:
+            errors["country"] = (f"needs the two-letter ISO code of the country, such as EG for Egypt, or a country "
+                                 f"name in English ({exc}); the reporter's own words stay on the report")
     if status is not KEEP:
         if status not in STATUSES:
             errors["status"] = f"must be one of {', '.join(STATUSES)}"
@@ -207,7 +225,7 @@ def triage(conn, grievance_id: str, actor: str, *, status=KEEP, credible=KEEP, e
     after = {**before, **values}
     audit.record(conn, actor, "grievance.triage", grievance_id,
                  {"status": after["status"], "credible": after["credible"], "end_user": after["end_user_key"],
-                  "public_note": after["public_note"], "changed": sorted(values)})
+                  "public_note": after["public_note"], "country": after["country"], "changed": sorted(values)})
 
 
 def link_transaction(conn, grievance_id: str, transaction_id: str, actor: str) -> None:

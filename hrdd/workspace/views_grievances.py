@@ -121,7 +121,8 @@ def detail(grievance_id: str):
 
 def _triage_changes(form) -> dict:
     """The triage fields the form sent (the page sends them all, pre-filled); one left out stays as stored."""
-    changes = {key: form[key] for key in ("status", "public_note", "end_user_name", "end_user_country") if key in form}
+    changes = {key: form[key] for key in ("status", "public_note", "end_user_name", "end_user_country", "country")
+               if key in form}
     if "credible" in form:
         changes["credible"] = {"yes": True, "no": False}.get(form["credible"])
     return changes
@@ -190,7 +191,8 @@ listing.openapi = {"parameters": [oa.query("status", {"type": "string"})],
 detail.openapi = {"responses": {"200": oa.html_page("The grievance"), "302": oa.redirect("Not signed in")}}
 save_triage.openapi = {"requestBody": oa.form_body({
     "status": {"type": "string", "enum": list(grievances.STATUSES)}, "credible": {"type": "string", "enum": ["yes", "no", ""]},
-    "end_user_name": {"type": "string"}, "end_user_country": {"type": "string"}, "public_note": {"type": "string"}},
+    "end_user_name": {"type": "string"}, "end_user_country": {"type": "string"}, "public_note": {"type": "string"},
+    "country": {"type": "string"}},
     ()), "responses": _POSTED}
 link.openapi = {"requestBody": oa.form_body({"transaction_id": {"type": "string"}}, ("transaction_id",)),
                 "responses": _POSTED}
