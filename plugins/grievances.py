@@ -8,6 +8,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from hrdd import openapi as oa
 from hrdd.api.body import json_object
+from hrdd.api.paging import page_args, page_parameters
 from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import public, require_role
 from hrdd.errors import ApiError, not_found, validation_error
@@ -21,6 +22,7 @@ from hrdd.workspace.web import actor, rate_limited
 
 api = Blueprint("grievances_api", __name__, url_prefix="/v1/grievances")
 _max_body = views_grievances.max_body
+LIST_DEFAULT, LIST_MAXIMUM = 100, 500
 
 
 def _bounded_json() -> dict:
@@ -135,10 +137,17 @@ def status():
 @api.get("")
 @require_role("reviewer")
 def listing():
-    """Reviewer: grievances, oldest first (`status=open|all|<status>`)."""
-    refuse_unknown_args(("status",))
+    """Reviewer: one page of grievances, oldest first, with the total (`status=open|all|<status>`, `limit`,
+    `offset`)."""
+    refuse_unknown_args(("status", "limit", "offset"))
+    status = request.args.get("status", "open")
+    if status not in grievances.FILTERS:
+        raise ApiError(400, "bad_request", grievances.bad_filter_message(status),
+                       {"status": [f"expected one of {', '.join(grievances.FILTERS)}"]})
+    limit, offset = page_args(LIST_DEFAULT, LIST_MAXIMUM)
     with current_services().store.engine.connect() as conn:
-        return jsonify({"grievances": grievances.listing(conn, status=request.args.get("status", "open"))})
+        rows, total = grievances.listing(conn, status=status, limit=limit, offset=offset)
+    return jsonify({"grievances": rows, "total": total, "limit": limit, "offset": offset})
 
 
 @api.get("/<grievance_id>")
@@ -235,9 +244,9 @@ submit.openapi = {"requestBody": oa.json_body(_REPORT),
 status.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["token"],
                                                "properties": {"token": {"type": "string", "maxLength": 100}}}),
                   "responses": {"200": oa.json_response("Status, dates and the note the reporter may see")}}
-listing.openapi = {"parameters": [oa.query("status", {"type": "string",
-                                                     "enum": ["open", "all", *grievances.STATUSES]})],
-                   "responses": {"200": oa.json_response("Grievances, oldest first")}}
+listing.openapi = {"parameters": [oa.query("status", {"type": "string", "enum": list(grievances.FILTERS)}),
+                                  *page_parameters(LIST_DEFAULT, LIST_MAXIMUM)],
+                   "responses": {"200": oa.json_response("One page of grievances, oldest first, and the total")}}
 detail.openapi = {"responses": {"200": oa.json_response("The grievance with its links and actions")}}
 triage.openapi = {"requestBody": oa.json_body({
     "type": "object", "description": "Only the fields sent change: a field left out keeps its stored value, an "

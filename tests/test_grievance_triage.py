@@ -71,3 +71,36 @@ def test_the_grievance_hold_names_what_lifts_it(client, auth_headers):
     assert "close the grievance or mark it not credible" in reason and f"/workspace/grievances/{gid}" in reason
     client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"credible": False})
     assert _gate(client, reviewer, txn_id)["gate"] == "release"
+
+
+def _many(app, count: int) -> list[str]:
+    from hrdd.workspace import grievances
+    from tests.test_grievances import REPORT
+    with app.extensions["hrdd"].store.begin() as conn:
+        return [grievances.submit(conn, {**REPORT, "subject_name": f"Unit {n}"})["reference"] for n in range(count)]
+
+
+def test_the_grievance_list_pages_with_a_total(app, client, auth_headers):
+    ids = _many(app, 211)
+    reviewer = auth_headers("reviewer")
+    first = client.get("/v1/grievances", headers=reviewer).get_json()
+    assert first["total"] == 211 and len(first["grievances"]) == 100
+    last = client.get("/v1/grievances?status=open&limit=100&offset=200", headers=reviewer).get_json()
+    assert [g["id"] for g in last["grievances"]] == ids[200:]
+    assert client.get("/v1/grievances?limit=0", headers=reviewer).status_code == 400
+    make_user(app)
+    login(client)
+    page = client.get("/workspace/grievances/").get_data(as_text=True)
+    assert "211 grievances" in page and "Next page" in page and ids[-1] not in page
+    page5 = client.get("/workspace/grievances/?status=open&page=5").get_data(as_text=True)
+    assert ids[-1] in page5 and "Previous page" in page5 and "Next page" not in page5
+
+
+def test_an_unknown_status_filter_is_a_400_naming_the_accepted_ones(app, client, auth_headers):
+    r = client.get("/v1/grievances?status=bogus", headers=auth_headers("reviewer"))
+    assert r.status_code == 400 and "investigating" in r.get_json()["message"] and "open" in r.get_json()["message"]
+    make_user(app)
+    login(client)
+    page = client.get("/workspace/grievances/?status=bogus")
+    assert page.status_code == 400 and "under_review" in page.get_data(as_text=True)
+    assert client.get("/workspace/grievances/?page=x").status_code == 400

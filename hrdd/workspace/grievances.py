@@ -164,16 +164,32 @@ def get(conn, grievance_id: str) -> dict | None:
     return data
 
 
-def listing(conn, *, status: str | None = None, limit: int = 200) -> list[dict]:
-    """Grievances for the triage list, oldest first; ``status`` "open" means not resolved or closed."""
+FILTERS = ("open", "all", *STATUSES)  # what the list filters by: "open" is every status not resolved or closed
+
+
+def bad_filter_message(status: str) -> str:
+    """The 400 message for a status filter the list does not know, naming the accepted ones."""
+    return f"Unknown status {status[:40]!r}; use one of: {', '.join(FILTERS)}"
+
+
+def listing(conn, *, status: str = "open", limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    """One page of grievances for the triage list, oldest first, and how many match in all.
+
+    ``status`` is one of FILTERS; ValueError for anything else (it would match nothing, which reads as
+    "no grievances").
+    """
+    if status not in FILTERS:
+        raise ValueError(bad_filter_message(status))
     query = select(grievances.c.id, grievances.c.received_at, grievances.c.status, grievances.c.credible,
                    grievances.c.subject_name, grievances.c.country, grievances.c.country_text,
                    grievances.c.end_user_key)
     if status == "open":
         query = query.where(grievances.c.status.not_in(CLOSED))
-    elif status and status != "all":
+    elif status != "all":
         query = query.where(grievances.c.status == status)
-    return [dict(r._mapping) for r in conn.execute(query.order_by(grievances.c.received_at).limit(limit))]
+    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = conn.execute(query.order_by(grievances.c.received_at, grievances.c.id).limit(limit).offset(offset))
+    return [dict(r._mapping) for r in rows], total
 
 
 KEEP = object()  # a triage field left out: its stored value stays

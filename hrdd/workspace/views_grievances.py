@@ -92,15 +92,28 @@ def status():
         (404 if error else 200), {"Cache-Control": "no-store"}
 
 
+PAGE_SIZE = 50
+
+
 @triage_bp.route("/")
 @security.login_required("reviewer")
 def listing():
-    """Grievances awaiting or under triage, oldest first."""
-    refuse_unknown_page_args(("status",))
+    """Grievances awaiting or under triage, oldest first, a page at a time, with how many match."""
+    refuse_unknown_page_args(("status", "page"))
     status = request.args.get("status", "open")
+    if status not in grievances.FILTERS:
+        abort(400, grievances.bad_filter_message(status))
+    raw_page = request.args.get("page", "1")
+    if not (raw_page.isascii() and raw_page.isdigit() and 1 <= int(raw_page) <= 10**6):
+        abort(400, f"Unknown page {raw_page[:40]!r}; use a whole number from 1")
+    page = int(raw_page)
     with current_services().store.engine.connect() as conn:
-        rows = grievances.listing(conn, status=status)
-    return render_template("grievances/list.html", rows=rows, status=status, statuses=grievances.STATUSES)
+        rows, total = grievances.listing(conn, status=status, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    prev_url = url_for(".listing", status=status, page=page - 1) if page > 1 else None
+    next_url = url_for(".listing", status=status, page=page + 1) if page * PAGE_SIZE < total else None
+    return render_template("grievances/list.html", rows=rows, status=status, statuses=grievances.STATUSES,
+                           total=total, page=page, first=(page - 1) * PAGE_SIZE + 1, prev_url=prev_url,
+                           next_url=next_url)
 
 
 def _show(grievance_id: str, errors: dict | None = None, code: int = 200):
@@ -186,7 +199,8 @@ status.openapi = {
     "get": {"x-html": True, "responses": {"200": oa.html_page("The token form")}},
     "post": {"x-html": True, "requestBody": oa.form_body({"token": {"type": "string"}}, ("token",)),
              "responses": {"200": oa.html_page("The report's status"), "404": oa.html_page("Unknown token")}}}
-listing.openapi = {"parameters": [oa.query("status", {"type": "string"})],
+listing.openapi = {"parameters": [oa.query("status", {"type": "string", "enum": list(grievances.FILTERS)}),
+                                  oa.query("page", {"type": "integer", "minimum": 1})],
                    "responses": {"200": oa.html_page("Grievances"), "302": oa.redirect("Not signed in")}}
 detail.openapi = {"responses": {"200": oa.html_page("The grievance"), "302": oa.redirect("Not signed in")}}
 save_triage.openapi = {"requestBody": oa.form_body({
