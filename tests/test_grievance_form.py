@@ -87,3 +87,13 @@ def test_the_officer_sees_the_reporters_country_and_sets_the_code(app, client, a
     assert refused.status_code == 422 and "two-letter ISO code" in refused.get_json()["errors"]["country"][0]
     done = client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"country": "UA"}).get_json()
     assert done["country"] == "UA" and done["country_text"] == "Crimea" and done["status"] == "received"
+
+
+def test_form_errors_use_the_labels_the_reporter_sees(client):
+    r = _post_form(client, subject_name="", description="too short", location="x" * 301)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 422
+    assert ">Who used the product</a> is required" in page
+    assert ">What happened</a> needs at least 20 characters" in page
+    assert ">Place</a> is longer than 300 characters (it has 301)" in page
+    assert "subject name" not in page.lower() and "description please" not in page

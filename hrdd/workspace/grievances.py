@@ -107,10 +107,11 @@ def validate_report(data: dict) -> dict:
         if required and not value:
             errors[key] = "is required"
         elif len(value) > limit:
-            errors[key] = f"is longer than {limit} characters"
+            errors[key] = f"is longer than {limit:,} characters (it has {len(value):,})"
         clean[key] = value or None
     if clean.get("description") and len(clean["description"]) < MIN_DESCRIPTION and "description" not in errors:
-        errors["description"] = f"please describe what happened in at least {MIN_DESCRIPTION} characters"
+        errors["description"] = (f"needs at least {MIN_DESCRIPTION} characters: describe what happened and who "
+                                 "was affected")
     if "country" not in errors:
         clean["country_text"] = clean.get("country")
         clean["country"] = reported_country(clean["country_text"])

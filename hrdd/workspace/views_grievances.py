@@ -58,7 +58,8 @@ def _limits() -> dict[str, int]:
 @open_to_all("the public report form")
 def form():
     """The public form for reporting suspected misuse."""
-    return render_template("grievances/form.html", values={}, errors={}, limits=_limits())
+    return render_template("grievances/form.html", values={}, errors={}, limits=_limits(),
+                           labels=grievances.LABELS)
 
 
 @public.route("/", methods=["POST"])
@@ -72,7 +73,8 @@ def submit():
         with current_services().store.begin() as conn:
             receipt = grievances.submit(conn, values)
     except grievances.GrievanceError as exc:
-        return render_template("grievances/form.html", values=values, errors=exc.errors, limits=_limits()), 422
+        return render_template("grievances/form.html", values=values, errors=exc.errors, limits=_limits(),
+                               labels=grievances.LABELS), 422
     response = render_template("grievances/received.html", receipt=receipt)
     return response, 201, {"Cache-Control": "no-store"}
 
