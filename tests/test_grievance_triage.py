@@ -104,3 +104,15 @@ def test_an_unknown_status_filter_is_a_400_naming_the_accepted_ones(app, client,
     page = client.get("/workspace/grievances/?status=bogus")
     assert page.status_code == 400 and "under_review" in page.get_data(as_text=True)
     assert client.get("/workspace/grievances/?page=x").status_code == 400
+
+
+def test_a_session_without_the_csrf_header_is_told_to_send_it(app, client):
+    make_user(app)
+    login(client)
+    gid = _submit(client).get_json()["reference"]
+    r = client.post(f"/v1/grievances/{gid}/triage", json={"status": "under_review"})
+    assert r.status_code == 401 and "X-CSRF-Token" in r.get_json()["message"]
+    assert "none was sent" in r.get_json()["message"]
+    token = csrf_from(client, "/workspace/grievances/")
+    ok = client.post(f"/v1/grievances/{gid}/triage", json={"status": "under_review"}, headers={"X-CSRF-Token": token})
+    assert ok.status_code == 200 and ok.get_json()["status"] == "under_review"
