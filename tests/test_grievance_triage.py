@@ -116,3 +116,17 @@ def test_a_session_without_the_csrf_header_is_told_to_send_it(app, client):
     token = csrf_from(client, "/workspace/grievances/")
     ok = client.post(f"/v1/grievances/{gid}/triage", json={"status": "under_review"}, headers={"X-CSRF-Token": token})
     assert ok.status_code == 200 and ok.get_json()["status"] == "under_review"
+
+
+def test_the_linked_end_user_reads_as_the_officer_typed_it(app, client):
+    make_user(app)
+    login(client)
+    gid = _submit(client).get_json()["reference"]
+    token = csrf_from(client, f"/workspace/grievances/{gid}")
+    client.post(f"/workspace/grievances/{gid}/triage", data={
+        "csrf_token": token, "status": "under_review", "credible": "yes", "end_user_name": "Ministry of  Interior",
+        "end_user_country": "Egypt", "public_note": ""})
+    page = client.get(f"/workspace/grievances/{gid}").get_data(as_text=True)
+    assert 'name="end_user_name" value="Ministry of Interior"' in page
+    listing = client.get("/workspace/grievances/").get_data(as_text=True)
+    assert "Ministry of Interior (EG)" in listing and "|EG" not in listing

@@ -183,7 +183,7 @@ def listing(conn, *, status: str = "open", limit: int = 50, offset: int = 0) -> 
         raise ValueError(bad_filter_message(status))
     query = select(grievances.c.id, grievances.c.received_at, grievances.c.status, grievances.c.credible,
                    grievances.c.subject_name, grievances.c.country, grievances.c.country_text,
-                   grievances.c.end_user_key)
+                   grievances.c.end_user_key, grievances.c.end_user_name)
     if status == "open":
         query = query.where(grievances.c.status.not_in(CLOSED))
     elif status != "all":
@@ -219,8 +219,12 @@ def triage(conn, grievance_id: str, actor: str, *, status=KEEP, credible=KEEP, e
     if credible is not KEEP:
         values["credible"] = credible
     if end_user_name is not KEEP:
-        values["end_user_key"] = None
-        if end_user_name and end_user_name.strip():
+        values["end_user_key"] = values["end_user_name"] = None
+        if end_user_name and len(end_user_name) > 300:
+            errors["end_user_name"] = "is longer than 300 characters"
+        elif end_user_name and end_user_name.strip():
+            # The key matches deals; the name as typed is what people read.
+            values["end_user_name"] = " ".join(end_user_name.split())
             try:
                 country = normalise_country(None if end_user_country is KEEP else end_user_country)
             except ValueError as exc:
