@@ -39,8 +39,9 @@ def require_role(*roles: str):
         def wrapper(*args, **kwargs):
             principal = authenticate()
             if principal is None:
-                raise ApiError(401, "unauthorized", "A valid API key is required: Authorization: Bearer <key>",
-                               headers={"WWW-Authenticate": 'Bearer realm="hrdd"'})
+                # A loader that recognised the caller but refused it says why in g.auth_refused.
+                message = g.get("auth_refused") or "A valid API key is required: Authorization: Bearer <key>"
+                raise ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="hrdd"'})
             if roles and principal["role"] not in allowed:
                 raise ApiError(403, "forbidden",
                                f"Role {principal['role']!r} may not do this; it needs one of: {', '.join(sorted(allowed))}")

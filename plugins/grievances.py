@@ -8,11 +8,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from hrdd import openapi as oa
 from hrdd.api.body import json_object
+from hrdd.api.paging import page_args, page_parameters
 from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import public, require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import RedFlag
+from hrdd.reference import country_locales
 from hrdd.services import current_services
 from hrdd.store import memoized
 from hrdd.workspace import grievances, views_grievances, web
@@ -20,18 +22,26 @@ from hrdd.workspace.web import actor, rate_limited
 
 api = Blueprint("grievances_api", __name__, url_prefix="/v1/grievances")
 _max_body = views_grievances.max_body
+LIST_DEFAULT, LIST_MAXIMUM = 100, 500
 
 
 def _bounded_json() -> dict:
     """The JSON body, refusing anything over HRDD_GRIEVANCE_MAX_BODY bytes before it is read."""
     limit = _max_body()
+    message = f"A report may be at most {limit} bytes: {grievances.limits_text()}"
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "payload_too_large", f"A report may be at most {limit} bytes")
+        raise ApiError(413, "payload_too_large", message)
     request.max_content_length = limit
     try:
         return json_object("the report")
     except RequestEntityTooLarge as exc:
-        raise ApiError(413, "payload_too_large", f"A report may be at most {limit} bytes") from exc
+        raise ApiError(413, "payload_too_large", message) from exc
+
+
+@hookimpl
+def hrdd_warm_up(app):
+    """Load the translated country names the public form resolves reports with."""
+    country_locales.warm_up()
 
 
 @hookimpl
@@ -86,8 +96,11 @@ def hrdd_gate_factors(transaction_id, screening, store):
     """Hold the transaction for re-review while an open credible grievance concerns its end-user."""
     end_user = ((screening or {}).get("transaction") or {}).get("end_user")
     found = _concerning(store, end_user=end_user, transaction_id=transaction_id)
-    return [{"kind": "hold", "reason": f"open credible grievance {g['id']} concerns this end-user; "
-                                       "re-review required"} for g in found]
+    # A reviewer's decision overrides the engine's gate, not a hold (hookspecs.hrdd_gate_factors): say what
+    # does lift it, so nobody waits on a re-review that cannot.
+    return [{"kind": "hold", "reason": f"open credible grievance {g['id']} concerns this end-user or deal; "
+             "a decision on the case does not lift this hold: close the grievance or mark it not credible "
+             f"on its page, {views_grievances.triage_bp.url_prefix}/{g['id']}"} for g in found]
 
 
 @api.post("")
@@ -124,10 +137,17 @@ def status():
 @api.get("")
 @require_role("reviewer")
 def listing():
-    """Reviewer: grievances, oldest first (`status=open|all|<status>`)."""
-    refuse_unknown_args(("status",))
+    """Reviewer: one page of grievances, oldest first, with the total (`status=open|all|<status>`, `limit`,
+    `offset`)."""
+    refuse_unknown_args(("status", "limit", "offset"))
+    status = request.args.get("status", "open")
+    if status not in grievances.FILTERS:
+        raise ApiError(400, "bad_request", grievances.bad_filter_message(status),
+                       {"status": [f"expected one of {', '.join(grievances.FILTERS)}"]})
+    limit, offset = page_args(LIST_DEFAULT, LIST_MAXIMUM)
     with current_services().store.engine.connect() as conn:
-        return jsonify({"grievances": grievances.listing(conn, status=request.args.get("status", "open"))})
+        rows, total = grievances.listing(conn, status=status, limit=limit, offset=offset)
+    return jsonify({"grievances": rows, "total": total, "limit": limit, "offset": offset})
 
 
 @api.get("/<grievance_id>")
@@ -154,17 +174,18 @@ def _run(fn):
 @api.post("/<grievance_id>/triage")
 @require_role("reviewer")
 def triage(grievance_id):
-    """Reviewer: `{"status", "credible": true|false|null, "end_user": {"name","country"}?, "public_note"?}`."""
+    """Reviewer: change `status`, `credible`, `end_user` `{"name","country"}`, `public_note` or `country`;
+    fields left out keep their stored values, an explicit null clears them."""
     body = json_object()
     try:
         body = _TriageSchema().load(body)
     except ValidationError as exc:
         raise validation_error(exc.messages) from exc
-    end_user = body.get("end_user") or {}
-    _run(lambda conn: grievances.triage(conn, grievance_id, actor(), status=body.get("status") or "",
-                                         credible=body.get("credible"), end_user_name=end_user.get("name"),
-                                         end_user_country=end_user.get("country"),
-                                         public_note=body.get("public_note")))
+    changes = {key: body[key] for key in ("status", "credible", "public_note", "country") if key in body}
+    if "end_user" in body:
+        end_user = body["end_user"] or {}
+        changes.update(end_user_name=end_user.get("name"), end_user_country=end_user.get("country"))
+    _run(lambda conn: grievances.triage(conn, grievance_id, actor(), **changes))
     return detail(grievance_id)
 
 
@@ -174,12 +195,16 @@ class _EndUserRef(Schema):
 
 
 class _TriageSchema(Schema):
-    """A reviewer's triage of a grievance (types checked here, values by hrdd.workspace.grievances)."""
+    """A reviewer's triage of a grievance (types checked here, values by hrdd.workspace.grievances).
 
-    status = fields.String(load_default="", validate=validate.Length(max=40))
-    credible = fields.Boolean(load_default=None, allow_none=True, truthy={True}, falsy={False})
-    end_user = fields.Nested(_EndUserRef, load_default=None, allow_none=True)
-    public_note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+    No load defaults: a field left out must stay absent, so that the stored value is kept.
+    """
+
+    status = fields.String(validate=validate.Length(max=40))
+    credible = fields.Boolean(allow_none=True, truthy={True}, falsy={False})
+    end_user = fields.Nested(_EndUserRef, allow_none=True)
+    public_note = fields.String(allow_none=True, validate=validate.Length(max=4000))
+    country = fields.String(allow_none=True, validate=validate.Length(max=100))
 
 
 @api.post("/<grievance_id>/links")
@@ -211,21 +236,29 @@ def add_action(grievance_id):
 _REPORT = {"type": "object", "additionalProperties": False, "required": ["subject_name", "description"],
            "properties": {k: {"type": "string", "maxLength": limit} for k, (_, limit) in grievances.FIELDS.items()}}
 _REPORT["properties"]["description"]["minLength"] = grievances.MIN_DESCRIPTION
+_REPORT["properties"]["country"]["description"] = ("Where it happened, in the reporter's words (any language, "
+                                                   "a region or 'unknown'); kept as written, with its ISO code "
+                                                   "when it resolves")
 submit.openapi = {"requestBody": oa.json_body(_REPORT),
                   "responses": {"201": oa.json_response("The reference and the tracking token (shown once)")}}
 status.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["token"],
                                                "properties": {"token": {"type": "string", "maxLength": 100}}}),
                   "responses": {"200": oa.json_response("Status, dates and the note the reporter may see")}}
-listing.openapi = {"parameters": [oa.query("status", {"type": "string",
-                                                     "enum": ["open", "all", *grievances.STATUSES]})],
-                   "responses": {"200": oa.json_response("Grievances, oldest first")}}
+listing.openapi = {"parameters": [oa.query("status", {"type": "string", "enum": list(grievances.FILTERS)}),
+                                  *page_parameters(LIST_DEFAULT, LIST_MAXIMUM)],
+                   "responses": {"200": oa.json_response("One page of grievances, oldest first, and the total")}}
 detail.openapi = {"responses": {"200": oa.json_response("The grievance with its links and actions")}}
 triage.openapi = {"requestBody": oa.json_body({
-    "type": "object", "properties": {
+    "type": "object", "description": "Only the fields sent change: a field left out keeps its stored value, an "
+    "explicit null clears it (credible: not assessed; end_user: no end-user linked, which lifts its hold; "
+    "public_note: no note). end_user needs both name and country.", "properties": {
         "status": {"type": "string", "enum": list(grievances.STATUSES)},
         "credible": {"type": "boolean", "nullable": True},
-        "end_user": {"type": "object", "properties": {"name": {"type": "string"}, "country": {"type": "string"}}},
-        "public_note": {"type": "string", "nullable": True}}}),
+        "end_user": {"type": "object", "nullable": True,
+                     "properties": {"name": {"type": "string", "nullable": True}, "country": {"type": "string", "nullable": True}}},
+        "public_note": {"type": "string", "nullable": True},
+        "country": {"type": "string", "nullable": True, "description": "The report's country as an ISO 3166-1 "
+                    "code or English name (the reporter's own text, country_text, is kept)"}}}),
     "responses": {"200": oa.json_response("The grievance after triage")}}
 link.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["transaction_id"],
                                              "properties": {"transaction_id": {"type": "string"}}}),

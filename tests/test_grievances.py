@@ -51,7 +51,7 @@ def test_a_token_reveals_only_its_own_report(client):
 
 
 def test_bad_reports_are_refused_with_the_fields_named(client):
-    r = client.post("/v1/grievances", json={"description": "too short", "country": "Atlantis", "extra": 1})
+    r = client.post("/v1/grievances", json={"description": "too short", "country": 7, "extra": 1})
     assert r.status_code == 422
     errors = r.get_json()["errors"]
     assert set(errors) == {"subject_name", "description", "country", "extra"}
@@ -59,7 +59,7 @@ def test_bad_reports_are_refused_with_the_fields_named(client):
 
 
 def test_reports_are_size_limited(client):
-    r = _submit(client, description="x" * 40_000)
+    r = _submit(client, description="x" * 200_000)
     assert r.status_code == 413
     assert r.get_json()["code"] == "payload_too_large"
     r = _submit(client, description="y" * 10_001)

@@ -209,7 +209,7 @@ def test_reporter_submits_a_grievance_and_follows_it_with_the_token(live, browse
     # A reviewer's public note reaches the reporter through the same token.
     from hrdd.workspace import grievances
     with live.extensions["hrdd"].store.begin() as conn:
-        gid = grievances.listing(conn)[0]["id"]
+        gid = grievances.listing(conn)[0][0]["id"]
         grievances.triage(conn, gid, "user:alice", status="investigating", credible=True,
                           public_note="We have asked the customer for its audit logs.")
     browser.get(live.base_url + "/grievances/status")

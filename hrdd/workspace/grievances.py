@@ -9,6 +9,7 @@ from sqlalchemy import func, insert, select, update
 
 from hrdd import audit
 from hrdd.reference.countries import shipped_codes
+from hrdd.reference.country_locales import code_for_translated_name
 from hrdd.workspace.tables import grievance_actions, grievance_links, grievances
 from hrdd.workspace.util import end_user_key, new_id, now_iso
 
@@ -39,6 +40,23 @@ FIELDS = {
     "reporter_contact": (False, 300),
 }
 MIN_DESCRIPTION = 20
+# What the public form calls each field: its messages use these, never the internal names.
+LABELS = {
+    "subject_name": "Who used the product",
+    "country": "Country",
+    "location": "Place",
+    "product": "Product",
+    "description": "What happened",
+    "occurred_on": "When",
+    "reporter_name": "Your name",
+    "reporter_contact": "Email or other contact",
+}
+
+
+def limits_text() -> str:
+    """'"What happened" up to 10,000 characters, …': every field's limit, in the form's words."""
+    ordered = sorted(FIELDS.items(), key=lambda item: -item[1][1])
+    return ", ".join(f'"{LABELS[key]}" up to {limit:,} characters' for key, (_, limit) in ordered)
 
 
 class GrievanceError(ValueError):
@@ -60,6 +78,17 @@ def normalise_country(value: str | None) -> str | None:
     return shipped_codes().normalise(value) if value else None
 
 
+def reported_country(text: str | None) -> str | None:
+    """The code of the country a reporter named, in English or another language; None when it does not resolve.
+
+    Never refuses: a reporter may name a region, a city or nothing they know, and the report still counts.
+    """
+    try:
+        return normalise_country(text)
+    except ValueError:
+        return code_for_translated_name(text or "")
+
+
 def validate_report(data: dict) -> dict:
     """Check a report against FIELDS and return the cleaned values; raise GrievanceError naming fields."""
     if not isinstance(data, dict):
@@ -78,15 +107,14 @@ def validate_report(data: dict) -> dict:
         if required and not value:
             errors[key] = "is required"
         elif len(value) > limit:
-            errors[key] = f"is longer than {limit} characters"
+            errors[key] = f"is longer than {limit:,} characters (it has {len(value):,})"
         clean[key] = value or None
     if clean.get("description") and len(clean["description"]) < MIN_DESCRIPTION and "description" not in errors:
-        errors["description"] = f"please describe what happened in at least {MIN_DESCRIPTION} characters"
+        errors["description"] = (f"needs at least {MIN_DESCRIPTION} characters: describe what happened and who "
+                                 "was affected")
     if "country" not in errors:
-        try:
-            clean["country"] = normalise_country(clean.get("country"))
-        except ValueError as exc:
-            errors["country"] = str(exc)
+        clean["country_text"] = clean.get("country")
+        clean["country"] = reported_country(clean["country_text"])
     if errors:
         raise GrievanceError("The report was not accepted: " + "; ".join(f"{k} {v}" for k, v in errors.items()),
                              errors)
@@ -137,47 +165,88 @@ def get(conn, grievance_id: str) -> dict | None:
     return data
 
 
-def listing(conn, *, status: str | None = None, limit: int = 200) -> list[dict]:
-    """Grievances for the triage list, oldest first; ``status`` "open" means not resolved or closed."""
+FILTERS = ("open", "all", *STATUSES)  # what the list filters by: "open" is every status not resolved or closed
+
+
+def bad_filter_message(status: str) -> str:
+    """The 400 message for a status filter the list does not know, naming the accepted ones."""
+    return f"Unknown status {status[:40]!r}; use one of: {', '.join(FILTERS)}"
+
+
+def listing(conn, *, status: str = "open", limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    """One page of grievances for the triage list, oldest first, and how many match in all.
+
+    ``status`` is one of FILTERS; ValueError for anything else (it would match nothing, which reads as
+    "no grievances").
+    """
+    if status not in FILTERS:
+        raise ValueError(bad_filter_message(status))
     query = select(grievances.c.id, grievances.c.received_at, grievances.c.status, grievances.c.credible,
-                   grievances.c.subject_name, grievances.c.country, grievances.c.end_user_key)
+                   grievances.c.subject_name, grievances.c.country, grievances.c.country_text,
+                   grievances.c.end_user_key, grievances.c.end_user_name)
     if status == "open":
         query = query.where(grievances.c.status.not_in(CLOSED))
-    elif status and status != "all":
+    elif status != "all":
         query = query.where(grievances.c.status == status)
-    return [dict(r._mapping) for r in conn.execute(query.order_by(grievances.c.received_at).limit(limit))]
+    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = conn.execute(query.order_by(grievances.c.received_at, grievances.c.id).limit(limit).offset(offset))
+    return [dict(r._mapping) for r in rows], total
 
 
-def triage(conn, grievance_id: str, actor: str, *, status: str, credible: bool | None,
-           end_user_name: str | None = None, end_user_country: str | None = None,
-           public_note: str | None = None) -> None:
-    """Set status, credibility, the end-user the report concerns and the note the reporter sees."""
+KEEP = object()  # a triage field left out: its stored value stays
+
+
+def triage(conn, grievance_id: str, actor: str, *, status=KEEP, credible=KEEP, end_user_name=KEEP,
+           end_user_country=KEEP, public_note=KEEP, country=KEEP) -> None:
+    """Change the status, credibility, end-user concerned, reporter's note or report's country code; a field
+    left KEEP stays as stored.
+
+    None clears credibility (not assessed), the end-user link (an empty name too), the note and the country
+    code (the reporter's own text stays); the end-user's name and country go together.
+    """
     errors = {}
-    if status not in STATUSES:
-        errors["status"] = f"must be one of {', '.join(STATUSES)}"
-    key = None
-    if end_user_name and end_user_name.strip():
+    values: dict = {}
+    if country is not KEEP:
         try:
-            country = normalise_country(end_user_country)
+            values["country"] = normalise_country(country)
         except ValueError as exc:
-            errors["end_user_country"] = str(exc)
-            country = None
-        if not country and "end_user_country" not in errors:
-            errors["end_user_country"] = "is required to link an end-user"
-        key = end_user_key(end_user_name, country)
-    if public_note and len(public_note) > 2000:
-        errors["public_note"] = "is longer than 2000 characters"
+            errors["country"] = (f"needs the two-letter ISO code of the country, such as EG for Egypt, or a country "
+                                 f"name in English ({exc}); the reporter's own words stay on the report")
+    if status is not KEEP:
+        if status not in STATUSES:
+            errors["status"] = f"must be one of {', '.join(STATUSES)}"
+        values["status"] = status
+    if credible is not KEEP:
+        values["credible"] = credible
+    if end_user_name is not KEEP:
+        values["end_user_key"] = values["end_user_name"] = None
+        if end_user_name and len(end_user_name) > 300:
+            errors["end_user_name"] = "is longer than 300 characters"
+        elif end_user_name and end_user_name.strip():
+            # The key matches deals; the name as typed is what people read.
+            values["end_user_name"] = " ".join(end_user_name.split())
+            try:
+                country = normalise_country(None if end_user_country is KEEP else end_user_country)
+            except ValueError as exc:
+                errors["end_user_country"] = str(exc)
+                country = None
+            if not country and "end_user_country" not in errors:
+                errors["end_user_country"] = "is required to link an end-user"
+            values["end_user_key"] = end_user_key(end_user_name, country)
+    if public_note is not KEEP:
+        if public_note and len(public_note) > 2000:
+            errors["public_note"] = "is longer than 2000 characters"
+        values["public_note"] = (public_note or "").strip() or None
     if errors:
         raise GrievanceError("Triage not saved: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
-    if get(conn, grievance_id) is None:
+    before = get(conn, grievance_id)
+    if before is None:
         raise LookupError(grievance_id)
-    values = {"status": status, "credible": credible, "updated_at": now_iso(), "end_user_key": key}
-    if public_note is not None:
-        values["public_note"] = public_note.strip() or None
-    conn.execute(update(grievances).where(grievances.c.id == grievance_id).values(**values))
+    conn.execute(update(grievances).where(grievances.c.id == grievance_id).values(**values, updated_at=now_iso()))
+    after = {**before, **values}
     audit.record(conn, actor, "grievance.triage", grievance_id,
-                 {"status": status, "credible": credible, "end_user": key,
-                  "public_note": values.get("public_note")})
+                 {"status": after["status"], "credible": after["credible"], "end_user": after["end_user_key"],
+                  "public_note": after["public_note"], "country": after["country"], "changed": sorted(values)})
 
 
 def link_transaction(conn, grievance_id: str, transaction_id: str, actor: str) -> None:

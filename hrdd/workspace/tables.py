@@ -104,6 +104,8 @@ grievances = Table(
     Column("occurred_on", String(100), nullable=True),
     Column("public_note", Text, nullable=True),  # what the reporter sees when following the token
     Column("end_user_key", String(320), nullable=True, index=True),  # normalised "name|CC" once linked
+    Column("country_text", String(100), nullable=True),  # the country as the reporter wrote it
+    Column("end_user_name", String(300), nullable=True),  # the end-user's name as the reviewer typed it
 )
 
 grievance_links = Table(

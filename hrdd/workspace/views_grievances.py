@@ -11,16 +11,33 @@ from hrdd.services import current_services
 from hrdd.workspace import grievances, security
 from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
-DEFAULT_MAX_BODY = 32 * 1024
+# The character limits hold in any script: a character outside the BMP is 4 bytes of UTF-8, 12 once
+# percent-encoded by a form (%F0%9F%98%80) or escaped in JSON as a surrogate pair (\ud83d\ude00); the
+# envelope covers field names, separators and the CSRF token.
+BYTES_PER_CHARACTER = 12
+ENVELOPE = 4096
+DEFAULT_MAX_BODY = sum(limit for _, limit in grievances.FIELDS.values()) * BYTES_PER_CHARACTER + ENVELOPE
 
 
 def max_body() -> int:
-    """The largest report accepted, in bytes (HRDD_GRIEVANCE_MAX_BODY, default 32 KiB)."""
+    """The largest report accepted, in bytes (HRDD_GRIEVANCE_MAX_BODY; the default fits every field's limit)."""
     return int(setting("HRDD_GRIEVANCE_MAX_BODY", DEFAULT_MAX_BODY))
+
+
+def too_large_message() -> str:
+    """What a reporter whose report is over the size limit is told: the limits, and how to keep the text."""
+    return ("Your report was not received: it is longer than this form accepts (" + grievances.limits_text()
+            + "). Use your browser's Back button to return to your text, which it usually keeps, shorten it "
+            "and send it again.")
 
 
 public = make_blueprint("grievance_public", "/grievances", max_form_bytes=max_body)
 triage_bp = make_blueprint("grievance_triage", "/workspace/grievances")
+
+
+@public.errorhandler(413)
+def _too_large(exc):
+    return render_template("workspace/error.html", title="Report too long", message=too_large_message()), 413
 
 
 def submit_limit() -> str:
@@ -33,11 +50,16 @@ def lookup_limit() -> str:
     return setting("HRDD_GRIEVANCE_LOOKUP_RATE_LIMIT", "30 per minute")
 
 
+def _limits() -> dict[str, int]:
+    return {key: limit for key, (_, limit) in grievances.FIELDS.items()}
+
+
 @public.route("/", methods=["GET"])
 @open_to_all("the public report form")
 def form():
     """The public form for reporting suspected misuse."""
-    return render_template("grievances/form.html", values={}, errors={})
+    return render_template("grievances/form.html", values={}, errors={}, limits=_limits(),
+                           labels=grievances.LABELS)
 
 
 @public.route("/", methods=["POST"])
@@ -45,12 +67,14 @@ def form():
 @rate_limited(submit_limit)
 def submit():
     """Accept a report from the public form and show the tracking token once."""
-    values = {key: request.form.get(key, "") for key in grievances.FIELDS}
+    # A browser counts a line break as one character against maxlength but sends it as CRLF.
+    values = {key: request.form.get(key, "").replace("\r\n", "\n") for key in grievances.FIELDS}
     try:
         with current_services().store.begin() as conn:
             receipt = grievances.submit(conn, values)
     except grievances.GrievanceError as exc:
-        return render_template("grievances/form.html", values=values, errors=exc.errors), 422
+        return render_template("grievances/form.html", values=values, errors=exc.errors, limits=_limits(),
+                               labels=grievances.LABELS), 422
     response = render_template("grievances/received.html", receipt=receipt)
     return response, 201, {"Cache-Control": "no-store"}
 
@@ -70,15 +94,28 @@ def status():
         (404 if error else 200), {"Cache-Control": "no-store"}
 
 
+PAGE_SIZE = 50
+
+
 @triage_bp.route("/")
 @security.login_required("reviewer")
 def listing():
-    """Grievances awaiting or under triage, oldest first."""
-    refuse_unknown_page_args(("status",))
+    """Grievances awaiting or under triage, oldest first, a page at a time, with how many match."""
+    refuse_unknown_page_args(("status", "page"))
     status = request.args.get("status", "open")
+    if status not in grievances.FILTERS:
+        abort(400, grievances.bad_filter_message(status))
+    raw_page = request.args.get("page", "1")
+    if not (raw_page.isascii() and raw_page.isdigit() and 1 <= int(raw_page) <= 10**6):
+        abort(400, f"Unknown page {raw_page[:40]!r}; use a whole number from 1")
+    page = int(raw_page)
     with current_services().store.engine.connect() as conn:
-        rows = grievances.listing(conn, status=status)
-    return render_template("grievances/list.html", rows=rows, status=status, statuses=grievances.STATUSES)
+        rows, total = grievances.listing(conn, status=status, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    prev_url = url_for(".listing", status=status, page=page - 1) if page > 1 else None
+    next_url = url_for(".listing", status=status, page=page + 1) if page * PAGE_SIZE < total else None
+    return render_template("grievances/list.html", rows=rows, status=status, statuses=grievances.STATUSES,
+                           total=total, page=page, first=(page - 1) * PAGE_SIZE + 1, prev_url=prev_url,
+                           next_url=next_url)
 
 
 def _show(grievance_id: str, errors: dict | None = None, code: int = 200):
@@ -97,8 +134,13 @@ def detail(grievance_id: str):
     return _show(grievance_id)
 
 
-def _credible(value: str) -> bool | None:
-    return {"yes": True, "no": False}.get(value)
+def _triage_changes(form) -> dict:
+    """The triage fields the form sent (the page sends them all, pre-filled); one left out stays as stored."""
+    changes = {key: form[key] for key in ("status", "public_note", "end_user_name", "end_user_country", "country")
+               if key in form}
+    if "credible" in form:
+        changes["credible"] = {"yes": True, "no": False}.get(form["credible"])
+    return changes
 
 
 @triage_bp.route("/<grievance_id>/triage", methods=["POST"])
@@ -107,11 +149,7 @@ def save_triage(grievance_id: str):
     """Save status, credibility, the end-user concerned and the note the reporter sees."""
     try:
         with current_services().store.begin() as conn:
-            grievances.triage(conn, grievance_id, actor(), status=request.form.get("status", ""),
-                              credible=_credible(request.form.get("credible", "")),
-                              end_user_name=request.form.get("end_user_name"),
-                              end_user_country=request.form.get("end_user_country"),
-                              public_note=request.form.get("public_note"))
+            grievances.triage(conn, grievance_id, actor(), **_triage_changes(request.form))
     except grievances.GrievanceError as exc:
         return _show(grievance_id, exc.errors, 422)
     except LookupError:
@@ -163,13 +201,15 @@ status.openapi = {
     "get": {"x-html": True, "responses": {"200": oa.html_page("The token form")}},
     "post": {"x-html": True, "requestBody": oa.form_body({"token": {"type": "string"}}, ("token",)),
              "responses": {"200": oa.html_page("The report's status"), "404": oa.html_page("Unknown token")}}}
-listing.openapi = {"parameters": [oa.query("status", {"type": "string"})],
+listing.openapi = {"parameters": [oa.query("status", {"type": "string", "enum": list(grievances.FILTERS)}),
+                                  oa.query("page", {"type": "integer", "minimum": 1})],
                    "responses": {"200": oa.html_page("Grievances"), "302": oa.redirect("Not signed in")}}
 detail.openapi = {"responses": {"200": oa.html_page("The grievance"), "302": oa.redirect("Not signed in")}}
 save_triage.openapi = {"requestBody": oa.form_body({
     "status": {"type": "string", "enum": list(grievances.STATUSES)}, "credible": {"type": "string", "enum": ["yes", "no", ""]},
-    "end_user_name": {"type": "string"}, "end_user_country": {"type": "string"}, "public_note": {"type": "string"}},
-    ("status",)), "responses": _POSTED}
+    "end_user_name": {"type": "string"}, "end_user_country": {"type": "string"}, "public_note": {"type": "string"},
+    "country": {"type": "string"}},
+    ()), "responses": _POSTED}
 link.openapi = {"requestBody": oa.form_body({"transaction_id": {"type": "string"}}, ("transaction_id",)),
                 "responses": _POSTED}
 action.openapi = {"requestBody": oa.form_body({"action": {"type": "string", "enum": list(grievances.ACTIONS)},

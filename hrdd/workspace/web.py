@@ -99,6 +99,11 @@ def session_principal() -> dict | None:
     if request.method in security.UNSAFE_METHODS:
         sent = request.headers.get("X-CSRF-Token", "")
         if not sent or not hmac.compare_digest(sent.encode(), str(session.get("csrf", "")).encode()):
+            # The 401 would otherwise ask a signed-in person for an API key they were never meant to need.
+            problem = "the token sent is not this session's" if sent else "none was sent"
+            g.auth_refused = (f"A signed-in session must send its CSRF token in the X-CSRF-Token header to change "
+                              f"anything ({problem}; it is the csrf_token of any workspace form), or use an API "
+                              "key: Authorization: Bearer <key>")
             return None
     user = lookup_user(name)
     if user is None or user["disabled"]:

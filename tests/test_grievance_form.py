@@ -1,0 +1,99 @@
+"""The public grievance form and API: any script within the advertised limits, any country text, plain labels."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from hrdd.workspace.tables import grievances as grievances_table
+from tests.test_grievances import REPORT
+from tests.workspace_helpers import csrf_from
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "HRDD_GRIEVANCE_RATE_LIMIT": "100 per minute"}
+
+
+def _stored(app) -> list:
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        return conn.execute(sa.select(grievances_table).order_by(grievances_table.c.received_at)).all()
+
+
+def _post_form(client, **changes):
+    token = csrf_from(client, "/grievances/")
+    return client.post("/grievances/", data={"csrf_token": token, **REPORT, **changes})
+
+
+@pytest.mark.parametrize("description", ["监控摄像头被用来识别抗议者。" * 280 + "他们被拘留", "😀" * 9_990 + "抗议者被拘留了。" + "x"])
+def test_the_form_takes_the_advertised_characters_in_any_script(app, client, description):
+    description = description[:10_000]
+    r = _post_form(client, description=description, subject_name="公安部" * 100, location="开罗" * 150)
+    assert r.status_code == 201, r.get_data(as_text=True)[:500]
+    assert _stored(app)[-1].description == description
+
+
+def test_the_form_counts_a_line_break_as_one_character(app, client):
+    description = ("Cameras identified protesters.\r\n" * 400)[:10_000]
+    assert _post_form(client, description=description).status_code == 201
+    assert _stored(app)[-1].description == description.replace("\r\n", "\n").strip()
+
+
+def test_the_form_says_how_long_each_field_may_be(client):
+    page = client.get("/grievances/").get_data(as_text=True)
+    assert 'maxlength="10000"' in page and 'maxlength="300"' in page and "10,000 characters" in page
+
+
+def test_a_report_over_the_size_limit_is_told_the_character_limits(client):
+    r = _post_form(client, description="监" * 20_000)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 413 and "What happened" in page and "10,000 characters" in page
+    assert "Back" in page
+    api = client.post("/v1/grievances", json={**REPORT, "description": "x" * 200_000})
+    assert api.status_code == 413 and "10,000 characters" in api.get_json()["message"]
+
+
+def test_the_api_takes_the_advertised_characters_escaped(app, client):
+    description = "😀" * 10_000
+    body = '{"subject_name": "X", "description": "%s"}' % ("\\ud83d\\ude00" * 10_000)
+    r = client.post("/v1/grievances", data=body, content_type="application/json")
+    assert r.status_code == 201, r.get_json()
+    assert _stored(app)[-1].description == description
+
+
+@pytest.mark.parametrize("written, code", [
+    ("مصر", "EG"), ("Égypte", "EG"), ("Ägypten", "EG"), ("中国", "CN"), ("Egypt", "EG"), ("eg", "EG"),
+    ("Россия", None), ("Crimea", None), ("Tibet", None), ("Gaza", None), ("Cairo", None), ("unknown", None),
+    ("I don't know", None)])
+def test_any_country_text_is_accepted_and_kept_as_written(app, client, written, code):
+    r = _post_form(client, country=written)
+    assert r.status_code == 201, r.get_data(as_text=True)[:300]
+    row = _stored(app)[-1]
+    assert row.country_text == written and row.country == code
+    api = client.post("/v1/grievances", json={**REPORT, "country": written})
+    assert api.status_code == 201 and _stored(app)[-1].country == code
+
+
+def test_the_officer_sees_the_reporters_country_and_sets_the_code(app, client, auth_headers):
+    from tests.workspace_helpers import login, make_user
+    gid = client.post("/v1/grievances", json={**REPORT, "country": "Crimea"}).get_json()["reference"]
+    make_user(app)
+    login(client)
+    assert "“Crimea”" in client.get("/workspace/grievances/").get_data(as_text=True)
+    page = client.get(f"/workspace/grievances/{gid}").get_data(as_text=True)
+    assert "“Crimea”" in page and 'name="country"' in page
+    reviewer = auth_headers("reviewer")
+    refused = client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"country": "Crimea"})
+    assert refused.status_code == 422 and "two-letter ISO code" in refused.get_json()["errors"]["country"][0]
+    done = client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"country": "UA"}).get_json()
+    assert done["country"] == "UA" and done["country_text"] == "Crimea" and done["status"] == "received"
+
+
+def test_form_errors_use_the_labels_the_reporter_sees(client):
+    r = _post_form(client, subject_name="", description="too short", location="x" * 301)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 422
+    assert ">Who used the product</a> is required" in page
+    assert ">What happened</a> needs at least 20 characters" in page
+    assert ">Place</a> is longer than 300 characters (it has 301)" in page
+    assert "subject name" not in page.lower() and "description please" not in page
