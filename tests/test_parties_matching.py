@@ -277,3 +277,5 @@ def test_names_wholly_in_cyrillic_or_greek_keep_their_phonetic_spelling():
     assert normalise("Ростех").tokens == ("rostekh",)
     assert normalise("ΗΡΑΚΛΗΣ").tokens == ("iraklis",)  # Greek capitals that look Latin: read as Greek
     assert normalise("Позитив Hikvision").tokens == ("pozitiv", "hikvision")  # per word, not per name
+    # A Cyrillic word with a stray Latin letter (a Latin P typed for the Cyrillic Р) is still read as Cyrillic.
+    assert normalise("Pостех").tokens == ("postekh",)

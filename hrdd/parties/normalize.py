@@ -188,8 +188,13 @@ def fold_homoglyphs(text: str) -> str:
 
 
 def _fold_word(word: str, table: dict[int, str]) -> str:
-    # Only mixed words: a word wholly in Cyrillic or Greek is a real name and keeps its phonetic spelling.
-    if any(ord(ch) in table for ch in word) and any(_is_latin(ch) for ch in word):
+    # Only mixed words written mostly in Latin: a word wholly in Cyrillic or Greek is a real name and keeps its
+    # phonetic spelling, and so does one with a stray Latin letter ("Pостех" with a Latin P is Rostekh).
+    if not any(ord(ch) in table for ch in word):
+        return word
+    letters = [ch for ch in word if ch.isalpha()]
+    latin = sum(1 for ch in letters if _is_latin(ch))
+    if latin and latin >= len(letters) - latin:
         return word.translate(table)
     return word
 
