@@ -220,6 +220,31 @@ def test_uploads_made_before_0705_are_found_after_the_upgrade(app, client, auth_
     assert answer["gate"] == "block" and answer["answers_on_record"]["past_misuse"]["used"] is True
 
 
+def test_uploads_keyed_before_0706_are_found_after_the_upgrade(app, client, auth_headers, transaction):
+    import sqlalchemy as sa
+
+    from hrdd.checklists.evidence import checklist_uploads
+    from hrdd.parties.normalize import Normaliser
+    from hrdd.workspace.util import end_user_key
+    from tests.conftest import migrate_down
+
+    disguised = "\u0421yber Se\u0441urity Directorate"  # Cyrillic С and с: "Syber Sesurity" before 0706
+    transaction["end_user"]["name"] = disguised
+    quote = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm")).get_json()
+    filled = fill(download(client, auth_headers, quote["id"]), {"past_misuse": "Yes"})
+    assert upload(client, auth_headers, quote["id"], filled, XLSX).status_code == 201
+    store = app.extensions["hrdd"].store
+    migrate_down(store, "0705_upload_end_users")
+    with store.engine.begin() as conn:  # the key as 0705's code wrote it
+        old = end_user_key(disguised, "EG", Normaliser.from_file(fold_homoglyphs=False))
+        conn.execute(sa.update(checklist_uploads).values(end_user_key=old))
+    store.upgrade()
+    transaction["end_user"]["name"] = "Cyber Security Directorate"
+    transaction["stage"] = "order"
+    answer = screen(client, auth_headers, transaction)
+    assert answer["gate"] == "block" and answer["answers_on_record"]["past_misuse"]["used"] is True
+
+
 # ---- a re-screened deal's checklist carries the latest upload's own work (notes, owners, dates, text) ----
 
 def _edit(values: dict[str, dict]):

@@ -160,6 +160,39 @@ def test_keys_linked_before_0703_are_recomputed(app, client, auth_headers):
     assert "RF-7.1" in [f["id"] for f in screen(client, auth_headers("crm"), body)["red_flags"]]
 
 
+# "Public" and "Security" with a Cyrillic с, which the normaliser read as "s" before 0706 and as "c" since
+DISGUISED = "Directorate of Publi\u0441 Se\u0441urity"
+
+
+@pytest.mark.parametrize("where", ["subject", "link"])
+def test_keys_made_from_look_alike_letters_before_0706_are_recomputed(app, client, auth_headers, where):
+    from hrdd.parties.normalize import Normaliser
+    from hrdd.workspace.util import end_user_key
+
+    body = fixture("transaction_egypt_biometric.json")
+    body["end_user"]["name"] = DISGUISED
+    first = screen(client, auth_headers("crm"), body)
+    # the name reaches the migration as the grievance's subject or as the end-user of a linked transaction
+    gid = _submit(client, subject_name=DISGUISED if where == "subject" else "The DPS").get_json()["reference"]
+    reviewer = auth_headers("reviewer")
+    if where == "link":
+        client.post(f"/v1/grievances/{gid}/links", headers=reviewer, json={"transaction_id": first["transaction_id"]})
+    client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={
+        "status": "investigating", "credible": True, "end_user": {"name": DISGUISED, "country": "EG"}})
+    store = app.extensions["hrdd"].store
+    migrate_down(store, "0705_upload_end_users")
+    old = end_user_key(DISGUISED, "EG", Normaliser.from_file(fold_homoglyphs=False))
+    assert old == "directoratepublissesurity|EG"
+    with store.engine.begin() as conn:  # the key as 0705's code wrote it
+        conn.execute(sa.update(grievances_table).values(end_user_key=old))
+    store.upgrade()
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(grievances_table.c.end_user_key)).scalar() == "directoratepublicsecurity|EG"
+    body["end_user"]["name"] = "Directorate of Public Security"
+    other = screen(client, auth_headers("crm"), body, reference={"system": "sf", "object_type": "o", "object_id": "2"})
+    assert "RF-7.1" in [f["id"] for f in other["red_flags"]]
+
+
 def test_a_grievance_linked_to_a_transaction_holds_it(app, client, auth_headers):
     crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
     clean = screen(client, crm, fixture("transaction_norway_storage.json"))

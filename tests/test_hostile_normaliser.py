@@ -69,6 +69,42 @@ def test_invisible_characters_inside_a_name_do_not_hide_it(normaliser, words, in
     assert normaliser.normalise(hidden).tokens == normaliser.normalise(name).tokens
 
 
+def _look_alikes() -> dict[str, list[str]]:
+    from hrdd.parties.normalize import _confusables
+
+    found: dict[str, list[str]] = {}
+    for code, latin in sorted(_confusables().items()):
+        found.setdefault(latin, []).append(chr(code))
+    return found
+
+
+LOOK_ALIKES = _look_alikes()
+
+
+@given(words=WORDS, swaps=st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0)),
+                                   min_size=1, max_size=8))
+@example(words=["Hikvision"], swaps=[(0, 0)])
+@SETTINGS
+def test_look_alike_letters_of_other_scripts_inside_a_latin_word_do_not_hide_it(normaliser, words, swaps):
+    """Swapping up to half the letters of a Latin word for Greek, Cyrillic, Cherokee … look-alikes changes nothing."""
+    disguised = [list(w) for w in words]
+    swapped: dict[int, set[int]] = {}
+    for at, pick in swaps:
+        word = disguised[at % len(disguised)]
+        done = swapped.setdefault(at % len(disguised), set())
+        # At most half the letters: a word mostly in Cyrillic is read as Cyrillic (a real name with a stray
+        # Latin letter), and the first Latin letter stays, so the word still mixes scripts.
+        letters = sum(1 for ch in word if ch.isalpha())
+        first = next((i for i, ch in enumerate(word) if ch.isascii() and ch.isalpha()), None)
+        places = [i for i, ch in enumerate(word) if i != first and i not in done and ch in LOOK_ALIKES]
+        if first is not None and places and 2 * (len(done) + 1) <= letters:
+            i = places[pick % len(places)]
+            word[i] = LOOK_ALIKES[word[i]][pick % len(LOOK_ALIKES[word[i]])]
+            done.add(i)
+    name = " ".join("".join(w) for w in disguised)
+    assert normaliser.normalise(name).tokens == normaliser.normalise(" ".join(words)).tokens, name
+
+
 def test_vocabulary_words_yaml_would_read_as_booleans_are_refused(tmp_path):
     from hrdd.parties.normalize import Normaliser
 

@@ -245,3 +245,37 @@ def test_listed_names_with_few_words_of_their_own_still_match(matcher):
     assert best(own, "Moscow Telephone Network", "RU")["entry_id"] == "x-mgts"
     assert [m["entry_id"] for m in own.screen("Moscow City LLC", "RU")] == ["x-place"]
     assert own.screen("Moscow", "RU") == [] and own.screen("Moscow Province", "RU") == []
+
+
+# (disguised spelling, plain spelling, country): letters swapped for look-alikes from other scripts
+DISGUISED = [
+    ("\u0397ikvision Digital Technology", "Hikvision Digital Technology", "CN"),  # Greek capital Eta
+    ("\u041dikvision Digital Technology", "Hikvision Digital Technology", "CN"),  # Cyrillic capital En
+    ("\u13bbikvision Digital Technology", "Hikvision Digital Technology", "CN"),  # Cherokee Mi
+    ("H\u0456kv\u0456s\u0456\u043en D\u0456g\u0456t\u0430l", "Hikvision Digital", "CN"),  # Cyrillic і, о, а
+    ("\u0399ntell\u0435x\u0430 S.A.", "Intellexa S.A.", "GR"),  # Greek Iota, Cyrillic е and а
+    ("P\u043es\u0456t\u0456ve Techn\u043el\u043egies", "Positive Technologies", "RU"),  # Cyrillic о, і
+    ("\uff28\uff49\uff4b\uff56\uff49\uff53\uff49\uff4f\uff4e", "Hikvision", "CN"),  # fullwidth
+    ("\u0397\u0399\u039aVISION", "HIKVISION", None),  # Greek Eta, Iota, Kappa before Latin VISION
+]
+
+
+@pytest.mark.parametrize(("disguised", "plain", "country"), DISGUISED)
+def test_look_alike_letters_from_other_scripts_do_not_disguise_a_listed_name(matcher, disguised, plain, country):
+    expected = best(matcher, plain, country)
+    match = best(matcher, disguised, country)
+    assert match is not None, f"{disguised!r} did not match"
+    assert (match["entry_id"], match["score"], match["status"]) == (
+        expected["entry_id"], expected["score"], expected["status"])
+
+
+def test_names_wholly_in_cyrillic_or_greek_keep_their_phonetic_spelling():
+    from hrdd.parties.normalize import default_normaliser
+
+    normalise = default_normaliser().normalise
+    assert normalise("Хиквижн").tokens == ("khikvizhn",)
+    assert normalise("Ростех").tokens == ("rostekh",)
+    assert normalise("ΗΡΑΚΛΗΣ").tokens == ("iraklis",)  # Greek capitals that look Latin: read as Greek
+    assert normalise("Позитив Hikvision").tokens == ("pozitiv", "hikvision")  # per word, not per name
+    # A Cyrillic word with a stray Latin letter (a Latin P typed for the Cyrillic Р) is still read as Cyrillic.
+    assert normalise("Pостех").tokens == ("postekh",)

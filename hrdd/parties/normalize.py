@@ -13,11 +13,13 @@ import yaml
 from anyascii import anyascii
 
 VOCABULARY_FILE = Path(__file__).with_name("vocabulary.yaml")
+CONFUSABLES_FILE = Path(__file__).with_name("confusables.tsv")
 
 _INITIALS = re.compile(r"\b(?:[a-z]\.)+(?:[a-z]\b)?")
 _APOSTROPHES = re.compile(r"['`´’‘ʼ]")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _NATIVE_SPLIT = re.compile(r"[\s\W_]+")
+_WORD = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class NormalName:
 class Normaliser:
     """Applies a vocabulary (legal forms, stop words, weak words, places, abbreviations) to names."""
 
-    def __init__(self, vocabulary: dict[str, Any]):
+    def __init__(self, vocabulary: dict[str, Any], *, fold_homoglyphs: bool = True):
+        self.fold_homoglyphs = fold_homoglyphs
         self.legal_forms = frozenset(vocabulary.get("legal_forms") or ())
         self.stop_words = frozenset(vocabulary.get("stop_words") or ())
         self.abbreviations = {str(k): str(v) for k, v in (vocabulary.get("abbreviations") or {}).items()}
@@ -68,7 +71,7 @@ class Normaliser:
         )
 
     @classmethod
-    def from_file(cls, path: str | Path = VOCABULARY_FILE) -> Normaliser:
+    def from_file(cls, path: str | Path = VOCABULARY_FILE, *, fold_homoglyphs: bool = True) -> Normaliser:
         """Load a vocabulary YAML file; the error names the file."""
         path = Path(path)
         try:
@@ -85,7 +88,7 @@ class Normaliser:
                         # YAML reads bare on/no/yes/off as booleans: "on" and "no" were silently lost.
                         raise ValueError(f"vocabulary file {path}: {section}: {word!r} is not a word; "
                                          "quote it (for example \"on\", \"no\")")
-        return cls(data)
+        return cls(data, fold_homoglyphs=fold_homoglyphs)
 
     def is_weak(self, token: str) -> bool:
         """True for words that cannot carry a match on their own (sector words, common places)."""
@@ -114,6 +117,8 @@ class Normaliser:
             ascii_text = text.lower()
         else:
             text = unicodedata.normalize("NFKC", text)
+            if self.fold_homoglyphs:
+                text = fold_homoglyphs(text)
             native = self._native(text)
             ascii_text = anyascii(text).lower()
         if "&" in ascii_text:
@@ -172,6 +177,43 @@ def _strip_invisible(text: str) -> str:
         elif unicodedata.category(ch) not in ("Cc", "Cf", "Cs"):
             out.append(ch)
     return "".join(out).strip()
+
+
+def fold_homoglyphs(text: str) -> str:
+    """In each word that mixes Latin letters with another script, that script's Latin look-alikes become Latin."""
+    table = _confusables()
+    if not any(ord(ch) in table for ch in text):
+        return text
+    return _WORD.sub(lambda m: _fold_word(m.group(), table), text)
+
+
+def _fold_word(word: str, table: dict[int, str]) -> str:
+    # Only mixed words written mostly in Latin: a word wholly in Cyrillic or Greek is a real name and keeps its
+    # phonetic spelling, and so does one with a stray Latin letter ("Pостех" with a Latin P is Rostekh).
+    if not any(ord(ch) in table for ch in word):
+        return word
+    letters = [ch for ch in word if ch.isalpha()]
+    latin = sum(1 for ch in letters if _is_latin(ch))
+    if latin and latin >= len(letters) - latin:
+        return word.translate(table)
+    return word
+
+
+def _is_latin(ch: str) -> bool:
+    if ch.isascii():
+        return ch.isalpha()
+    return ch.isalpha() and unicodedata.name(ch, "").startswith("LATIN ")
+
+
+@lru_cache(maxsize=1)
+def _confusables() -> dict[int, str]:
+    """Code point → Latin look-alike, from the generated subset of Unicode's confusables.txt."""
+    table = {}
+    for line in CONFUSABLES_FILE.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            code, latin = line.split("\t")[:2]
+            table[int(code, 16)] = latin
+    return table
 
 
 def _join_initials(match: re.Match) -> str:

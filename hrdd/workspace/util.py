@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from hrdd.audit import now_iso
-from hrdd.parties.normalize import default_normaliser
+from hrdd.parties.normalize import Normaliser, default_normaliser
 
 __all__ = ["new_id", "now_iso", "end_user_key", "keyed_facts", "days_ago_iso", "parse_iso"]
 
@@ -26,17 +26,18 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{''.join(reversed(chars))}"
 
 
-def end_user_key(name: str, country: str | None) -> str:
+def end_user_key(name: str, country: str | None, normaliser: Normaliser | None = None) -> str:
     """The key that identifies an end-user across deals: its identifying words and its country.
 
     Spelled with the restricted-party normaliser's shipped vocabulary, so "The Directorate of Public
     Security.", "Directorate of Public-Security" and "Directorate of Public Security (DPS)" are one
     end-user (RF-7.1 must not miss a grievance over punctuation). Changing that vocabulary changes keys:
     a migration must then recompute ``grievances.end_user_key`` (see 0703_end_user_keys) and
-    ``checklist_uploads.end_user_key`` (see 0705_upload_end_users), or uploaded answers stop being found.
+    ``checklist_uploads.end_user_key`` (see 0705_upload_end_users and 0706_homoglyph_end_user_keys), or
+    uploaded answers stop being found. A migration passes ``normaliser`` to compute the keys it replaces.
     """
     bare = _PARENTHESES.sub(" ", name)
-    normal = default_normaliser().normalise(bare if bare.strip() else name)
+    normal = (normaliser or default_normaliser()).normalise(bare if bare.strip() else name)
     ident = normal.compact or normal.native or " ".join(name.split()).lower()
     return f"{ident}|{(country or '').upper()}"
 
