@@ -220,7 +220,7 @@ def test_uploads_made_before_0705_are_found_after_the_upgrade(app, client, auth_
     assert answer["gate"] == "block" and answer["answers_on_record"]["past_misuse"]["used"] is True
 
 
-def test_uploads_keyed_before_0706_are_found_after_the_upgrade(app, client, auth_headers, transaction):
+def test_uploads_keyed_before_0707_are_found_after_the_upgrade(app, client, auth_headers, transaction):
     import sqlalchemy as sa
 
     from hrdd.checklists.evidence import checklist_uploads
@@ -228,7 +228,7 @@ def test_uploads_keyed_before_0706_are_found_after_the_upgrade(app, client, auth
     from hrdd.workspace.util import end_user_key
     from tests.conftest import migrate_down
 
-    disguised = "\u0421yber Se\u0441urity Directorate"  # Cyrillic С and с: "Syber Sesurity" before 0706
+    disguised = "\u0421yber Se\u0441urity Directorate"  # Cyrillic С and с: "Syber Sesurity" before 0707
     transaction["end_user"]["name"] = disguised
     quote = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm")).get_json()
     filled = fill(download(client, auth_headers, quote["id"]), {"past_misuse": "Yes"})

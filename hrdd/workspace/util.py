@@ -33,7 +33,7 @@ def end_user_key(name: str, country: str | None, normaliser: Normaliser | None =
     Security.", "Directorate of Public-Security" and "Directorate of Public Security (DPS)" are one
     end-user (RF-7.1 must not miss a grievance over punctuation). Changing that vocabulary changes keys:
     a migration must then recompute ``grievances.end_user_key`` (see 0703_end_user_keys) and
-    ``checklist_uploads.end_user_key`` (see 0705_upload_end_users and 0706_homoglyph_end_user_keys), or
+    ``checklist_uploads.end_user_key`` (see 0705_upload_end_users and 0707_homoglyph_end_user_keys), or
     uploaded answers stop being found. A migration passes ``normaliser`` to compute the keys it replaces.
     """
     bare = _PARENTHESES.sub(" ", name)

@@ -22,6 +22,7 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table("grievances") as batch:
-        batch.drop_column("end_user_name")
-        batch.drop_column("country_text")
+    # Not in batch mode: on SQLite that copies the table and drops the old one, which grievance_links'
+    # foreign key refuses once a grievance is linked. DROP COLUMN is native since SQLite 3.35.
+    op.drop_column("grievances", "end_user_name")
+    op.drop_column("grievances", "country_text")
