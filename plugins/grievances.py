@@ -18,6 +18,7 @@ from hrdd.reference import country_locales
 from hrdd.services import current_services
 from hrdd.store import memoized
 from hrdd.workspace import grievances, views_grievances, web
+from hrdd.workspace.similar_end_users import similar_open_credible
 from hrdd.workspace.web import actor, rate_limited
 
 api = Blueprint("grievances_api", __name__, url_prefix="/v1/grievances")
@@ -80,7 +81,7 @@ def hrdd_check(transaction, context):
             find_transaction=lambda: store.find_transaction(ref.system, ref.object_type, ref.object_id))
     found = context.cache["grievances.rf71"]
     if not found:
-        return None
+        return _possible_flag(transaction, context)
     listed = "; ".join(f"{g['id']} received {g['received_at'][:10]}, status {g['status'].replace('_', ' ')}"
                        for g in found)
     return [RedFlag(
@@ -89,6 +90,35 @@ def hrdd_check(transaction, context):
         evidence=f"{len(found)} open grievance(s) assessed as credible by a reviewer: {listed}",
         source="State Dept 2020 guidance, step 7 (grievance mechanisms); UNGP 29-31",
         data={"grievances": [g["id"] for g in found]})]
+
+
+def _possible_flag(transaction, context) -> list[RedFlag] | None:
+    """RF-7.1 (possible) when an open credible grievance names a similar end-user in the same country.
+
+    Not a hold: a reviewer confirms it is this end-user (and links or re-triages the grievance, which holds
+    the deal) or rules it out with a decision on the case.
+    """
+    store, end_user = context.store, transaction.end_user
+    if "grievances.rf71_possible" not in context.cache:
+        threshold = float(context.policy.section("grievances").get("possible_match_threshold", 88))
+        with store.reading() as conn:
+            context.cache["grievances.rf71_possible"] = (
+                similar_open_credible(conn, name=end_user.name, country=end_user.country, threshold=threshold)
+                if memoized(store.scope_memo(), "grievances.any_open", lambda: grievances.any_open_credible(conn))
+                else [])
+    similar = context.cache["grievances.rf71_possible"]
+    if not similar:
+        return None
+    listed = "; ".join(f"{g['id']} about {g['end_user_name']!r} (similarity {g['score']}), received "
+                       f"{g['received_at'][:10]}, status {g['status'].replace('_', ' ')}" for g in similar)
+    return [RedFlag(
+        id="RF-7.1", step=7, severity=context.policy.severity("RF-7.1-possible", "high"),
+        title="An open, credible grievance may concern this end-user (a similar name in the same country)",
+        evidence=(f"{end_user.name!r} ({end_user.country}) resembles the end-user of {len(similar)} open "
+                  f"grievance(s) assessed as credible: {listed}. A reviewer confirms it is this end-user or "
+                  "rules it out"),
+        source="State Dept 2020 guidance, step 7 (grievance mechanisms); UNGP 29-31",
+        data={"grievances": [g["id"] for g in similar], "possible": True})]
 
 
 @hookimpl

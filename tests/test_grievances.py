@@ -146,6 +146,31 @@ def test_rf71_finds_the_end_user_however_its_name_is_punctuated(client, auth_hea
     assert "RF-7.1" not in [f["id"] for f in other["red_flags"]]
 
 
+@pytest.mark.parametrize("spelling", ["Public Security Directorate", "Directorate of Public Securty",
+                                      "Egyptian Directorate of Public Security",
+                                      "Directorate of Public Security, Ministry of Interior"])
+def test_rf71_warns_of_a_similar_end_user_without_holding_the_deal(client, auth_headers, spelling):
+    reviewer = auth_headers("reviewer")
+    gid = _submit(client).get_json()["reference"]
+    assert client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={
+        "status": "investigating", "credible": True,
+        "end_user": {"name": "Directorate of Public Security", "country": "EG"}}).status_code == 200
+    body = fixture("transaction_egypt_biometric.json")
+    body["end_user"]["name"] = spelling
+    screening = screen(client, auth_headers("crm"), body)
+    flag = next(f for f in screening["red_flags"] if f["id"] == "RF-7.1")
+    assert flag["data"] == {"grievances": [gid], "possible": True} and flag["severity"] == "high"
+    assert f"{spelling!r} (EG) resembles" in flag["evidence"] and "'Directorate of Public Security'" in flag["evidence"]
+    assert screening["decision"] == "escalate"
+    # A reviewer rules on it: the grievance does not hold a deal it may not concern.
+    held = client.get(f"/v1/transactions/{screening['transaction_id']}", headers=reviewer).get_json()
+    assert not any(gid in reason for reason in held.get("hold_reasons", []))
+    # The same name in another country is another end-user.
+    body["end_user"]["country"] = "JO"
+    elsewhere = screen(client, auth_headers("crm"), body, reference={"system": "sf", "object_type": "o", "object_id": "3"})
+    assert "RF-7.1" not in [f["id"] for f in elsewhere["red_flags"]]
+
+
 def test_keys_linked_before_0703_are_recomputed(app, client, auth_headers):
     gid = _submit(client).get_json()["reference"]
     client.post(f"/v1/grievances/{gid}/triage", headers=auth_headers("reviewer"), json={

@@ -12,7 +12,7 @@ from hrdd.parties.normalize import Normaliser, default_normaliser
 
 __all__ = ["new_id", "now_iso", "end_user_key", "keyed_facts", "days_ago_iso", "parse_iso"]
 
-_PARENTHESES = re.compile(r"\([^()]*\)")
+PARENTHESES = re.compile(r"\([^()]*\)")  # "(DPS)": an acronym in brackets is not part of the name
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as ULIDs use
 
 
@@ -36,7 +36,7 @@ def end_user_key(name: str, country: str | None, normaliser: Normaliser | None =
     ``checklist_uploads.end_user_key`` (see 0705_upload_end_users and 0707_homoglyph_end_user_keys), or
     uploaded answers stop being found. A migration passes ``normaliser`` to compute the keys it replaces.
     """
-    bare = _PARENTHESES.sub(" ", name)
+    bare = PARENTHESES.sub(" ", name)
     normal = (normaliser or default_normaliser()).normalise(bare if bare.strip() else name)
     ident = normal.compact or normal.native or " ".join(name.split()).lower()
     return f"{ident}|{(country or '').upper()}"
