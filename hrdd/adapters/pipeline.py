@@ -216,6 +216,9 @@ def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts:
                "transaction_id": screening["transaction_id"], "stage": screening["stage"],
                "decision": screening["decision"], "gate": screening["gate"],
                "hold_reasons": screening.get("hold_reasons", [])}
+    if screening.get("superseded_because"):
+        # A quote arriving after the order: stored, but the deal's gate is the order's.
+        outcome.update(superseded_by=screening["superseded_by"], superseded_because=screening["superseded_because"])
     recorded = _update(services.store, adapter.vendor, event, status="screened", outcome=outcome,
                        screening_id=screening["id"], transaction_id=screening["transaction_id"],
                        stage=screening["stage"], reason=None, event=event.to_dict(), next_attempt_at=None)
