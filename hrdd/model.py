@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STAGES = ("opportunity", "quote", "order", "renewal", "post_sale")
+# How far a deal has got: a screening at a lower rank than one already stored came late (a retried or
+# reordered call) and does not take the deal back. Stages from the order on are one rank (newest governs).
+STAGE_RANK = {"opportunity": 0, "quote": 1, "order": 2, "renewal": 2, "post_sale": 2}
 END_USER_TYPES = ("government", "government_linked", "private", "ngo", "individual", "unknown")
 SECURITY_SECTORS = (
     "law_enforcement", "intelligence", "military", "border_control", "prisons", "internal_security",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from hrdd import audit
+from hrdd.store import governing_order
 from hrdd.tables import screenings
 from hrdd.workspace import cases
 
@@ -57,7 +58,7 @@ def _older_than(recorded, since: str) -> bool:
 
 
 def active_screenings(store, stages: Iterable[str], since_list_version: str | None = None) -> Iterator[dict]:
-    """The latest screening of every transaction whose latest stage is one of ``stages``, oldest first.
+    """The governing screening of every transaction whose stage now is one of ``stages``, oldest first.
 
     With ``since_list_version`` V, only those last screened against a restricted-party list version
     older than V (so not yet against V). Screenings are read a batch at a time, so a run over many large
@@ -66,8 +67,7 @@ def active_screenings(store, stages: Iterable[str], since_list_version: str | No
     stages = tuple(stages)
     ranked = sa.select(screenings.c.id, screenings.c.transaction_id, screenings.c.stage,
                        sa.func.row_number().over(partition_by=screenings.c.transaction_id,
-                                                 order_by=(screenings.c.created_at.desc(),
-                                                           screenings.c.id.desc())).label("rank")).subquery()
+                                                 order_by=governing_order()).label("rank")).subquery()
     query = (sa.select(screenings.c.id)
              .join(ranked, ranked.c.id == screenings.c.id)
              .where(ranked.c.rank == 1, ranked.c.stage.in_(stages))

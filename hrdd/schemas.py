@@ -360,7 +360,10 @@ class ScreeningSchema(ResponseSchema):
     hold_reasons = fields.List(fields.String(), metadata={
         "description": "why the gate holds or blocks: the engine's decision, reviewer decisions, order-stage holds"})
     superseded_by = fields.String(metadata={
-        "description": "on a screening read back or replayed: the newer screening that now governs the gate"})
+        "description": "the screening that governs the gate instead: a newer one, or one at a later stage "
+                       "(a quote stored after the order does not take the deal back)"})
+    superseded_because = fields.String(metadata={
+        "description": "when a screening at a later stage governs: that the deal is already at that stage"})
     answers_on_record = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
         "description": "answers recorded for the deal outside the request (its checklist uploads, newest per "
                        "question): used where the request left the question out or answered unknown; used=false "

@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 from hrdd.engine import Engine
 from hrdd.errors import ApiError, validation_error
 from hrdd.gate import effective_gate
-from hrdd.model import Screening, Transaction, severity_rank
+from hrdd.model import STAGE_RANK, Screening, Transaction, severity_rank
 from hrdd.plugins import make_plugin_manager
 from hrdd.policy import Policy
 from hrdd.recorded_answers import RecordChanged, lay_under, recorded_answers
@@ -190,7 +190,8 @@ class Services:
             except RecordChanged as changed:
                 recorded = changed.recorded
         # Not created: a concurrent request stored this key first, and a newer screening may govern now.
-        return (self.with_gate(result) if created else self.as_current(result)), created
+        # Created: it may still not govern (a quote arriving after the order), so the deal's gate answers.
+        return self.as_current(result), created
 
     def _unchanged_record(self, data: dict, source: str, recorded: dict, precondition, *, last: bool):
         """The storing transaction's check that the answers on record are the ones screened.
@@ -238,10 +239,11 @@ class Services:
 
 
     def as_current(self, screening: dict) -> dict:
-        """A stored screening with its transaction's gate now; ``superseded_by`` names a newer screening.
+        """A stored screening with its transaction's gate now; ``superseded_by`` names the screening governing it.
 
-        The transaction's gate follows its newest screening, so an older one read back (or replayed)
-        answers with that gate and says which screening governs it.
+        The transaction's gate follows its governing screening (``Store.latest_screening``: the newest at
+        the most advanced stage), so an older one read back (or replayed), or one at an earlier stage than the
+        deal has reached, answers with that gate and says which screening governs it and why.
         """
         with self.store.read_scope():
             latest = self.store.latest_screening(screening["transaction_id"]) or screening
@@ -249,6 +251,11 @@ class Services:
         current = {**screening, "engine_gate": screening["gate"], "gate": gate, "hold_reasons": reasons}
         if latest["id"] != screening["id"]:
             current["superseded_by"] = latest["id"]
+            if STAGE_RANK.get(latest["stage"], 0) > STAGE_RANK.get(screening["stage"], 0):
+                current["superseded_because"] = (
+                    f"the deal is already at {latest['stage']} (screening {latest['id']}): this {screening['stage']}"
+                    f"-stage screening is kept on record but does not take the deal back, and the gate is the "
+                    f"{latest['stage']}'s")
         return current
 
 

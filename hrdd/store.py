@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from hrdd import jsonio
 from hrdd.locks import sqlite_write_lock
-from hrdd.model import Screening
+from hrdd.model import STAGE_RANK, Screening
 from hrdd.tables import api_keys, screenings, transactions
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -407,10 +407,10 @@ class Store:
                                                            "stage": stage}).scalar()
 
     def latest_screening(self, transaction_id: str) -> dict | None:
-        """The newest screening of a transaction."""
+        """The screening that governs a transaction's gate: the newest at the most advanced stage it reached."""
         with self.reading() as conn:
             return conn.execute(sa.select(screenings.c.result).where(screenings.c.transaction_id == transaction_id)
-                                .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1)).scalar()
+                                .order_by(*governing_order()).limit(1)).scalar()
 
     def get_transaction(self, transaction_id: str) -> dict | None:
         """A transaction record: reference and timestamps (screenings via screenings_of)."""
@@ -484,6 +484,15 @@ class Store:
 
 # Per migrations directory: its files change only with a new release (reading them takes ~50 ms).
 _SCRIPT_REVISIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def governing_order() -> tuple:
+    """ORDER BY terms putting a deal's governing screening first (``latest_screening``, the case queue, re-screening).
+
+    A quote stored after the order (a reordered or retried call) stays on record but does not govern.
+    """
+    rank = sa.case(STAGE_RANK, value=screenings.c.stage, else_=0)
+    return rank.desc(), screenings.c.created_at.desc(), screenings.c.id.desc()
 
 
 def capability_ids(request: dict | None) -> list[str]:

@@ -130,8 +130,9 @@ class GenericAdapter(WebhookAdapter):
                 continue
             stored = services.store.get_screening(outcome["screening_id"])
             replayed = bool(outcome.get("replayed"))
-            # A replayed delivery may have been followed by newer screenings: answer with the gate now.
-            current = services.as_current(stored) if replayed else services.with_gate(stored)
+            # A replayed delivery may have been followed by newer screenings, and a new one may come after
+            # the deal reached a later stage: answer with the deal's gate now.
+            current = services.as_current(stored)
             results.append({**current, "status": 200 if replayed else 201, "replayed": replayed})
         if getattr(self, "_batch", False):
             response = jsonify({"results": results, "screened": sum(r["status"] in (200, 201) for r in results),

@@ -28,8 +28,9 @@ def hrdd_screening_stored(screening, connection, store):
     ref = (screening.get("transaction") or {}).get("reference") or {}
     if not ref.get("system"):
         return
-    outbox.enqueue(connection, settings_for(current_app), system=ref["system"], object_type=ref["object_type"],
-                   object_id=ref["object_id"], transaction_id=screening["transaction_id"],
+    # To the record delivered (an order's gate onto the order), which need not be the deal's reference.
+    target = pipeline.delivered_record(ref)
+    outbox.enqueue(connection, settings_for(current_app), **target, transaction_id=screening["transaction_id"],
                    screening_id=screening["id"])
 
 

@@ -44,6 +44,8 @@ _ITEM = {"sku": "HRDD_Product_Code__c", "name": "HRDD_Product_Name__c",
 _COMMON = {"end_user": _END_USER, "parties": _PARTIES, "items": _ITEM,
            "deployment_countries": {"field": "HRDD_Deployment_Countries__c", "split": ";"},
            "intended_use": "HRDD_Intended_Use__c", "answers": _ANSWERS}
+# Quotes and orders screen as their opportunity's deal (when the outbound message selects OpportunityId).
+_DEAL = {"object_type": {"const": "Opportunity"}, "object_id": "OpportunityId"}
 
 DEFAULT_FIELD_MAPS = {
     "Opportunity": {**_COMMON, "stage": {"field": "StageName", "default": "opportunity", "values": {
@@ -51,9 +53,9 @@ DEFAULT_FIELD_MAPS = {
         "Value Proposition": "opportunity", "Id. Decision Makers": "opportunity",
         "Perception Analysis": "opportunity", "Proposal/Price Quote": "quote", "Negotiation/Review": "quote",
         "Closed Won": "order"}}},
-    "Quote": {**_COMMON, "stage": {"const": "quote"},
+    "Quote": {**_COMMON, "stage": {"const": "quote"}, "reference": _DEAL,
               "items": {**_ITEM, "unit_price": {"field": "GrandTotal", "type": "float"}}},
-    "Order": {**_COMMON, "stage": {"const": "order"},
+    "Order": {**_COMMON, "stage": {"const": "order"}, "reference": _DEAL,
               "items": {**_ITEM, "unit_price": {"field": "TotalAmount", "type": "float"}}},
 }
 

@@ -49,8 +49,10 @@ _COMMON = {
     "intended_use": "YY1_HRDD_IntendedUse_SDH",
     "answers": {"past_misuse": "YY1_HRDD_PastMisuse_SDH", "end_user_disclosed": "YY1_HRDD_EUDisclosed_SDH"},
 }
+# An order created with reference to a quotation is that quotation's deal (see ``reference_quotation``).
 DEFAULT_FIELD_MAPS = {
-    "SalesOrder": {**_COMMON, "stage": {"const": "order"}},
+    "SalesOrder": {**_COMMON, "stage": {"const": "order"},
+                   "reference": {"object_type": {"const": "SalesQuotation"}, "object_id": "ReferenceQuotation"}},
     "SalesQuotation": {**_COMMON, "stage": {"const": "quote"},
                        "items": {**_COMMON["items"], "name": "SalesQuotationItemText"}},
 }
@@ -157,6 +159,7 @@ class SapEventMeshAdapter(WebhookAdapter):
             raise EnrichmentError("the OData answer had no 'd' object")
         lines = (doc.get("to_Item") or {}).get("results") or []
         record = {k: v for k, v in doc.items() if not isinstance(v, dict)}
+        record["ReferenceQuotation"] = reference_quotation(doc, lines)
         for partner in (doc.get("to_Partner") or {}).get("results") or []:
             address = partner.get("to_Address") or {}
             address = (address.get("results") or [address])[0] if isinstance(address, dict) else {}
@@ -165,6 +168,21 @@ class SapEventMeshAdapter(WebhookAdapter):
                 record[role] = {"Id": partner.get("Customer"), "FullName": address.get("OrganizationName1")
                                 or partner.get("Customer"), "Country": address.get("Country")}
         return record, lines
+
+
+def reference_quotation(doc: dict, lines: list[dict]) -> str | None:
+    """The sales quotation a document was created from (SD document category B), or None.
+
+    The header's ReferenceSDDocument is set when the whole order was created with reference to one document;
+    otherwise the items carry it (an item without a category is taken as referring to a quotation: SD
+    document numbers are unique, so a contract's number never names another deal's quotation).
+    """
+    if doc.get("ReferenceSDDocument") and doc.get("ReferenceSDDocumentCategory") in ("B", None, ""):
+        return str(doc["ReferenceSDDocument"])
+    for line in lines:
+        if line.get("ReferenceSDDocument") and line.get("ReferenceSDDocumentCategory") in ("B", None, ""):
+            return str(line["ReferenceSDDocument"])
+    return None
 
 
 def _basic(settings: dict) -> dict[str, str]:

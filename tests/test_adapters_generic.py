@@ -199,10 +199,52 @@ def test_without_a_key_a_deal_changed_back_is_screened_again(app, client, auth_h
     headers = {**auth_headers("crm"), "Content-Type": "application/json"}
     risky = fixture_bytes("generic/transaction.json")
     first = client.post("/v1/hooks/generic", data=risky, headers=headers)
-    benign = client.post("/v1/hooks/generic", json=_norway(), headers=headers)
+    # At the same stage: an opportunity-stage body after the quote would not govern the deal.
+    benign = client.post("/v1/hooks/generic", json={**_norway(), "stage": "quote"}, headers=headers)
     assert (first.status_code, benign.status_code, benign.json["gate"]) == (201, 201, "release")
     back = client.post("/v1/hooks/generic", data=risky, headers=headers)
     assert back.status_code == 201 and back.json["gate"] == "hold"
     assert back.json["id"] not in (first.json["id"], benign.json["id"])
     assert client.post("/v1/hooks/generic", data=risky, headers=headers).status_code == 200
     assert count_screenings(app) == 3
+
+
+NS_DEAL = {
+    "reference": {"system": "netsuite", "object_type": "transaction", "object_id": "NS-NO-9"},
+    "stage": "quote",
+    "end_user": {"name": "Port Authority of Bergen", "country": "NO", "type": "government",
+                 "sector": "civil_administration"},
+    "parties": [{"role": "integrator", "name": "Vestland Systems", "country": "NO"}],
+    "items": [{"sku": "CAM-4K", "name": "HarbourCam 4K", "capabilities": ["recording_devices"]}],
+    "deployment_countries": ["NO"],
+    "answers": {"past_misuse": "no", "exports_to_abusers": "no", "end_user_disclosed": "yes",
+                "accepts_safeguards": "yes"},
+}
+
+
+def test_a_quote_arriving_after_the_order_does_not_lift_the_orders_hold(app, client, auth_headers):
+    from hrdd.adapters.outbox import state_of
+
+    quote = json.dumps(NS_DEAL).encode()
+    order = json.dumps({**NS_DEAL, "stage": "order"}).encode()
+    first = client.post("/v1/hooks/generic", data=quote, headers={**signed(quote), "Idempotency-Key": "q-1"})
+    assert first.status_code == 201 and first.json["gate"] == "release_with_conditions"
+    held = client.post("/v1/hooks/generic", data=order, headers={**signed(order), "Idempotency-Key": "o-1"})
+    assert held.json["gate"] == "hold" and "is not recorded as executed" in held.json["hold_reasons"][0]
+    # The same quote again (a parallel Queueable or a NetSuite retry finishing late), under a new key.
+    late = client.post("/v1/hooks/generic", data=quote, headers={**signed(quote), "Idempotency-Key": "q-2"})
+    assert late.status_code == 201 and late.json["stage"] == "quote"
+    assert late.json["engine_gate"] == "release_with_conditions"
+    assert late.json["gate"] == "hold" and late.json["hold_reasons"] == held.json["hold_reasons"]
+    assert late.json["superseded_by"] == held.json["id"]
+    assert late.json["superseded_because"].startswith(f"the deal is already at order (screening {held.json['id']})")
+    deal = client.get(f"/v1/transactions/{late.json['transaction_id']}", headers=auth_headers("reviewer")).json
+    assert deal["gate"] == "hold" and deal["latest_screening_id"] == held.json["id"]
+    assert deal["screenings_total"] == 3  # the late quote is kept
+    # What write-back tells the CRM: the order's gate and stage.
+    row = type("Row", (), {"system": "netsuite", "object_type": "transaction", "object_id": "NS-NO-9",
+                           "transaction_id": late.json["transaction_id"], "screening_id": late.json["id"],
+                           "gate": None, "reason": None})
+    with app.app_context():
+        state = state_of(app.extensions["hrdd"], row)
+    assert (state["stage"], state["gate"], state["screening_id"]) == ("order", "hold", held.json["id"])

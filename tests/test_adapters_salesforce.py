@@ -143,3 +143,35 @@ def test_decisions_and_holds_are_written_back_to_the_opportunity(app_config):
         # What was sent is kept, without the token.
         record = outbox_rows(app, "delivered")[0]["sent"]
         assert record["status"] == 204 and "token-value" not in str(record)
+
+
+def test_quote_and_order_of_one_opportunity_are_one_deal(app_config, auth_headers):
+    from server import create_app
+
+    app_config["HRDD_ADAPTERS"]["writeback"] = {"salesforce": {
+        "url": "http://127.0.0.1:9/services/data/v61.0/sobjects/{object_type}/{object_id}"}}
+    app = create_app(app_config)
+    client = app.test_client()
+    post(client, fixture_bytes("salesforce/quote.xml"))
+    post(client, fixture_bytes("salesforce/order.xml"))
+    quote, order = (d["outcome"] for d in deliveries(app, "salesforce"))
+    assert quote["stage"] == "quote" and order["stage"] == "order"
+    assert order["transaction_id"] == quote["transaction_id"]
+    record = app.extensions["hrdd"].store.get_transaction(order["transaction_id"])
+    assert record["reference"] == {"system": "salesforce", "object_type": "Opportunity",
+                                   "object_id": "0065e00000BvRk1AAF"}
+    assert order["gate"] == "hold"
+    assert any(r.startswith(f"material change since the quote ({quote['screening_id']}): new party: consignee "
+                            "'Nile Integrated Systems Cairo' (EG)") for r in order["hold_reasons"])
+    # The gates are written to the Quote and the Order that were delivered, not to the Opportunity.
+    assert [(r["object_type"], r["object_id"]) for r in outbox_rows(app)] == [
+        ("Quote", "0Q05e000000MyQ1CAK"), ("Order", "8015e000002Hk7QAAS")]
+
+
+def test_quote_without_opportunity_id_is_its_own_deal(app):
+    body = fixture_bytes("salesforce/quote.xml").replace(
+        b"<sf:OpportunityId>0065e00000BvRk1AAF</sf:OpportunityId>", b"")
+    post(app.test_client(), body)
+    outcome = deliveries(app, "salesforce")[0]["outcome"]
+    record = app.extensions["hrdd"].store.get_transaction(outcome["transaction_id"])
+    assert record["reference"]["object_type"] == "Quote"

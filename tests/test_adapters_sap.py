@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.adapter_support import FakeServer, count_screenings, deliveries, fixture_bytes
+from tests.adapter_support import FakeServer, count_screenings, deliveries, fixture_bytes, outbox_rows
 
 TOKEN = "em-webhook-token-7f3"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -19,7 +19,21 @@ def odata(record):
     return 200, json.loads(fixture_bytes("sap/a_salesorder.json").decode().replace("{id}", order))
 
 
+def quotation(record):
+    number = record["path"].split("'")[1]
+    return 200, json.loads(fixture_bytes("sap/a_salesquotation.json").decode().replace("{id}", number))
+
+
+def order_from_quotation(record):
+    # The order changed after the quotation: the end-user is another agency.
+    order = record["path"].split("'")[1]
+    text = fixture_bytes("sap/a_salesorder_from_quotation.json").decode().replace("{id}", order)
+    return 200, json.loads(text.replace("Directorate of Public Security", "National Security Agency"))
+
+
 ROUTES = {("GET", f"/sap/opu/odata/sap/API_SALES_ORDER_SRV/A_SalesOrder('{n}')"): odata for n in ("1", "4501", "4502")}
+ROUTES[("GET", "/sap/opu/odata/sap/API_SALES_QUOTATION_SRV/A_SalesQuotation('20000012')")] = quotation
+ROUTES[("GET", "/sap/opu/odata/sap/API_SALES_ORDER_SRV/A_SalesOrder('4601')")] = order_from_quotation
 
 
 @pytest.fixture
@@ -32,7 +46,8 @@ def fake_s4():
 def app_config(app_config, fake_s4):
     app_config["HRDD_ADAPTERS"] = {"adapters": {"sap": {
         "bearer_token": TOKEN, "allowed_origins": ["eventmesh.eu10.hana.ondemand.com"],
-        "api_base_url": fake_s4.url, "odata_user": "HRDD_COMM", "odata_password": "pw-123"}}}
+        "api_base_url": fake_s4.url, "odata_user": "HRDD_COMM", "odata_password": "pw-123"}},
+        "writeback": {"sap": {"url": "http://127.0.0.1:9/A_SalesOrder('{object_id}')"}}}
     return app_config
 
 
@@ -115,3 +130,38 @@ def test_s4_outage_keeps_the_event_holds_the_order_and_the_worker_recovers(app, 
         later = pipeline.process_due(services, resolve, settings_for(app), moment=now() + timedelta(minutes=5))
     assert later == {"screened": 1, "pending": 0, "invalid": 0, "stale": 0}
     assert deliveries(app, "sap")[0]["status"] == "screened"
+
+
+def _event(kind: str, key: str, number: str, event_id: str) -> bytes:
+    return json.dumps({"specversion": "1.0", "id": event_id, "source": "/default/sap.s4.beh/DEVCLNT001",
+                       "type": f"sap.s4.beh.{kind.lower()}.v1.{kind}.Created.v1", "time": "2026-11-20T08:00:00Z",
+                       "datacontenttype": "application/json", "data": {key: number}}).encode()
+
+
+def test_order_made_from_a_quotation_is_the_quotations_deal(app, client, auth_headers):
+    quote = client.post("/v1/hooks/sap", data=_event("SalesQuotation", "SalesQuotation", "20000012", "q-1"),
+                        headers=STRUCTURED).json["results"][0]
+    order = client.post("/v1/hooks/sap", data=_event("SalesOrder", "SalesOrder", "4601", "o-1"),
+                        headers=STRUCTURED).json["results"][0]
+    assert (quote["status"], order["status"]) == ("screened", "screened")
+    # One deal: the order (created with reference to quotation 20000012) is compared with its quote.
+    assert order["transaction_id"] == quote["transaction_id"]
+    deal = client.get(f"/v1/transactions/{order['transaction_id']}", headers=auth_headers("reviewer")).json
+    assert deal["reference"] == {"system": "sap", "object_type": "SalesQuotation", "object_id": "20000012"}
+    assert [s["stage"] for s in deal["screenings"]] == ["order", "quote"]
+    assert order["gate"] == "hold"
+    change = [r for r in order["hold_reasons"] if r.startswith("material change since the quote")]
+    assert change and "end-user changed from 'Directorate of Public Security' (EG) to 'National Security Agency'" \
+        in change[0]
+    cases = client.get("/v1/cases?status=all", headers=auth_headers("reviewer")).json["cases"]
+    assert {c["transaction_id"] for c in cases} == {quote["transaction_id"]}
+    # Each delivery's write-back goes to the document delivered, not to the quotation the deal is keyed on.
+    targets = [(r["object_type"], r["object_id"]) for r in outbox_rows(app)]
+    assert targets == [("SalesQuotation", "20000012"), ("SalesOrder", "4601")]
+
+
+def test_order_entered_without_a_quotation_is_its_own_deal(app, client):
+    r = client.post("/v1/hooks/sap", data=_event("SalesOrder", "SalesOrder", "4501", "o-2"), headers=STRUCTURED)
+    outcome = r.json["results"][0]
+    txn = app.extensions["hrdd"].store.get_screening(outcome["screening_id"])["transaction"]
+    assert txn["reference"] == {"system": "sap", "object_type": "SalesOrder", "object_id": "4501"}

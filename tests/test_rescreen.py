@@ -196,3 +196,14 @@ def test_a_screening_is_stored_only_as_it_was_screened(app, transaction):
     with pytest.raises(ValueError, match="stored as"):
         services.screen_and_store(transaction, source="api", screened=screened)
     assert services.store.count_screenings() == 0
+
+
+def test_a_late_quote_does_not_take_a_deal_out_of_post_sale_monitoring(app, transaction):
+    from hrdd.rescreen import active_screenings
+
+    services = app.extensions["hrdd"]
+    with app.test_request_context():
+        monitored, _ = services.screen_and_store({**transaction, "stage": "post_sale"})
+        late, _ = services.screen_and_store({**transaction, "stage": "quote", "intended_use": "retried quote"})
+    assert late["superseded_by"] == monitored["id"]
+    assert [s["id"] for s in active_screenings(services.store, ("post_sale",))] == [monitored["id"]]

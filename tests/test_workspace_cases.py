@@ -290,6 +290,19 @@ def test_the_queue_shows_the_deal_as_it_is_now_and_what_the_case_was_opened_with
     assert "opened:" not in unchanged and "opened at" not in unchanged
 
 
+def test_a_quote_stored_after_the_order_does_not_move_the_queue_back_to_quote(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    screen(client, crm, fixture("transaction_egypt_biometric.json"))
+    order = screen(client, crm, fixture("transaction_egypt_biometric.json"), stage="order",
+                   answers={"past_misuse": "yes"})
+    late = screen(client, crm, fixture("transaction_egypt_biometric.json"), intended_use="Retried quote")
+    assert late["stage"] == "quote" and late["superseded_by"] == order["id"]
+    listed = {c["transaction_id"]: c for c in client.get("/v1/cases", headers=reviewer).get_json()["cases"]}
+    row = listed[order["transaction_id"]]
+    assert (row["latest_stage"], row["latest_decision"], row["latest_screening_id"]) == (
+        "order", "do_not_proceed", order["id"])
+
+
 def test_case_page_shows_flags_evidence_history_and_records_a_decision(app, client, auth_headers):
     make_user(app)
     login(client)

@@ -83,10 +83,28 @@ class WebhookAdapter:
 
     def canonical(self, event: VendorEvent, settings: dict) -> tuple[dict, list[str]]:
         """The canonical transaction body of a complete event, and what is missing from it."""
-        mapped = fieldmap.apply(self.field_map(event.object_type, settings), event.record or {}, event.lines)
-        body = {"reference": {"system": event.system or self.system, "object_type": event.object_type,
-                              "object_id": event.object_id}, **mapped.body}
+        field_map = self.field_map(event.object_type, settings)
+        mapped = fieldmap.apply(field_map, event.record or {}, event.lines)
+        body = {"reference": self.deal_reference(event, field_map), **mapped.body}
         return body, mapped.missing
+
+    def deal_reference(self, event: VendorEvent, field_map: dict) -> dict[str, str]:
+        """The deal an event's record belongs to: the field map's ``reference`` when it names one, else the record.
+
+        A quote and the order made from it are separate records in most CRMs and ERPs; mapped to the record
+        that ties them (the opportunity, the reference quotation), they screen as one transaction, so the
+        order is compared with its quote, decided once and covered by the rider executed for the deal.
+        """
+        system = event.system or self.system
+        spec = field_map.get("reference") or {}
+        if not isinstance(spec, dict):
+            raise fieldmap.FieldMapError("field_map.reference: expected a mapping with object_type and object_id")
+        object_type = fieldmap.resolve(event.record or {}, spec.get("object_type"), "field_map.reference.object_type")
+        object_id = fieldmap.resolve(event.record or {}, spec.get("object_id"), "field_map.reference.object_id")
+        if object_type in (None, "") or object_id in (None, ""):
+            # Not tied to another record (an order entered without a quotation): the record is the deal.
+            return {"system": system, "object_type": event.object_type, "object_id": event.object_id}
+        return {"system": system, "object_type": str(object_type), "object_id": str(object_id)}
 
     def modified_fields_of(self, settings: dict) -> tuple[str, ...]:
         """The record fields read for the modification time: ``modified_fields`` if configured, else the vendor's."""

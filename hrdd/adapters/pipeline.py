@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +27,48 @@ RECORDED = ("screened", "queued", "pending_enrichment", "invalid", "failed", "st
 
 class EnrichmentError(Exception):
     """The vendor's API could not supply the record's fields (yet); the message says why."""
+
+
+# The vendor record whose delivery is being screened. Its deal may be another record (an order screens as
+# its quotation's deal): the write-back queued with the screening goes to the record that was delivered.
+_DELIVERED: ContextVar[dict | None] = ContextVar("hrdd_delivered_record", default=None)
+
+
+@contextmanager
+def delivering(system: str, object_type: str, object_id: str) -> Iterator[None]:
+    """Screenings stored inside this block were delivered as this vendor record."""
+    token = _DELIVERED.set({"system": system, "object_type": object_type, "object_id": object_id})
+    try:
+        yield
+    finally:
+        _DELIVERED.reset(token)
+
+
+def delivered_record(reference: Mapping) -> dict:
+    """Where a screening's write-back goes: the vendor record being delivered, else the deal's reference."""
+    return dict(_DELIVERED.get() or {k: reference[k] for k in ("system", "object_type", "object_id")})
+
+
+def record_of_screening(store, screening_id: str | None, reference: Mapping) -> dict:
+    """The vendor record a stored screening was delivered as (for later write-backs), else the deal's reference."""
+    if screening_id:
+        c = adapter_deliveries.c
+        with store.reading() as conn:
+            row = conn.execute(sa.select(c.system, c.object_type, c.object_id).where(c.screening_id == screening_id)
+                               .order_by(c.created_at).limit(1)).first()
+        if row is not None:
+            return {"system": row.system, "object_type": row.object_type, "object_id": row.object_id}
+    return {k: reference[k] for k in ("system", "object_type", "object_id")}
+
+
+def transaction_of_record(store, vendor: str, system: str, object_type: str, object_id: str) -> str | None:
+    """The deal a vendor record was last screened in (its own reference's, when it never was)."""
+    c = adapter_deliveries.c
+    with store.reading() as conn:
+        found = conn.execute(sa.select(c.transaction_id).where(
+            c.vendor == vendor, c.system == system, c.object_type == object_type, c.object_id == object_id,
+            c.transaction_id.is_not(None)).order_by(c.updated_at.desc()).limit(1)).scalar()
+    return found or store.find_transaction(system, object_type, object_id)
 
 
 def _claim(store, vendor: str, system: str, event: VendorEvent) -> Mapping | None:
@@ -159,9 +203,10 @@ def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts:
             return _invalid(services, adapter, event, settings,
                             "cannot screen: missing or unusable fields: " + "; ".join(missing), version=version)
         try:
-            screening, created = services.screen_and_store(
-                body, idempotency_key=f"{adapter.vendor}:{event.delivery_id}"[:255], source=adapter.vendor,
-                precondition=version)
+            with delivering(event.system or adapter.system, event.object_type, event.object_id):
+                screening, created = services.screen_and_store(
+                    body, idempotency_key=f"{adapter.vendor}:{event.delivery_id}"[:255], source=adapter.vendor,
+                    precondition=version)
         except ApiError as exc:
             detail = f"{exc.message}" + (f" {exc.errors}" if exc.errors else "")
             return _invalid(services, adapter, event, settings, f"cannot screen: {detail}", errors=exc.errors,
@@ -172,6 +217,9 @@ def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts:
                "transaction_id": screening["transaction_id"], "stage": screening["stage"],
                "decision": screening["decision"], "gate": screening["gate"],
                "hold_reasons": screening.get("hold_reasons", [])}
+    if screening.get("superseded_because"):
+        # A quote arriving after the order: stored, but the deal's gate is the order's.
+        outcome.update(superseded_by=screening["superseded_by"], superseded_because=screening["superseded_because"])
     recorded = _update(services.store, adapter.vendor, event, status="screened", outcome=outcome,
                        screening_id=screening["id"], transaction_id=screening["transaction_id"],
                        stage=screening["stage"], reason=None, event=event.to_dict(), next_attempt_at=None)
@@ -214,7 +262,7 @@ def _stale(services, adapter, event: VendorEvent, settings: dict, stale: version
     with store.read_scope(), store.writing() as conn:
         conn.execute(adapter_deliveries.update().where(*this).values(
             status="stale", reason=stale.reason, event=event.to_dict(), next_attempt_at=None, updated_at=now()))
-        transaction_id = store.find_transaction(system, event.object_type, event.object_id)
+        transaction_id = transaction_of_record(store, adapter.vendor, system, event.object_type, event.object_id)
         latest = store.latest_screening(transaction_id) if transaction_id else None
         if latest is not None:
             # What governs the deal instead, for senders that act on the answer (workflows, batch callers).

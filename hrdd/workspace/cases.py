@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from hrdd import audit
 from hrdd.model import DECISIONS, Transaction, severity_rank
-from hrdd.store import memoized
+from hrdd.store import governing_order, memoized
 from hrdd.tables import screenings, transactions
 from hrdd.workspace.tables import case_decisions, case_notes, cases
 from hrdd.workspace.util import days_ago_iso, keyed_facts, new_id, now_iso
@@ -208,14 +208,13 @@ def queue(conn, *, status: str | None = "open", country: str | None = None, capa
 
 
 def _latest_screenings(conn, transaction_ids: set[str]) -> dict[str, dict]:
-    """Each transaction's newest screening (id, stage, decision, risk score): what a reviewer triages now.
+    """Each transaction's governing screening (id, stage, decision, risk score): what a reviewer triages now.
 
     A case keeps what it was opened with; the deal may have moved on since (an order, a worse decision).
     """
     if not transaction_ids:
         return {}
-    newest = func.row_number().over(partition_by=screenings.c.transaction_id,
-                                    order_by=(screenings.c.created_at.desc(), screenings.c.id.desc()))
+    newest = func.row_number().over(partition_by=screenings.c.transaction_id, order_by=governing_order())
     ranked = (select(screenings.c.transaction_id, screenings.c.id, screenings.c.stage, screenings.c.decision,
                      screenings.c.risk_score, newest.label("newest"))
               .where(screenings.c.transaction_id.in_(sorted(transaction_ids))).subquery())
