@@ -113,7 +113,7 @@ def test_a_misspelt_query_parameter_is_refused_naming_it(app, client, auth_heade
                                                       "capability, country, page, status"),
                           ("/workspace/?status=all&status=open", "&#39;status&#39; given more than once"),
                           ("/workspace/grievances/?satus=all", "Unknown query parameter &#39;satus&#39;; "
-                                                              "accepted: status")):
+                                                              "accepted: page, status")):
         page = client.get(path)
         assert page.status_code == 400 and message in page.get_data(as_text=True), path
     assert client.get("/workspace/?status=all&country=EG&page=1").status_code == 200
