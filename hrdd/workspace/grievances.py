@@ -169,9 +169,12 @@ def triage(conn, grievance_id: str, actor: str, *, status: str, credible: bool |
         errors["public_note"] = "is longer than 2000 characters"
     if errors:
         raise GrievanceError("Triage not saved: " + "; ".join(f"{k} {v}" for k, v in errors.items()), errors)
-    if get(conn, grievance_id) is None:
+    current = get(conn, grievance_id)
+    if current is None:
         raise LookupError(grievance_id)
     values = {"status": status, "credible": credible, "updated_at": now_iso(), "end_user_key": key}
+    # Yearly figures count closings by this date; moving between resolved and closed keeps the first.
+    values["closed_at"] = (current["closed_at"] or values["updated_at"]) if status in CLOSED else None
     if public_note is not None:
         values["public_note"] = public_note.strip() or None
     conn.execute(update(grievances).where(grievances.c.id == grievance_id).values(**values))

@@ -104,6 +104,7 @@ grievances = Table(
     Column("occurred_on", String(100), nullable=True),
     Column("public_note", Text, nullable=True),  # what the reporter sees when following the token
     Column("end_user_key", String(320), nullable=True, index=True),  # normalised "name|CC" once linked
+    Column("closed_at", String(32), nullable=True),  # when last resolved or closed; cleared on reopening
 )
 
 grievance_links = Table(
