@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
 from hrdd import audit
 from hrdd.reference.countries import shipped_codes
@@ -244,12 +244,3 @@ def open_credible(conn, *, end_user: tuple[str, str] | None = None,
             found[row.id] = dict(row._mapping)
     return sorted(found.values(), key=lambda g: g["received_at"])
 
-
-def counts_for_year(conn, year: int) -> dict[str, int]:
-    """Grievances received in a year, and how many of those are resolved or closed."""
-    start, end = f"{year}-01-01", f"{year + 1}-01-01"
-    in_year = (grievances.c.received_at >= start) & (grievances.c.received_at < end)
-    received = conn.execute(select(func.count()).select_from(grievances).where(in_year)).scalar_one()
-    resolved = conn.execute(select(func.count()).select_from(grievances).where(in_year, grievances.c.status.in_(CLOSED))).scalar_one()
-    credible = conn.execute(select(func.count()).select_from(grievances).where(in_year, grievances.c.credible.is_(True))).scalar_one()
-    return {"received": received, "resolved": resolved, "credible": credible}
