@@ -254,7 +254,12 @@ def test_a_past_years_grievance_figures_stay_fixed_when_closed_later(app, client
         client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"status": "investigating", "credible": True})
     published = _figures(client, reviewer, YEAR - 1)
     assert published["grievances"] == dict(zip(GRIEVANCE_ROWS, (6, 5, 0, 6), strict=True))
-    assert published["grievance_time_to_close"] == {MEDIAN: None}
+    assert published["grievance_time_to_close"] == {MEDIAN: None}  # nothing closed: no median, not "None"
+    csv_text = client.get(f"/v1/reports/transparency?year={YEAR - 1}&format=csv", headers=reviewer).get_data(as_text=True)
+    assert [str(YEAR - 1), "grievance_time_to_close", MEDIAN, "", ""] in list(csv.reader(io.StringIO(csv_text)))
+    document = docx.Document(io.BytesIO(client.get(f"/v1/reports/transparency?year={YEAR - 1}&format=docx",
+                                                   headers=reviewer).data))
+    assert [MEDIAN[:1].upper() + MEDIAN[1:], "\u2013"] in [[c.text for c in r.cells] for t in document.tables for r in t.rows]
 
     clock["now"] = f"{YEAR}-01-10T09:00:00.000000Z"
     for gid in gids[:5]:

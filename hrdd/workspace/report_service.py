@@ -133,7 +133,7 @@ def render_docx(report: dict) -> bytes:
         for row in tbl["rows"]:
             cells = table.add_row().cells
             cells[0].text = sentence_case(row["category"])
-            cells[1].text = row["marker"] if row["suppressed"] else str(row["count"])
+            cells[1].text = transparency.cell_text(row)
         if tbl["total"] is not None or tbl["total_suppressed"]:
             cells = table.add_row().cells
             cells[0].text = "Total"

@@ -22,7 +22,8 @@ def markers(threshold: int) -> list[dict]:
     """The two ways a hidden figure is printed, with what each means (the report's footnote)."""
     return [
         {"marker": f"<{threshold}", "meaning": f"a count from 1 to {threshold - 1}, hidden so that no customer "
-                                               "or person who reported a concern can be identified"},
+                                               "or person who reported a concern can be identified (UN Guiding "
+                                               "Principles, principle 21)"},
         {"marker": COMPLEMENTARY, "meaning": f"a figure hidden only to protect another: a count of {threshold} "
                                              "or more that would let a hidden count be worked out from the "
                                              f"total, or a median of fewer than {threshold} grievances"},
@@ -150,6 +151,14 @@ def grievance_tables(figures: dict, threshold: int) -> list[dict]:
     ]
 
 
+def cell_text(row: dict, empty: str = "\u2013") -> str:
+    """A figure as printed: its marker when hidden, ``empty`` when there is none (a median of no
+    closings), else the number."""
+    if row["suppressed"]:
+        return row["marker"]
+    return empty if row["count"] is None else str(row["count"])
+
+
 def to_csv(report: dict) -> str:
     """The report as CSV rows ``year,table,category,count,note``; hidden cells carry their marker, and
     ``notes`` rows at the end say what each marker means (and whether the year had ended)."""
@@ -158,8 +167,7 @@ def to_csv(report: dict) -> str:
     writer.writerow(["year", "table", "category", "count", "note"])
     for tbl in report["tables"]:
         for row in tbl["rows"]:
-            writer.writerow([report["year"], tbl["name"], row["category"],
-                             row["marker"] if row["suppressed"] else row["count"], ""])
+            writer.writerow([report["year"], tbl["name"], row["category"], cell_text(row, ""), ""])
         if tbl["total"] is not None or tbl["total_suppressed"]:
             writer.writerow([report["year"], tbl["name"], "total",
                              tbl["total_marker"] if tbl["total_suppressed"] else tbl["total"], ""])
