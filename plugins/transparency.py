@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
-
 from flask import Blueprint, Response, jsonify, request
 
 from hrdd import openapi as oa
@@ -32,11 +29,10 @@ def transparency_report():
     """Step 8 aggregates for `year` (default last year) as `format=json|csv|docx`, small cells suppressed."""
     # A misspelt argument (?yaer=, ?fromat=) would otherwise give last year's report as JSON without a word.
     refuse_unknown_args(QUERY_ARGS)
-    raw = request.args.get("year", "").strip()
-    if raw and (not re.fullmatch(r"[0-9]{4}", raw) or not 2000 <= int(raw) <= 2100):
-        raise ApiError(400, "bad_request", f"year must be a four-digit year between 2000 and 2100 (got {raw!r})",
-                       {"year": ["not a year"]})
-    year = int(raw) if raw else datetime.now(UTC).year - 1
+    try:
+        year = report_service.parse_year(request.args.get("year", ""))
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", str(exc), {"year": [str(exc)]}) from exc
     fmt = request.args.get("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "bad_request", f"format must be one of {', '.join(FORMATS)}", {"format": ["unknown"]})
@@ -55,11 +51,13 @@ def transparency_report():
 
 
 transparency_report.openapi = {
-    "parameters": [oa.query("year", {"type": "integer", "minimum": 2000, "maximum": 2100}, "default: last year"),
+    "parameters": [oa.query("year", {"type": "integer", "minimum": report_service.FIRST_YEAR},
+                            "default: last year; at most the current year, whose report is marked as not yet ended"),
                    oa.query("format", {"type": "string", "enum": list(FORMATS)})],
     "responses": {"200": {"description": "The report", "content": {
         "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}},
         oa.DOCX: {"schema": {"type": "string", "format": "binary"}}}},
-        "400": {"description": "A year or format out of range, or a query parameter other than year and format "
-                               "(`errors` names each one and lists the accepted ones)",
+        "400": {"description": "A year after the current one or before 2000, an unknown format, or a query "
+                               "parameter other than year and format (`errors` names each one and lists the "
+                               "accepted ones)",
                 "content": {"application/json": {"schema": "Error"}}}}}

@@ -7,6 +7,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from hrdd.audit import audit_log
 from hrdd.workspace.tables import grievances as grievances_table
 from tests.conftest import migrate_down
 from tests.workspace_helpers import csrf_from, fixture, login, make_user, screen
@@ -264,3 +265,35 @@ def test_triage_with_wrong_types_is_422_naming_the_field(client, auth_headers, b
     gid = _submit(client).get_json()["reference"]
     r = client.post(f"/v1/grievances/{gid}/triage", headers=auth_headers("reviewer"), json=body)
     assert r.status_code == 422 and field in r.get_json()["errors"]
+
+
+def test_closing_dates_are_recorded_and_backfilled_by_0708(app, client, auth_headers):
+    reviewer = auth_headers("reviewer")
+    triaged, untracked, reopened = (_submit(client, reporter_contact=f"r{n}@example.org").get_json()["reference"]
+                                    for n in range(3))
+    for gid in (triaged, reopened):
+        client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"status": "resolved", "credible": True})
+    client.post(f"/v1/grievances/{reopened}/triage", headers=reviewer, json={"status": "investigating", "credible": True})
+    store = app.extensions["hrdd"].store
+
+    def closed_at():
+        with store.engine.connect() as conn:
+            return dict(conn.execute(sa.select(grievances_table.c.id, grievances_table.c.closed_at)).all())
+    recorded = closed_at()
+    assert recorded[triaged] and recorded[reopened] is None and recorded[untracked] is None
+    client.post(f"/v1/grievances/{triaged}/triage", headers=reviewer, json={"status": "closed", "credible": True})
+    client.post(f"/v1/grievances/{triaged}/actions", headers=reviewer, json={"action": "note", "outcome": "Filed"})
+    assert closed_at()[triaged] == recorded[triaged]  # neither a later action nor resolved -> closed moves it
+
+    migrate_down(store, "0707_homoglyph_end_user_keys")
+    with store.engine.begin() as conn:  # closed before 0708, with no triage in the audit trail
+        conn.execute(sa.text("UPDATE grievances SET status = 'closed', updated_at = '2025-03-04T05:06:07Z' "
+                             "WHERE id = :id"), {"id": untracked})
+    store.upgrade()
+    with store.engine.connect() as conn:
+        closing = conn.execute(sa.select(audit_log.c.at).where(
+            audit_log.c.subject == triaged, audit_log.c.action == "grievance.triage").order_by(audit_log.c.seq)).first()
+        updated = conn.execute(sa.select(grievances_table.c.updated_at).where(grievances_table.c.id == triaged)).scalar()
+    # The audit trail's first closing triage, not updated_at, which the later action moved.
+    assert closed_at() == {triaged: closing.at, untracked: "2025-03-04T05:06:07Z", reopened: None}
+    assert updated > closing.at

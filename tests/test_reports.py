@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from hrdd.model import DECISIONS
 from hrdd.tables import screenings
 from hrdd.workspace import stats
-from hrdd.workspace.tables import grievances as grievances_table
 from hrdd.workspace.transparency import suppress
 from tests.workspace_helpers import fixture, login, make_user, screen
 
@@ -26,6 +25,8 @@ def test_small_cells_are_hidden_and_a_lone_hidden_cell_gets_a_companion():
     rows = {r["category"]: r for r in suppress({"Europe": 12, "Asia": 3, "Americas": 7, "Africa": 0}, 5)}
     assert rows["Asia"]["suppressed"] and rows["Asia"]["count"] is None
     assert rows["Americas"]["suppressed"]  # else Asia = total - 12 - 7
+    # Asia is small; Americas (7) is hidden only to protect it, so it must not read as "<5".
+    assert (rows["Asia"]["marker"], rows["Americas"]["marker"], rows["Europe"]["marker"]) == ("<5", "suppressed", None)
     assert not rows["Europe"]["suppressed"] and rows["Europe"]["count"] == 12
     assert rows["Africa"]["count"] == 0 and not rows["Africa"]["suppressed"]
     two = {r["category"]: r for r in suppress({"a": 1, "b": 2, "c": 9}, 5)}
@@ -62,13 +63,15 @@ def test_json_report_suppresses_small_cells(populated, auth_headers):
     assert set(regions) == {"Africa", "Asia", "Americas"}
     assert regions["Asia"]["suppressed"] and regions["Asia"]["count"] is None
     assert regions["Africa"]["suppressed"]  # else Asia = total - Africa - Americas
+    assert (regions["Asia"]["marker"], regions["Africa"]["marker"]) == ("<5", "suppressed")
+    assert [m["marker"] for m in report["markers"]] == ["<5", "suppressed"]
     assert regions["Americas"]["count"] == 7
     assert tables["screened_by_region"]["total"] == 15
     assert tables["screened_by_capability"]["rows"] == [
-        {"category": "biometric identification", "count": 15, "suppressed": False}]
+        {"category": "Biometric identification", "count": 15, "suppressed": False, "marker": None}]
     grievance_rows = {row["category"]: row for row in tables["grievances"]["rows"]}
-    assert grievance_rows["received"]["suppressed"]  # 3 reports: could identify a reporter
-    assert grievance_rows["resolved or closed"]["count"] == 0
+    assert grievance_rows["received in the year"]["suppressed"]  # 3 reports: could identify a reporter
+    assert grievance_rows["closed or resolved in the year (whenever received)"]["count"] == 0
     assert "2 " not in str(regions) and "'count': 2" not in str(report)
     assert report["process"].startswith("Every sale")
 
@@ -77,8 +80,12 @@ def test_csv_report_and_role(populated, auth_headers):
     r = populated.get(f"/v1/reports/transparency?year={YEAR}&format=csv", headers=auth_headers("reviewer"))
     assert r.status_code == 200 and r.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
-    asia = next(row for row in rows if row["table"] == "screened_by_region" and row["category"] == "Asia")
-    assert asia["count"] == "<5"
+    regions = {row["category"]: row["count"] for row in rows if row["table"] == "screened_by_region"}
+    # Asia (2) is small; Africa (6) is hidden only so Asia cannot be worked out from the total.
+    assert regions == {"Africa": "suppressed", "Americas": "7", "Asia": "<5", "total": "15"}
+    notes = {row["category"]: row["note"] for row in rows if row["table"] == "notes"}
+    assert notes["<5"].startswith("a count from 1 to 4") and "protect another" in notes["suppressed"]
+    assert notes["period"] == f"Year not yet ended: figures to {datetime.now(UTC).date().isoformat()}."
     assert populated.get("/v1/reports/transparency?format=csv", headers=auth_headers("crm")).status_code == 403
     assert populated.get("/v1/reports/transparency?year=19x", headers=auth_headers("reviewer")).status_code == 400
     assert populated.get("/v1/reports/transparency?format=pdf", headers=auth_headers("reviewer")).status_code == 400
@@ -120,6 +127,35 @@ def test_a_misspelt_query_parameter_is_refused_naming_it(app, client, auth_heade
     assert client.get("/workspace/grievances/?status=all").status_code == 200
 
 
+def test_labels_read_as_written_and_an_unfinished_year_says_so(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    _deals(client, crm, 5, "JO", "me", items=[_item("SRV-1", "it_infrastructure")])
+    today = datetime.now(UTC).date().isoformat()
+    note = f"Year not yet ended: figures to {today}."
+    report = client.get(f"/v1/reports/transparency?year={YEAR}", headers=reviewer).get_json()
+    assert (report["complete"], report["period_note"]) == (False, note)
+    last = client.get(f"/v1/reports/transparency?year={YEAR - 1}", headers=reviewer).get_json()
+    assert (last["complete"], last["period_note"]) == (True, None)
+    document = docx.Document(io.BytesIO(client.get(f"/v1/reports/transparency?year={YEAR}&format=docx",
+                                                   headers=reviewer).data))
+    assert note in [p.text for p in document.paragraphs]
+    assert ["IT infrastructure", "5"] in [[c.text for c in row.cells] for t in document.tables for row in t.rows]
+    make_user(app)
+    login(client)
+    page = client.get(f"/workspace/reports/transparency?year={YEAR}").get_data(as_text=True)
+    assert '<th scope="row">IT infrastructure</th>' in page and '<th scope="row">Middle East</th>' in page
+    assert note in page
+    assert note not in client.get(f"/workspace/reports/transparency?year={YEAR - 1}").get_data(as_text=True)
+    message = f"year must be a four-digit year from 2000 to {YEAR} (got '{YEAR + 1}')"
+    for fmt in ("json", "csv", "docx"):
+        r = client.get(f"/v1/reports/transparency?year={YEAR + 1}&format={fmt}", headers=reviewer)
+        assert r.status_code == 400 and r.get_json()["message"] == message
+    assert client.get("/v1/reports/transparency?year=2030", headers=reviewer).status_code == 400
+    page = client.get(f"/workspace/reports/transparency?year={YEAR + 1}")
+    assert page.status_code == 400 and message.replace("'", "&#39;") in page.get_data(as_text=True)
+    assert client.get(f"/workspace/reports/transparency.docx?year={YEAR + 1}").status_code == 400
+
+
 def test_the_openapi_description_says_what_the_report_accepts(client):
     operation = client.get("/openapi.json").get_json()["paths"]["/v1/reports/transparency"]["get"]
     assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == {"year", "format"}
@@ -141,7 +177,7 @@ def test_threshold_comes_from_the_policy(app_config, tmp_path, auth_headers):
     report = client.get(f"/v1/reports/transparency?year={YEAR}", headers={"Authorization": f"Bearer {rev}"}).get_json()
     application.extensions["hrdd"].store.engine.dispose()
     assert report["threshold"] == 2
-    assert report["tables"][0]["rows"] == [{"category": "Asia", "count": 3, "suppressed": False}]
+    assert report["tables"][0]["rows"] == [{"category": "Asia", "count": 3, "suppressed": False, "marker": None}]
 
 
 def test_docx_and_html_report(app, populated, auth_headers):
@@ -151,13 +187,34 @@ def test_docx_and_html_report(app, populated, auth_headers):
     text = "\n".join(p.text for p in document.paragraphs)
     assert f"Transparency report {YEAR}" in text and "due diligence process" in text
     cells = [[c.text for c in row.cells] for t in document.tables for row in t.rows]
-    assert ["Asia", "<5"] in cells and ["Americas", "7"] in cells
+    assert ["Asia", "<5"] in cells and ["Americas", "7"] in cells and ["Africa", "suppressed"] in cells
+    assert "\u201csuppressed\u201d: a figure hidden only to protect another" in text
+    assert "\u201c<5\u201d: a count from 1 to 4" in text
     make_user(app)
     login(populated)
     page = populated.get(f"/workspace/reports/transparency?year={YEAR}").get_data(as_text=True)
-    assert "Americas" in page and "&lt;5" in page
+    assert "Americas" in page and '<a href="#markers">&lt;5</a>' in page
+    assert '<th scope="row">Africa</th><td class="num"><a href="#markers">suppressed</a>' in page
+    assert "&ldquo;suppressed&rdquo;: a figure hidden only to protect another" in page
     download = populated.get(f"/workspace/reports/transparency.docx?year={YEAR}")
     assert download.status_code == 200 and download.data[:2] == b"PK"
+
+
+GRIEVANCE_ROWS = ("received in the year", "received in the year and assessed as credible",
+                  "closed or resolved in the year (whenever received)",
+                  "open at the end of the year (whenever received)")
+MEDIAN = "median days from receipt to closing, for grievances closed in the year"
+
+
+def _grievances(client, count: int) -> list[str]:
+    return [client.post("/v1/grievances", json={"subject_name": "Unit", "description": "Used against journalists " * 3},
+                        environ_base={"REMOTE_ADDR": f"203.0.113.{n}"}).get_json()["reference"] for n in range(count)]
+
+
+def _figures(client, reviewer, year: int) -> dict:
+    report = client.get(f"/v1/reports/transparency?year={year}", headers=reviewer).get_json()
+    return {t["name"]: {r["category"]: r["count"] if not r["suppressed"] else r["marker"] for r in t["rows"]}
+            for t in report["tables"]}
 
 
 def test_report_counts_resolved_grievances_and_reviewer_decisions(app, client, auth_headers):
@@ -166,16 +223,64 @@ def test_report_counts_resolved_grievances_and_reviewer_decisions(app, client, a
     for case in client.get("/v1/cases", headers=reviewer).get_json()["cases"]:
         client.post(f"/v1/cases/{case['id']}/decision", headers=reviewer,
                     json={"decision": "decline", "rationale": "Human rights risk too high for this deal"})
-    for _ in range(6):
-        client.post("/v1/grievances", json={"subject_name": "Unit", "description": "Used against journalists " * 3},
-                    environ_base={"REMOTE_ADDR": f"203.0.113.{_}"})
-    with app.extensions["hrdd"].store.begin() as conn:
-        ids = [r.id for r in conn.execute(sa.select(grievances_table.c.id))][:5]
-        conn.execute(grievances_table.update().where(grievances_table.c.id.in_(ids)).values(status="resolved"))
-    report = client.get(f"/v1/reports/transparency?year={YEAR}", headers=reviewer).get_json()
-    tables = {t["name"]: {r["category"]: r["count"] for r in t["rows"]} for t in report["tables"]}
+    gids = _grievances(client, 6)
+    for gid in gids[:5]:
+        assert client.post(f"/v1/grievances/{gid}/actions", headers=reviewer, json={
+            "action": "engage", "outcome": "Asked the customer for its account"}).status_code == 201
+        assert client.post(f"/v1/grievances/{gid}/triage", headers=reviewer,
+                           json={"status": "resolved", "credible": True}).status_code == 200
+    tables = _figures(client, reviewer, YEAR)
     assert tables["reviewer_decisions"]["declined"] == 5
-    assert tables["grievances"] == {"received": 6, "resolved or closed": 5}
+    assert tables["grievances"] == dict(zip(GRIEVANCE_ROWS, (6, 5, 5, "<5"), strict=True))
+    assert tables["grievance_time_to_close"] == {MEDIAN: 0}
+    assert tables["grievance_actions"] == {"engaged the customer": 5, "requested corrective action": 0,
+                                           "suspended support and updates": 0, "terminated the contract": 0}
+    detail = client.get(f"/v1/grievances/{gids[0]}", headers=reviewer).get_json()
+    assert detail["closed_at"][:4] == str(YEAR)
+    assert gids[0] not in str(tables) and "journalists" not in str(tables)
+
+
+def test_a_past_years_grievance_figures_stay_fixed_when_closed_later(app, client, auth_headers, monkeypatch):
+    """Received 20 December, closed 10 January: last year's report must read the same before and after."""
+    from hrdd import audit
+    from hrdd.workspace import grievances as grievance_module
+    clock = {"now": f"{YEAR - 1}-12-20T10:00:00.000000Z"}
+    monkeypatch.setattr(grievance_module, "now_iso", lambda: clock["now"])
+    monkeypatch.setattr(audit, "now_iso", lambda: clock["now"])
+    reviewer = auth_headers("reviewer")
+    gids = _grievances(client, 6)
+    clock["now"] = f"{YEAR - 1}-12-22T10:00:00.000000Z"
+    for gid in gids[:5]:
+        client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"status": "investigating", "credible": True})
+    published = _figures(client, reviewer, YEAR - 1)
+    assert published["grievances"] == dict(zip(GRIEVANCE_ROWS, (6, 5, 0, 6), strict=True))
+    assert published["grievance_time_to_close"] == {MEDIAN: None}  # nothing closed: no median, not "None"
+    csv_text = client.get(f"/v1/reports/transparency?year={YEAR - 1}&format=csv", headers=reviewer).get_data(as_text=True)
+    assert [str(YEAR - 1), "grievance_time_to_close", MEDIAN, "", ""] in list(csv.reader(io.StringIO(csv_text)))
+    document = docx.Document(io.BytesIO(client.get(f"/v1/reports/transparency?year={YEAR - 1}&format=docx",
+                                                   headers=reviewer).data))
+    assert [MEDIAN[:1].upper() + MEDIAN[1:], "\u2013"] in [[c.text for c in r.cells] for t in document.tables for r in t.rows]
+
+    clock["now"] = f"{YEAR}-01-10T09:00:00.000000Z"
+    for gid in gids[:5]:
+        client.post(f"/v1/grievances/{gid}/actions", headers=reviewer,
+                    json={"action": "suspend_support", "outcome": "Updates suspended"})
+        client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"status": "resolved", "credible": True})
+    client.post(f"/v1/grievances/{gids[5]}/triage", headers=reviewer, json={"status": "under_review", "credible": True})
+    assert _figures(client, reviewer, YEAR - 1) == published
+    this_year = _figures(client, reviewer, YEAR)
+    assert this_year["grievances"] == dict(zip(GRIEVANCE_ROWS, (0, 0, 5, "<5"), strict=True))
+    assert this_year["grievance_time_to_close"] == {MEDIAN: 21}
+    assert this_year["grievance_actions"]["suspended support and updates"] == 5
+
+
+def test_the_median_time_to_close_is_hidden_for_few_closings(app, client, auth_headers):
+    reviewer = auth_headers("reviewer")
+    for gid in _grievances(client, 6)[:2]:
+        client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"status": "closed", "credible": False})
+    tables = _figures(client, reviewer, YEAR)
+    assert tables["grievance_time_to_close"] == {MEDIAN: "suppressed"}
+    assert tables["grievances"][GRIEVANCE_ROWS[2]] == "<5"
 
 
 def test_capability_total_counts_transactions_and_the_report_names_its_data_sources(client, auth_headers):
@@ -188,7 +293,7 @@ def test_capability_total_counts_transactions_and_the_report_names_its_data_sour
     tables = {t["name"]: t for t in report["tables"]}
     capabilities = tables["screened_by_capability"]
     assert {r["category"]: r["count"] for r in capabilities["rows"]} == {
-        "biometric identification": 6, "recording devices": 6}
+        "Biometric identification": 6, "Recording devices": 6}
     assert capabilities["total"] == tables["screened_by_region"]["total"] == 6
     assert "counted under each" in capabilities["title"]
     # The datasets the figures rest on, with their versions (the report had listed none).

@@ -438,6 +438,73 @@ def test_rider_download_over_http(client, auth_headers):
                       headers=auth_headers("contracts")).status_code == 404
 
 
+WITHHELD_TITLE = "A concern about the End-User is under review"
+WITHHELD_EVIDENCE = "A report concerning the End-User is under review by the Seller."
+
+
+def flag_rows(document) -> dict[str, list[str]]:
+    """Schedule 1's red-flag rows by flag id: the cells as the Buyer reads them."""
+    return {row.cells[0].text: [c.text for c in row.cells] for t in document.tables for row in t.rows
+            if row.cells[0].text.startswith("RF-")}
+
+
+def test_the_rider_never_identifies_a_grievance_about_the_end_user(client, auth_headers):
+    """The Buyer signs the rider and may be the accused agency: no reference, date, status or count."""
+    reviewer = auth_headers("reviewer")
+    body = load_fixture("transaction_egypt_biometric.json")
+    gids = []
+    for _ in range(2):
+        gid = client.post("/v1/grievances", json={
+            "subject_name": body["end_user"]["name"], "country": "EG",
+            "description": "Cameras were used to identify people at a peaceful protest."}).get_json()["reference"]
+        assert client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={
+            "status": "investigating", "credible": True,
+            "end_user": {"name": body["end_user"]["name"], "country": "EG"}}).status_code == 200
+        gids.append(gid)
+    stored = stored_screening(client, auth_headers)
+    internal = next(f for f in stored["red_flags"] if f["id"] == "RF-7.1")
+    assert all(gid in internal["evidence"] for gid in gids)  # the screening JSON stays internal
+    response = client.get(f"/v1/screenings/{stored['id']}/rider.docx", query_string=OPTIONS,
+                          headers=auth_headers("contracts"))
+    assert response.status_code == 200
+    document = Document(io.BytesIO(response.data))
+    row = flag_rows(document)["RF-7.1"]
+    assert row[3] == f"{WITHHELD_TITLE}\n{WITHHELD_EVIDENCE}"
+    text = all_text(document)
+    for leak in (*gids, *(g.removeprefix("grv_") for g in gids), "status investigating", "grievance(s)", "received 2"):
+        assert leak not in text, leak
+
+
+def test_a_library_without_withheld_wording_still_withholds_rf71(library, tmp_path):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    frame = clauses / "rider.yaml"
+    text = frame.read_text(encoding="utf-8")
+    start = text.index("  withheld:")
+    frame.write_text(text[:start] + text[text.index("  decision_labels:"):], encoding="utf-8")
+    s = screening("escalated_eg")
+    s["red_flags"].append({"id": "RF-7.1", "step": 7, "severity": "high", "source": "step 7",
+                           "title": "An open credible grievance concerns this end-user or transaction",
+                           "evidence": "1 open grievance(s) assessed as credible by a reviewer: "
+                                       "grv_01M98NTKZP6QSRQSHKE8355ZTX received 2026-12-07, status investigating"})
+    for lib in (library, load_library(clauses)):
+        document, _ = build_document(s, OPTIONS, lib)
+        row = flag_rows(document)["RF-7.1"]
+        assert "grv_" not in all_text(document) and "status investigating" not in all_text(document)
+        assert "under review" in row[3] and "credible" not in row[3]
+    other = next(f for f in s["red_flags"] if f["id"] != "RF-7.1")
+    assert flag_rows(build_document(s, OPTIONS, library)[0])[other["id"]][3].endswith(other["evidence"])
+
+
+def test_withheld_wording_must_name_a_known_flag(tmp_path):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    frame = clauses / "rider.yaml"
+    frame.write_text(frame.read_text(encoding="utf-8").replace("    RF-7.1:\n", "    RF-9.9:\n"), encoding="utf-8")
+    with pytest.raises(ClauseLibraryError, match="unknown red flag 'RF-9.9'"):
+        load_library(clauses)
+
+
 def test_rider_options_from_configuration(app_config, tmp_path):
     from server import create_app
     app = create_app({**app_config, **{f"HRDD_RIDER_{k.upper()}": v for k, v in OPTIONS.items()}})

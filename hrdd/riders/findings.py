@@ -69,6 +69,18 @@ def ordered_flags(screening: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(screening.get("red_flags") or (), key=key)
 
 
+def _buyer_facing(flag: dict[str, Any], frame) -> tuple[str, str]:
+    """A flag's title and evidence as the Buyer may read them.
+
+    Evidence from public reference data, restricted-party lists and the Buyer's own answers is quoted as
+    screened; a flag in the frame's ``findings.withheld`` (RF-7.1: the grievance channel, whose reporters
+    must stay unidentifiable) prints the frame's wording instead, for screenings stored before this too.
+    """
+    if flag.get("id") in frame.withheld:
+        return frame.withheld[flag["id"]]
+    return clean_text(flag.get("title") or ""), clean_text(flag.get("evidence") or NONE)
+
+
 def write_findings(writer, heading) -> None:
     """Write the findings schedule after its heading: the summary table, then one row per red flag."""
     frame, screening = writer.frame, writer.screening
@@ -83,11 +95,12 @@ def write_findings(writer, heading) -> None:
         return
     rows = [[[[(title, True)]] for title in frame.flag_columns]]
     for flag in flags:
+        title, evidence = _buyer_facing(flag, frame)
         rows.append([
             [[(clean_text(flag.get("id") or ""), True)]],
             [[(clean_text(flag.get("step", "")), False)]],
             [[(_humanise(flag.get("severity")), False)]],
-            [[(clean_text(flag.get("title") or ""), True)], [(clean_text(flag.get("evidence") or NONE), False)]],
+            [[(title, True)], [(evidence, False)]],
             [[(clean_text(flag.get("source") or NONE), False)]],
         ])
     writer.add_block(ooxml.table(rows, FLAG_WIDTHS, style_id, header=True, size_half_points=18,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hrdd.riders.markup import MarkupError, Token, parse_inline
@@ -21,6 +21,12 @@ SUMMARY_KEYS = ("screening", "date", "stage", "decision", "risk", "end_user", "p
                 "products", "intended_use", "data")
 FLAG_COLUMNS = 5
 DEFAULT_PARTIES_LABEL = "Disclosed Parties (role, country)"
+# The Buyer signs the rider, and a grievance may be about the Buyer's own agency: RF-7.1's evidence names
+# reports (references that encode when they were made, dates, status, counts), so Schedule 1 never quotes
+# it, whatever the library says. This wording is only for a library written before findings.withheld
+# existed; the shipped rider.yaml gives its own.
+DEFAULT_WITHHELD = {"RF-7.1": ("A concern about the End-User is under review",
+                               "A report concerning the End-User is under review by the Seller.")}
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,8 @@ class Frame:
     flag_columns: tuple[str, ...]
     decision_labels: dict[str, str]
     signature_lines: tuple[str, ...]
+    # Flag id -> (title, evidence) printed in Schedule 1 instead of the screening's own.
+    withheld: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def refs(self, technical: bool = True) -> set[str]:
         """Cross-references used by the frame (without the technical schedule's texts if not printed)."""
@@ -104,6 +112,8 @@ def parse_frame(raw: Any) -> tuple[Frame | None, list[str]]:
     columns = _get(raw, "findings.flag_columns")
     if not _string_list(columns, FLAG_COLUMNS):
         problems.append(f"findings.flag_columns must list {FLAG_COLUMNS} column headings")
+    withheld, messages = _parse_withheld(_get(raw, "findings.withheld"))
+    problems.extend(messages)
     lines = _get(raw, "signature.lines")
     if not _string_list(lines):
         problems.append("signature.lines must be a non-empty list of labels")
@@ -115,4 +125,22 @@ def parse_frame(raw: Any) -> tuple[Frame | None, list[str]]:
         version=str(raw["version"]), texts=texts, labels=labels,
         summary_labels={k: str(v) for k, v in summary.items()}, flag_columns=tuple(columns),
         decision_labels={k: str(v) for k, v in decisions.items()}, signature_lines=tuple(lines),
+        withheld=withheld,
     ), []
+
+
+def _parse_withheld(raw: Any) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """``findings.withheld``: flag id -> {title, evidence}, with the confidential flags always present."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return {}, ["findings.withheld must map red-flag ids to a title and an evidence text"]
+    problems, withheld = [], dict(DEFAULT_WITHHELD)
+    for flag_id, entry in raw.items():
+        texts = entry if isinstance(entry, dict) else {}
+        title, evidence = texts.get("title"), texts.get("evidence")
+        if set(texts) != {"title", "evidence"} or not all(isinstance(t, str) and t.strip() for t in (title, evidence)):
+            problems.append(f"findings.withheld.{flag_id} must give exactly a non-empty title and evidence")
+            continue
+        withheld[str(flag_id)] = (" ".join(title.split()), " ".join(evidence.split()))
+    return withheld, problems

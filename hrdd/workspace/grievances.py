@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
 from hrdd import audit
 from hrdd.reference.countries import shipped_codes
@@ -242,11 +242,16 @@ def triage(conn, grievance_id: str, actor: str, *, status=KEEP, credible=KEEP, e
     before = get(conn, grievance_id)
     if before is None:
         raise LookupError(grievance_id)
-    conn.execute(update(grievances).where(grievances.c.id == grievance_id).values(**values, updated_at=now_iso()))
+    stamp = now_iso()
+    if "status" in values:
+        # Yearly figures count closings by this date; moving between resolved and closed keeps the first.
+        values["closed_at"] = (before["closed_at"] or stamp) if values["status"] in CLOSED else None
+    conn.execute(update(grievances).where(grievances.c.id == grievance_id).values(**values, updated_at=stamp))
     after = {**before, **values}
     audit.record(conn, actor, "grievance.triage", grievance_id,
                  {"status": after["status"], "credible": after["credible"], "end_user": after["end_user_key"],
-                  "public_note": after["public_note"], "country": after["country"], "changed": sorted(values)})
+                  "public_note": after["public_note"], "country": after["country"],
+                  "changed": sorted(k for k in values if k != "closed_at" or values[k] != before["closed_at"])})
 
 
 def link_transaction(conn, grievance_id: str, transaction_id: str, actor: str) -> None:
@@ -310,12 +315,3 @@ def open_credible(conn, *, end_user: tuple[str, str] | None = None,
             found[row.id] = dict(row._mapping)
     return sorted(found.values(), key=lambda g: g["received_at"])
 
-
-def counts_for_year(conn, year: int) -> dict[str, int]:
-    """Grievances received in a year, and how many of those are resolved or closed."""
-    start, end = f"{year}-01-01", f"{year + 1}-01-01"
-    in_year = (grievances.c.received_at >= start) & (grievances.c.received_at < end)
-    received = conn.execute(select(func.count()).select_from(grievances).where(in_year)).scalar_one()
-    resolved = conn.execute(select(func.count()).select_from(grievances).where(in_year, grievances.c.status.in_(CLOSED))).scalar_one()
-    credible = conn.execute(select(func.count()).select_from(grievances).where(in_year, grievances.c.credible.is_(True))).scalar_one()
-    return {"received": received, "resolved": resolved, "credible": credible}

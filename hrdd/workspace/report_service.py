@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 
 from docx import Document
 from docx.shared import Pt
 
-from hrdd.workspace import grievances, stats, transparency
+from hrdd.workspace import grievance_figures, stats, transparency
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,30 @@ def _sources(services) -> list[str]:
     return sorted(set(out))
 
 
+FIRST_YEAR = 2000
+
+
+def parse_year(raw: str, today: date | None = None) -> int:
+    """The report year a query gives (default: last year); ValueError naming the accepted range.
+
+    A year after the current one has no figures yet, so it is refused rather than shown as zeros.
+    """
+    today = today or datetime.now(UTC).date()
+    raw = raw.strip()
+    if not raw:
+        return today.year - 1
+    if not re.fullmatch(r"[0-9]{4}", raw) or not FIRST_YEAR <= int(raw) <= today.year:
+        raise ValueError(f"year must be a four-digit year from {FIRST_YEAR} to {today.year} (got {raw!r})")
+    return int(raw)
+
+
+def period_note(year: int, today: date) -> str | None:
+    """The note a report for a year not yet ended carries; None for a past year."""
+    if year < today.year:
+        return None
+    return f"Year not yet ended: figures to {today.isoformat()}."
+
+
 def build_for_year(services, year: int) -> dict:
     """The report for one calendar year, suppressed per the policy's threshold."""
     settings = report_settings(services)
@@ -63,13 +88,24 @@ def build_for_year(services, year: int) -> dict:
     with services.store.engine.connect() as conn:
         deals = stats.deals_in_year(conn, year)
         decisions = stats.decisions_in_year(conn, year)
-        grievance_counts = grievances.counts_for_year(conn, year)
+        grievance_counts = grievance_figures.for_year(conn, year)
+    capabilities = getattr(services.reference, "capabilities", {}) or {}
     report = transparency.build(year, deals, decisions, grievance_counts, threshold=settings["threshold"],
-                                region_of=regions, process=settings["process"], sources=_sources(services))
+                                region_of=regions, process=settings["process"], sources=_sources(services),
+                                capability_label=lambda cap: capabilities[cap].title if cap in capabilities
+                                else cap.replace("_", " "))
+    now = datetime.now(UTC)
     report["publisher"] = settings["publisher"]
-    report["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    report["complete"] = year < now.year
+    report["period_note"] = period_note(year, now.date())
+    report["generated_at"] = now.isoformat(timespec="seconds").replace("+00:00", "Z")
     report["region_source"] = "Regions as classified by Freedom House, Freedom in the World"
     return report
+
+
+def sentence_case(label: str) -> str:
+    """``label`` with its first letter capitalised and the rest as written ("IT infrastructure", "Middle East")."""
+    return label[:1].upper() + label[1:]
 
 
 def render_docx(report: dict) -> bytes:
@@ -83,27 +119,25 @@ def render_docx(report: dict) -> bytes:
     doc.add_heading("Our due diligence process in brief", level=1)
     doc.add_paragraph(report["process"])
     doc.add_heading("Figures", level=1)
-    note = doc.add_paragraph(
-        f"Counts from 1 to {report['threshold'] - 1} are shown as \u201c<{report['threshold']}\u201d, and where "
-        "one such cell could be worked out from a total, another cell is hidden too, so that no customer or "
-        "person who reported a concern can be identified (UN Guiding Principles, principle 21).")
-    note.runs[0].font.size = Pt(9)
-    hidden = f"<{report['threshold']}"
+    if report.get("period_note"):
+        doc.add_paragraph().add_run(report["period_note"]).bold = True
+    for marker in report["markers"]:
+        note = doc.add_paragraph(f"\u201c{marker['marker']}\u201d: {marker['meaning']}.")
+        note.runs[0].font.size = Pt(9)
     for tbl in report["tables"]:
         doc.add_heading(tbl["title"], level=2)
-        rows = tbl["rows"]
         table = doc.add_table(rows=1, cols=2)
         table.style = "Light List Accent 1"
         table.rows[0].cells[0].text = "Category"
-        table.rows[0].cells[1].text = "Count"
-        for row in rows:
+        table.rows[0].cells[1].text = tbl.get("column", "Count")
+        for row in tbl["rows"]:
             cells = table.add_row().cells
-            cells[0].text = str(row["category"])
-            cells[1].text = hidden if row["suppressed"] else str(row["count"])
+            cells[0].text = sentence_case(row["category"])
+            cells[1].text = transparency.cell_text(row)
         if tbl["total"] is not None or tbl["total_suppressed"]:
             cells = table.add_row().cells
             cells[0].text = "Total"
-            cells[1].text = hidden if tbl["total_suppressed"] else str(tbl["total"])
+            cells[1].text = tbl["total_marker"] if tbl["total_suppressed"] else str(tbl["total"])
     doc.add_heading("Sources", level=1)
     doc.add_paragraph(report["region_source"], style="List Bullet")
     for source in report["sources"]:

@@ -106,6 +106,7 @@ grievances = Table(
     Column("end_user_key", String(320), nullable=True, index=True),  # normalised "name|CC" once linked
     Column("country_text", String(100), nullable=True),  # the country as the reporter wrote it
     Column("end_user_name", String(300), nullable=True),  # the end-user's name as the reviewer typed it
+    Column("closed_at", String(32), nullable=True),  # when last resolved or closed; cleared on reopening
 )
 
 grievance_links = Table(

@@ -9,22 +9,42 @@ from pathlib import Path
 
 import pycountry
 
+from hrdd.workspace.grievance_figures import median_days
+
 DEFAULT_THRESHOLD = 5
+COMPLEMENTARY = "suppressed"
 UNKNOWN_REGION = "Unknown region"
+ACTION_LABELS = {"engage": "engaged the customer", "request_corrective_action": "requested corrective action",
+                 "suspend_support": "suspended support and updates", "terminate": "terminated the contract"}
+
+
+def markers(threshold: int) -> list[dict]:
+    """The two ways a hidden figure is printed, with what each means (the report's footnote)."""
+    return [
+        {"marker": f"<{threshold}", "meaning": f"a count from 1 to {threshold - 1}, hidden so that no customer "
+                                               "or person who reported a concern can be identified (UN Guiding "
+                                               "Principles, principle 21)"},
+        {"marker": COMPLEMENTARY, "meaning": f"a figure hidden only to protect another: a count of {threshold} "
+                                             "or more that would let a hidden count be worked out from the "
+                                             f"total, or a median of fewer than {threshold} grievances"},
+    ]
 
 
 def suppress(counts: dict[str, int], threshold: int, *, complementary: bool = True) -> list[dict]:
-    """Rows ``{"category", "count", "suppressed"}`` with counts 1..threshold-1 hidden.
+    """Rows ``{"category", "count", "suppressed", "marker"}`` with counts 1..threshold-1 hidden.
 
     When exactly one cell of a table is hidden, the smallest other non-zero cell is hidden too, so the
-    hidden value cannot be worked out from the published total.
+    hidden value cannot be worked out from the published total; it is marked ``suppressed``, not
+    ``<threshold``, since its count is not small.
     """
-    rows = [{"category": k, "count": v, "suppressed": 0 < v < threshold} for k, v in counts.items()]
+    small = f"<{threshold}"
+    rows = [{"category": k, "count": v, "suppressed": 0 < v < threshold, "marker": small if 0 < v < threshold
+             else None} for k, v in counts.items()]
     hidden = [r for r in rows if r["suppressed"]]
     if complementary and len(hidden) == 1:
         others = sorted((r for r in rows if not r["suppressed"] and r["count"] > 0), key=lambda r: r["count"])
         if others:
-            others[0]["suppressed"] = True
+            others[0]["suppressed"], others[0]["marker"] = True, COMPLEMENTARY
     for row in rows:
         if row["suppressed"]:
             row["count"] = None
@@ -38,9 +58,10 @@ def table(name: str, title: str, counts: dict[str, int], threshold: int, total: 
     capabilities) gives the number of transactions instead.
     """
     total = sum(counts.values()) if total is None else total
-    return {"name": name, "title": title, "rows": suppress(counts, threshold),
-            "total": total if total == 0 or total >= threshold else None,
-            "total_suppressed": 0 < total < threshold}
+    hidden = 0 < total < threshold
+    return {"name": name, "title": title, "column": "Count", "rows": suppress(counts, threshold),
+            "total": None if hidden else total, "total_suppressed": hidden,
+            "total_marker": f"<{threshold}" if hidden else None}
 
 
 class RegionLookup:
@@ -64,26 +85,27 @@ class RegionLookup:
         return self._by_iso3.get(country.alpha_3, UNKNOWN_REGION)
 
 
-def build(year: int, deals: list[dict], decisions: list[dict], grievances: dict[str, int], *,
-          threshold: int, region_of, process: str, sources: list[str]) -> dict:
+def build(year: int, deals: list[dict], decisions: list[dict], grievances: dict, *,
+          threshold: int, region_of, process: str, sources: list[str], capability_label=None) -> dict:
     """Assemble the report for ``year``.
 
     ``deals``: one dict per transaction screened that year with ``country``, ``capabilities`` and the
     latest engine ``decision``; ``decisions``: reviewer decisions made that year (``outcome``);
-    ``grievances``: counts ``received``, ``resolved``.
+    ``grievances``: hrdd.workspace.grievance_figures.for_year; ``capability_label``: id -> the taxonomy's
+    title.
     """
+    label = capability_label or (lambda cap: cap.replace("_", " "))
     by_region = Counter(region_of(d["country"]) for d in deals)
     by_capability: Counter = Counter()
     for deal in deals:
         for cap in set(deal["capabilities"]) or {"none"}:
-            by_capability[cap.replace("_", " ")] += 1
+            by_capability[label(cap)] += 1
     by_engine = Counter(d["decision"].replace("_", " ") for d in deals)
     by_review = Counter({"declined": 0, "approved with conditions": 0, "approved": 0,
                          "information requested": 0})
     for decision in decisions:
         by_review[{"decline": "declined", "approve_with_conditions": "approved with conditions",
                    "approve": "approved", "request_information": "information requested"}[decision["outcome"]]] += 1
-    grievance_counts = {"received": grievances.get("received", 0), "resolved or closed": grievances.get("resolved", 0)}
     tables = [
         table("screened_by_region", "Transactions screened, by region of the end-user",
               dict(sorted(by_region.items())), threshold),
@@ -94,25 +116,63 @@ def build(year: int, deals: list[dict], decisions: list[dict], grievances: dict[
               dict(sorted(by_engine.items())), threshold),
         table("reviewer_decisions", "Deals decided by reviewers on human rights grounds",
               dict(by_review), threshold),
+        *grievance_tables(grievances, threshold),
     ]
-    # Grievance figures are two views of the same reports, not parts of one total.
-    grievance_rows = suppress(grievance_counts, threshold, complementary=False)
-    tables.append({"name": "grievances", "title": "Grievances about misuse of products", "rows": grievance_rows,
-                   "total": None, "total_suppressed": False})
-    return {"year": year, "threshold": threshold, "process": process, "sources": sources, "tables": tables}
+    return {"year": year, "threshold": threshold, "process": process, "sources": sources,
+            "markers": markers(threshold), "tables": tables}
+
+
+def _untotalled(name: str, title: str, rows: list[dict], column: str = "Count") -> dict:
+    return {"name": name, "title": title, "column": column, "rows": rows, "total": None,
+            "total_suppressed": False, "total_marker": None}
+
+
+def grievance_tables(figures: dict, threshold: int) -> list[dict]:
+    """The grievance tables: counts, the median time to close, and actions taken (no total: rows overlap)."""
+    # Each figure counts differently (by receipt, by closing, at year end): none is part of another's total.
+    counts = {"received in the year": figures.get("received", 0),
+              "received in the year and assessed as credible": figures.get("credible", 0),
+              "closed or resolved in the year (whenever received)": figures.get("closed", 0),
+              "open at the end of the year (whenever received)": figures.get("open_at_year_end", 0)}
+    days = figures.get("days_to_close") or []
+    hide_median = 0 < len(days) < threshold
+    median_row = {"category": "median days from receipt to closing, for grievances closed in the year",
+                  "count": None if hide_median else median_days(days), "suppressed": hide_median,
+                  "marker": COMPLEMENTARY if hide_median else None}
+    actions = {ACTION_LABELS.get(k, k.replace("_", " ")): v for k, v in (figures.get("actions") or {}).items()}
+    return [
+        _untotalled("grievances", "Grievances about misuse of products (credibility as assessed by the end "
+                    "of the year)", suppress(counts, threshold,
+                                                                                  complementary=False)),
+        _untotalled("grievance_time_to_close", "Time taken to close grievances", [median_row], column="Days"),
+        _untotalled("grievance_actions", "Grievances on which the company took each kind of action in the year "
+                    "(a grievance is counted under each action taken)",
+                    suppress(actions, threshold, complementary=False)),
+    ]
+
+
+def cell_text(row: dict, empty: str = "\u2013") -> str:
+    """A figure as printed: its marker when hidden, ``empty`` when there is none (a median of no
+    closings), else the number."""
+    if row["suppressed"]:
+        return row["marker"]
+    return empty if row["count"] is None else str(row["count"])
 
 
 def to_csv(report: dict) -> str:
-    """The report as CSV rows ``table,category,count``; a hidden cell reads ``<threshold``."""
+    """The report as CSV rows ``year,table,category,count,note``; hidden cells carry their marker, and
+    ``notes`` rows at the end say what each marker means (and whether the year had ended)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["year", "table", "category", "count"])
-    hidden = f"<{report['threshold']}"
+    writer.writerow(["year", "table", "category", "count", "note"])
     for tbl in report["tables"]:
         for row in tbl["rows"]:
-            writer.writerow([report["year"], tbl["name"], row["category"],
-                             hidden if row["suppressed"] else row["count"]])
+            writer.writerow([report["year"], tbl["name"], row["category"], cell_text(row, ""), ""])
         if tbl["total"] is not None or tbl["total_suppressed"]:
             writer.writerow([report["year"], tbl["name"], "total",
-                             hidden if tbl["total_suppressed"] else tbl["total"]])
+                             tbl["total_marker"] if tbl["total_suppressed"] else tbl["total"], ""])
+    if report.get("period_note"):
+        writer.writerow([report["year"], "notes", "period", "", report["period_note"]])
+    for marker in report["markers"]:
+        writer.writerow([report["year"], "notes", marker["marker"], "", marker["meaning"]])
     return out.getvalue()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 from flask import Response, abort, render_template, request
@@ -48,15 +47,16 @@ def dashboard():
 
 
 def requested_year() -> int:
-    """The ``year`` query argument (default: last year); 400 for anything but a plausible year, or for any
-    other query argument (a misspelt ``yaer`` would otherwise show last year's report)."""
+    """The ``year`` query argument (default: last year); 400 for anything but a year up to the current one,
+    or for any other query argument (a misspelt ``yaer`` would otherwise show last year's report)."""
     refuse_unknown_page_args(("year",))
-    raw = request.args.get("year", "").strip()
-    if not raw:
-        return datetime.now(UTC).year - 1
-    if not re.fullmatch(r"[0-9]{4}", raw) or not 2000 <= int(raw) <= 2100:
-        abort(400, f"year must be a four-digit year between 2000 and 2100 (got {raw!r})")
-    return int(raw)
+    try:
+        return report_service.parse_year(request.args.get("year", ""))
+    except ValueError as exc:
+        abort(400, str(exc))
+
+
+bp.add_app_template_filter(report_service.sentence_case, "sentence")
 
 
 @bp.route("/reports/transparency")
@@ -79,7 +79,8 @@ def transparency_docx():
                     headers={"Content-Disposition": f'attachment; filename="transparency-report-{year}.docx"'})
 
 
-_YEAR = oa.query("year", {"type": "integer", "minimum": 2000, "maximum": 2100})
+_YEAR = oa.query("year", {"type": "integer", "minimum": report_service.FIRST_YEAR},
+                 "default: last year; at most the current year, whose report is marked as not yet ended")
 dashboard.openapi = {"responses": {"200": oa.html_page("The dashboard"), "302": oa.redirect("Not signed in")}}
 transparency_page.openapi = {"parameters": [_YEAR], "responses": {"200": oa.html_page("The report"),
                                                                    "302": oa.redirect("Not signed in")}}
