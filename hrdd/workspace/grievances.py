@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from hrdd import audit
 from hrdd.reference.countries import shipped_codes
