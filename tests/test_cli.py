@@ -225,3 +225,19 @@ def test_keys_create_refuses_a_blank_long_or_multi_line_name(env, name):
 def test_keys_create_takes_a_name_of_200_characters(env):
     assert run(env, "keys", "create", "x" * 200, "--role", "crm").exit_code == 0
     assert "x" * 200 in run(env, "keys", "list").output
+
+
+@pytest.mark.parametrize("text, message", [
+    ("adapters:\n  salesforce:\n    token: ${HRDD_TEST_UNSET_TOKEN}\n",
+     "adapters.salesforce.token: environment variable HRDD_TEST_UNSET_TOKEN is not set"),
+    ("adapters:\n  salesforce:\n    token: t\n    organization_ids: [00D5e000000KQ2e]\n"
+     "    field_maps: {Opportunity: {intended_use: {field: HRDD_Intended_Use__c, type: text}}}\n",
+     "adapters.salesforce.field_maps.Opportunity.intended_use.type: unknown type 'text' "
+     "(accepted: str, int, float, bool)"),
+])
+def test_a_broken_adapters_file_is_one_line_naming_the_file_and_setting(env, tmp_path, text, message):
+    path = tmp_path / "adapters.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["keys", "list"], env={**env, "HRDD_ADAPTERS_FILE": str(path)})
+    assert result.exit_code == 1 and result.exc_info[0] is SystemExit
+    assert result.output.strip() == f"Error: {path}: {message}"
