@@ -126,6 +126,7 @@ class SalesforceAdapter(WebhookAdapter):
     """Outbound Messages of Opportunity, Quote or Order (or any object with a configured field map)."""
 
     vendor = "salesforce"
+    label = "Salesforce"
     default_field_maps = DEFAULT_FIELD_MAPS
     # Sent when the outbound message selects them; SystemModstamp also moves on system changes.
     modified_fields = ("LastModifiedDate", "SystemModstamp")

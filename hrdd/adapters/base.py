@@ -46,6 +46,8 @@ class WebhookAdapter:
     """One vendor's webhook endpoint. Subclasses set ``vendor`` and implement the vendor's parts."""
 
     vendor = ""
+    #: the vendor's name in messages ("HubSpot dealstage 'closedlost' is not a stage hrdd screens").
+    label = ""
     #: senders that give up after about a second (HubSpot, Odoo): thin events go to the worker.
     time_sensitive = False
     #: canonical field map per vendor object type, overridable by ``field_maps`` in configuration.
@@ -81,12 +83,21 @@ class WebhookAdapter:
         """True when this adapter has settings and is not switched off."""
         return bool(mine) and mine.get("enabled") is not False
 
-    def canonical(self, event: VendorEvent, settings: dict) -> tuple[dict, list[str]]:
-        """The canonical transaction body of a complete event, and what is missing from it."""
-        mapped = fieldmap.apply(self.field_map(event.object_type, settings), event.record or {}, event.lines)
-        body = {"reference": {"system": event.system or self.system, "object_type": event.object_type,
-                              "object_id": event.object_id}, **mapped.body}
-        return body, mapped.missing
+    def canonical(self, event: VendorEvent, settings: dict) -> fieldmap.Mapped:
+        """The canonical transaction body of a complete event, what is missing from it, and its sources."""
+        mapped = fieldmap.apply(self.field_map(event.object_type, settings), event.record or {}, event.lines,
+                                name=f"field_maps.{event.object_type}", check_absent=self.record_is_complete(event))
+        mapped.body = {"reference": {"system": event.system or self.system, "object_type": event.object_type,
+                                     "object_id": event.object_id}, **mapped.body}
+        return mapped
+
+    def record_is_complete(self, event: VendorEvent) -> bool:
+        """True when the vendor sends every field asked for (empty ones as null), so an absent one is an error.
+
+        Vendors whose records leave empty fields out (Dataverse images) override this: for them an absent
+        field cannot be told from an empty one.
+        """
+        return True
 
     def modified_fields_of(self, settings: dict) -> tuple[str, ...]:
         """The record fields read for the modification time: ``modified_fields`` if configured, else the vendor's."""
