@@ -17,11 +17,15 @@ def _create_app():
     from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
+    from hrdd.adapters.config import ConfigError
     from server import create_app  # noqa: PLC0415 - server.py lives at the project root
     try:
         return create_app()
     except (SQLAlchemyError, CommandError) as exc:
         raise _store_error(exc) from None
+    except ConfigError as exc:
+        # The message names the file and setting; a traceback would bury it.
+        raise click.ClickException(str(exc)) from None
 
 
 def _store_error(exc: Exception) -> click.ClickException:

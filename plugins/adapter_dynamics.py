@@ -110,8 +110,13 @@ class DynamicsAdapter(WebhookAdapter):
     """Create and Update steps on opportunity, quote and salesorder (others via configured field maps)."""
 
     vendor = "dynamics"
+    label = "Dynamics 365"
     default_field_maps = DEFAULT_FIELD_MAPS
     modified_fields = ("modifiedon",)
+
+    def record_is_complete(self, event: VendorEvent) -> bool:
+        """No: entity images and Target leave out empty columns, so an absent one may just be empty."""
+        return False
 
     def authenticate(self, request, raw: bytes, settings: dict) -> None:
         """The configured header (HttpHeader) or ``code`` query parameter (WebhookKey) must match."""

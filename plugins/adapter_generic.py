@@ -15,7 +15,7 @@ import time
 from flask import jsonify
 
 from hrdd import safejson
-from hrdd.adapters import signatures
+from hrdd.adapters import fieldmap, signatures
 from hrdd.adapters.base import WebhookAdapter
 from hrdd.adapters.events import PayloadError, VendorEvent
 from hrdd.adapters.signatures import AuthError
@@ -37,6 +37,7 @@ class GenericAdapter(WebhookAdapter):
     """The canonical transaction, one object or a batch (a JSON array of up to 100)."""
 
     vendor = "generic"
+    label = "generic"
 
     def configured(self, mine: dict) -> bool:
         """Works without settings (API keys); ``enabled: false`` switches it off."""
@@ -106,9 +107,9 @@ class GenericAdapter(WebhookAdapter):
             event.meta = {"content_id": "sha256:" + body_hash}
         return event
 
-    def canonical(self, event: VendorEvent, settings: dict) -> tuple[dict, list[str]]:
+    def canonical(self, event: VendorEvent, settings: dict) -> fieldmap.Mapped:
         """The body is already canonical; the core's schema validates it."""
-        return event.record or {}, []
+        return fieldmap.Mapped(body=event.record or {})
 
     def respond(self, request, outcomes: list[dict], services):
         """The screening JSON (201 created, 200 replayed); 422 naming the fields for a bad transaction.

@@ -69,9 +69,18 @@ class HubSpotAdapter(WebhookAdapter):
     """Deal events from a HubSpot app (webhooks API) or a workflow's webhook action."""
 
     vendor = "hubspot"
+    label = "HubSpot"
     modified_fields = ("hs_lastmodifieddate",)
     time_sensitive = True
     default_field_maps = DEFAULT_FIELD_MAPS
+
+    def record_is_complete(self, event: VendorEvent) -> bool:
+        """A deal read through the CRM API lists every property asked for (empty ones as null).
+
+        A workflow call's default body leaves out properties without a value: there an absent property
+        cannot be told from an empty one.
+        """
+        return event.kind != "workflow"
 
     def authenticate(self, request, raw: bytes, settings: dict) -> None:
         """v3 when its header is present; otherwise v2 or v1 as the version header says."""

@@ -52,6 +52,7 @@ class OdooAdapter(WebhookAdapter):
     """sale.order and crm.lead records (others through configured field maps)."""
 
     vendor = "odoo"
+    label = "Odoo"
     modified_fields = ("write_date",)
     time_sensitive = True
     default_field_maps = DEFAULT_FIELD_MAPS

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
-from hrdd.adapters import outbox, pipeline, versions
+from hrdd.adapters import mapcheck, outbox, pipeline, versions
 from hrdd.adapters.config import settings_for
 from hrdd.adapters.tables import adapter_deliveries, aware, iso
 from hrdd.hookspecs import hookimpl
@@ -166,5 +166,7 @@ def hrdd_register_commands(cli):
 
 @hookimpl
 def hrdd_startup(app):
-    """Refuse to start on an unreadable adapter configuration, naming the problem."""
-    versions.check_settings(settings_for(app))
+    """Refuse to start on an unreadable adapter configuration or field map, naming the problem."""
+    settings = settings_for(app)
+    versions.check_settings(settings)
+    mapcheck.check_settings(settings, _resolver(app), app.config.get("HRDD_ADAPTERS_FILE"))

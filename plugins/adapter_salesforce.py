@@ -128,6 +128,7 @@ class SalesforceAdapter(WebhookAdapter):
     """Outbound Messages of Opportunity, Quote or Order (or any object with a configured field map)."""
 
     vendor = "salesforce"
+    label = "Salesforce"
     default_field_maps = DEFAULT_FIELD_MAPS
     # Sent when the outbound message selects them; SystemModstamp also moves on system changes.
     modified_fields = ("LastModifiedDate", "SystemModstamp")
@@ -154,6 +155,14 @@ class SalesforceAdapter(WebhookAdapter):
         if actions and not signatures.matches_any((message["action_id"] or "")[:15],
                                                   [str(a)[:15] for a in actions]):
             raise AuthError("the outbound message's ActionId is not on the allowlist")
+
+    def record_is_complete(self, event: VendorEvent) -> bool:
+        """False: an outbound message may leave an empty field out rather than send it as ``xsi:nil``.
+
+        Salesforce's documentation does not promise either, and holding every deal whose distributor field
+        is blank would stop the integration; a misspelt field therefore reads as empty (README, field maps).
+        """
+        return False
 
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:
         """One event per Notification, keyed on OrganizationId + notification Id."""

@@ -35,6 +35,8 @@ OBJECTS = {
     "salesquotation": ("SalesQuotation", "SalesQuotation",
                        "API_SALES_QUOTATION_SRV/A_SalesQuotation('{id}')", "to_Item,to_Partner"),
 }
+# Partner functions read into the record as nested fields (``ShipToParty.FullName``).
+PARTNER_ROLES = {"SH": "ShipToParty", "SP": "SoldToParty", "ZE": "EndUser"}
 _COMMON = {
     "end_user": {"name": "YY1_HRDD_EndUser_SDH", "country": "YY1_HRDD_EndUserCountry_SDH",
                  "type": {"field": "YY1_HRDD_EndUserType_SDH", "default": "unknown", "slug": True},
@@ -68,6 +70,7 @@ class SapEventMeshAdapter(WebhookAdapter):
     """S/4HANA business events delivered by an Event Mesh webhook subscription."""
 
     vendor = "sap"
+    label = "SAP"
     default_field_maps = DEFAULT_FIELD_MAPS
     modified_fields = ("LastChangeDateTime",)
 
@@ -160,10 +163,13 @@ class SapEventMeshAdapter(WebhookAdapter):
         lines = (doc.get("to_Item") or {}).get("results") or []
         record = {k: v for k, v in doc.items() if not isinstance(v, dict)}
         record["ReferenceQuotation"] = reference_quotation(doc, lines)
+        # The partner list is read whole: a function it lacks is an order without that partner, not a
+        # field the map could not find.
+        record.update(dict.fromkeys(PARTNER_ROLES.values()))
         for partner in (doc.get("to_Partner") or {}).get("results") or []:
             address = partner.get("to_Address") or {}
             address = (address.get("results") or [address])[0] if isinstance(address, dict) else {}
-            role = {"SH": "ShipToParty", "SP": "SoldToParty", "ZE": "EndUser"}.get(partner.get("PartnerFunction"))
+            role = PARTNER_ROLES.get(partner.get("PartnerFunction"))
             if role:
                 record[role] = {"Id": partner.get("Customer"), "FullName": address.get("OrganizationName1")
                                 or partner.get("Customer"), "Country": address.get("Country")}

@@ -279,7 +279,9 @@ SAP_HEADERS = {"Authorization": f"Bearer {SAP_TOKEN}", "Content-Type": "applicat
 
 
 def _sap_quotation(record):
-    body = fixture_bytes("sap/a_salesorder.json").decode().replace("{id}", "4501")
+    # A quotation's items name their text SalesQuotationItemText, which the SalesQuotation map reads.
+    body = fixture_bytes("sap/a_salesorder.json").decode().replace("{id}", "4501").replace(
+        "SalesOrderItemText", "SalesQuotationItemText")
     return 200, json.loads(body.replace('"EG"', '"NO"').replace("biometric_identification", "recording_devices"))
 
 

@@ -243,3 +243,19 @@ def test_help_lists_hrdds_commands_without_creating_a_store(tmp_path):
                          cwd=tmp_path, env=environment, timeout=120).stdout
     assert "limiter" not in top and "--app" not in top and "--debug" not in top
     assert all(f"\n  {name} " in top for name in ("serve", "screen", "keys", "db", "data", "users", "worker"))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("adapters:\n  salesforce:\n    token: ${HRDD_TEST_UNSET_TOKEN}\n",
+     "adapters.salesforce.token: environment variable HRDD_TEST_UNSET_TOKEN is not set"),
+    ("adapters:\n  salesforce:\n    token: t\n    organization_ids: [00D5e000000KQ2e]\n"
+     "    field_maps: {Opportunity: {intended_use: {field: HRDD_Intended_Use__c, type: text}}}\n",
+     "adapters.salesforce.field_maps.Opportunity.intended_use.type: unknown type 'text' "
+     "(accepted: str, int, float, bool)"),
+])
+def test_a_broken_adapters_file_is_one_line_naming_the_file_and_setting(env, tmp_path, text, message):
+    path = tmp_path / "adapters.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["keys", "list"], env={**env, "HRDD_ADAPTERS_FILE": str(path)})
+    assert result.exit_code == 1 and result.exc_info[0] is SystemExit
+    assert result.output.strip() == f"Error: {path}: {message}"

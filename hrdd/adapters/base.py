@@ -46,6 +46,8 @@ class WebhookAdapter:
     """One vendor's webhook endpoint. Subclasses set ``vendor`` and implement the vendor's parts."""
 
     vendor = ""
+    #: the vendor's name in messages ("HubSpot dealstage 'closedlost' is not a stage hrdd screens").
+    label = ""
     #: senders that give up after about a second (HubSpot, Odoo): thin events go to the worker.
     time_sensitive = False
     #: canonical field map per vendor object type, overridable by ``field_maps`` in configuration.
@@ -81,12 +83,21 @@ class WebhookAdapter:
         """True when this adapter has settings and is not switched off."""
         return bool(mine) and mine.get("enabled") is not False
 
-    def canonical(self, event: VendorEvent, settings: dict) -> tuple[dict, list[str]]:
-        """The canonical transaction body of a complete event, and what is missing from it."""
+    def canonical(self, event: VendorEvent, settings: dict) -> fieldmap.Mapped:
+        """The canonical transaction body of a complete event, what is missing from it, and its sources."""
         field_map = self.field_map(event.object_type, settings)
-        mapped = fieldmap.apply(field_map, event.record or {}, event.lines)
-        body = {"reference": self.deal_reference(event, field_map), **mapped.body}
-        return body, mapped.missing
+        mapped = fieldmap.apply(field_map, event.record or {}, event.lines,
+                                name=f"field_maps.{event.object_type}", check_absent=self.record_is_complete(event))
+        mapped.body = {"reference": self.deal_reference(event, field_map), **mapped.body}
+        return mapped
+
+    def record_is_complete(self, event: VendorEvent) -> bool:
+        """True when the vendor sends every field asked for (empty ones as null), so an absent one is an error.
+
+        Vendors whose records leave empty fields out (Dataverse images) override this: for them an absent
+        field cannot be told from an empty one.
+        """
+        return True
 
     def deal_reference(self, event: VendorEvent, field_map: dict) -> dict[str, str]:
         """The deal an event's record belongs to: the field map's ``reference`` when it names one, else the record.

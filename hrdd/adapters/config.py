@@ -56,11 +56,11 @@ def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
         def sub(match: re.Match) -> str:
             name = match.group(1)
             if name not in env:
-                raise ConfigError(f"{where}: environment variable {name} is not set")
+                raise ConfigError(f"{where or '(top level)'}: environment variable {name} is not set")
             return env[name]
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, env, f"{where}.{k}") for k, v in value.items()}
+        return {k: _interpolate(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_interpolate(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
@@ -124,7 +124,12 @@ def load_settings(app_config: Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(loaded) - set(settings)
         if unknown:
             raise ConfigError(f"{file}: unknown top-level section(s) {sorted(unknown)}")
-        settings = _merge(settings, _interpolate(loaded, env, str(file)))
+        try:
+            interpolated = _interpolate(loaded, env, "")
+        except ConfigError as exc:
+            # "adapters.yaml: adapters.salesforce.token: ...": the file, then the setting's path inside it.
+            raise ConfigError(f"{file}: {exc}") from None
+        settings = _merge(settings, interpolated)
     overrides = app_config.get("HRDD_ADAPTERS")
     if isinstance(overrides, Mapping):
         settings = _merge(settings, overrides)

@@ -9,6 +9,10 @@ underscores, turning picklist labels such as "Law enforcement" into ids).
 
 ``items`` is a list of item specs read from the record, or ``{from_lines: true, <item spec>}`` read from
 each line item, with an optional ``fallback`` item spec used on the record when there are no lines.
+
+A field the map reads that is absent from a record (the key not there at all) is reported as missing when
+the record is complete (its vendor sends every field asked for, empty ones as null): a misspelt name or a
+field the CRM was not told to send must hold the deal, not read as "no distributor".
 """
 
 from __future__ import annotations
@@ -30,15 +34,32 @@ class FieldMapError(ValueError):
 
 @dataclass
 class Mapped:
-    """The result of applying a field map: the canonical body and what could not be filled."""
+    """The result of applying a field map: the canonical body, what could not be filled, and sources.
+
+    ``sources`` maps a canonical path ("stage", "items.0.capabilities") to the vendor field it was read
+    from and that field's value, so a later validation error can name the vendor's field.
+    """
 
     body: dict[str, Any]
     missing: list[str] = field(default_factory=list)
+    sources: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
         """True when every required canonical field has a value."""
         return not self.missing
+
+
+def present(record: Mapping[str, Any], path: str) -> bool:
+    """True when a dotted path's steps are keys of the record (a null on the way counts as present)."""
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return False
+        value = value[part]
+        if value is None:
+            return True
+    return True
 
 
 def lookup(record: Mapping[str, Any], path: str) -> Any:
@@ -105,18 +126,37 @@ def _convert(value: Any, kind: str | None, where: str) -> Any:
     raise FieldMapError(f"{where}: unknown type {kind!r} (use str, int, float or bool)")
 
 
-def resolve(record: Mapping[str, Any], spec: Any, where: str) -> Any:
+@dataclass
+class Trace:
+    """What reading a record noticed: mapped fields absent from it, and where each value came from."""
+
+    check_absent: bool = True
+    absent: list[str] = field(default_factory=list)
+    absent_fields: set[str] = field(default_factory=set)
+    origins: dict[str, tuple[str, Any]] = field(default_factory=dict)
+
+
+def resolve(record: Mapping[str, Any], spec: Any, where: str, trace: Trace | None = None) -> Any:
     """The value a spec selects from a record (see the module docstring for the forms)."""
     if spec is None:
         return None
-    if isinstance(spec, str):
-        return lookup(record, spec)
-    if not isinstance(spec, Mapping):
+    if not isinstance(spec, str | Mapping):
         raise FieldMapError(f"{where}: expected a field name or a mapping, got {type(spec).__name__}")
-    if "const" in spec:
+    if isinstance(spec, Mapping) and "const" in spec:
         value = spec["const"]
-    elif "field" in spec:
-        value = lookup(record, str(spec["field"]))
+    elif isinstance(spec, str) or "field" in spec:
+        name = spec if isinstance(spec, str) else str(spec["field"])
+        value = lookup(record, name)
+        if trace is not None:
+            trace.origins[where] = (name, value)
+            if trace.check_absent and not present(record, name) and name not in trace.absent_fields:
+                trace.absent_fields.add(name)
+                trace.absent.append(f"vendor field {name} is not in the record (field map entry {where}; "
+                                    "check its spelling and that the CRM sends it)")
+        # Conversion errors name the vendor field the value came from.
+        where = f"{where} (vendor field {name})"
+        if isinstance(spec, str):
+            return value
     else:
         raise FieldMapError(f"{where}: needs 'field' or 'const'")
     if isinstance(value, str):
@@ -156,37 +196,58 @@ def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def _object(record: Mapping, specs: Mapping, where: str, problems: list[str]) -> dict[str, Any]:
+def _object(record: Mapping, specs: Mapping, where: str, problems: list[str], trace: Trace,
+            path: str, sources: dict) -> dict[str, Any]:
+    """Read an object's fields; ``sources`` learns the vendor field of each under ``path``."""
     out: dict[str, Any] = {}
     for key, spec in specs.items():
         try:
-            value = resolve(record, spec, f"{where}.{key}")
+            value = resolve(record, spec, f"{where}.{key}", trace)
         except ValueError as exc:
             if isinstance(exc, FieldMapError):
                 raise
             problems.append(str(exc))
             continue
+        if f"{where}.{key}" in trace.origins:
+            sources[f"{path}.{key}" if path else key] = trace.origins[f"{where}.{key}"]
         if not _empty(value):
             out[key] = value
     return out
 
 
-def apply(field_map: Mapping[str, Any], record: Mapping[str, Any], lines: list[Mapping] | None = None) -> Mapped:
-    """Build the canonical body (without ``reference``) from a record and its line items."""
+def _renumber(sources: dict, old: str, new: str) -> None:
+    """Move the sources of a party or item kept at another index than the one it was read at."""
+    if old != new:
+        for key in [k for k in sources if k.startswith(old + ".")]:
+            sources[new + key[len(old):]] = sources.pop(key)
+
+
+def apply(field_map: Mapping[str, Any], record: Mapping[str, Any], lines: list[Mapping] | None = None, *,
+          name: str = "field_map", check_absent: bool = True) -> Mapped:
+    """Build the canonical body (without ``reference``) from a record and its line items.
+
+    ``name`` prefixes the field map entries named in messages (``field_maps.Opportunity``);
+    ``check_absent`` reports mapped fields absent from a complete record (see the module docstring).
+    """
     if not isinstance(field_map, Mapping):
-        raise FieldMapError("field_map: expected a mapping")
+        raise FieldMapError(f"{name}: expected a mapping")
     problems: list[str] = []
+    trace = Trace(check_absent=check_absent)
+    sources: dict[str, tuple[str, Any]] = {}
     body: dict[str, Any] = {}
-    stage = resolve(record, field_map.get("stage"), "field_map.stage")
-    if not _empty(stage):
-        body["stage"] = stage
-    end_user = _object(record, field_map.get("end_user") or {}, "field_map.end_user", problems)
+    top = _object(record, {key: field_map.get(key) for key in ("stage", "deployment_countries", "intended_use")},
+                  name, problems, trace, "", sources)
+    if "stage" in top:
+        body["stage"] = top["stage"]
+    end_user = _object(record, field_map.get("end_user") or {}, f"{name}.end_user", problems, trace, "end_user",
+                       sources)
     body["end_user"] = end_user
     parties = []
     for i, spec in enumerate(field_map.get("parties") or []):
-        party = _object(record, spec, f"field_map.parties[{i}]", problems)
+        party = _object(record, spec, f"{name}.parties[{i}]", problems, trace, f"party{i}", sources)
         if party.get("name"):
             party.setdefault("role", "other")
+            _renumber(sources, f"party{i}", f"parties.{len(parties)}")
             parties.append(party)
     body["parties"] = parties
     items_spec = field_map.get("items") or {}
@@ -197,15 +258,17 @@ def apply(field_map: Mapping[str, Any], record: Mapping[str, Any], lines: list[M
     if isinstance(items_spec, Mapping) and items_spec.get("from_lines"):
         line_spec = {k: v for k, v in items_spec.items() if k not in ("from_lines", "fallback")}
         for i, line in enumerate(lines or []):
-            item = _object(line, line_spec, f"field_map.items(line {i + 1})", problems)
+            item = _object(line, line_spec, f"{name}.items(line {i + 1})", problems, trace, f"item{i}", sources)
             if item.get("sku") or item.get("name"):
+                _renumber(sources, f"item{i}", f"items.{len(items)}")
                 items.append(item)
     else:
         for i, spec in enumerate(items_spec if isinstance(items_spec, list) else [items_spec]):
             if not spec:
                 continue
-            item = _object(record, spec, f"field_map.items[{i}]", problems)
+            item = _object(record, spec, f"{name}.items[{i}]", problems, trace, f"item{i}", sources)
             if item.get("sku") or item.get("name"):
+                _renumber(sources, f"item{i}", f"items.{len(items)}")
                 items.append(item)
     for item in items:
         item.setdefault("name", item.get("sku"))
@@ -214,26 +277,22 @@ def apply(field_map: Mapping[str, Any], record: Mapping[str, Any], lines: list[M
         if "sku" in item:
             item["sku"] = str(item["sku"])
     body["items"] = items
-    countries = resolve(record, field_map.get("deployment_countries"), "field_map.deployment_countries")
-    body["deployment_countries"] = _as_list(countries)
-    intended = resolve(record, field_map.get("intended_use"), "field_map.intended_use")
-    if not _empty(intended):
-        body["intended_use"] = str(intended)
-    answers = {}
-    for question, spec in (field_map.get("answers") or {}).items():
-        value = resolve(record, spec, f"field_map.answers.{question}")
-        if not _empty(value):
-            answers[question] = str(value).strip().lower()
-    body["answers"] = answers
-    missing = list(problems)
+    body["deployment_countries"] = _as_list(top.get("deployment_countries"))
+    if "intended_use" in top:
+        body["intended_use"] = str(top["intended_use"])
+    answers = _object(record, field_map.get("answers") or {}, f"{name}.answers", problems, trace, "answers", sources)
+    body["answers"] = {question: str(value).strip().lower() for question, value in answers.items()}
+    missing = list(problems) + trace.absent
     for required in REQUIRED:
         if _empty(lookup(body, required)):
             spec = lookup(field_map, required) if "." in required else field_map.get(required)
             origin = source_name(spec)
+            if origin in trace.absent_fields:
+                continue  # already reported as absent, with its field map entry
             missing.append(f"{required} (vendor field {origin})" if origin else required)
     if not items:
         missing.append("items (no line item or product field had a value)")
-    return Mapped(body=body, missing=missing)
+    return Mapped(body=body, missing=missing, sources=sources)
 
 
 def fields_used(field_map: Mapping[str, Any]) -> tuple[list[str], list[str]]:

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from hrdd.adapters import outbox, versions
+from hrdd.adapters import outbox, reasons, versions
 from hrdd.adapters.events import VendorEvent
 from hrdd.adapters.http import HttpError
 from hrdd.adapters.tables import adapter_deliveries, now
@@ -194,9 +194,18 @@ def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts:
     try:
         if event.thin:
             event.record, event.lines = adapter.enrich(event, vendor_settings)
-        body, missing = adapter.canonical(event, vendor_settings)
+        mapped = adapter.canonical(event, vendor_settings)
     except (EnrichmentError, HttpError) as exc:
         return _pending(services, adapter, event, settings, attempts + 1, str(exc))
+    except Exception as exc:
+        # A field map that cannot work on this record: recorded and held with the reason, never a 500 that
+        # leaves the delivery "received" and fails the same way on every retry.
+        log.exception("%s delivery %s could not be mapped", adapter.vendor, event.delivery_id)
+        return _invalid(services, adapter, event, settings,
+                        f"cannot screen: the {adapter.vendor} field map could not be applied: {exc}")
+    # Third-party adapters may still answer (body, missing).
+    body, missing, sources = (mapped.body, mapped.missing, mapped.sources) if not isinstance(mapped, tuple) \
+        else (*mapped, {})
     version = _version_claim(adapter, event, vendor_settings)
     try:
         if missing:
@@ -208,7 +217,9 @@ def complete(services, adapter, event: VendorEvent, settings: dict, *, attempts:
                     body, idempotency_key=f"{adapter.vendor}:{event.delivery_id}"[:255], source=adapter.vendor,
                     precondition=version)
         except ApiError as exc:
-            detail = f"{exc.message}" + (f" {exc.errors}" if exc.errors else "")
+            named = reasons.invalid_fields(exc.errors, sources, label=adapter.label or adapter.vendor,
+                                           object_type=event.object_type)
+            detail = "; ".join(named) if named else exc.message
             return _invalid(services, adapter, event, settings, f"cannot screen: {detail}", errors=exc.errors,
                             version=version)
     except versions.StaleDelivery as stale:
