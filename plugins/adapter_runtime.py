@@ -12,7 +12,7 @@ from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
 from hrdd.adapters import outbox, pipeline, versions
-from hrdd.adapters.config import settings_for
+from hrdd.adapters.config import check_urls, settings_for
 from hrdd.adapters.tables import adapter_deliveries, aware, iso
 from hrdd.hookspecs import hookimpl
 
@@ -31,6 +31,25 @@ def hrdd_screening_stored(screening, connection, store):
     outbox.enqueue(connection, settings_for(current_app), system=ref["system"], object_type=ref["object_type"],
                    object_id=ref["object_id"], transaction_id=screening["transaction_id"],
                    screening_id=screening["id"])
+
+
+@hookimpl
+def hrdd_gate_changed(transaction_id, reference, gate, previous_gate, reasons, screening, cause, connection,
+                      store):
+    """Queue the write-back of a deal whose gate a reviewer, a grievance or a rider changed.
+
+    In the transaction of the change; only for systems configured for write-back. The row carries no gate
+    of its own: the worker sends the deal's gate as it is when it delivers, so of several quick changes
+    the CRM ends with the last.
+    """
+    if not has_app_context() or not reference or not reference.get("system"):
+        return
+    row = outbox.enqueue(connection, settings_for(current_app), system=reference["system"],
+                         object_type=reference["object_type"], object_id=reference["object_id"],
+                         transaction_id=transaction_id, screening_id=(screening or {}).get("id"))
+    if row:
+        log.info("write-back %s queued for %s/%s/%s: gate %s -> %s (%s)", row, reference["system"],
+                 reference["object_type"], reference["object_id"], previous_gate, gate, cause)
 
 
 # Built once: the gate is computed on every screening response, where building it costs more than running it.
@@ -166,4 +185,6 @@ def hrdd_register_commands(cli):
 @hookimpl
 def hrdd_startup(app):
     """Refuse to start on an unreadable adapter configuration, naming the problem."""
-    versions.check_settings(settings_for(app))
+    settings = settings_for(app)
+    versions.check_settings(settings)
+    check_urls(settings)
