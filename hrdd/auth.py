@@ -30,6 +30,12 @@ def authenticate() -> dict | None:
     return principal
 
 
+def forbidden(principal: dict, allowed) -> ApiError:
+    """The 403 for a valid key (or person) whose role may not do this, naming the roles that may."""
+    return ApiError(403, "forbidden",
+                    f"Role {principal['role']!r} may not do this; it needs one of: {', '.join(sorted(allowed))}")
+
+
 def require_role(*roles: str):
     """Decorator: 401 without a valid key, 403 unless the key's role is one of ``roles`` (or admin)."""
     allowed = set(roles) | {"admin"}
@@ -43,8 +49,7 @@ def require_role(*roles: str):
                 message = g.get("auth_refused") or "A valid API key is required: Authorization: Bearer <key>"
                 raise ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="hrdd"'})
             if roles and principal["role"] not in allowed:
-                raise ApiError(403, "forbidden",
-                               f"Role {principal['role']!r} may not do this; it needs one of: {', '.join(sorted(allowed))}")
+                raise forbidden(principal, allowed)
             return view(*args, **kwargs)
 
         wrapper.required_roles = tuple(sorted(allowed)) if roles else ("any",)

@@ -25,3 +25,42 @@ def effective_gate(engine_gate: str, factors: list[dict], engine_reason: str | N
         return "hold", holds + reasons
     reasons.extend(holds)
     return gate, reasons
+
+
+def conditions_in_words(screening: dict, gate: str, factors: list[dict],
+                        checklist_questions: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """What a deal released with conditions must still meet (or has met), in words a sales team reads.
+
+    From the screening's ``conditions`` (a reviewer's approval, the contract rider, the checklist) and the
+    reviewer's decision in force, with the conditions and safeguards it set. ``checklist_questions`` are the
+    policy's questions whose unanswered state makes ``checklist_completed`` a condition (named here).
+    """
+    out: list[str] = []
+    overrides = sorted((f for f in factors if f.get("kind") == "override"), key=lambda f: f.get("at") or "")
+    override = overrides[-1] if overrides else None
+    if override and override.get("gate") == "release_with_conditions":
+        if (override.get("conditions") or "").strip():
+            out.append(f"the reviewer's conditions: {override['conditions'].strip()}")
+        titles = {s.get("id"): s.get("title") or s.get("id") for s in screening.get("safeguards") or ()}
+        chosen = [titles.get(s, s) for s in override.get("safeguards") or ()]
+        if chosen:
+            out.append("the safeguards the reviewer requires: " + "; ".join(chosen))
+    answers = (screening.get("transaction") or {}).get("answers") or {}
+    released = gate in ("release", "release_with_conditions")
+    for condition in screening.get("conditions") or ():
+        if condition == "reviewer_approval":
+            if override is None:
+                out.append("a human rights reviewer must approve the deal")
+        elif condition == "rider_executed":
+            if screening.get("stage") == "order" and released:
+                out.append("the contract rider with the human rights clauses is executed and covers this order")
+            else:
+                out.append("the customer must sign the contract rider with the human rights clauses "
+                           "before the order")
+        elif condition == "checklist_completed":
+            unanswered = [q.replace("_", " ") for q in checklist_questions if answers.get(q) in (None, "unknown")]
+            out.append("the due diligence checklist must be completed"
+                       + (f" (not answered yet: {', '.join(unanswered)})" if unanswered else ""))
+        else:
+            out.append(condition.replace("_", " "))
+    return out

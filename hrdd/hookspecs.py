@@ -112,6 +112,21 @@ def hrdd_screening_stored(screening, connection, store):
 
 
 @hookspec
+def hrdd_gate_changed(transaction_id, reference, gate, previous_gate, reasons, screening, cause, connection, store):
+    """Called when something other than a new screening changed a stored deal's gate, before commit.
+
+    A reviewer's decision, a grievance assessed as credible (or no longer), closed or linked to the deal,
+    an executed rider: whatever runs in ``Services.changing_gates``. Called once per deal whose effective
+    gate differs from before the change (never when only the reasons changed), inside the database
+    transaction of the change; ``connection`` is its SQLAlchemy connection, so rows written here (an
+    outbox entry for the CRM write-back, say) commit or roll back with it. ``reference`` is the deal's
+    business reference (system, object_type, object_id), ``gate`` and ``reasons`` its gate now and why,
+    ``previous_gate`` its gate before, ``screening`` its newest stored screening, ``cause`` what changed,
+    in words. A new screening calls ``hrdd_screening_stored`` instead.
+    """
+
+
+@hookspec
 def hrdd_register_routes(app):
     """Register extra blueprints or routes on the Flask app (documents, web workspace, adapters)."""
 

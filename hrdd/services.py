@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -214,10 +216,54 @@ class Services:
 
     def gate_of(self, transaction_id: str, screening: dict) -> tuple[str, list[str]]:
         """The effective gate of a transaction whose latest screening is ``screening``."""
+        gate, reasons, _ = self.gate_details(transaction_id, screening)
+        return gate, reasons
+
+    def gate_details(self, transaction_id: str, screening: dict) -> tuple[str, list[str], list[dict]]:
+        """``gate_of`` with the plugins' factors it was worked out from (a reviewer's conditions, say)."""
         with self.store.read_scope():  # the plugins' look-ups share one connection and one snapshot
             factors = [f for result in self.pm.hook.hrdd_gate_factors(
                 transaction_id=transaction_id, screening=screening, store=self.store) for f in (result or ())]
-        return effective_gate(screening["gate"], factors, self.engine_reason(screening))
+        gate, reasons = effective_gate(screening["gate"], factors, self.engine_reason(screening))
+        return gate, reasons, factors
+
+    def current_gate(self, transaction_id: str) -> tuple[dict, str, list[str]] | None:
+        """A stored deal's newest screening, its gate now and why; None when it has no screening."""
+        latest = self.store.latest_screening(transaction_id)
+        if latest is None:
+            return None
+        gate, reasons = self.gate_of(transaction_id, latest)
+        return latest, gate, reasons
+
+    @contextmanager
+    def changing_gates(self, deals: Iterable[str] | Callable[[Any], Iterable[str]], *, cause: str):
+        """A write transaction (its connection is yielded) that tells the plugins whose gate it changed.
+
+        For a change that is not a new screening but may move deals' gates: a reviewer's decision, a
+        grievance's triage or link, an executed rider. ``deals`` are the ids of the stored deals it may
+        concern, or a function of the connection returning them (read in the transaction, before the
+        change). Their gates are worked out once they are locked and again after the block, on the same
+        connection; for each deal whose gate moved, ``hrdd_gate_changed`` runs before commit (the CRM
+        write-back is queued there, atomically with the change). ``cause`` says what changed, in words.
+        """
+        store = self.store
+        with store.read_scope(), store.writing() as conn:
+            ids = sorted(set(deals(conn) if callable(deals) else deals))
+            store.lock_transactions(conn, ids)
+            before = {t: self.current_gate(t) for t in ids}
+            yield conn
+            memo = store.scope_memo()
+            if memo is not None:
+                memo.clear()  # what the plugins looked up before the change is stale now
+            for transaction_id in ids:
+                now = self.current_gate(transaction_id)
+                if now is None or before[transaction_id] is None or now[1] == before[transaction_id][1]:
+                    continue
+                latest, gate, reasons = now
+                self.pm.hook.hrdd_gate_changed(
+                    transaction_id=transaction_id, reference=latest["transaction"]["reference"], gate=gate,
+                    previous_gate=before[transaction_id][1], reasons=reasons, screening=latest, cause=cause,
+                    connection=conn, store=store)
 
     def previewed(self, result: dict) -> dict:
         """A dry run's screening with the gate the deal would get if it were stored now, and why.

@@ -422,6 +422,15 @@ class Store:
                                             "object_id": row.object_id},
                 "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
 
+    @staticmethod
+    def lock_transactions(conn, transaction_ids) -> None:
+        """Lock deals' rows, in id order, until ``conn``'s transaction ends (PostgreSQL; SQLite's write lock
+        already serialises writers): a screening of one of them being stored waits, and is then seen."""
+        ids = sorted(set(transaction_ids))
+        if ids:
+            conn.execute(sa.select(transactions.c.id).where(transactions.c.id.in_(ids))
+                         .order_by(transactions.c.id).with_for_update(key_share=True)).all()
+
     def find_transaction(self, system: str, object_type: str, object_id: str) -> str | None:
         """The transaction id of a business reference, if it was ever screened."""
         with self.reading() as conn:

@@ -172,7 +172,7 @@ class DynamicsAdapter(WebhookAdapter):
 
     def enrich(self, event: VendorEvent, settings: dict) -> tuple[dict, list[dict]]:
         """Read the row through the Dataverse Web API (for contexts trimmed for size)."""
-        base = str(settings.get("api_base_url") or "").rstrip("/")
+        base = reveal(settings.get("api_base_url")).strip().rstrip("/")
         if not base:
             raise EnrichmentError("the context arrived without attributes and api_base_url is not configured")
         entity_set = (settings.get("entity_sets") or {}).get(event.object_type) or ENTITY_SETS.get(
@@ -180,10 +180,11 @@ class DynamicsAdapter(WebhookAdapter):
         fields, _ = fieldmap.fields_used(self.field_map(event.object_type, settings))
         select = ",".join(sorted({f.split("@")[0] for f in fields if "." not in f}
                                  | set(self.modified_fields_of(settings))))
-        headers = {**tokens.headers(settings),
+        headers = {**tokens.headers(settings, where="adapters.dynamics"),
                    "Prefer": 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"'}
         row = call("GET", f"{base}/api/data/v9.2/{entity_set}({event.object_id})?$select={select}",
-                   headers=headers, timeout=float(settings.get("timeout", 10))).body
+                   headers=headers, timeout=float(settings.get("timeout", 10)),
+                   setting="adapters.dynamics.api_base_url").body
         if not isinstance(row, dict):
             raise EnrichmentError("the Web API answered without a row")
         record = {}

@@ -24,6 +24,7 @@ from hrdd.hookspecs import hookimpl
 
 MAX_BATCH = 100
 MAX_SKEW = 300
+ROLES = ("crm", "admin")  # API keys that may post here
 
 
 MAX_READABLE_KEY = 200  # the screening's key is "generic:" + this, in a 255-character column
@@ -58,11 +59,14 @@ class GenericAdapter(WebhookAdapter):
                 raise AuthError("X-HRDD-Signature does not match the body")
             self._scope = "hmac"
             return
-        from hrdd.auth import authenticate
+        from hrdd.auth import authenticate, forbidden
 
         principal = authenticate()
-        if principal is None or principal["role"] not in ("crm", "admin"):
+        if principal is None:
             raise AuthError("send an API key of role crm (Authorization: Bearer) or an X-HRDD-Signature")
+        if principal["role"] not in ROLES:
+            # A valid key of another role: 403, as on every endpoint (README, "errors").
+            raise forbidden(principal, ROLES)
         self._scope = f"{principal['kind']}:{principal.get('id') or principal['name']}"
 
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:

@@ -18,6 +18,7 @@ from flask import jsonify
 from hrdd import safejson
 from hrdd.adapters import fieldmap, signatures
 from hrdd.adapters.base import WebhookAdapter
+from hrdd.adapters.config import reveal
 from hrdd.adapters.events import PayloadError, VendorEvent
 from hrdd.adapters.http import call, tokens
 from hrdd.adapters.pipeline import EnrichmentError
@@ -180,13 +181,14 @@ class HubSpotAdapter(WebhookAdapter):
         """Read the deal and its line items through the CRM v3 API."""
         if not settings.get("access_token") and not settings.get("oauth"):
             raise EnrichmentError("no HubSpot access token is configured (access_token)")
-        base = str(settings.get("api_base_url") or API).rstrip("/")
+        base = (reveal(settings.get("api_base_url")).strip() or API).rstrip("/")
         record_fields, line_fields = fieldmap.fields_used(self.field_map("deal", settings))
-        headers = tokens.headers(settings)
+        headers = tokens.headers(settings, where="adapters.hubspot")
         timeout = float(settings.get("timeout", 10))
         properties = ",".join(dict.fromkeys([*record_fields, *self.modified_fields_of(settings)]))
         deal = call("GET", f"{base}/crm/v3/objects/deals/{event.object_id}?properties={properties}"
-                    "&associations=line_items", headers=headers, timeout=timeout).body
+                    "&associations=line_items", headers=headers, timeout=timeout,
+                    setting="adapters.hubspot.api_base_url").body
         if not isinstance(deal, dict) or not isinstance(deal.get("properties"), dict):
             raise EnrichmentError("the deal answer had no properties")
         assoc = (deal.get("associations") or {}).get("line items") or (deal.get("associations") or {}).get(
@@ -196,7 +198,7 @@ class HubSpotAdapter(WebhookAdapter):
         if ids:
             answer = call("POST", f"{base}/crm/v3/objects/line_items/batch/read", headers=headers,
                           json_body={"properties": line_fields, "inputs": [{"id": i} for i in ids]},
-                          timeout=timeout).body
+                          timeout=timeout, setting="adapters.hubspot.api_base_url").body
             lines = [r.get("properties", {}) for r in (answer or {}).get("results", [])]
         return deal["properties"], lines
 

@@ -12,7 +12,7 @@ from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
 from hrdd.adapters import mapcheck, outbox, pipeline, versions
-from hrdd.adapters.config import settings_for
+from hrdd.adapters.config import check_urls, settings_for
 from hrdd.adapters.tables import adapter_deliveries, aware, iso
 from hrdd.hookspecs import hookimpl
 
@@ -32,6 +32,26 @@ def hrdd_screening_stored(screening, connection, store):
     target = pipeline.delivered_record(ref)
     outbox.enqueue(connection, settings_for(current_app), **target, transaction_id=screening["transaction_id"],
                    screening_id=screening["id"])
+
+
+@hookimpl
+def hrdd_gate_changed(transaction_id, reference, gate, previous_gate, reasons, screening, cause, connection,
+                      store):
+    """Queue the write-back of a deal whose gate a reviewer, a grievance or a rider changed.
+
+    In the transaction of the change; only for systems configured for write-back. The row carries no gate
+    of its own: the worker sends the deal's gate as it is when it delivers, so of several quick changes
+    the CRM ends with the last.
+    """
+    if not has_app_context() or not reference or not reference.get("system"):
+        return
+    # The record whose screening governs the deal (the order, not the quotation the deal is keyed on).
+    target = pipeline.record_of_screening(store, (screening or {}).get("id"), reference)
+    row = outbox.enqueue(connection, settings_for(current_app), **target,
+                         transaction_id=transaction_id, screening_id=(screening or {}).get("id"))
+    if row:
+        log.info("write-back %s queued for %s/%s/%s: gate %s -> %s (%s)", row, target["system"],
+                 target["object_type"], target["object_id"], previous_gate, gate, cause)
 
 
 # Built once: the gate is computed on every screening response, where building it costs more than running it.
@@ -169,4 +189,5 @@ def hrdd_startup(app):
     """Refuse to start on an unreadable adapter configuration or field map, naming the problem."""
     settings = settings_for(app)
     versions.check_settings(settings)
+    check_urls(settings)
     mapcheck.check_settings(settings, _resolver(app), app.config.get("HRDD_ADAPTERS_FILE"))

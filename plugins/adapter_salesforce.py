@@ -181,13 +181,14 @@ class SalesforceAdapter(WebhookAdapter):
         return super().canonical(event, settings)
 
     def _lines(self, soql: str, object_id: str, settings: dict) -> list[dict]:
-        base = str(settings.get("instance_url") or "").rstrip("/")
+        base = reveal(settings.get("instance_url")).strip().rstrip("/")
         if not base:
             raise EnrichmentError("line_item_queries needs instance_url")
         version = settings.get("api_version", "v61.0")
         query = soql.replace("{id}", object_id.replace("'", ""))
         answer = call("GET", f"{base}/services/data/{version}/query?q={quote(query)}",
-                      headers=tokens.headers(settings), timeout=float(settings.get("timeout", 10)))
+                      headers=tokens.headers(settings, where="adapters.salesforce"),
+                      timeout=float(settings.get("timeout", 10)), setting="adapters.salesforce.instance_url")
         # Relationship fields stay nested (Product2.Name is reached by the field map's dotted path).
         return answer.body.get("records", []) if isinstance(answer.body, dict) else []
 

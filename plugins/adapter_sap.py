@@ -150,13 +150,14 @@ class SapEventMeshAdapter(WebhookAdapter):
 
     def enrich(self, event: VendorEvent, settings: dict) -> tuple[dict, list[dict]]:
         """Read the document with items and partners from the S/4HANA OData API."""
-        base = str(settings.get("api_base_url") or "").rstrip("/")
+        base = reveal(settings.get("api_base_url")).strip().rstrip("/")
         if not base:
             raise EnrichmentError("api_base_url (the S/4HANA OData host) is not configured")
         _, _, path, expand = _object_of(event.kind)
         url = f"{base}/sap/opu/odata/sap/{path.format(id=event.object_id)}?$expand={expand}&$format=json"
-        headers = {**tokens.headers(settings), **_basic(settings)}
-        answer = call("GET", url, headers=headers, timeout=float(settings.get("timeout", 10))).body
+        headers = {**tokens.headers(settings, where="adapters.sap"), **_basic(settings)}
+        answer = call("GET", url, headers=headers, timeout=float(settings.get("timeout", 10)),
+                      setting="adapters.sap.api_base_url").body
         doc = answer.get("d") if isinstance(answer, dict) else None
         if not isinstance(doc, dict):
             raise EnrichmentError("the OData answer had no 'd' object")

@@ -104,8 +104,10 @@ def decide(case_id):
     if case is None:
         raise not_found("case", case_id)
     latest = svc.store.latest_screening(case["transaction_id"])
+    cause = cases.decision_cause(case_id, body.get("decision"))
     try:
-        with svc.store.begin() as conn:
+        # A decision that moves the deal's gate is written back to the CRM in the same transaction.
+        with svc.changing_gates([case["transaction_id"]], cause=cause) as conn:
             decision = cases.decide(conn, case_id, outcome=body.get("decision") or "",
                                     rationale=body.get("rationale") or "", conditions=body.get("conditions") or "",
                                     safeguards=safeguards, actor=actor(), screening=latest)

@@ -191,9 +191,10 @@ def detail(grievance_id):
     return jsonify(item)
 
 
-def _run(fn):
+def _run(fn, deals=(), cause: str = ""):
+    """Run ``fn(connection)`` in one transaction; ``deals`` whose gate it may move are written back if it does."""
     try:
-        with current_services().store.begin() as conn:
+        with current_services().changing_gates(deals, cause=cause) as conn:
             fn(conn)
     except grievances.GrievanceError as exc:
         raise validation_error({k: [v] for k, v in exc.errors.items()}, str(exc)) from exc
@@ -212,10 +213,14 @@ def triage(grievance_id):
     except ValidationError as exc:
         raise validation_error(exc.messages) from exc
     changes = {key: body[key] for key in ("status", "credible", "public_note", "country") if key in body}
+    proposed = None
     if "end_user" in body:
         end_user = body["end_user"] or {}
         changes.update(end_user_name=end_user.get("name"), end_user_country=end_user.get("country"))
-    _run(lambda conn: grievances.triage(conn, grievance_id, actor(), **changes))
+        proposed = grievances.proposed_key(end_user.get("name"), end_user.get("country"))
+    _run(lambda conn: grievances.triage(conn, grievance_id, actor(), **changes),
+         deals=lambda conn: grievances.deals_concerned(conn, grievance_id, (proposed,)),
+         cause=f"triage of grievance {grievance_id}")
     return detail(grievance_id)
 
 
@@ -249,7 +254,7 @@ def link(grievance_id):
         if grievances.get(conn, grievance_id) is None:
             raise LookupError(grievance_id)
         grievances.link_transaction(conn, grievance_id, txn_id, actor())
-    _run(do)
+    _run(do, deals=[txn_id], cause=f"grievance {grievance_id} linked to the deal")
     return detail(grievance_id)
 
 

@@ -16,8 +16,6 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from hrdd import openapi as oa
 from hrdd import rider_coverage as coverage
-from hrdd.adapters import outbox, pipeline
-from hrdd.adapters.config import settings_for
 from hrdd.adapters.tables import iso, new_id, now, rider_executions
 from hrdd.api.body import json_object
 from hrdd.auth import require_role
@@ -196,14 +194,11 @@ def rider_executed(transaction_id: str):
     record = {"id": new_id("rdx"), "transaction_id": transaction_id, "screening_id": basis,
               "executed_by": data["executed_by"].strip(), "executed_at": data["executed_at"],
               "document_ref": data["document_ref"], "recorded_by": g.principal["name"], "recorded_at": moment}
-    ref = services.store.get_transaction(transaction_id)["reference"]
-    latest = services.store.latest_screening(transaction_id)
-    # The record whose screening governs the deal (the order, not the quotation the deal is keyed on).
-    target = pipeline.record_of_screening(services.store, (latest or {}).get("id"), ref)
-    with services.store.begin() as conn:
+    # The gate may open: if it does, the CRM is told (hrdd_gate_changed), atomically with the record.
+    cause = f"contract rider recorded as executed ({record['id']})"
+    with services.changing_gates([transaction_id], cause=cause) as conn:
         conn.execute(rider_executions.insert().values(**record))
-        # The gate may have opened: tell the CRM, atomically with the record.
-        outbox.enqueue(conn, settings_for(current_app), **target, transaction_id=transaction_id)
+    latest = services.store.latest_screening(transaction_id)
     gate, reasons = services.gate_of(transaction_id, latest)
     response = jsonify({**_execution(record), "gate": gate, "hold_reasons": reasons})
     response.status_code = 201

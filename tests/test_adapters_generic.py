@@ -61,10 +61,17 @@ def test_bad_signature_is_401(client, case):
     assert client.post("/v1/hooks/generic", data=sent, headers=headers).status_code == 401
 
 
-def test_wrong_role_or_no_key_is_401(client, auth_headers):
+def test_no_key_is_401_and_a_key_of_another_role_403(app, client, auth_headers):
     body = fixture_bytes("generic/transaction.json")
     assert client.post("/v1/hooks/generic", data=body).status_code == 401
-    assert client.post("/v1/hooks/generic", data=body, headers=auth_headers("export")).status_code == 401
+    assert client.post("/v1/hooks/generic", data=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    for role in ("contracts", "export", "reviewer"):
+        r = client.post("/v1/hooks/generic", data=body, headers=auth_headers(role))
+        # As on every endpoint (README: 401 missing or invalid key, 403 wrong role), in the same words.
+        assert r.status_code == 403 and r.json["code"] == "forbidden"
+        assert r.json["message"] == f"Role {role!r} may not do this; it needs one of: admin, crm"
+    assert count_screenings(app) == 0
+    assert client.post("/v1/hooks/generic", data=body, headers=auth_headers("crm")).status_code == 201
 
 
 def test_batch(app, client, auth_headers):

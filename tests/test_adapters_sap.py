@@ -165,3 +165,75 @@ def test_order_entered_without_a_quotation_is_its_own_deal(app, client):
     outcome = r.json["results"][0]
     txn = app.extensions["hrdd"].store.get_screening(outcome["screening_id"])["transaction"]
     assert txn["reference"] == {"system": "sap", "object_type": "SalesOrder", "object_id": "4501"}
+
+
+def quotation(record):
+    number = record["path"].split("'")[1]
+    text = fixture_bytes("sap/a_salesorder.json").decode().replace("{id}", number)
+    return 200, json.loads(text.replace("SalesOrderItemText", "SalesQuotationItemText")
+                           .replace("A_SalesOrder", "A_SalesQuotation"))
+
+
+def sap_event(kind: str, number: str, event_id: str) -> bytes:
+    event = json.loads(fixture_bytes("sap/salesorder_created.json"))
+    event.update(id=event_id, type=f"sap.s4.beh.{kind.lower()}.v1.{kind}.Created.v1", data={kind: number})
+    return json.dumps(event).encode()
+
+
+def test_a_quotation_gate_goes_to_the_quotation_not_the_sales_order_with_its_number(app_config, fake_s4, tmp_path):
+    """sap.md §3 as written: quotation 20000012 and sales order 20000012 are two documents."""
+    from server import create_app
+    from tests.test_adapters_oauth import guide_yaml
+
+    quote_path = "/sap/opu/odata/sap/API_SALES_QUOTATION_SRV/A_SalesQuotation('20000012')"
+    order_path = "/sap/opu/odata/sap/API_SALES_ORDER_SRV/A_SalesOrder('20000012')"
+    fake_s4.routes.update({("GET", quote_path): quotation, ("PATCH", quote_path): (204, b""),
+                           ("GET", order_path): odata, ("PATCH", order_path): (204, b"")})
+    (tmp_path / "adapters.yaml").write_text(
+        guide_yaml("sap", "3.").replace("https://my123456-api.s4hana.cloud.sap", fake_s4.url), encoding="utf-8")
+    app_config.update(HRDD_ADAPTERS_FILE=str(tmp_path / "adapters.yaml"), SAP_COMM_BASIC="SFJERF9DT01NOnB3")
+    app = create_app(app_config)
+    client = app.test_client()
+    for body in (sap_event("SalesQuotation", "20000012", "q-1"), sap_event("SalesOrder", "20000012", "o-1")):
+        r = client.post("/v1/hooks/sap", data=body, headers=STRUCTURED)
+        assert r.status_code == 202 and r.json["results"][0]["status"] == "screened", r.json
+    screened = {d["object_type"]: d["screening_id"] for d in deliveries(app, "sap")}
+    from hrdd_plugins.adapter_runtime import run_once
+
+    with app.app_context():
+        assert run_once(app)["writeback"] == {"delivered": 2, "retrying": 0, "failed": 0}
+    patches = {q["path"]: json.loads(q["body"]) for q in fake_s4.requests if q["method"] == "PATCH"}
+    assert set(patches) == {quote_path, order_path}
+    assert patches[quote_path]["YY1_HRDD_Screening_SDH"] == screened["SalesQuotation"]
+    assert patches[order_path]["YY1_HRDD_Screening_SDH"] == screened["SalesOrder"]
+    csrf = [q for q in fake_s4.requests if q["headers"].get("x-csrf-token") == "fetch"]
+    assert {q["path"] for q in csrf} == {quote_path, order_path}
+    assert all(q["headers"]["authorization"] == "Basic SFJERF9DT01NOnB3" for q in csrf)
+
+
+def test_a_sales_order_url_is_never_used_for_a_quotation_and_urls_name_one_per_type(app_config, fake_s4):
+    from hrdd.adapters import outbox
+    from hrdd.adapters.config import settings_for
+    from server import create_app
+
+    order_url = fake_s4.url + "/sap/opu/odata/sap/API_SALES_ORDER_SRV/A_SalesOrder('{object_id}')"
+    app_config["HRDD_ADAPTERS"]["writeback"] = {"sap": {"url": order_url}}  # the guide's earlier set-up
+    app = create_app(app_config)
+    fake_s4.routes[("PATCH", "/sap/opu/odata/sap/API_SALES_ORDER_SRV/A_SalesOrder('20000012')")] = (204, b"")
+    fake_s4.routes[("PATCH", "/q/20000012")] = (204, b"")
+    services, settings = app.extensions["hrdd"], settings_for(app)
+    with app.app_context():
+        with services.store.begin() as conn:
+            for kind in ("SalesQuotation", "SalesOrder"):
+                outbox.enqueue(conn, settings, system="sap", object_type=kind, object_id="20000012", gate="hold",
+                               reason="test")
+        assert outbox.deliver_due(services, settings) == {"delivered": 1, "retrying": 0, "failed": 1}
+        failed = outbox.rows(services.store, "failed")[0]
+        assert failed["object_type"] == "SalesQuotation" and failed["attempts"] == 1
+        assert "writeback.sap.url is the URL of SalesOrder records" in failed["last_error"]
+        assert "writeback.sap.urls.SalesQuotation" in failed["last_error"]
+        assert [q["path"] for q in fake_s4.requests] == ["/sap/opu/odata/sap/API_SALES_ORDER_SRV/A_SalesOrder('20000012')"]
+        settings["writeback"]["sap"]["urls"] = {"SalesQuotation": fake_s4.url + "/q/{object_id}"}
+        assert outbox.retry(services.store, failed["id"])
+        assert outbox.deliver_due(services, settings) == {"delivered": 1, "retrying": 0, "failed": 0}
+    assert fake_s4.requests[-1]["path"] == "/q/20000012"

@@ -89,7 +89,7 @@ def test_startup_hook_can_refuse_broken_data(app_config, tmp_path):
 
 def test_core_calls_every_hook(app_config, transaction, monkeypatch):
     """hrdd_check, hrdd_safeguards, hrdd_answer_ids, hrdd_answers_on_record, hrdd_versions, hrdd_screening_stored,
-    hrdd_gate_factors, hrdd_render_document, hrdd_webhook_adapter, hrdd_register_routes, hrdd_startup,
+    hrdd_gate_factors, hrdd_gate_changed, hrdd_render_document, hrdd_webhook_adapter, hrdd_register_routes, hrdd_startup,
     hrdd_data_sources, hrdd_register_commands and hrdd_warm_up are each called where hookspecs.py says."""
     import sys
 
@@ -113,6 +113,13 @@ def test_core_calls_every_hook(app_config, transaction, monkeypatch):
     assert quote["versions"]["data"]["recorder"] == "1"
     stored = [c for c in calls if c[0] == "hrdd_screening_stored"]
     assert stored[-1][1] == {"id": quote["id"], "in_transaction": True}
+    # A reviewer's approval moves the quote's gate from hold to release without a new screening.
+    case = client.get("/v1/cases", headers=h).json["cases"][0]
+    assert client.post(f"/v1/cases/{case['id']}/decision", headers=h, json={
+        "decision": "approve", "rationale": "Access control at ministry buildings only"}).status_code == 201
+    assert [c for c in calls if c[0] == "hrdd_gate_changed"] == [("hrdd_gate_changed", {
+        "transaction_id": quote["transaction_id"], "gate": "release", "previous_gate": "hold",
+        "in_transaction": True})]
     transaction["stage"] = "order"
     order = client.post("/v1/screenings", json=transaction, headers=h).json
     assert order["gate"] == "hold" and "recorder: rider not executed" in order["hold_reasons"]
@@ -143,7 +150,7 @@ def test_core_calls_every_hook(app_config, transaction, monkeypatch):
     # Warmed up once, before serving begins.
     assert [c[0] for c in calls if c[0] in ("hrdd_warm_up", "served")] == ["hrdd_warm_up", "served"]
     assert {"hrdd_check", "hrdd_safeguards", "hrdd_answer_ids", "hrdd_versions", "hrdd_screening_stored",
-            "hrdd_gate_factors", "hrdd_answers_on_record",
+            "hrdd_gate_factors", "hrdd_gate_changed", "hrdd_answers_on_record",
             "hrdd_render_document", "hrdd_webhook_adapter", "hrdd_data_sources", "hrdd_register_commands",
             "hrdd_warm_up"} <= seen()
     cli.commands.pop("recorder-hello", None)

@@ -10,7 +10,15 @@ from typing import Any
 
 import yaml
 
-SECRET_WORDS = ("secret", "token", "password", "key", "authorization", "credential")
+SECRET_WORDS = ("secret", "token", "password", "passwd", "key", "authorization", "credential", "cookie")
+# The last word of a setting's name that says it names where or who, not a credential: ``token_url``,
+# ``client_id``, ``auth_header`` (a header's name) are sent or shown as they are, never masked.
+NOT_SECRET_ENDINGS = ("url", "urls", "uri", "endpoint", "host", "id", "ids", "name", "header", "type", "path",
+                      "file")
+# Sections whose keys are vendor field names, object types or templates, not settings: never masked.
+DATA_SECTIONS = ("field_maps", "body", "line_item_queries", "entity_sets", "urls", "modified_fields",
+                 "watched_properties")
+_WORD_EDGE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)\}")
 ADAPTER_ENV = "HRDD_ADAPTER_"
 WRITEBACK_ENV = "HRDD_WRITEBACK_"
@@ -39,8 +47,15 @@ class ConfigError(ValueError):
 
 
 def is_secret_name(name: str) -> bool:
-    """True for setting names that hold credentials (client_secret, token, api_key, ...)."""
-    lowered = name.lower()
+    """True for setting names that hold credentials (client_secret, token, api_key, Authorization, ...).
+
+    A name with a secret word whose last word says it is a place or an identity (``token_url``,
+    ``client_id``, ``key_id``, ``auth_header``) is not a credential: its value is used as it is.
+    """
+    words = [w for w in re.split(r"[^a-z0-9]+", _WORD_EDGE.sub("_", str(name)).lower()) if w]
+    if not words or words[-1] in NOT_SECRET_ENDINGS:
+        return False
+    lowered = "_".join(words)
     return any(word in lowered for word in SECRET_WORDS)
 
 
@@ -67,13 +82,36 @@ def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
 
 
 def _protect(value: Any, name: str = "") -> Any:
+    """Wrap the values of credential settings in ``Secret``; everything else (URLs, ids) stays as it is."""
     if isinstance(value, dict):
-        return {k: _protect(v, str(k)) for k, v in value.items()}
+        return {k: v if str(k) in DATA_SECTIONS else _protect(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_protect(v, name) for v in value]
     if isinstance(value, str) and is_secret_name(name):
         return Secret(value)
     return value
+
+
+def url_problem(value: Any) -> str | None:
+    """Why a URL setting cannot be called (without showing it if it is a Secret), or None when it can."""
+    if isinstance(value, Secret):
+        return "is stored as a secret (***), not as a URL"
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return "is not set"
+    if not text.lower().startswith(("http://", "https://")):
+        return f"is not an http(s) URL: {shown_url(text)!r}"
+    return None
+
+
+def shown_url(url: str) -> str:
+    """A URL as it may be printed: without its query string or user:password (either may hold credentials)."""
+    text = str(url).split("?", 1)[0].split("#", 1)[0]
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        host, slash, path = rest.partition("/")
+        text = f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
+    return text
 
 
 def _merge(base: dict, extra: Mapping) -> dict:
@@ -136,6 +174,35 @@ def load_settings(app_config: Mapping[str, Any]) -> dict[str, Any]:
     settings["adapters"] = _merge(settings["adapters"], _from_env(app_config, ADAPTER_ENV))
     settings["writeback"] = _merge(settings["writeback"], _from_env(app_config, WRITEBACK_ENV))
     return _protect(settings)
+
+
+def _url_settings(section: str, value: Any, where: str):
+    """(setting path, value) of every URL setting below ``where``: names ending in url, and ``urls.*``."""
+    if not isinstance(value, Mapping):
+        return
+    for key, item in value.items():
+        path = f"{where}.{key}"
+        if key == "urls" and isinstance(item, Mapping):
+            yield from ((f"{path}.{k}", v) for k, v in item.items())
+        elif key in DATA_SECTIONS or key == "headers":
+            continue
+        elif isinstance(item, Mapping):
+            yield from _url_settings(section, item, path)
+        elif str(key).lower().endswith("url"):
+            yield path, item
+
+
+def check_urls(settings: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the first URL setting that is not an http(s) URL (``{...}`` templates pass)."""
+    for section in ("adapters", "writeback"):
+        for name, mine in (settings.get(section) or {}).items():
+            for path, value in _url_settings(section, mine, f"{section}.{name}"):
+                if value is None or (isinstance(value, str) and not isinstance(value, Secret)
+                                     and (not value.strip() or value.strip().startswith("{"))):
+                    continue  # not set (each use says so, naming it), or a template filled in when sending
+                problem = url_problem(value)
+                if problem:
+                    raise ConfigError(f"{path} {problem}")
 
 
 def adapter_settings(settings: Mapping[str, Any], vendor: str) -> dict[str, Any]:

@@ -30,10 +30,18 @@ class HttpResponse:
 
 
 def call(method: str, url: str, *, headers: dict[str, str] | None = None, json_body: Any = None,
-         data: bytes | None = None, timeout: float = 10.0) -> HttpResponse:
-    """Send one request; return the 2xx answer (JSON decoded when it is JSON) or raise HttpError."""
-    if not url.lower().startswith(("http://", "https://")):
-        raise HttpError(f"refusing to call non-HTTP URL {url!r}", retryable=False)
+         data: bytes | None = None, timeout: float = 10.0, setting: str | None = None) -> HttpResponse:
+    """Send one request; return the 2xx answer (JSON decoded when it is JSON) or raise HttpError.
+
+    ``setting`` names the configuration the URL comes from (``writeback.salesforce.oauth.token_url``),
+    so a URL that cannot be called is reported by the setting to fix.
+    """
+    from hrdd.adapters.config import url_problem
+
+    problem = url_problem(url)
+    if problem:
+        where = setting or "the URL"
+        raise HttpError(f"refusing to call {method.upper()} {where}: it {problem}", retryable=False)
     request_headers = {"Accept": "application/json", **(headers or {})}
     if json_body is not None:
         data = json.dumps(json_body).encode()
@@ -63,8 +71,10 @@ def call(method: str, url: str, *, headers: dict[str, str] | None = None, json_b
 
 
 def _safe(url: str) -> str:
-    """The URL without its query string, which may carry credentials (e.g. ``code=``)."""
-    return url.split("?", 1)[0]
+    """The URL without its query string or user:password, which may carry credentials (e.g. ``code=``)."""
+    from hrdd.adapters.config import shown_url
+
+    return shown_url(url)
 
 
 class TokenSource:
@@ -77,8 +87,11 @@ class TokenSource:
     def __init__(self):
         self._cache: dict[str, tuple[str, float]] = {}
 
-    def headers(self, settings: dict, *, timeout: float = 10.0) -> dict[str, str]:
-        """The Authorization header for these settings (empty when none is configured)."""
+    def headers(self, settings: dict, *, timeout: float = 10.0, where: str = "") -> dict[str, str]:
+        """The Authorization header for these settings (empty when none is configured).
+
+        ``where`` is the settings' place in the configuration (``writeback.salesforce``), named in errors.
+        """
         from hrdd.adapters.config import reveal
 
         if settings.get("access_token"):
@@ -89,18 +102,33 @@ class TokenSource:
         import time
         from urllib.parse import urlencode
 
-        key = f"{oauth.get('token_url')}|{oauth.get('client_id')}|{oauth.get('scope')}"
+        prefix = f"{where}.oauth" if where else "oauth"
+        if not isinstance(oauth, dict):
+            raise HttpError(f"{prefix} must be a mapping with token_url, client_id and client_secret",
+                            retryable=False)
+        missing = [k for k in ("token_url", "client_id", "client_secret") if not reveal(oauth.get(k)).strip()]
+        if missing:
+            raise HttpError(f"{prefix}: {', '.join(missing)} not set", retryable=False)
+        token_url, client_id = reveal(oauth["token_url"]).strip(), reveal(oauth["client_id"]).strip()
+        scope = reveal(oauth.get("scope")).strip()
+        key = f"{token_url}|{client_id}|{scope}"
         token, expires = self._cache.get(key, ("", 0.0))
         if token and time.monotonic() < expires:
             return {"Authorization": f"Bearer {token}"}
-        form = {"grant_type": "client_credentials", "client_id": reveal(oauth.get("client_id")),
+        form = {"grant_type": "client_credentials", "client_id": client_id,
                 "client_secret": reveal(oauth.get("client_secret"))}
-        if oauth.get("scope"):
-            form["scope"] = oauth["scope"]
-        answer = call("POST", str(oauth.get("token_url", "")), data=urlencode(form).encode(), timeout=timeout,
-                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+        if scope:
+            form["scope"] = scope
+        try:
+            answer = call("POST", token_url, data=urlencode(form).encode(), timeout=timeout,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"},
+                          setting=f"{prefix}.token_url")
+        except HttpError as exc:
+            message = str(exc) if str(exc).startswith("refusing") else f"OAuth token request ({prefix}) failed: {exc}"
+            raise HttpError(message, exc.status, exc.retryable) from None
         if not isinstance(answer.body, dict) or not answer.body.get("access_token"):
-            raise HttpError("the OAuth token endpoint answered without an access_token", answer.status)
+            raise HttpError(f"the OAuth token endpoint ({prefix}.token_url) answered without an access_token",
+                            answer.status)
         token = answer.body["access_token"]
         lifetime = float(answer.body.get("expires_in") or 3600)
         self._cache[key] = (token, time.monotonic() + max(lifetime - 60, 30))

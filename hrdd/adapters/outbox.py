@@ -11,9 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from hrdd.adapters import signatures
-from hrdd.adapters.config import reveal
+from hrdd.adapters.config import reveal, shown_url
 from hrdd.adapters.http import HttpError, call, tokens
 from hrdd.adapters.tables import aware, iso, new_id, now, outbox
+from hrdd.gate import conditions_in_words
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,17 @@ DEFAULT_BODIES: dict[str, Any] = {
 GENERIC_BODY = {"reference": {"system": "{system}", "object_type": "{object_type}", "object_id": "{object_id}"},
                 "gate": "{gate}", "decision": "{decision}", "reason": "{reason}", "stage": "{stage}",
                 "screening_id": "{screening_id}", "transaction_id": "{transaction_id}",
-                "risk_score": "{risk_score|int}", "red_flags": "{flags}"}
+                "risk_score": "{risk_score|int}", "red_flags": "{flags}", "conditions": "{conditions}"}
 DEFAULT_METHOD = {"odoo": "POST"}
+# Where each object type of a system lives in its API, below the write-back's ``base_url``: a quotation's
+# gate goes to the quotation, never to the sales order that happens to have the same number.
+ENTITY_PATHS: dict[str, dict[str, str]] = {
+    "sap": {"SalesOrder": "/sap/opu/odata/sap/API_SALES_ORDER_SRV/A_SalesOrder('{object_id}')",
+            "SalesQuotation": "/sap/opu/odata/sap/API_SALES_QUOTATION_SRV/A_SalesQuotation('{object_id}')"},
+    "dynamics": {"opportunity": "/api/data/v9.2/opportunities({object_id})",
+                 "quote": "/api/data/v9.2/quotes({object_id})",
+                 "salesorder": "/api/data/v9.2/salesorders({object_id})"},
+}
 _PLACEHOLDER = re.compile(r"\{([a-z_.]+)(\|int)?\}")
 
 
@@ -149,22 +159,41 @@ def deliver_due(services, settings: dict, *, moment=None, limit: int = 50) -> di
     return counts
 
 
+# "(POST /v1/transactions/…/rider-executed)": how an API client clears a hold, not for the CRM's users.
+_API_HINT = re.compile(r"\s*\((?:GET|POST|PUT|PATCH|DELETE) /v1/[^)]*\)")
+
+
+def plain(reason: str) -> str:
+    """A gate reason as the CRM's users read it: without the API calls the API's hold_reasons name."""
+    return _API_HINT.sub("", reason)
+
+
 def state_of(services, row) -> dict[str, Any]:
-    """What to tell the CRM now: the transaction's effective gate, or the row's explicit hold."""
+    """What to tell the CRM now: the transaction's effective gate, or the row's explicit hold.
+
+    ``reason`` says why in plain words; for ``release_with_conditions`` it ends with the conditions
+    (also alone in ``conditions``): the rider to sign, the checklist to complete, a reviewer's conditions.
+    """
     state = {"system": row.system, "object_type": row.object_type, "object_id": row.object_id,
              "transaction_id": row.transaction_id or "", "screening_id": row.screening_id or "",
              "gate": row.gate or "", "decision": "", "reason": row.reason or "", "stage": "",
-             "risk_score": 0, "risk_level": "", "flags": ""}
+             "risk_score": 0, "risk_level": "", "flags": "", "conditions": ""}
     if row.transaction_id and not row.gate:
         latest = services.store.latest_screening(row.transaction_id)
         if latest is not None:
-            gate, reasons = services.gate_of(row.transaction_id, latest)
+            gate, reasons, factors = services.gate_details(row.transaction_id, latest)
+            questions = services.policy.section("conditions").get("checklist_questions", ())
+            conditions = conditions_in_words(latest, gate, factors, questions)
             flags = [f["id"] for f in latest.get("red_flags", [])]
+            said = [plain(r) for r in reasons]
+            if gate == "release_with_conditions" and conditions:
+                said.append("released on conditions: " + "; ".join(conditions))
             state.update(gate=gate, decision=latest["decision"], screening_id=latest["id"],
                          stage=latest["stage"], risk_score=latest["risk"]["score"],
                          risk_level=latest["risk"]["level"], flags=", ".join(flags),
-                         reason="; ".join(reasons) or (f"red flags: {', '.join(flags)}" if flags else
-                                                       "no red flags"))
+                         conditions="; ".join(conditions),
+                         reason="; ".join(said) or (f"red flags: {', '.join(flags)}" if flags else
+                                                    "no red flags"))
     return state
 
 
@@ -204,17 +233,55 @@ def signatures_secret(name: str) -> bool:
     return is_secret_name(name)
 
 
+def _entity_marker(path: str) -> str:
+    # ".../A_SalesOrder('{object_id}')" -> "/a_salesorder(", as it appears in a URL naming that entity.
+    return "/" + path.rsplit("/", 1)[-1].split("(", 1)[0].lower() + "("
+
+
+def url_template(config: dict, system: str, object_type: str) -> tuple[str, str]:
+    """The URL template for one record of a system, and the setting it comes from.
+
+    ``urls.<object type>`` first, then ``base_url`` with the system's path for that object type
+    (``ENTITY_PATHS``), then ``url``. A ``url`` that names another object type's entity (an SAP sales
+    order's URL for a quotation) is refused: the write-back would change another record.
+    """
+    where = f"writeback.{system}"
+    urls = config.get("urls") or {}
+    if not isinstance(urls, dict):
+        raise HttpError(f"{where}.urls must map object types to URLs", retryable=False)
+    if urls.get(object_type):
+        return reveal(urls[object_type]), f"{where}.urls.{object_type}"
+    paths = ENTITY_PATHS.get(str(config.get("kind") or system), {})
+    if config.get("base_url") and object_type in paths:
+        return reveal(config["base_url"]).rstrip("/") + paths[object_type], f"{where}.base_url"
+    url = reveal(config.get("url")).strip()
+    if not url:
+        raise HttpError(f"no write-back URL for {object_type} records of {system!r}: set {where}.url"
+                        + (f", {where}.base_url" if object_type in paths else "")
+                        + f" or {where}.urls.{object_type}", retryable=False)
+    lowered = url.lower()
+    others = [t for t, path in paths.items() if t != object_type and _entity_marker(path) in lowered]
+    own = paths.get(object_type)
+    if others and not (own and _entity_marker(own) in lowered):
+        raise HttpError(f"{where}.url is the URL of {others[0]} records, and this is a {object_type}: set "
+                        f"{where}.urls.{object_type}" + (f" or {where}.base_url" if own else "")
+                        + " so its gate is not written to another record", retryable=False)
+    return url, f"{where}.url"
+
+
 def send(services, settings: dict, row, *, timeout: float) -> dict[str, Any]:
     """Render and send one write-back; returns the record of what was sent (secrets masked)."""
     config = (settings.get("writeback") or {}).get(row.system)
-    if not config or not config.get("url"):
-        raise HttpError(f"no write-back URL is configured for system {row.system!r}", retryable=False)
+    if not config:
+        raise HttpError(f"no write-back is configured for system {row.system!r} (writeback.{row.system})",
+                        retryable=False)
+    template_url, setting = url_template(config, row.system, row.object_type)
     state = state_of(services, row)
     template = config.get("body") or DEFAULT_BODIES.get(config.get("kind", row.system), GENERIC_BODY)
-    url = render(str(config["url"]), state, config)
+    url = render(template_url, state, config)
     body = render(template, state, config)
     headers = {"Content-Type": "application/json"}
-    headers.update(tokens.headers(config, timeout=timeout))
+    headers.update(tokens.headers(config, timeout=timeout, where=f"writeback.{row.system}"))
     for name, value in (config.get("headers") or {}).items():
         headers[name] = reveal(value)
     payload = json.dumps(body).encode()
@@ -222,19 +289,19 @@ def send(services, settings: dict, row, *, timeout: float) -> dict[str, Any]:
         headers["X-HRDD-Signature"] = "sha256=" + signatures.hmac_sha256_hex(config["signing_secret"], payload)
     method = str(config.get("method") or DEFAULT_METHOD.get(config.get("kind", row.system), "PATCH")).upper()
     if config.get("csrf"):
-        headers.update(_sap_csrf(url, headers, timeout))
-    answer = call(method, url, headers=headers, data=payload, timeout=timeout)
+        headers.update(_sap_csrf(url, headers, timeout, setting))
+    answer = call(method, url, headers=headers, data=payload, timeout=timeout, setting=setting)
     if isinstance(answer.body, dict) and answer.body.get("error") and "jsonrpc" in answer.body:
         # JSON-RPC (Odoo) reports failures inside a 200 answer.
         message = str((answer.body["error"].get("data") or {}).get("message") or answer.body["error"])[:300]
-        raise HttpError(f"{method} {url.split('?', 1)[0]} answered a JSON-RPC error: {message}", answer.status)
-    return {"method": method, "url": url.split("?", 1)[0], "status": answer.status,
+        raise HttpError(f"{method} {shown_url(url)} answered a JSON-RPC error: {message}", answer.status)
+    return {"method": method, "url": shown_url(url), "status": answer.status,
             "gate": state["gate"], "body": render(template, state, config, mask=True), "at": iso(now())}
 
 
-def _sap_csrf(url: str, headers: dict[str, str], timeout: float) -> dict[str, str]:
+def _sap_csrf(url: str, headers: dict[str, str], timeout: float, setting: str) -> dict[str, str]:
     # SAP Gateway (OData v2) rejects changes without a CSRF token fetched in the same session.
-    answer = call("GET", url, headers={**headers, "x-csrf-token": "fetch"}, timeout=timeout)
+    answer = call("GET", url, headers={**headers, "x-csrf-token": "fetch"}, timeout=timeout, setting=setting)
     token = answer.headers.get("x-csrf-token")
     if not token:
         raise HttpError("SAP did not hand out an x-csrf-token", answer.status)

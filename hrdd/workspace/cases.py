@@ -237,6 +237,12 @@ def decisions_for_transaction(conn, transaction_id: str) -> list[dict]:
     return [_decision_row(r) for r in conn.execute(_DECISIONS, {"txn": transaction_id})]
 
 
+def decision_cause(case_id: str, outcome) -> str:
+    """What a reviewer's decision changed, in words, for ``Services.changing_gates``."""
+    label = OUTCOME_LABELS.get(outcome, "a decision") if isinstance(outcome, str) else "a decision"
+    return f"reviewer decision on case {case_id}: {label.lower()}"
+
+
 def decide(conn, case_id: str, *, outcome: str, rationale: str, actor: str, screening: dict,
            conditions: str = "", safeguards: list[str] | None = None) -> dict:
     """Record a reviewer's decision on a case (never edited later; a new decision supersedes it).

@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select, update
 from hrdd import audit
 from hrdd.reference.countries import shipped_codes
 from hrdd.reference.country_locales import code_for_translated_name
+from hrdd.tables import screenings
 from hrdd.workspace.tables import grievance_actions, grievance_links, grievances
 from hrdd.workspace.util import end_user_key, new_id, now_iso
 
@@ -252,6 +253,50 @@ def triage(conn, grievance_id: str, actor: str, *, status=KEEP, credible=KEEP, e
                  {"status": after["status"], "credible": after["credible"], "end_user": after["end_user_key"],
                   "public_note": after["public_note"], "country": after["country"],
                   "changed": sorted(k for k in values if k != "closed_at" or values[k] != before["closed_at"])})
+
+
+def proposed_key(end_user_name: str | None, end_user_country: str | None) -> str | None:
+    """The end-user key a triage with this name and country would record, or None (none, or invalid)."""
+    if not end_user_name or not end_user_name.strip():
+        return None
+    try:
+        country = normalise_country(end_user_country)
+    except ValueError:
+        return None
+    return end_user_key(end_user_name, country) if country else None
+
+
+def deals_concerned(conn, grievance_id: str, also_keys: tuple[str | None, ...] = ()) -> set[str]:
+    """The stored deals whose gate this grievance can hold: those linked to it, and those whose newest
+    screening names its end-user (the one on record, and ``also_keys``, e.g. one a triage is about to set).
+    """
+    row = conn.execute(select(grievances.c.end_user_key).where(grievances.c.id == grievance_id)).first()
+    if row is None:
+        return set()
+    found = {r.transaction_id for r in conn.execute(
+        select(grievance_links.c.transaction_id).where(grievance_links.c.grievance_id == grievance_id))}
+    keys = {k for k in (row.end_user_key, *also_keys) if k}
+    for key in keys:
+        found |= deals_of_end_user(conn, key)
+    return found
+
+
+def deals_of_end_user(conn, key: str) -> set[str]:
+    """The stored deals whose newest screening's end-user has this key (``end_user_key``)."""
+    country = key.rpartition("|")[2]
+    if not country:
+        return set()
+    newest = func.row_number().over(partition_by=screenings.c.transaction_id,
+                                    order_by=(screenings.c.created_at.desc(), screenings.c.id.desc()))
+    in_country = select(screenings.c.transaction_id).where(screenings.c.end_user_country == country)
+    ranked = (select(screenings.c.transaction_id, screenings.c.result, newest.label("newest"))
+              .where(screenings.c.transaction_id.in_(in_country)).subquery())
+    found = set()
+    for row in conn.execute(select(ranked.c.transaction_id, ranked.c.result).where(ranked.c.newest == 1)):
+        end_user = ((row.result or {}).get("transaction") or {}).get("end_user") or {}
+        if end_user.get("name") and end_user_key(str(end_user["name"]), end_user.get("country")) == key:
+            found.add(row.transaction_id)
+    return found
 
 
 def link_transaction(conn, grievance_id: str, transaction_id: str, actor: str) -> None:

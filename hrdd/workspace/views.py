@@ -123,7 +123,8 @@ def decide(case_id: str):
     if latest is None:
         abort(409)
     try:
-        with svc.store.begin() as conn:
+        with svc.changing_gates([case["transaction_id"]],
+                                cause=cases.decision_cause(case_id, request.form.get("decision"))) as conn:
             cases.decide(conn, case_id, outcome=request.form.get("decision", ""),
                          rationale=request.form.get("rationale", ""), conditions=request.form.get("conditions", ""),
                          safeguards=request.form.getlist("safeguards"), actor=actor(), screening=latest)

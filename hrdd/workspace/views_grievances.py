@@ -147,8 +147,12 @@ def _triage_changes(form) -> dict:
 @security.login_required("reviewer")
 def save_triage(grievance_id: str):
     """Save status, credibility, the end-user concerned and the note the reporter sees."""
+    name, country = request.form.get("end_user_name"), request.form.get("end_user_country")
     try:
-        with current_services().store.begin() as conn:
+        # A grievance found credible (or no longer, or closed) moves the gates of its end-user's deals.
+        with current_services().changing_gates(
+                lambda conn: grievances.deals_concerned(conn, grievance_id, (grievances.proposed_key(name, country),)),
+                cause=f"triage of grievance {grievance_id}") as conn:
             grievances.triage(conn, grievance_id, actor(), **_triage_changes(request.form))
     except grievances.GrievanceError as exc:
         return _show(grievance_id, exc.errors, 422)
@@ -166,7 +170,7 @@ def link(grievance_id: str):
     txn_id = request.form.get("transaction_id", "").strip()
     if not txn_id or svc.store.get_transaction(txn_id) is None:
         return _show(grievance_id, {"transaction_id": f"no transaction {txn_id!r} is stored"}, 422)
-    with svc.store.begin() as conn:
+    with svc.changing_gates([txn_id], cause=f"grievance {grievance_id} linked to the deal") as conn:
         if grievances.get(conn, grievance_id) is None:
             abort(404)
         grievances.link_transaction(conn, grievance_id, txn_id, actor())
