@@ -292,7 +292,10 @@ class Services:
         deal has reached, answers with that gate and says which screening governs it and why.
         """
         with self.store.read_scope():
-            latest = self.store.latest_screening(screening["transaction_id"]) or screening
+            governing = self.store.governing_screening_id(screening["transaction_id"])
+            # Nearly always the screening itself (just stored, or read back as the newest): no second read.
+            latest = screening if governing in (None, screening["id"]) else (
+                self.store.get_screening(governing) or screening)
             gate, reasons = self.gate_of(screening["transaction_id"], latest)
         current = {**screening, "engine_gate": screening["gate"], "gate": gate, "hold_reasons": reasons}
         if latest["id"] != screening["id"]:

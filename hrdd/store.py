@@ -406,11 +406,19 @@ class Store:
             return conn.execute(self._stmt_latest_before, {"txn": transaction_id, "sid": screening_id,
                                                            "stage": stage}).scalar()
 
+    def governing_screening_id(self, transaction_id: str) -> str | None:
+        """The id of the screening that governs a transaction's gate (``latest_screening``), None without one."""
+        with self.reading() as conn:
+            newest = conn.execute(_NEWEST_PER_STAGE, {"txn": transaction_id}).all()
+        if not newest:
+            return None
+        return max(newest, key=lambda r: (STAGE_RANK.get(r.stage, 0), r.created_at, r.id)).id
+
     def latest_screening(self, transaction_id: str) -> dict | None:
         """The screening that governs a transaction's gate: the newest at the most advanced stage it reached."""
         with self.reading() as conn:
-            return conn.execute(sa.select(screenings.c.result).where(screenings.c.transaction_id == transaction_id)
-                                .order_by(*governing_order()).limit(1)).scalar()
+            governing = self.governing_screening_id(transaction_id)
+            return conn.execute(_RESULT_BY_ID, {"sid": governing}).scalar() if governing else None
 
     def get_transaction(self, transaction_id: str) -> dict | None:
         """A transaction record: reference and timestamps (screenings via screenings_of)."""
@@ -493,6 +501,16 @@ class Store:
 
 # Per migrations directory: its files change only with a new release (reading them takes ~50 ms).
 _SCRIPT_REVISIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+# Built once (on every new screening's answer): each stage's newest screening of a deal, one index seek each
+# (ix_screenings_transaction_stage_created), instead of ordering every screening the deal has by stage rank.
+_NEWEST_PER_STAGE = sa.union_all(*(
+    sa.select(sa.select(screenings.c.id, screenings.c.stage, screenings.c.created_at)
+              .where(screenings.c.transaction_id == sa.bindparam("txn"), screenings.c.stage == stage)
+              .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1).subquery())
+    for stage in STAGE_RANK))
+_RESULT_BY_ID = sa.select(screenings.c.result).where(screenings.c.id == sa.bindparam("sid"))
 
 
 def governing_order() -> tuple:

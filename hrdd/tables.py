@@ -49,4 +49,6 @@ screenings = sa.Table(
     # The request's distinct capability ids (hrdd.store.request_capabilities), so the dashboard and the
     # transparency report count them in SQL without reading requests; NULL on rows an older hrdd wrote.
     sa.Column("capabilities", sa.Text),
+    # A deal's governing screening: the newest at each stage, one seek each (hrdd.store.latest_screening).
+    sa.Index("ix_screenings_transaction_stage_created", "transaction_id", "stage", "created_at"),
 )

@@ -513,7 +513,7 @@ def test_every_json_endpoint_answers_415_for_another_content_type_and_400_for_ba
 
 @pytest.mark.parametrize("path, query, accepted", [
     ("/v1/cases", "stauts=all", "age, capability, country, limit, offset, status"),
-    ("/v1/grievances", "satus=all", "status"),
+    ("/v1/grievances", "satus=all", "limit, offset, status"),
     ("/v1/parties/false-positives", "name=Nile", "party"),
     ("/v1/transactions/{txn}", "limt=5", "limit, offset"),
 ])

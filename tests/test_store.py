@@ -75,7 +75,7 @@ def test_upgrade_drops_the_unread_screening_indexes_and_keeps_screenings(app, au
     assert {("transaction_id",), _CREATED_AT_INDEX[store.dialect]} <= indexed
     assert store.get_screening(sid)["id"] == sid
     status = store.schema_status()
-    assert status["problem"] is None and "0003_screening_capabilities" in status["recorded"]
+    assert status["problem"] is None and "0004_screening_stage_index" in status["recorded"]
 
 
 def test_upgrade_fills_in_the_capabilities_of_existing_screenings_and_downgrade_drops_them(app, auth_headers,
