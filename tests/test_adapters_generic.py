@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.adapter_support import count_screenings, fixture_bytes, fixture_json
+from tests.test_order_gate import BERGEN
 
 SECRET = "netsuite-signing-secret"
 
@@ -216,17 +217,8 @@ def test_without_a_key_a_deal_changed_back_is_screened_again(app, client, auth_h
     assert count_screenings(app) == 3
 
 
-NS_DEAL = {
-    "reference": {"system": "netsuite", "object_type": "transaction", "object_id": "NS-NO-9"},
-    "stage": "quote",
-    "end_user": {"name": "Port Authority of Bergen", "country": "NO", "type": "government",
-                 "sector": "civil_administration"},
-    "parties": [{"role": "integrator", "name": "Vestland Systems", "country": "NO"}],
-    "items": [{"sku": "CAM-4K", "name": "HarbourCam 4K", "capabilities": ["recording_devices"]}],
-    "deployment_countries": ["NO"],
-    "answers": {"past_misuse": "no", "exports_to_abusers": "no", "end_user_disclosed": "yes",
-                "accepts_safeguards": "yes"},
-}
+# The order gate tests' Bergen deal, as NetSuite sends it through the generic adapter.
+NS_DEAL = {**BERGEN, "reference": {"system": "netsuite", "object_type": "transaction", "object_id": "NS-NO-9"}}
 
 
 def test_a_quote_arriving_after_the_order_does_not_lift_the_orders_hold(app, client, auth_headers):

@@ -5,10 +5,9 @@ from __future__ import annotations
 from rapidfuzz import fuzz
 from sqlalchemy import select
 
-from hrdd.parties.normalize import default_normaliser
 from hrdd.workspace.grievances import CLOSED
 from hrdd.workspace.tables import grievances
-from hrdd.workspace.util import PARENTHESES, end_user_key
+from hrdd.workspace.util import end_user_key, end_user_normal
 
 _OPEN_CREDIBLE_ABOUT_END_USERS = select(
     grievances.c.id, grievances.c.received_at, grievances.c.status, grievances.c.end_user_key,
@@ -18,8 +17,7 @@ _OPEN_CREDIBLE_ABOUT_END_USERS = select(
 
 def end_user_words(name: str) -> str:
     """The identifying words of an end-user's name, spaced (the words ``end_user_key`` joins)."""
-    bare = PARENTHESES.sub(" ", name)
-    normal = default_normaliser().normalise(bare if bare.strip() else name)
+    normal = end_user_normal(name)
     return " ".join(normal.tokens) or normal.native or " ".join(name.split()).lower()
 
 

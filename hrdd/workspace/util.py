@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from hrdd.audit import now_iso
 from hrdd.parties.normalize import Normaliser, default_normaliser
 
-__all__ = ["new_id", "now_iso", "end_user_key", "keyed_facts", "days_ago_iso", "parse_iso"]
+__all__ = ["new_id", "now_iso", "end_user_key", "end_user_normal", "keyed_facts", "days_ago_iso", "parse_iso"]
 
-PARENTHESES = re.compile(r"\([^()]*\)")  # "(DPS)": an acronym in brackets is not part of the name
+_PARENTHESES = re.compile(r"\([^()]*\)")  # "(DPS)": an acronym in brackets is not part of the name
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as ULIDs use
 
 
@@ -26,6 +26,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{''.join(reversed(chars))}"
 
 
+def end_user_normal(name: str, normaliser: Normaliser | None = None):
+    """An end-user's name normalised as its key is made: an acronym in brackets ("(DPS)") left out."""
+    bare = _PARENTHESES.sub(" ", name)
+    return (normaliser or default_normaliser()).normalise(bare if bare.strip() else name)
+
+
 def end_user_key(name: str, country: str | None, normaliser: Normaliser | None = None) -> str:
     """The key that identifies an end-user across deals: its identifying words and its country.
 
@@ -36,8 +42,7 @@ def end_user_key(name: str, country: str | None, normaliser: Normaliser | None =
     ``checklist_uploads.end_user_key`` (see 0705_upload_end_users and 0707_homoglyph_end_user_keys), or
     uploaded answers stop being found. A migration passes ``normaliser`` to compute the keys it replaces.
     """
-    bare = PARENTHESES.sub(" ", name)
-    normal = (normaliser or default_normaliser()).normalise(bare if bare.strip() else name)
+    normal = end_user_normal(name, normaliser)
     ident = normal.compact or normal.native or " ".join(name.split()).lower()
     return f"{ident}|{(country or '').upper()}"
 
