@@ -6,15 +6,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hrdd.model import RedFlag
+from hrdd.yamltext import load_yaml
 
 
 @lru_cache(maxsize=8)
 def load_catalogue(path: Path) -> dict[str, dict[str, Any]]:
     """The red-flag catalogue (id -> step, title, source) from data/red_flags.yaml."""
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    data = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
     flags = data.get("flags") or {}
     for flag_id, entry in flags.items():
         for key in ("step", "title", "source"):

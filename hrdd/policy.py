@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from hrdd.yamltext import load_yaml
+
 REQUIRED_SECTIONS = ("country_risk", "step3", "severities", "decision", "risk_score", "conditions")
 
 
@@ -33,7 +35,7 @@ class Policy:
         except OSError as exc:
             raise PolicyError(f"policy file {path}: cannot be read ({exc.strerror})") from exc
         try:
-            data = yaml.safe_load(raw) or {}
+            data = load_yaml(raw) or {}
         except yaml.YAMLError as exc:
             raise PolicyError(f"policy file {path}: not valid YAML ({exc})") from exc
         if not isinstance(data, dict):

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import csv
 
-import yaml
-
 from hrdd.hookspecs import hookimpl
+from hrdd.yamltext import load_yaml
 
 
 def _rows(path) -> int:
     if path.suffix == ".csv":
         with path.open(newline="", encoding="utf-8") as fh:
             return max(0, sum(1 for _ in csv.reader(fh)) - 1)
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = load_yaml(path.read_text(encoding="utf-8")) or {}
     for key in ("capabilities", "entries", "flags"):
         if key in data:
             return len(data[key])
@@ -32,7 +31,7 @@ def hrdd_versions(context):
 def hrdd_data_sources(context):
     """One row per dataset listed in data/datasets.yaml that exists in the data directory."""
     data_dir = context.reference.data_dir
-    listing = yaml.safe_load((data_dir / "datasets.yaml").read_text(encoding="utf-8")) or {}
+    listing = load_yaml((data_dir / "datasets.yaml").read_text(encoding="utf-8")) or {}
     versions = context.reference.versions
     out = []
     for entry in listing.get("datasets") or ():

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from hrdd.yamltext import load_yaml
+
 SECRET_WORDS = ("secret", "token", "password", "passwd", "key", "authorization", "credential", "cookie")
 # The last word of a setting's name that says it names where or who, not a credential: ``token_url``,
 # ``client_id``, ``auth_header`` (a header's name) are sent or shown as they are, never masked.
@@ -152,7 +154,7 @@ def load_settings(app_config: Mapping[str, Any]) -> dict[str, Any]:
     if path:
         file = Path(path)
         try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+            loaded = load_yaml(file.read_text(encoding="utf-8")) or {}
         except FileNotFoundError as exc:
             raise ConfigError(f"HRDD_ADAPTERS_FILE: {file} does not exist") from exc
         except yaml.YAMLError as exc:

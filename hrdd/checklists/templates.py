@@ -10,6 +10,8 @@ from pathlib import Path
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from hrdd.yamltext import load_yaml
+
 SEVERITIES = ("low", "medium", "high", "critical")
 ANSWER_TYPES = ("choice", "text", "date")
 # The dropdown of every "choice" question, as shown in the workbook, and the canonical value of each.
@@ -186,7 +188,7 @@ def _forgive_yaml_types(raw: dict) -> None:
 def parse_template(text: str, path: Path) -> Template:
     """Validate one template's YAML text; raise TemplateError naming the file and every problem."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise TemplateError(path, [f"not valid YAML: {exc}"]) from None
     if not isinstance(raw, dict):

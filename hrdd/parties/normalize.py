@@ -12,6 +12,8 @@ from typing import Any
 import yaml
 from anyascii import anyascii
 
+from hrdd.yamltext import load_yaml
+
 VOCABULARY_FILE = Path(__file__).with_name("vocabulary.yaml")
 CONFUSABLES_FILE = Path(__file__).with_name("confusables.tsv")
 
@@ -75,7 +77,7 @@ class Normaliser:
         """Load a vocabulary YAML file; the error names the file."""
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = load_yaml(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ValueError(f"vocabulary file {path}: {exc}") from exc
         if not isinstance(data, dict):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from hrdd.model import TIERS
+from hrdd.yamltext import load_yaml
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Capability:
 
 def load_capabilities(path: Path) -> tuple[dict[str, Capability], str]:
     """Load and check the taxonomy file; errors name the file and the capability."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = load_yaml(path.read_text(encoding="utf-8")) or {}
     caps: dict[str, Capability] = {}
     for cap_id, entry in (data.get("capabilities") or {}).items():
         tier = entry.get("tier")

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pycountry
-import yaml
 
 from hrdd.reference.country_names import CountryNameIndex, load_name_file, region_of
+from hrdd.yamltext import load_yaml
 
 FIW_FILE = "freedom_house_fiw_2013_2025.csv"
 PTS_FILE = "political_terror_scale_1976_2023.csv"
@@ -128,18 +128,27 @@ class CountryCodes:
 
     def __init__(self, aliases: dict[str, str], data_dir: Path | None = None):
         self.aliases = {k.upper(): v.upper() for k, v in aliases.items()}
+        self._dataset_codes: dict[str, str | None] = {}
         known = {c.alpha_2 for c in pycountry.countries} | set(_EXTRA_COUNTRIES)
         self.names = CountryNameIndex(_EXTRA_COUNTRIES, *load_name_file(data_dir, known))
 
     def alpha2_from_dataset_code(self, code: str) -> str | None:
         """Map a dataset's alpha-3 or World Bank code to alpha-2 (None when unmapped)."""
-        code = (code or "").strip().upper()
-        if not code or code == "NA":
-            return None
-        if code in self.aliases:
-            return self.aliases[code]
-        country = pycountry.countries.get(alpha_3=code)
-        return country.alpha_2 if country else None
+        try:
+            return self._dataset_codes[code]
+        except KeyError:
+            pass
+        # The datasets repeat each code once per year: look each up in pycountry once.
+        text = (code or "").strip().upper()
+        if not text or text == "NA":
+            mapped = None
+        elif text in self.aliases:
+            mapped = self.aliases[text]
+        else:
+            country = pycountry.countries.get(alpha_3=text)
+            mapped = country.alpha_2 if country else None
+        self._dataset_codes[code] = mapped
+        return mapped
 
     def name(self, alpha2: str) -> str:
         """The common English name of a country code."""
@@ -272,7 +281,7 @@ def load_country_profiles(data_dir: Path, rules: dict[str, Any]) -> tuple[Countr
                                                                            dict[str, str]]:
     """Load the three datasets and classify every country; returns codes, profiles and dataset years."""
     aliases_path = data_dir / "country_codes.yaml"
-    aliases = yaml.safe_load(aliases_path.read_text(encoding="utf-8")) if aliases_path.exists() else {}
+    aliases = load_yaml(aliases_path.read_text(encoding="utf-8")) if aliases_path.exists() else {}
     codes = CountryCodes(aliases or {}, data_dir)
     fiw = load_fiw(data_dir / FIW_FILE, codes)
     pts = load_pts(data_dir / PTS_FILE, codes, rules.get("pts_scores", ["PTS_A", "PTS_H", "PTS_S"]))

@@ -12,9 +12,10 @@ import re
 from pathlib import Path
 
 import pycountry
-import yaml
 from anyascii import anyascii
 from rapidfuzz import fuzz, process
+
+from hrdd.yamltext import load_yaml
 
 NAMES_FILE = "country_names.yaml"
 _NOT_WORD = re.compile(r"[^a-z0-9 ]+")
@@ -90,7 +91,7 @@ def load_name_file(data_dir: Path | None, known_codes: set[str]) -> tuple[dict[s
     path = Path(data_dir) / NAMES_FILE if data_dir else None
     if path is None or not path.exists():
         return {}, {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = load_yaml(path.read_text(encoding="utf-8")) or {}
     aliases = {str(k): str(v).upper() for k, v in (data.get("names") or {}).items()}
     ambiguous = {str(k): [str(c).upper() for c in v] for k, v in (data.get("ambiguous") or {}).items()}
     for name, code in aliases.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from hrdd.yamltext import load_yaml
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Embargo:
 
 def load_embargoes(path: Path) -> tuple[dict[str, Embargo], str]:
     """Load the embargo file; errors name the file and the entry."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = load_yaml(path.read_text(encoding="utf-8")) or {}
     out: dict[str, Embargo] = {}
     for n, entry in enumerate(data.get("entries") or (), start=1):
         missing = [k for k in ("country", "scope", "since", "authority", "source") if not entry.get(k)]

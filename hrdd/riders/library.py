@@ -19,6 +19,7 @@ from hrdd.riders.frame import Frame, parse_frame
 from hrdd.riders.markup import MarkupError, Paragraph, parse_body
 from hrdd.riders.variables import VariableSpec, parse_registry
 from hrdd.riders.vocabulary import Vocabulary
+from hrdd.yamltext import load_yaml
 
 log = logging.getLogger("hrdd.riders")
 KINDS = {"recitals": "recital", ".": "clause", "technical": "technical"}
@@ -138,7 +139,7 @@ def _parse_clause_file(path: Path, kind: str, rel: str,
     if not match:
         return bad("no front matter: the file must start with a '---' line, the YAML fields, and a '---' line")
     try:
-        meta = yaml.safe_load(match[1])
+        meta = load_yaml(match[1])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark else ""
@@ -207,7 +208,7 @@ def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
         problems.append(Problem(rel, "file is missing"))
         return None
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         problems.append(Problem(rel, f"not valid YAML: {exc}"))
         return None

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from hrdd.model import DECISIONS, STAGES
+from hrdd.yamltext import load_yaml
 
 # DESIGN.md's red-flag table: the engine may add flags but never drops or renames these.
 RED_FLAG_IDS = (
@@ -95,7 +96,7 @@ def _mtime(path: Path) -> int | None:
 
 def _read(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
