@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
-import uuid
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -37,25 +34,29 @@ def load_fixture(name: str):
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
-@contextlib.contextmanager
+_STORES = None
+
+
+def run_stores():
+    """This run's test databases: SQLite files, or PostgreSQL databases when HRDD_TEST_DATABASE_URL is set."""
+    global _STORES
+    if _STORES is None:
+        import tempfile
+
+        from tests.store_templates import PostgresStores, SqliteStores
+        pg = os.environ.get("HRDD_TEST_DATABASE_URL")
+        _STORES = PostgresStores(pg) if pg else SqliteStores(Path(tempfile.mkdtemp(prefix="hrdd-template-")))
+    return _STORES
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _STORES is not None:
+        _STORES.close()
+
+
 def fresh_database(directory: Path):
-    """A fresh, empty database: a SQLite file, or a new schema in the PostgreSQL of HRDD_TEST_DATABASE_URL."""
-    pg = os.environ.get("HRDD_TEST_DATABASE_URL")
-    if not pg:
-        yield f"sqlite:///{directory / 'hrdd-test.sqlite3'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at HRDD_TEST_DATABASE_URL is not reachable: {exc.orig}")
-    sep = "&" if "?" in pg else "?"
-    yield f"{pg}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    """A fresh, empty database: a SQLite file, or a new database in the PostgreSQL of HRDD_TEST_DATABASE_URL."""
+    return run_stores().fresh(directory)
 
 
 @pytest.fixture
@@ -71,38 +72,14 @@ def app_config(database_url, tmp_path):
     return {"HRDD_DATABASE_URL": database_url, "TESTING": True, "HRDD_VAR_DIR": str(tmp_path)}
 
 
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory):
-    """A SQLite database migrated once per session; an app on an empty store starts from a copy of it."""
-    if os.environ.get("HRDD_TEST_DATABASE_URL"):
-        return None
-    from hrdd.store import Store
-    path = tmp_path_factory.mktemp("template") / "migrated.sqlite3"
-    store = Store(f"sqlite:///{path}")
-    store.upgrade()
-    store.engine.dispose()
-    return path
-
-
-def _start_from_template(url: str, template: Path | None) -> None:
-    # Copying the migrated schema is what `Store.upgrade()` would build, at a quarter of the time; only a
-    # store nobody has touched yet is copied into, so tests that prepare a database keep theirs.
-    prefix = "sqlite:///"
-    if template is None or not url.startswith(prefix) or Path(url.removeprefix(prefix)).exists():
-        return
-    import sqlite3
-    source, target = sqlite3.connect(template), sqlite3.connect(url.removeprefix(prefix))
-    with target:
-        source.backup(target)
-    source.close()
-    target.close()
-
-
 @pytest.fixture
-def app(app_config, migrated_template):
-    """A fully built app on a fresh store."""
+def app(app_config, request):
+    """A fully built app on a fresh store (an untouched store starts migrated, with the shipped list loaded)."""
     from server import create_app
-    _start_from_template(app_config["HRDD_DATABASE_URL"], migrated_template)
+    from tests.store_templates import uses_shipped_data
+    if uses_shipped_data(app_config):
+        shipped_list = request.node.get_closest_marker("no_shipped_list") is None
+        run_stores().start_from_template(app_config["HRDD_DATABASE_URL"], shipped_list)
     application = create_app(app_config)
     yield application
     application.extensions["hrdd"].store.engine.dispose()

@@ -216,6 +216,7 @@ def test_decision_with_future_expiry_applies_until_then(client, auth_headers):
     assert screen_name(client, crm, "Candiru Solutions", "ES")["matches"] == []
 
 
+@pytest.mark.no_shipped_list
 def test_changed_list_entry_is_flagged_again(app, client, auth_headers):
     crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
     v1 = b"name,aliases,country\nOrion Surveillance Solutions,Orion SS,EG\n"
