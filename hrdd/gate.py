@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hrdd.model import is_order_stage, stage_noun
+
 
 def effective_gate(engine_gate: str, factors: list[dict], engine_reason: str | None = None
                    ) -> tuple[str, list[str]]:
@@ -52,11 +54,13 @@ def conditions_in_words(screening: dict, gate: str, factors: list[dict],
             if override is None:
                 out.append("a human rights reviewer must approve the deal")
         elif condition == "rider_executed":
-            if screening.get("stage") == "order" and released:
-                out.append("the contract rider with the human rights clauses is executed and covers this order")
+            stage = screening.get("stage")
+            if is_order_stage(stage) and released:
+                out.append("the contract rider with the human rights clauses is executed and covers this "
+                           + stage_noun(stage))
             else:
-                out.append("the customer must sign the contract rider with the human rights clauses "
-                           "before the order")
+                out.append("the customer must sign the contract rider with the human rights clauses before the "
+                           + (stage_noun(stage) if is_order_stage(stage) else "order"))
         elif condition == "checklist_completed":
             unanswered = [q.replace("_", " ") for q in checklist_questions if answers.get(q) in (None, "unknown")]
             out.append("the due diligence checklist must be completed"

@@ -103,11 +103,12 @@ def hrdd_webhook_adapter(name, app):
 
 
 @hookspec
-def hrdd_screening_stored(screening, connection, store):
+def hrdd_screening_stored(screening, connection, store, policy):
     """Called inside the database transaction that stores a screening (dict), before commit.
 
     Write rows that must be atomic with the screening here (for example an outbox entry for write-back
-    or a review case). ``connection`` is the SQLAlchemy connection of that transaction.
+    or a review case). ``connection`` is the SQLAlchemy connection of that transaction; ``policy`` the
+    ``hrdd.policy.Policy`` in force (None for a store opened without one, such as a migration's).
     """
 
 
@@ -155,7 +156,7 @@ def hrdd_warm_up(app):
 
 
 @hookspec
-def hrdd_gate_factors(transaction_id, screening, store):
+def hrdd_gate_factors(transaction_id, screening, store, policy):
     """Return what, beyond the engine's decision, governs the gate of a transaction right now.
 
     ``screening`` is the latest stored screening dict of the transaction, or a dry run's screening (not
@@ -166,5 +167,7 @@ def hrdd_gate_factors(transaction_id, screening, store):
     replaces the engine's gate (the latest override wins), or ``{"kind": "hold", "reason": str}`` for a
     condition that keeps the gate at ``hold`` at least (an undecided escalation at order stage, a rider
     not executed, a material change since the quote, an open credible grievance). A ``block`` is never
-    lowered by a hold.
+    lowered by a hold. The order stage is ``hrdd.model.ORDER_STAGES`` (order, renewal, post-sale), one stage
+    for every hold; ``policy`` is the ``hrdd.policy.Policy`` in force (what is material:
+    ``hrdd.material.rules_of``).
     """

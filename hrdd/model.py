@@ -6,9 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STAGES = ("opportunity", "quote", "order", "renewal", "post_sale")
+# Order, renewal and post-sale are one stage: the deal is contracted, so the order gate (the contract
+# rider, changes since the quote, an undecided escalation) holds each of them alike.
+ORDER_STAGES = ("order", "renewal", "post_sale")
 # How far a deal has got: a screening at a lower rank than one already stored came late (a retried or
 # reordered call) and does not take the deal back. Stages from the order on are one rank (newest governs).
-STAGE_RANK = {"opportunity": 0, "quote": 1, "order": 2, "renewal": 2, "post_sale": 2}
+STAGE_RANK = {"opportunity": 0, "quote": 1, **dict.fromkeys(ORDER_STAGES, 2)}
+_STAGE_NOUNS = {"post_sale": "post-sale order"}
 END_USER_TYPES = ("government", "government_linked", "private", "ngo", "individual", "unknown")
 SECURITY_SECTORS = (
     "law_enforcement", "intelligence", "military", "border_control", "prisons", "internal_security",
@@ -28,6 +32,16 @@ GOVERNMENT_TYPES = ("government", "government_linked")
 
 _SEVERITY_RANKS = {name: rank for rank, name in enumerate(SEVERITIES)}
 _TIER_RANKS = {name: rank for rank, name in enumerate(TIERS)}
+
+
+def is_order_stage(stage: str | None) -> bool:
+    """True for order, renewal and post-sale: the stages the order gate holds (ORDER_STAGES)."""
+    return stage in ORDER_STAGES
+
+
+def stage_noun(stage: str | None) -> str:
+    """A stage as a sentence names the deal at it: 'order', 'renewal', 'post-sale order'."""
+    return _STAGE_NOUNS.get(stage or "", (stage or "deal").replace("_", " "))
 
 
 def severity_rank(severity: str) -> int:
@@ -175,7 +189,17 @@ class Transaction:
         )
 
     def material_facts(self) -> dict[str, Any]:
-        """The facts whose change invalidates an earlier review (parties, end-user, items, countries)."""
+        """The facts whose change invalidates an earlier review (parties, end-user, items, countries).
+
+        With the intended use and the deal's scale (quantity per SKU, value per currency), which
+        ``hrdd.material`` compares under the policy's ``material_changes`` rules rather than for equality.
+        """
+        quantities: dict[str, float] = {}
+        values: dict[str, float] = {}
+        for item in self.items:
+            quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
+            if item.unit_price is not None:
+                values[item.currency or ""] = values.get(item.currency or "", 0) + item.quantity * item.unit_price
         return {
             "end_user": [self.end_user.name.strip().lower(), self.end_user.country],
             "parties": sorted([p.role, p.name.strip().lower(), p.country or ""] for p in self.parties),
@@ -183,6 +207,9 @@ class Transaction:
             "countries": sorted(self.countries()),
             # Kept apart from "countries": a party's country becoming a deployment country is a change.
             "deployment": sorted(set(self.deployment_countries)),
+            "intended_use": (self.intended_use or "").strip(),
+            "quantities": sorted([sku, n] for sku, n in quantities.items()),
+            "value": sorted([currency, v] for currency, v in values.items()),
         }
 
 

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from hrdd import audit
+from hrdd.model import ORDER_STAGES
 from hrdd.store import governing_order
 from hrdd.tables import screenings
 from hrdd.workspace import cases
 
-DEFAULT_STAGES = ("post_sale", "renewal")
+# The deals sold: an order is as much a sale to monitor as a renewal (many CRMs never send post_sale).
+DEFAULT_STAGES = ORDER_STAGES
 LIST_VERSION_KEY = "parties"
 BATCH = 100  # screenings read at a time
 

@@ -1,9 +1,11 @@
-"""Whether an executed contract rider covers an order: its end-user, nothing it does not name, every clause."""
+"""Whether an executed contract rider covers an order (or a renewal, a post-sale order): its end-user and
+purpose, nothing it does not name, no larger scale, every clause."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from hrdd import material
 from hrdd.adapters.tables import iso, rider_executions
 from hrdd.model import Transaction
 from hrdd.tables import screenings
@@ -83,11 +85,13 @@ def executions_with_basis(conn, transaction_id: str) -> list[tuple[dict, dict | 
     return out
 
 
-def gaps(basis: dict, order: dict) -> list[str]:
+def gaps(basis: dict, order: dict, rules: material.Rules = material.DEFAULT_RULES) -> list[str]:
     """What the rider of screening ``basis`` does not cover in screening ``order``; empty when it covers it.
 
     A smaller deal is covered: a party, item, capability or country the rider names and the order no
-    longer has is no gap. The end-user is compared by identifying words, so punctuation is no gap either.
+    longer has is no gap, nor a lower quantity. The end-user is compared by identifying words, so
+    punctuation is no gap either. Under the policy's ``rules``, another intended use (the rider's Permitted
+    Purpose) is a gap, and so is a quantity or value grown beyond its factor.
     """
     old, new = Transaction.from_dict(basis["transaction"]), Transaction.from_dict(order["transaction"])
     out = []
@@ -109,6 +113,7 @@ def gaps(basis: dict, order: dict) -> list[str]:
     out += [f"new country: {c}" for c in sorted(set(new.countries()) - set(old.countries()))]
     out += [f"new deployment country: {c}"
             for c in sorted(set(new.deployment_countries) - set(old.deployment_countries)) if c in old.countries()]
+    out += material.changes(old.material_facts(), new.material_facts(), rules)
     out += [f"red flag {f} is not in its findings" for f in sorted(_flags(order) - _flags(basis))]
     out += [f"clause {c} is not in it" for c in sorted(_clauses(order) - _clauses(basis))]
     return out

@@ -15,6 +15,7 @@ import orjson
 from flask import current_app
 from marshmallow import ValidationError
 
+from hrdd import material
 from hrdd.engine import Engine
 from hrdd.errors import ApiError, validation_error
 from hrdd.gate import effective_gate
@@ -50,8 +51,9 @@ class Services:
         self.config = config
         self.pm = pm or make_plugin_manager(config.get("HRDD_PLUGINS_DIR"))
         self.policy = Policy.load(config["HRDD_POLICY_FILE"])
+        material.rules_of(self.policy)  # a material_changes setting that cannot work stops start-up
         self.reference = ReferenceData(config["HRDD_DATA_DIR"], self.policy)
-        self.store = Store(config["HRDD_DATABASE_URL"], self.pm)
+        self.store = Store(config["HRDD_DATABASE_URL"], self.pm, self.policy)
         self.engine = Engine(self.pm, self.reference, self.policy, self.store)
         self._answer_ids: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
         self.schema = TransactionSchema(capabilities=list(self.reference.capabilities),
@@ -223,7 +225,8 @@ class Services:
         """``gate_of`` with the plugins' factors it was worked out from (a reviewer's conditions, say)."""
         with self.store.read_scope():  # the plugins' look-ups share one connection and one snapshot
             factors = [f for result in self.pm.hook.hrdd_gate_factors(
-                transaction_id=transaction_id, screening=screening, store=self.store) for f in (result or ())]
+                transaction_id=transaction_id, screening=screening, store=self.store, policy=self.policy)
+                for f in (result or ())]
         gate, reasons = effective_gate(screening["gate"], factors, self.engine_reason(screening))
         return gate, reasons, factors
 

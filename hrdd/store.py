@@ -83,9 +83,10 @@ class IdempotencyConflict(Exception):
 class Store:
     """The database: transactions, screenings, API keys; plugins add tables to the same metadata."""
 
-    def __init__(self, url: str, pm=None):
+    def __init__(self, url: str, pm=None, policy=None):
         self.url = url
         self.pm = pm
+        self.policy = policy  # passed to hrdd_screening_stored: what a stored screening is judged by
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # hide_parameters: a database error's message (which is logged) never carries the values bound to
@@ -354,7 +355,7 @@ class Store:
         if idempotency_key and result_rows.first() is None:
             raise _LostRace
         if self.pm is not None:
-            self.pm.hook.hrdd_screening_stored(screening=result, connection=conn, store=self)
+            self.pm.hook.hrdd_screening_stored(screening=result, connection=conn, store=self, policy=self.policy)
         return result, True
 
     @staticmethod

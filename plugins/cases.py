@@ -6,6 +6,7 @@ import sys
 
 from flask import Blueprint, jsonify, request
 
+from hrdd import material
 from hrdd import openapi as oa
 from hrdd.api.body import json_object
 from hrdd.api.query import refuse_unknown_args
@@ -21,18 +22,18 @@ DECISION_FIELDS = {"decision", "rationale", "conditions", "safeguards"}
 
 
 @hookimpl
-def hrdd_screening_stored(screening, connection, store):
+def hrdd_screening_stored(screening, connection, store, policy):
     """Open a case, in the screening's own transaction, for every escalate and do_not_proceed."""
-    cases.on_screening_stored(connection, screening, store.scope_memo())
+    cases.on_screening_stored(connection, screening, store.scope_memo(), material.rules_of(policy))
 
 
 @hookimpl
-def hrdd_gate_factors(transaction_id, screening, store):
+def hrdd_gate_factors(transaction_id, screening, store, policy):
     """The reviewer decision in force (an override), or a hold while an escalation is undecided at order."""
     if transaction_id is None:
         return None  # a dry run of a deal never stored: it has no case and no decision to look up
     with store.reading() as conn:
-        return cases.gate_factors(conn, transaction_id, screening, store.scope_memo())
+        return cases.gate_factors(conn, transaction_id, screening, store.scope_memo(), material.rules_of(policy))
 
 
 @hookimpl
@@ -129,8 +130,8 @@ def hrdd_register_commands(cli):
 
     @cli.command("rescreen")
     @click.option("--stage", "stages", multiple=True, type=click.Choice(STAGES),
-                  help="Latest stage of the transactions to re-screen (repeatable; default: post_sale and "
-                       "renewal, or every stage with --since-list-version).")
+                  help="Latest stage of the transactions to re-screen (repeatable; default: order, renewal and "
+                       "post_sale, the deals sold, or every stage with --since-list-version).")
     @click.option("--since-list-version", default=None, metavar="V",
                   help="Only transactions not yet screened against restricted-party list version V "
                        "(last screened against an older version).")

@@ -1,10 +1,12 @@
-"""The quote-to-order gate: at ``order``, hold while a required rider is not executed or facts changed.
+"""The quote-to-order gate: at order, renewal and post-sale, hold while a required rider is not executed
+or facts changed.
 
 Also ``POST /v1/transactions/<id>/rider-executed`` (role ``contracts``) records who executed the rider
 and when, for which screening's rider. An executed rider counts only while it covers the order
 (``hrdd.rider_coverage``): the same end-user, nothing it does not name, and every clause the order requires.
-A material change (end-user, party, item or country) since the last quote-stage screening holds the order
-until the deal is quoted again on the new facts; each hold says exactly what is missing.
+A material change (end-user, party, item or country, and under the policy the intended use or a grown
+quantity or value) since the last quote-stage screening holds the order until the deal is quoted again
+on the new facts; each hold says exactly what is missing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Blueprint, current_app, g, jsonify
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from hrdd import material
 from hrdd import openapi as oa
 from hrdd import rider_coverage as coverage
 from hrdd.adapters.tables import iso, new_id, now, rider_executions
@@ -21,7 +24,7 @@ from hrdd.api.body import json_object
 from hrdd.auth import require_role
 from hrdd.errors import not_found, validation_error
 from hrdd.hookspecs import hookimpl
-from hrdd.model import Transaction
+from hrdd.model import Transaction, is_order_stage, stage_noun
 from hrdd.workspace.util import end_user_key
 
 RIDER_CONDITION = "rider_executed"
@@ -53,7 +56,7 @@ def _capabilities_by_sku(items: list) -> dict[str, list[str]]:
     return {sku: sorted(caps) for sku, caps in out.items()}
 
 
-def material_changes(quote: dict, order: dict) -> list[str]:
+def material_changes(quote: dict, order: dict, rules: material.Rules = material.DEFAULT_RULES) -> list[str]:
     """What changed between two screenings' transactions, in words (empty when nothing material did)."""
     quoted, ordered = Transaction.from_dict(quote["transaction"]), Transaction.from_dict(order["transaction"])
     before, after = quoted.material_facts(), ordered.material_facts()
@@ -85,13 +88,14 @@ def material_changes(quote: dict, order: dict) -> list[str]:
                 if c not in old_deployment and c in before["countries"]]
     changes += [f"no longer a deployment country: {c}" for c in old_deployment
                 if c not in new_deployment and c in after["countries"]]
-    return changes
+    return changes + material.changes(before, after, rules)
 
 
-def _rider_hold(store, transaction_id: str, screening: dict) -> str | None:
+def _rider_hold(store, transaction_id: str, screening: dict, rules: material.Rules) -> str | None:
     """Why the order's rider does not count as executed, or None when an execution covers it."""
     if transaction_id is None:  # a dry run of a deal never stored: nothing can have been executed for it
-        return "the contract rider this order requires is not recorded as executed (the deal is not stored yet)"
+        return (f"the contract rider this {stage_noun(screening.get('stage'))} requires is not recorded as "
+                "executed (the deal is not stored yet)")
     with store.reading() as conn:
         executions = coverage.executions_with_basis(conn, transaction_id)
     if not executions:
@@ -101,7 +105,7 @@ def _rider_hold(store, transaction_id: str, screening: dict) -> str | None:
     for execution, basis in executions:  # newest first
         if basis is None:
             continue
-        gaps = coverage.gaps(basis, screening)
+        gaps = coverage.gaps(basis, screening, rules)
         if not gaps:
             return None
         first_gap = first_gap or (execution, basis, gaps)
@@ -109,15 +113,16 @@ def _rider_hold(store, transaction_id: str, screening: dict) -> str | None:
         return f"no recorded rider execution names a screening of transaction {transaction_id}"
     execution, basis, gaps = first_gap
     if screening.get("id") is None:
+        noun = stage_noun(screening.get("stage"))
         return (f"the contract rider executed {execution['executed_at']} (for screening {basis['id']}) would not "
-                f"cover this order: {'; '.join(gaps)}; once the order is screened, execute its rider and record it")
+                f"cover this {noun}: {'; '.join(gaps)}; once the {noun} is screened, execute its rider and record it")
     return (f"the contract rider executed {execution['executed_at']} (for screening {basis['id']}) does not "
             f"cover screening {screening['id']}: {'; '.join(gaps)}; execute the rider of screening "
             f"{screening['id']} (GET /v1/screenings/{screening['id']}/rider.docx) and record it")
 
 
 def _this(screening: dict) -> str:
-    return f"screening {screening['id']}" if screening.get("id") else "this order"
+    return f"screening {screening['id']}" if screening.get("id") else f"this {stage_noun(screening.get('stage'))}"
 
 
 def _quote_before(store, transaction_id: str | None, screening: dict) -> dict | None:
@@ -128,18 +133,19 @@ def _quote_before(store, transaction_id: str | None, screening: dict) -> dict | 
 
 
 @hookimpl
-def hrdd_gate_factors(transaction_id, screening, store):
-    """Holds at order stage: rider not executed; material change since the quote (saying which)."""
-    if screening.get("stage") != "order":
+def hrdd_gate_factors(transaction_id, screening, store, policy):
+    """Holds at order, renewal and post-sale: rider not executed; material change since the quote (saying which)."""
+    if not is_order_stage(screening.get("stage")):
         return None
+    rules = material.rules_of(policy)
     factors = []
     if RIDER_CONDITION in (screening.get("conditions") or []):
-        reason = _rider_hold(store, transaction_id, screening)
+        reason = _rider_hold(store, transaction_id, screening, rules)
         if reason:
             factors.append({"kind": "hold", "reason": reason})
     quote = _quote_before(store, transaction_id, screening)
     if quote is not None:
-        changes = material_changes(quote, screening)
+        changes = material_changes(quote, screening, rules)
         if changes:
             factors.append({"kind": "hold", "reason": (
                 f"material change since the quote ({quote['id']}): {'; '.join(changes)}; "

@@ -355,3 +355,149 @@ def test_an_execution_dated_before_the_screening_it_names_while_an_older_one_exi
     r = executed(client, contracts, order["transaction_id"], executed_at=signed, screening_id=quote["id"])
     assert r.status_code == 201 and r.json["gate"] == "hold"
     assert "new party: distributor 'Bosphorus Trade' (TR)" in r.json["hold_reasons"][0]
+
+
+def colombia() -> dict:
+    """The Colombia sample deal (proceed with safeguards: a rider is required)."""
+    from tests.conftest import load_fixture
+    return copy.deepcopy(load_fixture("screening_safeguards_co.json")["transaction"])
+
+
+@pytest.mark.parametrize("stage", ["renewal", "post_sale"])
+def test_a_renewal_or_post_sale_screening_keeps_the_order_gates_rider_hold(client, crm, stage):
+    order = screen(client, crm, colombia(), "order")
+    assert order["gate"] == "hold" and "not recorded as executed" in order["hold_reasons"][0]
+    later = screen(client, crm, colombia(), stage)
+    assert later["engine_gate"] == "release_with_conditions" and later["gate"] == "hold"
+    state, reasons = gate(client, crm, order["transaction_id"])
+    assert state == "hold" and len(reasons) == 1
+    assert f"the contract rider required by screening {later['id']} is not recorded as executed" in reasons[0]
+
+
+@pytest.mark.parametrize("stage, noun", [("renewal", "renewal"), ("post_sale", "post-sale order")])
+def test_a_deal_first_screened_at_renewal_or_post_sale_is_held_for_its_rider(client, crm, auth_headers, stage, noun):
+    assert dry(client, crm, colombia(), stage)["hold_reasons"] == [
+        f"the contract rider this {noun} requires is not recorded as executed (the deal is not stored yet)"]
+    first = screen(client, crm, colombia(), stage)
+    state, reasons = gate(client, crm, first["transaction_id"])
+    assert state == "hold" and "not recorded as executed" in reasons[0] and first["id"] in reasons[0]
+    r = executed(client, auth_headers("contracts"), first["transaction_id"])
+    assert r.status_code == 201 and (r.json["gate"], r.json["hold_reasons"]) == ("release_with_conditions", [])
+
+
+def test_a_renewal_covered_by_the_executed_rider_is_held_only_once_it_no_longer_covers_it(client, crm, auth_headers):
+    screen(client, crm, BERGEN, "quote")
+    order = screen(client, crm, BERGEN, "order")
+    txn = order["transaction_id"]
+    assert executed(client, auth_headers("contracts"), txn).json["gate"] == "release_with_conditions"
+    renewal = screen(client, crm, BERGEN, "renewal")
+    assert (renewal["gate"], renewal["hold_reasons"]) == ("release_with_conditions", [])
+    grown = copy.deepcopy(BERGEN)
+    grown["parties"].append({"role": "distributor", "name": "Bosphorus Trade", "country": "TR"})
+    renewal = screen(client, crm, grown, "renewal")
+    state, reasons = gate(client, crm, txn)
+    assert state == "hold" and len(reasons) == 2
+    assert "does not cover screening" in reasons[0] and "new party: distributor 'Bosphorus Trade' (TR)" in reasons[0]
+    assert reasons[1].startswith("material change since the quote") and "new country: TR" in reasons[1]
+
+
+def test_the_conditions_written_back_name_the_renewal(client, crm, auth_headers):
+    from hrdd.gate import conditions_in_words
+    quote = screen(client, crm, BERGEN, "quote")
+    executed(client, auth_headers("contracts"), quote["transaction_id"])
+    renewal = screen(client, crm, BERGEN, "renewal")
+    assert renewal["gate"] == "release_with_conditions"
+    assert conditions_in_words(renewal, renewal["gate"], []) == [
+        "the contract rider with the human rights clauses is executed and covers this renewal"]
+    held = {**renewal, "stage": "post_sale"}
+    assert conditions_in_words(held, "hold", []) == [
+        "the customer must sign the contract rider with the human rights clauses before the post-sale order"]
+
+
+ACCESS = {**BERGEN, "intended_use": "Access control at the port gates",
+          "items": [{**BERGEN["items"][0], "quantity": 4, "unit_price": 1000, "currency": "NOK"}]}
+
+
+def covered_quote(client, crm, auth_headers) -> dict:
+    quote = screen(client, crm, ACCESS, "quote")
+    executed(client, auth_headers("contracts"), quote["transaction_id"])
+    assert screen(client, crm, ACCESS, "order")["gate"] == "release_with_conditions"
+    return quote
+
+
+def test_another_intended_use_lapses_the_riders_coverage_and_holds_the_order(client, crm, auth_headers):
+    quote = covered_quote(client, crm, auth_headers)
+    # A CRM re-saving the same words with other case, spaces or punctuation changes nothing.
+    resaved = screen(client, crm, {**ACCESS, "intended_use": "  access control at the port-gates. "}, "order")
+    assert (resaved["gate"], resaved["hold_reasons"]) == ("release_with_conditions", [])
+    order = screen(client, crm, {**ACCESS, "intended_use": "City-wide face search"}, "order")
+    words = "intended use changed from 'Access control at the port gates' to 'City-wide face search'"
+    assert order["gate"] == "hold" and len(order["hold_reasons"]) == 2
+    rider, since_quote = order["hold_reasons"]
+    assert "does not cover screening" in rider and words in rider
+    assert since_quote.startswith(f"material change since the quote ({quote['id']}): {words}")
+
+
+def test_a_quantity_or_value_more_than_doubled_lapses_the_riders_coverage_a_smaller_deal_does_not(
+        client, crm, auth_headers):
+    covered_quote(client, crm, auth_headers)
+    for quantity, unit_price, held in [
+        (8, 1000, []),  # double is not more than double
+        (1, 1000, []),  # a smaller deal is covered
+        (9, 1000, ["item CAM-4K quantity rose from 4 to 9 (more than 2 times)",
+                   "deal value rose from NOK 4,000 to NOK 9,000 (more than 2 times)"]),
+        (4, 2500, ["deal value rose from NOK 4,000 to NOK 10,000 (more than 2 times)"]),
+    ]:
+        grown = copy.deepcopy(ACCESS)
+        grown["items"][0].update(quantity=quantity, unit_price=unit_price)
+        order = screen(client, crm, grown, "order")
+        assert order["gate"] == ("hold" if held else "release_with_conditions"), quantity
+        assert len(order["hold_reasons"]) == (2 if held else 0)
+        for reason in order["hold_reasons"]:
+            assert "; ".join(held) in reason
+
+
+@pytest.fixture
+def policy_file(tmp_path, app_config):
+    """Write a copy of the default policy with its material_changes section replaced; use it for the app."""
+    from hrdd.config import load_config
+
+    def write(section: str):
+        text = load_config()["HRDD_POLICY_FILE"].read_text(encoding="utf-8")
+        start = text.index("material_changes:\n")
+        end = text.index("\nreports:", start)
+        path = tmp_path / "policy.yaml"
+        path.write_text(text[:start] + section + "\n" + text[end:], encoding="utf-8")
+        app_config["HRDD_POLICY_FILE"] = str(path)
+        return path
+    return write
+
+
+def test_what_is_material_beyond_the_facts_is_the_policys(policy_file, request):
+    policy_file("material_changes:\n  intended_use: false\n  quantity_increase_factor: 10\n"
+                "  value_increase_factor: null\n")
+    client = request.getfixturevalue("client")
+    crm, contracts = request.getfixturevalue("auth_headers")("crm"), request.getfixturevalue("auth_headers")("contracts")
+    quote = screen(client, crm, ACCESS, "quote")
+    executed(client, contracts, quote["transaction_id"])
+    grown = copy.deepcopy(ACCESS)
+    grown["intended_use"] = "City-wide face search"
+    grown["items"][0].update(quantity=40, unit_price=5000)
+    assert screen(client, crm, grown, "order")["hold_reasons"] == []
+    grown["items"][0]["quantity"] = 41
+    (rider, _) = screen(client, crm, grown, "order")["hold_reasons"]
+    assert "item CAM-4K quantity rose from 4 to 41 (more than 10 times)" in rider and "intended use" not in rider
+
+
+@pytest.mark.parametrize("section, words", [
+    ("material_changes:\n  quantity_increase_factor: 0.5\n", "material_changes.quantity_increase_factor must be"),
+    ("material_changes:\n  intended_use: sometimes\n", "material_changes.intended_use must be true or false"),
+    ("material_changes:\n  quantity_factor: 3\n", "unknown setting(s) quantity_factor"),
+])
+def test_a_material_changes_setting_that_cannot_work_stops_start_up(policy_file, app_config, section, words):
+    from hrdd.policy import PolicyError
+    from server import create_app
+    path = policy_file(section)
+    with pytest.raises(PolicyError, match=r"policy file .*") as raised:
+        create_app(app_config)
+    assert str(path) in str(raised.value) and words in str(raised.value)

@@ -207,3 +207,39 @@ def test_a_late_quote_does_not_take_a_deal_out_of_post_sale_monitoring(app, tran
         late, _ = services.screen_and_store({**transaction, "stage": "quote", "intended_use": "retried quote"})
     assert late["superseded_by"] == monitored["id"]
     assert [s["id"] for s in active_screenings(services.store, ("post_sale",))] == [monitored["id"]]
+
+
+def test_a_deal_at_order_is_monitored_by_default_and_its_rescreening_keeps_the_rider_hold(
+        app, client, auth_headers, transaction):
+    from hrdd.rescreen import rescreen
+    from tests.conftest import load_fixture
+
+    services = app.extensions["hrdd"]
+    sold = screen(client, auth_headers, {**load_fixture("screening_safeguards_co.json")["transaction"],
+                                         "stage": "order"})
+    assert sold["gate"] == "hold"  # the rider is not recorded as executed
+    after_sale = screen(client, auth_headers, {**transaction, "stage": "post_sale"})
+    made_stale(app, sold["id"])
+    result = rescreen(services)
+    assert (result.examined, result.stored, result.errors) == (2, 1, [])
+    [stored] = rescreened(app, sold["transaction_id"])
+    assert stored["stage"] == "order" and rescreened(app, after_sale["transaction_id"]) == []
+    gate, reasons = services.gate_of(sold["transaction_id"], stored)
+    assert gate == "hold" and reasons == [f"the contract rider required by screening {stored['id']} is not "
+                                          f"recorded as executed (POST /v1/transactions/{sold['transaction_id']}"
+                                          "/rider-executed)"]
+
+
+def test_a_post_sale_rescreening_is_held_for_the_rider_as_the_order_was(app, client, auth_headers):
+    from hrdd.rescreen import rescreen
+    from tests.conftest import load_fixture
+
+    services = app.extensions["hrdd"]
+    deal = load_fixture("screening_safeguards_co.json")["transaction"]
+    assert screen(client, auth_headers, {**deal, "stage": "order"})["gate"] == "hold"
+    monitored = screen(client, auth_headers, {**deal, "stage": "post_sale"})
+    made_stale(app, monitored["id"])
+    assert rescreen(services, stages=("post_sale",)).stored == 1
+    current = client.get(f"/v1/transactions/{monitored['transaction_id']}", headers=auth_headers("crm")).get_json()
+    assert current["screenings"][0]["id"] != monitored["id"] and current["gate"] == "hold"
+    assert "not recorded as executed" in current["hold_reasons"][0]

@@ -404,3 +404,82 @@ def test_case_page_shows_whole_quantities_without_a_decimal_point(app, client, a
     page = client.get(f"/workspace/cases/{case_of(app, s['transaction_id'])['id']}").get_data(as_text=True)
     items_table = page.split("<h3>Items</h3>")[1].split("</table>")[0]
     assert [cell.split("</td>")[0] for cell in items_table.split("<td>")[5::5]] == ["2", "400", "2.5"]
+
+
+def _saudi_deal_approved_and_its_rider_executed(app, client, auth_headers) -> tuple[dict, str]:
+    """The sample deal to Saudi Arabia (3 units): escalated, approved by a reviewer, ordered, rider executed."""
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = fixture("transaction_egypt_biometric.json")
+    body["end_user"]["country"], body["deployment_countries"] = "SA", ["SA"]
+    body["items"][0]["quantity"] = 3
+    quote = screen(client, crm, body)
+    assert quote["decision"] == "escalate"
+    case_id = case_of(app, quote["transaction_id"])["id"]
+    assert _decide(client, reviewer, case_id, decision="approve",
+                   rationale="Access control at ministry buildings only").status_code == 201
+    assert screen(client, crm, body, stage="order")["gate"] == "hold"  # the rider
+    r = client.post(f"/v1/transactions/{quote['transaction_id']}/rider-executed", headers=auth_headers("contracts"),
+                    json={"executed_by": "Ministry legal office", "executed_at": datetime.now(UTC).isoformat()})
+    assert r.status_code == 201 and r.get_json()["gate"] == "release", r.get_json()
+    return body, case_id
+
+
+def test_another_intended_use_after_approval_and_rider_reopens_review_and_the_rider(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body, case_id = _saudi_deal_approved_and_its_rider_executed(app, client, auth_headers)
+    resaved = screen(client, crm, body, stage="order", intended_use="access control at ministry buildings.")
+    assert (resaved["gate"], case_of(app, resaved["transaction_id"])["id"]) == ("release", case_id)
+    order = screen(client, crm, body, stage="order", intended_use="City-wide face search")
+    txn = order["transaction_id"]
+    assert order["gate"] == "hold" and _gate(client, reviewer, txn) == "hold"
+    assert not any(r.startswith("reviewer decision") for r in order["hold_reasons"])
+    new_case = case_of(app, txn)
+    assert new_case["id"] != case_id and new_case["status"] == "open"
+    words = "intended use changed from 'Access control at ministry buildings' to 'City-wide face search'"
+    assert words in new_case["reason"]
+    case_hold = next(r for r in order["hold_reasons"] if "awaits a reviewer" in r)
+    rider = next(r for r in order["hold_reasons"] if "contract rider" in r)
+    assert new_case["id"] in case_hold and words in case_hold and words in rider
+
+
+def test_a_quantity_more_than_doubled_after_approval_reopens_review_a_smaller_one_does_not(app, client, auth_headers):
+    crm = auth_headers("crm")
+    body, case_id = _saudi_deal_approved_and_its_rider_executed(app, client, auth_headers)
+    for quantity in (6, 1):  # double, and fewer: what was approved covers them
+        order = screen(client, crm, body, items=[{**body["items"][0], "quantity": quantity}], stage="order")
+        assert (order["gate"], case_of(app, order["transaction_id"])["id"]) == ("release", case_id)
+    order = screen(client, crm, body, items=[{**body["items"][0], "quantity": 500}], stage="order")
+    assert order["gate"] == "hold" and case_of(app, order["transaction_id"])["id"] != case_id
+    case_hold = next(r for r in order["hold_reasons"] if "awaits a reviewer" in r)
+    assert "item FR-200 quantity rose from 3 to 500 (more than 2 times)" in case_hold
+
+
+def test_decisions_recorded_before_0710_are_filled_in_with_the_intended_use_and_scale(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = fixture("transaction_egypt_biometric.json")
+    s = screen(client, crm, body)
+    case_id = case_of(app, s["transaction_id"])["id"]
+    assert _decide(client, reviewer, case_id, decision="approve", rationale="Ministry access control only").status_code == 201
+    store = app.extensions["hrdd"].store
+    migrate_down(store, "0708_grievance_closed_at")
+    with store.engine.connect() as conn:
+        facts = json.loads(conn.execute(sa.select(case_decisions.c.material_facts)).scalar_one())
+    assert not {"intended_use", "quantities", "value"} & set(facts)  # as recorded before
+    store.upgrade()
+    with store.engine.connect() as conn:
+        facts = json.loads(conn.execute(sa.select(case_decisions.c.material_facts)).scalar_one())
+    assert (facts["intended_use"], facts["quantities"], facts["value"]) == (
+        "Access control at ministry buildings", [["FR-200", 1]], [["USD", 250000]])
+    assert _gate(client, reviewer, s["transaction_id"]) == "release"
+    assert screen(client, crm, body, intended_use="Protest monitoring")["gate"] == "hold"
+    assert case_of(app, s["transaction_id"])["id"] != case_id
+
+
+@pytest.mark.parametrize("stage", ["renewal", "post_sale"])
+def test_undecided_escalation_holds_a_renewal_or_post_sale_order_as_it_holds_an_order(app, client, auth_headers, stage):
+    crm = auth_headers("crm")
+    body = fixture("transaction_egypt_biometric.json")
+    screen(client, crm, body)
+    later = screen(client, crm, fixture("transaction_norway_storage.json"), reference=body["reference"], stage=stage)
+    assert later["decision"] == "proceed" and later["gate"] == "hold"
+    assert any("awaits a reviewer" in reason for reason in later["hold_reasons"])

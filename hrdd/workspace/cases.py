@@ -9,8 +9,8 @@ from contextvars import ContextVar
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
 
-from hrdd import audit
-from hrdd.model import DECISIONS, Transaction, severity_rank
+from hrdd import audit, material
+from hrdd.model import DECISIONS, Transaction, is_order_stage, severity_rank
 from hrdd.store import governing_order, memoized
 from hrdd.tables import screenings, transactions
 from hrdd.workspace.tables import case_decisions, case_notes, cases
@@ -106,11 +106,13 @@ def rescreen_context(previous: dict, reason: str | Callable[[dict], str]):
         _RESCREEN.reset(token)
 
 
-def on_screening_stored(conn, screening: dict, memo: dict | None = None) -> str | None:
+def on_screening_stored(conn, screening: dict, memo: dict | None = None,
+                        rules: material.Rules = material.DEFAULT_RULES) -> str | None:
     """Open a case for an escalated or blocked screening unless a standing decision already covers it.
 
     During a re-screening, any change of decision opens a case (whatever the new decision), with the
-    description of what changed as its reason. ``memo`` as for ``open_case``.
+    description of what changed as its reason. ``memo`` as for ``open_case``; ``rules`` what is material
+    beyond parties, end-user, items and countries (the policy's).
     """
     context = _RESCREEN.get()
     if context and context[0]["transaction_id"] == screening["transaction_id"]:
@@ -122,7 +124,7 @@ def on_screening_stored(conn, screening: dict, memo: dict | None = None) -> str 
         reason = None
     if screening.get("decision") not in CASE_DECISIONS:
         return None
-    if standing_override(conn, screening["transaction_id"], screening, memo):
+    if standing_override(conn, screening["transaction_id"], screening, memo, rules):
         return None
     counted: dict[tuple[str, str], int] = {}
     for f in screening.get("red_flags") or ():
@@ -130,8 +132,10 @@ def on_screening_stored(conn, screening: dict, memo: dict | None = None) -> str 
     # One entry per flag and severity: a deal touching sixty countries notes "RF-3.1 (high) x59" once.
     flags = ", ".join(f"{flag_id} ({severity})" + (f" x{n}" if n > 1 else "")
                       for (flag_id, severity), n in counted.items())
-    return open_case(conn, screening, reason or f"Engine decision {screening['decision']}: {flags or 'no flags listed'}",
-                     memo=memo)
+    if reason is None:
+        lapse = decision_lapse(conn, screening["transaction_id"], screening, memo, rules)
+        reason = f"Engine decision {screening['decision']}: {flags or 'no flags listed'}" + (f"; {lapse}" if lapse else "")
+    return open_case(conn, screening, reason, memo=memo)
 
 
 def add_note(conn, case_id: str, author: str, text: str) -> None:
@@ -304,19 +308,24 @@ def _worst_severities(screening: dict) -> dict[str, str]:
     return worst
 
 
-def _still_applies(decision: dict, screening: dict) -> str | None:
+def _still_applies(decision: dict, screening: dict, rules: material.Rules = material.DEFAULT_RULES) -> str | None:
     """None when the decision still governs this screening, else why it lapsed.
 
-    It lapses when a material fact changes, a red flag appears, a flag's severity rises (a possible
-    restricted-party match confirmed) or the engine's decision gets worse. Names are compared by their
-    end-user keys, as the order gate, grievances and answers on record compare them: a spelling variant
-    of the end-user or a party is no change.
+    It lapses when a material fact changes (under ``rules``, the intended use or a quantity or value grown
+    beyond its factor too), a red flag appears, a flag's severity rises (a possible restricted-party match
+    confirmed) or the engine's decision gets worse. Names are compared by their end-user keys, as the order
+    gate, grievances and answers on record compare them: a spelling variant of the end-user or a party is
+    no change.
     """
     facts = json.loads(_canon(_facts(screening)))
     if decision["material_facts"] and "deployment" not in decision["material_facts"]:
         facts.pop("deployment", None)  # decided before deployment countries were recorded apart
     if keyed_facts(decision["material_facts"]) != keyed_facts(facts):
         return "material facts changed (party, end-user, item, country or deployment country)"
+    # Decided before the intended use and scale were recorded (and not filled in): those are not compared.
+    changed = material.changes(decision["material_facts"], facts, rules)
+    if changed:
+        return "; ".join(changed)
     new_flags = {f["id"] for f in screening.get("red_flags") or ()} - set(decision["flag_ids"])
     if new_flags:
         return "new red flags since the decision: " + ", ".join(sorted(new_flags))
@@ -331,14 +340,27 @@ def _still_applies(decision: dict, screening: dict) -> str | None:
     return None
 
 
-def standing_override(conn, transaction_id: str, screening: dict | None, memo: dict | None = None) -> dict | None:
+def decision_lapse(conn, transaction_id: str, screening: dict | None, memo: dict | None = None,
+                   rules: material.Rules = material.DEFAULT_RULES) -> str | None:
+    """Why the transaction's latest reviewer decision no longer governs this screening, in words; None when
+    it does (or there is none to lapse)."""
+    decisions = memoized(memo, ("cases.decisions", transaction_id),
+                          lambda: decisions_for_transaction(conn, transaction_id))
+    if not decisions or screening is None or decisions[0]["outcome"] == "request_information":
+        return None
+    why = _still_applies(decisions[0], screening, rules)
+    return f"reviewer decision {decisions[0]['id']} no longer applies: {why}" if why else None
+
+
+def standing_override(conn, transaction_id: str, screening: dict | None, memo: dict | None = None,
+                      rules: material.Rules = material.DEFAULT_RULES) -> dict | None:
     """The reviewer decision in force for this transaction and screening, as a gate override, or None."""
     decisions = memoized(memo, ("cases.decisions", transaction_id),
                           lambda: decisions_for_transaction(conn, transaction_id))
     if not decisions or screening is None:
         return None
     latest = decisions[0]
-    if latest["outcome"] == "request_information" or _still_applies(latest, screening):
+    if latest["outcome"] == "request_information" or _still_applies(latest, screening, rules):
         return None
     return {"kind": "override", "gate": latest["gate"],
             "reason": f"reviewer decision {latest['id']} ({latest['label'].lower()}) by "
@@ -347,16 +369,20 @@ def standing_override(conn, transaction_id: str, screening: dict | None, memo: d
             "conditions": latest["conditions"], "safeguards": latest["safeguards"]}
 
 
-def gate_factors(conn, transaction_id: str, screening: dict | None, memo: dict | None = None) -> list[dict]:
-    """What reviewers contribute to the gate: a standing decision, or a hold for an undecided case."""
+def gate_factors(conn, transaction_id: str, screening: dict | None, memo: dict | None = None,
+                 rules: material.Rules = material.DEFAULT_RULES) -> list[dict]:
+    """What reviewers contribute to the gate: a standing decision, or a hold for an undecided case at order,
+    renewal or post-sale (saying why an earlier decision no longer applies)."""
     factors = []
-    override = standing_override(conn, transaction_id, screening, memo)
+    override = standing_override(conn, transaction_id, screening, memo, rules)
     if override:
         factors.append(override)
     pending = memoized(memo, ("cases.open", transaction_id), lambda: open_case_for_transaction(conn, transaction_id))
-    if pending and (screening or {}).get("stage") == "order" and not override:
+    if pending and is_order_stage((screening or {}).get("stage")) and not override:
         what = "information requested" if pending["status"] == "information_requested" else "undecided"
-        factors.append({"kind": "hold", "reason": f"escalation {what}: case {pending['id']} awaits a reviewer"})
+        lapse = decision_lapse(conn, transaction_id, screening, memo, rules)
+        factors.append({"kind": "hold", "reason": f"escalation {what}: case {pending['id']} awaits a reviewer"
+                                                  + (f" ({lapse})" if lapse else "")})
     return factors
 
 

@@ -7,6 +7,7 @@ import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
+from hrdd import material
 from hrdd.audit import now_iso
 from hrdd.parties.normalize import Normaliser, default_normaliser
 
@@ -48,10 +49,13 @@ def end_user_key(name: str, country: str | None, normaliser: Normaliser | None =
 
 
 def keyed_facts(facts: dict) -> dict:
-    """Material facts (Transaction.material_facts) with the end-user and party names as end-user keys."""
+    """Material facts (Transaction.material_facts) with the end-user and party names as end-user keys.
+
+    The intended use and the deal's scale are left out: ``hrdd.material`` compares them under the policy.
+    """
     # For comparing only, both sides alike: stored decisions keep the lower-cased names they were made on
     # (re-storing them would lapse them all), so "The Port Authority of Bergen." stays the same end-user.
-    out = dict(facts)
+    out = {key: value for key, value in facts.items() if key not in material.KEYS}
     if "end_user" in out:
         name, country = out["end_user"]
         out["end_user"] = end_user_key(name, country)
