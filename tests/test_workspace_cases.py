@@ -165,6 +165,7 @@ ZEPHYRINE = {
 }
 
 
+@pytest.mark.no_shipped_list
 def test_an_approval_lapses_when_a_possible_match_is_confirmed(app, client, auth_headers):
     crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
     load_party_list(app, b"name,aliases,country\nZephyrine Optical Systems Trading,,AE\n")
