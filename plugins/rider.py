@@ -12,7 +12,7 @@ import click
 from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
-from hrdd.errors import ApiError
+from hrdd.errors import ApiError, StartupError
 from hrdd.hookspecs import hookimpl
 from hrdd.model import Safeguard
 from hrdd.riders import (
@@ -45,8 +45,13 @@ def _library(config, strict: bool = False):
 
 @hookimpl
 def hrdd_startup(app):
-    """Refuse to start on a clause library with broken files; the error names each file."""
-    _library(app.config, strict=True)
+    """Refuse to start on a clause library with broken files; the one-line error names each file."""
+    try:
+        _library(app.config, strict=True)
+    except ClauseLibraryError as exc:
+        directory = clauses_dir(app.config)
+        problems = "; ".join(f"{directory / p.file}: {p.message}" for p in exc.problems)
+        raise StartupError(f"clause library: {problems} (run `hrdd clauses check` after fixing)") from None
 
 
 @hookimpl

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -396,9 +398,28 @@ def test_a_file_broken_while_running_keeps_the_last_valid_library(tmp_path, capl
 
 def test_startup_refuses_a_broken_clause_file(tmp_path, app_config):
     from server import create_app
+
+    from hrdd.errors import StartupError
     clauses = broken_library(tmp_path, "end-use.md", "---\nid: end-use\ntitle: [oops\n---\nText.\n")
-    with pytest.raises(ClauseLibraryError, match="end-use.md"):
+    with pytest.raises(StartupError, match="end-use.md"):
         create_app({**app_config, "HRDD_CLAUSES_DIR": str(clauses)})
+
+
+def test_hrdd_names_a_broken_clause_file_in_one_line_without_a_traceback(tmp_path, database_url):
+    """Every ``hrdd`` command that starts the app says which file is broken and why, and exits non-zero."""
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    cut_off = clauses / "cut-off.md"
+    cut_off.write_text(cut_off.read_text().replace("[[no-transfer]]", "[[no-transfers]]", 1))
+    env = {**os.environ, "HRDD_CLAUSES_DIR": str(clauses), "HRDD_DATABASE_URL": database_url,
+           "HRDD_VAR_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "hrdd.cli", "keys", "list"], env=env, capture_output=True,
+                            text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"{cut_off}: [[no-transfers]] refers to no clause" in lines[0]
 
 
 # -- HTTP and CLI ---------------------------------------------------------------------------------------
