@@ -397,9 +397,8 @@ def test_a_file_broken_while_running_keeps_the_last_valid_library(tmp_path, capl
 
 
 def test_startup_refuses_a_broken_clause_file(tmp_path, app_config):
-    from server import create_app
-
     from hrdd.errors import StartupError
+    from server import create_app
     clauses = broken_library(tmp_path, "end-use.md", "---\nid: end-use\ntitle: [oops\n---\nText.\n")
     with pytest.raises(StartupError, match="end-use.md"):
         create_app({**app_config, "HRDD_CLAUSES_DIR": str(clauses)})
