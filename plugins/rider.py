@@ -43,6 +43,11 @@ def _library(config, strict: bool = False):
     return load_library(clauses_dir(config), Vocabulary.from_data_dir(config.get("HRDD_DATA_DIR")), strict)
 
 
+def _services(app=None):
+    app = app if app is not None else (current_app if has_app_context() else None)
+    return app.extensions.get("hrdd") if app is not None else None
+
+
 @hookimpl
 def hrdd_startup(app):
     """Refuse to start on a clause library with broken files; the one-line error names each file."""
@@ -72,12 +77,41 @@ def _safeguards_of(selection) -> tuple[Safeguard, ...]:
                     for t in selection.technical))
 
 
+def refuse_unless_governing(screening: dict, services) -> None:
+    """ApiError 409 unless the stored screening governs its deal and the deal's gate is not ``block``.
+
+    A rider states the findings it was built from and is signed as the deal's terms: one built from a
+    superseded screening would bind the Buyer to out-of-date findings and clauses (a "draft" mark is easily
+    lost when the file is edited or printed), so the caller is sent to the governing screening's rider.
+    """
+    if not screening.get("transaction_id") or services is None:
+        return  # a screening read from a file (hrdd rider --json) belongs to no stored deal
+    current = services.as_current(screening)
+    sid, governing = screening.get("id"), current.get("superseded_by")
+    if current["gate"] == "block":
+        why = "; ".join(current.get("hold_reasons") or ()) or "its gate is block"
+        of = f" (governed by screening {governing})" if governing else ""
+        raise ApiError(409, "deal_blocked",
+                       f"No rider is issued for a blocked deal: the deal of screening {sid}{of} is blocked: {why}. "
+                       "A rider becomes available when a reviewer's decision or a new screening lifts the block",
+                       {"gate": ["block"], "hold_reasons": list(current.get("hold_reasons") or ())})
+    if governing:
+        link = f"/v1/screenings/{governing}/rider.docx"
+        because = current.get("superseded_because") or f"screening {governing} is the deal's newest"
+        raise ApiError(409, "screening_superseded",
+                       f"Screening {sid} no longer governs its deal ({because}); a rider is built only from the "
+                       f"governing screening {governing}: GET {link}",
+                       {"superseded_by": [governing], "rider": [link]})
+
+
 def render_rider(screening: dict, options: dict, config,
-                 how_to_give: Callable[[str], str] = query_parameter) -> tuple[bytes, str, str]:
-    """The rider for a screening dict; ApiError 422 names each missing or invalid variable."""
+                 how_to_give: Callable[[str], str] = query_parameter, services=None) -> tuple[bytes, str, str]:
+    """The rider for a screening dict; ApiError 409 for a superseded screening or a blocked deal (see
+    ``refuse_unless_governing``) and 422 naming each missing or invalid variable."""
     if not screening.get("transaction"):
         raise ApiError(409, "screening_incomplete",
                        f"Screening {screening.get('id')!r} does not record its transaction; re-screen it")
+    refuse_unless_governing(screening, services)
     library = _library(config)
     try:
         body = build_rider(screening, options, library, config, how_to_give)
@@ -94,7 +128,7 @@ def hrdd_render_document(kind, screening, options, app):
     """Render ``rider.docx``; options are the rider variables (seller_name, buyer_name, …)."""
     if kind != KIND:
         return None
-    return render_rider(screening, dict(options or {}), _config(app))
+    return render_rider(screening, dict(options or {}), _config(app), services=_services(app))
 
 
 # The rider variables of the default registry that have an option of their own (e.g. --seller-name).
@@ -151,7 +185,8 @@ def hrdd_register_commands(cli):
                 raise click.UsageError(f"--set expects NAME=VALUE, not {item!r}")
             options[name.strip()] = value
         try:
-            body, _, _ = render_rider(screening, options, current_app.config, cli_option)
+            body, _, _ = render_rider(screening, options, current_app.config, cli_option,
+                                      None if json_file else _services())
         except ApiError as exc:
             details = "; ".join(f"{k}: {' '.join(v)}" for k, v in sorted(exc.errors.items()))
             raise click.ClickException(f"{exc.message}{' (' + details + ')' if details else ''}") from exc

@@ -299,9 +299,10 @@ def test_rider_reopens_with_expected_structure(library):
     assert "United Nations Guiding Principles on Business and Human Rights" in text
     assert "30 September 2020" in text
     assert "Schedule 1 — Findings" in text and "Schedule 2 — Technical safeguards" in text
-    # Findings schedule: every red flag with its evidence.
+    # Findings schedule: every red flag with its title and the public-source figures of its evidence.
     for flag in s["red_flags"]:
-        assert flag["id"] in text and flag["evidence"] in text
+        assert flag["id"] in text and flag["title"] in text
+    assert "Egypt: Freedom in the World 2025 F (rule of law) 2/16" in text
     # Footer: screening id and live page numbers.
     footer = document.sections[0].footer
     assert s["id"] in footer.paragraphs[0].text
@@ -312,7 +313,7 @@ def test_rider_reopens_with_expected_structure(library):
     # Core and custom properties trace the signed copy back to its clause texts.
     props = document.core_properties
     assert props.title == "Human Rights and End-Use Rider — AV-2026-0147"
-    assert s["id"] in props.subject and "RF-2.1" in props.keywords and props.identifier == s["id"]
+    assert s["id"] in props.subject and "RF-2.1" not in props.keywords and props.identifier == s["id"]
     custom = read_custom_properties(document)
     assert custom["HRDD Screening"] == s["id"]
     assert custom["HRDD Clauses"] == "; ".join(selection.manifest())
@@ -379,7 +380,7 @@ def test_a_frame_written_before_the_parties_row_loads_with_the_shipped_label(tmp
     (other / "rider.yaml").write_text(frame.read_text().replace("    end_user: End-User\n", ""))
     with pytest.raises(ClauseLibraryError) as error:
         load_library(other)
-    assert "rider.yaml: findings.summary_labels must give exactly these keys" in str(error.value)
+    assert "rider.yaml: findings.summary_labels must give a label for each of findings.summary_rows" in str(error.value)
     assert "end_user, parties, countries" in str(error.value)
 
 
@@ -501,7 +502,7 @@ def test_a_library_without_withheld_wording_still_withholds_rf71(library, tmp_pa
     frame = clauses / "rider.yaml"
     text = frame.read_text(encoding="utf-8")
     start = text.index("  withheld:")
-    frame.write_text(text[:start] + text[text.index("  decision_labels:"):], encoding="utf-8")
+    frame.write_text(text[:start] + text[text.index("  restated:"):], encoding="utf-8")
     s = screening("escalated_eg")
     s["red_flags"].append({"id": "RF-7.1", "step": 7, "severity": "high", "source": "step 7",
                            "title": "An open credible grievance concerns this end-user or transaction",
@@ -513,7 +514,134 @@ def test_a_library_without_withheld_wording_still_withholds_rf71(library, tmp_pa
         assert "grv_" not in all_text(document) and "status investigating" not in all_text(document)
         assert "under review" in row[3] and "credible" not in row[3]
     other = next(f for f in s["red_flags"] if f["id"] != "RF-7.1")
-    assert flag_rows(build_document(s, OPTIONS, library)[0])[other["id"]][3].endswith(other["evidence"])
+    assert "Freedom in the World 2025 status NF (total 18/100)" in other["evidence"]
+    assert "Freedom in the World 2025 status NF (total 18/100)" in flag_rows(
+        build_document(s, OPTIONS, library)[0])[other["id"]][3]
+
+
+# -- what the Buyer receives -------------------------------------------------------------------------------
+
+# The Seller's internal assessment, as the screening JSON words it: never in the file the Buyer signs.
+INTERNAL = ("Risk score", "/100 (", "Outcome", "Escalated for review", "Do not proceed", "compliance officer",
+            "Checklist answer", "= yes", "ruleset", "parties 1", "Reference data used", "tier high", "tier ",
+            "high at <=", "threshold", "country risk", "critical-tier")
+
+
+def escalated_with_internal_evidence(client, auth_headers) -> dict:
+    """The Egypt deal with a checklist answer raising RF-2.2: escalated, with every kind of evidence."""
+    body = load_fixture("transaction_egypt_biometric.json")
+    body["answers"]["exports_to_abusers"] = "yes"
+    response = client.post("/v1/screenings", json=body, headers=auth_headers("crm"))
+    assert response.status_code == 201, response.get_json()
+    stored = response.get_json()
+    assert stored["gate"] != "block" and {"RF-1.2", "RF-2.1", "RF-2.2", "RF-3.1"} <= {f["id"] for f in stored["red_flags"]}
+    evidence = " ".join(f["evidence"] for f in stored["red_flags"])
+    assert "Checklist answer exports_to_abusers = yes" in evidence and "(tier high)" in evidence
+    assert "(high at <= 10, medium at <= 16)" in evidence
+    return stored
+
+
+def test_schedule_1_states_the_findings_not_the_sellers_internal_assessment(client, auth_headers):
+    stored = escalated_with_internal_evidence(client, auth_headers)
+    response = client.get(f"/v1/screenings/{stored['id']}/rider.docx", query_string=OPTIONS,
+                          headers=auth_headers("contracts"))
+    assert response.status_code == 200, response.get_json()
+    document = Document(io.BytesIO(response.data))
+    text = all_text(document)
+    for internal in INTERNAL:
+        assert internal not in text, internal
+    rows = flag_rows(document)
+    titles = {f["id"]: f["title"] for f in stored["red_flags"]}
+    for flag_id in ("RF-1.2", "RF-2.1", "RF-3.1", "RF-3.2"):
+        assert rows[flag_id][3].startswith(titles[flag_id])  # the flag's own title, as screened
+    # The public-source figures behind the findings stay, in full.
+    assert "to Egypt: Freedom in the World 2025: Not Free, 18/100; Political Terror Scale 2023: 4" in rows["RF-1.2"][3]
+    assert rows["RF-3.1"][3].endswith("freedom of expression and associational rights (D+E) 4/28.")
+    # A checklist answer is stated in the words of rider.yaml's findings.restated.
+    assert "the End-User has supplied surveillance products to governments that abuse human rights" in rows["RF-2.2"][3]
+
+
+def test_the_document_properties_say_what_the_file_is_not_the_decision(client, auth_headers):
+    stored = escalated_with_internal_evidence(client, auth_headers)
+    data = client.get(f"/v1/screenings/{stored['id']}/rider.docx", query_string=OPTIONS,
+                      headers=auth_headers("contracts")).data
+    document = Document(io.BytesIO(data))
+    props = document.core_properties
+    assert props.title == "Human Rights and End-Use Rider — AV-2026-0147"
+    for value in (props.keywords, props.subject, props.comments, props.title):
+        assert "decision" not in value and "escalate" not in value and "RF-" not in value, value
+    custom = read_custom_properties(document)
+    assert "HRDD Decision" not in custom and custom["HRDD Screening"] == stored["id"]
+    assert not any("escalate" in v for v in custom.values())
+    import zipfile
+    app_xml = zipfile.ZipFile(io.BytesIO(data)).read("docProps/app.xml").decode()
+    assert "Microsoft" not in app_xml and "<Pages>" not in app_xml and "<Words>" not in app_xml
+    from hrdd import __version__
+    assert f"<Application>hrdd {__version__}</Application>" in app_xml
+
+
+def test_what_schedule_1_shows_is_clause_data(library, tmp_path):
+    """A library may list more summary rows (an internal copy) or cut other phrases out of the evidence."""
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    frame = clauses / "rider.yaml"
+    text = frame.read_text(encoding="utf-8")
+    text = text.replace("summary_rows: [screening, date,", "summary_rows: [risk, screening, date,")
+    text = text.replace("    screening: Screening\n", "    screening: Screening\n    risk: Internal risk score\n")
+    text = text.replace("  evidence_omit:\n", "  evidence_omit:\n    - ' ?Political Terror Scale [^;]*;'\n")
+    frame.write_text(text, encoding="utf-8")
+    s = screening("escalated_eg")
+    shipped = all_text(build_document(s, OPTIONS, library)[0])
+    edited = all_text(build_document(s, OPTIONS, load_library(clauses))[0])
+    assert "Internal risk score\n100/100 (high)" in edited and "risk score" not in shipped.lower()
+    assert "Political Terror Scale" in shipped and "Political Terror Scale" not in edited
+    frame.write_text(text.replace("summary_rows: [risk,", "summary_rows: [mood,"), encoding="utf-8")
+    with pytest.raises(ClauseLibraryError, match="findings.summary_rows must list"):
+        load_library(clauses, strict=True)
+    frame.write_text(text.replace("  evidence_omit:\n", "  evidence_omit:\n    - '(unclosed'\n"), encoding="utf-8")
+    with pytest.raises(ClauseLibraryError, match=r"rider.yaml: findings.evidence_omit entry 1 \('\(unclosed'\)"):
+        load_library(clauses, strict=True)
+
+
+# -- only the governing screening of a deal that may go ahead has a rider -----------------------------------
+
+def test_a_superseded_screening_has_no_rider_and_names_the_governing_one(client, auth_headers, tmp_path, app):
+    body = load_fixture("transaction_egypt_biometric.json")
+    first = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    latest = first
+    for n in range(3):
+        body["intended_use"] = f"Access control at ministry buildings, phase {n + 2}"
+        latest = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    assert latest["gate"] != "block"
+    response = client.get(f"/v1/screenings/{first['id']}/rider.docx", query_string=OPTIONS,
+                          headers=auth_headers("contracts"))
+    assert response.status_code == 409
+    error = response.get_json()
+    link = f"/v1/screenings/{latest['id']}/rider.docx"
+    assert error["code"] == "screening_superseded" and link in error["message"]
+    assert error["errors"] == {"superseded_by": [latest["id"]], "rider": [link]}
+    assert client.get(link, query_string=OPTIONS, headers=auth_headers("contracts")).status_code == 200
+    cli, runner = cli_runner(app)
+    result = runner.invoke(cli, ["rider", first["id"], "-o", str(tmp_path / "x.docx"),
+                                 *[f"--set={k}={v}" for k, v in OPTIONS.items()]], obj=_script_info(app))
+    assert result.exit_code == 1 and latest["id"] in result.output and not (tmp_path / "x.docx").exists()
+
+
+def test_a_blocked_deal_has_no_rider(client, auth_headers):
+    """The lawyer's case: the deal's first screening, superseded since, and the Buyer now on a list (RF-4.3)."""
+    body = load_fixture("transaction_egypt_biometric.json")
+    first = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    assert first["decision"] == "escalate"
+    body["parties"].append({"role": "consignee", "name": "Hikvision Digital Technology Co Ltd", "country": "CN"})
+    blocked = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    assert blocked["gate"] == "block" and "RF-4.3" in {f["id"] for f in blocked["red_flags"]}
+    for sid in (first["id"], blocked["id"]):
+        response = client.get(f"/v1/screenings/{sid}/rider.docx", query_string=OPTIONS,
+                              headers=auth_headers("contracts"))
+        assert response.status_code == 409, sid
+        error = response.get_json()
+        assert error["code"] == "deal_blocked" and "No rider is issued for a blocked deal" in error["message"]
+        assert "RF-4.3" in error["message"] and error["errors"]["gate"] == ["block"]
 
 
 def test_withheld_wording_must_name_a_known_flag(tmp_path):
@@ -647,6 +775,8 @@ def test_libreoffice_converts_the_rider_to_pdf(library, tmp_path):
     assert "1. Definitions and interpretation" in text
     assert "Schedule 1 — Findings" in text and "Page 1 of" in text and s["id"] in text
     assert "(a) to stifle dissent" in text
+    for internal in ("Risk score", "Outcome", "Escalated for review", "ruleset", "tier high", "country risk"):
+        assert internal not in text, internal
 
 
 def test_the_parties_read_in_the_pdf_libreoffice_makes(library, tmp_path):

@@ -263,7 +263,7 @@ def load_library_uncached(directory: str | Path, vocabulary: Vocabulary | None =
     problems.extend(Problem("rider.yaml", m) for m in messages)
     for flag_id in frame.withheld if frame is not None else ():
         if flag_id not in vocabulary.flag_ids:
-            problems.append(Problem("rider.yaml", f"findings.withheld names unknown red flag {flag_id!r}"))
+            problems.append(Problem("rider.yaml", f"findings.withheld or findings.restated names unknown red flag {flag_id!r}"))
     parsed: dict[str, list[Clause]] = {"recital": [], "clause": [], "technical": []}
     for sub, kind in KINDS.items():
         folder = directory / sub
