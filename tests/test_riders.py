@@ -368,6 +368,81 @@ def test_broken_clause_files_are_reported_by_name(tmp_path, text, message):
     assert "extra.md" in str(error.value) and message in str(error.value)
 
 
+def test_clauses_check_reports_two_clauses_at_the_same_position_naming_both(tmp_path):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    cut_off = clauses / "cut-off.md"
+    cut_off.write_text(cut_off.read_text().replace("\norder: 110\n", "\norder: 100\n"))
+    with pytest.raises(ClauseLibraryError) as error:
+        load_library(clauses)
+    assert "grievance.md: order 100 is also the order of cut-off.md" in str(error.value)
+
+
+@pytest.mark.parametrize("line", [
+    "The Buyer shall not * sell the Products.",                       # an asterisk meant literally
+    "The Buyer shall not:\n* sell the Products; or\n* lend them.",     # Markdown's other bullet
+    "The Buyer shall pay 5 * 3 * 2 units.",                           # two of them, which italicised "3"
+])
+def test_a_stray_asterisk_is_reported(tmp_path, line):
+    text = ("---\nid: extra\ntitle: T\nversion: 1.0.0\norder: 999\nrationale: R\nvariables: []\n"
+            f"applies_when: always\n---\n{line}\n")
+    with pytest.raises(ClauseLibraryError) as error:
+        load_library(broken_library(tmp_path, "extra.md", text))
+    assert "extra.md: stray '*'" in str(error.value) and "\\*" in str(error.value)
+
+
+def test_a_clause_file_with_windows_line_ends_reads_like_one_with_unix_line_ends(tmp_path, library):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    for path in (clauses / "audit.md", clauses / "rider.yaml", clauses / "variables.yaml"):
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    crlf = load_library(clauses)
+    assert crlf.by_id["audit"].paragraphs == library.by_id["audit"].paragraphs
+    assert len(crlf.by_id["audit"].paragraphs) > 3
+    s = screening("escalated_eg")
+    assert all_text(build_document(s, OPTIONS, crlf)[0]) == all_text(build_document(s, OPTIONS, library)[0])
+
+
+@pytest.mark.parametrize("end_user,words", [
+    ({"type": "government", "sector": "law_enforcement"}, "a government body in the security sector"),
+    ({"type": "government", "sector": "civil_administration"}, "a government body"),
+    ({"type": "government_linked", "sector": "telecom_operator"}, "a government-linked body"),
+    ({"type": "private", "sector": "internal_security"}, "a private body in the security sector"),
+])
+def test_the_recital_says_what_kind_of_body_the_end_user_is(library, end_user, words):
+    s = screening("escalated_eg")
+    s["transaction"]["end_user"].update(end_user)
+    text = all_text(build_document(s, OPTIONS, library)[0])
+    assert f"The Products are to be used by Directorate of Public Security, {words}. The parties" in text
+    assert "government, government-linked or security-sector" not in text
+
+
+def test_the_words_of_a_worded_value_are_checked(tmp_path):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    registry = clauses / "variables.yaml"
+    registry.write_text(registry.read_text().replace("    ngo: a non-governmental organisation\n",
+                                                     "    church: a church\n"))
+    with pytest.raises(ClauseLibraryError, match="variables.yaml: end_user_description: words must map some of "
+                                                 "government, government_linked"):
+        load_library(clauses)
+
+
+def test_delivery_through_a_disclosed_consignee_abroad_is_provided_for(library):
+    """A Turkish consignee delivers on to the Egyptian End-User: the diversion clause must allow it."""
+    s = screening("escalated_eg")
+    s["transaction"]["parties"].append({"role": "consignee", "name": "Anadolu Lojistik A.Ş.", "country": "TR"})
+    s["red_flags"].append({"id": "RF-4.5", "step": 4, "severity": "medium", "title": "Consignee differs",
+                           "evidence": "consignee in Türkiye", "source": "step 4"})
+    document, selection = build_document(s, OPTIONS, library)
+    text = " ".join(all_text(document).split())
+    assert "diversion-controls" in {c.id for c in selection.clauses}
+    assert ("either directly or through a Disclosed Party whose role is to receive or distribute the Products "
+            "(such as a consignee or distributor, wherever it is established) for onward delivery to the "
+            "End-User at that address") in text
+    assert "Anadolu Lojistik A.Ş. (consignee, Türkiye)" in text
+
+
 def test_a_frame_written_before_the_parties_row_loads_with_the_shipped_label(tmp_path):
     clauses = tmp_path / "clauses"
     shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
