@@ -23,10 +23,11 @@ from hrdd.riders import (
     VariableError,
     build_rider,
     clauses_dir,
-    load_library,
+    configured_library,
     select,
 )
 from hrdd.riders.check import check_library
+from hrdd.riders.governing import refuse_unless_governing
 from hrdd.riders.variables import option_names, query_parameter
 from hrdd.riders.vocabulary import Vocabulary
 
@@ -40,7 +41,7 @@ def _config(app=None) -> dict:
 
 
 def _library(config, strict: bool = False):
-    return load_library(clauses_dir(config), Vocabulary.from_data_dir(config.get("HRDD_DATA_DIR")), strict)
+    return configured_library(config, strict)
 
 
 def _services(app=None):
@@ -75,33 +76,6 @@ def _safeguards_of(selection) -> tuple[Safeguard, ...]:
     return (tuple(Safeguard(id=c.id, kind="clause", title=c.title) for c in selection.clauses)
             + tuple(Safeguard(id=t.id, kind="technical", title=f"Technical safeguards: {t.title}")
                     for t in selection.technical))
-
-
-def refuse_unless_governing(screening: dict, services) -> None:
-    """ApiError 409 unless the stored screening governs its deal and the deal's gate is not ``block``.
-
-    A rider states the findings it was built from and is signed as the deal's terms: one built from a
-    superseded screening would bind the Buyer to out-of-date findings and clauses (a "draft" mark is easily
-    lost when the file is edited or printed), so the caller is sent to the governing screening's rider.
-    """
-    if not screening.get("transaction_id") or services is None:
-        return  # a screening read from a file (hrdd rider --json) belongs to no stored deal
-    current = services.as_current(screening)
-    sid, governing = screening.get("id"), current.get("superseded_by")
-    if current["gate"] == "block":
-        why = "; ".join(current.get("hold_reasons") or ()) or "its gate is block"
-        of = f" (governed by screening {governing})" if governing else ""
-        raise ApiError(409, "deal_blocked",
-                       f"No rider is issued for a blocked deal: the deal of screening {sid}{of} is blocked: {why}. "
-                       "A rider becomes available when a reviewer's decision or a new screening lifts the block",
-                       {"gate": ["block"], "hold_reasons": list(current.get("hold_reasons") or ())})
-    if governing:
-        link = f"/v1/screenings/{governing}/rider.docx"
-        because = current.get("superseded_because") or f"screening {governing} is the deal's newest"
-        raise ApiError(409, "screening_superseded",
-                       f"Screening {sid} no longer governs its deal ({because}); a rider is built only from the "
-                       f"governing screening {governing}: GET {link}",
-                       {"superseded_by": [governing], "rider": [link]})
 
 
 def render_rider(screening: dict, options: dict, config,

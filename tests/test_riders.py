@@ -880,3 +880,69 @@ def test_cross_references_follow_a_clause_inserted_in_the_word_file(library, tmp
     grievance = selection.numbers["grievance"]
     assert f"described in clause {grievance + 1}, that the Products" in text
     assert f"meanings given in clause {selection.numbers['end-use'] + 1}." in text
+
+
+# -- the workspace's rider form ----------------------------------------------------------------------------
+
+def _rider_link(client, case_id: str) -> str:
+    import re
+    page = client.get(f"/workspace/cases/{case_id}").get_data(as_text=True)
+    match = re.search(r'<a href="([^"]+)">Contract rider \(\.docx\)</a>', page)
+    assert match, "no rider link on the case page"
+    return match.group(1)
+
+
+def test_the_case_pages_rider_link_asks_for_the_variables_then_downloads_the_rider(app, client, auth_headers,
+                                                                                  monkeypatch):
+    from tests.workspace_helpers import case_of, csrf_from, login, make_user
+    for name in OPTIONS:
+        monkeypatch.delenv(f"HRDD_RIDER_{name.upper()}", raising=False)
+    make_user(app)
+    login(client)
+    stored = stored_screening(client, auth_headers)
+    link = _rider_link(client, case_of(app, stored["transaction_id"])["id"])
+    page = client.get(link)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    for label in ("Seller", "Buyer", "Agreement reference", "Governing law", "Grievance contact", "Cure period (days)"):
+        assert f">{label}</label>" in html, label
+    assert 'name="buyer_name" type="text" value="Nile Integrated Systems"' in html  # the disclosed distributor
+    assert 'name="cure_period" type="number" value="" min="5" max="180"' in html
+    token = csrf_from(client, link)
+
+    missing = client.post(link, data={"csrf_token": token, "seller_name": "Acme Vision Ltd", "cure_period": "3"})
+    assert missing.status_code == 422 and missing.mimetype == "text/html"
+    html = missing.get_data(as_text=True)
+    assert "Agreement reference: required" in html and "Governing law: required" in html
+    assert 'name="seller_name" type="text" value="Acme Vision Ltd"' in html  # what was typed stays
+    bad = client.post(link, data={"csrf_token": token, **OPTIONS, "cure_period": "3"})
+    assert bad.status_code == 422 and "Cure period (days): must be between 5 and 180" in bad.get_data(as_text=True)
+
+    assert client.post(link, data=OPTIONS).status_code == 400  # no CSRF token
+    done = client.post(link, data={"csrf_token": token, **OPTIONS})
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert done.mimetype == "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    assert f'rider-{stored["id"]}.docx' in done.headers["Content-Disposition"]
+    text = all_text(Document(io.BytesIO(done.data)))
+    assert "Acme Vision Ltd" in text and "AV-2026-0147" in text
+
+
+def test_the_rider_form_prefills_configured_values_and_sends_superseded_screenings_on(app, client, auth_headers):
+    from tests.workspace_helpers import csrf_from, login, make_user
+    app.config["HRDD_RIDER_SELLER_NAME"] = "Acme Vision Ltd"
+    make_user(app)
+    login(client)
+    body = load_fixture("transaction_egypt_biometric.json")
+    first = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    body["intended_use"] = "Access control at ministry buildings and their car parks"
+    latest = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    page = client.get(f"/workspace/screenings/{latest['id']}/rider")
+    assert 'name="seller_name" type="text" value="Acme Vision Ltd"' in page.get_data(as_text=True)
+    old = client.get(f"/workspace/screenings/{first['id']}/rider")
+    assert old.status_code == 409 and old.mimetype == "text/html"
+    html = old.get_data(as_text=True)
+    assert f'href="/workspace/screenings/{latest["id"]}/rider"' in html and "no longer governs its deal" in html
+    assert "<form method=\"post\" action=\"/workspace/screenings/" not in html
+    token = csrf_from(client, f"/workspace/screenings/{latest['id']}/rider")
+    refused = client.post(f"/workspace/screenings/{first['id']}/rider", data={"csrf_token": token, **OPTIONS})
+    assert refused.status_code == 409 and refused.mimetype == "text/html"

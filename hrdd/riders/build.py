@@ -47,6 +47,12 @@ def needed_variables(library: Library, selection: Selection) -> set[str]:
     return names - {"page", "pages"}
 
 
+def needed_options(library: Library, screening: dict[str, Any]) -> list:
+    """The option variables (``source: option``) the rider of this screening needs, in registry order."""
+    needed = needed_variables(library, select(library, Facts.from_screening(screening)))
+    return [spec for name, spec in library.variables.items() if spec.source == "option" and name in needed]
+
+
 class RiderWriter:
     """Writes one rider into a python-docx Document."""
 
