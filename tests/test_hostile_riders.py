@@ -122,3 +122,18 @@ def test_an_evidence_pattern_that_is_not_text_is_named(tmp_path):
                      encoding="utf-8")
     with pytest.raises(ClauseLibraryError, match="findings.evidence_omit must be a list of regular expressions"):
         load_library(clauses)
+
+
+def test_a_confidential_flag_cannot_be_restated(tmp_path):
+    """RF-7.1 is always withheld: a lawyer restating it (with words that could identify a report) is told so."""
+    import shutil
+
+    from hrdd.riders import DEFAULT_CLAUSES_DIR, ClauseLibraryError, load_library
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    frame = clauses / "rider.yaml"
+    frame.write_text(frame.read_text(encoding="utf-8").replace(
+        "  restated:\n", "  restated:\n    RF-7.1:\n      title: Grievance\n      evidence: Report received yesterday\n"),
+        encoding="utf-8")
+    with pytest.raises(ClauseLibraryError, match="findings.restated.RF-7.1: the flag is withheld"):
+        load_library(clauses)

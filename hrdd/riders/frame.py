@@ -133,8 +133,8 @@ def parse_frame(raw: Any) -> tuple[Frame | None, list[str]]:
     problems.extend(messages)
     restated, messages = _parse_withheld(_get(raw, "findings.restated"), "findings.restated", defaults={})
     problems.extend(messages)
-    for flag_id in sorted(set(restated) & set(withheld) - set(DEFAULT_WITHHELD)):
-        problems.append(f"findings.restated.{flag_id}: the flag is already in findings.withheld")
+    for flag_id in sorted(set(restated) & set(withheld)):
+        problems.append(f"findings.restated.{flag_id}: the flag is withheld (findings.withheld); it cannot be restated")
     omit, messages = _parse_patterns(_get(raw, "findings.evidence_omit"), "findings.evidence_omit")
     problems.extend(messages)
     lines = _get(raw, "signature.lines")
