@@ -919,6 +919,7 @@ def test_the_case_pages_rider_link_asks_for_the_variables_then_downloads_the_rid
     assert missing.status_code == 422 and missing.mimetype == "text/html"
     html = missing.get_data(as_text=True)
     assert "Agreement reference: required" in html and "Governing law: required" in html
+    assert "Cure period (days): must be between 5 and 180" in html and "query parameter" not in html
     assert 'name="seller_name" type="text" value="Acme Vision Ltd"' in html  # what was typed stays
     bad = client.post(link, data={"csrf_token": token, **OPTIONS, "cure_period": "3"})
     assert bad.status_code == 422 and "Cure period (days): must be between 5 and 180" in bad.get_data(as_text=True)

@@ -70,16 +70,17 @@ def rider_form(screening_id: str):
         return _page(screening, [], {}, f"The clause library cannot build this rider: {exc}", 500)
     if request.method == "GET":
         return _page(screening, fields, {})
-    errors = {f["spec"].name: ["required"] for f in fields if not f["value"].strip() and not f["configured"]}
-    if errors:
-        return _page(screening, fields, errors, "Fill in the fields marked below.", 422)
     options = {f["spec"].name: f["value"] for f in fields if f["value"].strip()}
     try:
         result = svc.pm.hook.hrdd_render_document(kind="rider.docx", screening=screening, options=options,
                                                   app=current_app)
     except ApiError as exc:
-        errors = {k: list(v) for k, v in exc.errors.items() if k in {f["spec"].name for f in fields}}
-        return _page(screening, fields, errors, exc.message, exc.status)
+        names = {f["spec"].name for f in fields}
+        # The renderer says how an API caller gives a missing value; on the form it is simply required.
+        errors = {k: ["required" if str(m).startswith("required") else str(m) for m in v]
+                  for k, v in exc.errors.items() if k in names}
+        message = "Correct the fields marked below." if errors and exc.status == 422 else exc.message
+        return _page(screening, fields, errors, message, exc.status)
     if result is None:
         return _page(screening, fields, {}, "No installed plugin renders the rider.", 404)
     body, mimetype, filename = result
