@@ -18,12 +18,13 @@ def _create_app():
     from sqlalchemy.exc import SQLAlchemyError
 
     from hrdd.adapters.config import ConfigError
+    from hrdd.errors import StartupError
     from server import create_app  # noqa: PLC0415 - server.py lives at the project root
     try:
         return create_app()
     except (SQLAlchemyError, CommandError) as exc:
         raise _store_error(exc) from None
-    except ConfigError as exc:
+    except (ConfigError, StartupError) as exc:
         # The message names the file and setting; a traceback would bury it.
         raise click.ClickException(str(exc)) from None
 

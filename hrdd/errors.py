@@ -22,6 +22,10 @@ class ApiError(Exception):
         return {"code": self.code, "status": self.status, "message": self.message, "errors": self.errors}
 
 
+class StartupError(Exception):
+    """Data the service needs is broken; the one-line message names the file and the problem."""
+
+
 def not_found(what: str, ident: str) -> ApiError:
     """A 404 naming what was looked for."""
     return ApiError(404, "not_found", f"{what} {ident!r} does not exist")

@@ -141,7 +141,8 @@ def hrdd_register_commands(cli):
 def hrdd_startup(app):
     """Called once when the app is created, after the store is ready; validate plugin data here.
 
-    Raise an exception with a clear message (naming the file) to refuse start-up on broken data.
+    Raise ``hrdd.errors.StartupError`` with a one-line message naming the file and the problem to refuse
+    start-up on broken data: ``hrdd`` prints it without a traceback and exits 1.
     """
 
 

@@ -12,7 +12,7 @@ import click
 from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
-from hrdd.errors import ApiError
+from hrdd.errors import ApiError, StartupError
 from hrdd.hookspecs import hookimpl
 from hrdd.model import Safeguard
 from hrdd.riders import (
@@ -23,10 +23,11 @@ from hrdd.riders import (
     VariableError,
     build_rider,
     clauses_dir,
-    load_library,
+    configured_library,
     select,
 )
 from hrdd.riders.check import check_library
+from hrdd.riders.governing import refuse_unless_governing
 from hrdd.riders.variables import option_names, query_parameter
 from hrdd.riders.vocabulary import Vocabulary
 
@@ -40,13 +41,23 @@ def _config(app=None) -> dict:
 
 
 def _library(config, strict: bool = False):
-    return load_library(clauses_dir(config), Vocabulary.from_data_dir(config.get("HRDD_DATA_DIR")), strict)
+    return configured_library(config, strict)
+
+
+def _services(app=None):
+    app = app if app is not None else (current_app if has_app_context() else None)
+    return app.extensions.get("hrdd") if app is not None else None
 
 
 @hookimpl
 def hrdd_startup(app):
-    """Refuse to start on a clause library with broken files; the error names each file."""
-    _library(app.config, strict=True)
+    """Refuse to start on a clause library with broken files; the one-line error names each file."""
+    try:
+        _library(app.config, strict=True)
+    except ClauseLibraryError as exc:
+        directory = clauses_dir(app.config)
+        problems = "; ".join(f"{directory / p.file}: {p.message}" for p in exc.problems)
+        raise StartupError(f"clause library: {problems} (run `hrdd clauses check` after fixing)") from None
 
 
 @hookimpl
@@ -68,11 +79,13 @@ def _safeguards_of(selection) -> tuple[Safeguard, ...]:
 
 
 def render_rider(screening: dict, options: dict, config,
-                 how_to_give: Callable[[str], str] = query_parameter) -> tuple[bytes, str, str]:
-    """The rider for a screening dict; ApiError 422 names each missing or invalid variable."""
+                 how_to_give: Callable[[str], str] = query_parameter, services=None) -> tuple[bytes, str, str]:
+    """The rider for a screening dict; ApiError 409 for a superseded screening or a blocked deal (see
+    ``refuse_unless_governing``) and 422 naming each missing or invalid variable."""
     if not screening.get("transaction"):
         raise ApiError(409, "screening_incomplete",
                        f"Screening {screening.get('id')!r} does not record its transaction; re-screen it")
+    refuse_unless_governing(screening, services)
     library = _library(config)
     try:
         body = build_rider(screening, options, library, config, how_to_give)
@@ -89,7 +102,7 @@ def hrdd_render_document(kind, screening, options, app):
     """Render ``rider.docx``; options are the rider variables (seller_name, buyer_name, …)."""
     if kind != KIND:
         return None
-    return render_rider(screening, dict(options or {}), _config(app))
+    return render_rider(screening, dict(options or {}), _config(app), services=_services(app))
 
 
 # The rider variables of the default registry that have an option of their own (e.g. --seller-name).
@@ -146,7 +159,8 @@ def hrdd_register_commands(cli):
                 raise click.UsageError(f"--set expects NAME=VALUE, not {item!r}")
             options[name.strip()] = value
         try:
-            body, _, _ = render_rider(screening, options, current_app.config, cli_option)
+            body, _, _ = render_rider(screening, options, current_app.config, cli_option,
+                                      None if json_file else _services())
         except ApiError as exc:
             details = "; ".join(f"{k}: {' '.join(v)}" for k, v in sorted(exc.errors.items()))
             raise click.ClickException(f"{exc.message}{' (' + details + ')' if details else ''}") from exc

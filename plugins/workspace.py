@@ -9,15 +9,16 @@ from flask.cli import with_appcontext
 
 from hrdd import audit
 from hrdd.hookspecs import hookimpl
-from hrdd.workspace import security, users, views, views_reports, web
+from hrdd.workspace import security, users, views, views_reports, views_rider, web
 
 
 @hookimpl
 def hrdd_register_routes(app):
-    """Sessions, the sign-in page, the case queue, case pages, the dashboard and report pages."""
+    """Sessions, the sign-in page, the case queue, case pages, the rider form, the dashboard and report pages."""
     web.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(views_reports.bp)
+    app.register_blueprint(views_rider.bp)
 
 
 @hookimpl

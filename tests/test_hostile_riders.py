@@ -89,3 +89,51 @@ def test_nul_in_an_option_is_refused_before_the_rider_is_built(client, auth_head
     response = client.get(f"/v1/screenings/{hostile_screening['id']}/rider.docx",
                           query_string={**OPTIONS, "buyer_name": "Acme\x00"}, headers=auth_headers("contracts"))
     assert response.status_code == 400 and "NUL" in response.get_json()["message"]
+
+
+def test_the_workspace_rider_form_echoes_hostile_values_as_text(app, client, auth_headers, hostile_screening,
+                                                                  monkeypatch):
+    """The form shows what was typed (and the hostile Buyer the transaction suggests) escaped, never as HTML."""
+    from tests.workspace_helpers import csrf_from, login, make_user
+    for name in OPTIONS:
+        monkeypatch.delenv(f"HRDD_RIDER_{name.upper()}", raising=False)
+    make_user(app)
+    login(client)
+    link = f"/workspace/screenings/{hostile_screening['id']}/rider"
+    page = client.get(link).get_data(as_text=True)
+    assert "<w:instrText>" not in page and "&lt;/w:t&gt;&lt;/w:r&gt;" in page  # the suggested Buyer, escaped
+    script = '"><script>alert(1)</script>'
+    response = client.post(link, data={"csrf_token": csrf_from(client, link), "seller_name": script})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "<script>" not in html
+    assert 'value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in html
+    assert client.get("/workspace/screenings/..%2F..%2Fv1%2Fscreenings/rider").status_code == 404
+
+
+def test_an_evidence_pattern_that_is_not_text_is_named(tmp_path):
+    """evidence_omit is a list of regular expressions a lawyer edits: an entry that is not one is named."""
+    import shutil
+
+    from hrdd.riders import DEFAULT_CLAUSES_DIR, ClauseLibraryError, load_library
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    frame = clauses / "rider.yaml"
+    frame.write_text(frame.read_text(encoding="utf-8").replace("  evidence_omit:\n", "  evidence_omit:\n    - 42\n"),
+                     encoding="utf-8")
+    with pytest.raises(ClauseLibraryError, match="findings.evidence_omit must be a list of regular expressions"):
+        load_library(clauses)
+
+
+def test_a_confidential_flag_cannot_be_restated(tmp_path):
+    """RF-7.1 is always withheld: a lawyer restating it (with words that could identify a report) is told so."""
+    import shutil
+
+    from hrdd.riders import DEFAULT_CLAUSES_DIR, ClauseLibraryError, load_library
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    frame = clauses / "rider.yaml"
+    frame.write_text(frame.read_text(encoding="utf-8").replace(
+        "  restated:\n", "  restated:\n    RF-7.1:\n      title: Grievance\n      evidence: Report received yesterday\n"),
+        encoding="utf-8")
+    with pytest.raises(ClauseLibraryError, match="findings.restated.RF-7.1: the flag is withheld"):
+        load_library(clauses)

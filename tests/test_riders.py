@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -297,9 +299,10 @@ def test_rider_reopens_with_expected_structure(library):
     assert "United Nations Guiding Principles on Business and Human Rights" in text
     assert "30 September 2020" in text
     assert "Schedule 1 — Findings" in text and "Schedule 2 — Technical safeguards" in text
-    # Findings schedule: every red flag with its evidence.
+    # Findings schedule: every red flag with its title and the public-source figures of its evidence.
     for flag in s["red_flags"]:
-        assert flag["id"] in text and flag["evidence"] in text
+        assert flag["id"] in text and flag["title"] in text
+    assert "Egypt: Freedom in the World 2025 F (rule of law) 2/16" in text
     # Footer: screening id and live page numbers.
     footer = document.sections[0].footer
     assert s["id"] in footer.paragraphs[0].text
@@ -310,7 +313,7 @@ def test_rider_reopens_with_expected_structure(library):
     # Core and custom properties trace the signed copy back to its clause texts.
     props = document.core_properties
     assert props.title == "Human Rights and End-Use Rider — AV-2026-0147"
-    assert s["id"] in props.subject and "RF-2.1" in props.keywords and props.identifier == s["id"]
+    assert s["id"] in props.subject and "RF-2.1" not in props.keywords and props.identifier == s["id"]
     custom = read_custom_properties(document)
     assert custom["HRDD Screening"] == s["id"]
     assert custom["HRDD Clauses"] == "; ".join(selection.manifest())
@@ -365,6 +368,85 @@ def test_broken_clause_files_are_reported_by_name(tmp_path, text, message):
     assert "extra.md" in str(error.value) and message in str(error.value)
 
 
+def test_clauses_check_reports_two_clauses_at_the_same_position_naming_both(tmp_path):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    cut_off = clauses / "cut-off.md"
+    cut_off.write_text(cut_off.read_text().replace("\norder: 110\n", "\norder: 100\n"))
+    from hrdd_plugins import rider
+
+    from hrdd.cli import cli
+    rider.hrdd_register_commands(cli=cli)
+    result = CliRunner().invoke(cli, ["clauses", "check", "--dir", str(clauses)])
+    assert result.exit_code == 1
+    assert f"{clauses}/grievance.md: order 100 is also the order of cut-off.md" in result.output
+
+
+@pytest.mark.parametrize("line", [
+    "The Buyer shall not * sell the Products.",                       # an asterisk meant literally
+    "The Buyer shall not:\n* sell the Products; or\n* lend them.",     # Markdown's other bullet
+    "The Buyer shall pay 5 * 3 * 2 units.",                           # two of them, which italicised "3"
+])
+def test_a_stray_asterisk_is_reported(tmp_path, line):
+    text = ("---\nid: extra\ntitle: T\nversion: 1.0.0\norder: 999\nrationale: R\nvariables: []\n"
+            f"applies_when: always\n---\n{line}\n")
+    with pytest.raises(ClauseLibraryError) as error:
+        load_library(broken_library(tmp_path, "extra.md", text))
+    assert "extra.md: stray '*'" in str(error.value) and "\\*" in str(error.value)
+
+
+def test_a_clause_file_with_windows_line_ends_reads_like_one_with_unix_line_ends(tmp_path, library):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    for path in (clauses / "audit.md", clauses / "rider.yaml", clauses / "variables.yaml"):
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    crlf = load_library(clauses)
+    assert crlf.by_id["audit"].paragraphs == library.by_id["audit"].paragraphs
+    assert len(crlf.by_id["audit"].paragraphs) > 3
+    s = screening("escalated_eg")
+    assert all_text(build_document(s, OPTIONS, crlf)[0]) == all_text(build_document(s, OPTIONS, library)[0])
+
+
+@pytest.mark.parametrize("end_user,words", [
+    ({"type": "government", "sector": "law_enforcement"}, "a government body in the security sector"),
+    ({"type": "government", "sector": "civil_administration"}, "a government body"),
+    ({"type": "government_linked", "sector": "telecom_operator"}, "a government-linked body"),
+    ({"type": "private", "sector": "internal_security"}, "a private body in the security sector"),
+])
+def test_the_recital_says_what_kind_of_body_the_end_user_is(library, end_user, words):
+    s = screening("escalated_eg")
+    s["transaction"]["end_user"].update(end_user)
+    text = all_text(build_document(s, OPTIONS, library)[0])
+    assert f"The Products are to be used by Directorate of Public Security, {words}. The parties" in text
+    assert "government, government-linked or security-sector" not in text
+
+
+def test_the_words_of_a_worded_value_are_checked(tmp_path):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    registry = clauses / "variables.yaml"
+    registry.write_text(registry.read_text().replace("    ngo: a non-governmental organisation\n",
+                                                     "    church: a church\n"))
+    with pytest.raises(ClauseLibraryError, match="variables.yaml: end_user_description: words must map some of "
+                                                 "government, government_linked"):
+        load_library(clauses)
+
+
+def test_delivery_through_a_disclosed_consignee_abroad_is_provided_for(library):
+    """A Turkish consignee delivers on to the Egyptian End-User: the diversion clause must allow it."""
+    s = screening("escalated_eg")
+    s["transaction"]["parties"].append({"role": "consignee", "name": "Anadolu Lojistik A.Ş.", "country": "TR"})
+    s["red_flags"].append({"id": "RF-4.5", "step": 4, "severity": "medium", "title": "Consignee differs",
+                           "evidence": "consignee in Türkiye", "source": "step 4"})
+    document, selection = build_document(s, OPTIONS, library)
+    text = " ".join(all_text(document).split())
+    assert "diversion-controls" in {c.id for c in selection.clauses}
+    assert ("either directly or through a Disclosed Party whose role is to receive or distribute the Products "
+            "(such as a consignee or distributor, wherever it is established) for onward delivery to the "
+            "End-User at that address") in text
+    assert "Anadolu Lojistik A.Ş. (consignee, Türkiye)" in text
+
+
 def test_a_frame_written_before_the_parties_row_loads_with_the_shipped_label(tmp_path):
     clauses = tmp_path / "clauses"
     shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
@@ -377,7 +459,7 @@ def test_a_frame_written_before_the_parties_row_loads_with_the_shipped_label(tmp
     (other / "rider.yaml").write_text(frame.read_text().replace("    end_user: End-User\n", ""))
     with pytest.raises(ClauseLibraryError) as error:
         load_library(other)
-    assert "rider.yaml: findings.summary_labels must give exactly these keys" in str(error.value)
+    assert "rider.yaml: findings.summary_labels must give a label for each of findings.summary_rows" in str(error.value)
     assert "end_user, parties, countries" in str(error.value)
 
 
@@ -395,10 +477,28 @@ def test_a_file_broken_while_running_keeps_the_last_valid_library(tmp_path, capl
 
 
 def test_startup_refuses_a_broken_clause_file(tmp_path, app_config):
+    from hrdd.errors import StartupError
     from server import create_app
     clauses = broken_library(tmp_path, "end-use.md", "---\nid: end-use\ntitle: [oops\n---\nText.\n")
-    with pytest.raises(ClauseLibraryError, match="end-use.md"):
+    with pytest.raises(StartupError, match="end-use.md"):
         create_app({**app_config, "HRDD_CLAUSES_DIR": str(clauses)})
+
+
+def test_hrdd_names_a_broken_clause_file_in_one_line_without_a_traceback(tmp_path, database_url):
+    """Every ``hrdd`` command that starts the app says which file is broken and why, and exits non-zero."""
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    cut_off = clauses / "cut-off.md"
+    cut_off.write_text(cut_off.read_text().replace("[[no-transfer]]", "[[no-transfers]]", 1))
+    env = {**os.environ, "HRDD_CLAUSES_DIR": str(clauses), "HRDD_DATABASE_URL": database_url,
+           "HRDD_VAR_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "hrdd.cli", "keys", "list"], env=env, capture_output=True,
+                            text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"{cut_off}: [[no-transfers]] refers to no clause" in lines[0]
 
 
 # -- HTTP and CLI ---------------------------------------------------------------------------------------
@@ -481,7 +581,7 @@ def test_a_library_without_withheld_wording_still_withholds_rf71(library, tmp_pa
     frame = clauses / "rider.yaml"
     text = frame.read_text(encoding="utf-8")
     start = text.index("  withheld:")
-    frame.write_text(text[:start] + text[text.index("  decision_labels:"):], encoding="utf-8")
+    frame.write_text(text[:start] + text[text.index("  restated:"):], encoding="utf-8")
     s = screening("escalated_eg")
     s["red_flags"].append({"id": "RF-7.1", "step": 7, "severity": "high", "source": "step 7",
                            "title": "An open credible grievance concerns this end-user or transaction",
@@ -493,7 +593,134 @@ def test_a_library_without_withheld_wording_still_withholds_rf71(library, tmp_pa
         assert "grv_" not in all_text(document) and "status investigating" not in all_text(document)
         assert "under review" in row[3] and "credible" not in row[3]
     other = next(f for f in s["red_flags"] if f["id"] != "RF-7.1")
-    assert flag_rows(build_document(s, OPTIONS, library)[0])[other["id"]][3].endswith(other["evidence"])
+    assert "Freedom in the World 2025 status NF (total 18/100)" in other["evidence"]
+    assert "Freedom in the World 2025 status NF (total 18/100)" in flag_rows(
+        build_document(s, OPTIONS, library)[0])[other["id"]][3]
+
+
+# -- what the Buyer receives -------------------------------------------------------------------------------
+
+# The Seller's internal assessment, as the screening JSON words it: never in the file the Buyer signs.
+INTERNAL = ("Risk score", "/100 (", "Outcome", "Escalated for review", "Do not proceed", "compliance officer",
+            "Checklist answer", "= yes", "ruleset", "parties 1", "Reference data used", "tier high", "tier ",
+            "high at <=", "threshold", "country risk", "critical-tier")
+
+
+def escalated_with_internal_evidence(client, auth_headers) -> dict:
+    """The Egypt deal with a checklist answer raising RF-2.2: escalated, with every kind of evidence."""
+    body = load_fixture("transaction_egypt_biometric.json")
+    body["answers"]["exports_to_abusers"] = "yes"
+    response = client.post("/v1/screenings", json=body, headers=auth_headers("crm"))
+    assert response.status_code == 201, response.get_json()
+    stored = response.get_json()
+    assert stored["gate"] != "block" and {"RF-1.2", "RF-2.1", "RF-2.2", "RF-3.1"} <= {f["id"] for f in stored["red_flags"]}
+    evidence = " ".join(f["evidence"] for f in stored["red_flags"])
+    assert "Checklist answer exports_to_abusers = yes" in evidence and "(tier high)" in evidence
+    assert "(high at <= 10, medium at <= 16)" in evidence
+    return stored
+
+
+def test_schedule_1_states_the_findings_not_the_sellers_internal_assessment(client, auth_headers):
+    stored = escalated_with_internal_evidence(client, auth_headers)
+    response = client.get(f"/v1/screenings/{stored['id']}/rider.docx", query_string=OPTIONS,
+                          headers=auth_headers("contracts"))
+    assert response.status_code == 200, response.get_json()
+    document = Document(io.BytesIO(response.data))
+    text = all_text(document)
+    for internal in INTERNAL:
+        assert internal not in text, internal
+    rows = flag_rows(document)
+    titles = {f["id"]: f["title"] for f in stored["red_flags"]}
+    for flag_id in ("RF-1.2", "RF-2.1", "RF-3.1", "RF-3.2"):
+        assert rows[flag_id][3].startswith(titles[flag_id])  # the flag's own title, as screened
+    # The public-source figures behind the findings stay, in full.
+    assert "to Egypt: Freedom in the World 2025: Not Free, 18/100; Political Terror Scale 2023: 4" in rows["RF-1.2"][3]
+    assert rows["RF-3.1"][3].endswith("freedom of expression and associational rights (D+E) 4/28.")
+    # A checklist answer is stated in the words of rider.yaml's findings.restated.
+    assert "the End-User has supplied surveillance products to governments that abuse human rights" in rows["RF-2.2"][3]
+
+
+def test_the_document_properties_say_what_the_file_is_not_the_decision(client, auth_headers):
+    stored = escalated_with_internal_evidence(client, auth_headers)
+    data = client.get(f"/v1/screenings/{stored['id']}/rider.docx", query_string=OPTIONS,
+                      headers=auth_headers("contracts")).data
+    document = Document(io.BytesIO(data))
+    props = document.core_properties
+    assert props.title == "Human Rights and End-Use Rider — AV-2026-0147"
+    for value in (props.keywords, props.subject, props.comments, props.title):
+        assert "decision" not in value and "escalate" not in value and "RF-" not in value, value
+    custom = read_custom_properties(document)
+    assert "HRDD Decision" not in custom and custom["HRDD Screening"] == stored["id"]
+    assert not any("escalate" in v for v in custom.values())
+    import zipfile
+    app_xml = zipfile.ZipFile(io.BytesIO(data)).read("docProps/app.xml").decode()
+    assert "Microsoft" not in app_xml and "<Pages>" not in app_xml and "<Words>" not in app_xml
+    from hrdd import __version__
+    assert f"<Application>hrdd {__version__}</Application>" in app_xml
+
+
+def test_what_schedule_1_shows_is_clause_data(library, tmp_path):
+    """A library may list more summary rows (an internal copy) or cut other phrases out of the evidence."""
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    frame = clauses / "rider.yaml"
+    text = frame.read_text(encoding="utf-8")
+    text = text.replace("summary_rows: [screening, date,", "summary_rows: [risk, screening, date,")
+    text = text.replace("    screening: Screening\n", "    screening: Screening\n    risk: Internal risk score\n")
+    text = text.replace("  evidence_omit:\n", "  evidence_omit:\n    - ' ?Political Terror Scale [^;]*;'\n")
+    frame.write_text(text, encoding="utf-8")
+    s = screening("escalated_eg")
+    shipped = all_text(build_document(s, OPTIONS, library)[0])
+    edited = all_text(build_document(s, OPTIONS, load_library(clauses))[0])
+    assert "Internal risk score\n100/100 (high)" in edited and "risk score" not in shipped.lower()
+    assert "Political Terror Scale" in shipped and "Political Terror Scale" not in edited
+    frame.write_text(text.replace("summary_rows: [risk,", "summary_rows: [mood,"), encoding="utf-8")
+    with pytest.raises(ClauseLibraryError, match="findings.summary_rows must list"):
+        load_library(clauses, strict=True)
+    frame.write_text(text.replace("  evidence_omit:\n", "  evidence_omit:\n    - '(unclosed'\n"), encoding="utf-8")
+    with pytest.raises(ClauseLibraryError, match=r"rider.yaml: findings.evidence_omit entry 1 \('\(unclosed'\)"):
+        load_library(clauses, strict=True)
+
+
+# -- only the governing screening of a deal that may go ahead has a rider -----------------------------------
+
+def test_a_superseded_screening_has_no_rider_and_names_the_governing_one(client, auth_headers, tmp_path, app):
+    body = load_fixture("transaction_egypt_biometric.json")
+    first = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    latest = first
+    for n in range(3):
+        body["intended_use"] = f"Access control at ministry buildings, phase {n + 2}"
+        latest = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    assert latest["gate"] != "block"
+    response = client.get(f"/v1/screenings/{first['id']}/rider.docx", query_string=OPTIONS,
+                          headers=auth_headers("contracts"))
+    assert response.status_code == 409
+    error = response.get_json()
+    link = f"/v1/screenings/{latest['id']}/rider.docx"
+    assert error["code"] == "screening_superseded" and link in error["message"]
+    assert error["errors"] == {"superseded_by": [latest["id"]], "rider": [link]}
+    assert client.get(link, query_string=OPTIONS, headers=auth_headers("contracts")).status_code == 200
+    cli, runner = cli_runner(app)
+    result = runner.invoke(cli, ["rider", first["id"], "-o", str(tmp_path / "x.docx"),
+                                 *[f"--set={k}={v}" for k, v in OPTIONS.items()]], obj=_script_info(app))
+    assert result.exit_code == 1 and latest["id"] in result.output and not (tmp_path / "x.docx").exists()
+
+
+def test_a_blocked_deal_has_no_rider(client, auth_headers):
+    """The lawyer's case: the deal's first screening, superseded since, and the Buyer now on a list (RF-4.3)."""
+    body = load_fixture("transaction_egypt_biometric.json")
+    first = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    assert first["decision"] == "escalate"
+    body["parties"].append({"role": "consignee", "name": "Hikvision Digital Technology Co Ltd", "country": "CN"})
+    blocked = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    assert blocked["gate"] == "block" and "RF-4.3" in {f["id"] for f in blocked["red_flags"]}
+    for sid in (first["id"], blocked["id"]):
+        response = client.get(f"/v1/screenings/{sid}/rider.docx", query_string=OPTIONS,
+                              headers=auth_headers("contracts"))
+        assert response.status_code == 409, sid
+        error = response.get_json()
+        assert error["code"] == "deal_blocked" and "No rider is issued for a blocked deal" in error["message"]
+        assert "RF-4.3" in error["message"] and error["errors"]["gate"] == ["block"]
 
 
 def test_withheld_wording_must_name_a_known_flag(tmp_path):
@@ -627,6 +854,9 @@ def test_libreoffice_converts_the_rider_to_pdf(library, tmp_path):
     assert "1. Definitions and interpretation" in text
     assert "Schedule 1 — Findings" in text and "Page 1 of" in text and s["id"] in text
     assert "(a) to stifle dissent" in text
+    for internal in ("Risk score", "Outcome", "Escalated for review", "ruleset", "tier high", "country risk"):
+        assert internal not in text, internal
+    assert "(D) The Products are to be used by Directorate of Public Security, a government body in the security sector." in text
 
 
 def test_the_parties_read_in_the_pdf_libreoffice_makes(library, tmp_path):
@@ -655,3 +885,70 @@ def test_cross_references_follow_a_clause_inserted_in_the_word_file(library, tmp
     grievance = selection.numbers["grievance"]
     assert f"described in clause {grievance + 1}, that the Products" in text
     assert f"meanings given in clause {selection.numbers['end-use'] + 1}." in text
+
+
+# -- the workspace's rider form ----------------------------------------------------------------------------
+
+def _rider_link(client, case_id: str) -> str:
+    import re
+    page = client.get(f"/workspace/cases/{case_id}").get_data(as_text=True)
+    match = re.search(r'<a href="([^"]+)">Contract rider \(\.docx\)</a>', page)
+    assert match, "no rider link on the case page"
+    return match.group(1)
+
+
+def test_the_case_pages_rider_link_asks_for_the_variables_then_downloads_the_rider(app, client, auth_headers,
+                                                                                  monkeypatch):
+    from tests.workspace_helpers import case_of, csrf_from, login, make_user
+    for name in OPTIONS:
+        monkeypatch.delenv(f"HRDD_RIDER_{name.upper()}", raising=False)
+    make_user(app)
+    login(client)
+    stored = stored_screening(client, auth_headers)
+    link = _rider_link(client, case_of(app, stored["transaction_id"])["id"])
+    page = client.get(link)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    for label in ("Seller", "Buyer", "Agreement reference", "Governing law", "Grievance contact", "Cure period (days)"):
+        assert f">{label}</label>" in html, label
+    assert 'name="buyer_name" type="text" value="Nile Integrated Systems"' in html  # the disclosed distributor
+    assert 'name="cure_period" type="number" value="" min="5" max="180"' in html
+    token = csrf_from(client, link)
+
+    missing = client.post(link, data={"csrf_token": token, "seller_name": "Acme Vision Ltd", "cure_period": "3"})
+    assert missing.status_code == 422 and missing.mimetype == "text/html"
+    html = missing.get_data(as_text=True)
+    assert "Agreement reference: required" in html and "Governing law: required" in html
+    assert "Cure period (days): must be between 5 and 180" in html and "query parameter" not in html
+    assert 'name="seller_name" type="text" value="Acme Vision Ltd"' in html  # what was typed stays
+    bad = client.post(link, data={"csrf_token": token, **OPTIONS, "cure_period": "3"})
+    assert bad.status_code == 422 and "Cure period (days): must be between 5 and 180" in bad.get_data(as_text=True)
+
+    assert client.post(link, data=OPTIONS).status_code == 400  # no CSRF token
+    done = client.post(link, data={"csrf_token": token, **OPTIONS})
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert done.mimetype == "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    assert f'rider-{stored["id"]}.docx' in done.headers["Content-Disposition"]
+    text = all_text(Document(io.BytesIO(done.data)))
+    assert "Acme Vision Ltd" in text and "AV-2026-0147" in text
+
+
+def test_the_rider_form_prefills_configured_values_and_sends_superseded_screenings_on(app, client, auth_headers):
+    from tests.workspace_helpers import csrf_from, login, make_user
+    app.config["HRDD_RIDER_SELLER_NAME"] = "Acme Vision Ltd"
+    make_user(app)
+    login(client)
+    body = load_fixture("transaction_egypt_biometric.json")
+    first = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    body["intended_use"] = "Access control at ministry buildings and their car parks"
+    latest = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    page = client.get(f"/workspace/screenings/{latest['id']}/rider")
+    assert 'name="seller_name" type="text" value="Acme Vision Ltd"' in page.get_data(as_text=True)
+    old = client.get(f"/workspace/screenings/{first['id']}/rider")
+    assert old.status_code == 409 and old.mimetype == "text/html"
+    html = old.get_data(as_text=True)
+    assert f'href="/workspace/screenings/{latest["id"]}/rider"' in html and "no longer governs its deal" in html
+    assert "<form method=\"post\" action=\"/workspace/screenings/" not in html
+    token = csrf_from(client, f"/workspace/screenings/{latest['id']}/rider")
+    refused = client.post(f"/workspace/screenings/{first['id']}/rider", data={"csrf_token": token, **OPTIONS})
+    assert refused.status_code == 409 and refused.mimetype == "text/html"

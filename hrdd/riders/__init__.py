@@ -11,6 +11,7 @@ from hrdd.riders.conditions import Facts
 from hrdd.riders.library import ClauseLibraryError, Library, Problem, load_library
 from hrdd.riders.selection import Selection, SelectionError, select
 from hrdd.riders.variables import VariableError
+from hrdd.riders.vocabulary import Vocabulary
 
 # The repository's clauses/ directory (the package is installed in editable mode from the repo).
 DEFAULT_CLAUSES_DIR = Path(__file__).resolve().parents[2] / "clauses"
@@ -22,8 +23,15 @@ def clauses_dir(config=None) -> Path:
     return cached_path(str(value)) if value else DEFAULT_CLAUSES_DIR
 
 
+def configured_library(config=None, strict: bool = False) -> Library:
+    """The clause library of ``HRDD_CLAUSES_DIR``, checked against the configured data's vocabulary."""
+    config = config or {}
+    return load_library(clauses_dir(config), Vocabulary.from_data_dir(config.get("HRDD_DATA_DIR")), strict)
+
+
 __all__ = [
     "DOCX_MIMETYPE", "DEFAULT_CLAUSES_DIR", "ClauseLibraryError", "Facts", "Library", "Problem", "Selection",
-    "SelectionError", "VariableError", "build_document", "build_rider", "clauses_dir", "load_library",
+    "SelectionError", "VariableError", "build_document", "build_rider", "clauses_dir", "configured_library",
+    "load_library",
     "select",
 ]

@@ -15,6 +15,7 @@ from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
 from docx.text.paragraph import Paragraph as DocxParagraph
 
+from hrdd import __version__
 from hrdd.riders import ooxml
 from hrdd.riders.conditions import Facts
 from hrdd.riders.findings import write_findings
@@ -44,6 +45,12 @@ def needed_variables(library: Library, selection: Selection) -> set[str]:
     for text in selection.texts():
         names |= text.used_variables()
     return names - {"page", "pages"}
+
+
+def needed_options(library: Library, screening: dict[str, Any]) -> list:
+    """The option variables (``source: option``) the rider of this screening needs, in registry order."""
+    needed = needed_variables(library, select(library, Facts.from_screening(screening)))
+    return [spec for name, spec in library.variables.items() if spec.source == "option" and name in needed]
 
 
 class RiderWriter:
@@ -274,10 +281,9 @@ class RiderWriter:
         props.title = f"{title} — {agreement}" if agreement else title
         props.subject = (f"Human rights and end-use terms for {values.get('end_user_name', '')}, "
                          f"screening {screening.get('id') or ''}")[:255]
-        keywords = ["human rights due diligence", "UN Guiding Principles", "State Department Guidance 2020",
-                    f"screening {screening.get('id') or ''}", f"decision {screening.get('decision')}",
-                    *sorted(selection.facts.flags)]
-        props.keywords = "; ".join(keywords)[:255]
+        # The file goes to the Buyer: its properties name the rider and what made it, never the Seller's
+        # internal decision or red flags (Schedule 1 states the findings in contract language).
+        props.keywords = "human rights due diligence; UN Guiding Principles; State Department Guidance 2020"
         props.category = "Contract rider"
         props.author = values.get("seller_name", "hrdd")
         props.last_modified_by = "hrdd"
@@ -288,9 +294,9 @@ class RiderWriter:
         now = datetime.now(UTC).replace(microsecond=0)
         props.created = props.modified = now.replace(tzinfo=None)
         props.revision = 1
+        ooxml.set_app_properties(self.document, f"hrdd {__version__}")
         ooxml.set_custom_properties(self.document, {
             "HRDD Screening": screening.get("id") or "",
-            "HRDD Decision": screening.get("decision") or "",
             "HRDD Clauses": "; ".join(selection.manifest()),
             "HRDD Frame Version": self.frame.version,
             "HRDD Clause Digest": "sha256:" + selection.digest(self.library),

@@ -19,7 +19,7 @@ def _humanise(value: str | None) -> str:
 
 
 def summary_rows(screening: dict[str, Any], frame, values) -> list[tuple[str, str]]:
-    """(label, value) rows describing the screening."""
+    """(label, value) rows describing the screening: those of the frame's ``findings.summary_rows``."""
     transaction = screening.get("transaction") or {}
     end_user = transaction.get("end_user") or {}
     risk = screening.get("risk") or {}
@@ -38,22 +38,22 @@ def summary_rows(screening: dict[str, Any], frame, values) -> list[tuple[str, st
     eu_parts = [clean_text(end_user.get("name") or ""), country_name(end_user.get("country")),
                 _humanise(end_user.get("type")), _humanise(end_user.get("sector"))]
     labels = frame.summary_labels
-    rows = [
-        ("screening", clean_text(screening.get("id") or "")),
-        ("date", values.get("screening_date") or _date_of(screening)),
-        ("stage", _humanise(screening.get("stage"))),
-        ("decision", frame.decision_labels.get(decision, _humanise(decision))),
-        ("risk", f"{risk.get('score', NONE)}/100 ({_humanise(risk.get('level'))})" if risk else NONE),
-        ("end_user", "; ".join(p for p in eu_parts if p)),
+    rows = {
+        "screening": clean_text(screening.get("id") or ""),
+        "date": values.get("screening_date") or _date_of(screening),
+        "stage": _humanise(screening.get("stage")),
+        "decision": frame.decision_labels.get(decision, _humanise(decision)),
+        "risk": f"{risk.get('score', NONE)}/100 ({_humanise(risk.get('level'))})" if risk else NONE,
+        "end_user": "; ".join(p for p in eu_parts if p),
         # One line each: a rider covers only the parties it names (hrdd.rider_coverage).
-        ("parties", "\n".join(party_label(p) for p in transaction.get("parties") or ())),
-        ("countries", ", ".join(country_name(c) for c in transaction.get("deployment_countries") or ())
-         or country_name(end_user.get("country"))),
-        ("products", "\n".join(items)),
-        ("intended_use", clean_text(transaction.get("intended_use") or "")),
-        ("data", data_text),
-    ]
-    return [(labels[key], value or NONE) for key, value in rows]
+        "parties": "\n".join(party_label(p) for p in transaction.get("parties") or ()),
+        "countries": ", ".join(country_name(c) for c in transaction.get("deployment_countries") or ())
+        or country_name(end_user.get("country")),
+        "products": "\n".join(items),
+        "intended_use": clean_text(transaction.get("intended_use") or ""),
+        "data": data_text,
+    }
+    return [(labels[key], rows[key] or NONE) for key in frame.summary_rows]
 
 
 def _date_of(screening: dict[str, Any]) -> str:
@@ -72,13 +72,17 @@ def ordered_flags(screening: dict[str, Any]) -> list[dict[str, Any]]:
 def _buyer_facing(flag: dict[str, Any], frame) -> tuple[str, str]:
     """A flag's title and evidence as the Buyer may read them.
 
-    Evidence from public reference data, restricted-party lists and the Buyer's own answers is quoted as
-    screened; a flag in the frame's ``findings.withheld`` (RF-7.1: the grievance channel, whose reporters
-    must stay unidentifiable) prints the frame's wording instead, for screenings stored before this too.
+    A flag in the frame's ``findings.withheld`` (RF-7.1: the grievance channel, whose reporters must stay
+    unidentifiable) or ``findings.restated`` (evidence that is a checklist answer or a match score) prints
+    the frame's wording instead, for screenings stored before this too. Other evidence (the public-source
+    figures) is quoted with what ``findings.evidence_omit`` matches cut out: the Seller's own grading.
     """
     if flag.get("id") in frame.withheld:
         return frame.withheld[flag["id"]]
-    return clean_text(flag.get("title") or ""), clean_text(flag.get("evidence") or NONE)
+    evidence = clean_text(flag.get("evidence") or "")
+    for pattern in frame.evidence_omit:
+        evidence = pattern.sub("", evidence)
+    return clean_text(flag.get("title") or ""), " ".join(evidence.split()) or NONE
 
 
 def write_findings(writer, heading) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,10 @@ TEXTS = (
 LABELS = ("schedule_label", "technical.part_label", "technical.applies_to_label")
 SUMMARY_KEYS = ("screening", "date", "stage", "decision", "risk", "end_user", "parties", "countries",
                 "products", "intended_use", "data")
+# Schedule 1 goes to the Buyer: a library that does not say which summary rows to print gets these, never
+# the Seller's internal assessment (outcome and its advice, risk score, ruleset and data versions).
+DEFAULT_SUMMARY_ROWS = ("screening", "date", "stage", "end_user", "parties", "countries", "products",
+                        "intended_use")
 FLAG_COLUMNS = 5
 DEFAULT_PARTIES_LABEL = "Disclosed Parties (role, country)"
 # The Buyer signs the rider, and a grievance may be about the Buyer's own agency: RF-7.1's evidence names
@@ -40,8 +45,11 @@ class Frame:
     flag_columns: tuple[str, ...]
     decision_labels: dict[str, str]
     signature_lines: tuple[str, ...]
-    # Flag id -> (title, evidence) printed in Schedule 1 instead of the screening's own.
+    # Flag id -> (title, evidence) printed in Schedule 1 instead of the screening's own (withheld, restated).
     withheld: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The summary rows Schedule 1 prints, in order, and what is cut out of every evidence text it quotes.
+    summary_rows: tuple[str, ...] = DEFAULT_SUMMARY_ROWS
+    evidence_omit: tuple[re.Pattern, ...] = ()
 
     def refs(self, technical: bool = True) -> set[str]:
         """Cross-references used by the frame (without the technical schedule's texts if not printed)."""
@@ -97,22 +105,37 @@ def parse_frame(raw: Any) -> tuple[Frame | None, list[str]]:
             problems.append(f"{path} must be non-empty text")
         else:
             labels[path] = value.strip()
+    rows = _get(raw, "findings.summary_rows")
+    if rows is None:
+        rows = list(DEFAULT_SUMMARY_ROWS)
+    if not _string_list(rows) or set(rows) - set(SUMMARY_KEYS) or len(set(rows)) != len(rows):
+        problems.append(f"findings.summary_rows must list summary rows once each, from: {', '.join(SUMMARY_KEYS)}")
+        rows = []
     summary = _get(raw, "findings.summary_labels")
-    if isinstance(summary, dict) and set(SUMMARY_KEYS) - set(summary) == {"parties"}:
+    if isinstance(summary, dict) and "parties" in rows and "parties" not in summary:
         # A library written before riders named the parties still loads: its Schedule 1 gains the row
         # under the shipped label rather than the service refusing to start after an upgrade.
         summary = {**summary, "parties": DEFAULT_PARTIES_LABEL}
-    if not isinstance(summary, dict) or set(summary) != set(SUMMARY_KEYS):
-        problems.append(f"findings.summary_labels must give exactly these keys: {', '.join(SUMMARY_KEYS)}")
+    if not isinstance(summary, dict) or set(rows) - set(summary) or set(summary) - set(SUMMARY_KEYS):
+        problems.append(f"findings.summary_labels must give a label for each of findings.summary_rows "
+                        f"({', '.join(rows)}) and no other keys than: {', '.join(SUMMARY_KEYS)}")
         summary = {}
     decisions = _get(raw, "findings.decision_labels")
-    if not isinstance(decisions, dict) or set(decisions) != set(DECISIONS):
+    if decisions is None and "decision" not in rows:
+        decisions = {}
+    elif not isinstance(decisions, dict) or set(decisions) != set(DECISIONS):
         problems.append(f"findings.decision_labels must give exactly these keys: {', '.join(DECISIONS)}")
         decisions = {}
     columns = _get(raw, "findings.flag_columns")
     if not _string_list(columns, FLAG_COLUMNS):
         problems.append(f"findings.flag_columns must list {FLAG_COLUMNS} column headings")
-    withheld, messages = _parse_withheld(_get(raw, "findings.withheld"))
+    withheld, messages = _parse_withheld(_get(raw, "findings.withheld"), "findings.withheld")
+    problems.extend(messages)
+    restated, messages = _parse_withheld(_get(raw, "findings.restated"), "findings.restated", defaults={})
+    problems.extend(messages)
+    for flag_id in sorted(set(restated) & set(withheld)):
+        problems.append(f"findings.restated.{flag_id}: the flag is withheld (findings.withheld); it cannot be restated")
+    omit, messages = _parse_patterns(_get(raw, "findings.evidence_omit"), "findings.evidence_omit")
     problems.extend(messages)
     lines = _get(raw, "signature.lines")
     if not _string_list(lines):
@@ -125,22 +148,38 @@ def parse_frame(raw: Any) -> tuple[Frame | None, list[str]]:
         version=str(raw["version"]), texts=texts, labels=labels,
         summary_labels={k: str(v) for k, v in summary.items()}, flag_columns=tuple(columns),
         decision_labels={k: str(v) for k, v in decisions.items()}, signature_lines=tuple(lines),
-        withheld=withheld,
+        withheld={**restated, **withheld}, summary_rows=tuple(rows), evidence_omit=omit,
     ), []
 
 
-def _parse_withheld(raw: Any) -> tuple[dict[str, tuple[str, str]], list[str]]:
-    """``findings.withheld``: flag id -> {title, evidence}, with the confidential flags always present."""
+def _parse_withheld(raw: Any, path: str, defaults: dict | None = None) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """``findings.withheld`` / ``findings.restated``: flag id -> {title, evidence}, printed instead of the
+    screening's; the confidential flags (``DEFAULT_WITHHELD``) are always withheld."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        return {}, ["findings.withheld must map red-flag ids to a title and an evidence text"]
-    problems, withheld = [], dict(DEFAULT_WITHHELD)
+        return {}, [f"{path} must map red-flag ids to a title and an evidence text"]
+    problems, withheld = [], dict(DEFAULT_WITHHELD if defaults is None else defaults)
     for flag_id, entry in raw.items():
         texts = entry if isinstance(entry, dict) else {}
         title, evidence = texts.get("title"), texts.get("evidence")
         if set(texts) != {"title", "evidence"} or not all(isinstance(t, str) and t.strip() for t in (title, evidence)):
-            problems.append(f"findings.withheld.{flag_id} must give exactly a non-empty title and evidence")
+            problems.append(f"{path}.{flag_id} must give exactly a non-empty title and evidence")
             continue
         withheld[str(flag_id)] = (" ".join(title.split()), " ".join(evidence.split()))
     return withheld, problems
+
+
+def _parse_patterns(raw: Any, path: str) -> tuple[tuple[re.Pattern, ...], list[str]]:
+    """``findings.evidence_omit``: regular expressions whose matches are cut out of quoted evidence."""
+    if raw is None:
+        return (), []
+    if not isinstance(raw, list) or not all(isinstance(p, str) and p for p in raw):
+        return (), [f"{path} must be a list of regular expressions"]
+    patterns, problems = [], []
+    for index, pattern in enumerate(raw, start=1):
+        try:
+            patterns.append(re.compile(pattern))
+        except re.error as exc:
+            problems.append(f"{path} entry {index} ({pattern!r}) is not a valid regular expression: {exc}")
+    return tuple(patterns), problems

@@ -135,6 +135,8 @@ def _parse_clause_file(path: Path, kind: str, rel: str,
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return bad(f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+    # Files saved on Windows (CRLF) or old Macs (CR) read as if they had Unix line ends.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     match = _SPLIT.match(text.lstrip("\ufeff"))
     if not match:
         return bad("no front matter: the file must start with a '---' line, the YAML fields, and a '---' line")
@@ -248,6 +250,18 @@ def _check_unique(items: list[Clause], what: str, problems: list[Problem]) -> No
         seen[key] = item.file
 
 
+def _check_orders(items: list[Clause], problems: list[Problem]) -> None:
+    # Two texts at the same position would be numbered in the order of their ids: a lawyer who moved one
+    # would not see which came first.
+    seen: dict[int, str] = {}
+    for item in items:
+        if item.order in seen:
+            problems.append(Problem(item.file, f"order {item.order} is also the order of {seen[item.order]}; "
+                                               "give each its own position"))
+        else:
+            seen[item.order] = item.file
+
+
 def load_library_uncached(directory: str | Path, vocabulary: Vocabulary | None = None) -> Library:
     """Read and validate every file of the library; raise ClauseLibraryError listing all problems."""
     directory = Path(directory)
@@ -263,7 +277,7 @@ def load_library_uncached(directory: str | Path, vocabulary: Vocabulary | None =
     problems.extend(Problem("rider.yaml", m) for m in messages)
     for flag_id in frame.withheld if frame is not None else ():
         if flag_id not in vocabulary.flag_ids:
-            problems.append(Problem("rider.yaml", f"findings.withheld names unknown red flag {flag_id!r}"))
+            problems.append(Problem("rider.yaml", f"findings.withheld or findings.restated names unknown red flag {flag_id!r}"))
     parsed: dict[str, list[Clause]] = {"recital": [], "clause": [], "technical": []}
     for sub, kind in KINDS.items():
         folder = directory / sub
@@ -279,6 +293,8 @@ def load_library_uncached(directory: str | Path, vocabulary: Vocabulary | None =
         problems.append(Problem(directory.name, "the library has no clause files"))
     _check_unique(parsed["recital"] + parsed["clause"] + parsed["technical"], "id", problems)
     _check_unique(parsed["technical"], "capability", problems)
+    for kind in ("recital", "clause", "technical"):
+        _check_orders(parsed[kind], problems)
     present = {t.capability for t in parsed["technical"]}
     for capability in vocabulary.capabilities_needing_schedule:
         if capability not in present:

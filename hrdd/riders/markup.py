@@ -65,9 +65,11 @@ def parse_inline(text: str) -> tuple[Token, ...]:
         if match["escaped"]:
             buffer.append(match["escaped"])
         elif match["strong"]:
+            _check_flanking(text, match, bold)
             flush()
             bold = not bold
         elif match["em"]:
+            _check_flanking(text, match, italic)
             flush()
             italic = not italic
         elif match["var"]:
@@ -85,6 +87,19 @@ def parse_inline(text: str) -> tuple[Token, ...]:
                                      or "}}" in token.value or "]]" in token.value):
             raise MarkupError(f"malformed {{{{variable}}}} or [[reference]] in: {_excerpt(text)}")
     return tuple(tokens)
+
+
+def _check_flanking(text: str, match: re.Match, closing: bool) -> None:
+    # As in Markdown: emphasis opens before a non-space and closes after one. Anything else is an asterisk
+    # meant literally (or a "* " bullet), which would otherwise silently italicise the text up to the next.
+    mark = match[0]
+    if closing:
+        ok = match.start() > 0 and not text[match.start() - 1].isspace()
+    else:
+        ok = match.end() < len(text) and not text[match.end()].isspace()
+    if not ok:
+        raise MarkupError(f"stray {mark!r} in: {_excerpt(text)}; write \\* for a literal asterisk and '- ' "
+                          "for an item")
 
 
 def parse_body(body: str) -> tuple[Paragraph, ...]:

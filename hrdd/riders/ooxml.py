@@ -12,6 +12,7 @@ from docx.oxml import OxmlElement, parse_xml
 from docx.oxml.ns import nsdecls, qn
 
 CUSTOM_PROPERTIES_CT = "application/vnd.openxmlformats-officedocument.custom-properties+xml"
+APP_PROPERTIES_CT = "application/vnd.openxmlformats-officedocument.extended-properties+xml"
 CUSTOM_PROPERTIES_FMTID = "{D5CDD505-2E9C-101B-9397-08002B2CF9AE}"
 # Word shows at most 255 characters of a text property, so long values are split over several.
 PROPERTY_CHUNK = 255
@@ -178,6 +179,24 @@ def set_custom_properties(document, properties: dict[str, str]) -> None:
     package = document.part.package
     part = Part(PackURI("/docProps/custom.xml"), CUSTOM_PROPERTIES_CT, xml, package)
     package.relate_to(part, RT.CUSTOM_PROPERTIES)
+
+
+def set_app_properties(document, application: str) -> None:
+    """Replace python-docx's template ``docProps/app.xml`` (Word for Mac, 1 page, 0 words) with the generator.
+
+    Page and word counts are left out: Word and LibreOffice work them out when they open the file.
+    """
+    xml = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+           '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties" '
+           'xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes">'
+           f"<Application>{escape(application)}</Application><DocSecurity>0</DocSecurity>"
+           "</Properties>").encode()
+    package = document.part.package
+    for part in package.iter_parts():
+        if part.partname == "/docProps/app.xml":
+            part._blob = xml
+            return
+    package.relate_to(Part(PackURI("/docProps/app.xml"), APP_PROPERTIES_CT, xml, package), RT.EXTENDED_PROPERTIES)
 
 
 def read_custom_properties(document) -> dict[str, str]:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pycountry
 
+from hrdd.model import END_USER_TYPES, SECURITY_SECTORS
+
 SOURCES = ("option", "screening")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
@@ -36,6 +38,8 @@ class VariableSpec:
     max: int | None = None
     max_length: int = 500
     fallback: str | None = None
+    # For a worded screening value: (key, words) pairs, e.g. ("government", "a government body").
+    words: tuple[tuple[str, str], ...] = ()
 
     @property
     def config_key(self) -> str:
@@ -114,12 +118,49 @@ SCREENING_VALUES: dict[str, Callable[[dict], str]] = {
 }
 
 
+def _end_user_kinds(screening: dict) -> list[str]:
+    end_user = _end_user(screening)
+    return [str(end_user.get("type") or "unknown")] + (
+        ["security_sector"] if end_user.get("sector") in SECURITY_SECTORS else [])
+
+
+# Screening values the library words itself: the keys the screening gives, looked up in the variable's
+# ``words`` and joined with spaces ("a government body" + "in the security sector").
+WORDED_VALUES: dict[str, tuple[Callable[[dict], list[str]], tuple[str, ...]]] = {
+    "end_user_description": (_end_user_kinds, (*END_USER_TYPES, "security_sector")),
+}
+
+
+def screening_value(spec: VariableSpec, screening: dict) -> str:
+    """The value of a ``source: screening`` variable, or its fallback when the screening gives none."""
+    if spec.name in WORDED_VALUES:
+        words = dict(spec.words)
+        value = " ".join(words[k] for k in WORDED_VALUES[spec.name][0](screening) if words.get(k))
+    else:
+        value = SCREENING_VALUES[spec.name](screening)
+    return value or clean_text(spec.fallback or "")
+
+
+def _parse_words(name: str, raw: Any, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    keys = WORDED_VALUES[name][1] if name in WORDED_VALUES else ()
+    if raw is None and not keys:
+        return ()
+    if not keys:
+        problems.append(f"{name}: words is only for the worded screening values: {', '.join(WORDED_VALUES)}")
+        return ()
+    if not isinstance(raw, dict) or set(map(str, raw)) - set(keys) or not all(
+            isinstance(v, str) and v.strip() for v in raw.values()):
+        problems.append(f"{name}: words must map some of {', '.join(keys)} to non-empty text")
+        return ()
+    return tuple((str(k), " ".join(v.split())) for k, v in raw.items())
+
+
 def parse_registry(raw: Any) -> tuple[dict[str, VariableSpec], list[str]]:
     """Validate variables.yaml; return the specs by name and the problems found."""
     if not isinstance(raw, dict) or not raw:
         return {}, ["variables.yaml must map variable names to their descriptions"]
     specs, problems = {}, []
-    allowed = {"source", "description", "label", "type", "min", "max", "max_length", "fallback"}
+    allowed = {"source", "description", "label", "type", "min", "max", "max_length", "fallback", "words"}
     for name, spec in raw.items():
         if not isinstance(spec, dict):
             problems.append(f"{name}: must be a mapping with at least source and description")
@@ -132,8 +173,10 @@ def parse_registry(raw: Any) -> tuple[dict[str, VariableSpec], list[str]]:
             continue
         if not isinstance(spec.get("description"), str) or not spec["description"].strip():
             problems.append(f"{name}: description must be non-empty text")
-        if spec["source"] == "screening" and name not in SCREENING_VALUES:
-            problems.append(f"{name}: no screening value of that name; known: {', '.join(SCREENING_VALUES)}")
+        if spec["source"] == "screening" and name not in SCREENING_VALUES and name not in WORDED_VALUES:
+            problems.append(f"{name}: no screening value of that name; known: "
+                            f"{', '.join([*SCREENING_VALUES, *WORDED_VALUES])}")
+        words = _parse_words(name, spec.get("words"), problems)
         if spec.get("type", "text") not in ("text", "integer"):
             problems.append(f"{name}: type must be text or integer")
         for key in ("min", "max", "max_length"):
@@ -141,7 +184,8 @@ def parse_registry(raw: Any) -> tuple[dict[str, VariableSpec], list[str]]:
                 problems.append(f"{name}: {key} must be a whole number")
         if problems:
             continue
-        specs[name] = VariableSpec(name=name, **{k: v for k, v in spec.items() if k in allowed})
+        specs[name] = VariableSpec(name=name, **{k: v for k, v in spec.items() if k in allowed - {"words"}},
+                                   words=words)
     return specs, problems
 
 
@@ -172,7 +216,7 @@ def resolve(registry: Mapping[str, VariableSpec], needed: set[str], screening: d
     for name in sorted(needed):
         spec = registry[name]
         if spec.source == "screening":
-            values[name] = SCREENING_VALUES[name](screening) or clean_text(spec.fallback or "")
+            values[name] = screening_value(spec, screening)
             continue
         raw = options.get(name)
         if raw is None or str(raw).strip() == "":
