@@ -709,3 +709,51 @@ def test_checklist_command_writes_the_workbook(app, screened, tmp_path):
 def test_choices_match_the_canonical_answer_values():
     from hrdd.model import ANSWER_VALUES
     assert sorted(CHOICES.values()) == sorted(ANSWER_VALUES)
+
+
+@pytest.mark.parametrize("error_value", ["#N/A", "#REF!", "#DIV/0!", "#VALUE!", "#NAME?", "#NUM!", "#NULL!"])
+def test_error_values_from_the_deal_keep_excels_quote_prefix(error_value):
+    # Re-entered in Excel without the quote prefix, "#N/A" becomes the error value, not the party's name.
+    screening = load_fixture("checklist_screening_hostile.json")
+    screening["transaction"]["parties"][0]["name"] = error_value
+    wb = open_xlsx(build_workbook(screening, TEMPLATES["state-dept-2020"]))
+    cells = [c for row in wb["Parties"].iter_rows() for c in row if c.value == error_value]
+    assert cells and all(c.data_type == "s" and c.quotePrefix for c in cells)
+
+
+def test_a_misspelt_answer_id_is_named_as_the_answer_with_the_accepted_ids(client, auth_headers, transaction):
+    for value in ("yes", "maybe"):
+        transaction["answers"] = {"past_missuse": value}
+        response = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm"))
+        body = response.get_json()
+        assert response.status_code == 422
+        assert "answers.past_missuse" in body["message"] and "answers.past_missuse.key" not in body["message"]
+        [message, *rest] = body["errors"]["answers"]["past_missuse"]
+        assert "'past_missuse'" in message and "past_misuse" in message.split("known:")[1]
+        assert all(qid in message for qid in TEMPLATES["state-dept-2020"].question_ids)
+
+
+@needs_soffice
+def test_dates_and_statuses_saved_by_libreoffice_pass_the_upload_checks(tmp_path):
+    from datetime import date
+
+    from hrdd.checklists.templates import get_template
+    from hrdd.checklists.upload import read_checklist
+    screening = load_fixture("checklist_screening_eg.json")
+
+    def edit(wb):
+        ws, summary = wb["Questions"], wb["Summary"]
+        row = question_rows(ws)["past_misuse"]
+        ws.cell(row=row, column=11).value, ws.cell(row=row, column=12).value = date(2027, 1, 15), "In progress"
+        signed = next(r for r in range(1, summary.max_row + 1) if summary.cell(row=r, column=1).value == "Approver")
+        summary.cell(row=signed, column=2).value = "Bea Approver"
+        summary.cell(row=signed, column=4).value = date(2026, 12, 7)
+    data = fill(build_workbook(screening, TEMPLATES["state-dept-2020"]), {"past_misuse": "No"}, edit)
+    (tmp_path / "filled.xlsx").write_bytes(data)
+    _soffice(["--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(tmp_path / "out"), "filled.xlsx"],
+             tmp_path)
+    checked = read_checklist((tmp_path / "out" / "filled.xlsx").read_bytes(), screening,
+                             lambda tid: get_template(TEMPLATES_DIR, tid))
+    response = checked.record["responses"]["past_misuse"]
+    assert (response["due_date"], response["status"]) == ("2027-01-15", "In progress")
+    assert checked.record["signoff"]["approver"] == {"name": "Bea Approver", "comment": None, "date": "2026-12-07"}
