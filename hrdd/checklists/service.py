@@ -86,7 +86,9 @@ def render_checklist(screening: dict, options: dict, app) -> tuple[bytes, str, s
     uploads = deal_uploads(app.extensions["hrdd"].store, screening)
     body = build_workbook(screening, template, data_sources=data_sources(app),
                           carried=carried_rows(None, screening, template, uploads),
-                          party_notes=carried_party_notes(None, screening, uploads))
+                          party_notes=carried_party_notes(None, screening, uploads),
+                          max_upload=upload_limits(app.config).max_bytes,
+                          confirm_severities=withdrawals.confirm_severities(app.extensions["hrdd"].policy))
     return body, XLSX_MIMETYPE, f"checklist-{screening.get('id')}-{template.id}.xlsx"
 
 
