@@ -138,8 +138,10 @@ def _intact(app) -> None:
 def test_a_checklist_upload_is_an_audit_entry(app, client, auth_headers):
     from tests.test_checklists import XLSX, download, fill, upload
     quote = screen(client, auth_headers("crm"), fixture("transaction_egypt_biometric.json"))
-    response = upload(client, auth_headers, quote["id"],
-                      fill(download(client, auth_headers, quote["id"]), {"past_misuse": "Yes"}), XLSX)
+    data = download(client, auth_headers, quote["id"])
+    assert upload(client, auth_headers, quote["id"], data[:100], XLSX).status_code >= 400
+    assert _entries(app, "checklist.upload") == []  # a refused upload changed nothing
+    response = upload(client, auth_headers, quote["id"], fill(data, {"past_misuse": "Yes"}), XLSX)
     assert response.status_code == 201, response.get_json()
     uploaded = response.get_json()
     [entry] = _entries(app, "checklist.upload")
@@ -152,14 +154,6 @@ def test_a_checklist_upload_is_an_audit_entry(app, client, auth_headers):
     assert details["decision"] == {"from": "escalate", "to": "do_not_proceed"}
     assert details["engine_gate"] == {"from": "hold", "to": "block"} and len(details["sha256"]) == 64
     _intact(app)
-
-
-def test_a_refused_upload_writes_no_entry(app, client, auth_headers):
-    from tests.test_checklists import XLSX, download, upload
-    quote = screen(client, auth_headers("crm"), fixture("transaction_egypt_biometric.json"))
-    data = download(client, auth_headers, quote["id"])
-    assert upload(client, auth_headers, quote["id"], data[:100], XLSX).status_code >= 400
-    assert _entries(app, "checklist.upload") == []
 
 
 def test_a_rider_execution_is_an_audit_entry(app, client, auth_headers):

@@ -807,3 +807,29 @@ def test_which_severities_need_a_reviewer_is_policy(app_config, tmp_path, reques
                       fill(download(client, headers, quote["id"]), {"past_misuse": "No"}), XLSX)
     uploaded = response.get_json()
     assert uploaded["checklist_upload"]["withdrawn"] == [] and uploaded["gate"] == uploaded["engine_gate"]
+
+
+def test_a_due_date_stored_as_words_before_the_check_is_not_carried_as_text(app, client, auth_headers, transaction):
+    # Uploads stored before due dates were checked may hold "next week": the next workbook's date cell
+    # must not get it as text (its owner and status still come along).
+    import sqlalchemy as sa
+    from openpyxl import load_workbook
+
+    from hrdd.checklists.evidence import checklist_uploads
+    from tests.test_checklists import question_rows
+    quote = screen(client, auth_headers, transaction)
+
+    def owner(wb):
+        ws = wb["Questions"]
+        ws.cell(row=question_rows(ws)["past_misuse"], column=10).value = "Dana"
+    filled = fill(download(client, auth_headers, quote["id"]), {"exports_to_abusers": "No"}, owner)
+    uploaded = upload(client, auth_headers, quote["id"], filled, XLSX).get_json()
+    store = app.extensions["hrdd"].store
+    with store.begin() as conn:
+        row = conn.execute(sa.select(checklist_uploads.c.record)).scalar_one()
+        row["responses"]["past_misuse"]["due_date"] = "next week"
+        conn.execute(checklist_uploads.update().values(record=row))
+    ws = load_workbook(io.BytesIO(download(client, auth_headers, uploaded["id"])))["Questions"]
+    at = question_rows(ws)["past_misuse"]
+    assert ws.cell(row=at, column=10).value == "Dana"
+    assert ws.cell(row=at, column=11).value is None

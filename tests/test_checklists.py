@@ -750,15 +750,26 @@ def test_dates_and_statuses_saved_by_libreoffice_pass_the_upload_checks(tmp_path
         signed = next(r for r in range(1, summary.max_row + 1) if summary.cell(row=r, column=1).value == "Approver")
         summary.cell(row=signed, column=2).value = "Bea Approver"
         summary.cell(row=signed, column=4).value = date(2026, 12, 7)
-    data = fill(build_workbook(screening, TEMPLATES["state-dept-2020"]), {"past_misuse": "No"}, edit)
-    (tmp_path / "filled.xlsx").write_bytes(data)
-    _soffice(["--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(tmp_path / "out"), "filled.xlsx"],
-             tmp_path)
-    checked = read_checklist((tmp_path / "out" / "filled.xlsx").read_bytes(), screening,
+    def words(wb):
+        edit(wb)
+        ws = wb["Questions"]
+        ws.cell(row=question_rows(ws)["exports_to_abusers"], column=11).value = "next week"
+    workbook = build_workbook(screening, TEMPLATES["state-dept-2020"])
+    for name, edits in (("dates.xlsx", edit), ("words.xlsx", words)):
+        (tmp_path / name).write_bytes(fill(workbook, {"past_misuse": "No"}, edits))
+        _soffice(["--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(tmp_path / "out"), name], tmp_path)
+    checked = read_checklist((tmp_path / "out" / "dates.xlsx").read_bytes(), screening,
                              lambda tid: get_template(TEMPLATES_DIR, tid))
     response = checked.record["responses"]["past_misuse"]
     assert (response["due_date"], response["status"]) == ("2027-01-15", "In progress")
     assert checked.record["signoff"]["approver"] == {"name": "Bea Approver", "comment": None, "date": "2026-12-07"}
+    # Words typed into a date cell stay words through LibreOffice, and are refused naming the cell.
+    from hrdd.errors import ApiError
+    with pytest.raises(ApiError) as refused:
+        read_checklist((tmp_path / "out" / "words.xlsx").read_bytes(), screening,
+                       lambda tid: get_template(TEMPLATES_DIR, tid))
+    row = question_rows(open_xlsx(workbook)["Questions"])["exports_to_abusers"]
+    assert refused.value.status == 422 and f"Questions!K{row}" in refused.value.message
 
 
 # ---------------------------------------------------------------- the instructions sheet
