@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
+from hrdd import audit
 from hrdd.store import KEY_CACHE_SECONDS, ROLES
 
 
@@ -241,7 +242,7 @@ def keys_create(name, role):
     if not 1 <= len(name) <= KEY_NAME_MAX or any(unicodedata.category(c) == "Cc" for c in name):
         raise click.ClickException(f"name must be 1-{KEY_NAME_MAX} characters, not blank, "
                                    "without control characters")
-    key_id, plaintext = _services().store.create_api_key(name, role)
+    key_id, plaintext = _services().store.create_api_key(name, role, actor=audit.cli_actor())
     click.echo(f"Created key {key_id} for {name} with role {role}. Store it now; it is not shown again:")
     click.echo(plaintext)
 
@@ -260,7 +261,7 @@ def keys_list():
 @with_appcontext
 def keys_revoke(key_id):
     """Revoke a key by id (running servers refuse it within the key cache's few seconds)."""
-    if not _services().store.revoke_api_key(key_id):
+    if not _services().store.revoke_api_key(key_id, actor=audit.cli_actor()):
         raise click.ClickException(f"no active key {key_id}")
     # The CLI is never the serving process: say when the running servers stop accepting the key.
     click.echo(f"revoked {key_id}; running servers refuse it within {KEY_CACHE_SECONDS:g} seconds "

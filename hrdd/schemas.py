@@ -265,10 +265,18 @@ class TransactionSchema(StrictSchema):
                 listed = f"; known: {', '.join(sorted(known))}"
                 errors["answers"] = {}
                 for k in unknown[:MAX_UNKNOWN_NAMED]:
-                    errors["answers"][k] = {"key": [f"Unknown checklist question id {k!r}{listed}"]}
+                    errors["answers"][k] = [f"Unknown checklist question id {k!r}{listed}"]
                     listed = " (the known ids are listed in the first answers error)"
         if errors:
             raise ValidationError(errors)
+
+    def handle_error(self, error, data, **kwargs):
+        """Name an unknown answer id as ``answers.<id>`` (marshmallow files it under ``_schema`` when its
+        value is wrong too): the id is the problem; its value's message follows."""
+        answers = error.messages.get("answers") if isinstance(error.messages, dict) else None
+        for key, value in (answers or {}).items() if isinstance(answers, dict) else ():
+            if isinstance(value, dict) and "_schema" in value:
+                answers[key] = [*value.pop("_schema"), *(m for ms in value.values() for m in ms)]
 
     @post_load
     def _dedupe(self, data, **kwargs):

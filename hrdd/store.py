@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hrdd import jsonio
+from hrdd import audit, jsonio
 from hrdd.locks import sqlite_write_lock
 from hrdd.model import STAGE_RANK, Screening
 from hrdd.tables import api_keys, screenings, transactions
@@ -452,8 +452,11 @@ class Store:
             return conn.execute(sa.select(sa.func.count()).select_from(screenings)).scalar_one()
 
     # ---- API keys ----
-    def create_api_key(self, name: str, role: str) -> tuple[str, str]:
-        """Create a key for a machine; returns (key id, plaintext). Only the digest is stored."""
+    def create_api_key(self, name: str, role: str, actor: str = "system") -> tuple[str, str]:
+        """Create a key for a machine; returns (key id, plaintext). Only the digest is stored.
+
+        ``actor`` (who created it) goes into the audit log with the key's id, name and role, never the key.
+        """
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
         key_id = new_id("key")
@@ -461,6 +464,7 @@ class Store:
         with self.begin() as conn:
             conn.execute(api_keys.insert().values(id=key_id, name=name, role=role, key_hash=hash_key(plaintext),
                                                   prefix=plaintext[:12], created_at=utcnow()))
+            audit.record(conn, actor, "api_key.create", key_id, {"name": name, "role": role})
         return key_id, plaintext
 
     def lookup_api_key(self, plaintext: str) -> dict | None:
@@ -491,11 +495,14 @@ class Store:
         return [{"id": r.id, "name": r.name, "role": r.role, "prefix": r.prefix,
                  "created_at": iso(r.created_at), "revoked": r.revoked_at is not None} for r in rows]
 
-    def revoke_api_key(self, key_id: str) -> bool:
-        """Revoke a key; returns False when there is no such active key."""
+    def revoke_api_key(self, key_id: str, actor: str = "system") -> bool:
+        """Revoke a key (an audit entry by ``actor``); returns False when there is no such active key."""
         with self.begin() as conn:
             done = bool(conn.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                                      .values(revoked_at=utcnow())).rowcount)
+            if done:
+                key = conn.execute(sa.select(api_keys.c.name, api_keys.c.role).where(api_keys.c.id == key_id)).one()
+                audit.record(conn, actor, "api_key.revoke", key_id, {"name": key.name, "role": key.role})
         self._key_cache.clear()
         return done
 

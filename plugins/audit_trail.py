@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
@@ -22,13 +23,35 @@ def _configuration_fingerprint(app) -> dict:
     except (OSError, TypeError):
         policy_digest = None
     plugins = sorted(services.pm.get_name(p) or "" for p in services.pm.get_plugins())
+    from hrdd.checklists.service import checklists_dir  # noqa: PLC0415 - plugins import the app's modules late
+    from hrdd.riders import clauses_dir  # noqa: PLC0415
     return {"policy_file": str(policy_file), "policy_sha256": policy_digest,
-            "policy_version": getattr(services.policy, "version", None), "plugins": plugins}
+            "policy_version": getattr(services.policy, "version", None), "plugins": plugins,
+            "clauses": _file_digests(clauses_dir(app.config)),
+            "checklist_templates": _file_digests(checklists_dir(app.config))}
+
+
+def _file_digests(directory) -> dict[str, str] | None:
+    """Each file of a data directory (the clause library, the checklist templates) with a digest of it."""
+    try:
+        root = Path(directory)
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in files}
+    except OSError:
+        return None
+
+
+def _files_changed(before: dict | None, now: dict | None) -> dict[str, list[str]]:
+    """Which files of a directory fingerprint were added, removed or edited."""
+    before, now = before or {}, now or {}
+    return {"added": sorted(set(now) - set(before)), "removed": sorted(set(before) - set(now)),
+            "edited": sorted(f for f in set(now) & set(before) if now[f] != before[f])}
 
 
 @hookimpl
 def hrdd_startup(app):
-    """Record a configuration change (policy file or plugin set) in the audit log when one is seen."""
+    """Record a configuration change (policy file, plugin set, clause library or checklist templates) in the
+    audit log when one is seen."""
     fingerprint = _configuration_fingerprint(app)
     text = json.dumps(fingerprint, sort_keys=True)
     with app.extensions["hrdd"].store.begin() as conn:
@@ -45,9 +68,13 @@ def hrdd_startup(app):
         else:
             conn.execute(update(workspace_settings).where(workspace_settings.c.key == "configuration")
                          .values(value=text))
-        audit.record(conn, "system", "config.change", "configuration",
-                     {"changed": changed, "now": fingerprint,
-                      "before": {k: previous.get(k) for k in changed} if previous else None})
+        details = {"changed": changed, "now": fingerprint,
+                   "before": {k: previous.get(k) for k in changed} if previous else None}
+        files = {k: _files_changed(previous.get(k), fingerprint[k]) for k in ("clauses", "checklist_templates")
+                 if k in changed and previous}
+        if files:
+            details["files"] = files
+        audit.record(conn, "system", "config.change", "configuration", details)
 
 
 @hookimpl

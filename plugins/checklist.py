@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hrdd.checklists import on_record, service
+from hrdd.checklists import on_record, service, withdrawals
 from hrdd.checklists.templates import CHOICES, TemplateError, check_directory, load_templates
 from hrdd.hookspecs import hookimpl
 from hrdd.model import RedFlag
@@ -74,8 +74,13 @@ def _risky_answers() -> dict[str, frozenset[str]]:
 
 @hookimpl
 def hrdd_gate_factors(transaction_id, screening, store):
-    """Hold while a request's answer differs from the deal's uploaded checklist."""
-    return on_record.conflict_holds(screening)
+    """Hold while a request's answer differs from the deal's uploaded checklist, and while an answer an
+    upload withdrew (one that had raised a flag of a severity the policy names) awaits a reviewer."""
+    holds = on_record.conflict_holds(screening)
+    if transaction_id is not None:
+        with store.reading() as conn:
+            holds += withdrawals.pending_holds(conn, transaction_id, screening)
+    return holds
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Blueprint, current_app, g, jsonify
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from hrdd import material
+from hrdd import audit, material
 from hrdd import openapi as oa
 from hrdd import rider_coverage as coverage
 from hrdd.adapters.tables import iso, new_id, now, rider_executions
@@ -26,6 +26,7 @@ from hrdd.errors import not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import Transaction, is_order_stage, stage_noun
 from hrdd.workspace.util import end_user_key
+from hrdd.workspace.web import actor
 
 RIDER_CONDITION = "rider_executed"
 
@@ -204,6 +205,9 @@ def rider_executed(transaction_id: str):
     cause = f"contract rider recorded as executed ({record['id']})"
     with services.changing_gates([transaction_id], cause=cause) as conn:
         conn.execute(rider_executions.insert().values(**record))
+        audit.record(conn, actor(), "rider.executed", record["id"], {
+            "transaction_id": transaction_id, "screening_id": basis, "executed_by": record["executed_by"],
+            "executed_at": iso(data["executed_at"]), "document_ref": data["document_ref"]})
     latest = services.store.latest_screening(transaction_id)
     gate, reasons = services.gate_of(transaction_id, latest)
     response = jsonify({**_execution(record), "gate": gate, "hold_reasons": reasons})

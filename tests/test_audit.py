@@ -122,3 +122,93 @@ def test_a_new_policy_file_is_recorded_as_a_configuration_change(app_config, tmp
     assert len(changes) == 2
     assert "policy_sha256" in changes[0]["details"]["changed"]
     assert changes[0]["details"]["now"]["policy_file"] == str(policy)
+
+
+def _entries(app, action: str) -> list[dict]:
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        return [e for e in audit.entries(conn, limit=1000) if e["action"] == action]
+
+
+def _intact(app) -> None:
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        result = audit.verify(conn)
+    assert result.ok, result.problems
+
+
+def test_a_checklist_upload_is_an_audit_entry(app, client, auth_headers):
+    from tests.test_checklists import XLSX, download, fill, upload
+    quote = screen(client, auth_headers("crm"), fixture("transaction_egypt_biometric.json"))
+    data = download(client, auth_headers, quote["id"])
+    assert upload(client, auth_headers, quote["id"], data[:100], XLSX).status_code >= 400
+    assert _entries(app, "checklist.upload") == []  # a refused upload changed nothing
+    response = upload(client, auth_headers, quote["id"], fill(data, {"past_misuse": "Yes"}), XLSX)
+    assert response.status_code == 201, response.get_json()
+    uploaded = response.get_json()
+    [entry] = _entries(app, "checklist.upload")
+    assert entry["actor"] == "key:test-export" and entry["subject"] == uploaded["checklist_upload"]["id"]
+    details = entry["details"]
+    assert (details["transaction_id"], details["screening_id"], details["new_screening_id"]) == (
+        quote["transaction_id"], quote["id"], uploaded["id"])
+    assert details["template"].startswith("state-dept-2020 ") and details["answers"]["past_misuse"] == "yes"
+    assert details["changed"] == {"past_misuse": {"from": "unknown", "to": "yes"}}
+    assert details["decision"] == {"from": "escalate", "to": "do_not_proceed"}
+    assert details["engine_gate"] == {"from": "hold", "to": "block"} and len(details["sha256"]) == 64
+    _intact(app)
+
+
+def test_a_rider_execution_is_an_audit_entry(app, client, auth_headers):
+    from tests.test_order_gate import BERGEN, executed
+    from tests.test_order_gate import screen as screen_at
+    screen_at(client, auth_headers("crm"), BERGEN, "quote")
+    order = screen_at(client, auth_headers("crm"), BERGEN, "order")
+    r = executed(client, auth_headers("contracts"), order["transaction_id"], document_ref="DocuSign 5f1c-2b")
+    assert r.status_code == 201, r.json
+    [entry] = _entries(app, "rider.executed")
+    assert entry["actor"] == "key:test-contracts" and entry["subject"] == r.json["id"]
+    assert entry["details"]["transaction_id"] == order["transaction_id"]
+    assert entry["details"]["screening_id"] == order["id"]
+    assert entry["details"]["executed_by"] == "Ingrid Berg (contracts)"
+    assert entry["details"]["document_ref"] == "DocuSign 5f1c-2b" and entry["details"]["executed_at"].endswith("Z")
+    _intact(app)
+
+
+@pytest.mark.store
+def test_api_keys_and_list_loads_from_the_command_line_are_audit_entries(app, database_url):
+    created = _cli(database_url, "keys", "create", "Salesforce production", "--role", "crm")
+    assert created.returncode == 0, created.stderr
+    key_id, plaintext = created.stdout.split()[2], created.stdout.strip().splitlines()[-1]
+    assert _cli(database_url, "keys", "revoke", key_id).returncode == 0
+    loaded = _cli(database_url, "lists", "load", os.path.join(ROOT, "tests", "fixtures", "parties", "own_list.csv"),
+                  "--name", "own-list")
+    assert loaded.returncode == 0, loaded.stderr
+    [create] = _entries(app, "api_key.create")
+    [revoke] = _entries(app, "api_key.revoke")
+    assert create["subject"] == revoke["subject"] == key_id and create["actor"].startswith("cli:")
+    assert create["details"] == revoke["details"] == {"name": "Salesforce production", "role": "crm"}
+    [load] = [e for e in _entries(app, "party_list.load") if e["subject"] == "party-list:own-list"]
+    assert load["actor"].startswith("cli:") and load["details"]["entries"] > 0
+    assert len(load["details"]["sha256"]) == 64 and load["details"]["supersedes_version"] is None
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        everything = json.dumps(audit.entries(conn, limit=1000))
+    assert plaintext not in everything and plaintext[5:20] not in everything  # never the key itself
+    assert _cli(database_url, "audit", "verify").returncode == 0
+
+
+@pytest.mark.store
+def test_a_changed_clause_library_is_recorded_at_start_up(app_config, tmp_path):
+    import shutil
+
+    from server import create_app
+    clauses = tmp_path / "clauses"
+    shutil.copytree(os.path.join(ROOT, "clauses"), clauses)
+    config = {**app_config, "HRDD_CLAUSES_DIR": str(clauses)}
+    create_app(config).extensions["hrdd"].store.engine.dispose()
+    edited = clauses / "cut-off.md"
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nA lawyer's added sentence.\n", encoding="utf-8")
+    again = create_app(config)
+    with again.extensions["hrdd"].store.engine.connect() as conn:
+        changes = [e for e in audit.entries(conn) if e["action"] == "config.change"]
+        assert audit.verify(conn).ok
+    again.extensions["hrdd"].store.engine.dispose()
+    assert len(changes) == 2 and changes[0]["details"]["changed"] == ["clauses"]
+    assert changes[0]["details"]["files"] == {"clauses": {"added": [], "removed": [], "edited": ["cut-off.md"]}}

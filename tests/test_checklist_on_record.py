@@ -151,8 +151,10 @@ def test_an_upload_saying_unknown_keeps_the_yes_and_one_saying_no_replaces_it(cl
     unknown = _upload(client, auth_headers, yes["id"], {"past_misuse": "Unknown"})
     assert unknown["gate"] == "block" and unknown["answers_on_record"]["past_misuse"]["used"] is True
     no = _upload(client, auth_headers, unknown["id"], {"past_misuse": "No"})
-    # The newer checklist's known answer replaces the older one's, with no conflict to hold on.
-    assert no["gate"] == "release_with_conditions" and "past_misuse" not in no.get("answers_on_record", {})
+    # The newer checklist's known answer replaces the older one's, with no conflict to hold on; the gate
+    # holds only for a reviewer to confirm the withdrawn Yes (critical RF-1.1).
+    assert no["engine_gate"] == "release_with_conditions" and "past_misuse" not in no.get("answers_on_record", {})
+    assert no["gate"] == "hold" and [r for r in no["hold_reasons"] if "must confirm the changed answer" in r]
     assert screen(client, auth_headers, german)["answers_on_record"]["past_misuse"]["answer"] == "no"
 
 
@@ -724,3 +726,110 @@ def test_the_case_page_says_why_an_answer_on_record_was_not_used(app, client, au
     assert (f"<li><code>end_user_disclosed</code>: yes <span class=\"muted\">(checklist upload {upload_id}; not used: "
             "the deal&#39;s parties and countries changed since") in page
     assert "not known to the request" not in page
+
+
+# ---------------------------------------------------------------- withdrawn answers wait for a reviewer
+
+def _cases(client, auth_headers, transaction_id: str) -> list[dict]:
+    listed = client.get("/v1/cases?status=all", headers=auth_headers("reviewer")).get_json()["cases"]
+    return [c for c in listed if c["transaction_id"] == transaction_id]
+
+
+@pytest.mark.parametrize("withdrawn_to", ["No", "Unknown"])
+def test_an_upload_withdrawing_a_critical_answer_holds_until_a_reviewer_confirms(
+        app, client, auth_headers, transaction, withdrawn_to):
+    # The CRM says past misuse: RF-1.1 (critical), do_not_proceed, a case opens. Export control alone then
+    # uploads the checklist with No (or Unknown): recorded, but the gate holds for a human rights reviewer.
+    transaction["answers"]["past_misuse"] = "yes"
+    quote = screen(client, auth_headers, transaction)
+    assert (quote["decision"], quote["gate"]) == ("do_not_proceed", "block")
+    [case] = _cases(client, auth_headers, quote["transaction_id"])
+    response = upload(client, auth_headers, quote["id"],
+                      fill(download(client, auth_headers, quote["id"]), {"past_misuse": withdrawn_to}), XLSX)
+    assert response.status_code == 201, response.get_json()
+    uploaded = response.get_json()
+    upload_id = uploaded["checklist_upload"]["id"]
+    assert uploaded["transaction"]["answers"]["past_misuse"] == withdrawn_to.lower()  # the answer is recorded
+    assert "RF-1.1" not in [f["id"] for f in uploaded["red_flags"]] and uploaded["engine_gate"] != "block"
+    assert uploaded["gate"] == "hold"
+    [reason] = [r for r in uploaded["hold_reasons"] if upload_id in r]
+    assert f"changed past_misuse from Yes to {withdrawn_to}, which had raised RF-1.1 (critical)" in reason
+    assert "a human rights reviewer must confirm the changed answer" in reason and case["id"] in reason
+    assert uploaded["checklist_upload"]["withdrawn"] == [{"question": "past_misuse", "from": "yes",
+                                                          "to": withdrawn_to.lower(),
+                                                          "flags": [{"id": "RF-1.1", "severity": "critical"}]}]
+    # The case stays open, with the withdrawal noted on it.
+    [still] = _cases(client, auth_headers, quote["transaction_id"])
+    assert still["id"] == case["id"] and still["status"] == "open"
+    notes = client.get(f"/v1/cases/{case['id']}", headers=auth_headers("reviewer")).get_json()["notes"]
+    assert any(upload_id in n["text"] and "must confirm the changed answer" in n["text"] for n in notes)
+    # The CRM's next call (its own field still "unknown") is held the same way.
+    transaction["answers"]["past_misuse"] = "unknown"
+    assert screen(client, auth_headers, transaction)["gate"] == "hold"
+    assert screen(client, auth_headers, transaction, "?dry_run=true")["gate"] == "hold"
+    # A reviewer's decision after the upload confirms it: the hold goes, the decision governs.
+    decided = client.post(f"/v1/cases/{case['id']}/decision", headers=auth_headers("reviewer"),
+                          json={"decision": "approve", "rationale": "Reports checked: no misuse by this unit."})
+    assert decided.status_code == 201, decided.get_json()
+    txn = client.get(f"/v1/transactions/{quote['transaction_id']}", headers=auth_headers("crm")).get_json()
+    assert txn["gate"] == "release" and not any(upload_id in r for r in txn["hold_reasons"])
+
+
+def test_a_withdrawn_answer_reopens_a_decided_deal_for_review(client, auth_headers, transaction):
+    transaction["answers"]["past_misuse"] = "yes"
+    quote = screen(client, auth_headers, transaction)
+    [case] = _cases(client, auth_headers, quote["transaction_id"])
+    assert client.post(f"/v1/cases/{case['id']}/decision", headers=auth_headers("reviewer"),
+                       json={"decision": "decline", "rationale": "Documented misuse by this directorate."}
+                       ).status_code == 201
+    response = upload(client, auth_headers, quote["id"],
+                      fill(download(client, auth_headers, quote["id"]), {"past_misuse": "No"}), XLSX)
+    uploaded = response.get_json()
+    # The decline still stands (the flags only fell); the withdrawal opened a new case for a reviewer.
+    assert uploaded["gate"] == "block"
+    opened = [c for c in _cases(client, auth_headers, quote["transaction_id"]) if c["status"] == "open"]
+    assert len(opened) == 1 and opened[0]["id"] != case["id"]
+    assert uploaded["checklist_upload"]["id"] in opened[0]["reason"]
+
+
+def test_which_severities_need_a_reviewer_is_policy(app_config, tmp_path, request, transaction):
+    from hrdd.config import PROJECT_ROOT
+    original = (PROJECT_ROOT / "policy" / "default.yaml").read_text(encoding="utf-8")
+    assert "confirm_withdrawn_severities: [critical, high]" in original
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(original.replace("confirm_withdrawn_severities: [critical, high]",
+                                       "confirm_withdrawn_severities: [high]"), encoding="utf-8")
+    app_config["HRDD_POLICY_FILE"] = str(policy)
+    client, headers = request.getfixturevalue("client"), request.getfixturevalue("auth_headers")
+    transaction["answers"]["past_misuse"] = "yes"
+    quote = screen(client, headers, transaction)
+    response = upload(client, headers, quote["id"],
+                      fill(download(client, headers, quote["id"]), {"past_misuse": "No"}), XLSX)
+    uploaded = response.get_json()
+    assert uploaded["checklist_upload"]["withdrawn"] == [] and uploaded["gate"] == uploaded["engine_gate"]
+
+
+def test_a_due_date_stored_as_words_before_the_check_is_not_carried_as_text(app, client, auth_headers, transaction):
+    # Uploads stored before due dates were checked may hold "next week": the next workbook's date cell
+    # must not get it as text (its owner and status still come along).
+    import sqlalchemy as sa
+    from openpyxl import load_workbook
+
+    from hrdd.checklists.evidence import checklist_uploads
+    from tests.test_checklists import question_rows
+    quote = screen(client, auth_headers, transaction)
+
+    def owner(wb):
+        ws = wb["Questions"]
+        ws.cell(row=question_rows(ws)["past_misuse"], column=10).value = "Dana"
+    filled = fill(download(client, auth_headers, quote["id"]), {"exports_to_abusers": "No"}, owner)
+    uploaded = upload(client, auth_headers, quote["id"], filled, XLSX).get_json()
+    store = app.extensions["hrdd"].store
+    with store.begin() as conn:
+        row = conn.execute(sa.select(checklist_uploads.c.record)).scalar_one()
+        row["responses"]["past_misuse"]["due_date"] = "next week"
+        conn.execute(checklist_uploads.update().values(record=row))
+    ws = load_workbook(io.BytesIO(download(client, auth_headers, uploaded["id"])))["Questions"]
+    at = question_rows(ws)["past_misuse"]
+    assert ws.cell(row=at, column=10).value == "Dana"
+    assert ws.cell(row=at, column=11).value is None

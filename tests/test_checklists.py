@@ -146,7 +146,8 @@ def test_workbook_structure_for_every_template(template_id, fixture):
     template = TEMPLATES[template_id]
     screening = load_fixture(fixture)
     wb = open_xlsx(build_workbook(screening, template))
-    assert wb.sheetnames == ["Summary", "Questions", "Red flags", "Parties", "Sources", "hrdd_meta"]
+    assert wb.sheetnames == ["How to fill this in", "Summary", "Questions", "Red flags", "Parties", "Sources",
+                             "hrdd_meta"]
     assert wb["hrdd_meta"].sheet_state == "veryHidden"
     assert wb.security.lockStructure
     meta = {r[0]: r[1] for r in wb["hrdd_meta"].iter_rows(values_only=True)}
@@ -288,6 +289,7 @@ def test_libreoffice_converts_the_workbook_to_pdf(template_id, tmp_path):
     if shutil.which("pdftotext"):
         text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
         assert TEMPLATES[template_id].title in text
+        assert "How to fill this in" in text and "A blank answer leaves the answer" in text
         assert "=1+1" in text  # LibreOffice shows the CRM's text; it did not compute 2
         assert "=HYPERLINK(" in text  # shown as typed, not turned into a link
 
@@ -709,3 +711,109 @@ def test_checklist_command_writes_the_workbook(app, screened, tmp_path):
 def test_choices_match_the_canonical_answer_values():
     from hrdd.model import ANSWER_VALUES
     assert sorted(CHOICES.values()) == sorted(ANSWER_VALUES)
+
+
+@pytest.mark.parametrize("error_value", ["#N/A", "#REF!", "#DIV/0!", "#VALUE!", "#NAME?", "#NUM!", "#NULL!"])
+def test_error_values_from_the_deal_keep_excels_quote_prefix(error_value):
+    # Re-entered in Excel without the quote prefix, "#N/A" becomes the error value, not the party's name.
+    screening = load_fixture("checklist_screening_hostile.json")
+    screening["transaction"]["parties"][0]["name"] = error_value
+    wb = open_xlsx(build_workbook(screening, TEMPLATES["state-dept-2020"]))
+    cells = [c for row in wb["Parties"].iter_rows() for c in row if c.value == error_value]
+    assert cells and all(c.data_type == "s" and c.quotePrefix for c in cells)
+
+
+def test_a_misspelt_answer_id_is_named_as_the_answer_with_the_accepted_ids(client, auth_headers, transaction):
+    for value in ("yes", "maybe"):
+        transaction["answers"] = {"past_missuse": value}
+        response = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm"))
+        body = response.get_json()
+        assert response.status_code == 422
+        assert "answers.past_missuse" in body["message"] and "answers.past_missuse.key" not in body["message"]
+        [message, *rest] = body["errors"]["answers"]["past_missuse"]
+        assert "'past_missuse'" in message and "past_misuse" in message.split("known:")[1]
+        assert all(qid in message for qid in TEMPLATES["state-dept-2020"].question_ids)
+
+
+@needs_soffice
+def test_dates_and_statuses_saved_by_libreoffice_pass_the_upload_checks(tmp_path):
+    from datetime import date
+
+    from hrdd.checklists.templates import get_template
+    from hrdd.checklists.upload import read_checklist
+    screening = load_fixture("checklist_screening_eg.json")
+
+    def edit(wb):
+        ws, summary = wb["Questions"], wb["Summary"]
+        row = question_rows(ws)["past_misuse"]
+        ws.cell(row=row, column=11).value, ws.cell(row=row, column=12).value = date(2027, 1, 15), "In progress"
+        signed = next(r for r in range(1, summary.max_row + 1) if summary.cell(row=r, column=1).value == "Approver")
+        summary.cell(row=signed, column=2).value = "Bea Approver"
+        summary.cell(row=signed, column=4).value = date(2026, 12, 7)
+    def words(wb):
+        edit(wb)
+        ws = wb["Questions"]
+        ws.cell(row=question_rows(ws)["exports_to_abusers"], column=11).value = "next week"
+    workbook = build_workbook(screening, TEMPLATES["state-dept-2020"])
+    for name, edits in (("dates.xlsx", edit), ("words.xlsx", words)):
+        (tmp_path / name).write_bytes(fill(workbook, {"past_misuse": "No"}, edits))
+        _soffice(["--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(tmp_path / "out"), name], tmp_path)
+    checked = read_checklist((tmp_path / "out" / "dates.xlsx").read_bytes(), screening,
+                             lambda tid: get_template(TEMPLATES_DIR, tid))
+    response = checked.record["responses"]["past_misuse"]
+    assert (response["due_date"], response["status"]) == ("2027-01-15", "In progress")
+    assert checked.record["signoff"]["approver"] == {"name": "Bea Approver", "comment": None, "date": "2026-12-07"}
+    # Words typed into a date cell stay words through LibreOffice, and are refused naming the cell.
+    from hrdd.errors import ApiError
+    with pytest.raises(ApiError) as refused:
+        read_checklist((tmp_path / "out" / "words.xlsx").read_bytes(), screening,
+                       lambda tid: get_template(TEMPLATES_DIR, tid))
+    row = question_rows(open_xlsx(workbook)["Questions"])["exports_to_abusers"]
+    assert refused.value.status == 422 and f"Questions!K{row}" in refused.value.message
+
+
+# ---------------------------------------------------------------- the instructions sheet
+
+@pytest.mark.parametrize("template_id", sorted(TEMPLATES))
+def test_the_first_sheet_says_how_to_fill_the_workbook_in(template_id):
+    screening = load_fixture("checklist_screening_eg.json")
+    template = TEMPLATES[template_id]
+    wb = open_xlsx(build_workbook(screening, template))
+    ws = wb.worksheets[0]
+    assert ws.title == "How to fill this in" and wb.active.title == ws.title
+    assert [w.title for w in wb.worksheets if w.sheet_view.tabSelected] == [ws.title]  # not grouped
+    rows = {r[0]: r[1] for r in ws.iter_rows(min_row=4, max_col=2, values_only=True) if r[0]}
+    assert list(rows) == [i["heading"] for i in template.instructions]
+    text = "\n".join(rows.values())
+    for said in ("yellow", "A blank answer leaves the answer", "Unknown does not take back", "Yes:", "N/A:",
+                 f"POST /v1/screenings/{screening['id']}/checklist", "at most 5 MiB", "critical or high",
+                 "Open (not started)", "Mitigated", "export role"):
+        assert said in text, said
+    assert "{" not in text
+    assert ws.protection.sheet and all(c.protection.locked is not False for row in ws.iter_rows() for c in row)
+    assert ws.print_area and ws.page_setup.fitToWidth == 1 and ws.sheet_properties.pageSetUpPr.fitToPage
+    assert all(ws.cell(row=r, column=2).alignment.wrap_text for r in range(4, 4 + len(rows)))
+
+
+def test_the_instructions_are_the_templates_text_with_the_services_limits(app_config, tmp_path, request):
+    directory = tmp_path / "checklists"
+    shutil.copytree(TEMPLATES_DIR, directory)
+    path = directory / "state-dept-2020.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "  - heading: A blank cell\n", "  - heading: Ask compliance\n    text: Call Dana on 4417 ({template_id}).\n"
+        "  - heading: A blank cell\n"), encoding="utf-8")
+    app_config.update(HRDD_CHECKLISTS_DIR=str(directory), HRDD_CHECKLIST_MAX_UPLOAD=2 * 1024 * 1024)
+    client, headers = request.getfixturevalue("client"), request.getfixturevalue("auth_headers")
+    screening = client.post("/v1/screenings", json=load_fixture("transaction_egypt_biometric.json"),
+                            headers=headers("crm")).get_json()
+    ws = open_xlsx(download(client, headers, screening["id"]))["How to fill this in"]
+    rows = {r[0]: r[1] for r in ws.iter_rows(min_row=4, max_col=2, values_only=True) if r[0]}
+    assert rows["Ask compliance"] == "Call Dana on 4417 (state-dept-2020)."
+    assert "at most 2 MiB" in rows["Uploading"]
+
+
+def test_an_unknown_placeholder_in_the_instructions_is_a_template_problem(tmp_path):
+    text = (TEMPLATES_DIR / "bis-kyc-red-flags.yaml").read_text(encoding="utf-8")
+    _write_template(tmp_path, "bis-kyc-red-flags", text.replace("{max_upload}", "{max_uplaod}"))
+    _, [bad] = check_directory(tmp_path)
+    assert any("unknown placeholder(s) {max_uplaod}" in p and "{max_upload}" in p for p in bad.problems)

@@ -360,3 +360,79 @@ def test_a_styles_part_of_half_a_million_formats_is_refused_before_parsing(app, 
     response = upload(client, auth_headers, screened["id"], pack(entries))
     assert_refused(app, response, before, 413, "uncompressed_too_large", "xl/styles.xml")
     assert time.process_time() - started < 2
+
+
+def _edited(workbook: bytes, edit) -> bytes:
+    wb = load_workbook(io.BytesIO(workbook))
+    edit(wb)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _question_row(ws, qid: str) -> int:
+    return next(r for r in range(2, ws.max_row + 1) if ws.cell(row=r, column=1).value == qid)
+
+
+def _signoff_row(ws, role: str) -> int:
+    return next(r for r in range(1, ws.max_row + 1) if ws.cell(row=r, column=1).value == role)
+
+
+@pytest.mark.parametrize("column, value, words", [
+    ("K", "next week", ["due date", "'next week'", "not a date"]),
+    ("K", "31/12/2026", ["due date", "not a date"]),
+    ("L", "Finished", ["status", "'Finished'", "Open, In progress, Done"]),
+])
+def test_a_due_date_or_status_outside_the_cells_rules_is_refused_naming_the_cell(
+        app, client, auth_headers, screened, workbook, column, value, words):
+    def edit(wb):
+        ws = wb["Questions"]
+        ws[f"{column}{_question_row(ws, 'past_misuse')}"] = value
+    row = _question_row(load_workbook(io.BytesIO(workbook))["Questions"], "past_misuse")
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], _edited(workbook, edit))
+    assert_refused(app, response, before, 422, "validation_error", f"Questions!{column}{row}")
+    [(cell, [message])] = response.get_json()["errors"]["cells"].items()
+    assert cell == f"Questions!{column}{row} (past_misuse)"
+    assert all(word in message for word in words), message
+
+
+@pytest.mark.parametrize("name, day, cell, words", [
+    (None, "tomorrow", "D", ["sign-off date", "'tomorrow'", "not a date"]),
+    ("Alice Export", "tomorrow", "D", ["sign-off date", "'tomorrow'"]),
+    (None, None, "B", ["no name"]),  # a comment alone
+])
+def test_a_sign_off_that_is_no_signature_is_refused_naming_the_cell(
+        app, client, auth_headers, screened, workbook, name, day, cell, words):
+    row = _signoff_row(load_workbook(io.BytesIO(workbook))["Summary"], "Preparer")
+
+    def edit(wb):
+        ws = wb["Summary"]
+        ws[f"B{row}"], ws[f"C{row}"], ws[f"D{row}"] = name, "Checked with legal", day
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], _edited(workbook, edit))
+    assert_refused(app, response, before, 422, "validation_error", f"Summary!{cell}{row}")
+    message = " ".join(response.get_json()["errors"]["signoff"][f"Summary!{cell}{row}"])
+    assert all(word in message for word in words), message
+
+
+def test_real_dates_and_statuses_are_stored_as_such(app, client, auth_headers, screened, workbook):
+    from datetime import date, datetime
+
+    from hrdd.checklists.evidence import uploads_of
+
+    def edit(wb):
+        ws = wb["Questions"]
+        row = _question_row(ws, "past_misuse")
+        ws[f"K{row}"], ws[f"L{row}"] = datetime(2027, 1, 15), "in progress"
+        ws[f"K{_question_row(ws, 'exports_to_abusers')}"] = "2027-02-01"
+        summary = wb["Summary"]
+        signed = _signoff_row(summary, "Preparer")
+        summary[f"B{signed}"], summary[f"D{signed}"] = "Alice Export", date(2026, 12, 7)
+    response = upload(client, auth_headers, screened["id"], _edited(workbook, edit))
+    assert response.status_code == 201, response.get_json()
+    [row] = uploads_of(app.extensions["hrdd"].store, screened["id"])
+    responses = row["record"]["responses"]
+    assert responses["past_misuse"]["due_date"] == "2027-01-15" and responses["past_misuse"]["status"] == "In progress"
+    assert responses["exports_to_abusers"]["due_date"] == "2027-02-01"
+    assert row["record"]["signoff"]["preparer"] == {"name": "Alice Export", "comment": None, "date": "2026-12-07"}

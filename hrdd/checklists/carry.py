@@ -111,7 +111,7 @@ def _row(q: Question, template: Template, response: dict, upload, changed: tuple
     status = response.get("status")
     return CarriedRow(
         **common, answer=_fitting(q, response.get("answer")), evidence_notes=_own_notes(response.get("evidence_notes")),
-        owner=response.get("owner"), due_date=_day(response.get("due_date")) or response.get("due_date"),
+        owner=response.get("owner"), due_date=_day(response.get("due_date")),
         status=status if status in meta.STATUSES else None, changed_facts=changed)
 
 

@@ -14,8 +14,10 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 MAX_CELL_CHARS = 32767
-# Leading characters that spreadsheet programs may read as the start of a formula or a DDE command.
-_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r", "|")
+# Leading characters that spreadsheet programs may read as the start of a formula or a DDE command, and
+# "#", with which every error value starts (#N/A, #REF!, #DIV/0!, #VALUE!, #NAME?, #NUM!, #NULL!, #SPILL!):
+# re-entered without the quote prefix, Excel turns such a string into an error value.
+_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r", "|", "#")
 
 RED = PatternFill("solid", fgColor="F4B6B6")
 DARK_RED = PatternFill("solid", fgColor="C00000")

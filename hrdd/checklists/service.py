@@ -10,11 +10,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, has_app_context, has_request_context, jsonify, request
 
+from hrdd import audit
 from hrdd.api.query import refuse_unknown_args, unknown_args_error
 from hrdd.auth import require_role
+from hrdd.checklists import withdrawals
 from hrdd.checklists.carry import carried_party_notes, carried_rows, deal_uploads
 from hrdd.checklists.evidence import checklist_uploads, upload_row
-from hrdd.checklists.templates import DEFAULT_TEMPLATE, Template, get_template
+from hrdd.checklists.on_record import risky_answers
+from hrdd.checklists.templates import DEFAULT_TEMPLATE, Template, get_template, load_templates
 from hrdd.checklists.upload import XLSX_MIMETYPE, UploadLimits, read_checklist
 from hrdd.checklists.workbook import build_workbook
 from hrdd.config import PROJECT_ROOT, cached_path
@@ -22,6 +25,8 @@ from hrdd.errors import ApiError, not_found
 from hrdd.services import current_services
 from hrdd.store import new_id
 from hrdd.tables import screenings
+from hrdd.workspace.cases import open_case
+from hrdd.workspace.web import actor
 
 bp = Blueprint("checklists", __name__)
 _MACRO_TYPES = ("application/vnd.ms-excel.sheet.macroenabled.12", "application/vnd.ms-excel.sheet.macroEnabled.12")
@@ -81,7 +86,9 @@ def render_checklist(screening: dict, options: dict, app) -> tuple[bytes, str, s
     uploads = deal_uploads(app.extensions["hrdd"].store, screening)
     body = build_workbook(screening, template, data_sources=data_sources(app),
                           carried=carried_rows(None, screening, template, uploads),
-                          party_notes=carried_party_notes(None, screening, uploads))
+                          party_notes=carried_party_notes(None, screening, uploads),
+                          max_upload=upload_limits(app.config).max_bytes,
+                          confirm_severities=withdrawals.confirm_severities(app.extensions["hrdd"].policy))
     return body, XLSX_MIMETYPE, f"checklist-{screening.get('id')}-{template.id}.xlsx"
 
 
@@ -150,6 +157,7 @@ def upload_checklist(screening_id: str):
     response = jsonify({**result, "checklist_upload": {
         "id": upload_id, "screening_id": screening_id, "template_id": checked.template_id,
         "template_version": checked.template_version, "answers": checked.answers,
+        "withdrawn": checked.record.get("withdrawn") or [],
         "party_notes": [p for p in checked.record.get("parties") or () if p.get("review_notes")]}})
     response.status_code = 201
     response.headers["Location"] = f"/v1/screenings/{result['id']}"
@@ -184,10 +192,38 @@ def _latest_other(connection, transaction_id: str, screening_id: str) -> dict | 
 
 
 def _insert_upload(connection, pending: dict, new_screening: dict) -> None:
-    connection.execute(checklist_uploads.insert().values(**upload_row(
-        pending["id"], screening=pending["screening"], new_screening=new_screening, checked=pending["checked"],
-        data=pending["data"], filename=pending["filename"], uploaded_by=pending["by"])))
+    checked = pending["checked"]
+    withdrawn = _withdrawn(pending["screening"], new_screening, checked.answers)
+    if withdrawn:
+        checked.record["withdrawn"] = withdrawn
+    row = upload_row(pending["id"], screening=pending["screening"], new_screening=new_screening, checked=checked,
+                     data=pending["data"], filename=pending["filename"], uploaded_by=pending["by"])
+    connection.execute(checklist_uploads.insert().values(**row))
+    who = actor()
+    if withdrawn:
+        # Lifting a serious flag is a reviewer's call: the case stays open (or opens) for it, and the gate
+        # holds (hrdd_gate_factors) until a reviewer decides after this upload.
+        open_case(connection, new_screening, "; ".join(withdrawals.in_words(pending["id"], w) for w in withdrawn)
+                  + ": a human rights reviewer must confirm the changed answer", actor=who,
+                  memo=current_services().store.scope_memo())
+    before = (pending["screening"].get("transaction") or {}).get("answers") or {}
+    audit.record(connection, who, "checklist.upload", pending["id"], {
+        "transaction_id": new_screening["transaction_id"], "screening_id": pending["screening"]["id"],
+        "new_screening_id": new_screening["id"], "template": f"{checked.template_id} {checked.template_version}",
+        "filename": row["filename"], "sha256": row["sha256"], "size": row["size"], "answers": checked.answers,
+        "changed": {q: {"from": before.get(q), "to": a} for q, a in checked.answers.items() if before.get(q) != a},
+        "decision": {"from": pending["screening"].get("decision"), "to": new_screening.get("decision")},
+        "engine_gate": {"from": pending["screening"].get("gate"), "to": new_screening.get("gate")},
+        "withdrawn": withdrawn})
     pending["stored"] = True
+
+
+def _withdrawn(previous: dict, new_screening: dict, answers: dict) -> list[dict]:
+    """The upload's answers that lifted a flag of a severity the policy wants a reviewer to confirm."""
+    templates = load_templates(checklists_dir(), max_age=1.0)
+    return withdrawals.withdrawn_answers(
+        previous, new_screening, answers, withdrawals.flags_by_question(templates), risky_answers(templates),
+        withdrawals.confirm_severities(current_services().policy))
 
 
 def store_pending_upload(screening: dict, connection) -> None:

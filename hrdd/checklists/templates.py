@@ -74,6 +74,19 @@ class _Question(Schema):
     risky_answer = fields.String(load_default=None, validate=validate.OneOf(("yes", "no")))
 
 
+# What the instructions' text may name in braces; the workbook fills them in for its screening.
+PLACEHOLDERS = ("screening_id", "template_id", "upload_url", "download_url", "max_upload", "confirm_severities")
+PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+
+
+class _Instruction(Schema):
+    class Meta:
+        unknown = RAISE
+
+    heading = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    text = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
 class _Template(Schema):
     class Meta:
         unknown = RAISE
@@ -88,6 +101,8 @@ class _Template(Schema):
     red_flags = fields.Dict(keys=fields.String(validate=validate.Regexp(_FLAG_ID, error="bad red flag id")),
                             values=fields.Nested(_RedFlag), load_default=dict)
     questions = fields.List(fields.Nested(_Question), required=True, validate=validate.Length(min=1))
+    # The workbook's first sheet, "How to fill this in": a heading and its text per row.
+    instructions = fields.List(fields.Nested(_Instruction), load_default=list, validate=validate.Length(max=60))
 
 
 @dataclass(frozen=True)
@@ -129,6 +144,7 @@ class Template:
     red_flags: dict[str, RedFlagInfo]
     questions: tuple[Question, ...]
     path: Path | None = field(default=None, compare=False)
+    instructions: tuple[dict, ...] = ()
 
     def question(self, question_id: str) -> Question | None:
         """The question with this id, or None."""
@@ -162,6 +178,12 @@ def _cross_checks(data: dict) -> list[str]:
             problems.append(f"{where}: red_flag and risky_answer must be given together")
         if q["answer_type"] != "choice" and (q["red_flag"] or q["risky_answer"]):
             problems.append(f"{where}: only choice questions can raise a red flag")
+    for index, row in enumerate(data["instructions"]):
+        unknown = sorted({name for name in PLACEHOLDER_RE.findall(row["text"]) if name not in PLACEHOLDERS})
+        if unknown:
+            problems.append(f"instructions[{index}] ({row['heading']}): unknown placeholder(s) "
+                            f"{', '.join('{' + n + '}' for n in unknown)}; known: "
+                            f"{', '.join('{' + n + '}' for n in PLACEHOLDERS)}")
     return problems
 
 
@@ -209,6 +231,7 @@ def parse_template(text: str, path: Path) -> Template:
         steps={s["step"]: s["title"] for s in data["steps"]},
         red_flags={k: RedFlagInfo(id=k, **v) for k, v in data["red_flags"].items()},
         questions=tuple(Question(**q) for q in data["questions"]), path=path,
+        instructions=tuple(data["instructions"]),
     )
 
 

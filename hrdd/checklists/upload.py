@@ -224,13 +224,36 @@ def _answer(question, value, errors: dict) -> str | None:
     return text
 
 
+def _day(value) -> str | None:
+    """A typed date (or YYYY-MM-DD text) as YYYY-MM-DD; None when the value is no date."""
+    if isinstance(value, date):  # a datetime too: a time typed with the date is not kept
+        return (value.date() if isinstance(value, datetime) else value).isoformat()
+    try:
+        return date.fromisoformat(_text(value)).isoformat() if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _cell_date(value, cell: str, what: str, errors: dict) -> str | None:
+    """A date cell's value as YYYY-MM-DD (None when blank); anything else is noted in ``errors`` by cell."""
+    if value is None or _text(value) == "":
+        return None
+    day = _day(value)
+    if day is None:
+        errors[cell] = [f"{what} {_text(value)[:80]!r} is not a date (YYYY-MM-DD)"]
+    return day
+
+
 def _questions(wb, template: Template) -> tuple[dict[str, str], dict[str, dict]]:
     columns, rows = _table(_sheet(wb, meta.QUESTIONS_SHEET), meta.QUESTION_HEADERS,
-                           (meta.Q_ID, meta.Q_ANSWER, meta.Q_NOTES, meta.Q_OWNER, meta.Q_DUE, meta.Q_STATUS))
+                           (meta.Q_ID, meta.Q_ANSWER, meta.Q_NOTES, meta.Q_OWNER, meta.Q_DUE, meta.Q_STATUS),
+                           numbered=True)
     errors: dict[str, list[str]] = {}
+    cells: dict[str, list[str]] = {}
     answers: dict[str, str] = {}
     responses: dict[str, dict] = {}
-    for row in rows:
+    statuses = {s.casefold(): s for s in meta.STATUSES}
+    for number, row in rows:
         qid = _text(_get(row, columns, meta.Q_ID))
         if not qid:
             continue
@@ -244,16 +267,23 @@ def _questions(wb, template: Template) -> tuple[dict[str, str], dict[str, dict]]
         value = _answer(question, _get(row, columns, meta.Q_ANSWER), errors)
         if value is not None and question.answer_type == "choice":
             answers[qid] = value
+        where = f"{meta.QUESTIONS_SHEET}!{{}}{number} ({qid})"
+        status = _text(_get(row, columns, meta.Q_STATUS))
+        if status and status.casefold() not in statuses:
+            cells[where.format(_column_letter(columns, meta.Q_STATUS))] = [
+                f"status {status[:80]!r} is not one of {', '.join(meta.STATUSES)}"]
         responses[qid] = {
             "answer": value,
             "evidence_notes": _text(_get(row, columns, meta.Q_NOTES))[:_MAX_TEXT] or None,
             "owner": _text(_get(row, columns, meta.Q_OWNER))[:200] or None,
-            "due_date": _text(_get(row, columns, meta.Q_DUE))[:40] or None,
-            "status": _text(_get(row, columns, meta.Q_STATUS))[:40] or None,
+            "due_date": _cell_date(_get(row, columns, meta.Q_DUE),
+                                   where.format(_column_letter(columns, meta.Q_DUE)), "due date", cells),
+            "status": statuses.get(status.casefold()),
         }
-    if errors:
-        raise validation_error({"answers": errors},
-                               "Invalid checklist answers: " + ", ".join(sorted(errors)))
+    if errors or cells:
+        named = sorted(errors) + sorted(cells)
+        raise validation_error({k: v for k, v in (("answers", errors), ("cells", cells)) if v},
+                               "Invalid checklist answers: " + ", ".join(named))
     return answers, responses
 
 
@@ -315,14 +345,22 @@ def _column_letter(columns: dict[str, int], name: str) -> str:
 
 
 def _signoff(wb) -> dict:
-    signoff = {}
+    """The preparer's and approver's sign-off rows; a date that is no date, or a sign-off without a name, is
+    refused naming the cell (a signature vouches for someone)."""
+    signoff, errors = {}, {}
     ws = _sheet(wb, meta.SUMMARY_SHEET)
-    for cells in ws.iter_rows(max_row=MAX_ROWS, max_col=4):
+    for number, cells in enumerate(ws.iter_rows(max_row=MAX_ROWS, max_col=4), start=1):
         role = _text(cells[0].value if cells else None)
         if role in ("Preparer", "Approver"):
-            row = _values(ws, cells)
-            signoff[role.lower()] = {"name": _text(row[1])[:200] or None, "comment": _text(row[2])[:2000] or None,
-                                     "date": _text(row[3])[:40] or None}
+            row = _values(ws, cells) + (None,) * 3
+            name, comment = _text(row[1])[:200] or None, _text(row[2])[:2000] or None
+            day = _cell_date(row[3], f"{meta.SUMMARY_SHEET}!D{number}", f"{role.lower()}'s sign-off date", errors)
+            if name is None and (comment or _text(row[3])):
+                errors[f"{meta.SUMMARY_SHEET}!B{number}"] = [
+                    f"the {role.lower()}'s sign-off has a date or comment but no name; type the name"]
+            signoff[role.lower()] = {"name": name, "comment": comment, "date": day}
+    if errors:
+        raise validation_error({"signoff": errors}, "Invalid sign-off: " + ", ".join(sorted(errors)))
     return signoff
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from openpyxl import Workbook
 from openpyxl.workbook.protection import WorkbookProtection
 
-from hrdd.checklists import meta
+from hrdd.checklists import instructions, meta
 from hrdd.checklists.carry import RECORDED_WITH, CarriedPartyNotes, CarriedRow, notes_cell, summary_text
 from hrdd.checklists.cells import (
     AMBER,
@@ -31,6 +31,8 @@ from hrdd.checklists.cells import (
 )
 from hrdd.checklists.parties import party_rows
 from hrdd.checklists.templates import CHOICES, Template
+from hrdd.checklists.upload import UploadLimits
+from hrdd.checklists.withdrawals import DEFAULT_SEVERITIES
 from hrdd.model import quantity_text
 
 DISPLAY = {v: k for k, v in CHOICES.items()}
@@ -293,11 +295,14 @@ def _metadata(wb: Workbook, screening: dict, template: Template, generated_at: s
 
 def build_workbook(screening: dict, template: Template, *, data_sources: list[dict] | None = None,
                    generated_at: str | None = None, carried: dict[str, CarriedRow] | None = None,
-                   party_notes: CarriedPartyNotes | None = None) -> bytes:
+                   party_notes: CarriedPartyNotes | None = None, max_upload: int = UploadLimits().max_bytes,
+                   confirm_severities: tuple[str, ...] = DEFAULT_SEVERITIES) -> bytes:
     """The checklist workbook for a stored screening dict (the screening response body), as xlsx bytes.
 
     ``carried``: rows from the deal's earlier uploads (hrdd.checklists.carry.carried_rows) to pre-fill;
     ``party_notes``: the Parties sheet's review notes they carry (hrdd.checklists.carry.carried_party_notes).
+    ``max_upload`` and ``confirm_severities`` are named in the instructions sheet (the upload's size limit,
+    the severities whose withdrawn answers wait for a reviewer).
     """
     generated_at = generated_at or datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     wb = Workbook()
@@ -308,7 +313,13 @@ def build_workbook(screening: dict, template: Template, *, data_sources: list[di
     _parties(wb, screening, party_notes.cells if party_notes else {})
     _sources(wb, screening, template, data_sources or [])
     _metadata(wb, screening, template, generated_at)
-    wb.active = 1  # open on the questions
+    instructions.add_sheet(wb, template, instructions.placeholder_values(
+        screening, template, max_upload=max_upload, confirm_severities=confirm_severities))
+    # Open on the instructions (the first sheet) if there are any, else on the questions; one tab selected,
+    # or Excel opens the sheets grouped and typing goes into both.
+    wb.active = 0 if template.instructions else 1
+    for index, ws in enumerate(wb.worksheets):
+        ws.sheet_view.tabSelected = index == wb.index(wb.active)
     wb.security = WorkbookProtection(lockStructure=True)  # no unhiding, renaming or deleting sheets
     buffer = io.BytesIO()
     wb.save(buffer)

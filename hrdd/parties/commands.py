@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from hrdd import audit
 from hrdd.parties import service, storage
 from hrdd.parties.loaders import FORMATS, ListFormatError, load_file
 
@@ -62,7 +63,8 @@ def lists_load(file: Path, fmt: str | None, name: str | None):
         raise click.ClickException(f"list name {name!r}: use 1-100 letters, digits, '.', '_' or '-'")
     services = _services()
     names = sum(len(e.names()) for e in loaded.entries)
-    version = storage.save_version(services.store, loaded, name, "hrdd lists load (command line)", names)
+    version = storage.save_version(services.store, loaded, name, "hrdd lists load (command line)", names,
+                                   actor=audit.cli_actor())
     service.invalidate(services.store)
     click.echo(f"Loaded {version['entries']:,} entries ({names:,} names and aliases) from {file.name} "
                f"[{loaded.format}] as list {name!r}, version {version['id']} (sha256 {loaded.sha256[:12]}).")

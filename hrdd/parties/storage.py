@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hrdd import audit
 from hrdd.parties.entries import ListEntry
 from hrdd.parties.loaders import LoadedList
 from hrdd.sqltypes import UTCDateTime
@@ -86,8 +87,10 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def save_version(store, loaded: LoadedList, name: str, loaded_by: str, names: int) -> dict[str, Any]:
-    """Store a loaded list as a new version in one database transaction (all entries or none)."""
+def save_version(store, loaded: LoadedList, name: str, loaded_by: str, names: int,
+                 actor: str = "system") -> dict[str, Any]:
+    """Store a loaded list as a new version in one database transaction (all entries or none), with its
+    audit entry (``party_list.load`` by ``actor``)."""
     now = utcnow()
     with store.begin() as conn:
         version_id = conn.execute(party_list_versions.insert().values(
@@ -98,6 +101,12 @@ def save_version(store, loaded: LoadedList, name: str, loaded_by: str, names: in
                  "content_hash": e.content_hash(), "data": e.to_dict()} for e in loaded.entries]
         for start in range(0, len(rows), 2000):
             conn.execute(party_list_entries.insert(), rows[start:start + 2000])
+        previous = conn.execute(sa.select(sa.func.max(party_list_versions.c.id)).where(
+            party_list_versions.c.name == name, party_list_versions.c.id != version_id)).scalar()
+        audit.record(conn, actor, "party_list.load", f"party-list:{name}", {
+            "version_id": version_id, "supersedes_version": previous, "format": loaded.format,
+            "source_file": loaded.source_file, "sha256": loaded.sha256, "entries": len(loaded.entries),
+            "names": names, "loaded_by": loaded_by})
     return {"id": version_id, "name": name, "format": loaded.format, "entries": len(loaded.entries),
             "names": names, "sha256": loaded.sha256, "loaded_at": now}
 
