@@ -7,15 +7,18 @@ import hmac
 import os
 import secrets
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 
 from hrdd.store import dialect_insert
+from hrdd.workspace import sessions
 from hrdd.workspace.tables import workspace_settings
 
 CSRF_FIELD = "csrf_token"
+RESEND_PREFIX = "resend:"  # the sign-in form's copies of what a signed-out form held
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -87,10 +90,45 @@ def check_csrf() -> None:
     # Bytes, not str: compare_digest raises TypeError on non-ASCII text (a forged token was a 500).
     if not expected or not sent or not hmac.compare_digest(str(sent).encode(), str(expected).encode()):
         current_app.logger.info("refused a form post without a valid CSRF token: %s", request.path)
+        view = current_app.view_functions.get(request.endpoint)
+        if g.get("user") is None and getattr(view, "auth", None) == "session":
+            return signed_out_page()
         return render_template("workspace/error.html", title="Form expired",
                                message="This form was out of date or did not come from this site. "
                                        "Go back, reload the page and try again."), 400
     return None
+
+
+def _same_site_path(url: str | None) -> str | None:
+    """The path and query of ``url`` when it points at this site, else None."""
+    parts = urlsplit(url or "")
+    if parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def signed_out_page():
+    """The page for a form sent after the session ended: sign in again, with what was typed shown back.
+
+    Nothing is done without a sign-in; the sign-in form carries what was typed, and once signed in the
+    person gets the form back filled in (``resend_page``) to send again. The text is also shown for copying.
+    """
+    typed = [(key, value) for key, value in request.form.items(multi=True)
+             if key not in (CSRF_FIELD, "password") and value.strip()]
+    back = _same_site_path(request.referrer)
+    return render_template("workspace/signed_out.html", typed=typed, next=safe_next(back),
+                           resend_to=request.path if typed else ""), 401
+
+
+def resend_page():
+    """After signing in from the signed-out page: the form that was not sent, filled in, to send again; else None."""
+    target = request.form.get("resend_to", "")
+    fields = [(key[len(RESEND_PREFIX):], value) for key, value in request.form.items(multi=True)
+              if key.startswith(RESEND_PREFIX)]
+    if not fields or safe_next(target) != target:
+        return None
+    return render_template("workspace/resend.html", action=target, fields=fields,
+                           back=safe_next(request.form.get("next")))
 
 
 def check_form_text() -> None:
@@ -104,26 +142,38 @@ def check_form_text() -> None:
     return None
 
 
-def sign_in(user: dict) -> None:
-    """Start a fresh session for the user (a new session and token, so an old one cannot be reused)."""
+def sign_in(user: dict, store) -> None:
+    """Start a fresh session for the user: a new server-side session id and CSRF token, so no old one is reused."""
     session.clear()
+    with store.begin() as conn:
+        session_id = sessions.start(conn, user["name"], current_app.permanent_session_lifetime)
     session.permanent = True
-    session["user"] = user["name"]
+    session["sid"] = session_id
     session["csrf"] = secrets.token_urlsafe(32)
 
 
-def sign_out() -> None:
-    """End the session."""
+def sign_out(store) -> None:
+    """End the session here and in the store, so a copy of the cookie no longer signs anyone in."""
+    session_id = session.get("sid")
+    if isinstance(session_id, str) and session_id:
+        with store.begin() as conn:
+            sessions.end(conn, session_id)
     session.clear()
 
 
-def load_user(lookup) -> None:
-    """Put the signed-in, still-enabled user (re-read from the store) in ``g.user`` or None."""
+def load_user(resume) -> None:
+    """Put the person of the cookie's live session (re-read from the store) in ``g.user``, or None.
+
+    ``resume`` maps a session id to its still-enabled person or None (ended, expired, disabled): the cookie
+    is then cleared, CSRF token included, so nothing it carries is accepted any more.
+    """
     g.user = None
-    name = session.get("user")
-    if not name:
+    session_id = session.get("sid")
+    if not isinstance(session_id, str) or not session_id:
+        if "user" in session:  # a cookie from before sessions were kept server-side
+            session.clear()
         return
-    user = lookup(name)
+    user = resume(session_id)
     if user is None or user.get("disabled"):
         session.clear()
         return

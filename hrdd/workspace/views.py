@@ -32,11 +32,12 @@ def login():
     """Sign in with name and password."""
     error = None
     if request.method == "POST":
-        with current_services().store.engine.connect() as conn:
+        store = current_services().store
+        with store.engine.connect() as conn:
             user = users.authenticate(conn, request.form.get("name", ""), request.form.get("password", ""))
         if user:
-            security.sign_in(user)
-            return redirect(security.safe_next(request.form.get("next")))
+            security.sign_in(user, store)
+            return security.resend_page() or redirect(security.safe_next(request.form.get("next")))
         error = "Name or password is wrong, or the account is disabled."
     return render_template("workspace/login.html", error=error, next=request.values.get("next", "")), \
         (401 if error else 200)
@@ -45,8 +46,8 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @public("ends the caller's own session (CSRF token)")
 def logout():
-    """Sign out."""
-    security.sign_out()
+    """Sign out: the session ends in the store too, so a copy of the cookie signs no one in."""
+    security.sign_out(current_services().store)
     return redirect(url_for("workspace.login"))
 
 
