@@ -12,7 +12,7 @@ from hrdd.api.query import refuse_unknown_page_args
 from hrdd.auth import public
 from hrdd.model import quantity_text
 from hrdd.services import current_services
-from hrdd.workspace import cases, falsepositives, queue_filters, security, users
+from hrdd.workspace import cases, checklist_record, falsepositives, queue_filters, security, users
 from hrdd.workspace.util import parse_iso
 from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
@@ -93,11 +93,14 @@ def case_page(case_id: str):
     gate, reasons = svc.gate_of(case["transaction_id"], latest) if latest else ("hold", [])
     with svc.store.engine.connect() as conn:
         marks = falsepositives.marks_for_case(conn, case_id)
+    uploads, uploads_total = checklist_record.uploads_for_case(svc.store, latest)
+    answers = ((latest or {}).get("transaction") or {}).get("answers") or {}
     return render_template(
         "workspace/case.html", case=case, screening=latest, history=history, history_total=history_total,
         gate=gate, reasons=reasons,
         transaction=svc.store.get_transaction(case["transaction_id"]), outcomes=cases.OUTCOME_LABELS,
-        marks=marks, min_rationale=cases.MIN_RATIONALE, errors=g.get("form_errors", {}),
+        marks=marks, uploads=uploads, uploads_total=uploads_total,
+        answer_sources=checklist_record.answer_sources(answers, uploads), min_rationale=cases.MIN_RATIONALE, errors=g.get("form_errors", {}),
         form=request.form if request.method == "POST" else {})
 
 
