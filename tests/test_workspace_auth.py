@@ -265,6 +265,12 @@ def test_a_decision_typed_while_the_session_expired_comes_back_after_signing_in(
         stored = conn.execute(sa.select(case_decisions.c.rationale, case_decisions.c.decided_by)).one()
     assert tuple(stored) == (rationale, "user:alice")
 
+    # A form another site made the browser send is not offered back as the reviewer's own.
+    _last_use(app, 9)
+    foreign = client.post(f"/workspace/cases/{case_id}/decision", headers={"Origin": "https://evil.example"},
+                          data={"csrf_token": token, "decision": "approve", "rationale": "Looks fine to me, approve"})
+    assert foreign.status_code == 401 and "sign in again" in foreign.get_data(as_text=True)
+    assert "Looks fine to me" not in foreign.get_data(as_text=True)
     # What the sign-in form carries is only ever sent back to this site.
     forged = app.test_client()
     forged_token = csrf_from(forged, "/workspace/login")
@@ -286,3 +292,17 @@ def test_sessions_from_before_the_migration_end_and_downgrading_drops_the_table(
     assert client.get("/workspace/").status_code == 302  # its session row went with the table
     login(client)
     assert client.get("/workspace/").status_code == 200
+
+
+def test_a_form_loaded_before_signing_in_again_comes_back_filled_in(app, client, auth_headers):
+    case_id, _cookie, old_token = _case_with_session(app, client, auth_headers)
+    login(client)  # in another tab: a new session and token
+    page = f"http://localhost/workspace/cases/{case_id}"
+    sent = client.post(f"/workspace/cases/{case_id}/note", headers={"Referer": page},
+                       data={"csrf_token": old_token, "text": "Called the distributor's compliance lead"})
+    shown = sent.get_data(as_text=True)
+    assert sent.status_code == 400 and "Form out of date: send it again" in shown and "not saved" in shown
+    assert "Called the distributor&#39;s compliance lead</textarea>" in shown
+    assert client.post(f"/workspace/cases/{case_id}/note", data=dict(_hidden_fields(shown)) | {
+        "text": "Called the distributor's compliance lead"}).status_code == 302
+    assert "Called the distributor's compliance lead" in _notes(app)

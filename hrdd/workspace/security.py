@@ -7,7 +7,6 @@ import hmac
 import os
 import secrets
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
@@ -18,7 +17,6 @@ from hrdd.workspace import sessions
 from hrdd.workspace.tables import workspace_settings
 
 CSRF_FIELD = "csrf_token"
-RESEND_PREFIX = "resend:"  # the sign-in form's copies of what a signed-out form held
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -81,54 +79,17 @@ def csrf_token() -> str:
     return token
 
 
-def check_csrf() -> None:
-    """Refuse an unsafe request whose form token does not match the session's (400 page)."""
+def csrf_ok() -> bool:
+    """Whether a safe request, or an unsafe one whose form (or X-CSRF-Token) carries the session's token."""
     if request.method not in UNSAFE_METHODS:
-        return
+        return True
     sent = request.form.get(CSRF_FIELD, "") or request.headers.get("X-CSRF-Token", "")
     expected = session.get("csrf", "")
     # Bytes, not str: compare_digest raises TypeError on non-ASCII text (a forged token was a 500).
     if not expected or not sent or not hmac.compare_digest(str(sent).encode(), str(expected).encode()):
         current_app.logger.info("refused a form post without a valid CSRF token: %s", request.path)
-        view = current_app.view_functions.get(request.endpoint)
-        if g.get("user") is None and getattr(view, "auth", None) == "session":
-            return signed_out_page()
-        return render_template("workspace/error.html", title="Form expired",
-                               message="This form was out of date or did not come from this site. "
-                                       "Go back, reload the page and try again."), 400
-    return None
-
-
-def _same_site_path(url: str | None) -> str | None:
-    """The path and query of ``url`` when it points at this site, else None."""
-    parts = urlsplit(url or "")
-    if parts.netloc != request.host:
-        return None
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-def signed_out_page():
-    """The page for a form sent after the session ended: sign in again, with what was typed shown back.
-
-    Nothing is done without a sign-in; the sign-in form carries what was typed, and once signed in the
-    person gets the form back filled in (``resend_page``) to send again. The text is also shown for copying.
-    """
-    typed = [(key, value) for key, value in request.form.items(multi=True)
-             if key not in (CSRF_FIELD, "password") and value.strip()]
-    back = _same_site_path(request.referrer)
-    return render_template("workspace/signed_out.html", typed=typed, next=safe_next(back),
-                           resend_to=request.path if typed else ""), 401
-
-
-def resend_page():
-    """After signing in from the signed-out page: the form that was not sent, filled in, to send again; else None."""
-    target = request.form.get("resend_to", "")
-    fields = [(key[len(RESEND_PREFIX):], value) for key, value in request.form.items(multi=True)
-              if key.startswith(RESEND_PREFIX)]
-    if not fields or safe_next(target) != target:
-        return None
-    return render_template("workspace/resend.html", action=target, fields=fields,
-                           back=safe_next(request.form.get("next")))
+        return False
+    return True
 
 
 def check_form_text() -> None:

@@ -12,7 +12,15 @@ from hrdd.api.query import refuse_unknown_page_args
 from hrdd.auth import public
 from hrdd.model import quantity_text
 from hrdd.services import current_services
-from hrdd.workspace import cases, checklist_record, falsepositives, queue_filters, security, users
+from hrdd.workspace import (
+    cases,
+    checklist_record,
+    falsepositives,
+    queue_filters,
+    security,
+    stale_forms,
+    users,
+)
 from hrdd.workspace.util import parse_iso
 from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
@@ -36,7 +44,7 @@ def login():
             user = users.authenticate(conn, request.form.get("name", ""), request.form.get("password", ""))
         if user:
             security.sign_in(user, store)
-            return security.resend_page() or redirect(security.safe_next(request.form.get("next")))
+            return stale_forms.resend_page() or redirect(security.safe_next(request.form.get("next")))
         error = "Name or password is wrong, or the account is disabled."
     return render_template("workspace/login.html", error=error, next=request.values.get("next", "")), \
         (401 if error else 200)

@@ -11,7 +11,7 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
 from hrdd.services import current_services
-from hrdd.workspace import security, sessions
+from hrdd.workspace import security, sessions, stale_forms
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = str(PACKAGE_DIR / "templates")
@@ -64,7 +64,9 @@ def make_blueprint(name: str, url_prefix: str | None = None, *, static: bool = F
         if max_form_bytes is not None:
             request.max_content_length = max_form_bytes()
         security.load_user(resume_session)
-        return security.check_csrf() or security.check_form_text()
+        if not security.csrf_ok():
+            return stale_forms.refused()
+        return security.check_form_text()
 
     @bp.errorhandler(HTTPException)
     def _html_error(exc: HTTPException):
