@@ -243,3 +243,34 @@ def test_on_a_500_px_window_pages_do_not_scroll_sideways_and_tables_scroll_in_th
     browser.get(live.base_url + "/workspace/")
     box = browser.find_element(By.CSS_SELECTOR, ".scroll")
     assert browser.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth", box)
+
+
+def test_a_decision_typed_as_the_session_ends_is_sent_after_signing_in_again(live, browser):
+    import sqlalchemy as sa
+
+    from hrdd.workspace.tables import case_decisions, workspace_sessions
+    make_user(live)
+    target = _seed(live)
+    wait = WebDriverWait(browser, 10)
+    browser.get(live.base_url + f"/workspace/cases/{case_of(live, target['transaction_id'])['id']}")
+    browser.find_element(By.ID, "name").send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    wait.until(EC.presence_of_element_located((By.ID, "rationale")))
+    browser.find_element(By.ID, "dec-decline").click()
+    rationale = "Biometric identification for a security service with a record of abuse: decline."
+    browser.find_element(By.ID, "rationale").send_keys(rationale)
+    store = live.extensions["hrdd"].store
+    with store.begin() as conn:  # meanwhile the password was changed (or 8 hours went by)
+        conn.execute(sa.delete(workspace_sessions))
+    _submit_and_wait_for_the_next_page(browser, wait, browser.find_element(By.ID, "submit-decision"))
+    assert "Sign in again" in browser.find_element(By.ID, "signed-out").text
+    assert rationale in [t.get_attribute("value") for t in browser.find_elements(By.CSS_SELECTOR, "textarea.typed")]
+    browser.find_element(By.ID, "name").send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    _submit_and_wait_for_the_next_page(browser, wait, browser.find_element(By.CSS_SELECTOR, "form.stack button"))
+    assert "not saved" in browser.find_element(By.ID, "resend-note").text
+    _submit_and_wait_for_the_next_page(browser, wait, browser.find_element(By.CSS_SELECTOR, "#resend-form button"))
+    wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Decision recorded"))
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(case_decisions.c.rationale, case_decisions.c.outcome)).one() == (rationale, "decline")
