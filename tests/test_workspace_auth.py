@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from hrdd.workspace.tables import case_decisions, users
+from hrdd.workspace.tables import case_decisions, case_notes, users, workspace_sessions
 from tests.workspace_helpers import PASSWORD, csrf_from, fixture, login, make_user, screen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -132,3 +135,174 @@ def test_sign_in_attempts_are_rate_limited(app_config):
     application.extensions["hrdd"].store.engine.dispose()
     assert codes[:3] == [401, 401, 401]
     assert codes[3:] == [429, 429]
+
+
+def _case_with_session(app, client, auth_headers):
+    """A signed-in alice, an open case, the session cookie's value and its CSRF token."""
+    make_user(app)
+    login(client)
+    screen(client, auth_headers("crm"), fixture("transaction_egypt_biometric.json"))
+    case_id = client.get("/v1/cases", headers=auth_headers("reviewer")).get_json()["cases"][0]["id"]
+    token = csrf_from(client, f"/workspace/cases/{case_id}")
+    return case_id, client.get_cookie("hrdd_session").value, token
+
+
+def _notes(app) -> list[str]:
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        return [n for (n,) in conn.execute(sa.select(case_notes.c.text))]
+
+
+def _replayed(app, cookie: str):
+    """A new browser holding a copy of ``cookie``."""
+    other = app.test_client()
+    other.set_cookie("hrdd_session", cookie)
+    return other
+
+
+def test_a_copied_cookie_stops_working_when_its_session_signs_out(app, client, auth_headers):
+    case_id, cookie, token = _case_with_session(app, client, auth_headers)
+    laptop = app.test_client()
+    login(laptop)
+    assert _replayed(app, cookie).get("/workspace/").status_code == 200  # a copy works while signed in
+    assert client.post("/workspace/logout", data={"csrf_token": token}).status_code == 302
+    assert laptop.get("/workspace/").status_code == 200  # alice's other browser stays signed in
+    copy = _replayed(app, cookie)
+    assert copy.get("/workspace/").status_code == 302
+    posted = _replayed(app, cookie).post(f"/workspace/cases/{case_id}/note",
+                                          data={"csrf_token": token, "text": "written after signing out"})
+    assert posted.status_code == 401 and "sign in again" in posted.get_data(as_text=True)
+    assert "written after signing out" not in _notes(app)
+    api = _replayed(app, cookie).get("/v1/cases")
+    assert api.status_code == 401
+
+
+def test_a_new_password_ends_every_session_of_the_person(app, client, auth_headers, database_url):
+    case_id, cookie, token = _case_with_session(app, client, auth_headers)
+    laptop = app.test_client()
+    login(laptop)
+    env = {**os.environ, "HRDD_DATABASE_URL": database_url}
+    done = subprocess.run([sys.executable, "-c", "from hrdd.cli import main; main()", "users", "password", "alice",
+                           "--password-stdin"], input="a brand new passphrase\n", capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for browser in (client, laptop, _replayed(app, cookie)):
+        assert browser.get("/workspace/").status_code == 302
+    refused = _replayed(app, cookie).post(f"/workspace/cases/{case_id}/note",
+                                           data={"csrf_token": token, "text": "after the password changed"})
+    assert refused.status_code == 401
+    assert "after the password changed" not in _notes(app)
+    assert login(client, password="a brand new passphrase").status_code == 302
+    assert client.get("/workspace/").status_code == 200
+
+
+def test_re_enabling_an_account_does_not_revive_its_old_sessions(app, client):
+    make_user(app)
+    login(client)
+    cookie = client.get_cookie("hrdd_session").value
+    from hrdd.workspace import users as users_mod
+    with app.extensions["hrdd"].store.begin() as conn:
+        users_mod.set_disabled(conn, "alice", True, "test")
+    with app.extensions["hrdd"].store.begin() as conn:
+        users_mod.set_disabled(conn, "alice", False, "test")
+    assert _replayed(app, cookie).get("/workspace/").status_code == 302
+
+
+def _last_use(app, hours_ago: float) -> None:
+    when = (datetime.now(UTC) - timedelta(hours=hours_ago)).isoformat().replace("+00:00", "Z")
+    with app.extensions["hrdd"].store.begin() as conn:
+        conn.execute(sa.update(workspace_sessions).values(seen_at=when))
+
+
+def test_a_session_expires_after_eight_hours_unused_and_slides_while_used(app, client):
+    make_user(app)
+    login(client)
+    _last_use(app, 7.5)
+    assert client.get("/workspace/").status_code == 200  # used: it slides on
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        seen = conn.execute(sa.select(workspace_sessions.c.seen_at)).scalar_one()
+    assert seen > (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    _last_use(app, 8.1)
+    assert client.get("/workspace/").status_code == 302
+    assert app.permanent_session_lifetime == timedelta(hours=8)  # the cookie's own expiry, as before
+
+
+def test_the_store_keeps_only_a_hash_of_the_session_id(app, client):
+    make_user(app)
+    login(client)
+    session_id = app.session_interface.get_signing_serializer(app).loads(client.get_cookie("hrdd_session").value)["sid"]
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        stored = conn.execute(sa.select(workspace_sessions)).one()
+    assert stored.user_name == "alice" and session_id not in tuple(stored)
+
+
+def _hidden_fields(page: str) -> list[tuple[str, str]]:
+    return [(html.unescape(k), html.unescape(v))
+            for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)]
+
+
+def test_a_decision_typed_while_the_session_expired_comes_back_after_signing_in(app, client, auth_headers):
+    case_id, _cookie, token = _case_with_session(app, client, auth_headers)
+    rationale = "Ministry's legal office agreed to the audit clause & <quarterly> reports.\nSee the note."
+    _last_use(app, 9)  # the reviewer took a long time to write it
+    sent = client.post(f"/workspace/cases/{case_id}/decision", headers={"Referer": f"http://localhost/workspace/cases/{case_id}"},
+                       data={"csrf_token": token, "decision": "approve", "rationale": rationale})
+    page = sent.get_data(as_text=True)
+    assert sent.status_code == 401
+    assert "sign in again" in page and "Form expired" not in page and "nothing was saved" in page
+    assert f">{rationale}</textarea>" in html.unescape(page)  # shown back, for copying
+    fields = dict(_hidden_fields(page))
+    assert fields["next"] == f"/workspace/cases/{case_id}"
+    signed_in = client.post("/workspace/login", data={**fields, "name": "alice", "password": PASSWORD})
+    again = signed_in.get_data(as_text=True)
+    assert signed_in.status_code == 200 and "send your form again" in again
+    assert f'action="/workspace/cases/{case_id}/decision"' in again and f">{rationale}</textarea>" in html.unescape(again)
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(case_decisions)).scalar_one() == 0
+    resent = client.post(f"/workspace/cases/{case_id}/decision",
+                         data={**dict(_hidden_fields(again)), "rationale": rationale})
+    assert resent.status_code == 302
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        stored = conn.execute(sa.select(case_decisions.c.rationale, case_decisions.c.decided_by)).one()
+    assert tuple(stored) == (rationale, "user:alice")
+
+    # A form another site made the browser send is not offered back as the reviewer's own.
+    _last_use(app, 9)
+    foreign = client.post(f"/workspace/cases/{case_id}/decision", headers={"Origin": "https://evil.example"},
+                          data={"csrf_token": token, "decision": "approve", "rationale": "Looks fine to me, approve"})
+    assert foreign.status_code == 401 and "sign in again" in foreign.get_data(as_text=True)
+    assert "Looks fine to me" not in foreign.get_data(as_text=True)
+    # What the sign-in form carries is only ever sent back to this site.
+    forged = app.test_client()
+    forged_token = csrf_from(forged, "/workspace/login")
+    refused = forged.post("/workspace/login", data={"csrf_token": forged_token, "name": "alice", "password": PASSWORD,
+                                                    "resend_to": "//evil.example/x", "resend:text": "hello there"})
+    assert refused.status_code == 302 and refused.headers["Location"].endswith("/workspace/")
+
+
+def test_sessions_from_before_the_migration_end_and_downgrading_drops_the_table(app, client):
+    from tests.conftest import migrate_down
+
+    make_user(app)
+    login(client)
+    store = app.extensions["hrdd"].store
+    migrate_down(store, "0710_decision_use_and_scale")
+    assert "workspace_sessions" not in sa.inspect(store.engine).get_table_names()
+    store.upgrade()
+    assert "workspace_sessions" in sa.inspect(store.engine).get_table_names()
+    assert client.get("/workspace/").status_code == 302  # its session row went with the table
+    login(client)
+    assert client.get("/workspace/").status_code == 200
+
+
+def test_a_form_loaded_before_signing_in_again_comes_back_filled_in(app, client, auth_headers):
+    case_id, _cookie, old_token = _case_with_session(app, client, auth_headers)
+    login(client)  # in another tab: a new session and token
+    page = f"http://localhost/workspace/cases/{case_id}"
+    sent = client.post(f"/workspace/cases/{case_id}/note", headers={"Referer": page},
+                       data={"csrf_token": old_token, "text": "Called the distributor's compliance lead"})
+    shown = sent.get_data(as_text=True)
+    assert sent.status_code == 400 and "Form out of date: send it again" in shown and "not saved" in shown
+    assert "Called the distributor&#39;s compliance lead</textarea>" in shown
+    assert client.post(f"/workspace/cases/{case_id}/note", data=dict(_hidden_fields(shown)) | {
+        "text": "Called the distributor's compliance lead"}).status_code == 302
+    assert "Called the distributor's compliance lead" in _notes(app)

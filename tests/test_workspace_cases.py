@@ -484,3 +484,47 @@ def test_undecided_escalation_holds_a_renewal_or_post_sale_order_as_it_holds_an_
     later = screen(client, crm, fixture("transaction_norway_storage.json"), reference=body["reference"], stage=stage)
     assert later["decision"] == "proceed" and later["gate"] == "hold"
     assert any("awaits a reviewer" in reason for reason in later["hold_reasons"])
+
+
+def test_the_queue_names_a_filter_value_it_does_not_accept_and_shows_the_list_without_it(app, client, auth_headers):
+    crm = auth_headers("crm")
+    base = fixture("transaction_egypt_biometric.json")
+    ids = [case_of(app, screen(client, crm, base, reference={**base["reference"], "object_id": f"OPP-{n}"})
+                   ["transaction_id"])["id"] for n in range(2)]
+    make_user(app)
+    login(client)
+    for query, named, accepted in (
+            ("status=bogus", "Status &#39;bogus&#39; is not accepted", "accepted: open, information_requested, decided, all"),
+            ("age=abc", "Older than &#39;abc&#39; days is not accepted", "from 0 to 36500"),
+            ("age=-5", "Older than &#39;-5&#39; days is not accepted", "from 0 to 36500"),
+            ("country=Egypt", "Country &#39;Egypt&#39; is not accepted", "two-letter ISO code"),
+            ("capability=face", "Capability &#39;face&#39; is not accepted", "biometric_identification"),
+            ("page=x", "Page &#39;x&#39; is not accepted", "whole number")):
+        response = client.get(f"/workspace/?{query}")
+        page = response.get_data(as_text=True)
+        assert response.status_code == 400, query
+        assert named in page and accepted in page, query
+        assert "2 cases" in page and all(case_id in page for case_id in ids), query  # the list as if unfiltered
+    # A value that is accepted still filters, beside one that is not.
+    page = client.get("/workspace/?status=decided&age=abc").get_data(as_text=True)
+    assert "0 cases" in page and "Older than &#39;abc&#39;" in page
+    assert client.get("/workspace/?status=all&age=0").status_code == 200
+
+
+def test_queue_rows_show_each_deals_crm_reference_and_value(app, client, auth_headers):
+    crm = auth_headers("crm")
+    base = fixture("transaction_egypt_biometric.json")
+    item = base["items"][0]
+    screen(client, crm, base, reference={**base["reference"], "object_id": "0067F00000AAAA1"},
+           items=[{**item, "quantity": 3, "unit_price": 1250.5}])
+    screen(client, crm, base, reference={"system": "hubspot", "object_type": "deal", "object_id": "DEAL-2"},
+           items=[item, {**item, "sku": "FR-201", "currency": "EUR", "unit_price": 990}])
+    make_user(app)
+    login(client)
+    page = client.get("/workspace/").get_data(as_text=True)
+    first, second = page.index("0067F00000AAAA1"), page.index("DEAL-2")
+    assert "salesforce opportunity" in page[first:second] and "USD 3,751.50" in page[first:second]
+    assert "hubspot deal" in page[second:] and "EUR 990 + USD 250,000" in page[second:]
+    listed = client.get("/v1/cases", headers=auth_headers("reviewer")).get_json()["cases"]
+    assert listed[1]["reference"] == {"system": "hubspot", "object_type": "deal", "object_id": "DEAL-2"}
+    assert listed[1]["latest_value"] == [{"currency": "EUR", "amount": 990.0}, {"currency": "USD", "amount": 250000.0}]

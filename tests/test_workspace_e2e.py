@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workspace_helpers import PASSWORD, fixture, make_user
+from tests.workspace_helpers import PASSWORD, case_of, fixture, make_user
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -217,3 +217,60 @@ def test_reporter_submits_a_grievance_and_follows_it_with_the_token(live, browse
     browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
     wait.until(EC.text_to_be_present_in_element((By.ID, "grievance-status"), "Investigating"))
     assert "audit logs" in browser.find_element(By.CSS_SELECTOR, ".status-card").text
+
+
+_WIDEST = """return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+  && !e.closest('.scroll')).slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));"""
+
+
+def test_on_a_500_px_window_pages_do_not_scroll_sideways_and_tables_scroll_in_their_own_box(live, browser):
+    make_user(live)
+    target = _seed(live)
+    browser.set_window_size(500, 900)
+    browser.get(live.base_url + "/workspace/login")
+    browser.find_element(By.ID, "name").send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    WebDriverWait(browser, 10).until(EC.title_contains("Cases"))
+    case_id = case_of(live, target["transaction_id"])["id"]
+    for path in ("/workspace/", f"/workspace/cases/{case_id}", "/workspace/?status=bogus"):
+        browser.get(live.base_url + path)
+        width = browser.execute_script("return window.innerWidth")
+        assert width <= 500
+        scroll_width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert scroll_width <= width, (path, scroll_width, width, browser.execute_script(_WIDEST))
+    # The queue's table is wider than the window: it scrolls inside its box, whose content is all there.
+    browser.get(live.base_url + "/workspace/")
+    box = browser.find_element(By.CSS_SELECTOR, ".scroll")
+    assert browser.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth", box)
+
+
+def test_a_decision_typed_as_the_session_ends_is_sent_after_signing_in_again(live, browser):
+    import sqlalchemy as sa
+
+    from hrdd.workspace.tables import case_decisions, workspace_sessions
+    make_user(live)
+    target = _seed(live)
+    wait = WebDriverWait(browser, 10)
+    browser.get(live.base_url + f"/workspace/cases/{case_of(live, target['transaction_id'])['id']}")
+    browser.find_element(By.ID, "name").send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    wait.until(EC.presence_of_element_located((By.ID, "rationale")))
+    browser.find_element(By.ID, "dec-decline").click()
+    rationale = "Biometric identification for a security service with a record of abuse: decline."
+    browser.find_element(By.ID, "rationale").send_keys(rationale)
+    store = live.extensions["hrdd"].store
+    with store.begin() as conn:  # meanwhile the password was changed (or 8 hours went by)
+        conn.execute(sa.delete(workspace_sessions))
+    _submit_and_wait_for_the_next_page(browser, wait, browser.find_element(By.ID, "submit-decision"))
+    assert "Sign in again" in browser.find_element(By.ID, "signed-out").text
+    assert rationale in [t.get_attribute("value") for t in browser.find_elements(By.CSS_SELECTOR, "textarea.typed")]
+    browser.find_element(By.ID, "name").send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    _submit_and_wait_for_the_next_page(browser, wait, browser.find_element(By.CSS_SELECTOR, "form.stack button"))
+    assert "not saved" in browser.find_element(By.ID, "resend-note").text
+    _submit_and_wait_for_the_next_page(browser, wait, browser.find_element(By.CSS_SELECTOR, "#resend-form button"))
+    wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Decision recorded"))
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(case_decisions.c.rationale, case_decisions.c.outcome)).one() == (rationale, "decline")

@@ -11,8 +11,9 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from hrdd import audit, material
 from hrdd.model import DECISIONS, Transaction, is_order_stage, severity_rank
-from hrdd.store import governing_order, memoized
-from hrdd.tables import screenings, transactions
+from hrdd.store import memoized
+from hrdd.tables import transactions
+from hrdd.workspace import deals
 from hrdd.workspace.tables import case_decisions, case_notes, cases
 from hrdd.workspace.util import days_ago_iso, keyed_facts, new_id, now_iso
 
@@ -203,27 +204,8 @@ def queue(conn, *, status: str | None = "open", country: str | None = None, capa
         case = dict(row._mapping)
         case["capability_list"] = [c for c in case["capabilities"].split("|") if c]
         out.append(case)
-    latest = _latest_screenings(conn, {c["transaction_id"] for c in out})
-    for case in out:
-        now = latest.get(case["transaction_id"]) or {}
-        case.update(latest_screening_id=now.get("id"), latest_stage=now.get("stage"),
-                    latest_decision=now.get("decision"), latest_risk_score=now.get("risk_score"))
+    deals.describe(conn, out)
     return out, total
-
-
-def _latest_screenings(conn, transaction_ids: set[str]) -> dict[str, dict]:
-    """Each transaction's governing screening (id, stage, decision, risk score): what a reviewer triages now.
-
-    A case keeps what it was opened with; the deal may have moved on since (an order, a worse decision).
-    """
-    if not transaction_ids:
-        return {}
-    newest = func.row_number().over(partition_by=screenings.c.transaction_id, order_by=governing_order())
-    ranked = (select(screenings.c.transaction_id, screenings.c.id, screenings.c.stage, screenings.c.decision,
-                     screenings.c.risk_score, newest.label("newest"))
-              .where(screenings.c.transaction_id.in_(sorted(transaction_ids))).subquery())
-    rows = conn.execute(select(ranked).where(ranked.c.newest == 1)).mappings()
-    return {row["transaction_id"]: dict(row) for row in rows}
 
 
 def _decision_row(row) -> dict:

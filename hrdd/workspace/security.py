@@ -13,6 +13,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 
 from hrdd.store import dialect_insert
+from hrdd.workspace import sessions
 from hrdd.workspace.tables import workspace_settings
 
 CSRF_FIELD = "csrf_token"
@@ -78,19 +79,17 @@ def csrf_token() -> str:
     return token
 
 
-def check_csrf() -> None:
-    """Refuse an unsafe request whose form token does not match the session's (400 page)."""
+def csrf_ok() -> bool:
+    """Whether a safe request, or an unsafe one whose form (or X-CSRF-Token) carries the session's token."""
     if request.method not in UNSAFE_METHODS:
-        return
+        return True
     sent = request.form.get(CSRF_FIELD, "") or request.headers.get("X-CSRF-Token", "")
     expected = session.get("csrf", "")
     # Bytes, not str: compare_digest raises TypeError on non-ASCII text (a forged token was a 500).
     if not expected or not sent or not hmac.compare_digest(str(sent).encode(), str(expected).encode()):
         current_app.logger.info("refused a form post without a valid CSRF token: %s", request.path)
-        return render_template("workspace/error.html", title="Form expired",
-                               message="This form was out of date or did not come from this site. "
-                                       "Go back, reload the page and try again."), 400
-    return None
+        return False
+    return True
 
 
 def check_form_text() -> None:
@@ -104,26 +103,38 @@ def check_form_text() -> None:
     return None
 
 
-def sign_in(user: dict) -> None:
-    """Start a fresh session for the user (a new session and token, so an old one cannot be reused)."""
+def sign_in(user: dict, store) -> None:
+    """Start a fresh session for the user: a new server-side session id and CSRF token, so no old one is reused."""
     session.clear()
+    with store.begin() as conn:
+        session_id = sessions.start(conn, user["name"], current_app.permanent_session_lifetime)
     session.permanent = True
-    session["user"] = user["name"]
+    session["sid"] = session_id
     session["csrf"] = secrets.token_urlsafe(32)
 
 
-def sign_out() -> None:
-    """End the session."""
+def sign_out(store) -> None:
+    """End the session here and in the store, so a copy of the cookie no longer signs anyone in."""
+    session_id = session.get("sid")
+    if isinstance(session_id, str) and session_id:
+        with store.begin() as conn:
+            sessions.end(conn, session_id)
     session.clear()
 
 
-def load_user(lookup) -> None:
-    """Put the signed-in, still-enabled user (re-read from the store) in ``g.user`` or None."""
+def load_user(resume) -> None:
+    """Put the person of the cookie's live session (re-read from the store) in ``g.user``, or None.
+
+    ``resume`` maps a session id to its still-enabled person or None (ended, expired, disabled): the cookie
+    is then cleared, CSRF token included, so nothing it carries is accepted any more.
+    """
     g.user = None
-    name = session.get("user")
-    if not name:
+    session_id = session.get("sid")
+    if not isinstance(session_id, str) or not session_id:
+        if "user" in session:  # a cookie from before sessions were kept server-side
+            session.clear()
         return
-    user = lookup(name)
+    user = resume(session_id)
     if user is None or user.get("disabled"):
         session.clear()
         return

@@ -126,3 +126,13 @@ grievance_actions = Table(
     Column("action", String(40), nullable=False),
     Column("outcome", Text, nullable=False),
 )
+
+# One row per signed-in browser: the cookie carries a random id, the table only its SHA-256, so a session
+# can be ended here (sign-out, password change, disabling) and a copied cookie stops working at once.
+workspace_sessions = Table(
+    "workspace_sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_name", String(100), nullable=False, index=True),
+    Column("created_at", String(32), nullable=False),
+    Column("seen_at", String(32), nullable=False, index=True),  # last use, written at most every few minutes
+)

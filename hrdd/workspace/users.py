@@ -8,6 +8,7 @@ from sqlalchemy import insert, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from hrdd import audit
+from hrdd.workspace import sessions
 from hrdd.workspace.tables import users
 from hrdd.workspace.util import now_iso
 
@@ -40,22 +41,24 @@ def create_user(connection, name: str, role: str, password: str, actor: str) -> 
 
 
 def set_password(connection, name: str, password: str, actor: str) -> None:
-    """Replace a person's password."""
+    """Replace a person's password and end every session they have (whoever knew the old one is out)."""
     if len(password or "") < MIN_PASSWORD:
         raise UserError(f"password must be at least {MIN_PASSWORD} characters")
     result = connection.execute(update(users).where(users.c.name == name).values(
         password_hash=generate_password_hash(password)))
     if result.rowcount == 0:
         raise UserError(f"no user named {name!r}")
-    audit.record(connection, actor, "user.password", f"user:{name}", {})
+    ended = sessions.end_all(connection, name)
+    audit.record(connection, actor, "user.password", f"user:{name}", {"sessions_ended": ended})
 
 
 def set_disabled(connection, name: str, disabled: bool, actor: str) -> None:
-    """Disable or re-enable a person's sign-in."""
+    """Disable (ending every session, so re-enabling revives none) or re-enable a person's sign-in."""
     result = connection.execute(update(users).where(users.c.name == name).values(disabled=disabled))
     if result.rowcount == 0:
         raise UserError(f"no user named {name!r}")
-    audit.record(connection, actor, "user.disable" if disabled else "user.enable", f"user:{name}", {})
+    details = {"sessions_ended": sessions.end_all(connection, name)} if disabled else {}
+    audit.record(connection, actor, "user.disable" if disabled else "user.enable", f"user:{name}", details)
 
 
 def authenticate(connection, name: str, password: str) -> dict | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
@@ -13,7 +12,15 @@ from hrdd.api.query import refuse_unknown_page_args
 from hrdd.auth import public
 from hrdd.model import quantity_text
 from hrdd.services import current_services
-from hrdd.workspace import cases, falsepositives, security, users
+from hrdd.workspace import (
+    cases,
+    checklist_record,
+    falsepositives,
+    queue_filters,
+    security,
+    stale_forms,
+    users,
+)
 from hrdd.workspace.util import parse_iso
 from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
@@ -32,11 +39,12 @@ def login():
     """Sign in with name and password."""
     error = None
     if request.method == "POST":
-        with current_services().store.engine.connect() as conn:
+        store = current_services().store
+        with store.engine.connect() as conn:
             user = users.authenticate(conn, request.form.get("name", ""), request.form.get("password", ""))
         if user:
-            security.sign_in(user)
-            return redirect(security.safe_next(request.form.get("next")))
+            security.sign_in(user, store)
+            return stale_forms.resend_page() or redirect(security.safe_next(request.form.get("next")))
         error = "Name or password is wrong, or the account is disabled."
     return render_template("workspace/login.html", error=error, next=request.values.get("next", "")), \
         (401 if error else 200)
@@ -45,21 +53,9 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @public("ends the caller's own session (CSRF token)")
 def logout():
-    """Sign out."""
-    security.sign_out()
+    """Sign out: the session ends in the store too, so a copy of the cookie signs no one in."""
+    security.sign_out(current_services().store)
     return redirect(url_for("workspace.login"))
-
-
-def _int_arg(name: str) -> float | None:
-    value = request.args.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    # inf and nan overflowed the page and age arithmetic (a 500); out-of-range filters are simply ignored.
-    return max(0.0, number) if math.isfinite(number) and number <= 36500 else None
 
 
 @bp.route("/")
@@ -68,22 +64,20 @@ def queue():
     """The case queue with filters (status, country, capability, age), oldest first."""
     refuse_unknown_page_args(("status", "country", "capability", "age", "page"))
     svc = current_services()
-    filters = {
-        "status": request.args.get("status", "open"),
-        "country": request.args.get("country", "").strip().upper()[:2] or None,
-        "capability": request.args.get("capability", "").strip() or None,
-        "min_age_days": _int_arg("age"),
-    }
-    page = max(1, int(_int_arg("page") or 1))
+    capabilities = sorted(getattr(svc.reference, "capabilities", {}) or {})
+    filters, page, problems = queue_filters.read(request.args, capabilities)
     with svc.store.engine.connect() as conn:
         rows, total = cases.queue(conn, **filters, limit=50, offset=(page - 1) * 50)
         counts = cases.counts_by_status(conn)
-    capabilities = sorted(getattr(svc.reference, "capabilities", {}) or {})
-    args = {k: v for k, v in request.args.items() if k != "page"}
+    # Paging links carry the filters as applied: a value not accepted is not carried on.
+    args = {k: v for k, v in (("status", filters["status"]), ("country", filters["country"]),
+                              ("capability", filters["capability"]), ("age", request.args.get("age")))
+            if v and not (k == "age" and filters["min_age_days"] is None)}
     prev_url = url_for("workspace.queue", page=page - 1, **args) if page > 1 else None
     next_url = url_for("workspace.queue", page=page + 1, **args) if page * 50 < total else None
     return render_template("workspace/queue.html", cases=rows, total=total, filters=filters, page=page,
-                           counts=counts, capabilities=capabilities, prev_url=prev_url, next_url=next_url)
+                           counts=counts, capabilities=capabilities, prev_url=prev_url, next_url=next_url,
+                           problems=problems, status_choices=queue_filters.STATUS_CHOICES), 400 if problems else 200
 
 
 def _load_case(case_id: str):
@@ -107,11 +101,14 @@ def case_page(case_id: str):
     gate, reasons = svc.gate_of(case["transaction_id"], latest) if latest else ("hold", [])
     with svc.store.engine.connect() as conn:
         marks = falsepositives.marks_for_case(conn, case_id)
+    uploads, uploads_total = checklist_record.uploads_for_case(svc.store, latest)
+    answers = ((latest or {}).get("transaction") or {}).get("answers") or {}
     return render_template(
         "workspace/case.html", case=case, screening=latest, history=history, history_total=history_total,
         gate=gate, reasons=reasons,
         transaction=svc.store.get_transaction(case["transaction_id"]), outcomes=cases.OUTCOME_LABELS,
-        marks=marks, min_rationale=cases.MIN_RATIONALE, errors=g.get("form_errors", {}),
+        marks=marks, uploads=uploads, uploads_total=uploads_total,
+        answer_sources=checklist_record.answer_sources(answers, uploads), min_rationale=cases.MIN_RATIONALE, errors=g.get("form_errors", {}),
         form=request.form if request.method == "POST" else {})
 
 
@@ -182,6 +179,14 @@ def label_filter(value) -> str:
 def quantity_filter(value) -> str:
     """A quantity without a trailing ".0" (hrdd.model.quantity_text)."""
     return quantity_text(value)
+
+
+@bp.app_template_filter("money")
+def money_filter(value: dict) -> str:
+    """``{"currency": "USD", "amount": 250000.0}`` as "USD 250,000" (cents only when there are any)."""
+    amount = value.get("amount") or 0
+    text = f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
+    return f"{value.get('currency') or ''} {text}".strip()
 
 
 @bp.app_template_filter("day")

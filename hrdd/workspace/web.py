@@ -11,7 +11,7 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
 from hrdd.services import current_services
-from hrdd.workspace import security, users
+from hrdd.workspace import security, sessions, stale_forms
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = str(PACKAGE_DIR / "templates")
@@ -63,8 +63,10 @@ def make_blueprint(name: str, url_prefix: str | None = None, *, static: bool = F
     def _before():
         if max_form_bytes is not None:
             request.max_content_length = max_form_bytes()
-        security.load_user(lookup_user)
-        return security.check_csrf() or security.check_form_text()
+        security.load_user(resume_session)
+        if not security.csrf_ok():
+            return stale_forms.refused()
+        return security.check_form_text()
 
     @bp.errorhandler(HTTPException)
     def _html_error(exc: HTTPException):
@@ -81,10 +83,10 @@ def make_blueprint(name: str, url_prefix: str | None = None, *, static: bool = F
     return bp
 
 
-def lookup_user(name: str) -> dict | None:
-    """A user by name, read fresh so a disabled account or changed role applies at once."""
-    with current_services().store.engine.connect() as conn:
-        return users.get_user(conn, name)
+def resume_session(session_id: str) -> dict | None:
+    """The person of a live session, read fresh so an ended session, a disabled account or a changed role
+    applies at once."""
+    return sessions.resume(current_services().store.engine, session_id, current_app.permanent_session_lifetime)
 
 
 def session_principal() -> dict | None:
@@ -93,8 +95,8 @@ def session_principal() -> dict | None:
     Unsafe methods need the session's CSRF token in ``X-CSRF-Token``, so a cookie alone never
     authorises a change.
     """
-    name = session.get("user")
-    if not name:
+    session_id = session.get("sid")
+    if not isinstance(session_id, str) or not session_id:
         return None
     if request.method in security.UNSAFE_METHODS:
         sent = request.headers.get("X-CSRF-Token", "")
@@ -105,7 +107,7 @@ def session_principal() -> dict | None:
                               f"anything ({problem}; it is the csrf_token of any workspace form), or use an API "
                               "key: Authorization: Bearer <key>")
             return None
-    user = lookup_user(name)
+    user = resume_session(session_id)
     if user is None or user["disabled"]:
         return None
     return {"name": user["name"], "role": user["role"], "kind": "person"}
