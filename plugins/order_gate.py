@@ -22,6 +22,7 @@ from hrdd.auth import require_role
 from hrdd.errors import not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import Transaction
+from hrdd.workspace import cases
 from hrdd.workspace.util import end_user_key
 
 RIDER_CONDITION = "rider_executed"
@@ -94,6 +95,8 @@ def _rider_hold(store, transaction_id: str, screening: dict) -> str | None:
         return "the contract rider this order requires is not recorded as executed (the deal is not stored yet)"
     with store.reading() as conn:
         executions = coverage.executions_with_basis(conn, transaction_id)
+        override = cases.standing_override(conn, transaction_id, screening, store.scope_memo()) if executions else None
+    review = (override or {}).get("review")
     if not executions:
         return (f"the contract rider required by {_this(screening)} is not recorded as executed "
                 f"(POST /v1/transactions/{transaction_id}/rider-executed)")
@@ -102,6 +105,8 @@ def _rider_hold(store, transaction_id: str, screening: dict) -> str | None:
         if basis is None:
             continue
         gaps = coverage.gaps(basis, screening)
+        missing = coverage.review_gap(execution["executed_at"], review)
+        gaps += [missing] if missing else []
         if not gaps:
             return None
         first_gap = first_gap or (execution, basis, gaps)
@@ -129,14 +134,22 @@ def _quote_before(store, transaction_id: str | None, screening: dict) -> dict | 
 
 @hookimpl
 def hrdd_gate_factors(transaction_id, screening, store):
-    """Holds at order stage: rider not executed; material change since the quote (saying which)."""
-    if screening.get("stage") != "order":
+    """Holds at order stage: rider not executed; material change since the quote (saying which).
+
+    At any stage whose screening requires a rider, a ``met`` factor when an executed rider covers it.
+    """
+    if RIDER_CONDITION not in (screening.get("conditions") or []) and screening.get("stage") != "order":
         return None
     factors = []
     if RIDER_CONDITION in (screening.get("conditions") or []):
+        # Before the order too: outstanding_conditions says whether an executed rider already covers the deal.
         reason = _rider_hold(store, transaction_id, screening)
-        if reason:
-            factors.append({"kind": "hold", "reason": reason})
+        if reason is None:
+            factors.append({"kind": "met", "condition": RIDER_CONDITION})
+        elif screening.get("stage") == "order":
+            factors.append({"kind": "hold", "reason": reason, "condition": RIDER_CONDITION})
+    if screening.get("stage") != "order":
+        return factors
     quote = _quote_before(store, transaction_id, screening)
     if quote is not None:
         changes = material_changes(quote, screening)

@@ -155,6 +155,14 @@ def test_a_referenced_clause_is_pulled_in(tmp_path):
 
 # -- rendering ----------------------------------------------------------------------------------------
 
+APPROVAL = {"decision_id": "dec_1", "case_id": "case_1", "outcome": "approve_with_conditions",
+            "label": "Approve with conditions", "gate": "release_with_conditions",
+            "decided_at": "2026-12-01T09:30:00Z", "decided_by": "user:amira",
+            "conditions": "Deploy only at ministry building entrances; no connection to street cameras.",
+            "safeguards": [{"id": "audit", "title": "Audit, inspection and records"}],
+            "information_requested": None}
+
+
 def everything() -> dict:
     """A screening that selects every clause, recital and technical part of the library."""
     s = screening("blocked_ae")
@@ -162,6 +170,7 @@ def everything() -> dict:
                         "source": "test"} for f in RED_FLAG_IDS if f not in {x["id"] for x in s["red_flags"]}]
     s["transaction"]["items"].append({"sku": "ALL-1", "name": "Everything Suite",
                                       "capabilities": list(CAPABILITY_IDS)})
+    s["review"] = APPROVAL  # a reviewer's conditions of approval in force
     return s
 
 
