@@ -166,5 +166,9 @@ def hrdd_gate_factors(transaction_id, screening, store):
     replaces the engine's gate (the latest override wins), or ``{"kind": "hold", "reason": str}`` for a
     condition that keeps the gate at ``hold`` at least (an undecided escalation at order stage, a rider
     not executed, a material change since the quote, an open credible grievance). A ``block`` is never
-    lowered by a hold.
+    lowered by a hold. A factor may also carry ``"review"`` (the reviewer's decision in force, as the API's
+    ``review`` field), ``"condition"`` (the screening condition a hold is about, e.g. ``rider_executed``)
+    and ``"instead_of_engine_reason": True`` (a hold whose reason replaces the engine's for its own
+    ``hold``: a reviewer's request for information); ``{"kind": "met", "condition": <id>}`` says a
+    condition of the screening is met now (``outstanding_conditions``) without moving the gate.
     """
