@@ -41,6 +41,8 @@ def conditions_in_words(screening: dict, gate: str, factors: list[dict],
     out: list[str] = []
     overrides = sorted((f for f in factors if f.get("kind") == "override"), key=lambda f: f.get("at") or "")
     override = overrides[-1] if overrides else None
+    set_conditions = bool(override and override.get("gate") == "release_with_conditions"
+                          and ((override.get("conditions") or "").strip() or override.get("safeguards")))
     if override and override.get("gate") == "release_with_conditions":
         if (override.get("conditions") or "").strip():
             out.append(f"the reviewer's conditions: {override['conditions'].strip()}")
@@ -55,11 +57,12 @@ def conditions_in_words(screening: dict, gate: str, factors: list[dict],
             if override is None:
                 out.append("a human rights reviewer must approve the deal")
         elif condition == "rider_executed":
+            # The rider carries the reviewer's conditions ("Conditions of approval"): one signed before lacks them.
+            clauses = "the human rights clauses" + (" and the reviewer's conditions of approval" if set_conditions else "")
             if screening.get("stage") == "order" and released:
-                out.append("the contract rider with the human rights clauses is executed and covers this order")
+                out.append(f"the contract rider with {clauses} is executed and covers this order")
             else:
-                out.append("the customer must sign the contract rider with the human rights clauses "
-                           "before the order")
+                out.append(f"the customer must sign the contract rider with {clauses} before the order")
         elif condition == "checklist_completed":
             unanswered = [q.replace("_", " ") for q in checklist_questions if answers.get(q) in (None, "unknown")]
             out.append("the due diligence checklist must be completed"

@@ -277,6 +277,7 @@ def test_the_write_back_quotes_what_the_reviewer_asked_for_and_the_conditions_wi
     reason = sent(fake_crm, "902")[-1]["properties"]["hrdd_reason"]
     assert "the reviewer's conditions: Deploy only at ministry building entrances" in reason
     assert "the safeguards the reviewer requires: " + "; ".join(s["title"] for s in safeguards) in reason
+    assert "sign the contract rider with the human rights clauses and the reviewer's conditions of approval" in reason
     assert "asked for information" not in reason
 
 
