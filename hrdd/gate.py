@@ -12,14 +12,17 @@ def effective_gate(engine_gate: str, factors: list[dict], engine_reason: str | N
     The latest reviewer override replaces the engine's gate; any hold keeps the gate at `hold` at least;
     a `block` is never lowered by a hold. ``engine_reason`` comes first among the reasons when the
     engine's own `hold` or `block` stands (no override replaced it); holds come first when they are what
-    turns a release into `hold`.
+    turns a release into `hold`. A hold with ``instead_of_engine_reason`` (a reviewer's request for
+    information) replaces the engine's reason for its `hold`: it says more precisely what the deal waits for.
     """
     gate, reasons = engine_gate, []
     overrides = sorted((f for f in factors if f.get("kind") == "override"), key=lambda f: f.get("at") or "")
+    replaced = engine_gate == "hold" and any(f.get("kind") == "hold" and f.get("instead_of_engine_reason")
+                                             for f in factors)
     if overrides:
         gate = overrides[-1]["gate"]
         reasons.append(overrides[-1]["reason"])
-    elif engine_reason and engine_gate in ("hold", "block"):
+    elif engine_reason and engine_gate in ("hold", "block") and not replaced:
         reasons.append(engine_reason)
     holds = [f["reason"] for f in factors if f.get("kind") == "hold"]
     if holds and gate not in ("hold", "block"):
@@ -40,6 +43,8 @@ def conditions_in_words(screening: dict, gate: str, factors: list[dict],
     out: list[str] = []
     overrides = sorted((f for f in factors if f.get("kind") == "override"), key=lambda f: f.get("at") or "")
     override = overrides[-1] if overrides else None
+    set_conditions = bool(override and override.get("gate") == "release_with_conditions"
+                          and ((override.get("conditions") or "").strip() or override.get("safeguards")))
     if override and override.get("gate") == "release_with_conditions":
         if (override.get("conditions") or "").strip():
             out.append(f"the reviewer's conditions: {override['conditions'].strip()}")
@@ -54,12 +59,13 @@ def conditions_in_words(screening: dict, gate: str, factors: list[dict],
             if override is None:
                 out.append("a human rights reviewer must approve the deal")
         elif condition == "rider_executed":
+            # The rider carries the reviewer's conditions ("Conditions of approval"): one signed before lacks them.
+            clauses = "the human rights clauses" + (" and the reviewer's conditions of approval" if set_conditions else "")
             stage = screening.get("stage")
             if is_order_stage(stage) and released:
-                out.append("the contract rider with the human rights clauses is executed and covers this "
-                           + stage_noun(stage))
+                out.append(f"the contract rider with {clauses} is executed and covers this {stage_noun(stage)}")
             else:
-                out.append("the customer must sign the contract rider with the human rights clauses before the "
+                out.append(f"the customer must sign the contract rider with {clauses} before the "
                            + (stage_noun(stage) if is_order_stage(stage) else "order"))
         elif condition == "checklist_completed":
             unanswered = [q.replace("_", " ") for q in checklist_questions if answers.get(q) in (None, "unknown")]
@@ -68,3 +74,26 @@ def conditions_in_words(screening: dict, gate: str, factors: list[dict],
         else:
             out.append(condition.replace("_", " "))
     return out
+
+
+def standing_review(factors: list[dict]) -> dict | None:
+    """The reviewer's decision in force, as the ``review`` field of the API (from the factor carrying it)."""
+    overrides = sorted((f for f in factors if f.get("kind") == "override"), key=lambda f: f.get("at") or "")
+    if overrides and overrides[-1].get("review"):
+        return overrides[-1]["review"]
+    return next((f["review"] for f in factors if f.get("kind") == "hold" and f.get("review")), None)
+
+
+def outstanding_conditions(screening: dict, factors: list[dict]) -> list[str]:
+    """The screening's ``conditions`` not met yet, now: what the CRM must still see done.
+
+    ``reviewer_approval`` is met by a standing approval (with or without conditions); ``rider_executed``
+    when a plugin reports an executed rider that covers the deal and the reviewer's conditions (a factor
+    ``{"kind": "met", "condition": ...}``); ``checklist_completed`` by a screening with the answers (a
+    checklist upload stores one). The stored screening is never rewritten.
+    """
+    review = standing_review(factors)
+    met = {f.get("condition") for f in factors if f.get("kind") == "met"}
+    if review and review["outcome"] in ("approve", "approve_with_conditions"):
+        met.add("reviewer_approval")
+    return [c for c in screening.get("conditions") or () if c not in met]

@@ -170,5 +170,9 @@ def hrdd_gate_factors(transaction_id, screening, store, policy):
     not executed, a material change since the quote, an open credible grievance). A ``block`` is never
     lowered by a hold. The order stage is ``hrdd.model.ORDER_STAGES`` (order, renewal, post-sale), one stage
     for every hold; ``policy`` is the ``hrdd.policy.Policy`` in force (what is material:
-    ``hrdd.material.rules_of``).
+    ``hrdd.material.rules_of``). A factor may also carry ``"review"`` (the reviewer's decision in force, as
+    the API's ``review`` field), ``"condition"`` (the screening condition a hold is about, e.g.
+    ``rider_executed``) and ``"instead_of_engine_reason": True`` (a hold whose reason replaces the engine's
+    for its own ``hold``: a reviewer's request for information); ``{"kind": "met", "condition": <id>}`` says
+    a condition of the screening is met now (``outstanding_conditions``) without moving the gate.
     """

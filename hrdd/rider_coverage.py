@@ -9,7 +9,8 @@ from hrdd import material
 from hrdd.adapters.tables import iso, rider_executions
 from hrdd.model import Transaction
 from hrdd.tables import screenings
-from hrdd.workspace.util import end_user_key
+from hrdd.workspace.review import has_conditions
+from hrdd.workspace.util import end_user_key, parse_iso
 
 # Built once: read on every gate of an order that requires a rider. One statement for all executions.
 _EXECUTIONS = (
@@ -132,3 +133,15 @@ def _flags(screening: dict) -> set[str]:
 
 def _clauses(screening: dict) -> set[str]:
     return {s["id"] for s in screening.get("safeguards") or () if s.get("kind") == "clause"}
+
+
+def review_gap(executed_at: str, review: dict | None) -> str | None:
+    """Why a rider executed at ``executed_at`` lacks the reviewer's conditions of approval, or None.
+
+    A rider carries the conditions of the approval in force when it is generated ("Conditions of
+    approval"); one executed before that approval was decided was generated without them.
+    """
+    if not has_conditions(review) or parse_iso(executed_at) >= parse_iso(review["decided_at"]):
+        return None
+    return (f"it was executed before the reviewer's conditions of approval (decision {review['decision_id']} of "
+            f"{review['decided_at']}), so it does not contain them")

@@ -340,6 +340,39 @@ class RiskSchema(ResponseSchema):
     level = fields.String()
 
 
+class ReviewSafeguardSchema(ResponseSchema):
+    id = fields.String()
+    title = fields.String()
+
+
+class ReviewSchema(ResponseSchema):
+    """The reviewer's decision in force for the deal's governing screening."""
+
+    decision_id = fields.String()
+    case_id = fields.String()
+    outcome = fields.String(validate=validate.OneOf(("approve", "approve_with_conditions", "decline",
+                                                     "request_information")))
+    label = fields.String(metadata={"description": "the outcome in words"})
+    gate = fields.String(metadata={"description": "the gate the outcome sets (request_information: hold)"})
+    decided_at = fields.String()
+    decided_by = fields.String(metadata={"description": "who decided: user:NAME or key:NAME (never a secret)"})
+    conditions = fields.String(allow_none=True, metadata={
+        "description": "the reviewer's conditions, word for word (null for request_information)"})
+    safeguards = fields.List(fields.Nested(ReviewSafeguardSchema), metadata={
+        "description": "the safeguards the reviewer requires, with the titles the screening gave them"})
+    information_requested = fields.String(allow_none=True, metadata={
+        "description": "for request_information, what the reviewer asked for; otherwise null"})
+
+
+_REVIEW_DESCRIPTION = (
+    "the reviewer's decision in force (approve, approve_with_conditions, decline or request_information), "
+    "or null when none applies to the governing screening (no decision yet, or a material change ended it)")
+_OUTSTANDING_DESCRIPTION = (
+    "the conditions (ids as in the screening's conditions) not met yet, now: reviewer_approval until a "
+    "reviewer approves, rider_executed until an executed rider covers the deal and the reviewer's "
+    "conditions, checklist_completed until a screening has the checklist's answers")
+
+
 class ScreeningSchema(ResponseSchema):
     """A stored screening (201 on creation, 200 on an idempotent replay)."""
 
@@ -359,7 +392,12 @@ class ScreeningSchema(ResponseSchema):
     red_flags = fields.List(fields.Nested(RedFlagSchema))
     steps = fields.List(fields.Nested(StepSchema))
     safeguards = fields.List(fields.Nested(SafeguardSchema))
-    conditions = fields.List(fields.String())
+    conditions = fields.List(fields.String(), metadata={
+        "description": "the conditions as screened (the engine's, part of the immutable record): "
+                       "reviewer_approval, rider_executed, checklist_completed; what is still to be done is "
+                       "outstanding_conditions"})
+    outstanding_conditions = fields.List(fields.String(), metadata={"description": _OUTSTANDING_DESCRIPTION})
+    review = fields.Nested(ReviewSchema, allow_none=True, metadata={"description": _REVIEW_DESCRIPTION})
     tailoring = fields.List(fields.Dict())
     party_matches = fields.List(fields.Dict())
     documents = fields.Dict()
@@ -392,6 +430,9 @@ class TransactionRecordSchema(ResponseSchema):
     gate = fields.String()
     decision = fields.String()
     hold_reasons = fields.List(fields.String())
+    review = fields.Nested(ReviewSchema, allow_none=True, metadata={"description": _REVIEW_DESCRIPTION})
+    outstanding_conditions = fields.List(fields.String(), metadata={
+        "description": "of the latest screening: " + _OUTSTANDING_DESCRIPTION})
     screenings = fields.List(fields.Dict(), metadata={"description": "a page of screenings, newest first"})
     screenings_total = fields.Integer(metadata={"description": "all screenings of the transaction"})
     limit = fields.Integer()

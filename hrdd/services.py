@@ -18,7 +18,7 @@ from marshmallow import ValidationError
 from hrdd import material
 from hrdd.engine import Engine
 from hrdd.errors import ApiError, validation_error
-from hrdd.gate import effective_gate
+from hrdd.gate import effective_gate, outstanding_conditions, standing_review
 from hrdd.model import STAGE_RANK, Screening, Transaction, severity_rank
 from hrdd.plugins import make_plugin_manager
 from hrdd.policy import Policy
@@ -278,13 +278,21 @@ class Services:
         transaction_id = self.store.find_transaction(ref["system"], ref["object_type"], ref["object_id"])
         # Stored now, it would be newer than every event received so far.
         candidate = {**result, "dry_run": True, "created_at": iso(datetime.now(UTC))}
-        gate, reasons = self.gate_of(transaction_id, candidate)
-        return {**result, "dry_run": True, "engine_gate": result["gate"], "gate": gate, "hold_reasons": reasons}
+        return {**result, "dry_run": True, "engine_gate": result["gate"], **self.standing(transaction_id, candidate)}
+
+    def standing(self, transaction_id: str | None, screening: dict) -> dict:
+        """Where a deal whose governing screening is ``screening`` stands now, as the API answers it.
+
+        ``gate`` and ``hold_reasons``, the reviewer's decision in force (``review``, or None) and the
+        screening's conditions not met yet (``outstanding_conditions``).
+        """
+        gate, reasons, factors = self.gate_details(transaction_id, screening)
+        return {"gate": gate, "hold_reasons": reasons, "review": standing_review(factors),
+                "outstanding_conditions": outstanding_conditions(screening, factors)}
 
     def with_gate(self, screening: dict) -> dict:
         """A copy of a screening dict whose gate is the transaction's effective gate, with reasons."""
-        gate, reasons = self.gate_of(screening["transaction_id"], screening)
-        return {**screening, "engine_gate": screening["gate"], "gate": gate, "hold_reasons": reasons}
+        return {**screening, "engine_gate": screening["gate"], **self.standing(screening["transaction_id"], screening)}
 
 
     def as_current(self, screening: dict) -> dict:
@@ -299,8 +307,8 @@ class Services:
             # Nearly always the screening itself (just stored, or read back as the newest): no second read.
             latest = screening if governing in (None, screening["id"]) else (
                 self.store.get_screening(governing) or screening)
-            gate, reasons = self.gate_of(screening["transaction_id"], latest)
-        current = {**screening, "engine_gate": screening["gate"], "gate": gate, "hold_reasons": reasons}
+            now = self.standing(screening["transaction_id"], latest)
+        current = {**screening, "engine_gate": screening["gate"], **now}
         if latest["id"] != screening["id"]:
             current["superseded_by"] = latest["id"]
             if STAGE_RANK.get(latest["stage"], 0) > STAGE_RANK.get(screening["stage"], 0):

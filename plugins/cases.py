@@ -114,9 +114,8 @@ def decide(case_id):
                                     safeguards=safeguards, actor=actor(), screening=latest)
     except cases.CaseError as exc:
         raise validation_error({k: [v] for k, v in exc.errors.items()}, str(exc)) from exc
-    gate, reasons = svc.gate_of(case["transaction_id"], latest)
-    return jsonify({"decision": decision, "transaction_id": case["transaction_id"], "gate": gate,
-                    "hold_reasons": reasons}), 201
+    return jsonify({"decision": decision, "transaction_id": case["transaction_id"],
+                    **svc.standing(case["transaction_id"], latest)}), 201
 
 
 @hookimpl
@@ -182,4 +181,5 @@ decide.openapi = {
                        "rationale": {"type": "string", "minLength": cases.MIN_RATIONALE},
                        "conditions": {"type": "string"},
                        "safeguards": {"type": "array", "items": {"type": "string"}}}}),
-    "responses": {"201": oa.json_response("The decision recorded and the transaction's gate now")}}
+    "responses": {"201": oa.json_response("The decision recorded and the transaction's gate now (gate, hold_reasons, "
+                                          "review, outstanding_conditions)")}}

@@ -25,6 +25,7 @@ from hrdd.auth import require_role
 from hrdd.errors import not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import Transaction, is_order_stage, stage_noun
+from hrdd.workspace import cases
 from hrdd.workspace.util import end_user_key
 from hrdd.workspace.web import actor
 
@@ -99,6 +100,8 @@ def _rider_hold(store, transaction_id: str, screening: dict, rules: material.Rul
                 "executed (the deal is not stored yet)")
     with store.reading() as conn:
         executions = coverage.executions_with_basis(conn, transaction_id)
+        override = cases.standing_override(conn, transaction_id, screening, store.scope_memo()) if executions else None
+    review = (override or {}).get("review")
     if not executions:
         return (f"the contract rider required by {_this(screening)} is not recorded as executed "
                 f"(POST /v1/transactions/{transaction_id}/rider-executed)")
@@ -107,6 +110,8 @@ def _rider_hold(store, transaction_id: str, screening: dict, rules: material.Rul
         if basis is None:
             continue
         gaps = coverage.gaps(basis, screening, rules)
+        missing = coverage.review_gap(execution["executed_at"], review)
+        gaps += [missing] if missing else []
         if not gaps:
             return None
         first_gap = first_gap or (execution, basis, gaps)
@@ -135,15 +140,24 @@ def _quote_before(store, transaction_id: str | None, screening: dict) -> dict | 
 
 @hookimpl
 def hrdd_gate_factors(transaction_id, screening, store, policy):
-    """Holds at order, renewal and post-sale: rider not executed; material change since the quote (saying which)."""
-    if not is_order_stage(screening.get("stage")):
+    """Holds at order, renewal and post-sale: rider not executed; material change since the quote (saying which).
+
+    At any stage whose screening requires a rider, a ``met`` factor when an executed rider covers it.
+    """
+    order_stage = is_order_stage(screening.get("stage"))
+    if RIDER_CONDITION not in (screening.get("conditions") or []) and not order_stage:
         return None
     rules = material.rules_of(policy)
     factors = []
     if RIDER_CONDITION in (screening.get("conditions") or []):
+        # Before the order too: outstanding_conditions says whether an executed rider already covers the deal.
         reason = _rider_hold(store, transaction_id, screening, rules)
-        if reason:
-            factors.append({"kind": "hold", "reason": reason})
+        if reason is None:
+            factors.append({"kind": "met", "condition": RIDER_CONDITION})
+        elif order_stage:
+            factors.append({"kind": "hold", "reason": reason, "condition": RIDER_CONDITION})
+    if not order_stage:
+        return factors
     quote = _quote_before(store, transaction_id, screening)
     if quote is not None:
         changes = material_changes(quote, screening, rules)

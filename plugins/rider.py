@@ -13,6 +13,7 @@ from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
 from hrdd.errors import ApiError, StartupError
+from hrdd.gate import standing_review
 from hrdd.hookspecs import hookimpl
 from hrdd.model import Safeguard
 from hrdd.riders import (
@@ -97,12 +98,25 @@ def render_rider(screening: dict, options: dict, config,
     return body, DOCX_MIMETYPE, f"rider-{screening.get('id') or 'screening'}.docx"
 
 
+def with_review(screening: dict, services) -> dict:
+    """A stored screening with the reviewer's decision in force for it (``review``): "Conditions of approval".
+
+    A screening that already says (a GET /v1/screenings answer given to ``hrdd rider --json``) is kept as is.
+    """
+    if "review" in screening or not screening.get("id") or not screening.get("transaction_id"):
+        return screening
+    _, _, factors = services.gate_details(screening["transaction_id"], screening)
+    return {**screening, "review": standing_review(factors)}
+
+
 @hookimpl
 def hrdd_render_document(kind, screening, options, app):
     """Render ``rider.docx``; options are the rider variables (seller_name, buyer_name, …)."""
     if kind != KIND:
         return None
-    return render_rider(screening, dict(options or {}), _config(app), services=_services(app))
+    services = _services(app)
+    screening = with_review(screening, services) if services is not None else screening
+    return render_rider(screening, dict(options or {}), _config(app), services=services)
 
 
 # The rider variables of the default registry that have an option of their own (e.g. --seller-name).
@@ -152,6 +166,7 @@ def hrdd_register_commands(cli):
             screening = current_app.extensions["hrdd"].store.get_screening(screening_id)
             if screening is None:
                 raise click.ClickException(f"screening {screening_id!r} does not exist")
+            screening = with_review(screening, current_app.extensions["hrdd"])
         options = {k: v for k, v in variables.items() if v is not None}
         for item in extra:
             name, sep, value = item.partition("=")

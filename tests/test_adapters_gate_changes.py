@@ -253,6 +253,34 @@ def test_the_generic_body_carries_the_conditions_and_a_reviewers_conditions(app,
     assert body["reason"].startswith("reviewer decision ") and "released on conditions: " in body["reason"]
 
 
+def test_the_write_back_quotes_what_the_reviewer_asked_for_and_the_conditions_with_safeguards(
+        app, client, auth_headers, fake_crm):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = hubspot_deal(fixture("transaction_egypt_biometric.json"), "902")
+    deal = screen(client, crm, body)
+    case_id = case_of(app, deal["transaction_id"])["id"]
+    asked = "The signed end-user certificate naming each building"
+    r = client.post(f"/v1/cases/{case_id}/decision", headers=reviewer, json={
+        "decision": "request_information", "rationale": "Before deciding I need the certificate", "conditions": asked})
+    assert r.status_code == 201 and r.json["gate"] == "hold"
+    screen(client, crm, body, intended_use="Access control at ministry buildings (entrances)")  # the CRM updates it
+    deliver(app)
+    reason = sent(fake_crm, "902")[-1]["properties"]["hrdd_reason"]
+    assert "asked for information" in reason and f"\u201c{asked}\u201d" in reason
+    assert "must decide" not in reason
+    safeguards = [s for s in deal["safeguards"] if s["id"] in ("audit", "tech-biometric-identification")]
+    r = client.post(f"/v1/cases/{case_id}/decision", headers=reviewer, json={
+        "decision": "approve_with_conditions", "rationale": "Certificate received and checked",
+        "conditions": "Deploy only at ministry building entrances", "safeguards": [s["id"] for s in safeguards]})
+    assert r.status_code == 201 and r.json["gate"] == "release_with_conditions"
+    deliver(app)
+    reason = sent(fake_crm, "902")[-1]["properties"]["hrdd_reason"]
+    assert "the reviewer's conditions: Deploy only at ministry building entrances" in reason
+    assert "the safeguards the reviewer requires: " + "; ".join(s["title"] for s in safeguards) in reason
+    assert "sign the contract rider with the human rights clauses and the reviewer's conditions of approval" in reason
+    assert "asked for information" not in reason
+
+
 class GateWatcher:
     """A plugin that records each hrdd_gate_changed call, and whether it ran inside the change's transaction."""
 

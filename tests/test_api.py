@@ -533,3 +533,36 @@ def test_list_endpoints_refuse_a_misspelt_filter_instead_of_ignoring_it(client, 
     repeated = client.get(f"{path.format(txn=txn)}?{twice}", headers=auth_headers("reviewer"))
     assert repeated.status_code == 400 and list(repeated.json["errors"]) == [spelt], repeated.json
     assert f"{spelt!r} given more than once" in repeated.json["message"]
+
+
+def test_every_answer_carries_the_review_and_the_outstanding_conditions(app, client, auth_headers, transaction):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    created = post(client, transaction, crm).json
+    assert created["review"] is None
+    assert created["outstanding_conditions"] == created["conditions"] == \
+        ["reviewer_approval", "rider_executed", "checklist_completed"]
+    cases = client.get("/v1/cases", headers=reviewer).json["cases"]
+    r = client.post(f"/v1/cases/{cases[0]['id']}/decision", headers=reviewer, json={
+        "decision": "approve_with_conditions", "rationale": "Ministry building entrances only",
+        "conditions": "Deploy only at ministry building entrances", "safeguards": ["audit"]})
+    assert r.status_code == 201
+    # A dry run and a new screening of the deal both answer with the reviewer's decision in force.
+    dry = client.post("/v1/screenings?dry_run=true", json=transaction, headers=crm).json
+    again = post(client, transaction, crm).json
+    for answer in (dry, again):
+        assert answer["review"]["outcome"] == "approve_with_conditions"
+        assert answer["review"]["conditions"] == "Deploy only at ministry building entrances"
+        assert answer["review"]["safeguards"] == [{"id": "audit", "title": "Audit, inspection and records"}]
+        assert answer["outstanding_conditions"] == ["rider_executed", "checklist_completed"]
+        assert answer["conditions"] == created["conditions"]
+
+
+def test_the_openapi_documents_the_review_and_outstanding_conditions(client):
+    schemas = client.get("/openapi.json").json["components"]["schemas"]
+    for name in ("Screening", "TransactionRecord"):
+        properties = schemas[name]["properties"]
+        assert properties["review"]["anyOf"][0]["$ref"].endswith("/Review")
+        assert properties["outstanding_conditions"]["type"] == "array"
+    review = schemas["Review"]["properties"]
+    assert {"outcome", "decided_at", "decided_by", "conditions", "safeguards", "information_requested"} <= set(review)
+    assert "as screened" in schemas["Screening"]["properties"]["conditions"]["description"]

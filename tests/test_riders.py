@@ -157,6 +157,14 @@ def test_a_referenced_clause_is_pulled_in(tmp_path):
 
 # -- rendering ----------------------------------------------------------------------------------------
 
+APPROVAL = {"decision_id": "dec_1", "case_id": "case_1", "outcome": "approve_with_conditions",
+            "label": "Approve with conditions", "gate": "release_with_conditions",
+            "decided_at": "2026-12-01T09:30:00Z", "decided_by": "user:amira",
+            "conditions": "Deploy only at ministry building entrances; no connection to street cameras.",
+            "safeguards": [{"id": "audit", "title": "Audit, inspection and records"}],
+            "information_requested": None}
+
+
 def everything() -> dict:
     """A screening that selects every clause, recital and technical part of the library."""
     s = screening("blocked_ae")
@@ -164,6 +172,7 @@ def everything() -> dict:
                         "source": "test"} for f in RED_FLAG_IDS if f not in {x["id"] for x in s["red_flags"]}]
     s["transaction"]["items"].append({"sku": "ALL-1", "name": "Everything Suite",
                                       "capabilities": list(CAPABILITY_IDS)})
+    s["review"] = APPROVAL  # a reviewer's conditions of approval in force
     return s
 
 
@@ -952,3 +961,84 @@ def test_the_rider_form_prefills_configured_values_and_sends_superseded_screenin
     token = csrf_from(client, f"/workspace/screenings/{latest['id']}/rider")
     refused = client.post(f"/workspace/screenings/{first['id']}/rider", data={"csrf_token": token, **OPTIONS})
     assert refused.status_code == 409 and refused.mimetype == "text/html"
+
+
+# -- a reviewer's conditions of approval ---------------------------------------------------------------
+
+REVIEWER_CONDITIONS = "Deploy only at ministry building entrances; no connection to street cameras."
+
+
+def _rider_text(client, auth_headers, screening_id: str) -> tuple[str, list[str]]:
+    response = client.get(f"/v1/screenings/{screening_id}/rider.docx", query_string=OPTIONS,
+                          headers=auth_headers("contracts"))
+    assert response.status_code == 200, response.get_json()
+    document = Document(io.BytesIO(response.data))
+    return all_text(document), [h.text for h in clause_headings(document)]
+
+
+def _decide(client, auth_headers, app, transaction_id: str, **body):
+    from tests.workspace_helpers import case_of
+    case_id = case_of(app, transaction_id)["id"]
+    r = client.post(f"/v1/cases/{case_id}/decision", json=body, headers=auth_headers("reviewer"))
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["decision"]
+
+
+def test_the_rider_carries_the_reviewers_conditions_of_approval(app, client, auth_headers):
+    body = stored_screening(client, auth_headers)
+    text, headings = _rider_text(client, auth_headers, body["id"])
+    assert "Conditions of approval" not in headings and REVIEWER_CONDITIONS not in text
+    audit = next(s for s in body["safeguards"] if s["id"] == "audit")
+    _decide(client, auth_headers, app, body["transaction_id"], decision="approve_with_conditions",
+            rationale="Access control at ministry buildings only", conditions=REVIEWER_CONDITIONS,
+            safeguards=["audit", "tech-biometric-identification"])
+    text, headings = _rider_text(client, auth_headers, body["id"])
+    assert "Conditions of approval" in headings
+    assert f"The conditions of the approval are: {REVIEWER_CONDITIONS}" in text
+    assert f"{audit['title']}; Technical safeguards: Biometric identification" in text
+    # A plain approval afterwards sets no conditions: the clause goes.
+    _decide(client, auth_headers, app, body["transaction_id"], decision="approve",
+            rationale="Conditions no longer needed after the site visit")
+    text, headings = _rider_text(client, auth_headers, body["id"])
+    assert "Conditions of approval" not in headings and REVIEWER_CONDITIONS not in text
+
+
+def test_the_cli_rider_carries_the_reviewers_conditions_too(app, client, auth_headers, tmp_path):
+    body = stored_screening(client, auth_headers)
+    _decide(client, auth_headers, app, body["transaction_id"], decision="approve_with_conditions",
+            rationale="Access control at ministry buildings only", safeguards=["training"])
+    cli, runner = cli_runner(app)
+    out = tmp_path / "rider.docx"
+    args = ["rider", body["id"], "-o", str(out)]
+    for name, value in OPTIONS.items():
+        args += [f"--{name.replace('_', '-')}", value]
+    result = runner.invoke(cli, args, obj=_script_info(app))
+    assert result.exit_code == 0, result.output
+    text = all_text(Document(str(out)))
+    assert "The conditions of the approval are: those stated as safeguards below" in text
+    assert "required by the approval: Operator training" in text
+
+
+def test_an_executed_rider_older_than_the_reviewers_conditions_does_not_cover_the_order(app, client, auth_headers):
+    from datetime import UTC, datetime, timedelta
+
+    crm, contracts = auth_headers("crm"), auth_headers("contracts")
+    quote = stored_screening(client, auth_headers)
+    txn = quote["transaction_id"]
+    signed_early = {"executed_by": "Ministry procurement", "screening_id": quote["id"],
+                    "executed_at": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()}
+    assert client.post(f"/v1/transactions/{txn}/rider-executed", json=signed_early, headers=contracts).status_code == 201
+    decision = _decide(client, auth_headers, app, txn, decision="approve_with_conditions",
+                       rationale="Access control at ministry buildings only", conditions=REVIEWER_CONDITIONS)
+    order = client.post("/v1/screenings", json={**load_fixture("transaction_egypt_biometric.json"), "stage": "order"},
+                        headers=crm).get_json()
+    assert order["gate"] == "hold" and "rider_executed" in order["outstanding_conditions"]
+    reason = next(r for r in order["hold_reasons"] if "contract rider" in r)
+    assert "before the reviewer's conditions of approval" in reason and decision["id"] in reason
+    # Signed again once the rider carries the conditions: the order opens on the reviewer's approval.
+    signed = {"executed_by": "Ministry procurement", "screening_id": order["id"],
+              "executed_at": datetime.now(UTC).isoformat()}
+    r = client.post(f"/v1/transactions/{txn}/rider-executed", json=signed, headers=contracts)
+    assert r.status_code == 201 and r.get_json()["gate"] == "release_with_conditions", r.get_json()
+    record = client.get(f"/v1/transactions/{txn}", headers=crm).get_json()
+    assert record["outstanding_conditions"] == ["checklist_completed"]

@@ -528,3 +528,93 @@ def test_queue_rows_show_each_deals_crm_reference_and_value(app, client, auth_he
     listed = client.get("/v1/cases", headers=auth_headers("reviewer")).get_json()["cases"]
     assert listed[1]["reference"] == {"system": "hubspot", "object_type": "deal", "object_id": "DEAL-2"}
     assert listed[1]["latest_value"] == [{"currency": "EUR", "amount": 990.0}, {"currency": "USD", "amount": 250000.0}]
+
+
+CONDITIONS_TEXT = "Deploy only at ministry building entrances; no connection to street cameras."
+
+
+def _both(client, headers, screening_id, txn_id):
+    """The screening and the transaction as the CRM reads them."""
+    return (client.get(f"/v1/screenings/{screening_id}", headers=headers).get_json(),
+            client.get(f"/v1/transactions/{txn_id}", headers=headers).get_json())
+
+
+def test_the_reviewers_conditions_are_a_structured_review_in_both_responses(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    s = screen(client, crm, fixture("transaction_egypt_biometric.json"))
+    assert s["review"] is None and s["outstanding_conditions"] == s["conditions"]
+    assert "reviewer_approval" in s["outstanding_conditions"]
+    case_id = case_of(app, s["transaction_id"])["id"]
+    safeguard = s["safeguards"][0]
+    r = _decide(client, reviewer, case_id, decision="approve_with_conditions",
+                rationale="Access control use only; audit rights agreed", conditions=CONDITIONS_TEXT,
+                safeguards=[safeguard["id"]])
+    assert r.status_code == 201, r.get_json()
+    for answer in (r.get_json(), *_both(client, crm, s["id"], s["transaction_id"])):
+        review = answer["review"]
+        assert review["outcome"] == "approve_with_conditions" and review["case_id"] == case_id
+        assert review["decision_id"] == r.get_json()["decision"]["id"]
+        assert review["decided_by"] == "key:test-reviewer" and review["decided_at"].startswith("20")
+        assert review["conditions"] == CONDITIONS_TEXT
+        assert review["safeguards"] == [{"id": safeguard["id"], "title": safeguard["title"]}]
+        assert review["information_requested"] is None
+        # The approval is no longer outstanding; the rider (now carrying the conditions) and checklist are.
+        assert answer["outstanding_conditions"] == ["rider_executed", "checklist_completed"]
+    screening, _ = _both(client, crm, s["id"], s["transaction_id"])
+    assert screening["conditions"] == s["conditions"]  # as screened: the record is not rewritten
+
+
+def test_a_plain_approval_leaves_the_rider_and_checklist_outstanding_until_they_are_done(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    s = screen(client, crm, fixture("transaction_egypt_biometric.json"))
+    assert _decide(client, reviewer, case_of(app, s["transaction_id"])["id"], decision="approve",
+                   rationale="Ministry access control only").status_code == 201
+    screening, record = _both(client, crm, s["id"], s["transaction_id"])
+    assert record["gate"] == "release" and record["review"]["outcome"] == "approve"
+    assert record["review"]["conditions"] is None and record["review"]["safeguards"] == []
+    assert record["outstanding_conditions"] == screening["outstanding_conditions"] == \
+        ["rider_executed", "checklist_completed"]
+    r = client.post(f"/v1/transactions/{s['transaction_id']}/rider-executed", headers=auth_headers("contracts"),
+                    json={"executed_by": "Ministry procurement", "executed_at": datetime.now(UTC).isoformat()})
+    assert r.status_code == 201
+    _, record = _both(client, crm, s["id"], s["transaction_id"])
+    assert record["outstanding_conditions"] == ["checklist_completed"]
+    answered = screen(client, crm, fixture("transaction_egypt_biometric.json"),
+                      answers={"past_misuse": "no", "end_user_disclosed": "yes", "exports_to_abusers": "no",
+                               "accepts_safeguards": "yes"})
+    assert "checklist_completed" not in answered["conditions"] and answered["outstanding_conditions"] == []
+
+
+@pytest.mark.parametrize("stage", ["quote", "order"])
+def test_a_request_for_information_is_the_hold_reason_and_quotes_what_was_asked(app, client, auth_headers, stage):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    s = screen(client, crm, fixture("transaction_egypt_biometric.json"), stage=stage)
+    case_id = case_of(app, s["transaction_id"])["id"]
+    asked = "Which buildings, and will the cameras connect to the national ID database?"
+    assert _decide(client, reviewer, case_id, decision="request_information", rationale=asked).status_code == 201
+    for answer in _both(client, crm, s["id"], s["transaction_id"]):
+        assert answer["gate"] == "hold"
+        reasons = " | ".join(answer["hold_reasons"])
+        assert "asked for information" in reasons and f"\u201c{asked}\u201d" in reasons
+        assert "must decide" not in reasons and "awaits a reviewer" not in reasons
+        assert answer["review"]["outcome"] == "request_information"
+        assert answer["review"]["information_requested"] == asked and answer["review"]["conditions"] is None
+        assert "reviewer_approval" in answer["outstanding_conditions"]
+    # Asked with a conditions text, that text is what was requested.
+    assert _decide(client, reviewer, case_id, decision="request_information", rationale="Need more detail",
+                   conditions="The signed end-user certificate").status_code == 201
+    _, record = _both(client, crm, s["id"], s["transaction_id"])
+    assert record["review"]["information_requested"] == "The signed end-user certificate"
+    assert "\u201cThe signed end-user certificate\u201d" in record["hold_reasons"][0]
+
+
+def test_a_request_for_information_does_not_lower_a_block(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    s = screen(client, crm, fixture("transaction_egypt_biometric.json"), answers={"past_misuse": "yes"})
+    assert s["gate"] == "block"
+    assert _decide(client, reviewer, case_of(app, s["transaction_id"])["id"], decision="request_information",
+                   rationale="Which reports of past misuse?").status_code == 201
+    _, record = _both(client, crm, s["id"], s["transaction_id"])
+    assert record["gate"] == "block"
+    assert record["hold_reasons"][0].startswith("decision do_not_proceed")
+    assert "asked for information" in record["hold_reasons"][1]

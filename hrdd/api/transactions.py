@@ -30,9 +30,8 @@ def get_transaction(transaction_id: str):
     latest = services.store.latest_screening(transaction_id)
     page = services.store.screenings_of(transaction_id, limit=limit, offset=offset)
     total = services.store.count_screenings_of(transaction_id)
-    gate, reasons = services.gate_of(transaction_id, latest)
     record.update(
-        gate=gate, hold_reasons=reasons, decision=latest["decision"], latest_screening_id=latest["id"],
+        **services.standing(transaction_id, latest), decision=latest["decision"], latest_screening_id=latest["id"],
         screenings=[{k: s.get(k) for k in _SUMMARY_KEYS} | {"flags": list(dict.fromkeys(f["id"] for f in s["red_flags"]))}
                     for s in page],
         screenings_total=total, limit=limit, offset=offset,

@@ -27,13 +27,15 @@ class CheckReport:
 
 
 def scenarios(vocabulary: Vocabulary):
-    """Facts for each decision and end-user kind with no flag, each single red flag, each capability."""
+    """Facts for each decision and end-user kind with no flag, each single red flag, each capability, with and
+    without a reviewer's conditions of approval."""
     singles = [((), ())] + [((f,), ()) for f in vocabulary.flag_ids] + [
         ((), (c,)) for c in vocabulary.capability_ids]
-    for decision, (flags, capabilities), security, government, intermediaries in itertools.product(
-            DECISIONS, singles, (False, True), (False, True), (False, True)):
+    for decision, (flags, capabilities), security, government, intermediaries, approval in itertools.product(
+            DECISIONS, singles, (False, True), (False, True), (False, True), (False, True)):
         yield Facts(decision=decision, flags=frozenset(flags), capabilities=frozenset(capabilities),
-                    security_sector=security, government=government, intermediaries=intermediaries)
+                    security_sector=security, government=government, intermediaries=intermediaries,
+                    reviewer_conditions=approval)
 
 
 def check_library(directory: str | Path, vocabulary: Vocabulary | None = None) -> CheckReport:

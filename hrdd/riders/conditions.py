@@ -11,6 +11,7 @@ from typing import Any
 
 from hrdd.model import GOVERNMENT_TYPES, SECURITY_SECTORS
 from hrdd.riders.vocabulary import DECISIONS, STAGES, Vocabulary
+from hrdd.workspace.review import has_conditions
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Facts:
     intermediaries: bool = False
     stage: str = "quote"
     technical_schedule: bool = False
+    reviewer_conditions: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -41,6 +43,7 @@ class Facts:
             government=end_user.get("type") in GOVERNMENT_TYPES,
             intermediaries=bool(transaction.get("parties")),
             stage=screening.get("stage") or transaction.get("stage") or "",
+            reviewer_conditions=has_conditions(screening.get("review")),
         )
 
     @classmethod
@@ -75,6 +78,8 @@ CONDITION_KEYS: dict[str, tuple[str, Any, Any]] = {
     "government": ("bool", None, lambda f, v: f.government is v),
     "intermediaries": ("bool", None, lambda f, v: f.intermediaries is v),
     "technical_schedule": ("bool", None, lambda f, v: f.technical_schedule is v),
+    # A reviewer's approval with conditions is in force for the screening (its ``review``).
+    "reviewer_conditions": ("bool", None, lambda f, v: f.reviewer_conditions is v),
 }
 
 

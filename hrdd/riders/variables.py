@@ -105,6 +105,15 @@ def _parties(screening: dict) -> str:
     return labels[0] if len(labels) == 1 else "; ".join(labels[:-1]) + " and " + labels[-1] if labels else ""
 
 
+def _review(screening: dict) -> dict:
+    # The reviewer's decision in force for the screening, added by whoever builds the rider (``review``).
+    return screening.get("review") or {}
+
+
+def _approval_safeguards(screening: dict) -> str:
+    return "; ".join(clean_text(s.get("title") or s.get("id") or "") for s in _review(screening).get("safeguards") or ())
+
+
 # The values the code knows how to take from a screening; variables.yaml says which of them exist.
 SCREENING_VALUES: dict[str, Callable[[dict], str]] = {
     "end_user_name": lambda s: clean_text(_end_user(s).get("name") or ""),
@@ -115,6 +124,9 @@ SCREENING_VALUES: dict[str, Callable[[dict], str]] = {
     "intended_use": lambda s: clean_text((s.get("transaction") or {}).get("intended_use") or ""),
     "screening_id": lambda s: clean_text(s.get("id") or ""),
     "screening_date": lambda s: _date(s.get("created_at")),
+    "approval_date": lambda s: _date(_review(s).get("decided_at")),
+    "approval_conditions": lambda s: clean_text(_review(s).get("conditions") or ""),
+    "approval_safeguards": _approval_safeguards,
 }
 
 

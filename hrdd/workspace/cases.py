@@ -13,7 +13,7 @@ from hrdd import audit, material
 from hrdd.model import DECISIONS, Transaction, is_order_stage, severity_rank
 from hrdd.store import memoized
 from hrdd.tables import transactions
-from hrdd.workspace import deals
+from hrdd.workspace import deals, review
 from hrdd.workspace.tables import case_decisions, case_notes, cases
 from hrdd.workspace.util import days_ago_iso, keyed_facts, new_id, now_iso
 
@@ -348,7 +348,17 @@ def standing_override(conn, transaction_id: str, screening: dict | None, memo: d
             "reason": f"reviewer decision {latest['id']} ({latest['label'].lower()}) by "
                       f"{latest['decided_by']}: {latest['rationale']}",
             "at": latest["decided_at"], "decision_id": latest["id"],
-            "conditions": latest["conditions"], "safeguards": latest["safeguards"]}
+            "conditions": latest["conditions"], "safeguards": latest["safeguards"],
+            "review": review.review_of(latest, screening)}
+
+
+def standing_request(conn, transaction_id: str, screening: dict | None, memo: dict | None = None) -> dict | None:
+    """The reviewer's request for information in force for this screening (the newest decision), or None."""
+    decisions = memoized(memo, ("cases.decisions", transaction_id),
+                          lambda: decisions_for_transaction(conn, transaction_id))
+    if not decisions or screening is None or decisions[0]["outcome"] != "request_information":
+        return None
+    return None if _still_applies(decisions[0], screening) else decisions[0]
 
 
 def gate_factors(conn, transaction_id: str, screening: dict | None, memo: dict | None = None,
@@ -359,8 +369,12 @@ def gate_factors(conn, transaction_id: str, screening: dict | None, memo: dict |
     override = standing_override(conn, transaction_id, screening, memo, rules)
     if override:
         factors.append(override)
+    request = None if override else standing_request(conn, transaction_id, screening, memo)
+    if request:
+        # At every stage: the hold says what the reviewer asked for, instead of "a reviewer must decide".
+        factors.append(review.information_hold(request, screening))
     pending = memoized(memo, ("cases.open", transaction_id), lambda: open_case_for_transaction(conn, transaction_id))
-    if pending and is_order_stage((screening or {}).get("stage")) and not override:
+    if pending and is_order_stage((screening or {}).get("stage")) and not override and not request:
         what = "information requested" if pending["status"] == "information_requested" else "undecided"
         lapse = decision_lapse(conn, transaction_id, screening, memo, rules)
         factors.append({"kind": "hold", "reason": f"escalation {what}: case {pending['id']} awaits a reviewer"
