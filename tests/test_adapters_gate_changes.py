@@ -263,7 +263,8 @@ def test_the_write_back_quotes_what_the_reviewer_asked_for_and_the_conditions_wi
     r = client.post(f"/v1/cases/{case_id}/decision", headers=reviewer, json={
         "decision": "request_information", "rationale": "Before deciding I need the certificate", "conditions": asked})
     assert r.status_code == 201 and r.json["gate"] == "hold"
-    screen(client, crm, body, intended_use="Access control at ministry buildings (entrances)")  # the CRM updates it
+    # The CRM updates the price (not material: the value does not double), so hrdd writes back again.
+    screen(client, crm, body, items=[{**body["items"][0], "unit_price": body["items"][0]["unit_price"] * 1.1}])
     deliver(app)
     reason = sent(fake_crm, "902")[-1]["properties"]["hrdd_reason"]
     assert "asked for information" in reason and f"\u201c{asked}\u201d" in reason
