@@ -11,6 +11,7 @@ from sqlalchemy import insert, select, update
 
 from hrdd import audit
 from hrdd.hookspecs import hookimpl
+from hrdd.workspace import cases
 from hrdd.workspace.tables import workspace_settings
 
 
@@ -22,8 +23,14 @@ def _configuration_fingerprint(app) -> dict:
     except (OSError, TypeError):
         policy_digest = None
     plugins = sorted(services.pm.get_name(p) or "" for p in services.pm.get_plugins())
+    try:
+        # Who may approve what alone is part of the configuration: a change of these rules is recorded.
+        dual_control = cases.dual_control_rules(services.policy).as_dict()
+    except ValueError:
+        dual_control = None  # refused at start-up by the cases plugin, naming the problem
     return {"policy_file": str(policy_file), "policy_sha256": policy_digest,
-            "policy_version": getattr(services.policy, "version", None), "plugins": plugins}
+            "policy_version": getattr(services.policy, "version", None), "plugins": plugins,
+            "dual_control": dual_control}
 
 
 @hookimpl
