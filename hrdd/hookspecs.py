@@ -33,6 +33,15 @@ def hrdd_safeguards(transaction, flags, decision, context):
 
 
 @hookspec
+def hrdd_safeguard_catalogue():
+    """Return every ``hrdd.model.Safeguard`` this plugin can call for, whatever the deal (a list).
+
+    A reviewer approving with conditions may require a safeguard the screening did not call for: the ids
+    a decision may name are the screening's safeguards and these. An id named by no plugin is refused.
+    """
+
+
+@hookspec
 def hrdd_answer_ids():
     """Return the checklist question ids (strings) this plugin reads from a transaction's ``answers``.
 

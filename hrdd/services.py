@@ -75,6 +75,14 @@ class Services:
             self._answer_ids = (now, ids)
         return ids
 
+    def safeguard_catalogue(self) -> dict[str, str]:
+        """Every safeguard the plugins know (``hrdd_safeguard_catalogue``): id -> title, first plugin's title."""
+        catalogue: dict[str, str] = {}
+        for result in self.pm.hook.hrdd_safeguard_catalogue():
+            for safeguard in result or ():
+                catalogue.setdefault(safeguard.id, safeguard.title)
+        return catalogue
+
     def engine_reason(self, screening: dict) -> str | None:
         """Why the engine's own decision holds or blocks, naming the flags at the policy's threshold."""
         decision = screening.get("decision")

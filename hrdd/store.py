@@ -410,10 +410,7 @@ class Store:
     def governing_screening_id(self, transaction_id: str) -> str | None:
         """The id of the screening that governs a transaction's gate (``latest_screening``), None without one."""
         with self.reading() as conn:
-            newest = conn.execute(_NEWEST_PER_STAGE, {"txn": transaction_id}).all()
-        if not newest:
-            return None
-        return max(newest, key=lambda r: (STAGE_RANK.get(r.stage, 0), r.created_at, r.id)).id
+            return governing_screening_id(conn, transaction_id)
 
     def latest_screening(self, transaction_id: str) -> dict | None:
         """The screening that governs a transaction's gate: the newest at the most advanced stage it reached."""
@@ -519,6 +516,25 @@ _NEWEST_PER_STAGE = sa.union_all(*(
               .order_by(screenings.c.created_at.desc(), screenings.c.id.desc()).limit(1).subquery())
     for stage in STAGE_RANK))
 _RESULT_BY_ID = sa.select(screenings.c.result).where(screenings.c.id == sa.bindparam("sid"))
+
+
+def governing_screening_id(conn, transaction_id: str) -> str | None:
+    """``Store.governing_screening_id`` on a given connection (inside a caller's transaction and locks)."""
+    newest = conn.execute(_NEWEST_PER_STAGE, {"txn": transaction_id}).all()
+    if not newest:
+        return None
+    return max(newest, key=lambda r: (STAGE_RANK.get(r.stage, 0), r.created_at, r.id)).id
+
+
+def governing_screening(conn, transaction_id: str) -> dict | None:
+    """``Store.latest_screening`` on a given connection: read where the caller holds the deal's lock."""
+    governing = governing_screening_id(conn, transaction_id)
+    return screening_by_id(conn, governing) if governing else None
+
+
+def screening_by_id(conn, screening_id: str) -> dict | None:
+    """A stored screening's response dict, read on a given connection."""
+    return conn.execute(_RESULT_BY_ID, {"sid": screening_id}).scalar()
 
 
 def governing_order() -> tuple:

@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 
 from hrdd import audit
 from hrdd.hookspecs import hookimpl
+from hrdd.workspace import cases
 from hrdd.workspace.tables import workspace_settings
 
 
@@ -25,8 +26,14 @@ def _configuration_fingerprint(app) -> dict:
     plugins = sorted(services.pm.get_name(p) or "" for p in services.pm.get_plugins())
     from hrdd.checklists.service import checklists_dir  # noqa: PLC0415 - plugins import the app's modules late
     from hrdd.riders import clauses_dir  # noqa: PLC0415
+    try:
+        # Who may approve what alone is part of the configuration: a change of these rules is recorded.
+        dual_control = cases.dual_control_rules(services.policy).as_dict()
+    except ValueError:
+        dual_control = None  # refused at start-up by the cases plugin, naming the problem
     return {"policy_file": str(policy_file), "policy_sha256": policy_digest,
             "policy_version": getattr(services.policy, "version", None), "plugins": plugins,
+            "dual_control": dual_control,
             "clauses": _file_digests(clauses_dir(app.config)),
             "checklist_templates": _file_digests(checklists_dir(app.config))}
 

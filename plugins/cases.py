@@ -18,7 +18,18 @@ from hrdd.workspace import cases
 from hrdd.workspace.web import actor
 
 api = Blueprint("cases_api", __name__, url_prefix="/v1/cases")
-DECISION_FIELDS = {"decision", "rationale", "conditions", "safeguards"}
+DECISION_FIELDS = {"decision", "rationale", "conditions", "safeguards", "screening_id", "licence_reference"}
+SECOND_APPROVAL_FIELDS = {"decision_id", "rationale", "screening_id"}
+
+
+@hookimpl
+def hrdd_startup(app):
+    """Refuse to start on an invalid ``reviewer_decisions.dual_control`` policy section (naming the file)."""
+    services = app.extensions["hrdd"]
+    try:
+        cases.dual_control_rules(services.policy, services.reference.red_flags)
+    except ValueError as exc:
+        raise ValueError(f"policy file {services.policy.path}: {exc}") from exc
 
 
 @hookimpl
@@ -49,7 +60,7 @@ def _case_json(case: dict) -> dict:
 @api.get("")
 @require_role("reviewer")
 def list_cases():
-    """Cases, oldest first; filters: status (open|information_requested|decided|all), country, capability, age."""
+    """Cases, oldest first; filters: status (open|information_requested|awaiting_second_approval|decided|all), country, capability, age."""
     refuse_unknown_args(("status", "country", "capability", "age", "limit", "offset"))
     age = request.args.get("age")
     try:
@@ -78,44 +89,92 @@ def list_cases():
 @require_role("reviewer")
 def get_case(case_id):
     """One case with its decisions and notes."""
-    with current_services().store.engine.connect() as conn:
-        case = cases.get_case(conn, case_id)
+    svc = current_services()
+    with svc.store.engine.connect() as conn:
+        case = cases.get_case(conn, case_id, rules=cases.dual_control_rules(svc.policy))
     if case is None:
         raise not_found("case", case_id)
     return jsonify(_case_json(case))
+
+
+def _body(fields: set[str], example: str) -> dict:
+    body = json_object(example)
+    unknown = sorted(set(body) - fields)
+    if unknown:
+        raise validation_error({k: ["unknown field"] for k in unknown})
+    for key in fields - {"safeguards"}:
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise validation_error({key: ["must be a string"]})
+    if body.get("screening_id") is not None and not 0 < len(body["screening_id"]) <= 64:
+        raise validation_error({"screening_id": ["must be a screening id (1 to 64 characters)"]})
+    return body
+
+
+def _refused(exc: cases.CaseError) -> ApiError:
+    if exc.status == 422:
+        return validation_error({k: [v] for k, v in exc.errors.items()}, str(exc))
+    code = {409: "conflict", 403: "forbidden"}.get(exc.status, "refused")
+    if "screening_id" in exc.errors and exc.status == 409:
+        code = "screening_changed"
+    return ApiError(exc.status, code, str(exc), {k: [v] for k, v in exc.errors.items()})
+
+
+def _answer(svc, case: dict, decision: dict):
+    """The decision recorded and the deal's gate now (its governing screening's, with hold reasons)."""
+    latest = svc.store.latest_screening(case["transaction_id"])
+    standing = svc.standing(case["transaction_id"], latest) if latest else {"gate": "hold", "hold_reasons": []}
+    return jsonify({"decision": decision, "transaction_id": case["transaction_id"],
+                    "screening_id": decision["screening_id"], **standing,
+                    "second_approval": decision.get("second_approval")}), 201
 
 
 @api.post("/<case_id>/decision")
 @require_role("reviewer")
 def decide(case_id):
     """Record a decision: approve, approve_with_conditions, decline or request_information, with rationale."""
-    body = json_object('{"decision", "rationale", ...}')
-    unknown = sorted(set(body) - DECISION_FIELDS)
-    if unknown:
-        raise validation_error({k: ["unknown field"] for k in unknown})
+    body = _body(DECISION_FIELDS, '{"decision", "rationale", ...}')
     safeguards = body.get("safeguards") or []
     if not isinstance(safeguards, list) or not all(isinstance(s, str) for s in safeguards):
         raise validation_error({"safeguards": ["must be a list of safeguard ids"]})
-    for key in ("decision", "rationale", "conditions"):
-        if body.get(key) is not None and not isinstance(body[key], str):
-            raise validation_error({key: ["must be a string"]})
     svc = current_services()
     with svc.store.engine.connect() as conn:
         case = cases.get_case(conn, case_id)
     if case is None:
         raise not_found("case", case_id)
-    latest = svc.store.latest_screening(case["transaction_id"])
     cause = cases.decision_cause(case_id, body.get("decision"))
     try:
-        # A decision that moves the deal's gate is written back to the CRM in the same transaction.
+        # A decision that moves the deal's gate is written back to the CRM in the same transaction. The
+        # screening decided on is read there, once the deal is locked (a screening stored meanwhile waits).
         with svc.changing_gates([case["transaction_id"]], cause=cause) as conn:
             decision = cases.decide(conn, case_id, outcome=body.get("decision") or "",
                                     rationale=body.get("rationale") or "", conditions=body.get("conditions") or "",
-                                    safeguards=safeguards, actor=actor(), screening=latest)
+                                    safeguards=safeguards, actor=actor(), screening_id=body.get("screening_id"),
+                                    licence_reference=body.get("licence_reference") or "",
+                                    rules=cases.dual_control_rules(svc.policy), catalogue=svc.safeguard_catalogue())
     except cases.CaseError as exc:
-        raise validation_error({k: [v] for k, v in exc.errors.items()}, str(exc)) from exc
-    return jsonify({"decision": decision, "transaction_id": case["transaction_id"],
-                    **svc.standing(case["transaction_id"], latest)}), 201
+        raise _refused(exc) from exc
+    return _answer(svc, case, decision)
+
+
+@api.post("/<case_id>/second-approval")
+@require_role("reviewer")
+def second_approval(case_id):
+    """Give the second approval a first approval under dual control awaits (a different reviewer)."""
+    body = _body(SECOND_APPROVAL_FIELDS, '{"decision_id", "rationale"}')
+    svc = current_services()
+    with svc.store.engine.connect() as conn:
+        case = cases.get_case(conn, case_id)
+    if case is None:
+        raise not_found("case", case_id)
+    try:
+        with svc.changing_gates([case["transaction_id"]],
+                                cause=cases.decision_cause(case_id, "second_approval")) as conn:
+            decision = cases.second_approve(conn, case_id, decision_id=body.get("decision_id") or "",
+                                            rationale=body.get("rationale") or "", actor=actor(),
+                                            screening_id=body.get("screening_id"))
+    except cases.CaseError as exc:
+        raise _refused(exc) from exc
+    return _answer(svc, case, decision)
 
 
 @hookimpl
@@ -174,12 +233,64 @@ list_cases.openapi = {
         oa.query("offset", {"type": "integer", "minimum": 0})],
     "responses": {"200": oa.json_response("Cases, oldest first, and how many match")}}
 get_case.openapi = {"responses": {"200": oa.json_response("The case with its decisions and notes")}}
+_SECOND_APPROVAL_STATE = {
+    "type": "object", "nullable": True,
+    "description": "Null when one reviewer's decision suffices. Else the two-person approval: status awaiting "
+                   "(the gate stays held), given, or not_given (superseded before a second approval).",
+    "properties": {"status": {"type": "string", "enum": ["awaiting", "given", "not_given"]},
+                   "first_approval": {"type": "string"}, "first_approver": {"type": "string"},
+                   "second_approval_id": {"type": "string", "nullable": True},
+                   "second_approver": {"type": "string", "nullable": True},
+                   "reasons": {"type": "array", "items": {"type": "string"}}}}
+_DECIDED = {"type": "object", "properties": {
+    "decision": {"type": "object", "properties": {
+        "id": {"type": "string"}, "screening_id": {"type": "string"}, "outcome": {"type": "string"},
+        "gate": {"type": "string"}, "decided_by": {"type": "string"},
+        "licence_reference": {"type": "string", "nullable": True},
+        "dual_control": {"type": "array", "items": {"type": "string"}},
+        "second_approval_of": {"type": "string", "nullable": True},
+        "second_approval": _SECOND_APPROVAL_STATE}},
+    "transaction_id": {"type": "string"}, "screening_id": {"type": "string"},
+    "gate": {"type": "string", "enum": ["release", "release_with_conditions", "hold", "block"]},
+    "hold_reasons": {"type": "array", "items": {"type": "string"}},
+    "review": {"type": "object", "nullable": True,
+               "description": "The reviewer's decision in force (as GET /v1/transactions/{id} gives it)"},
+    "outstanding_conditions": {"type": "array", "items": {"type": "string"}},
+    "second_approval": _SECOND_APPROVAL_STATE}}
+_SCREENING_SHOWN = {"type": "string", "minLength": 1, "maxLength": 64, "description": (
+    "The screening the reviewer was shown (the case page's, or latest_screening_id). When another screening "
+    "governs the deal now and differs in material facts or red flags, the decision is refused with 409 "
+    "naming what changed; when it differs in nothing material, the decision is made on it. Omitted: the "
+    "decision is made on whatever screening governs the deal now.")}
 decide.openapi = {
     "requestBody": oa.json_body({
         "type": "object", "additionalProperties": False, "required": ["decision", "rationale"],
         "properties": {"decision": {"type": "string", "enum": list(cases.OUTCOMES)},
                        "rationale": {"type": "string", "minLength": cases.MIN_RATIONALE},
                        "conditions": {"type": "string"},
-                       "safeguards": {"type": "array", "items": {"type": "string"}}}}),
-    "responses": {"201": oa.json_response("The decision recorded and the transaction's gate now (gate, hold_reasons, "
-                                          "review, outstanding_conditions)")}}
+                       "safeguards": {"type": "array", "items": {"type": "string"}, "description": (
+                           "Safeguard ids: the screening's safeguards or the safeguard catalogue's (the clause "
+                           "library's clauses and technical parts); any other id is a 422 naming the accepted ones")},
+                       "screening_id": _SCREENING_SHOWN,
+                       "licence_reference": {"type": "string", "maxLength": cases.MAX_LICENCE_REFERENCE, "description": (
+                           "Licence or authorisation reference (export licence, sanctions authorisation). Required "
+                           "to approve a screening under the policy's dual control (reviewer_decisions.dual_control: "
+                           "by default an embargo RF-4.4, a confirmed restricted-party match RF-4.3 or the engine's "
+                           "do_not_proceed), which also allows at most approve_with_conditions and records the "
+                           "approval as awaiting a second approval by a different reviewer "
+                           "(POST /v1/cases/{case_id}/second-approval); the gate stays held until then")}}}),
+    "responses": {"201": oa.json_response("The decision recorded and the transaction's gate now (gate, "
+                                          "hold_reasons, review, outstanding_conditions)", _DECIDED),
+                  "409": oa.json_response("The deal was screened again since the screening shown (screening_id) "
+                                          "and the screening now differs: the message names what changed", "Error")}}
+second_approval.openapi = {
+    "requestBody": oa.json_body({
+        "type": "object", "additionalProperties": False, "required": ["decision_id", "rationale"],
+        "properties": {"decision_id": {"type": "string", "description": "The first approval awaiting a second one"},
+                       "rationale": {"type": "string", "minLength": cases.MIN_RATIONALE},
+                       "screening_id": _SCREENING_SHOWN}}),
+    "responses": {"201": oa.json_response("The second approval recorded (now in force) and the gate now", _DECIDED),
+                  "403": oa.json_response("The caller gave the first approval: a different reviewer must give "
+                                          "the second", "Error"),
+                  "409": oa.json_response("The decision is not awaiting a second approval, no longer covers the "
+                                          "deal, or the deal was screened again and differs", "Error")}}

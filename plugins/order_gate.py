@@ -22,15 +22,14 @@ from hrdd import rider_coverage as coverage
 from hrdd.adapters.tables import iso, new_id, now, rider_executions
 from hrdd.api.body import json_object
 from hrdd.auth import require_role
+from hrdd.changes import material_changes
 from hrdd.errors import not_found, validation_error
 from hrdd.hookspecs import hookimpl
-from hrdd.model import Transaction, is_order_stage, stage_noun
+from hrdd.model import is_order_stage, stage_noun
 from hrdd.workspace import cases
-from hrdd.workspace.util import end_user_key
 from hrdd.workspace.web import actor
 
 RIDER_CONDITION = "rider_executed"
-
 
 
 def _execution(row) -> dict:
@@ -38,59 +37,6 @@ def _execution(row) -> dict:
             "executed_by": row["executed_by"], "executed_at": iso(row["executed_at"]),
             "document_ref": row["document_ref"], "recorded_by": row["recorded_by"],
             "recorded_at": iso(row["recorded_at"])}
-
-
-def _label(party: list) -> str:
-    role, name, country = party
-    return f"{role} {name!r}" + (f" ({country})" if country else "")
-
-
-def _parties_by_key(transaction: Transaction) -> dict[tuple[str, str], list]:
-    parties = sorted(transaction.parties, key=lambda p: (p.role, p.name.strip().lower(), p.country or ""))
-    return {(p.role, end_user_key(p.name, p.country)): [p.role, p.name.strip(), p.country or ""] for p in parties}
-
-
-def _capabilities_by_sku(items: list) -> dict[str, list[str]]:
-    # A SKU may appear on several lines (the same part configured differently): compare them all.
-    out: dict[str, set[str]] = {}
-    for sku, caps in items:
-        out.setdefault(sku, set()).update(caps)
-    return {sku: sorted(caps) for sku, caps in out.items()}
-
-
-def material_changes(quote: dict, order: dict, rules: material.Rules = material.DEFAULT_RULES) -> list[str]:
-    """What changed between two screenings' transactions, in words (empty when nothing material did)."""
-    quoted, ordered = Transaction.from_dict(quote["transaction"]), Transaction.from_dict(order["transaction"])
-    before, after = quoted.material_facts(), ordered.material_facts()
-    changes = []
-    # Spelt differently ("The Port Authority of Bergen."), the same end-user: the same key as the rider's
-    # coverage, the answers on record and grievances use.
-    if end_user_key(quoted.end_user.name, quoted.end_user.country) != \
-            end_user_key(ordered.end_user.name, ordered.end_user.country):
-        changes.append(f"end-user changed from {quoted.end_user.name.strip()!r} ({quoted.end_user.country}) "
-                       f"to {ordered.end_user.name.strip()!r} ({ordered.end_user.country})")
-    # Parties by role and the same key (as the rider's coverage and reviewer decisions compare them),
-    # named as the CRM spells them.
-    old_parties, new_parties = _parties_by_key(quoted), _parties_by_key(ordered)
-    changes += [f"new party: {_label(p)}" for key, p in new_parties.items() if key not in old_parties]
-    changes += [f"party removed: {_label(p)}" for key, p in old_parties.items() if key not in new_parties]
-    old_items = _capabilities_by_sku(before["items"])
-    new_items = _capabilities_by_sku(after["items"])
-    for sku, caps in new_items.items():
-        if sku not in old_items:
-            changes.append(f"new item: {sku}" + (f" ({', '.join(caps)})" if caps else ""))
-        elif caps != old_items[sku]:
-            changes.append(f"item {sku} capabilities changed from {old_items[sku]} to {caps}")
-    changes += [f"item removed: {sku}" for sku in old_items if sku not in new_items]
-    changes += [f"new country: {c}" for c in after["countries"] if c not in before["countries"]]
-    changes += [f"country removed: {c}" for c in before["countries"] if c not in after["countries"]]
-    # A country already in the deal (a consignee's, say) becoming a place of deployment is a change too.
-    old_deployment, new_deployment = before.get("deployment", []), after.get("deployment", [])
-    changes += [f"new deployment country: {c}" for c in new_deployment
-                if c not in old_deployment and c in before["countries"]]
-    changes += [f"no longer a deployment country: {c}" for c in old_deployment
-                if c not in new_deployment and c in after["countries"]]
-    return changes + material.changes(before, after, rules)
 
 
 def _rider_hold(store, transaction_id: str, screening: dict, rules: material.Rules) -> str | None:

@@ -71,6 +71,14 @@ def hrdd_safeguards(transaction, flags, decision, context):
     return list(_safeguards_of(selection))
 
 
+@hookimpl
+def hrdd_safeguard_catalogue():
+    """Every clause (kind "clause") and technical-schedule part (kind "technical") of the clause library."""
+    library = _library(_config())
+    return [Safeguard(id=c.id, kind="clause", title=c.title) for c in library.clauses] + [
+        Safeguard(id=t.id, kind="technical", title=f"Technical safeguards: {t.title}") for t in library.technical]
+
+
 @lru_cache(maxsize=1024)
 def _safeguards_of(selection) -> tuple[Safeguard, ...]:
     # Screening is a hot path and selections repeat: build the Safeguard objects once per selection.

@@ -15,7 +15,7 @@ import pytest
 from hrdd.hookspecs import hookimpl
 from tests.adapter_support import FakeServer, outbox_rows
 from tests.test_order_gate import BERGEN
-from tests.workspace_helpers import case_of, csrf_from, fixture, login, make_user, screen
+from tests.workspace_helpers import case_of, csrf_from, decision_form, fixture, login, make_user, screen
 
 HUBSPOT_DEAL = "/crm/v3/objects/deals/{object_id}"
 RECORDS = "/records/{object_id}"
@@ -114,9 +114,8 @@ def test_a_decision_in_the_workspace_reaches_the_crm_and_unconfigured_systems_ge
     login(client)
     for transaction_id in (deal["transaction_id"], other["transaction_id"]):
         case_id = case_of(app, transaction_id)["id"]
-        token = csrf_from(client, f"/workspace/cases/{case_id}")
         r = client.post(f"/workspace/cases/{case_id}/decision", data={
-            "csrf_token": token, "decision": "approve", "rationale": "Access control at ministry buildings only"})
+            **decision_form(client, case_id), "decision": "approve", "rationale": "Access control at ministry buildings only"})
         assert r.status_code == 302
     assert len(rows_for(app, deal["transaction_id"])) == 2
     assert rows_for(app, other["transaction_id"]) == []  # netsuite has no write-back configured

@@ -88,7 +88,7 @@ def test_startup_hook_can_refuse_broken_data(app_config, tmp_path):
 
 
 def test_core_calls_every_hook(app_config, transaction, monkeypatch):
-    """hrdd_check, hrdd_safeguards, hrdd_answer_ids, hrdd_answers_on_record, hrdd_versions, hrdd_screening_stored,
+    """hrdd_check, hrdd_safeguards, hrdd_safeguard_catalogue, hrdd_answer_ids, hrdd_answers_on_record, hrdd_versions, hrdd_screening_stored,
     hrdd_gate_factors, hrdd_gate_changed, hrdd_render_document, hrdd_webhook_adapter, hrdd_register_routes, hrdd_startup,
     hrdd_data_sources, hrdd_register_commands and hrdd_warm_up are each called where hookspecs.py says."""
     import sys
@@ -115,8 +115,14 @@ def test_core_calls_every_hook(app_config, transaction, monkeypatch):
     assert stored[-1][1] == {"id": quote["id"], "in_transaction": True}
     # A reviewer's approval moves the quote's gate from hold to release without a new screening.
     case = client.get("/v1/cases", headers=h).json["cases"][0]
+    # A safeguard of the recorder's catalogue that the screening did not call for may be required; one
+    # no plugin knows may not.
     assert client.post(f"/v1/cases/{case['id']}/decision", headers=h, json={
-        "decision": "approve", "rationale": "Access control at ministry buildings only"}).status_code == 201
+        "decision": "approve_with_conditions", "rationale": "Access control at ministry buildings only",
+        "safeguards": ["recorder-nothing"]}).status_code == 422
+    assert client.post(f"/v1/cases/{case['id']}/decision", headers=h, json={
+        "decision": "approve", "rationale": "Access control at ministry buildings only",
+        "safeguards": ["recorder-escrow"]}).status_code == 201
     assert [c for c in calls if c[0] == "hrdd_gate_changed"] == [("hrdd_gate_changed", {
         "transaction_id": quote["transaction_id"], "gate": "release", "previous_gate": "hold",
         "in_transaction": True})]
@@ -149,7 +155,8 @@ def test_core_calls_every_hook(app_config, transaction, monkeypatch):
     assert served.exit_code == 0, served.output
     # Warmed up once, before serving begins.
     assert [c[0] for c in calls if c[0] in ("hrdd_warm_up", "served")] == ["hrdd_warm_up", "served"]
-    assert {"hrdd_check", "hrdd_safeguards", "hrdd_answer_ids", "hrdd_versions", "hrdd_screening_stored",
+    assert {"hrdd_check", "hrdd_safeguards", "hrdd_safeguard_catalogue", "hrdd_answer_ids", "hrdd_versions",
+            "hrdd_screening_stored",
             "hrdd_gate_factors", "hrdd_gate_changed", "hrdd_answers_on_record",
             "hrdd_render_document", "hrdd_webhook_adapter", "hrdd_data_sources", "hrdd_register_commands",
             "hrdd_warm_up"} <= seen()

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from hrdd.workspace.tables import case_decisions, case_notes, users, workspace_sessions
-from tests.workspace_helpers import PASSWORD, csrf_from, fixture, login, make_user, screen
+from tests.workspace_helpers import PASSWORD, csrf_from, decision_form, fixture, login, make_user, screen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,8 +81,7 @@ def test_form_posts_without_a_valid_csrf_token_are_refused(app, client, auth_hea
     assert grievance.status_code == 400
     with app.extensions["hrdd"].store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(case_decisions)).scalar_one() == 0
-    token = csrf_from(client, f"/workspace/cases/{case_id}")
-    r = client.post(f"/workspace/cases/{case_id}/decision", data={**form, "csrf_token": token})
+    r = client.post(f"/workspace/cases/{case_id}/decision", data={**form, **decision_form(client, case_id)})
     assert r.status_code == 302
     assert client.get(f"/v1/transactions/{result['transaction_id']}",
                       headers=auth_headers("reviewer")).get_json()["gate"] == "release"

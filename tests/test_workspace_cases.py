@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,16 @@ import sqlalchemy as sa
 
 from hrdd.workspace.tables import case_decisions, cases
 from tests.conftest import migrate_down
-from tests.workspace_helpers import case_of, fixture, load_party_list, login, make_user, screen
+from tests.workspace_helpers import (
+    case_of,
+    csrf_from,
+    decision_form,
+    fixture,
+    load_party_list,
+    login,
+    make_user,
+    screen,
+)
 
 pytestmark = pytest.mark.store
 
@@ -318,13 +328,12 @@ def test_case_page_shows_flags_evidence_history_and_records_a_decision(app, clie
     assert "Directorate of Public Security" in page and "FaceFind Enterprise" in page
     assert page.count("<td>quote</td>") == 1 and page.count("<td>order</td>") == 1
     assert 'data-gate="hold"' in page
-    from tests.workspace_helpers import csrf_from
-    token = csrf_from(client, f"/workspace/cases/{case_id}")
-    r = client.post(f"/workspace/cases/{case_id}/decision", data={"csrf_token": token, "decision": "approve",
+    hidden = decision_form(client, case_id)
+    r = client.post(f"/workspace/cases/{case_id}/decision", data={**hidden, "decision": "approve",
                                                                 "rationale": "short"})
     assert r.status_code == 422 and "at least 10 characters" in r.get_data(as_text=True)
     r = client.post(f"/workspace/cases/{case_id}/decision", data={
-        "csrf_token": token, "decision": "approve_with_conditions", "rationale": "Audit and cut-off terms agreed",
+        **hidden, "decision": "approve_with_conditions", "rationale": "Audit and cut-off terms agreed",
         "conditions": "Rider executed before delivery", "safeguards": ["cut-off"]}, follow_redirects=True)
     text = r.get_data(as_text=True)
     # The latest screening is the order: the reviewer's conditions apply once the rider is executed.
@@ -462,7 +471,7 @@ def test_decisions_recorded_before_0710_are_filled_in_with_the_intended_use_and_
     case_id = case_of(app, s["transaction_id"])["id"]
     assert _decide(client, reviewer, case_id, decision="approve", rationale="Ministry access control only").status_code == 201
     store = app.extensions["hrdd"].store
-    migrate_down(store, "0708_grievance_closed_at")
+    migrate_down(store, "0709_decision_second_approval")
     with store.engine.connect() as conn:
         facts = json.loads(conn.execute(sa.select(case_decisions.c.material_facts)).scalar_one())
     assert not {"intended_use", "quantities", "value"} & set(facts)  # as recorded before
@@ -618,3 +627,365 @@ def test_a_request_for_information_does_not_lower_a_block(app, client, auth_head
     assert record["gate"] == "block"
     assert record["hold_reasons"][0].startswith("decision do_not_proceed")
     assert "asked for information" in record["hold_reasons"][1]
+
+
+# ---- H1: a decision is made on the screening the reviewer was shown ----
+
+INTERCEPTION = {"sku": "CI-9", "name": "LawfulTap Gateway", "capabilities": ["communications_interception"]}
+
+
+def _decisions(app) -> list:
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        return conn.execute(sa.select(case_decisions).order_by(case_decisions.c.decided_at)).all()
+
+
+def test_a_decision_on_a_screening_the_deal_has_moved_on_from_is_refused_naming_what_changed(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = fixture("transaction_egypt_biometric.json")
+    shown = screen(client, crm, body)
+    txn = shown["transaction_id"]
+    case_id = case_of(app, txn)["id"]
+    # While the reviewer reads the case, the CRM screens the deal again with an interception gateway added.
+    newer = screen(client, crm, body, items=[*body["items"], INTERCEPTION])
+    r = _decide(client, reviewer, case_id, decision="approve", rationale="Ministry access control only",
+                screening_id=shown["id"])
+    assert r.status_code == 409, r.get_json()
+    error = r.get_json()
+    assert error["code"] == "screening_changed" and "screening_id" in error["errors"]
+    for words in (shown["id"], newer["id"], "new item: CI-9 (communications_interception)", "new red flag: RF-1.4",
+                  "Review the case again"):
+        assert words in error["message"], (words, error["message"])
+    assert _decisions(app) == [] and _gate(client, reviewer, txn) == "hold"
+    # Decided on the screening it now governs, it is recorded on that one.
+    r = _decide(client, reviewer, case_id, decision="decline", rationale="Interception capability to a police force",
+                screening_id=newer["id"])
+    assert r.status_code == 201 and r.get_json()["decision"]["screening_id"] == newer["id"]
+    assert r.get_json()["gate"] == "block"
+
+
+def test_a_newer_screening_with_the_same_facts_and_flags_takes_the_decision(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = fixture("transaction_egypt_biometric.json")
+    shown = screen(client, crm, body)
+    case_id = case_of(app, shown["transaction_id"])["id"]
+    # A re-send spelt differently, with a new intended use: nothing material, the same red flags.
+    newer = screen(client, crm, body, intended_use="Access control at the ministry's buildings",
+                   end_user={**body["end_user"], "name": "The Directorate of Public-Security."})
+    assert newer["id"] != shown["id"]
+    r = _decide(client, reviewer, case_id, decision="approve_with_conditions", rationale="Access control use only",
+                conditions="Quarterly audit logs", screening_id=shown["id"])
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["decision"]["screening_id"] == newer["id"] == r.get_json()["screening_id"]
+    assert r.get_json()["gate"] == "release_with_conditions"
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        from hrdd import audit
+        entry = next(e for e in audit.entries(conn, subject=case_id) if e["action"] == "case.decision")
+    assert (entry["details"]["screening_id"], entry["details"]["screening_shown"]) == (newer["id"], shown["id"])
+
+
+def test_a_screening_id_of_another_deal_or_none_at_all_is_refused(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    s = screen(client, crm, fixture("transaction_egypt_biometric.json"))
+    other = screen(client, crm, fixture("transaction_norway_storage.json"))
+    case_id = case_of(app, s["transaction_id"])["id"]
+    for bogus in (other["id"], "scr_nope"):
+        r = _decide(client, reviewer, case_id, decision="decline", rationale="Not for this end-user", screening_id=bogus)
+        assert r.status_code == 422 and "screening_id" in r.get_json()["errors"], r.get_json()
+    assert _decide(client, reviewer, case_id, decision="decline", rationale="Not for this end-user",
+                   screening_id=7).status_code == 422
+    spec = client.get("/openapi.json").get_json()
+    schema = spec["paths"]["/v1/cases/{case_id}/decision"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"screening_id", "licence_reference"} <= set(schema["properties"])
+    assert "409" in spec["paths"]["/v1/cases/{case_id}/decision"]["post"]["responses"]
+
+
+@pytest.mark.parametrize("where", ["api", "workspace"])
+def test_a_screening_stored_while_the_decision_waits_for_the_lock_is_seen(app, client, auth_headers, monkeypatch, where):
+    """The check reads the deal's screening once the deal is locked, not what the request read before."""
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    svc = app.extensions["hrdd"]
+    body = fixture("transaction_egypt_biometric.json")
+    shown = screen(client, crm, body)
+    case_id = case_of(app, shown["transaction_id"])["id"]
+    if where == "workspace":
+        make_user(app)
+        login(client)
+        hidden = decision_form(client, case_id)
+        assert hidden["screening_id"] == shown["id"]
+    real = svc.changing_gates
+
+    def screened_meanwhile(*args, **kwargs):
+        # Stored after every read the view made, just before the decision's transaction takes the locks.
+        svc.screen_and_store({**body, "items": [*body["items"], INTERCEPTION]})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(svc, "changing_gates", screened_meanwhile)
+    if where == "api":
+        r = _decide(client, reviewer, case_id, decision="approve", rationale="Ministry access control only",
+                    screening_id=shown["id"])
+    else:
+        r = client.post(f"/workspace/cases/{case_id}/decision", data={
+            **hidden, "decision": "approve", "rationale": "Ministry access control only"})
+    assert r.status_code == 409
+    assert "CI-9" in r.get_data(as_text=True)
+    assert _decisions(app) == []
+
+
+def test_the_case_page_refuses_a_decision_on_what_it_no_longer_shows_and_keeps_the_text(app, client, auth_headers):
+    make_user(app)
+    login(client)
+    crm = auth_headers("crm")
+    body = fixture("transaction_egypt_biometric.json")
+    shown = screen(client, crm, body)
+    case_id = case_of(app, shown["transaction_id"])["id"]
+    hidden = decision_form(client, case_id)
+    assert hidden["screening_id"] == shown["id"]
+    newer = screen(client, crm, body, items=[*body["items"], INTERCEPTION])
+    form = {**hidden, "decision": "approve_with_conditions", "rationale": "Access control only, audited yearly",
+            "conditions": "No use at public gatherings", "licence_reference": "EG-EXP-2291", "safeguards": ["cut-off"]}
+    r = client.post(f"/workspace/cases/{case_id}/decision", data=form)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 409
+    alert = page.split('id="screening-changed"')[1].split("</div>")[0]
+    assert "new item: CI-9 (communications_interception)" in alert and newer["id"] in alert
+    assert "Access control only, audited yearly</textarea>" in page and "No use at public gatherings</textarea>" in page
+    assert 'value="EG-EXP-2291"' in page and 'id="sg-cut-off" checked' in page
+    assert f'name="screening_id" value="{newer["id"]}"' in page and "LawfulTap Gateway" in page
+    assert _decisions(app) == []
+    # A form that does not say which screening it showed is refused the same way.
+    no_id = {k: v for k, v in form.items() if k != "screening_id"}
+    assert client.post(f"/workspace/cases/{case_id}/decision", data=no_id).status_code == 409
+    # Sent again from the page as it is now, it is recorded on the newer screening.
+    r = client.post(f"/workspace/cases/{case_id}/decision", data={**form, "screening_id": newer["id"]})
+    assert r.status_code == 302
+    assert [row.screening_id for row in _decisions(app)] == [newer["id"]]
+
+
+# ---- H3: two approvers for embargoed, sanctioned-party and blocked deals ----
+
+def _iran(**changes) -> dict:
+    body = fixture("transaction_egypt_biometric.json")
+    return {**body, "reference": {"system": "sf", "object_type": "opportunity", "object_id": "IR-7"},
+            "end_user": {**body["end_user"], "country": "IR"}, "deployment_countries": ["IR"], "parties": [],
+            **changes}
+
+
+def _second_reviewer(app, name: str = "second-desk") -> dict:
+    _, key = app.extensions["hrdd"].store.create_api_key(name, "reviewer")
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_approving_an_embargoed_deal_needs_a_licence_conditions_and_a_second_approver(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    quote = screen(client, crm, _iran())
+    assert quote["decision"] == "do_not_proceed" and "RF-4.4" in {f["id"] for f in quote["red_flags"]}
+    txn = quote["transaction_id"]
+    case_id = case_of(app, txn)["id"]
+    case = client.get(f"/v1/cases/{case_id}", headers=reviewer).get_json()
+    assert case["dual_control"]["required"] and any(r.startswith("RF-4.4 (critical") for r in
+                                                     case["dual_control"]["reasons"])
+    r = _decide(client, reviewer, case_id, decision="approve", rationale="Humanitarian exemption applies")
+    assert r.status_code == 422
+    assert "plain approve is not available" in r.get_json()["errors"]["decision"][0]
+    assert "licence_reference" in r.get_json()["errors"]
+    r = _decide(client, reviewer, case_id, decision="approve_with_conditions", rationale="Humanitarian exemption",
+                conditions="Hospital use only")
+    assert r.status_code == 422 and list(r.get_json()["errors"]) == ["licence_reference"]
+    assert _decisions(app) == []
+
+    r = _decide(client, reviewer, case_id, decision="approve_with_conditions", rationale="Humanitarian exemption",
+                conditions="Hospital access control only", licence_reference="OFAC IR-2026-1187")
+    assert r.status_code == 201, r.get_json()
+    first = r.get_json()
+    assert first["second_approval"]["status"] == "awaiting" and first["decision"]["licence_reference"] == "OFAC IR-2026-1187"
+    assert first["gate"] == "block"  # the engine's block stands until the second approval
+    assert any("awaits a second approval by a different reviewer" in h for h in first["hold_reasons"])
+    assert case_of(app, txn)["status"] == "awaiting_second_approval"
+    awaiting = client.get(f"/v1/cases/{case_id}", headers=reviewer).get_json()["awaiting_second_approval"]
+    assert awaiting["id"] == first["decision"]["id"] and awaiting["lapsed"] is None
+    assert case_id in [c["id"] for c in client.get("/v1/cases", headers=reviewer).get_json()["cases"]]
+    # An order meanwhile is held too, saying why.
+    order = screen(client, crm, _iran(stage="order"))
+    assert order["gate"] == "block" and any("awaits a second approval" in h for h in order["hold_reasons"])
+
+    second = {"decision_id": first["decision"]["id"], "rationale": "Licence checked against the OFAC letter"}
+    r = client.post(f"/v1/cases/{case_id}/second-approval", headers=reviewer, json=second)
+    assert r.status_code == 403 and "different reviewer" in r.get_json()["message"]
+    r = client.post(f"/v1/cases/{case_id}/second-approval", headers=_second_reviewer(app), json=second)
+    assert r.status_code == 201, r.get_json()
+    done = r.get_json()
+    assert done["gate"] == "release_with_conditions"
+    assert done["second_approval"] == {**done["second_approval"], "status": "given",
+                                       "first_approver": "key:test-reviewer", "second_approver": "key:second-desk"}
+    assert any("key:test-reviewer" in h and "key:second-desk" in h and "OFAC IR-2026-1187" in h
+               for h in done["hold_reasons"])
+    assert case_of(app, txn)["status"] == "decided"
+    # Given once: a second time is refused.
+    again = client.post(f"/v1/cases/{case_id}/second-approval", headers=_second_reviewer(app, "third"), json=second)
+    assert again.status_code == 409
+    # The next order keeps the reviewers' conditions: never a plain release.
+    later = screen(client, crm, _iran(stage="order"))
+    assert later["gate"] == "release_with_conditions", later["hold_reasons"]
+    rows = _decisions(app)
+    assert [(row.outcome, row.second_approval_of) for row in rows] == [
+        ("approve_with_conditions", None), ("approve_with_conditions", rows[0].id)]
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        from hrdd import audit
+        from hrdd.workspace import stats
+        entries = {e["action"]: e for e in audit.entries(conn, subject=case_id)}
+        in_year = stats.decisions_in_year(conn, datetime.now(UTC).year)
+    assert entries["case.decision"]["details"]["awaiting_second_approval"] is True
+    assert entries["case.second_approval"]["details"]["second_approval_of"] == rows[0].id
+    assert in_year == [{"outcome": "approve_with_conditions"}]  # one decision, not two
+
+
+def test_declining_or_asking_for_information_needs_one_reviewer(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    s = screen(client, crm, _iran())
+    case_id = case_of(app, s["transaction_id"])["id"]
+    r = _decide(client, reviewer, case_id, decision="request_information", rationale="Who is the hospital operator?")
+    assert r.status_code == 201 and r.get_json()["second_approval"] is None
+    r = _decide(client, reviewer, case_id, decision="decline", rationale="Comprehensive embargo on Iran")
+    assert r.status_code == 201 and r.get_json()["gate"] == "block"
+    assert case_of(app, s["transaction_id"])["status"] == "decided"
+
+
+def test_a_first_approval_that_no_longer_covers_the_deal_cannot_be_approved_again(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    body = _iran()
+    s = screen(client, crm, body)
+    case_id = case_of(app, s["transaction_id"])["id"]
+    first = _decide(client, reviewer, case_id, decision="approve_with_conditions", rationale="Humanitarian exemption",
+                    safeguards=["cut-off"], licence_reference="OFAC IR-2026-1187").get_json()
+    screen(client, crm, body, items=[*body["items"], INTERCEPTION])
+    assert case_of(app, s["transaction_id"])["status"] == "open"  # open for a new decision
+    r = client.post(f"/v1/cases/{case_id}/second-approval", headers=_second_reviewer(app),
+                    json={"decision_id": first["decision"]["id"], "rationale": "Licence matches the OFAC letter"})
+    assert r.status_code == 409 and "no longer covers" in r.get_json()["message"]
+    assert _gate(client, reviewer, s["transaction_id"]) == "block"
+
+
+def _policy_section(policy: str) -> tuple[int, int]:
+    """Where the shipped policy's reviewer_decisions section starts and ends (before reports:)."""
+    end = policy.index("\nreports:")
+    return (policy.index("reviewer_decisions:") if "reviewer_decisions:" in policy else end + 1), end
+
+
+@pytest.fixture
+def confirmed_match_only(app_config, tmp_path):
+    """A policy whose two-person rule names only a confirmed restricted-party match."""
+    from hrdd.config import load_config
+    policy = open(load_config()["HRDD_POLICY_FILE"], encoding="utf-8").read()
+    start, end = _policy_section(policy)
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy[:start] + "reviewer_decisions:\n  dual_control:\n    red_flags: [{id: RF-4.3, match: confirmed}]\n"
+                    "    engine_decisions: []\n" + policy[end:], encoding="utf-8")
+    app_config["HRDD_POLICY_FILE"] = str(path)
+    return path
+
+
+def test_a_confirmed_restricted_party_match_needs_two_approvers_a_possible_one_does_not(
+        confirmed_match_only, app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    load_party_list(app, b"name,aliases,country\nZephyrine Optical Systems Trading,,AE\n")
+    possible = screen(client, crm, ZEPHYRINE)
+    case_id = case_of(app, possible["transaction_id"])["id"]
+    assert client.get(f"/v1/cases/{case_id}", headers=reviewer).get_json()["dual_control"]["required"] is False
+    assert _decide(client, reviewer, case_id, decision="approve",
+                   rationale="Different company: Dubai trade licence 778812").status_code == 201
+
+    load_party_list(app, b"name,aliases,country\nZephyrine Optical Systems,,AE\n")
+    confirmed = screen(client, crm, ZEPHYRINE, reference={**ZEPHYRINE["reference"], "object_id": "OV-2"})
+    case_id = case_of(app, confirmed["transaction_id"])["id"]
+    r = _decide(client, reviewer, case_id, decision="approve", rationale="BIS licence covers this distributor")
+    assert r.status_code == 422
+    assert "RF-4.3 (critical confirmed match)" in r.get_json()["errors"]["decision"][0]
+    r = _decide(client, reviewer, case_id, decision="approve_with_conditions", rationale="BIS licence covers it",
+                conditions="Shipment only under licence D123456", licence_reference="BIS D123456")
+    assert r.status_code == 201 and r.get_json()["second_approval"]["status"] == "awaiting"
+    assert r.get_json()["gate"] == "block"
+
+
+def test_two_person_approval_can_be_turned_off_and_a_bad_rule_refuses_to_start(app_config, tmp_path, auth_headers):
+    from hrdd.config import load_config
+    from server import create_app
+    policy = open(load_config()["HRDD_POLICY_FILE"], encoding="utf-8").read()
+    start, end = _policy_section(policy)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(policy[:start] + "reviewer_decisions:\n  dual_control:\n    red_flags: [{id: RF-9.9}]\n"
+                   + policy[end:], encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.yaml.*RF-9.9"):
+        create_app({**app_config, "HRDD_POLICY_FILE": str(bad)})
+    off = tmp_path / "off.yaml"
+    off.write_text(policy[:start] + "reviewer_decisions:\n  dual_control: {red_flags: [], engine_decisions: []}\n"
+                   + policy[end:], encoding="utf-8")
+    app = create_app({**app_config, "HRDD_POLICY_FILE": str(off)})
+    try:
+        client = app.test_client()
+        _, crm = app.extensions["hrdd"].store.create_api_key("crm", "crm")
+        _, rev = app.extensions["hrdd"].store.create_api_key("rev", "reviewer")
+        s = screen(client, {"Authorization": f"Bearer {crm}"}, _iran())
+        r = _decide(client, {"Authorization": f"Bearer {rev}"}, case_of(app, s["transaction_id"])["id"],
+                    decision="approve", rationale="Our policy leaves this to one reviewer")
+        assert r.status_code == 201 and r.get_json()["gate"] == "release"
+    finally:
+        app.extensions["hrdd"].store.engine.dispose()
+
+
+def test_the_case_page_takes_a_first_approval_and_another_reviewers_second(app, client, auth_headers):
+    make_user(app)
+    make_user(app, "bob")
+    login(client)
+    s = screen(client, auth_headers("crm"), _iran())
+    case_id = case_of(app, s["transaction_id"])["id"]
+    page = client.get(f"/workspace/cases/{case_id}").get_data(as_text=True)
+    assert 'id="dual-control"' in page and "RF-4.4" in page.split('id="dual-control"')[1][:400]
+    hidden = decision_form(client, case_id)
+    r = client.post(f"/workspace/cases/{case_id}/decision", data={
+        **hidden, "decision": "approve", "rationale": "Humanitarian exemption applies"})
+    assert r.status_code == 422 and "plain approve is not available" in r.get_data(as_text=True)
+    r = client.post(f"/workspace/cases/{case_id}/decision", data={
+        **hidden, "decision": "approve_with_conditions", "rationale": "Humanitarian exemption applies",
+        "conditions": "Hospital access control only", "licence_reference": "OFAC IR-2026-1187"}, follow_redirects=True)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "awaits a second approval by a different reviewer" in page
+    assert 'data-gate="block"' in page and 'id="own-approval"' in page and "submit-second-approval" not in page
+    client.post("/workspace/logout", data={"csrf_token": csrf_from(client, "/workspace/")})
+    login(client, "bob")
+    page = client.get(f"/workspace/cases/{case_id}").get_data(as_text=True)
+    assert "submit-second-approval" in page and "OFAC IR-2026-1187" in page
+    decision_id = re.search(r'name="decision_id" value="([^"]+)"', page).group(1)
+    r = client.post(f"/workspace/cases/{case_id}/second-approval", data={
+        **decision_form(client, case_id), "decision_id": decision_id, "rationale": "short"})
+    assert r.status_code == 422 and "at least 10 characters" in r.get_data(as_text=True)
+    r = client.post(f"/workspace/cases/{case_id}/second-approval", data={
+        **decision_form(client, case_id), "decision_id": decision_id,
+        "rationale": "Licence checked against the OFAC letter"}, follow_redirects=True)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and 'data-gate="release_with_conditions"' in page
+    assert "Approved by user:alice and user:bob" in page
+
+
+# ---- M4: safeguards a decision names must exist ----
+
+def test_a_made_up_safeguard_is_refused_naming_the_accepted_ones(app, client, auth_headers):
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    s = screen(client, crm, fixture("transaction_egypt_biometric.json"))
+    case_id = case_of(app, s["transaction_id"])["id"]
+    r = _decide(client, reviewer, case_id, decision="approve_with_conditions", rationale="Safeguards agreed",
+                safeguards=["totally-made-up", "cut-off"])
+    assert r.status_code == 422
+    message = r.get_json()["errors"]["safeguards"][0]
+    assert "totally-made-up" in message and "cut-off" in message and "tech-intrusion-software" in message
+    assert _decisions(app) == []
+    # A safeguard of the catalogue the screening did not call for may be required.
+    r = _decide(client, reviewer, case_id, decision="approve_with_conditions", rationale="Safeguards agreed",
+                safeguards=["tech-intrusion-software"])
+    assert r.status_code == 201 and r.get_json()["decision"]["safeguards"] == ["tech-intrusion-software"]
+    make_user(app)
+    login(client)
+    r = client.post(f"/workspace/cases/{case_id}/decision", data={
+        **decision_form(client, case_id), "decision": "approve_with_conditions", "rationale": "Safeguards agreed",
+        "safeguards": ["totally-made-up"]})
+    assert r.status_code == 422 and "unknown safeguard id(s): totally-made-up" in r.get_data(as_text=True)
+    assert len(_decisions(app)) == 1

@@ -274,3 +274,45 @@ def test_a_decision_typed_as_the_session_ends_is_sent_after_signing_in_again(liv
     wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Decision recorded"))
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(case_decisions.c.rationale, case_decisions.c.outcome)).one() == (rationale, "decline")
+
+
+def _sign_in(live, browser, wait) -> None:
+    browser.get(live.base_url + "/workspace/login")
+    browser.find_element(By.ID, "name").send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    wait.until(EC.title_contains("Cases"))
+
+
+def test_a_decision_on_a_page_the_deal_has_moved_on_from_is_refused_with_the_text_kept(live, browser):
+    make_user(live)
+    svc = live.extensions["hrdd"]
+    body = fixture("transaction_egypt_biometric.json")
+    shown, _ = svc.screen_and_store(body)
+    wait = WebDriverWait(browser, 10)
+    _sign_in(live, browser, wait)
+    from tests.workspace_helpers import case_of
+    case_id = case_of(live, shown["transaction_id"])["id"]
+    browser.get(live.base_url + f"/workspace/cases/{case_id}")
+    assert browser.find_element(By.ID, "shown-screening").text == shown["id"]
+
+    # The CRM screens the deal again, with an interception gateway, while the page is open.
+    newer, _ = svc.screen_and_store({**body, "items": [*body["items"], {
+        "sku": "CI-9", "name": "LawfulTap Gateway", "capabilities": ["communications_interception"]}]})
+    browser.find_element(By.ID, "dec-approve").click()
+    browser.find_element(By.ID, "rationale").send_keys("Access control at ministry buildings only")
+    _submit_and_wait_for_the_next_page(browser, wait, browser.find_element(By.ID, "submit-decision"))
+    alert = wait.until(EC.presence_of_element_located((By.ID, "screening-changed")))
+    assert "CI-9" in alert.text and "communications_interception" in alert.text and newer["id"] in alert.text
+    assert browser.find_element(By.ID, "rationale").get_attribute("value") == "Access control at ministry buildings only"
+    assert browser.find_element(By.ID, "dec-approve").is_selected()
+    assert browser.find_element(By.ID, "gate").get_attribute("data-gate") == "hold"
+    assert "No decision yet" in browser.find_element(By.ID, "decisions").text
+    assert browser.find_element(By.ID, "shown-screening").text == newer["id"]
+    assert "LawfulTap Gateway" in browser.find_element(By.ID, "transaction").text
+
+    # Reviewed again on what the page shows now, the same decision is recorded on the newer screening.
+    _submit_and_wait_for_the_next_page(browser, wait, browser.find_element(By.ID, "submit-decision"))
+    wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Decision recorded"))
+    assert browser.find_element(By.ID, "gate").get_attribute("data-gate") == "release"
+    assert f"on screening {newer['id']}" in browser.find_element(By.ID, "decisions").text

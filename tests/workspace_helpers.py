@@ -10,6 +10,7 @@ from pathlib import Path
 FIXTURES = Path(__file__).parent / "fixtures"
 PASSWORD = "correct horse battery staple"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+_SHOWN = re.compile(r'name="screening_id" value="([^"]+)"')
 
 
 def fixture(name: str) -> dict:
@@ -30,6 +31,14 @@ def csrf_from(client, path: str) -> str:
     match = _TOKEN.search(page.get_data(as_text=True))
     assert match, f"no CSRF token on {path} ({page.status_code})"
     return match.group(1)
+
+
+def decision_form(client, case_id: str) -> dict:
+    """The hidden fields of a case page's decision form: the CSRF token and the screening the page shows."""
+    page = client.get(f"/workspace/cases/{case_id}").get_data(as_text=True)
+    token, shown = _TOKEN.search(page), _SHOWN.search(page)
+    assert token and shown, f"no decision form on the page of case {case_id}"
+    return {"csrf_token": token.group(1), "screening_id": shown.group(1)}
 
 
 def login(client, name: str = "alice", password: str = PASSWORD):

@@ -7,7 +7,8 @@ import re
 
 from hrdd.workspace.cases import STATUSES
 
-STATUS_CHOICES = {"open": "Undecided", "information_requested": "Information requested", "decided": "Decided",
+STATUS_CHOICES = {"open": "Undecided", "information_requested": "Information requested",
+                  "awaiting_second_approval": "Awaiting a second approval", "decided": "Decided",
                   "all": "All"}
 assert set(STATUS_CHOICES) == {*STATUSES, "all"}
 MAX_AGE_DAYS = 36500

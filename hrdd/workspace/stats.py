@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from hrdd.model import DECISIONS
 from hrdd.store import capabilities_of, capability_ids
@@ -70,13 +70,15 @@ def dashboard(conn, months: int = 12) -> dict:
         for request in conn.execute(select(screenings.c.request)
                                     .where(recent, screenings.c.capabilities.is_(None))).scalars():
             by_capability.update(capability_ids(request))
+    # A two-person approval is one decision: its second approver's row is not counted again.
     outcomes = Counter(dict(conn.execute(select(case_decisions.c.outcome, func.count())
-                                         .where(case_decisions.c.decided_at >= start.isoformat())
+                                         .where(case_decisions.c.decided_at >= start.isoformat(),
+                                                case_decisions.c.second_approval_of.is_(None))
                                          .group_by(case_decisions.c.outcome)).all()))
     now = datetime.now(UTC)
     ages = Counter()
     for (opened_at,) in conn.execute(select(cases.c.opened_at).where(cases.c.status.in_(
-            ("open", "information_requested")))):
+            ("open", "information_requested", "awaiting_second_approval")))):
         days = (now - parse_iso(opened_at)).total_seconds() / 86400
         for limit, label in AGE_BUCKETS:
             if limit is None or days < limit:
@@ -115,11 +117,16 @@ def deals_in_year(conn, year: int) -> list[dict]:
 
 
 def decisions_in_year(conn, year: int) -> list[dict]:
-    """The decision in force at year end for each transaction decided during ``year``."""
+    """The decision in force at year end for each transaction decided during ``year``.
+
+    A first approval still awaiting its second approver at year end is not in force: not counted.
+    """
     rows = conn.execute(select(case_decisions.c.transaction_id, case_decisions.c.outcome,
                                case_decisions.c.decided_at, case_decisions.c.id)
                         .where(case_decisions.c.decided_at >= f"{year}-01-01",
-                               case_decisions.c.decided_at < f"{year + 1}-01-01"))
+                               case_decisions.c.decided_at < f"{year + 1}-01-01",
+                               or_(case_decisions.c.dual_control.is_(None),
+                                   case_decisions.c.second_approval_of.is_not(None))))
     latest: dict[str, tuple] = defaultdict(tuple)
     for row in rows:
         key = (row.decided_at, row.id)

@@ -28,7 +28,7 @@ cases = Table(
     Column("transaction_id", String(64), nullable=False, index=True),
     Column("screening_id", String(64), nullable=False),
     Column("opened_at", String(32), nullable=False, index=True),
-    Column("status", String(30), nullable=False, index=True),  # open | information_requested | decided
+    Column("status", String(30), nullable=False, index=True),  # open | information_requested | awaiting_second_approval | decided
     Column("reason", Text, nullable=False),
     Column("engine_decision", String(30), nullable=False),
     Column("stage", String(20), nullable=False),
@@ -59,6 +59,12 @@ case_decisions = Table(
     Column("decided_by", String(200), nullable=False),
     Column("decided_at", String(32), nullable=False),
     Column("supersedes", String(40), nullable=True),
+    # Two-person approval (0709): why the approval needs a second approver (a JSON list of reasons, null
+    # when one suffices), the licence or authorisation reference recorded with it, and on the second
+    # approver's row the id of the first approval it confirms.
+    Column("licence_reference", Text, nullable=True),
+    Column("dual_control", Text, nullable=True),
+    Column("second_approval_of", String(40), nullable=True),
 )
 
 case_notes = Table(

@@ -83,7 +83,7 @@ def queue():
 def _load_case(case_id: str):
     svc = current_services()
     with svc.store.engine.connect() as conn:
-        case = cases.get_case(conn, case_id)
+        case = cases.get_case(conn, case_id, rules=cases.dual_control_rules(svc.policy))
         if case is None:
             abort(404)
         case["audit"] = audit.entries(conn, subject=case_id, limit=50)
@@ -108,27 +108,71 @@ def case_page(case_id: str):
         gate=gate, reasons=reasons,
         transaction=svc.store.get_transaction(case["transaction_id"]), outcomes=cases.OUTCOME_LABELS,
         marks=marks, uploads=uploads, uploads_total=uploads_total,
-        answer_sources=checklist_record.answer_sources(answers, uploads), min_rationale=cases.MIN_RATIONALE, errors=g.get("form_errors", {}),
-        form=request.form if request.method == "POST" else {})
+        answer_sources=checklist_record.answer_sources(answers, uploads), min_rationale=cases.MIN_RATIONALE,
+        errors=g.get("form_errors", {}),
+        form=request.form if request.method == "POST" else {}, form_kind=g.get("form_kind"),
+        me=actor())
+
+
+def _shown_screening() -> str:
+    """The screening id the posted form displayed; a form without one (a page served before hrdd said
+    which) is refused like a changed screening: the reviewer reviews the page as it is now."""
+    shown = request.form.get("screening_id", "").strip()
+    if not shown:
+        raise cases.CaseError("no screening", {"screening_id": (
+            "This form did not say which screening it showed. Review the case as it is shown now and record "
+            "the decision again.")}, status=409)
+    return shown
 
 
 @bp.route("/cases/<case_id>/decision", methods=["POST"])
 @security.login_required("reviewer")
 def decide(case_id: str):
-    """Record the reviewer's decision (approve, approve with conditions, decline, request information)."""
+    """Record the reviewer's decision (approve, approve with conditions, decline, request information).
+
+    The form carries the id of the screening the page showed: a deal screened again since then with other
+    facts or flags refuses the decision (409), showing the page as it is now with the reviewer's text kept.
+    """
     svc, case, latest = _load_case(case_id)
     if latest is None:
         abort(409)
     try:
+        shown = _shown_screening()
         with svc.changing_gates([case["transaction_id"]],
                                 cause=cases.decision_cause(case_id, request.form.get("decision"))) as conn:
-            cases.decide(conn, case_id, outcome=request.form.get("decision", ""),
-                         rationale=request.form.get("rationale", ""), conditions=request.form.get("conditions", ""),
-                         safeguards=request.form.getlist("safeguards"), actor=actor(), screening=latest)
+            decision = cases.decide(
+                conn, case_id, outcome=request.form.get("decision", ""), rationale=request.form.get("rationale", ""),
+                conditions=request.form.get("conditions", ""), safeguards=request.form.getlist("safeguards"),
+                licence_reference=request.form.get("licence_reference", ""), actor=actor(), screening_id=shown,
+                rules=cases.dual_control_rules(svc.policy), catalogue=svc.safeguard_catalogue())
     except cases.CaseError as exc:
-        g.form_errors = exc.errors
-        return case_page(case_id), 422
-    flash("Decision recorded.")
+        g.form_errors, g.form_kind = exc.errors, "decision"
+        return case_page(case_id), exc.status
+    if cases.awaiting_second_approval(decision):
+        flash("First approval recorded: it awaits a second approval by a different reviewer, and the gate stays "
+              "held until then.")
+    else:
+        flash("Decision recorded.")
+    return redirect(url_for("workspace.case_page", case_id=case_id))
+
+
+@bp.route("/cases/<case_id>/second-approval", methods=["POST"])
+@security.login_required("reviewer")
+def second_approval(case_id: str):
+    """Give the second approval that a first approval under dual control awaits (a different reviewer)."""
+    svc, case, latest = _load_case(case_id)
+    if latest is None:
+        abort(409)
+    try:
+        shown = _shown_screening()
+        with svc.changing_gates([case["transaction_id"]],
+                                cause=cases.decision_cause(case_id, "second_approval")) as conn:
+            cases.second_approve(conn, case_id, decision_id=request.form.get("decision_id", ""),
+                                 rationale=request.form.get("rationale", ""), actor=actor(), screening_id=shown)
+    except cases.CaseError as exc:
+        g.form_errors, g.form_kind = exc.errors, "second_approval"
+        return case_page(case_id), exc.status
+    flash("Second approval recorded: the approval is in force.")
     return redirect(url_for("workspace.case_page", case_id=case_id))
 
 
@@ -219,10 +263,20 @@ queue.openapi = {"parameters": [
     oa.query("country", {"type": "string"}), oa.query("capability", {"type": "string"}),
     oa.query("age", {"type": "number"}), oa.query("page", {"type": "integer"})], "responses": _PAGE}
 case_page.openapi = {"responses": _PAGE}
+_POSTED_DECISION = {**_POSTED, "409": oa.html_page("The deal was screened again since the page was shown and "
+                                                   "differs (or the form named no screening): the page as it is now, "
+                                                   "saying what changed, with the form's text kept"),
+                    "403": oa.html_page("Not allowed (a second approval by the first approver: the page says so)")}
 decide.openapi = {"requestBody": oa.form_body({
     "decision": {"type": "string", "enum": list(cases.OUTCOMES)}, "rationale": {"type": "string"},
-    "conditions": {"type": "string"}, "safeguards": {"type": "array", "items": {"type": "string"}}},
-    ("decision", "rationale")), "responses": _POSTED}
+    "conditions": {"type": "string"}, "safeguards": {"type": "array", "items": {"type": "string"}},
+    "licence_reference": {"type": "string", "maxLength": cases.MAX_LICENCE_REFERENCE},
+    "screening_id": {"type": "string", "description": "The screening the page showed"}},
+    ("decision", "rationale", "screening_id")), "responses": _POSTED_DECISION}
+second_approval.openapi = {"requestBody": oa.form_body({
+    "decision_id": {"type": "string"}, "rationale": {"type": "string"},
+    "screening_id": {"type": "string", "description": "The screening the page showed"}},
+    ("decision_id", "rationale", "screening_id")), "responses": _POSTED_DECISION}
 false_positive.openapi = {"requestBody": oa.form_body({
     "match": {"type": "integer"}, "reason": {"type": "string"}, "expires": {"type": "string", "format": "date"}},
     ("match", "reason")), "responses": _POSTED}

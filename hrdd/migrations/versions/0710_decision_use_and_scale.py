@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0710_decision_use_and_scale"
-down_revision = "0708_grievance_closed_at"
+down_revision = "0709_decision_second_approval"
 branch_labels = None
 depends_on = None
 
