@@ -241,10 +241,11 @@ def _hidden_fields(page: str) -> list[tuple[str, str]]:
 
 def test_a_decision_typed_while_the_session_expired_comes_back_after_signing_in(app, client, auth_headers):
     case_id, _cookie, token = _case_with_session(app, client, auth_headers)
+    shown = decision_form(client, case_id)["screening_id"]
     rationale = "Ministry's legal office agreed to the audit clause & <quarterly> reports.\nSee the note."
     _last_use(app, 9)  # the reviewer took a long time to write it
     sent = client.post(f"/workspace/cases/{case_id}/decision", headers={"Referer": f"http://localhost/workspace/cases/{case_id}"},
-                       data={"csrf_token": token, "decision": "approve", "rationale": rationale})
+                       data={"csrf_token": token, "screening_id": shown, "decision": "approve", "rationale": rationale})
     page = sent.get_data(as_text=True)
     assert sent.status_code == 401
     assert "sign in again" in page and "Form expired" not in page and "nothing was saved" in page

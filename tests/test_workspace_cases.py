@@ -503,7 +503,7 @@ def test_the_queue_names_a_filter_value_it_does_not_accept_and_shows_the_list_wi
     make_user(app)
     login(client)
     for query, named, accepted in (
-            ("status=bogus", "Status &#39;bogus&#39; is not accepted", "accepted: open, information_requested, decided, all"),
+            ("status=bogus", "Status &#39;bogus&#39; is not accepted", "accepted: open, information_requested, awaiting_second_approval, decided, all"),
             ("age=abc", "Older than &#39;abc&#39; days is not accepted", "from 0 to 36500"),
             ("age=-5", "Older than &#39;-5&#39; days is not accepted", "from 0 to 36500"),
             ("country=Egypt", "Country &#39;Egypt&#39; is not accepted", "two-letter ISO code"),
@@ -884,6 +884,7 @@ def confirmed_match_only(app_config, tmp_path):
     return path
 
 
+@pytest.mark.no_shipped_list
 def test_a_confirmed_restricted_party_match_needs_two_approvers_a_possible_one_does_not(
         confirmed_match_only, app, client, auth_headers):
     crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
