@@ -179,7 +179,8 @@ def test_a_database_error_at_start_up_is_one_line_naming_it(env, tmp_path):
     else:
         # A store hrdd cannot write to: start-up records in the audit trail.
         assert run(env, "db", "upgrade").exit_code == 0
-        url, reason = url + "%20-cdefault_transaction_read_only%3Don", "accepts writes."
+        sep = "%20" if "options=" in url else ("&options=" if "?" in url else "?options=")
+        url, reason = url + sep + "-cdefault_transaction_read_only%3Don", "accepts writes."
     result = CliRunner().invoke(cli, ["keys", "list"], env={"HRDD_DATABASE_URL": url})
     assert result.exit_code == 1 and result.exc_info[0] is SystemExit
     assert len(result.output.strip().splitlines()) == 1
