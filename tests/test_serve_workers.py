@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import socket
@@ -314,37 +313,49 @@ def test_workers_option_is_refused_where_fork_is_missing(monkeypatch):
 
 # ---- the SQLite write lock across processes ----
 
-def _increment(store, times: int) -> None:
-    # What `hrdd serve` does in each worker: never use a connection opened before the fork.
-    store.engine.dispose(close=False)
-    for _ in range(times):
-        with store.begin() as conn:
-            value = conn.exec_driver_sql("SELECT value FROM counter").scalar_one()
-            time.sleep(0)  # let the other process in between the read and the write, if the lock allows it
-            conn.exec_driver_sql("UPDATE counter SET value = ?", (value + 1,))
-
-
-def test_store_writes_are_serialised_across_processes(tmp_path):
+_FORKING_PARENT = textwrap.dedent("""
+    import multiprocessing, sys, time
+    from pathlib import Path
     from hrdd.store import Store
-    database = tmp_path / "counter.sqlite3"
-    store = Store(f"sqlite:///{database}")
-    try:
+
+    def increment(store, times):
+        # What `hrdd serve` does in each worker: never use a connection opened before the fork.
+        store.engine.dispose(close=False)
+        for _ in range(times):
+            with store.begin() as conn:
+                value = conn.exec_driver_sql("SELECT value FROM counter").scalar_one()
+                time.sleep(0)  # let the other process in between the read and the write, if the lock allows it
+                conn.exec_driver_sql("UPDATE counter SET value = ?", (value + 1,))
+
+    if __name__ == "__main__":
+        database = sys.argv[1]
+        store = Store(f"sqlite:///{database}")
         # The parent takes the lock first, so the children inherit its open lock file and must not share it.
         with store.begin() as conn:
             conn.exec_driver_sql("CREATE TABLE counter (value INTEGER NOT NULL)")
             conn.exec_driver_sql("INSERT INTO counter VALUES (0)")
         fork = multiprocessing.get_context("fork")
-        workers = [fork.Process(target=_increment, args=(store, 200)) for _ in range(2)]
+        workers = [fork.Process(target=increment, args=(store, 200)) for _ in range(2)]
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join(60)
-        assert [w.exitcode for w in workers] == [0, 0]
         with store.engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT value FROM counter").scalar_one() == 400
-        assert Path(f"{database}.lock").exists()
-    finally:
-        store.engine.dispose()
+            print([w.exitcode for w in workers], conn.exec_driver_sql("SELECT value FROM counter").scalar_one())
+""")
+
+
+def test_store_writes_are_serialised_across_processes(tmp_path):
+    # Forked from a process of its own, as `hrdd serve` forks its workers: the test process carries other
+    # tests' threads, and a lock one of them held at the fork would stay held in the children.
+    script = tmp_path / "forking_parent.py"
+    script.write_text(_FORKING_PARENT, encoding="utf-8")
+    database = tmp_path / "counter.sqlite3"
+    done = subprocess.run([sys.executable, str(script), str(database)], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[0,", "0]", "400"], done.stdout
+    assert Path(f"{database}.lock").exists()
 
 
 def test_threads_default_to_few_on_sqlite_and_more_on_a_server_database(tmp_path):

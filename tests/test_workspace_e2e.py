@@ -21,6 +21,7 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
     pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
                 allow_module_level=True)
 
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -116,9 +117,19 @@ def _submit_and_wait_for_the_next_page(browser, wait, button) -> None:
     straight away could read the old page while Chromium replaced it ("Node with given id does not belong
     to the document").
     """
-    old = browser.find_element(By.TAG_NAME, "html")
+    # A mark on the old document's window: the next document starts without it. (Selenium's staleness_of
+    # can itself fail with that inspector error when it asks about the element mid-navigation.)
+    browser.execute_script("window.__hrddOldPage = true")
     button.click()
-    wait.until(EC.staleness_of(old))
+
+    def next_page_loaded(driver) -> bool:
+        try:
+            return driver.execute_script(
+                "return !window.__hrddOldPage && document.readyState === 'complete'")
+        except WebDriverException:  # the page is being replaced: ask again
+            return False
+
+    wait.until(next_page_loaded)
 
 
 def test_reviewer_marks_a_false_positive_approves_with_conditions_and_the_gate_changes(live, browser):
