@@ -765,14 +765,19 @@ def cli_runner(app):
     return cli, CliRunner()
 
 
+def _rider_command(screening_id: str, out) -> list[str]:
+    """`hrdd rider SCREENING -o OUT` with every rider option given on the command line."""
+    args = ["rider", screening_id, "-o", str(out)]
+    for name, value in OPTIONS.items():
+        args += [f"--{name.replace('_', '-')}", value]
+    return args
+
+
 def test_cli_rider_and_clauses_check(app, client, auth_headers, tmp_path):
     body = stored_screening(client, auth_headers)
     cli, runner = cli_runner(app)
     out = tmp_path / "rider.docx"
-    args = ["rider", body["id"], "-o", str(out)]
-    for name, value in OPTIONS.items():
-        args += [f"--{name.replace('_', '-')}", value]
-    result = runner.invoke(cli, args, obj=_script_info(app))
+    result = runner.invoke(cli, _rider_command(body["id"], out), obj=_script_info(app))
     assert result.exit_code == 0, result.output
     assert Document(str(out)).paragraphs[0].text == "Human Rights and End-Use Rider"
     result = runner.invoke(cli, ["rider", body["id"], "-o", str(out)], obj=_script_info(app))
@@ -1009,10 +1014,7 @@ def test_the_cli_rider_carries_the_reviewers_conditions_too(app, client, auth_he
             rationale="Access control at ministry buildings only", safeguards=["training"])
     cli, runner = cli_runner(app)
     out = tmp_path / "rider.docx"
-    args = ["rider", body["id"], "-o", str(out)]
-    for name, value in OPTIONS.items():
-        args += [f"--{name.replace('_', '-')}", value]
-    result = runner.invoke(cli, args, obj=_script_info(app))
+    result = runner.invoke(cli, _rider_command(body["id"], out), obj=_script_info(app))
     assert result.exit_code == 0, result.output
     text = all_text(Document(str(out)))
     assert "The conditions of the approval are: those stated as safeguards below" in text
