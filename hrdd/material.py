@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+import weakref
 from dataclasses import dataclass
 
 from hrdd.model import quantity_text
@@ -36,7 +37,20 @@ DEFAULT_RULES = Rules()
 
 def rules_of(policy: Policy | None) -> Rules:
     """The policy's rules, the defaults standing in for an absent section or key; PolicyError for a bad value."""
-    section = policy.data.get(SECTION) if policy is not None else None
+    if policy is None:
+        return DEFAULT_RULES
+    # A loaded policy does not change (a new file is a new Policy), and the gate asks on every screening.
+    cached = _RULES.get(policy)
+    if cached is None:
+        cached = _RULES[policy] = _read_rules(policy)
+    return cached
+
+
+_RULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _read_rules(policy: Policy) -> Rules:
+    section = policy.data.get(SECTION)
     if section is None:
         return DEFAULT_RULES
     where = f"policy file {policy.path}: {SECTION}"

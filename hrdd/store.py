@@ -25,17 +25,14 @@ from hrdd.tables import api_keys, screenings, transactions
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ROLES = ("crm", "contracts", "export", "reviewer", "admin")
 KEY_CACHE_SECONDS = 10.0
+_ULID_SHIFTS = tuple(range(125, -1, -5))  # 26 base-32 digits, most significant first
 MIGRATION_LOCK = 0x68726464  # "hrdd": the advisory lock key held while migrating
 
 
 def new_id(prefix: str) -> str:
     """A time-ordered unique id (ULID layout: 48-bit milliseconds + 80 random bits), e.g. scr_01J…."""
     value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return f"{prefix}_{''.join(reversed(chars))}"
+    return f"{prefix}_{''.join([_CROCKFORD[(value >> shift) & 31] for shift in _ULID_SHIFTS])}"
 
 
 def utcnow() -> datetime:

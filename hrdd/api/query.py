@@ -46,6 +46,8 @@ def _named(names: Iterable[str]) -> list[str]:
 def _problem(accepted: tuple[str, ...] | None) -> ApiError | None:
     """The 400 for an unknown argument (unless ``accepted`` is None: any name) or for an accepted one given
     twice (which value would count is a guess); None when the query is fine."""
+    if not request.query_string:
+        return None  # the usual case: nothing to check, and parsing the arguments costs on every request
     unknown = unknown_args(accepted) if accepted is not None else []
     if unknown:
         return unknown_args_error(unknown, accepted)
