@@ -551,10 +551,15 @@ WITHHELD_TITLE = "A concern about the End-User is under review"
 WITHHELD_EVIDENCE = "A report concerning the End-User is under review by the Seller."
 
 
-def flag_rows(document) -> dict[str, list[str]]:
-    """Schedule 1's red-flag rows by flag id: the cells as the Buyer reads them."""
-    return {row.cells[0].text: [c.text for c in row.cells] for t in document.tables for row in t.rows
-            if row.cells[0].text.startswith("RF-")}
+FINDING = "Finding and evidence"
+
+
+def flag_rows(document) -> dict[str, dict[str, str]]:
+    """Schedule 1's red-flag rows by flag id: each cell as the Buyer reads it, under its column's heading."""
+    table = next(t for t in document.tables if any(r.cells[0].text.startswith("RF-") for r in t.rows))
+    headings = [c.text for c in table.rows[0].cells]
+    return {row.cells[0].text: dict(zip(headings, (c.text for c in row.cells), strict=True))
+            for row in table.rows[1:]}
 
 
 def test_the_rider_never_identifies_a_grievance_about_the_end_user(client, auth_headers):
@@ -578,7 +583,7 @@ def test_the_rider_never_identifies_a_grievance_about_the_end_user(client, auth_
     assert response.status_code == 200
     document = Document(io.BytesIO(response.data))
     row = flag_rows(document)["RF-7.1"]
-    assert row[3] == f"{WITHHELD_TITLE}\n{WITHHELD_EVIDENCE}"
+    assert row[FINDING] == f"{WITHHELD_TITLE}\n{WITHHELD_EVIDENCE}"
     text = all_text(document)
     for leak in (*gids, *(g.removeprefix("grv_") for g in gids), "status investigating", "grievance(s)", "received 2"):
         assert leak not in text, leak
@@ -600,11 +605,11 @@ def test_a_library_without_withheld_wording_still_withholds_rf71(library, tmp_pa
         document, _ = build_document(s, OPTIONS, lib)
         row = flag_rows(document)["RF-7.1"]
         assert "grv_" not in all_text(document) and "status investigating" not in all_text(document)
-        assert "under review" in row[3] and "credible" not in row[3]
+        assert "under review" in row[FINDING] and "credible" not in row[FINDING]
     other = next(f for f in s["red_flags"] if f["id"] != "RF-7.1")
     assert "Freedom in the World 2025 status NF (total 18/100)" in other["evidence"]
     assert "Freedom in the World 2025 status NF (total 18/100)" in flag_rows(
-        build_document(s, OPTIONS, library)[0])[other["id"]][3]
+        build_document(s, OPTIONS, library)[0])[other["id"]][FINDING]
 
 
 # -- what the Buyer receives -------------------------------------------------------------------------------
@@ -641,12 +646,16 @@ def test_schedule_1_states_the_findings_not_the_sellers_internal_assessment(clie
     rows = flag_rows(document)
     titles = {f["id"]: f["title"] for f in stored["red_flags"]}
     for flag_id in ("RF-1.2", "RF-2.1", "RF-3.1", "RF-3.2"):
-        assert rows[flag_id][3].startswith(titles[flag_id])  # the flag's own title, as screened
+        assert rows[flag_id][FINDING].startswith(titles[flag_id])  # the flag's own title, as screened
     # The public-source figures behind the findings stay, in full.
-    assert "to Egypt: Freedom in the World 2025: Not Free, 18/100; Political Terror Scale 2023: 4" in rows["RF-1.2"][3]
-    assert rows["RF-3.1"][3].endswith("freedom of expression and associational rights (D+E) 4/28.")
+    assert "to Egypt: Freedom in the World 2025: Not Free, 18/100; Political Terror Scale 2023: 4" in rows["RF-1.2"][FINDING]
+    assert rows["RF-3.1"][FINDING].endswith("freedom of expression and associational rights (D+E) 4/28.")
     # A checklist answer is stated in the words of rider.yaml's findings.restated.
-    assert "the End-User has supplied surveillance products to governments that abuse human rights" in rows["RF-2.2"][3]
+    assert "the End-User has supplied surveillance products to governments that abuse human rights" in rows["RF-2.2"][FINDING]
+    # The Seller's rating of each flag is internal too: no severity column, no severity in any cell.
+    assert all(list(row) == ["Red flag", "Step", FINDING, "Source"] for row in rows.values()), rows
+    severities = {f["severity"] for f in stored["red_flags"]}
+    assert not any(cell in severities for row in rows.values() for cell in row.values())
 
 
 def test_the_document_properties_say_what_the_file_is_not_the_decision(client, auth_headers):
@@ -686,6 +695,33 @@ def test_what_schedule_1_shows_is_clause_data(library, tmp_path):
     frame.write_text(text.replace("summary_rows: [risk,", "summary_rows: [mood,"), encoding="utf-8")
     with pytest.raises(ClauseLibraryError, match="findings.summary_rows must list"):
         load_library(clauses, strict=True)
+
+
+def test_the_red_flag_columns_schedule_1_prints_are_clause_data(library, tmp_path):
+    """An internal copy may add the severity column; a library written with five headings keeps all five."""
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    frame = clauses / "rider.yaml"
+    text = frame.read_text(encoding="utf-8")
+    assert "    step: Step\n" in text
+    s = screening("escalated_eg")
+    severity_of = {f["id"]: f["severity"] for f in s["red_flags"]}
+    frame.write_text(text.replace("    step: Step\n", "    step: Step\n    severity: Internal rating\n"), encoding="utf-8")
+    rows = flag_rows(build_document(s, OPTIONS, load_library(clauses, strict=True))[0])
+    assert {flag_id: row["Internal rating"] for flag_id, row in rows.items()} == severity_of
+    assert list(rows["RF-1.2"]) == ["Red flag", "Step", "Internal rating", FINDING, "Source"]
+    start, end = text.index("  flag_columns:\n"), text.index("    source: Source\n") + len("    source: Source\n")
+    older = text[:start] + "  flag_columns: [Flag, Step, Severity, Finding, Source]\n" + text[end:]
+    frame.write_text(older, encoding="utf-8")
+    rows = flag_rows(build_document(s, OPTIONS, load_library(clauses, strict=True))[0])
+    assert list(rows["RF-1.2"]) == ["Flag", "Step", "Severity", "Finding", "Source"]
+    assert rows["RF-1.2"]["Severity"] == severity_of["RF-1.2"]
+    for bad, message in (("    score: Score\n", "unknown: score"), ("", "missing: finding")):
+        edited = text.replace("    finding: Finding and evidence\n", bad) if not bad \
+            else text.replace("    step: Step\n", "    step: Step\n" + bad)
+        frame.write_text(edited, encoding="utf-8")
+        with pytest.raises(ClauseLibraryError, match=f"findings.flag_columns must map the columns.*{message}"):
+            load_library(clauses, strict=True)
     frame.write_text(text.replace("  evidence_omit:\n", "  evidence_omit:\n    - '(unclosed'\n"), encoding="utf-8")
     with pytest.raises(ClauseLibraryError, match=r"rider.yaml: findings.evidence_omit entry 1 \('\(unclosed'\)"):
         load_library(clauses, strict=True)

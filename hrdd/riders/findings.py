@@ -11,7 +11,8 @@ from hrdd.riders.variables import SCREENING_VALUES, clean_text, country_name, pa
 NONE = "—"
 # Column widths in twentieths of a point (567 = 1 cm).
 SUMMARY_WIDTHS = (2835, 6237)
-FLAG_WIDTHS = (964, 624, 964, 4536, 1984)
+# Each column's share of the red-flag table's width (twips when all five are printed: 9,072 in all).
+FLAG_WIDTHS = {"flag": 964, "step": 624, "severity": 964, "finding": 4536, "source": 1984}
 
 
 def _humanise(value: str | None) -> str:
@@ -97,15 +98,23 @@ def write_findings(writer, heading) -> None:
     if not flags:
         writer.para("Normal", frame.texts["findings.no_flags"])
         return
-    rows = [[[[(title, True)]] for title in frame.flag_columns]]
+    keys = [key for key, _ in frame.flag_columns]
+    rows = [[[[(heading, True)]] for _, heading in frame.flag_columns]]
     for flag in flags:
         title, evidence = _buyer_facing(flag, frame)
-        rows.append([
-            [[(clean_text(flag.get("id") or ""), True)]],
-            [[(clean_text(flag.get("step", "")), False)]],
-            [[(_humanise(flag.get("severity")), False)]],
-            [[(title, True)], [(evidence, False)]],
-            [[(clean_text(flag.get("source") or NONE), False)]],
-        ])
-    writer.add_block(ooxml.table(rows, FLAG_WIDTHS, style_id, header=True, size_half_points=18,
+        cells = {
+            "flag": [[(clean_text(flag.get("id") or ""), True)]],
+            "step": [[(clean_text(flag.get("step", "")), False)]],
+            "severity": [[(_humanise(flag.get("severity")), False)]],
+            "finding": [[(title, True)], [(evidence, False)]],
+            "source": [[(clean_text(flag.get("source") or NONE), False)]],
+        }
+        rows.append([cells[key] for key in keys])
+    writer.add_block(ooxml.table(rows, _widths(keys), style_id, header=True, size_half_points=18,
                                  space_after_twips=40))
+
+
+def _widths(keys: list[str]) -> tuple[int, ...]:
+    """The printed columns' widths, stretched to the full table width when some are left out."""
+    full, shares = sum(FLAG_WIDTHS.values()), [FLAG_WIDTHS[key] for key in keys]
+    return tuple(round(share * full / sum(shares)) for share in shares)

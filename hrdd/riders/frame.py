@@ -24,7 +24,10 @@ SUMMARY_KEYS = ("screening", "date", "stage", "decision", "risk", "end_user", "p
 # the Seller's internal assessment (outcome and its advice, risk score, ruleset and data versions).
 DEFAULT_SUMMARY_ROWS = ("screening", "date", "stage", "end_user", "parties", "countries", "products",
                         "intended_use")
-FLAG_COLUMNS = 5
+# Schedule 1's red-flag table: the columns a library may print, and the five headings of a library written
+# before it could choose them (a plain list, read in this order).
+FLAG_COLUMN_KEYS = ("flag", "step", "severity", "finding", "source")
+REQUIRED_FLAG_COLUMNS = ("flag", "finding")
 DEFAULT_PARTIES_LABEL = "Disclosed Parties (role, country)"
 # The Buyer signs the rider, and a grievance may be about the Buyer's own agency: RF-7.1's evidence names
 # reports (references that encode when they were made, dates, status, counts), so Schedule 1 never quotes
@@ -42,7 +45,7 @@ class Frame:
     texts: dict[str, tuple[Token, ...]]
     labels: dict[str, str]
     summary_labels: dict[str, str]
-    flag_columns: tuple[str, ...]
+    flag_columns: tuple[tuple[str, str], ...]  # (column key, heading), in print order
     decision_labels: dict[str, str]
     signature_lines: tuple[str, ...]
     # Flag id -> (title, evidence) printed in Schedule 1 instead of the screening's own (withheld, restated).
@@ -126,9 +129,8 @@ def parse_frame(raw: Any) -> tuple[Frame | None, list[str]]:
     elif not isinstance(decisions, dict) or set(decisions) != set(DECISIONS):
         problems.append(f"findings.decision_labels must give exactly these keys: {', '.join(DECISIONS)}")
         decisions = {}
-    columns = _get(raw, "findings.flag_columns")
-    if not _string_list(columns, FLAG_COLUMNS):
-        problems.append(f"findings.flag_columns must list {FLAG_COLUMNS} column headings")
+    columns, messages = _parse_flag_columns(_get(raw, "findings.flag_columns"))
+    problems.extend(messages)
     withheld, messages = _parse_withheld(_get(raw, "findings.withheld"), "findings.withheld")
     problems.extend(messages)
     restated, messages = _parse_withheld(_get(raw, "findings.restated"), "findings.restated", defaults={})
@@ -146,10 +148,27 @@ def parse_frame(raw: Any) -> tuple[Frame | None, list[str]]:
         return None, problems
     return Frame(
         version=str(raw["version"]), texts=texts, labels=labels,
-        summary_labels={k: str(v) for k, v in summary.items()}, flag_columns=tuple(columns),
+        summary_labels={k: str(v) for k, v in summary.items()}, flag_columns=columns,
         decision_labels={k: str(v) for k, v in decisions.items()}, signature_lines=tuple(lines),
         withheld={**restated, **withheld}, summary_rows=tuple(rows), evidence_omit=omit,
     ), []
+
+
+def _parse_flag_columns(raw: Any) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+    """``findings.flag_columns``: column key -> heading, in print order (or an older library's five headings)."""
+    if _string_list(raw, len(FLAG_COLUMN_KEYS)):
+        return tuple(zip(FLAG_COLUMN_KEYS, (h.strip() for h in raw), strict=True)), []
+    expected = (f"findings.flag_columns must map the columns to print, in order, to their headings; columns: "
+                f"{', '.join(FLAG_COLUMN_KEYS)} ({' and '.join(REQUIRED_FLAG_COLUMNS)} required)")
+    if not isinstance(raw, dict) or not raw:
+        return (), [expected]
+    unknown = sorted(map(str, set(raw) - set(FLAG_COLUMN_KEYS)))
+    missing = [k for k in REQUIRED_FLAG_COLUMNS if k not in raw]
+    blank = sorted(str(k) for k, v in raw.items() if not isinstance(v, str) or not v.strip())
+    problems = ([f"{expected}; unknown: {', '.join(unknown)}"] if unknown else []) \
+        + ([f"{expected}; missing: {', '.join(missing)}"] if missing else []) \
+        + [f"findings.flag_columns.{k} must be a non-empty heading" for k in blank]
+    return (() if problems else tuple((k, v.strip()) for k, v in raw.items())), problems
 
 
 def _parse_withheld(raw: Any, path: str, defaults: dict | None = None) -> tuple[dict[str, tuple[str, str]], list[str]]:
