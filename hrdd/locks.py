@@ -46,6 +46,12 @@ class FileWriteLock:
 
     __enter__ = acquire
 
+    def close(self) -> None:
+        """Close the lock file (after the last use: a later acquisition opens it again)."""
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = self._pid = None
+
     def __exit__(self, *exc) -> None:
         self.release()
 

@@ -235,6 +235,13 @@ class Store:
         """A write transaction under the write lock; inside a ``read_scope``, on its connection (reads see it)."""
         return self._writing()
 
+    def close(self) -> None:
+        """Close the pooled connections and the write lock's file (a process that opens many stores)."""
+        self.engine.dispose()
+        close_lock = getattr(self.write_lock, "close", None)
+        if close_lock:
+            close_lock()
+
     @contextmanager
     def reading(self):
         """A connection for reads: the enclosing ``read_scope``'s if there is one, else a new one."""

@@ -82,7 +82,7 @@ def app(app_config, request):
         run_stores().start_from_template(app_config["HRDD_DATABASE_URL"], shipped_list)
     application = create_app(app_config)
     yield application
-    application.extensions["hrdd"].store.engine.dispose()
+    application.extensions["hrdd"].store.close()
 
 
 @pytest.fixture

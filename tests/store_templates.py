@@ -26,7 +26,7 @@ def _prepare(url: str, shipped_list: bool) -> None:
     if shipped_list:
         service.ensure_default_list(store, DEFAULT_DATA_DIR)
         service.invalidate(store)
-    store.engine.dispose()
+    store.close()
 
 
 def uses_shipped_data(app_config: dict) -> bool:
