@@ -34,6 +34,19 @@ def netsuite_transaction():
     return body
 
 
+def verify_writeback(request, secret: bytes, max_age: int = 300) -> bool:
+    """What a RESTlet does (docs/integrations/generic.md): check the signed timestamp, then the signature."""
+    import hashlib
+    import hmac
+    import time
+
+    stamp = request["headers"].get("x-hrdd-timestamp", "")
+    if not stamp.isdigit() or abs(time.time() - int(stamp)) > max_age:
+        return False
+    expected = hmac.new(secret, stamp.encode() + b"." + request["body"], hashlib.sha256).hexdigest()
+    return hmac.compare_digest(request["headers"].get("x-hrdd-signature", ""), f"sha256={expected}")
+
+
 def deliver(app, moment=None):
     from hrdd.adapters import outbox
     from hrdd.adapters.config import settings_for
@@ -102,11 +115,7 @@ def test_crm_outage_is_retried_with_back_off_and_nothing_is_lost(app, client, au
     assert body["reference"] == {"system": "netsuite", "object_type": "estimate", "object_id": "1187"}
     assert body["gate"] == "hold" and body["decision"] == "escalate" and body["screening_id"] == r.json["id"]
     assert "RF-" in body["red_flags"]
-    import hashlib
-    import hmac
-
-    expected = hmac.new(b"wb-secret", request["body"], hashlib.sha256).hexdigest()
-    assert request["headers"]["x-hrdd-signature"] == f"sha256={expected}"
+    assert verify_writeback(request, b"wb-secret")
     assert request["headers"]["authorization"] == "NLAuth nlauth_account=123"
     assert "nlauth" not in json.dumps(delivered["sent"]).lower()
 
@@ -151,3 +160,20 @@ def test_commands_are_registered_on_the_hrdd_group():
 
     make_plugin_manager().hook.hrdd_register_commands(cli=cli)
     assert {"worker", "outbox"} <= set(cli.commands)
+
+
+def test_a_signed_write_back_replayed_later_is_refused_by_the_receiver(app, client, auth_headers, fake_crm,
+                                                                       monkeypatch):
+    # A captured "release" replayed an hour later must not verify, or it could overwrite a newer hold.
+    import time
+
+    client.post("/v1/screenings", json=netsuite_transaction(), headers=auth_headers("crm"))
+    assert deliver(app) == {"delivered": 1, "retrying": 0, "failed": 0}
+    captured = fake_crm.requests[-1]
+    assert verify_writeback(captured, b"wb-secret")
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    assert not verify_writeback(captured, b"wb-secret")
+    # Nor can the timestamp be refreshed without the secret: it is signed with the body.
+    replayed = {**captured, "headers": {**captured["headers"], "x-hrdd-timestamp": str(int(time.time()))}}
+    assert not verify_writeback(replayed, b"wb-secret")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -286,7 +287,7 @@ def send(services, settings: dict, row, *, timeout: float) -> dict[str, Any]:
         headers[name] = reveal(value)
     payload = json.dumps(body).encode()
     if config.get("signing_secret"):
-        headers["X-HRDD-Signature"] = "sha256=" + signatures.hmac_sha256_hex(config["signing_secret"], payload)
+        headers.update(signed_headers(config["signing_secret"], payload))
     method = str(config.get("method") or DEFAULT_METHOD.get(config.get("kind", row.system), "PATCH")).upper()
     if config.get("csrf"):
         headers.update(_sap_csrf(url, headers, timeout, setting))
@@ -297,6 +298,17 @@ def send(services, settings: dict, row, *, timeout: float) -> dict[str, Any]:
         raise HttpError(f"{method} {shown_url(url)} answered a JSON-RPC error: {message}", answer.status)
     return {"method": method, "url": shown_url(url), "status": answer.status,
             "gate": state["gate"], "body": render(template, state, config, mask=True), "at": iso(now())}
+
+
+def signed_headers(secret, payload: bytes, stamp: int | None = None) -> dict[str, str]:
+    """``X-HRDD-Timestamp`` and ``X-HRDD-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">``.
+
+    The same scheme as the generic adapter's inbound signature. The timestamp is signed with the body, so
+    the receiver can refuse a write-back captured and replayed later (an old "release" over a newer hold).
+    """
+    stamp_text = str(int(time.time()) if stamp is None else stamp)
+    mac = signatures.hmac_sha256_hex(secret, stamp_text.encode() + b"." + payload)
+    return {"X-HRDD-Timestamp": stamp_text, "X-HRDD-Signature": f"sha256={mac}"}
 
 
 def _sap_csrf(url: str, headers: dict[str, str], timeout: float, setting: str) -> dict[str, str]:
