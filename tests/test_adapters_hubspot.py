@@ -65,7 +65,7 @@ def test_batch_is_recorded_at_once_then_the_worker_enriches_and_screens(app, cli
 
         with app.app_context():
             counts = worker_pass(app)
-        assert counts["events"] == {"screened": 1, "pending": 1, "invalid": 0, "stale": 0}
+        assert counts["events"] == {"screened": 1, "pending": 1, "invalid": 0, "stale": 0, "failed": 0}
         get = fake.requests[0]
         assert get["headers"]["authorization"] == "Bearer pat-na1-x"
         assert "hrdd_end_user_country" in get["url"] and "associations=line_items" in get["url"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -177,3 +178,31 @@ def test_a_signed_write_back_replayed_later_is_refused_by_the_receiver(app, clie
     # Nor can the timestamp be refreshed without the secret: it is signed with the body.
     replayed = {**captured, "headers": {**captured["headers"], "x-hrdd-timestamp": str(int(time.time()))}}
     assert not verify_writeback(replayed, b"wb-secret")
+
+
+def test_after_a_crm_outage_every_failed_write_back_is_queued_again_at_once(app, client, auth_headers,
+                                                                            fake_crm):
+    from hrdd_plugins.adapter_runtime import outbox_command
+
+    from hrdd.adapters.tables import now
+
+    fake_crm.fail_first = 100
+    for number in ("1187", "1188", "1189"):
+        body = netsuite_transaction()
+        body["reference"]["object_id"] = number
+        client.post("/v1/screenings", json=body, headers=auth_headers("crm"))
+    moment = now()
+    for _ in range(4):
+        deliver(app, moment)
+        moment += timedelta(minutes=2)
+    assert len(outbox_rows(app, "failed")) == 3
+    runner = app.test_cli_runner()
+    listing = runner.invoke(outbox_command, [])
+    # A failed row has no next attempt: none will happen until it is queued again.
+    failed_lines = [line for line in listing.output.splitlines() if " failed " in line]
+    assert len(failed_lines) == 3 and not any(re.search(r"\d{4}-\d\d-\d\dT", line) for line in failed_lines)
+    assert runner.invoke(outbox_command, ["retry"]).exit_code != 0  # neither an id nor --all-failed
+    result = runner.invoke(outbox_command, ["retry", "--all-failed", "--system", "netsuite"])
+    assert result.exit_code == 0 and "3 failed write-back(s) to netsuite queued again" in result.output
+    fake_crm.fail_first = 0
+    assert deliver(app) == {"delivered": 3, "retrying": 0, "failed": 0}

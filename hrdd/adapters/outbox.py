@@ -95,12 +95,17 @@ def _row_dict(row) -> dict[str, Any]:
     return data
 
 
-def retry(store, row_id: str) -> bool:
-    """Put a failed row back in the queue for immediate delivery."""
+def retry(store, row_id: str | None = None, *, system: str | None = None) -> int:
+    """Put failed rows (one by id, or every one, or every one of a system) back in the queue; how many."""
+    where = [outbox.c.status == "failed"]
+    if row_id:
+        where.append(outbox.c.id == row_id)
+    if system:
+        where.append(outbox.c.system == system)
     with store.begin() as conn:
-        done = conn.execute(outbox.update().where(outbox.c.id == row_id, outbox.c.status == "failed")
+        done = conn.execute(outbox.update().where(*where)
                             .values(status="pending", attempts=0, next_attempt_at=now(), last_error=None))
-    return bool(done.rowcount)
+    return int(done.rowcount or 0)
 
 
 def claim_due(store, table, keys, due, *, lease_until, limit: int) -> list:
