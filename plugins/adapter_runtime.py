@@ -12,6 +12,7 @@ from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
 from hrdd.adapters import deliveries, mapcheck, outbox, pipeline, versions
+from hrdd.adapters.backlog import AdapterBacklog
 from hrdd.adapters.config import check_urls, settings_for
 from hrdd.adapters.tables import adapter_deliveries, aware, iso
 from hrdd.hookspecs import hookimpl
@@ -242,6 +243,10 @@ def hrdd_register_commands(cli):
 def hrdd_startup(app):
     """Refuse to start on an unreadable adapter configuration or field map, naming the problem."""
     settings = settings_for(app)
+    metrics = getattr(app.extensions["hrdd"], "metrics", None)
+    if metrics is not None:
+        # Write-backs and CRM events waiting or given up, on /metrics (alert on failed ones).
+        metrics.exposition.register(AdapterBacklog(app.extensions["hrdd"].store))
     versions.check_settings(settings)
     check_urls(settings)
     mapcheck.check_settings(settings, _resolver(app), app.config.get("HRDD_ADAPTERS_FILE"))

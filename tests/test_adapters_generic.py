@@ -247,3 +247,15 @@ def test_a_quote_arriving_after_the_order_does_not_lift_the_orders_hold(app, cli
     with app.app_context():
         state = state_of(app.extensions["hrdd"], row)
     assert (state["stage"], state["gate"], state["screening_id"]) == ("order", "hold", held.json["id"])
+
+
+def test_metrics_name_the_adapter_a_rejected_webhook_was_for(client):
+    # An integration admin sees which CRM's calls are refused, not "some webhook".
+    body = fixture_bytes("generic/transaction.json")
+    assert client.post("/v1/hooks/generic", data=body, headers=signed(body, secret="rotated-away")).status_code == 401
+    assert client.post("/v1/hooks/no-such-crm", data=body, headers=signed(body)).status_code == 404
+    scraped = client.get("/metrics").get_data(as_text=True)
+    assert 'hrdd_http_requests_total{endpoint="/v1/hooks/generic",method="POST",status="401"} 1.0' in scraped
+    # Names no adapter owns stay one label, so a scanner cannot add a time series per name it tries.
+    assert 'endpoint="/v1/hooks/<name>",method="POST",status="404"' in scraped
+    assert "no-such-crm" not in scraped

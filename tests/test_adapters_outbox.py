@@ -206,3 +206,20 @@ def test_after_a_crm_outage_every_failed_write_back_is_queued_again_at_once(app,
     assert result.exit_code == 0 and "3 failed write-back(s) to netsuite queued again" in result.output
     fake_crm.fail_first = 0
     assert deliver(app) == {"delivered": 3, "retrying": 0, "failed": 0}
+
+
+def test_metrics_count_write_backs_waiting_and_given_up(app, client, auth_headers, fake_crm):
+    # A write-back that gave up leaves the CRM showing an older gate: monitoring must be able to see it.
+    from hrdd.adapters.tables import now
+
+    fake_crm.fail_first = 100
+    client.post("/v1/screenings", json=netsuite_transaction(), headers=auth_headers("crm"))
+    scraped = client.get("/metrics").get_data(as_text=True)
+    assert 'hrdd_outbox_rows{status="pending",system="netsuite"} 1.0' in scraped
+    moment = now()
+    for _ in range(4):
+        deliver(app, moment)
+        moment += timedelta(minutes=2)
+    scraped = client.get("/metrics").get_data(as_text=True)
+    assert 'hrdd_outbox_rows{status="failed",system="netsuite"} 1.0' in scraped
+    assert 'status="pending",system="netsuite"' not in scraped

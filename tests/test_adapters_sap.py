@@ -274,3 +274,11 @@ def test_an_event_that_gave_up_is_reported_listed_and_can_be_queued_again(app, c
     assert "No deliveries waiting, failed or invalid" in runner.invoke(deliveries_command, []).output
     again = runner.invoke(deliveries_command, ["retry", "sap", shown[0]["delivery_id"]])
     assert again.exit_code != 0 and "is not a failed delivery" in again.output
+
+
+def test_metrics_count_events_waiting_for_the_vendor(client, fake_s4):
+    fake_s4.fail_first = 1
+    client.post("/v1/hooks/sap", data=fixture_bytes("sap/salesorder_created.json"), headers=STRUCTURED)
+    scraped = client.get("/metrics").get_data(as_text=True)
+    assert 'hrdd_adapter_deliveries{status="pending_enrichment",vendor="sap"} 1.0' in scraped
+    assert 'hrdd_http_requests_total{endpoint="/v1/hooks/sap",method="POST",status="202"} 1.0' in scraped
