@@ -259,3 +259,16 @@ def test_metrics_name_the_adapter_a_rejected_webhook_was_for(client):
     # Names no adapter owns stay one label, so a scanner cannot add a time series per name it tries.
     assert 'endpoint="/v1/hooks/<name>",method="POST",status="404"' in scraped
     assert "no-such-crm" not in scraped
+
+
+def test_the_signing_secret_rotates_without_refusing_senders_in_between(app_config, request):
+    # NetSuite and Apex cannot all change at the same second: the new and the old secret both verify
+    # while senders change over (signing_secrets), then the old one is dropped and refused.
+    app_config["HRDD_ADAPTERS"] = {"adapters": {"generic": {}}}
+    app_config["HRDD_ADAPTER_GENERIC_SIGNING_SECRETS"] = f"rotated-2027-secret, {SECRET}"
+    client = request.getfixturevalue("client")
+    body = fixture_bytes("generic/transaction.json")
+    assert client.post("/v1/hooks/generic", data=body, headers=signed(body)).status_code == 201
+    assert client.post("/v1/hooks/generic", data=body, headers=signed(body, "rotated-2027-secret")).status_code == 200
+    refused = client.post("/v1/hooks/generic", data=body, headers=signed(body, "guessed"))
+    assert refused.status_code == 401 and "signing secret" in refused.json["message"]

@@ -25,7 +25,7 @@ _ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)\}")
 ADAPTER_ENV = "HRDD_ADAPTER_"
 WRITEBACK_ENV = "HRDD_WRITEBACK_"
 LIST_KEYS = {"organization_ids", "action_ids", "allowed_origins", "bearer_tokens", "watched_properties",
-             "event_types", "models", "modified_fields"}
+             "event_types", "models", "modified_fields", "signing_secrets", "tokens", "auth_keys"}
 
 
 class Secret(str):
