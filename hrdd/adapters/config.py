@@ -116,6 +116,21 @@ def shown_url(url: str) -> str:
     return text
 
 
+def public_view(value: Any, name: str = "") -> Any:
+    """Settings as they may be recorded (the audit log): a secret as ``"(set)"``, never its value or a
+    digest of it; a URL without its query string or user:password; everything else (field maps, stage
+    values, allowlists, retry policy) as it is."""
+    if isinstance(value, Mapping):
+        return {str(k): public_view(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public_view(v, name) for v in value]
+    if isinstance(value, Secret):
+        return "(set)"
+    if isinstance(value, str) and name.lower().endswith(("url", "endpoint")):
+        return shown_url(value)
+    return value
+
+
 def _merge(base: dict, extra: Mapping) -> dict:
     out = dict(base)
     for key, value in extra.items():
