@@ -56,7 +56,8 @@ class GenericAdapter(WebhookAdapter):
                 raise AuthError("X-HRDD-Timestamp missing or more than 5 minutes from now")
             # Each configured secret (signing_secrets: the new and the old one while senders change over).
             expected = ["sha256=" + signatures.hmac_sha256_hex(s, stamp.encode() + b"." + raw) for s in secrets]
-            if not signatures.matches_any(signature, expected):
+            # Hex is hex in either case (some HMAC libraries print upper case).
+            if not signatures.matches_any(signature.strip().lower(), expected):
                 raise AuthError("X-HRDD-Signature does not match the body under the configured signing secret(s)")
             self._scope = "hmac"
             return
@@ -64,6 +65,11 @@ class GenericAdapter(WebhookAdapter):
 
         principal = authenticate()
         if principal is None:
+            if signatures.bearer_token(request.headers.get("Authorization")):
+                # Say the key was refused: an admin whose key was revoked or mistyped must not read this as
+                # "no credentials were sent".
+                raise AuthError("the API key in Authorization: Bearer is not valid (unknown, revoked or "
+                                "mistyped); create one with `hrdd keys create NAME --role crm`")
             raise AuthError("send an API key of role crm (Authorization: Bearer) or an X-HRDD-Signature")
         if principal["role"] not in ROLES:
             # A valid key of another role: 403, as on every endpoint (README, "errors").

@@ -272,3 +272,24 @@ def test_the_signing_secret_rotates_without_refusing_senders_in_between(app_conf
     assert client.post("/v1/hooks/generic", data=body, headers=signed(body, "rotated-2027-secret")).status_code == 200
     refused = client.post("/v1/hooks/generic", data=body, headers=signed(body, "guessed"))
     assert refused.status_code == 401 and "signing secret" in refused.json["message"]
+
+
+def test_a_revoked_key_is_told_apart_from_no_credentials(app, client):
+    # The integration admin revoked the Flow's key: the 401 must say the key was refused, not ask for one.
+    store = app.extensions["hrdd"].store
+    key_id, key = store.create_api_key("Salesforce Flow", "crm")
+    body = fixture_bytes("generic/transaction.json")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    assert client.post("/v1/hooks/generic", data=body, headers=headers).status_code == 201
+    store.revoke_api_key(key_id)
+    refused = client.post("/v1/hooks/generic", data=body, headers=headers)
+    assert refused.status_code == 401 and "not valid (unknown, revoked or mistyped)" in refused.json["message"]
+    bare = client.post("/v1/hooks/generic", data=body, headers={"Content-Type": "application/json"})
+    assert bare.status_code == 401 and "send an API key of role crm" in bare.json["message"]
+
+
+def test_an_upper_case_hex_signature_verifies(client):
+    body = fixture_bytes("generic/transaction.json")
+    headers = signed(body)
+    headers["X-HRDD-Signature"] = "sha256=" + headers["X-HRDD-Signature"][7:].upper()
+    assert client.post("/v1/hooks/generic", data=body, headers=headers).status_code == 201

@@ -210,3 +210,13 @@ def test_a_retried_workflow_call_answers_with_the_deals_gate_now(app, client, au
     assert retry["replayed"] is True and retry["screening_id"] == first["screening_id"]
     assert retry["gate"] == "hold" and retry["superseded_by"] == newer["id"]
     assert retry["hold_reasons"] and count_screenings(app) == 2
+
+
+def test_a_timestamp_from_the_future_is_named_as_a_clock_problem(client):
+    body = fixture_bytes("hubspot/workflow_deal.json")
+    ahead = client.post("/v1/hooks/hubspot", data=body,
+                        headers=v3_headers(body, stamp=int(time.time() * 1000) + 10 * 60 * 1000))
+    assert ahead.status_code == 401 and "ahead of this server's clock" in ahead.json["message"]
+    old = client.post("/v1/hooks/hubspot", data=body,
+                      headers=v3_headers(body, stamp=int(time.time() * 1000) - 10 * 60 * 1000))
+    assert old.status_code == 401 and "more than 5 minutes old" in old.json["message"]
