@@ -198,11 +198,15 @@ def outbox_retry(row_id: str | None, all_failed: bool, system: str | None):
 @click.pass_context
 @with_appcontext
 def deliveries_command(ctx, status: str | None, vendor: str | None, as_json: bool):
-    """List CRM/ERP deliveries that are not screened: failed fetches, queued events, invalid records."""
+    """List CRM/ERP deliveries that hold a deal: failed fetches, queued events, invalid records.
+
+    Without --status, those a later screened delivery of the same record superseded are left out.
+    """
     if ctx.invoked_subcommand:
         return
     statuses = None if status == "all" else (status,) if status else deliveries.NEEDS_ATTENTION
-    rows = deliveries.rows(current_app.extensions["hrdd"].store, statuses, vendor)
+    # By default only what still holds a deal: not those a later screened delivery of the record superseded.
+    rows = deliveries.rows(current_app.extensions["hrdd"].store, statuses, vendor, open_only=not status)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return

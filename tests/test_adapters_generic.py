@@ -293,3 +293,22 @@ def test_an_upper_case_hex_signature_verifies(client):
     headers = signed(body)
     headers["X-HRDD-Signature"] = "sha256=" + headers["X-HRDD-Signature"][7:].upper()
     assert client.post("/v1/hooks/generic", data=body, headers=headers).status_code == 201
+
+
+def test_an_invalid_delivery_fixed_by_a_newer_one_is_no_longer_reported(app, client):
+    # The admin fixed the Flow's mapping and the deal was screened: the old 422 is history, not an alert.
+    from hrdd_plugins.adapter_runtime import deliveries_command
+
+    good = fixture_json("generic/transaction.json")
+    bad = {k: v for k, v in good.items() if k != "end_user"}
+    raw = json.dumps(bad).encode()
+    assert client.post("/v1/hooks/generic", data=raw, headers=signed(raw)).status_code == 422
+    runner = app.test_cli_runner()
+    assert "end_user" in runner.invoke(deliveries_command, []).output
+    assert 'hrdd_adapter_deliveries{status="invalid",vendor="generic"} 1.0' in client.get("/metrics").get_data(True)
+    raw = json.dumps(good).encode()
+    assert client.post("/v1/hooks/generic", data=raw, headers=signed(raw)).status_code == 201
+    assert "No deliveries waiting, failed or invalid" in runner.invoke(deliveries_command, []).output
+    assert 'status="invalid",vendor="generic"' not in client.get("/metrics").get_data(True)
+    # Still on record for whoever asks for it.
+    assert "end_user" in runner.invoke(deliveries_command, ["--status", "invalid"]).output

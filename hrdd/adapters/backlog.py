@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.exc import SQLAlchemyError
 
-from hrdd.adapters.deliveries import NEEDS_ATTENTION
+from hrdd.adapters.deliveries import NEEDS_ATTENTION, still_open
 from hrdd.adapters.tables import adapter_deliveries, outbox
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,8 @@ class AdapterBacklog:
 
     ``hrdd_outbox_rows{system,status}``: write-backs pending or failed (a failed one leaves the CRM showing
     an older gate until ``hrdd outbox retry``); ``hrdd_adapter_deliveries{vendor,status}``: CRM/ERP events
-    queued, waiting to be fetched, failed or invalid (each holds its deal). Read from the database, so every
+    queued, waiting to be fetched, failed or invalid and not superseded by a later screened delivery of
+    the same record (each holds its deal). Read from the database, so every
     instance and worker process reports the same numbers; only unfinished rows are counted (indexed).
     """
 
@@ -52,8 +53,8 @@ class AdapterBacklog:
                         .group_by(o.system, o.status)):
                     rows.add_metric([system, status], count)
                 for vendor, status, count in conn.execute(
-                        sa.select(d.vendor, d.status, sa.func.count()).where(d.status.in_(NEEDS_ATTENTION))
-                        .group_by(d.vendor, d.status)):
+                        sa.select(d.vendor, d.status, sa.func.count())
+                        .where(d.status.in_(NEEDS_ATTENTION), still_open()).group_by(d.vendor, d.status)):
                     events.add_metric([vendor, status], count)
         except SQLAlchemyError as exc:
             log.warning("adapter backlog metrics not read: %s", str(exc).splitlines()[0])

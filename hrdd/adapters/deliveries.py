@@ -13,9 +13,24 @@ NEEDS_ATTENTION = ("failed", "pending_enrichment", "queued", "invalid")
 STATUSES = ("received", "queued", "pending_enrichment", "failed", "invalid", "stale", "screened")
 
 
+def still_open():
+    """True for a delivery no later delivery of the same record has been screened after.
+
+    An invalid or failed delivery followed by a screened one holds nothing any more (the deal is judged on
+    the newer state): it is history, not something for an operator to fix or an alert to fire on.
+    """
+    c, later = adapter_deliveries.c, adapter_deliveries.alias("later")
+    return ~sa.exists().where(later.c.vendor == c.vendor, later.c.system == c.system,
+                              later.c.object_type == c.object_type, later.c.object_id == c.object_id,
+                              later.c.status == "screened", later.c.created_at > c.created_at)
+
+
 def rows(store, statuses: tuple[str, ...] | None = NEEDS_ATTENTION, vendor: str | None = None,
-         limit: int = 200) -> list[dict[str, Any]]:
-    """Recorded deliveries, oldest first, of the given statuses (None: all) and vendor."""
+         limit: int = 200, *, open_only: bool = False) -> list[dict[str, Any]]:
+    """Recorded deliveries, oldest first, of the given statuses (None: all) and vendor.
+
+    ``open_only``: leave out those a later screened delivery of the same record has superseded.
+    """
     c = adapter_deliveries.c
     query = sa.select(c.vendor, c.delivery_id, c.status, c.system, c.object_type, c.object_id, c.attempts,
                       c.reason, c.screening_id, c.transaction_id, c.next_attempt_at, c.created_at,
@@ -24,6 +39,8 @@ def rows(store, statuses: tuple[str, ...] | None = NEEDS_ATTENTION, vendor: str 
         query = query.where(c.status.in_(statuses))
     if vendor:
         query = query.where(c.vendor == vendor)
+    if open_only:
+        query = query.where(still_open())
     with store.engine.connect() as conn:
         found = [dict(r._mapping) for r in conn.execute(query)]
     for row in found:
