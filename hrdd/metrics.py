@@ -45,6 +45,11 @@ class Metrics:
         @app.after_request
         def _record(response):
             endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+            adapter = g.get("hrdd_adapter")
+            if adapter and endpoint == "/v1/hooks/<name>":
+                # Per adapter ("/v1/hooks/salesforce"), so 401s of one CRM are told from another's. Set only
+                # once an installed adapter owns the name, so unknown names cannot add labels.
+                endpoint = f"/v1/hooks/{adapter}"
             started = g.pop("_hrdd_started", None)
             if started is not None:
                 self.latency.labels(endpoint).observe(time.perf_counter() - started)

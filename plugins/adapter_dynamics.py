@@ -121,11 +121,12 @@ class DynamicsAdapter(WebhookAdapter):
     def authenticate(self, request, raw: bytes, settings: dict) -> None:
         """The configured header (HttpHeader) or ``code`` query parameter (WebhookKey) must match."""
         header = settings.get("auth_header")
-        key = settings.get("auth_key") or settings.get("webhook_key")
-        if not key:
+        keys = signatures.configured(settings, "auth_key", "auth_keys") or signatures.configured(
+            settings, "webhook_key", "webhook_keys")
+        if not keys:
             raise AuthError("no Dynamics webhook key is configured (auth_key)")
         given = request.headers.get(str(header), "") if header else request.args.get("code", "")
-        if not signatures.same(given, reveal(key)):
+        if not signatures.matches_any(given, keys):
             raise AuthError(f"the {'header ' + str(header) if header else 'code parameter'} is missing or wrong")
         orgs = settings.get("organization_ids") or []
         if orgs:

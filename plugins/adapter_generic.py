@@ -48,21 +48,28 @@ class GenericAdapter(WebhookAdapter):
         """A crm/admin API key, or a fresh HMAC signature under the configured signing secret."""
         signature = request.headers.get("X-HRDD-Signature")
         if signature:
-            secret = settings.get("signing_secret")
-            if not secret:
+            secrets = signatures.configured(settings, "signing_secret", "signing_secrets")
+            if not secrets:
                 raise AuthError("X-HRDD-Signature sent but no signing secret is configured")
             stamp = request.headers.get("X-HRDD-Timestamp", "")
             if not re.fullmatch(r"[0-9]{1,15}", stamp) or abs(time.time() - int(stamp)) > MAX_SKEW:
                 raise AuthError("X-HRDD-Timestamp missing or more than 5 minutes from now")
-            expected = "sha256=" + signatures.hmac_sha256_hex(secret, stamp.encode() + b"." + raw)
-            if not signatures.same(signature, expected):
-                raise AuthError("X-HRDD-Signature does not match the body")
+            # Each configured secret (signing_secrets: the new and the old one while senders change over).
+            expected = ["sha256=" + signatures.hmac_sha256_hex(s, stamp.encode() + b"." + raw) for s in secrets]
+            # Hex is hex in either case (some HMAC libraries print upper case).
+            if not signatures.matches_any(signature.strip().lower(), expected):
+                raise AuthError("X-HRDD-Signature does not match the body under the configured signing secret(s)")
             self._scope = "hmac"
             return
         from hrdd.auth import authenticate, forbidden
 
         principal = authenticate()
         if principal is None:
+            if signatures.bearer_token(request.headers.get("Authorization")):
+                # Say the key was refused: an admin whose key was revoked or mistyped must not read this as
+                # "no credentials were sent".
+                raise AuthError("the API key in Authorization: Bearer is not valid (unknown, revoked or "
+                                "mistyped); create one with `hrdd keys create NAME --role crm`")
             raise AuthError("send an API key of role crm (Authorization: Bearer) or an X-HRDD-Signature")
         if principal["role"] not in ROLES:
             # A valid key of another role: 403, as on every endpoint (README, "errors").

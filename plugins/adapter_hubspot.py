@@ -93,8 +93,10 @@ class HubSpotAdapter(WebhookAdapter):
             stamp = request.headers.get("X-HubSpot-Request-Timestamp", "")
             if not re.fullmatch(r"[0-9]{1,15}", stamp):  # not isdigit(): it accepts '²', which int() refuses
                 raise AuthError("X-HubSpot-Request-Timestamp is missing")
-            if abs(time.time() * 1000 - int(stamp)) > MAX_AGE_MS:
-                raise AuthError("X-HubSpot-Request-Timestamp is more than 5 minutes old")
+            skew = time.time() * 1000 - int(stamp)
+            if abs(skew) > MAX_AGE_MS:
+                raise AuthError("X-HubSpot-Request-Timestamp is more than 5 minutes "
+                                + ("old" if skew > 0 else "ahead of this server's clock (check its time sync)"))
             expected = signatures.hubspot_v3(secret, request.method, signed_uri(request, settings), raw, stamp)
             if not signatures.same(v3, expected):
                 raise AuthError("X-HubSpot-Signature-v3 does not match")

@@ -18,7 +18,6 @@ from flask import Blueprint, current_app, request
 from hrdd import safejson
 from hrdd.adapters import signatures
 from hrdd.adapters.base import WebhookAdapter
-from hrdd.adapters.config import reveal
 from hrdd.adapters.events import PayloadError, VendorEvent
 from hrdd.adapters.signatures import AuthError
 from hrdd.auth import vendor_authenticated
@@ -59,11 +58,11 @@ class OdooAdapter(WebhookAdapter):
 
     def authenticate(self, request, raw: bytes, settings: dict) -> None:
         """The token in the path (or ``?token=``) must equal the configured one."""
-        token = settings.get("token")
-        if not token:
+        tokens_ = signatures.configured(settings, "token", "tokens")
+        if not tokens_:
             raise AuthError("no Odoo path token is configured (token)")
         given = (request.view_args or {}).get("token") or request.args.get("token", "")
-        if not signatures.same(given, reveal(token)):
+        if not signatures.matches_any(given, tokens_):
             raise AuthError("the token in the webhook URL is missing or wrong")
 
     def parse(self, request, raw: bytes, settings: dict) -> list[VendorEvent]:

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from flask import current_app, has_app_context
 from flask.cli import with_appcontext
 
-from hrdd.adapters import mapcheck, outbox, pipeline, versions
+from hrdd.adapters import deliveries, mapcheck, outbox, pipeline, versions
+from hrdd.adapters.backlog import AdapterBacklog
 from hrdd.adapters.config import check_urls, settings_for
 from hrdd.adapters.tables import adapter_deliveries, aware, iso
 from hrdd.hookspecs import hookimpl
@@ -163,31 +164,93 @@ def outbox_command(ctx, status: str | None, as_json: bool):
     click.echo(f"{'id':32} {'status':9} {'tries':>5} {'system':10} {'object':30} {'next attempt':27} last error")
     for row in rows:
         obj = f"{row['object_type']}/{row['object_id']}"[:30]
+        # Only a pending row has a next attempt: a failed one waits for `hrdd outbox retry`.
+        upcoming = (row["next_attempt_at"] or "") if row["status"] == "pending" else "-"
         click.echo(f"{row['id']:32} {row['status']:9} {row['attempts']:>5} {row['system'][:10]:10} {obj:30} "
-                   f"{(row['next_attempt_at'] or '')[:27]:27} {(row['last_error'] or '')[:80]}")
+                   f"{upcoming[:27]:27} {(row['last_error'] or '')[:80]}")
 
 
 @outbox_command.command("retry")
-@click.argument("row_id")
+@click.argument("row_id", required=False)
+@click.option("--all-failed", is_flag=True, help="Queue every failed write-back again (after a CRM outage).")
+@click.option("--system", default=None, help="With --all-failed: only this system's.")
 @with_appcontext
-def outbox_retry(row_id: str):
-    """Put a failed write-back back in the queue."""
-    if not outbox.retry(current_app.extensions["hrdd"].store, row_id):
-        raise click.ClickException(f"{row_id} is not a failed write-back")
-    click.echo(f"{row_id} queued again")
+def outbox_retry(row_id: str | None, all_failed: bool, system: str | None):
+    """Put a failed write-back (ROW_ID, or --all-failed [--system S]) back in the queue."""
+    if bool(row_id) == all_failed:
+        raise click.UsageError("give a write-back id or --all-failed (not both)")
+    if system and not all_failed:
+        raise click.UsageError("--system goes with --all-failed")
+    count = outbox.retry(current_app.extensions["hrdd"].store, row_id, system=system)
+    if row_id:
+        if not count:
+            raise click.ClickException(f"{row_id} is not a failed write-back")
+        click.echo(f"{row_id} queued again")
+        return
+    click.echo(f"{count} failed write-back(s){f' to {system}' if system else ''} queued again")
+
+
+@click.group("deliveries", invoke_without_command=True)
+@click.option("--status", type=click.Choice([*deliveries.STATUSES, "all"]), default=None,
+              help="Show only this status (default: failed, pending_enrichment, queued and invalid).")
+@click.option("--vendor", default=None, help="Only this adapter's deliveries (salesforce, hubspot, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+@with_appcontext
+def deliveries_command(ctx, status: str | None, vendor: str | None, as_json: bool):
+    """List CRM/ERP deliveries that hold a deal: failed fetches, queued events, invalid records.
+
+    Without --status, those a later screened delivery of the same record superseded are left out.
+    """
+    if ctx.invoked_subcommand:
+        return
+    statuses = None if status == "all" else (status,) if status else deliveries.NEEDS_ATTENTION
+    # By default only what still holds a deal: not those a later screened delivery of the record superseded.
+    rows = deliveries.rows(current_app.extensions["hrdd"].store, statuses, vendor, open_only=not status)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("No deliveries" + (f" with status {status}." if status else " waiting, failed or invalid."))
+        return
+    click.echo(f"{'vendor':10} {'status':18} {'tries':>5} {'object':34} {'received':27} delivery id / reason")
+    for row in rows:
+        obj = f"{row['object_type']}/{row['object_id']}"[:34]
+        click.echo(f"{row['vendor'][:10]:10} {row['status']:18} {row['attempts']:>5} {obj:34} "
+                   f"{(row['created_at'] or '')[:27]:27} {row['delivery_id']}")
+        if row["reason"]:
+            click.echo(f"{'':10} {row['reason'][:200]}")
+
+
+@deliveries_command.command("retry")
+@click.argument("vendor")
+@click.argument("delivery_id", required=False)
+@with_appcontext
+def deliveries_retry(vendor: str, delivery_id: str | None):
+    """Queue a failed delivery of VENDOR (or all of its failed ones) to be fetched and screened again."""
+    count = deliveries.retry(current_app.extensions["hrdd"].store, vendor, delivery_id)
+    if delivery_id and not count:
+        raise click.ClickException(f"{vendor} delivery {delivery_id} is not a failed delivery")
+    click.echo(f"{count} failed {vendor} deliver{'y' if count == 1 else 'ies'} queued again; `hrdd worker` "
+               "fetches and screens them")
 
 
 @hookimpl
 def hrdd_register_commands(cli):
-    """Add ``hrdd worker`` and ``hrdd outbox``."""
+    """Add ``hrdd worker``, ``hrdd outbox`` and ``hrdd deliveries``."""
     cli.add_command(worker_command)
     cli.add_command(outbox_command)
+    cli.add_command(deliveries_command)
 
 
 @hookimpl
 def hrdd_startup(app):
     """Refuse to start on an unreadable adapter configuration or field map, naming the problem."""
     settings = settings_for(app)
+    metrics = getattr(app.extensions["hrdd"], "metrics", None)
+    if metrics is not None:
+        # Write-backs and CRM events waiting or given up, on /metrics (alert on failed ones).
+        metrics.exposition.register(AdapterBacklog(app.extensions["hrdd"].store))
     versions.check_settings(settings)
     check_urls(settings)
     mapcheck.check_settings(settings, _resolver(app), app.config.get("HRDD_ADAPTERS_FILE"))

@@ -138,10 +138,10 @@ class SalesforceAdapter(WebhookAdapter):
         allowed = settings.get("organization_ids") or []
         if not allowed:
             raise AuthError("no Salesforce organization ids are allowlisted (organization_ids)")
-        token = reveal(settings.get("token"))
-        if not token:
+        tokens_ = signatures.configured(settings, "token", "tokens")
+        if not tokens_:
             raise AuthError("no Salesforce endpoint token is configured (token)")
-        if not signatures.same(request.args.get("token", ""), token):
+        if not signatures.matches_any(request.args.get("token", ""), tokens_):
             raise AuthError("the token in the endpoint URL is missing or wrong")
         try:
             message = parse_notifications(raw)
@@ -208,7 +208,7 @@ def check_settings(settings: dict) -> None:
     """Raise ConfigError when the Salesforce adapter is configured without its shared token."""
     mine = adapter_settings(settings, "salesforce")
     # The org id is no secret (it shows in every Web-to-Lead form), so it cannot be the only check.
-    if mine and mine.get("enabled") is not False and not reveal(mine.get("token")).strip():
+    if mine and mine.get("enabled") is not False and not signatures.configured(mine, "token", "tokens"):
         raise ConfigError("adapters.salesforce.token (HRDD_ADAPTER_SALESFORCE_TOKEN) is required: a long random "
                           "string, sent by Salesforce as ?token= in the outbound message's endpoint URL")
 

@@ -33,9 +33,20 @@ def _configuration_fingerprint(app) -> dict:
         dual_control = None  # refused at start-up by the cases plugin, naming the problem
     return {"policy_file": str(policy_file), "policy_sha256": policy_digest,
             "policy_version": getattr(services.policy, "version", None), "plugins": plugins,
-            "dual_control": dual_control,
+            "dual_control": dual_control, "adapters": _adapter_settings(app),
             "clauses": _file_digests(clauses_dir(app.config)),
             "checklist_templates": _file_digests(checklists_dir(app.config))}
+
+
+def _adapter_settings(app) -> dict | None:
+    """The CRM/ERP adapters' settings without their secrets: a field map read from another field, a stage
+    mapped differently, a write-back target or an allowlist changed is part of what decides a deal."""
+    from hrdd.adapters.config import ConfigError, public_view, settings_for  # noqa: PLC0415
+
+    try:
+        return public_view(settings_for(app))
+    except ConfigError:
+        return None  # refused at start-up by the adapter runtime, naming the setting
 
 
 def _file_digests(directory) -> dict[str, str] | None:
@@ -57,8 +68,8 @@ def _files_changed(before: dict | None, now: dict | None) -> dict[str, list[str]
 
 @hookimpl
 def hrdd_startup(app):
-    """Record a configuration change (policy file, plugin set, clause library or checklist templates) in the
-    audit log when one is seen."""
+    """Record a configuration change (policy file, plugin set, clause library, checklist templates or the
+    CRM/ERP adapters' settings, secrets left out) in the audit log when one is seen."""
     fingerprint = _configuration_fingerprint(app)
     text = json.dumps(fingerprint, sort_keys=True)
     with app.extensions["hrdd"].store.begin() as conn:

@@ -66,3 +66,27 @@ def test_rejected_requests_never_log_the_secret(app_config, caplog):
         r = client.post("/v1/hooks/odoo/guess", data=fixture_bytes("odoo/sale_order.json"))
     assert r.status_code == 401
     assert "odoo webhook rejected" in caplog.text and "very-secret-token" not in caplog.text
+
+
+def test_shared_secrets_rotate_with_the_old_and_new_one_both_accepted(app_config):
+    # Salesforce, Odoo and Dynamics each take a list (tokens, auth_keys): the new secret goes in first,
+    # senders change over, and the old one is removed; nothing is refused in between.
+    from server import create_app
+
+    app_config.update(HRDD_ADAPTER_SALESFORCE_ORGANIZATION_IDS="00D5e000000KQ2e",
+                      HRDD_ADAPTER_SALESFORCE_TOKENS="sf-new, sf-old", HRDD_ADAPTER_ODOO_TOKENS="odoo-new,odoo-old",
+                      HRDD_ADAPTER_DYNAMICS_AUTH_HEADER="x-hrdd-key", HRDD_ADAPTER_DYNAMICS_AUTH_KEYS="dv-new,dv-old")
+    client = create_app(app_config).test_client()  # no `token`: the tokens list is enough to start
+    soap = fixture_bytes("salesforce/opportunity_batch.xml")
+    for token, status in (("sf-old", 200), ("sf-new", 200), ("sf-other", 401)):
+        r = client.post(f"/v1/hooks/salesforce?token={token}", data=soap, headers={"Content-Type": "text/xml"})
+        assert r.status_code == status, token
+    odoo = fixture_bytes("odoo/sale_order.json")
+    for token, status in (("odoo-old", 202), ("odoo-new", 202), ("odoo-other", 401)):
+        r = client.post(f"/v1/hooks/odoo/{token}", data=odoo, headers={"Content-Type": "application/json"})
+        assert r.status_code == status, token
+    dynamics = fixture_bytes("dynamics/opportunity_create.json")
+    for key, status in (("dv-old", 202), ("dv-new", 202), ("dv-other", 401)):
+        r = client.post("/v1/hooks/dynamics", data=dynamics,
+                        headers={"Content-Type": "application/json", "x-hrdd-key": key})
+        assert r.status_code == status, key

@@ -247,3 +247,68 @@ def test_a_quote_arriving_after_the_order_does_not_lift_the_orders_hold(app, cli
     with app.app_context():
         state = state_of(app.extensions["hrdd"], row)
     assert (state["stage"], state["gate"], state["screening_id"]) == ("order", "hold", held.json["id"])
+
+
+def test_metrics_name_the_adapter_a_rejected_webhook_was_for(client):
+    # An integration admin sees which CRM's calls are refused, not "some webhook".
+    body = fixture_bytes("generic/transaction.json")
+    assert client.post("/v1/hooks/generic", data=body, headers=signed(body, secret="rotated-away")).status_code == 401
+    assert client.post("/v1/hooks/no-such-crm", data=body, headers=signed(body)).status_code == 404
+    scraped = client.get("/metrics").get_data(as_text=True)
+    assert 'hrdd_http_requests_total{endpoint="/v1/hooks/generic",method="POST",status="401"} 1.0' in scraped
+    # Names no adapter owns stay one label, so a scanner cannot add a time series per name it tries.
+    assert 'endpoint="/v1/hooks/<name>",method="POST",status="404"' in scraped
+    assert "no-such-crm" not in scraped
+
+
+def test_the_signing_secret_rotates_without_refusing_senders_in_between(app_config, request):
+    # NetSuite and Apex cannot all change at the same second: the new and the old secret both verify
+    # while senders change over (signing_secrets), then the old one is dropped and refused.
+    app_config["HRDD_ADAPTERS"] = {"adapters": {"generic": {}}}
+    app_config["HRDD_ADAPTER_GENERIC_SIGNING_SECRETS"] = f"rotated-2027-secret, {SECRET}"
+    client = request.getfixturevalue("client")
+    body = fixture_bytes("generic/transaction.json")
+    assert client.post("/v1/hooks/generic", data=body, headers=signed(body)).status_code == 201
+    assert client.post("/v1/hooks/generic", data=body, headers=signed(body, "rotated-2027-secret")).status_code == 200
+    refused = client.post("/v1/hooks/generic", data=body, headers=signed(body, "guessed"))
+    assert refused.status_code == 401 and "signing secret" in refused.json["message"]
+
+
+def test_a_revoked_key_is_told_apart_from_no_credentials(app, client):
+    # The integration admin revoked the Flow's key: the 401 must say the key was refused, not ask for one.
+    store = app.extensions["hrdd"].store
+    key_id, key = store.create_api_key("Salesforce Flow", "crm")
+    body = fixture_bytes("generic/transaction.json")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    assert client.post("/v1/hooks/generic", data=body, headers=headers).status_code == 201
+    store.revoke_api_key(key_id)
+    refused = client.post("/v1/hooks/generic", data=body, headers=headers)
+    assert refused.status_code == 401 and "not valid (unknown, revoked or mistyped)" in refused.json["message"]
+    bare = client.post("/v1/hooks/generic", data=body, headers={"Content-Type": "application/json"})
+    assert bare.status_code == 401 and "send an API key of role crm" in bare.json["message"]
+
+
+def test_an_upper_case_hex_signature_verifies(client):
+    body = fixture_bytes("generic/transaction.json")
+    headers = signed(body)
+    headers["X-HRDD-Signature"] = "sha256=" + headers["X-HRDD-Signature"][7:].upper()
+    assert client.post("/v1/hooks/generic", data=body, headers=headers).status_code == 201
+
+
+def test_an_invalid_delivery_fixed_by_a_newer_one_is_no_longer_reported(app, client):
+    # The admin fixed the Flow's mapping and the deal was screened: the old 422 is history, not an alert.
+    from hrdd_plugins.adapter_runtime import deliveries_command
+
+    good = fixture_json("generic/transaction.json")
+    bad = {k: v for k, v in good.items() if k != "end_user"}
+    raw = json.dumps(bad).encode()
+    assert client.post("/v1/hooks/generic", data=raw, headers=signed(raw)).status_code == 422
+    runner = app.test_cli_runner()
+    assert "end_user" in runner.invoke(deliveries_command, []).output
+    assert 'hrdd_adapter_deliveries{status="invalid",vendor="generic"} 1.0' in client.get("/metrics").get_data(True)
+    raw = json.dumps(good).encode()
+    assert client.post("/v1/hooks/generic", data=raw, headers=signed(raw)).status_code == 201
+    assert "No deliveries waiting, failed or invalid" in runner.invoke(deliveries_command, []).output
+    assert 'status="invalid",vendor="generic"' not in client.get("/metrics").get_data(True)
+    # Still on record for whoever asks for it.
+    assert "end_user" in runner.invoke(deliveries_command, ["--status", "invalid"]).output

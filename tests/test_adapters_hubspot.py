@@ -65,7 +65,7 @@ def test_batch_is_recorded_at_once_then_the_worker_enriches_and_screens(app, cli
 
         with app.app_context():
             counts = worker_pass(app)
-        assert counts["events"] == {"screened": 1, "pending": 1, "invalid": 0, "stale": 0}
+        assert counts["events"] == {"screened": 1, "pending": 1, "invalid": 0, "stale": 0, "failed": 0}
         get = fake.requests[0]
         assert get["headers"]["authorization"] == "Bearer pat-na1-x"
         assert "hrdd_end_user_country" in get["url"] and "associations=line_items" in get["url"]
@@ -210,3 +210,13 @@ def test_a_retried_workflow_call_answers_with_the_deals_gate_now(app, client, au
     assert retry["replayed"] is True and retry["screening_id"] == first["screening_id"]
     assert retry["gate"] == "hold" and retry["superseded_by"] == newer["id"]
     assert retry["hold_reasons"] and count_screenings(app) == 2
+
+
+def test_a_timestamp_from_the_future_is_named_as_a_clock_problem(client):
+    body = fixture_bytes("hubspot/workflow_deal.json")
+    ahead = client.post("/v1/hooks/hubspot", data=body,
+                        headers=v3_headers(body, stamp=int(time.time() * 1000) + 10 * 60 * 1000))
+    assert ahead.status_code == 401 and "ahead of this server's clock" in ahead.json["message"]
+    old = client.post("/v1/hooks/hubspot", data=body,
+                      headers=v3_headers(body, stamp=int(time.time() * 1000) - 10 * 60 * 1000))
+    assert old.status_code == 401 and "more than 5 minutes old" in old.json["message"]

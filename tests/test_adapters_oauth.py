@@ -109,7 +109,7 @@ def test_salesforce_guide_line_items_and_write_back_fetch_a_token_and_use_it(app
         assert queries and all(q["headers"]["authorization"] == f"Bearer {ACCESS_TOKEN}" for q in queries)
         counts = run_worker(app)
         assert counts["writeback"] == {"delivered": 3, "retrying": 0, "failed": 0}
-        assert counts["events"] == {"screened": 0, "pending": 0, "invalid": 0, "stale": 0}
+        assert counts["events"] == {"screened": 0, "pending": 0, "invalid": 0, "stale": 0, "failed": 0}
     assert issued and issued[0] == {"grant_type": "client_credentials", "client_id": CLIENT_ID,
                                     "client_secret": CLIENT_SECRET}
     patches = {q["path"].rsplit("/", 1)[-1]: q for q in fake.requests if q["method"] == "PATCH"}

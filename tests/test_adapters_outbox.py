@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -32,6 +33,19 @@ def netsuite_transaction():
     body = fixture_json("generic/transaction.json")
     body["reference"] = {"system": "netsuite", "object_type": "estimate", "object_id": "1187"}
     return body
+
+
+def verify_writeback(request, secret: bytes, max_age: int = 300) -> bool:
+    """What a RESTlet does (docs/integrations/generic.md): check the signed timestamp, then the signature."""
+    import hashlib
+    import hmac
+    import time
+
+    stamp = request["headers"].get("x-hrdd-timestamp", "")
+    if not stamp.isdigit() or abs(time.time() - int(stamp)) > max_age:
+        return False
+    expected = hmac.new(secret, stamp.encode() + b"." + request["body"], hashlib.sha256).hexdigest()
+    return hmac.compare_digest(request["headers"].get("x-hrdd-signature", ""), f"sha256={expected}")
 
 
 def deliver(app, moment=None):
@@ -102,11 +116,7 @@ def test_crm_outage_is_retried_with_back_off_and_nothing_is_lost(app, client, au
     assert body["reference"] == {"system": "netsuite", "object_type": "estimate", "object_id": "1187"}
     assert body["gate"] == "hold" and body["decision"] == "escalate" and body["screening_id"] == r.json["id"]
     assert "RF-" in body["red_flags"]
-    import hashlib
-    import hmac
-
-    expected = hmac.new(b"wb-secret", request["body"], hashlib.sha256).hexdigest()
-    assert request["headers"]["x-hrdd-signature"] == f"sha256={expected}"
+    assert verify_writeback(request, b"wb-secret")
     assert request["headers"]["authorization"] == "NLAuth nlauth_account=123"
     assert "nlauth" not in json.dumps(delivered["sent"]).lower()
 
@@ -151,3 +161,65 @@ def test_commands_are_registered_on_the_hrdd_group():
 
     make_plugin_manager().hook.hrdd_register_commands(cli=cli)
     assert {"worker", "outbox"} <= set(cli.commands)
+
+
+def test_a_signed_write_back_replayed_later_is_refused_by_the_receiver(app, client, auth_headers, fake_crm,
+                                                                       monkeypatch):
+    # A captured "release" replayed an hour later must not verify, or it could overwrite a newer hold.
+    import time
+
+    client.post("/v1/screenings", json=netsuite_transaction(), headers=auth_headers("crm"))
+    assert deliver(app) == {"delivered": 1, "retrying": 0, "failed": 0}
+    captured = fake_crm.requests[-1]
+    assert verify_writeback(captured, b"wb-secret")
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    assert not verify_writeback(captured, b"wb-secret")
+    # Nor can the timestamp be refreshed without the secret: it is signed with the body.
+    replayed = {**captured, "headers": {**captured["headers"], "x-hrdd-timestamp": str(int(time.time()))}}
+    assert not verify_writeback(replayed, b"wb-secret")
+
+
+def test_after_a_crm_outage_every_failed_write_back_is_queued_again_at_once(app, client, auth_headers,
+                                                                            fake_crm):
+    from hrdd_plugins.adapter_runtime import outbox_command
+
+    from hrdd.adapters.tables import now
+
+    fake_crm.fail_first = 100
+    for number in ("1187", "1188", "1189"):
+        body = netsuite_transaction()
+        body["reference"]["object_id"] = number
+        client.post("/v1/screenings", json=body, headers=auth_headers("crm"))
+    moment = now()
+    for _ in range(4):
+        deliver(app, moment)
+        moment += timedelta(minutes=2)
+    assert len(outbox_rows(app, "failed")) == 3
+    runner = app.test_cli_runner()
+    listing = runner.invoke(outbox_command, [])
+    # A failed row has no next attempt: none will happen until it is queued again.
+    failed_lines = [line for line in listing.output.splitlines() if " failed " in line]
+    assert len(failed_lines) == 3 and not any(re.search(r"\d{4}-\d\d-\d\dT", line) for line in failed_lines)
+    assert runner.invoke(outbox_command, ["retry"]).exit_code != 0  # neither an id nor --all-failed
+    result = runner.invoke(outbox_command, ["retry", "--all-failed", "--system", "netsuite"])
+    assert result.exit_code == 0 and "3 failed write-back(s) to netsuite queued again" in result.output
+    fake_crm.fail_first = 0
+    assert deliver(app) == {"delivered": 3, "retrying": 0, "failed": 0}
+
+
+def test_metrics_count_write_backs_waiting_and_given_up(app, client, auth_headers, fake_crm):
+    # A write-back that gave up leaves the CRM showing an older gate: monitoring must be able to see it.
+    from hrdd.adapters.tables import now
+
+    fake_crm.fail_first = 100
+    client.post("/v1/screenings", json=netsuite_transaction(), headers=auth_headers("crm"))
+    scraped = client.get("/metrics").get_data(as_text=True)
+    assert 'hrdd_outbox_rows{status="pending",system="netsuite"} 1.0' in scraped
+    moment = now()
+    for _ in range(4):
+        deliver(app, moment)
+        moment += timedelta(minutes=2)
+    scraped = client.get("/metrics").get_data(as_text=True)
+    assert 'hrdd_outbox_rows{status="failed",system="netsuite"} 1.0' in scraped
+    assert 'status="pending",system="netsuite"' not in scraped

@@ -126,9 +126,9 @@ def test_s4_outage_keeps_the_event_holds_the_order_and_the_worker_recovers(app, 
     resolve = lambda vendor: services.pm.hook.hrdd_webhook_adapter(name=vendor, app=app)  # noqa: E731
     with app.app_context():
         early = pipeline.process_due(services, resolve, settings_for(app))
-        assert early == {"screened": 0, "pending": 0, "invalid": 0, "stale": 0}  # back-off: not due yet
+        assert early == {"screened": 0, "pending": 0, "invalid": 0, "stale": 0, "failed": 0}  # back-off: not due yet
         later = pipeline.process_due(services, resolve, settings_for(app), moment=now() + timedelta(minutes=5))
-    assert later == {"screened": 1, "pending": 0, "invalid": 0, "stale": 0}
+    assert later == {"screened": 1, "pending": 0, "invalid": 0, "stale": 0, "failed": 0}
     assert deliveries(app, "sap")[0]["status"] == "screened"
 
 
@@ -237,3 +237,48 @@ def test_a_sales_order_url_is_never_used_for_a_quotation_and_urls_name_one_per_t
         assert outbox.retry(services.store, failed["id"])
         assert outbox.deliver_due(services, settings) == {"delivered": 1, "retrying": 0, "failed": 0}
     assert fake_s4.requests[-1]["path"] == "/q/20000012"
+
+
+def test_an_event_that_gave_up_is_reported_listed_and_can_be_queued_again(app, client, fake_s4):
+    # S/4HANA down for longer than the retries: the worker says "failed" (not "pending"), the operator
+    # finds the delivery with `hrdd deliveries`, fixes the cause and queues it again.
+    from hrdd_plugins.adapter_runtime import deliveries_command
+
+    from hrdd.adapters import pipeline
+    from hrdd.adapters.config import settings_for
+    from hrdd.adapters.tables import now
+
+    fake_s4.fail_first = 100
+    client.post("/v1/hooks/sap", data=fixture_bytes("sap/salesorder_created.json"), headers=STRUCTURED)
+    services = app.extensions["hrdd"]
+    resolve = lambda vendor: services.pm.hook.hrdd_webhook_adapter(name=vendor, app=app)  # noqa: E731
+    moment, last = now(), None
+    with app.app_context():
+        for _ in range(8):
+            moment += timedelta(hours=2)
+            counts = pipeline.process_due(services, resolve, settings_for(app), moment=moment)
+            last = counts if any(counts.values()) else last
+    assert last["failed"] == 1 and last["pending"] == 0
+    runner = app.test_cli_runner()
+    listing = runner.invoke(deliveries_command, [])
+    assert listing.exit_code == 0 and "failed" in listing.output and "SalesOrder/1" in listing.output
+    assert "answered 503" in listing.output
+    shown = json.loads(runner.invoke(deliveries_command, ["--vendor", "sap", "--json"]).output)
+    assert [(r["status"], r["object_id"]) for r in shown] == [("failed", "1")]
+    fake_s4.fail_first = 0
+    retried = runner.invoke(deliveries_command, ["retry", "sap", shown[0]["delivery_id"]])
+    assert retried.exit_code == 0 and "1 failed sap delivery queued again" in retried.output
+    with app.app_context():
+        assert pipeline.process_due(services, resolve, settings_for(app))["screened"] == 1
+    assert deliveries(app, "sap")[0]["status"] == "screened"
+    assert "No deliveries waiting, failed or invalid" in runner.invoke(deliveries_command, []).output
+    again = runner.invoke(deliveries_command, ["retry", "sap", shown[0]["delivery_id"]])
+    assert again.exit_code != 0 and "is not a failed delivery" in again.output
+
+
+def test_metrics_count_events_waiting_for_the_vendor(client, fake_s4):
+    fake_s4.fail_first = 1
+    client.post("/v1/hooks/sap", data=fixture_bytes("sap/salesorder_created.json"), headers=STRUCTURED)
+    scraped = client.get("/metrics").get_data(as_text=True)
+    assert 'hrdd_adapter_deliveries{status="pending_enrichment",vendor="sap"} 1.0' in scraped
+    assert 'hrdd_http_requests_total{endpoint="/v1/hooks/sap",method="POST",status="202"} 1.0' in scraped

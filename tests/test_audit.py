@@ -212,3 +212,29 @@ def test_a_changed_clause_library_is_recorded_at_start_up(app_config, tmp_path):
     again.extensions["hrdd"].store.engine.dispose()
     assert len(changes) == 2 and changes[0]["details"]["changed"] == ["clauses"]
     assert changes[0]["details"]["files"] == {"clauses": {"added": [], "removed": [], "edited": ["cut-off.md"]}}
+
+
+@pytest.mark.store
+def test_a_changed_crm_field_map_is_recorded_at_start_up_without_any_secret(app_config):
+    # Mapping Salesforce's "Closed Won" to the quote stage would skip the order gate: an auditor must see it.
+    from server import create_app
+
+    adapters = {"adapters": {"salesforce": {"organization_ids": ["00D5e000000KQ2e"], "token": "sf-token-secret-1"}},
+                "writeback": {"netsuite": {"url": "https://1234.restlets.api.netsuite.com/r?script=1&h=sig-in-url",
+                                           "signing_secret": "wb-secret-1"}}}
+    create_app({**app_config, "HRDD_ADAPTERS": adapters}).extensions["hrdd"].store.engine.dispose()
+    changed = {**adapters, "adapters": {"salesforce": {
+        **adapters["adapters"]["salesforce"], "token": "sf-token-secret-2",
+        "field_maps": {"Opportunity": {"stage": {"values": {"Closed Won": "quote"}}}}}}}
+    again = create_app({**app_config, "HRDD_ADAPTERS": changed})
+    with again.extensions["hrdd"].store.engine.connect() as conn:
+        changes = [e for e in audit.entries(conn) if e["action"] == "config.change"]
+        assert audit.verify(conn).ok
+    again.extensions["hrdd"].store.engine.dispose()
+    assert len(changes) == 2 and changes[0]["details"]["changed"] == ["adapters"]
+    now = changes[0]["details"]["now"]["adapters"]
+    assert now["adapters"]["salesforce"]["field_maps"]["Opportunity"]["stage"]["values"] == {"Closed Won": "quote"}
+    assert now["adapters"]["salesforce"]["token"] == "(set)"
+    recorded = json.dumps([c["details"] for c in changes])
+    for secret in ("sf-token-secret-1", "sf-token-secret-2", "wb-secret-1", "sig-in-url"):
+        assert secret not in recorded

@@ -25,7 +25,7 @@ _ENV_REF = re.compile(r"\$\{([A-Z0-9_]+)\}")
 ADAPTER_ENV = "HRDD_ADAPTER_"
 WRITEBACK_ENV = "HRDD_WRITEBACK_"
 LIST_KEYS = {"organization_ids", "action_ids", "allowed_origins", "bearer_tokens", "watched_properties",
-             "event_types", "models", "modified_fields"}
+             "event_types", "models", "modified_fields", "signing_secrets", "tokens", "auth_keys"}
 
 
 class Secret(str):
@@ -114,6 +114,21 @@ def shown_url(url: str) -> str:
         host, slash, path = rest.partition("/")
         text = f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
     return text
+
+
+def public_view(value: Any, name: str = "") -> Any:
+    """Settings as they may be recorded (the audit log): a secret as ``"(set)"``, never its value or a
+    digest of it; a URL without its query string or user:password; everything else (field maps, stage
+    values, allowlists, retry policy) as it is."""
+    if isinstance(value, Mapping):
+        return {str(k): public_view(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public_view(v, name) for v in value]
+    if isinstance(value, Secret):
+        return "(set)"
+    if isinstance(value, str) and name.lower().endswith(("url", "endpoint")):
+        return shown_url(value)
+    return value
 
 
 def _merge(base: dict, extra: Mapping) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -94,12 +95,17 @@ def _row_dict(row) -> dict[str, Any]:
     return data
 
 
-def retry(store, row_id: str) -> bool:
-    """Put a failed row back in the queue for immediate delivery."""
+def retry(store, row_id: str | None = None, *, system: str | None = None) -> int:
+    """Put failed rows (one by id, or every one, or every one of a system) back in the queue; how many."""
+    where = [outbox.c.status == "failed"]
+    if row_id:
+        where.append(outbox.c.id == row_id)
+    if system:
+        where.append(outbox.c.system == system)
     with store.begin() as conn:
-        done = conn.execute(outbox.update().where(outbox.c.id == row_id, outbox.c.status == "failed")
+        done = conn.execute(outbox.update().where(*where)
                             .values(status="pending", attempts=0, next_attempt_at=now(), last_error=None))
-    return bool(done.rowcount)
+    return int(done.rowcount or 0)
 
 
 def claim_due(store, table, keys, due, *, lease_until, limit: int) -> list:
@@ -286,7 +292,7 @@ def send(services, settings: dict, row, *, timeout: float) -> dict[str, Any]:
         headers[name] = reveal(value)
     payload = json.dumps(body).encode()
     if config.get("signing_secret"):
-        headers["X-HRDD-Signature"] = "sha256=" + signatures.hmac_sha256_hex(config["signing_secret"], payload)
+        headers.update(signed_headers(config["signing_secret"], payload))
     method = str(config.get("method") or DEFAULT_METHOD.get(config.get("kind", row.system), "PATCH")).upper()
     if config.get("csrf"):
         headers.update(_sap_csrf(url, headers, timeout, setting))
@@ -297,6 +303,17 @@ def send(services, settings: dict, row, *, timeout: float) -> dict[str, Any]:
         raise HttpError(f"{method} {shown_url(url)} answered a JSON-RPC error: {message}", answer.status)
     return {"method": method, "url": shown_url(url), "status": answer.status,
             "gate": state["gate"], "body": render(template, state, config, mask=True), "at": iso(now())}
+
+
+def signed_headers(secret, payload: bytes, stamp: int | None = None) -> dict[str, str]:
+    """``X-HRDD-Timestamp`` and ``X-HRDD-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">``.
+
+    The same scheme as the generic adapter's inbound signature. The timestamp is signed with the body, so
+    the receiver can refuse a write-back captured and replayed later (an old "release" over a newer hold).
+    """
+    stamp_text = str(int(time.time()) if stamp is None else stamp)
+    mac = signatures.hmac_sha256_hex(secret, stamp_text.encode() + b"." + payload)
+    return {"X-HRDD-Timestamp": stamp_text, "X-HRDD-Signature": f"sha256={mac}"}
 
 
 def _sap_csrf(url: str, headers: dict[str, str], timeout: float, setting: str) -> dict[str, str]:

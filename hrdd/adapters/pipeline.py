@@ -328,7 +328,7 @@ def process_due(services, resolve, settings: dict, *, moment=None, limit: int = 
     ``resolve(vendor)`` returns the adapter object of a vendor (or None when it is no longer installed).
     """
     moment = moment or now()
-    counts = {"screened": 0, "pending": 0, "invalid": 0, "stale": 0}
+    counts = {"screened": 0, "pending": 0, "invalid": 0, "stale": 0, "failed": 0}
     # Lease the due rows (SKIP LOCKED on PostgreSQL) so a second worker does not process them as well.
     due = outbox.claim_due(services.store, adapter_deliveries, ("vendor", "delivery_id"), (
         adapter_deliveries.c.status.in_(("queued", "pending_enrichment")),
@@ -338,6 +338,8 @@ def process_due(services, resolve, settings: dict, *, moment=None, limit: int = 
         if adapter is None:
             continue
         outcome = complete(services, adapter, VendorEvent.from_dict(row.event), settings, attempts=row.attempts)
-        key = {"screened": "screened", "invalid": "invalid", "stale": "stale"}.get(outcome["status"], "pending")
+        # "failed": the last attempt gave up (hrdd deliveries lists it; hrdd deliveries retry queues it again).
+        key = {"screened": "screened", "invalid": "invalid", "stale": "stale", "failed": "failed"}.get(
+            outcome["status"], "pending")
         counts[key] += 1
     return counts

@@ -33,6 +33,16 @@ def matches_any(given: str | None, secrets: Iterable) -> bool:
     return found
 
 
+def configured(settings: dict, single: str, plural: str) -> list:
+    """The secrets a sender may use: ``<plural>`` (a list, for rotation: the new one and the old one until
+    every sender has the new one) and ``<single>``, without empty entries."""
+    many = settings.get(plural) or []
+    if not isinstance(many, list):
+        many = [many]
+    found = [s for s in [*many, settings.get(single)] if reveal(s).strip()]
+    return found
+
+
 def hmac_sha256(secret, message: bytes) -> bytes:
     """The raw HMAC-SHA256 of ``message`` under ``secret``."""
     return hmac.new(reveal(secret).encode(), message, hashlib.sha256).digest()

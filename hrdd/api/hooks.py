@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 
 from hrdd.auth import vendor_authenticated
 from hrdd.errors import ApiError
@@ -19,4 +19,5 @@ def webhook(name: str):
     adapter = services.pm.hook.hrdd_webhook_adapter(name=name, app=current_app)
     if adapter is None:
         raise ApiError(404, "unknown_adapter", f"No installed adapter handles /v1/hooks/{name}")
+    g.hrdd_adapter = name  # the request's metrics label (hrdd.metrics)
     return adapter.handle(request, services)
