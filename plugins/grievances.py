@@ -144,6 +144,7 @@ def submit():
             receipt = grievances.submit(conn, body)
     except grievances.GrievanceError as exc:
         raise validation_error({k: [v] for k, v in exc.errors.items()}, str(exc)) from exc
+    receipt.pop("duplicate")
     response = jsonify({**receipt, "status_url": "/v1/grievances/status"})
     response.headers["Cache-Control"] = "no-store"
     return response, 201

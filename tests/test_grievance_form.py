@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -97,3 +100,48 @@ def test_form_errors_use_the_labels_the_reporter_sees(client):
     assert ">What happened</a> needs at least 20 characters" in page
     assert ">Place</a> is longer than 300 characters (it has 301)" in page
     assert "subject name" not in page.lower() and "description please" not in page
+
+
+def _form_fields(page: str) -> dict:
+    """The hidden fields of the report form on ``page`` (the CSRF token and the submission mark)."""
+    return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page))
+
+
+def test_a_report_sent_twice_from_one_form_is_stored_once_with_the_same_token(app, client):
+    """A reporter on a slow connection presses Send again: one report, and the token they are shown works."""
+    hidden = _form_fields(client.get("/grievances/").get_data(as_text=True))
+    first = client.post("/grievances/", data={**hidden, **REPORT})
+    again = client.post("/grievances/", data={**hidden, **REPORT})
+    assert first.status_code == 201 and again.status_code == 200
+    token = re.search(r'value="(trk_[^"]+)"', again.get_data(as_text=True)).group(1)
+    assert token == re.search(r'value="(trk_[^"]+)"', first.get_data(as_text=True)).group(1)
+    assert "already received" in again.get_data(as_text=True)
+    assert len(_stored(app)) == 1
+    status = client.post("/grievances/status", data={"csrf_token": hidden["csrf_token"], "token": token})
+    assert status.status_code == 200
+    # Back to the same page, another report written over it: a report of its own, with its own token.
+    other = client.post("/grievances/", data={**hidden, **REPORT, "subject_name": "Border police"})
+    assert other.status_code == 201 and len(_stored(app)) == 2
+    assert token not in other.get_data(as_text=True)
+
+
+def test_a_report_sent_after_the_page_expired_comes_back_filled_in(app, client):
+    """The browser lost its session (hours offline, cookies cleared): nothing is stored, nothing typed is lost."""
+    page = client.get("/grievances/").get_data(as_text=True)
+    hidden = _form_fields(page)
+    client.delete_cookie("hrdd_session")
+    description = "Journalists were followed after their phones were located.\nTwo were detained."
+    r = client.post("/grievances/", data={**hidden, **REPORT, "description": description, "reporter_name": "Thảo"},
+                    headers={"Origin": "http://localhost"})
+    text = r.get_data(as_text=True)
+    assert r.status_code == 400 and not _stored(app)
+    assert "not sent" in text and "Thảo" in text
+    assert description in html.unescape(text)
+    resent = _form_fields(text)
+    assert resent["csrf_token"] != hidden["csrf_token"]
+    done = client.post("/grievances/", data={**resent, **REPORT, "description": description})
+    assert done.status_code == 201 and len(_stored(app)) == 1
+    # From another site's page: nothing offered back (no report made for someone in their name).
+    client.delete_cookie("hrdd_session")
+    forged = client.post("/grievances/", data={**hidden, **REPORT}, headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 400 and REPORT["description"] not in forged.get_data(as_text=True)

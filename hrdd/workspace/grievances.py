@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 
 from sqlalchemy import func, insert, select, update
@@ -122,10 +124,37 @@ def validate_report(data: dict) -> dict:
     return clean
 
 
-def submit(conn, data: dict) -> dict:
-    """Store a public report; return its reference and the tracking token (shown to the reporter once)."""
+def _submission_token(submission: str | None, secret: str | bytes | None) -> str | None:
+    """The tracking token a form's submission mark gives (the same on every resend), or None without one.
+
+    The mark is a random value the form page carries; the token is its HMAC under the app's secret key, so
+    only the server can derive it and a resend of the same form finds the report already stored.
+    """
+    if not secret or not isinstance(submission, str) or not 16 <= len(submission) <= 100:
+        return None
+    key = secret.encode("utf-8") if isinstance(secret, str) else secret
+    digest = hmac.new(key, b"grievance-submission:" + submission.encode("utf-8"), hashlib.sha256).digest()
+    return "trk_" + base64.urlsafe_b64encode(digest[:24]).decode("ascii")
+
+
+def submit(conn, data: dict, *, submission: str | None = None, secret: str | bytes | None = None) -> dict:
+    """Store a public report; return its reference and the tracking token (shown to the reporter once).
+
+    With a form's ``submission`` mark (and the app's ``secret``), the same report sent again from the same
+    page (a slow connection, Send pressed twice) is not stored twice: the receipt of the one stored comes
+    back, with its token and ``"duplicate": True``. A different report sent from that page is a new one.
+    """
     clean = validate_report(data)
-    token = "trk_" + secrets.token_urlsafe(24)
+    token = _submission_token(submission, secret)
+    if token is not None:
+        row = conn.execute(select(grievances).where(grievances.c.token_hash == _token_hash(token))).first()
+        if row is not None and all(getattr(row, key) == value for key, value in clean.items()):
+            return {"reference": row.id, "token": token, "status": row.status,
+                    "status_text": STATUSES.get(row.status, row.status), "received_at": row.received_at,
+                    "duplicate": True}
+        if row is not None:
+            token = None
+    token = token or "trk_" + secrets.token_urlsafe(24)
     grievance_id = new_id("grv")
     at = now_iso()
     conn.execute(insert(grievances).values(
@@ -135,7 +164,12 @@ def submit(conn, data: dict) -> dict:
                  {"anonymous": not (clean["reporter_name"] or clean["reporter_contact"]),
                   "country": clean["country"]})
     return {"reference": grievance_id, "token": token, "status": "received",
-            "status_text": STATUSES["received"], "received_at": at}
+            "status_text": STATUSES["received"], "received_at": at, "duplicate": False}
+
+
+def new_submission_mark() -> str:
+    """A fresh random mark for one report form (see ``submit``)."""
+    return secrets.token_urlsafe(18)
 
 
 def status_by_token(conn, token: str) -> dict | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from hrdd import openapi as oa
 from hrdd.api.query import refuse_unknown_page_args
 from hrdd.auth import public as open_to_all
 from hrdd.services import current_services
-from hrdd.workspace import grievances, security
+from hrdd.workspace import grievances, security, stale_forms
 from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
 # The character limits hold in any script: a character outside the BMP is 4 bytes of UTF-8, 12 once
@@ -31,7 +31,21 @@ def too_large_message() -> str:
             "and send it again.")
 
 
-public = make_blueprint("grievance_public", "/grievances", max_form_bytes=max_body)
+def _stale_report():
+    """A report sent from a page whose session expired or was lost: the form back, filled in, to send again.
+
+    Only for a form on this site's page (another site must not get a report sent in someone's name); the
+    report keeps its submission mark, so sending it twice still stores it once.
+    """
+    if request.endpoint != "grievance_public.submit" or not stale_forms.from_this_site():
+        return None
+    values = _typed_report()
+    if not any(values.values()):
+        return None
+    return _form_page(values, {}, request.form.get("submission", ""), expired=True, code=400)
+
+
+public = make_blueprint("grievance_public", "/grievances", max_form_bytes=max_body, stale_form=_stale_report)
 triage_bp = make_blueprint("grievance_triage", "/workspace/grievances")
 
 
@@ -54,29 +68,40 @@ def _limits() -> dict[str, int]:
     return {key: limit for key, (_, limit) in grievances.FIELDS.items()}
 
 
+def _typed_report() -> dict[str, str]:
+    # A browser counts a line break as one character against maxlength but sends it as CRLF.
+    return {key: request.form.get(key, "").replace("\r\n", "\n") for key in grievances.FIELDS}
+
+
+def _form_page(values: dict, errors: dict, submission: str, *, expired: bool = False, code: int = 200):
+    if not (16 <= len(submission) <= 100):
+        submission = grievances.new_submission_mark()
+    return render_template("grievances/form.html", values=values, errors=errors, limits=_limits(),
+                           labels=grievances.LABELS, submission=submission, expired=expired), code
+
+
 @public.route("/", methods=["GET"])
 @open_to_all("the public report form")
 def form():
     """The public form for reporting suspected misuse."""
-    return render_template("grievances/form.html", values={}, errors={}, limits=_limits(),
-                           labels=grievances.LABELS)
+    return _form_page({}, {}, "")
 
 
 @public.route("/", methods=["POST"])
 @open_to_all("public reports (CSRF token, rate limit, size bound)")
 @rate_limited(submit_limit)
 def submit():
-    """Accept a report from the public form and show the tracking token once."""
-    # A browser counts a line break as one character against maxlength but sends it as CRLF.
-    values = {key: request.form.get(key, "").replace("\r\n", "\n") for key in grievances.FIELDS}
+    """Accept a report from the public form and show the tracking token once (again for the same form sent
+    twice: it is stored once)."""
+    values = _typed_report()
+    submission = request.form.get("submission", "")
     try:
         with current_services().store.begin() as conn:
-            receipt = grievances.submit(conn, values)
+            receipt = grievances.submit(conn, values, submission=submission, secret=current_app.secret_key)
     except grievances.GrievanceError as exc:
-        return render_template("grievances/form.html", values=values, errors=exc.errors, limits=_limits(),
-                               labels=grievances.LABELS), 422
+        return _form_page(values, exc.errors, submission, code=422)
     response = render_template("grievances/received.html", receipt=receipt)
-    return response, 201, {"Cache-Control": "no-store"}
+    return response, 200 if receipt["duplicate"] else 201, {"Cache-Control": "no-store"}
 
 
 @public.route("/status", methods=["GET", "POST"])
@@ -195,12 +220,15 @@ def action(grievance_id: str):
     return redirect(url_for(".detail", grievance_id=grievance_id))
 
 
-_REPORT_FORM = oa.form_body({k: {"type": "string", "maxLength": limit} for k, (_, limit) in grievances.FIELDS.items()},
-                            ("subject_name", "description"))
+_REPORT_FORM = oa.form_body({**{k: {"type": "string", "maxLength": limit} for k, (_, limit) in grievances.FIELDS.items()},
+                             "submission": {"type": "string", "maxLength": 100}}, ("subject_name", "description"))
 _POSTED = {"302": oa.redirect("Saved: back to the grievance"), "422": oa.html_page("The page with the errors")}
 form.openapi = {"x-html": True, "responses": {"200": oa.html_page("The report form")}}
 submit.openapi = {"x-html": True, "requestBody": _REPORT_FORM, "responses": {
-    "201": oa.html_page("The reference and tracking token, shown once"), "422": oa.html_page("The form with errors")}}
+    "201": oa.html_page("The reference and tracking token, shown once"),
+    "200": oa.html_page("The same form sent again: the report already stored, with its reference and token"),
+    "400": oa.html_page("The page had expired: the form back, filled in, nothing stored"),
+    "422": oa.html_page("The form with errors")}}
 status.openapi = {
     "get": {"x-html": True, "responses": {"200": oa.html_page("The token form")}},
     "post": {"x-html": True, "requestBody": oa.form_body({"token": {"type": "string"}}, ("token",)),
