@@ -108,7 +108,8 @@ def _form_fields(page: str) -> dict:
 
 
 def test_a_report_sent_twice_from_one_form_is_stored_once_with_the_same_token(app, client):
-    """A reporter on a slow connection presses Send again: one report, and the token they are shown works."""
+    """A reporter on a slow connection presses Send again, or goes Back and sends it again: one report, and
+    the token they are shown works."""
     hidden = _form_fields(client.get("/grievances/").get_data(as_text=True))
     first = client.post("/grievances/", data={**hidden, **REPORT})
     again = client.post("/grievances/", data={**hidden, **REPORT})
@@ -116,6 +117,9 @@ def test_a_report_sent_twice_from_one_form_is_stored_once_with_the_same_token(ap
     token = re.search(r'value="(trk_[^"]+)"', again.get_data(as_text=True)).group(1)
     assert token == re.search(r'value="(trk_[^"]+)"', first.get_data(as_text=True)).group(1)
     assert "already received" in again.get_data(as_text=True)
+    back = client.post("/grievances/", data={**_form_fields(client.get("/grievances/").get_data(as_text=True)),
+                                             **REPORT})
+    assert back.status_code == 200 and token in back.get_data(as_text=True)
     assert len(_stored(app)) == 1
     status = client.post("/grievances/status", data={"csrf_token": hidden["csrf_token"], "token": token})
     assert status.status_code == 200

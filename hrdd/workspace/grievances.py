@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 
 from sqlalchemy import func, insert, select, update
@@ -124,36 +125,36 @@ def validate_report(data: dict) -> dict:
     return clean
 
 
-def _submission_token(submission: str | None, secret: str | bytes | None) -> str | None:
-    """The tracking token a form's submission mark gives (the same on every resend), or None without one.
+def _submission_token(submission: str | None, secret: str | bytes | None, clean: dict) -> str | None:
+    """The tracking token a browser session's submission mark gives this report, or None without a mark.
 
-    The mark is a random value the form page carries; the token is its HMAC under the app's secret key, so
-    only the server can derive it and a resend of the same form finds the report already stored.
+    An HMAC under the app's secret key of the mark and the report's content: the same report sent again from
+    the same browser (Send pressed twice, Back and Send, a reload resending the form) gets the same token and
+    finds the report already stored; another report gets another token. Only the server can derive it.
     """
     if not secret or not isinstance(submission, str) or not 16 <= len(submission) <= 100:
         return None
     key = secret.encode("utf-8") if isinstance(secret, str) else secret
-    digest = hmac.new(key, b"grievance-submission:" + submission.encode("utf-8"), hashlib.sha256).digest()
-    return "trk_" + base64.urlsafe_b64encode(digest[:24]).decode("ascii")
+    content = json.dumps(clean, sort_keys=True, ensure_ascii=False)
+    message = f"grievance-submission:{submission}\n{content}".encode()
+    return "trk_" + base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()[:24]).decode("ascii")
 
 
 def submit(conn, data: dict, *, submission: str | None = None, secret: str | bytes | None = None) -> dict:
     """Store a public report; return its reference and the tracking token (shown to the reporter once).
 
-    With a form's ``submission`` mark (and the app's ``secret``), the same report sent again from the same
-    page (a slow connection, Send pressed twice) is not stored twice: the receipt of the one stored comes
-    back, with its token and ``"duplicate": True``. A different report sent from that page is a new one.
+    With the browser session's ``submission`` mark (and the app's ``secret``), the same report sent again
+    (a slow connection, Send pressed twice, Back and Send) is not stored twice: the receipt of the one
+    stored comes back, with its token and ``"duplicate": True``.
     """
     clean = validate_report(data)
-    token = _submission_token(submission, secret)
+    token = _submission_token(submission, secret, clean)
     if token is not None:
         row = conn.execute(select(grievances).where(grievances.c.token_hash == _token_hash(token))).first()
-        if row is not None and all(getattr(row, key) == value for key, value in clean.items()):
+        if row is not None:
             return {"reference": row.id, "token": token, "status": row.status,
                     "status_text": STATUSES.get(row.status, row.status), "received_at": row.received_at,
                     "duplicate": True}
-        if row is not None:
-            token = None
     token = token or "trk_" + secrets.token_urlsafe(24)
     grievance_id = new_id("grv")
     at = now_iso()
@@ -168,7 +169,7 @@ def submit(conn, data: dict, *, submission: str | None = None, secret: str | byt
 
 
 def new_submission_mark() -> str:
-    """A fresh random mark for one report form (see ``submit``)."""
+    """A fresh random mark for one browser session's reports (see ``submit``)."""
     return secrets.token_urlsafe(18)
 
 

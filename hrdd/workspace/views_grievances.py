@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from hrdd import openapi as oa
 from hrdd.api.query import refuse_unknown_page_args
@@ -34,15 +34,14 @@ def too_large_message() -> str:
 def _stale_report():
     """A report sent from a page whose session expired or was lost: the form back, filled in, to send again.
 
-    Only for a form on this site's page (another site must not get a report sent in someone's name); the
-    report keeps its submission mark, so sending it twice still stores it once.
+    Only for a form on this site's page: another site must not get a report sent in someone's name.
     """
     if request.endpoint != "grievance_public.submit" or not stale_forms.from_this_site():
         return None
     values = _typed_report()
     if not any(values.values()):
         return None
-    return _form_page(values, {}, request.form.get("submission", ""), expired=True, code=400)
+    return _form_page(values, {}, expired=True, code=400)
 
 
 public = make_blueprint("grievance_public", "/grievances", max_form_bytes=max_body, stale_form=_stale_report)
@@ -73,33 +72,40 @@ def _typed_report() -> dict[str, str]:
     return {key: request.form.get(key, "").replace("\r\n", "\n") for key in grievances.FIELDS}
 
 
-def _form_page(values: dict, errors: dict, submission: str, *, expired: bool = False, code: int = 200):
-    if not (16 <= len(submission) <= 100):
-        submission = grievances.new_submission_mark()
+SUBMISSION_MARK = "grievance_mark"  # the session's random mark that makes a resent report's token the same
+
+
+def _submission_mark() -> str:
+    if not isinstance(session.get(SUBMISSION_MARK), str):
+        session[SUBMISSION_MARK] = grievances.new_submission_mark()
+    return session[SUBMISSION_MARK]
+
+
+def _form_page(values: dict, errors: dict, *, expired: bool = False, code: int = 200):
+    _submission_mark()
     return render_template("grievances/form.html", values=values, errors=errors, limits=_limits(),
-                           labels=grievances.LABELS, submission=submission, expired=expired), code
+                           labels=grievances.LABELS, expired=expired), code
 
 
 @public.route("/", methods=["GET"])
 @open_to_all("the public report form")
 def form():
     """The public form for reporting suspected misuse."""
-    return _form_page({}, {}, "")
+    return _form_page({}, {})
 
 
 @public.route("/", methods=["POST"])
 @open_to_all("public reports (CSRF token, rate limit, size bound)")
 @rate_limited(submit_limit)
 def submit():
-    """Accept a report from the public form and show the tracking token once (again for the same form sent
-    twice: it is stored once)."""
+    """Accept a report from the public form and show the tracking token once (again for the same report sent
+    twice from the browser: it is stored once)."""
     values = _typed_report()
-    submission = request.form.get("submission", "")
     try:
         with current_services().store.begin() as conn:
-            receipt = grievances.submit(conn, values, submission=submission, secret=current_app.secret_key)
+            receipt = grievances.submit(conn, values, submission=_submission_mark(), secret=current_app.secret_key)
     except grievances.GrievanceError as exc:
-        return _form_page(values, exc.errors, submission, code=422)
+        return _form_page(values, exc.errors, code=422)
     response = render_template("grievances/received.html", receipt=receipt)
     return response, 200 if receipt["duplicate"] else 201, {"Cache-Control": "no-store"}
 
@@ -220,13 +226,13 @@ def action(grievance_id: str):
     return redirect(url_for(".detail", grievance_id=grievance_id))
 
 
-_REPORT_FORM = oa.form_body({**{k: {"type": "string", "maxLength": limit} for k, (_, limit) in grievances.FIELDS.items()},
-                             "submission": {"type": "string", "maxLength": 100}}, ("subject_name", "description"))
+_REPORT_FORM = oa.form_body({k: {"type": "string", "maxLength": limit} for k, (_, limit) in grievances.FIELDS.items()},
+                            ("subject_name", "description"))
 _POSTED = {"302": oa.redirect("Saved: back to the grievance"), "422": oa.html_page("The page with the errors")}
 form.openapi = {"x-html": True, "responses": {"200": oa.html_page("The report form")}}
 submit.openapi = {"x-html": True, "requestBody": _REPORT_FORM, "responses": {
     "201": oa.html_page("The reference and tracking token, shown once"),
-    "200": oa.html_page("The same form sent again: the report already stored, with its reference and token"),
+    "200": oa.html_page("The same report sent again: the one already stored, with its reference and token"),
     "400": oa.html_page("The page had expired: the form back, filled in, nothing stored"),
     "422": oa.html_page("The form with errors")}}
 status.openapi = {
