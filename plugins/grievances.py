@@ -165,6 +165,25 @@ def status():
     return response
 
 
+@api.post("/information")
+@public("a reporter adds information to a report with the tracking token only they hold; rate-limited")
+@rate_limited(views_grievances.submit_limit)
+def add_information():
+    """Public: add information to a report, given its tracking token (`{"token", "information"}`); 201 with
+    the report's status, 404 for an unknown token."""
+    body = _bounded_json()
+    try:
+        with current_services().store.begin() as conn:
+            result = grievances.add_reporter_update(conn, body.get("token"), body.get("information"))
+    except grievances.GrievanceError as exc:
+        raise validation_error({k: [v] for k, v in exc.errors.items()}, str(exc)) from exc
+    if result is None:
+        raise ApiError(404, "not_found", "No report has this tracking token; nothing was added")
+    response = jsonify(result)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 201
+
+
 @api.get("")
 @require_role("reviewer")
 def listing():
@@ -280,6 +299,11 @@ submit.openapi = {"requestBody": oa.json_body(_REPORT),
 status.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["token"],
                                                "properties": {"token": {"type": "string", "maxLength": 100}}}),
                   "responses": {"200": oa.json_response("Status, dates and the note the reporter may see")}}
+add_information.openapi = {
+    "requestBody": oa.json_body({"type": "object", "required": ["token", "information"], "properties": {
+        "token": {"type": "string", "maxLength": 100},
+        "information": {"type": "string", "minLength": 1, "maxLength": grievances.MAX_UPDATE}}}),
+    "responses": {"201": oa.json_response("The report's status after the information was added")}}
 listing.openapi = {"parameters": [oa.query("status", {"type": "string", "enum": list(grievances.FILTERS)}),
                                   *page_parameters(LIST_DEFAULT, LIST_MAXIMUM)],
                    "responses": {"200": oa.json_response("One page of grievances, oldest first, and the total")}}

@@ -149,3 +149,58 @@ def test_a_report_sent_after_the_page_expired_comes_back_filled_in(app, client):
     client.delete_cookie("hrdd_session")
     forged = client.post("/grievances/", data={**hidden, **REPORT}, headers={"Origin": "https://evil.example"})
     assert forged.status_code == 400 and REPORT["description"] not in forged.get_data(as_text=True)
+
+
+def test_a_reporter_adds_information_with_the_token_and_the_officer_reads_it(app, client, auth_headers):
+    """No attachments: the reporter describes the evidence and adds to the report later, anonymous throughout."""
+    page = client.get("/grievances/").get_data(as_text=True)
+    assert "cannot attach files" in page
+    hidden = _form_fields(page)
+    sent = client.post("/grievances/", data={**hidden, **REPORT}).get_data(as_text=True)
+    assert "add information" in sent
+    token = re.search(r'value="(trk_[^"]+)"', sent).group(1)
+    shown = client.post("/grievances/status", data={"csrf_token": hidden["csrf_token"], "token": token})
+    assert 'name="information"' in shown.get_data(as_text=True)
+    added = "Ảnh chụp màn hình của tin nhắn: the officer in charge was named in a leaked memo (link kept offline)."
+    r = client.post("/grievances/status/information",
+                    data={"csrf_token": hidden["csrf_token"], "token": token, "information": added})
+    assert r.status_code == 201 and "was added to your report" in r.get_data(as_text=True)
+    empty = client.post("/grievances/status/information",
+                        data={"csrf_token": hidden["csrf_token"], "token": token, "information": " "})
+    assert empty.status_code == 422
+    unknown = client.post("/grievances/status/information",
+                          data={"csrf_token": hidden["csrf_token"], "token": "trk_" + "x" * 32, "information": added})
+    assert unknown.status_code == 404 and added in html.unescape(unknown.get_data(as_text=True))
+    api = client.post("/v1/grievances/information", json={"token": token, "information": "A second witness."})
+    assert api.status_code == 201 and api.get_json()["reference"] == _stored(app)[0].id
+    assert client.post("/v1/grievances/information", json={"token": "trk_x", "information": "x"}).status_code == 404
+
+    reviewer = auth_headers("reviewer")
+    gid = _stored(app)[0].id
+    detail = client.get(f"/v1/grievances/{gid}", headers=reviewer).get_json()
+    assert [(a["actor"], a["action"], a["outcome"]) for a in detail["actions"]] == [
+        ("reporter", "reporter_update", added), ("reporter", "reporter_update", "A second witness.")]
+    listed = client.get("/v1/grievances", headers=reviewer).get_json()["grievances"][0]
+    assert listed["reporter_updates"] == 2
+    # Information from the reporter is not an action the company took: the report does not count it.
+    report = client.get(f"/v1/reports/transparency?year={_stored(app)[0].received_at[:4]}",
+                        headers=reviewer).get_json()
+    actions = next(t for t in report["tables"] if t["name"] == "grievance_actions")
+    assert all(row["count"] == 0 for row in actions["rows"])
+
+
+def test_a_report_over_the_rate_limit_comes_back_with_the_limit_it_hit(app_config):
+    """A newsroom behind one address hits the daily limit: told which limit, and nothing typed is lost."""
+    from server import create_app
+    application = create_app({**app_config, "HRDD_GRIEVANCE_RATE_LIMIT": "2 per day"})
+    client = application.test_client()
+    hidden = _form_fields(client.get("/grievances/").get_data(as_text=True))
+    for n in range(2):
+        assert client.post("/grievances/", data={**hidden, **REPORT, "location": f"Office {n}"}).status_code == 201
+    description = "Our colleague's phone was infected after the interview; the lab report is with us."
+    r = client.post("/grievances/", data={**hidden, **REPORT, "description": description})
+    text = html.unescape(r.get_data(as_text=True))
+    application.extensions["hrdd"].store.engine.dispose()
+    assert r.status_code == 429
+    assert "not sent" in text and "2 per 1 day" in text and "Wait a minute" not in text
+    assert description in text and 'name="subject_name"' in text

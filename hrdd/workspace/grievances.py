@@ -184,6 +184,37 @@ def status_by_token(conn, token: str) -> dict | None:
             "received_at": row.received_at, "updated_at": row.updated_at, "note": row.public_note or ""}
 
 
+REPORTER_UPDATE = "reporter_update"  # information a reporter added with the token: not an action the company took
+ACTION_LABELS = {**ACTIONS, REPORTER_UPDATE: "Information added by the reporter"}
+MAX_UPDATE = FIELDS["description"][1]
+
+
+def add_reporter_update(conn, token: str, information) -> dict | None:
+    """Add the holder's information to the report of ``token``; its status afterwards, None if no report has it.
+
+    The text is kept with the grievance (the officer reads it among its actions), not in the audit trail,
+    which records only that information was added and its length, as it does for the report itself.
+    """
+    row = None
+    if isinstance(token, str) and 0 < len(token) <= 100:
+        row = conn.execute(select(grievances.c.id).where(grievances.c.token_hash == _token_hash(token.strip()))).first()
+    if row is None:
+        return None
+    text = (information if isinstance(information, str) else "").replace("\r\n", "\n").strip()
+    if not text:
+        raise GrievanceError("Nothing was added: write the information to add",
+                             {"information": "is required: write what you want to add"})
+    if len(text) > MAX_UPDATE:
+        raise GrievanceError(f"Nothing was added: the information is longer than {MAX_UPDATE:,} characters",
+                             {"information": f"is longer than {MAX_UPDATE:,} characters (it has {len(text):,})"})
+    at = now_iso()
+    conn.execute(insert(grievance_actions).values(grievance_id=row.id, at=at, actor="reporter",
+                                                  action=REPORTER_UPDATE, outcome=text))
+    conn.execute(update(grievances).where(grievances.c.id == row.id).values(updated_at=at))
+    audit.record(conn, "public", "grievance.reporter_update", row.id, {"characters": len(text)})
+    return status_by_token(conn, token)
+
+
 def get(conn, grievance_id: str) -> dict | None:
     """One grievance with its linked transactions and actions (for reviewers)."""
     row = conn.execute(select(grievances).where(grievances.c.id == grievance_id)).first()
@@ -217,9 +248,13 @@ def listing(conn, *, status: str = "open", limit: int = 50, offset: int = 0) -> 
     """
     if status not in FILTERS:
         raise ValueError(bad_filter_message(status))
+    updates = (select(func.count()).select_from(grievance_actions)
+               .where(grievance_actions.c.grievance_id == grievances.c.id,
+                      grievance_actions.c.action == REPORTER_UPDATE)
+               .correlate(grievances).scalar_subquery().label("reporter_updates"))
     query = select(grievances.c.id, grievances.c.received_at, grievances.c.status, grievances.c.credible,
                    grievances.c.subject_name, grievances.c.country, grievances.c.country_text,
-                   grievances.c.end_user_key, grievances.c.end_user_name)
+                   grievances.c.end_user_key, grievances.c.end_user_name, updates)
     if status == "open":
         query = query.where(grievances.c.status.not_in(CLOSED))
     elif status != "all":

@@ -53,6 +53,22 @@ def _too_large(exc):
     return render_template("workspace/error.html", title="Report too long", message=too_large_message()), 413
 
 
+@public.errorhandler(429)
+def _too_many(exc):
+    """Over a rate limit: which limit was hit, and (for a report) the form back filled in, nothing stored."""
+    limit = getattr(getattr(exc, "limit", None), "limit", None)
+    said = (f"at most {limit} from one network address" if limit is not None
+            else "only a limited number from one network address")
+    if request.endpoint != "grievance_public.submit":
+        return render_template("workspace/error.html", title="Too many attempts",
+                               message=f"Too many requests from your network address: this page accepts {said}. "
+                                       "Try again later."), 429
+    notice = (f"Your report was not sent: this form accepts {said}, and that many have come from yours (people "
+              "sharing a network, such as an office or a café, share the limit). Nothing you typed is lost: keep "
+              "a copy of it and send it again later.")
+    return _form_page(_typed_report(), {}, notice=notice, code=429)
+
+
 def submit_limit() -> str:
     """The rate limit on new reports per client address (HRDD_GRIEVANCE_RATE_LIMIT)."""
     return setting("HRDD_GRIEVANCE_RATE_LIMIT", "5 per minute;30 per day")
@@ -81,10 +97,10 @@ def _submission_mark() -> str:
     return session[SUBMISSION_MARK]
 
 
-def _form_page(values: dict, errors: dict, *, expired: bool = False, code: int = 200):
+def _form_page(values: dict, errors: dict, *, expired: bool = False, notice: str = "", code: int = 200):
     _submission_mark()
     return render_template("grievances/form.html", values=values, errors=errors, limits=_limits(),
-                           labels=grievances.LABELS, expired=expired), code
+                           labels=grievances.LABELS, expired=expired, notice=notice), code
 
 
 @public.route("/", methods=["GET"])
@@ -116,13 +132,41 @@ def submit():
 def status():
     """Follow a report with its tracking token (POST, so the token stays out of URLs and logs)."""
     result, error = None, None
+    token = request.form.get("token", "")
     if request.method == "POST":
         with current_services().store.engine.connect() as conn:
-            result = grievances.status_by_token(conn, request.form.get("token", ""))
+            result = grievances.status_by_token(conn, token)
         if result is None:
             error = "No report has this tracking token. Check that it was copied completely."
-    return render_template("grievances/status.html", result=result, error=error), \
-        (404 if error else 200), {"Cache-Control": "no-store"}
+    return _status_page(result, token if result else "", error=error, code=404 if error else 200)
+
+
+def _status_page(result, token: str, *, error=None, information: str = "", added: bool = False,
+                 errors: dict | None = None, code: int = 200):
+    return render_template("grievances/status.html", result=result, token=token, error=error,
+                           information=information, added=added, errors=errors or {},
+                           max_update=grievances.MAX_UPDATE), code, {"Cache-Control": "no-store"}
+
+
+@public.route("/status/information", methods=["POST"])
+@open_to_all("a reporter adds information to a report with its tracking token; rate-limited, size-bounded")
+@rate_limited(submit_limit)
+def add_information():
+    """Add information to a report (what the reporter learnt since, evidence they describe), given its token."""
+    token, information = request.form.get("token", ""), request.form.get("information", "")
+    try:
+        with current_services().store.begin() as conn:
+            result = grievances.add_reporter_update(conn, token, information)
+    except grievances.GrievanceError as exc:
+        with current_services().store.engine.connect() as conn:
+            result = grievances.status_by_token(conn, token)
+        return _status_page(result, token, information=information, errors=exc.errors, code=422)
+    if result is None:
+        # What was typed stays on the page: the reporter can copy it and try the token again.
+        return _status_page(None, "", information=information, code=404,
+                            error="No report has this tracking token, so nothing was added. Check that it was "
+                                  "copied completely; what you wrote is below.")
+    return _status_page(result, token, added=True, code=201)
 
 
 PAGE_SIZE = 50
@@ -155,7 +199,8 @@ def _show(grievance_id: str, errors: dict | None = None, code: int = 200):
     if item is None:
         abort(404)
     return render_template("grievances/detail.html", g_=item, statuses=grievances.STATUSES,
-                           actions=grievances.ACTIONS, errors=errors or {}), code
+                           actions=grievances.ACTIONS, action_labels=grievances.ACTION_LABELS,
+                           errors=errors or {}), code
 
 
 @triage_bp.route("/<grievance_id>")
@@ -234,11 +279,18 @@ submit.openapi = {"x-html": True, "requestBody": _REPORT_FORM, "responses": {
     "201": oa.html_page("The reference and tracking token, shown once"),
     "200": oa.html_page("The same report sent again: the one already stored, with its reference and token"),
     "400": oa.html_page("The page had expired: the form back, filled in, nothing stored"),
+    "429": oa.html_page("Over the rate limit: the limit hit, and the form back, filled in, nothing stored"),
     "422": oa.html_page("The form with errors")}}
 status.openapi = {
     "get": {"x-html": True, "responses": {"200": oa.html_page("The token form")}},
     "post": {"x-html": True, "requestBody": oa.form_body({"token": {"type": "string"}}, ("token",)),
              "responses": {"200": oa.html_page("The report's status"), "404": oa.html_page("Unknown token")}}}
+add_information.openapi = {
+    "x-html": True, "requestBody": oa.form_body({"token": {"type": "string"}, "information": {
+        "type": "string", "maxLength": grievances.MAX_UPDATE}}, ("token", "information")),
+    "responses": {"201": oa.html_page("The report's status, saying the information was added"),
+                  "404": oa.html_page("Unknown token: nothing added, the text kept on the page"),
+                  "422": oa.html_page("Nothing to add, or too long")}}
 listing.openapi = {"parameters": [oa.query("status", {"type": "string", "enum": list(grievances.FILTERS)}),
                                   oa.query("page", {"type": "integer", "minimum": 1})],
                    "responses": {"200": oa.html_page("Grievances"), "302": oa.redirect("Not signed in")}}
