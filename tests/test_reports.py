@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -468,3 +469,28 @@ def test_screenings_stored_without_capabilities_are_counted_from_their_requests(
     assert data["by_capability"] == [("biometric_identification", 1), ("data_storage", 1), ("location_tracking", 1)]
     assert sorted(x["capabilities"] for x in deals) == [["biometric_identification", "location_tracking"],
                                                          ["data_storage"]]
+
+
+def test_the_compliance_lead_writes_the_report_from_the_command_line(app, client, auth_headers, app_config, tmp_path):
+    from click.testing import CliRunner
+
+    from hrdd.cli import cli
+    from hrdd.plugins import make_plugin_manager
+    make_plugin_manager().hook.hrdd_register_commands(cli=cli)
+    _deals(client, auth_headers("crm"), 6, "BR", "cli")
+    env = {"HRDD_DATABASE_URL": app_config["HRDD_DATABASE_URL"]}
+    out = tmp_path / "report.csv"
+    result = CliRunner().invoke(cli, ["report", "transparency", "--year", str(YEAR), "--format", "csv",
+                                      "-o", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [str(YEAR), "screened_by_region", "Americas", "6", ""] in rows
+    assert str(out) in result.output
+    docx_out = tmp_path / "report.docx"
+    assert CliRunner().invoke(cli, ["report", "transparency", "--year", str(YEAR), "-o", str(docx_out)],
+                              env=env).exit_code == 0
+    assert "Transparency report" in "\n".join(p.text for p in docx.Document(str(docx_out)).paragraphs)
+    printed = CliRunner().invoke(cli, ["report", "transparency", "--year", str(YEAR), "--format", "json"], env=env)
+    assert json.loads(printed.output)["year"] == YEAR
+    bad = CliRunner().invoke(cli, ["report", "transparency", "--year", str(YEAR + 1)], env=env)
+    assert bad.exit_code != 0 and f"from 2000 to {YEAR}" in bad.output
