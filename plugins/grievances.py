@@ -17,7 +17,7 @@ from hrdd.model import RedFlag
 from hrdd.reference import country_locales
 from hrdd.services import current_services
 from hrdd.store import memoized
-from hrdd.workspace import grievances, views_grievances, web
+from hrdd.workspace import grievance_followups, grievances, views_grievances, web
 from hrdd.workspace.similar_end_users import similar_open_credible
 from hrdd.workspace.web import actor, rate_limited
 
@@ -174,7 +174,7 @@ def add_information():
     body = _bounded_json()
     try:
         with current_services().store.begin() as conn:
-            result = grievances.add_reporter_update(conn, body.get("token"), body.get("information"))
+            result = grievance_followups.add_reporter_update(conn, body.get("token"), body.get("information"))
     except grievances.GrievanceError as exc:
         raise validation_error({k: [v] for k, v in exc.errors.items()}, str(exc)) from exc
     if result is None:

@@ -71,7 +71,7 @@ class GrievanceError(ValueError):
         self.errors = errors or {}
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
     # Tokens carry 192 random bits, so an unsalted digest is enough to keep them out of the database.
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -150,7 +150,7 @@ def submit(conn, data: dict, *, submission: str | None = None, secret: str | byt
     clean = validate_report(data)
     token = _submission_token(submission, secret, clean)
     if token is not None:
-        row = conn.execute(select(grievances).where(grievances.c.token_hash == _token_hash(token))).first()
+        row = conn.execute(select(grievances).where(grievances.c.token_hash == token_hash(token))).first()
         if row is not None:
             return {"reference": row.id, "token": token, "status": row.status,
                     "status_text": STATUSES.get(row.status, row.status), "received_at": row.received_at,
@@ -159,7 +159,7 @@ def submit(conn, data: dict, *, submission: str | None = None, secret: str | byt
     grievance_id = new_id("grv")
     at = now_iso()
     conn.execute(insert(grievances).values(
-        id=grievance_id, token_hash=_token_hash(token), received_at=at, updated_at=at, status="received",
+        id=grievance_id, token_hash=token_hash(token), received_at=at, updated_at=at, status="received",
         credible=None, **clean))
     audit.record(conn, "public", "grievance.received", grievance_id,
                  {"anonymous": not (clean["reporter_name"] or clean["reporter_contact"]),
@@ -177,7 +177,7 @@ def status_by_token(conn, token: str) -> dict | None:
     """What the holder of a tracking token may see: status, dates and the public note; None if unknown."""
     if not token or not isinstance(token, str) or len(token) > 100:
         return None
-    row = conn.execute(select(grievances).where(grievances.c.token_hash == _token_hash(token.strip()))).first()
+    row = conn.execute(select(grievances).where(grievances.c.token_hash == token_hash(token.strip()))).first()
     if row is None:
         return None
     return {"reference": row.id, "status": row.status, "status_text": STATUSES.get(row.status, row.status),
@@ -187,32 +187,6 @@ def status_by_token(conn, token: str) -> dict | None:
 REPORTER_UPDATE = "reporter_update"  # information a reporter added with the token: not an action the company took
 ACTION_LABELS = {**ACTIONS, REPORTER_UPDATE: "Information added by the reporter"}
 MAX_UPDATE = FIELDS["description"][1]
-
-
-def add_reporter_update(conn, token: str, information) -> dict | None:
-    """Add the holder's information to the report of ``token``; its status afterwards, None if no report has it.
-
-    The text is kept with the grievance (the officer reads it among its actions), not in the audit trail,
-    which records only that information was added and its length, as it does for the report itself.
-    """
-    row = None
-    if isinstance(token, str) and 0 < len(token) <= 100:
-        row = conn.execute(select(grievances.c.id).where(grievances.c.token_hash == _token_hash(token.strip()))).first()
-    if row is None:
-        return None
-    text = (information if isinstance(information, str) else "").replace("\r\n", "\n").strip()
-    if not text:
-        raise GrievanceError("Nothing was added: write the information to add",
-                             {"information": "is required: write what you want to add"})
-    if len(text) > MAX_UPDATE:
-        raise GrievanceError(f"Nothing was added: the information is longer than {MAX_UPDATE:,} characters",
-                             {"information": f"is longer than {MAX_UPDATE:,} characters (it has {len(text):,})"})
-    at = now_iso()
-    conn.execute(insert(grievance_actions).values(grievance_id=row.id, at=at, actor="reporter",
-                                                  action=REPORTER_UPDATE, outcome=text))
-    conn.execute(update(grievances).where(grievances.c.id == row.id).values(updated_at=at))
-    audit.record(conn, "public", "grievance.reporter_update", row.id, {"characters": len(text)})
-    return status_by_token(conn, token)
 
 
 def get(conn, grievance_id: str) -> dict | None:

@@ -8,7 +8,7 @@ from hrdd import openapi as oa
 from hrdd.api.query import refuse_unknown_page_args
 from hrdd.auth import public as open_to_all
 from hrdd.services import current_services
-from hrdd.workspace import grievances, security, stale_forms
+from hrdd.workspace import grievance_followups, grievances, security, stale_forms
 from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
 # The character limits hold in any script: a character outside the BMP is 4 bytes of UTF-8, 12 once
@@ -156,7 +156,7 @@ def add_information():
     token, information = request.form.get("token", ""), request.form.get("information", "")
     try:
         with current_services().store.begin() as conn:
-            result = grievances.add_reporter_update(conn, token, information)
+            result = grievance_followups.add_reporter_update(conn, token, information)
     except grievances.GrievanceError as exc:
         with current_services().store.engine.connect() as conn:
             result = grievances.status_by_token(conn, token)
