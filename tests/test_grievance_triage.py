@@ -130,3 +130,20 @@ def test_the_linked_end_user_reads_as_the_officer_typed_it(app, client):
     assert 'name="end_user_name" value="Ministry of Interior"' in page
     listing = client.get("/workspace/grievances/").get_data(as_text=True)
     assert "Ministry of Interior (EG)" in listing and "|EG" not in listing
+
+
+def test_the_grievance_page_names_the_deals_it_holds_or_says_it_holds_none(app, client, auth_headers):
+    """The officer links an end-user by typing its name: the page says which stored deals that reaches."""
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    txn_id, gid = _held_deal(client, crm, reviewer)
+    make_user(app)
+    login(client)
+    page = client.get(f"/workspace/grievances/{gid}").get_data(as_text=True)
+    assert txn_id in page and "holds 1 deal" in page
+    # A misspelt end-user reaches no deal: the page must not claim it holds the end-user's deals.
+    client.post(f"/v1/grievances/{gid}/triage", headers=reviewer,
+                json={"end_user": {"name": "Directorate of Public Securty Forces", "country": "EG"}})
+    page = client.get(f"/workspace/grievances/{gid}").get_data(as_text=True)
+    assert txn_id not in page and "holds this end-user" not in page
+    assert "No stored deal</strong> is linked to it or names its end-user" in page
+    assert _gate(client, reviewer, txn_id)["gate"] != "hold"

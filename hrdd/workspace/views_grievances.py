@@ -196,9 +196,11 @@ def listing():
 def _show(grievance_id: str, errors: dict | None = None, code: int = 200):
     with current_services().store.engine.connect() as conn:
         item = grievances.get(conn, grievance_id)
+        # Linked deals, and those whose newest screening names the end-user as typed under Triage.
+        deals = sorted(grievances.deals_concerned(conn, grievance_id)) if item else []
     if item is None:
         abort(404)
-    return render_template("grievances/detail.html", g_=item, statuses=grievances.STATUSES,
+    return render_template("grievances/detail.html", g_=item, deals=deals, statuses=grievances.STATUSES,
                            actions=grievances.ACTIONS, action_labels=grievances.ACTION_LABELS,
                            errors=errors or {}), code
 
