@@ -102,8 +102,20 @@ def test_form_errors_use_the_labels_the_reporter_sees(client):
     assert "subject name" not in page.lower() and "description please" not in page
 
 
+def test_a_screen_reader_hears_each_fields_error_at_the_field(client):
+    """Tabbing to a field marked invalid, a screen reader reads why, not only "invalid"."""
+    page = _post_form(client, subject_name="", description="too short").get_data(as_text=True)
+    field = re.search(r'<textarea id="description"[^>]*>', page).group(0)
+    assert 'aria-invalid="true"' in field and 'aria-describedby="description-hint description-error"' in field
+    assert re.search(r'<span class="field-error" id="description-error">What happened needs at least 20 characters',
+                     page)
+    subject = re.search(r'<input id="subject_name"[^>]*>', page).group(0)
+    assert "subject_name-error" in subject
+    assert "location-error" not in page
+
+
 def _form_fields(page: str) -> dict:
-    """The hidden fields of the report form on ``page`` (the CSRF token and the submission mark)."""
+    """The hidden fields of the report form on ``page`` (the CSRF token)."""
     return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page))
 
 
