@@ -141,6 +141,21 @@ def test_a_report_sent_twice_from_one_form_is_stored_once_with_the_same_token(ap
     assert token not in other.get_data(as_text=True)
 
 
+def test_a_double_clicks_two_requests_racing_store_one_report_and_both_show_its_token(app, client, monkeypatch):
+    """The second request looks before the first commits, misses it, and loses the race to insert."""
+    from hrdd.workspace import grievances
+    hidden = _form_fields(client.get("/grievances/").get_data(as_text=True))
+    first = client.post("/grievances/", data={**hidden, **REPORT})
+    looked = grievances.stored_receipt
+    misses = iter([True])
+    monkeypatch.setattr(grievances, "stored_receipt", lambda conn, token: None if next(misses, False)
+                        else looked(conn, token))
+    second = client.post("/grievances/", data={**hidden, **REPORT})
+    assert second.status_code == 200 and "already received" in second.get_data(as_text=True)
+    token = re.search(r'value="(trk_[^"]+)"', first.get_data(as_text=True)).group(1)
+    assert token in second.get_data(as_text=True) and len(_stored(app)) == 1
+
+
 def test_a_report_sent_after_the_page_expired_comes_back_filled_in(app, client):
     """The browser lost its session (hours offline, cookies cleared): nothing is stored, nothing typed is lost."""
     page = client.get("/grievances/").get_data(as_text=True)

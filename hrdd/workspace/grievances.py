@@ -145,16 +145,14 @@ def submit(conn, data: dict, *, submission: str | None = None, secret: str | byt
 
     With the browser session's ``submission`` mark (and the app's ``secret``), the same report sent again
     (a slow connection, Send pressed twice, Back and Send) is not stored twice: the receipt of the one
-    stored comes back, with its token and ``"duplicate": True``.
+    stored comes back, with its token and ``"duplicate": True``. Two such sends at the same moment both
+    miss it and the second insert breaks the unique token: the caller retries (``IntegrityError``).
     """
     clean = validate_report(data)
     token = _submission_token(submission, secret, clean)
-    if token is not None:
-        row = conn.execute(select(grievances).where(grievances.c.token_hash == token_hash(token))).first()
-        if row is not None:
-            return {"reference": row.id, "token": token, "status": row.status,
-                    "status_text": STATUSES.get(row.status, row.status), "received_at": row.received_at,
-                    "duplicate": True}
+    stored = stored_receipt(conn, token) if token is not None else None
+    if stored is not None:
+        return stored
     token = token or "trk_" + secrets.token_urlsafe(24)
     grievance_id = new_id("grv")
     at = now_iso()
@@ -166,6 +164,15 @@ def submit(conn, data: dict, *, submission: str | None = None, secret: str | byt
                   "country": clean["country"]})
     return {"reference": grievance_id, "token": token, "status": "received",
             "status_text": STATUSES["received"], "received_at": at, "duplicate": False}
+
+
+def stored_receipt(conn, token: str) -> dict | None:
+    """The receipt of the report already stored with ``token`` (``"duplicate": True``), or None."""
+    row = conn.execute(select(grievances).where(grievances.c.token_hash == token_hash(token))).first()
+    if row is None:
+        return None
+    return {"reference": row.id, "token": token, "status": row.status,
+            "status_text": STATUSES.get(row.status, row.status), "received_at": row.received_at, "duplicate": True}
 
 
 def new_submission_mark() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from sqlalchemy.exc import IntegrityError
 
 from hrdd import openapi as oa
 from hrdd.api.query import refuse_unknown_page_args
@@ -118,12 +119,24 @@ def submit():
     twice from the browser: it is stored once)."""
     values = _typed_report()
     try:
-        with current_services().store.begin() as conn:
-            receipt = grievances.submit(conn, values, submission=_submission_mark(), secret=current_app.secret_key)
+        receipt = _store_report(values)
     except grievances.GrievanceError as exc:
         return _form_page(values, exc.errors, code=422)
     response = render_template("grievances/received.html", receipt=receipt)
     return response, 200 if receipt["duplicate"] else 201, {"Cache-Control": "no-store"}
+
+
+def _store_report(values: dict) -> dict:
+    """Store the report once: a double click's two requests, racing, both miss the other's row; the loser's
+    insert breaks the unique token, and its retry finds the winner's report."""
+    store, mark = current_services().store, _submission_mark()
+    try:
+        with store.begin() as conn:
+            return grievances.submit(conn, values, submission=mark, secret=current_app.secret_key)
+    except IntegrityError:
+        pass
+    with store.begin() as conn:
+        return grievances.submit(conn, values, submission=mark, secret=current_app.secret_key)
 
 
 @public.route("/status", methods=["GET", "POST"])
