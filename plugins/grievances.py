@@ -171,10 +171,13 @@ def status():
 def add_information():
     """Public: add information to a report, given its tracking token (`{"token", "information"}`); 201 with
     the report's status, 404 for an unknown token."""
-    body = _bounded_json()
+    try:
+        body = _AdditionSchema().load(_bounded_json())
+    except ValidationError as exc:
+        raise validation_error(exc.messages) from exc
     try:
         with current_services().store.begin() as conn:
-            result = grievance_followups.add_reporter_update(conn, body.get("token"), body.get("information"))
+            result = grievance_followups.add_reporter_update(conn, body["token"], body["information"])
     except grievances.GrievanceError as exc:
         raise validation_error({k: [v] for k, v in exc.errors.items()}, str(exc)) from exc
     if result is None:
@@ -242,6 +245,13 @@ def triage(grievance_id):
          deals=lambda conn: grievances.deals_concerned(conn, grievance_id, (proposed,)),
          cause=f"triage of grievance {grievance_id}")
     return detail(grievance_id)
+
+
+class _AdditionSchema(Schema):
+    """What a reporter adds (types and presence here; emptiness and length by grievance_followups)."""
+
+    token = fields.String(required=True, validate=validate.Length(max=100))
+    information = fields.String(required=True)
 
 
 class _EndUserRef(Schema):

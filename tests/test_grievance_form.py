@@ -201,6 +201,8 @@ def test_a_reporter_adds_information_with_the_token_and_the_officer_reads_it(app
     api = client.post("/v1/grievances/information", json={"token": token, "information": "A second witness."})
     assert api.status_code == 201 and api.get_json()["reference"] == _stored(app)[0].id
     assert client.post("/v1/grievances/information", json={"token": "trk_x", "information": "x"}).status_code == 404
+    wrong = client.post("/v1/grievances/information", json={"token": token, "information": 7, "file": "x"})
+    assert wrong.status_code == 422 and set(wrong.get_json()["errors"]) == {"information", "file"}
 
     reviewer = auth_headers("reviewer")
     gid = _stored(app)[0].id
