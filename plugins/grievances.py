@@ -11,7 +11,7 @@ from hrdd.api.body import json_object
 from hrdd.api.paging import page_args, page_parameters
 from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import public, require_role
-from hrdd.errors import ApiError, not_found, validation_error
+from hrdd.errors import ApiError, StartupError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import RedFlag
 from hrdd.reference import country_locales
@@ -43,6 +43,15 @@ def _bounded_json() -> dict:
 def hrdd_warm_up(app):
     """Load the translated country names the public form resolves reports with."""
     country_locales.warm_up()
+
+
+@hookimpl
+def hrdd_startup(app):
+    """Refuse to start on a policy whose grievance time frame is not a whole number of days."""
+    try:
+        views_grievances.review_within_days(app.extensions["hrdd"].policy)
+    except ValueError as exc:
+        raise StartupError(f"{app.config.get('HRDD_POLICY_FILE', 'policy file')}: {exc}") from None
 
 
 @hookimpl

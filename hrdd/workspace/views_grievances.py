@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy.exc import IntegrityError
 
@@ -10,6 +12,7 @@ from hrdd.api.query import refuse_unknown_page_args
 from hrdd.auth import public as open_to_all
 from hrdd.services import current_services
 from hrdd.workspace import grievance_followups, grievances, security, stale_forms
+from hrdd.workspace.util import parse_iso
 from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
 # The character limits hold in any script: a character outside the BMP is 4 bytes of UTF-8, 12 once
@@ -80,6 +83,28 @@ def lookup_limit() -> str:
     return setting("HRDD_GRIEVANCE_LOOKUP_RATE_LIMIT", "30 per minute")
 
 
+def review_within_days(policy=None) -> int | None:
+    """The policy's ``grievances.review_within_days``: the time frame reporters are told and the list flags
+    (None when the policy sets none); ValueError for anything but a whole number of days."""
+    policy = policy if policy is not None else current_services().policy
+    value = (policy.section("grievances") or {}).get("review_within_days")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"grievances.review_within_days must be a whole number of days, 1 or more (got {value!r})")
+    return value
+
+
+def _waiting(rows: list[dict], within: int | None) -> None:
+    """Add how many days each open report has waited since receipt, and whether it is still unreviewed
+    past the policy's time frame."""
+    today = datetime.now(UTC).date()
+    for row in rows:
+        open_ = row["status"] not in grievances.CLOSED
+        row["waited_days"] = (today - parse_iso(row["received_at"]).date()).days if open_ else None
+        row["overdue"] = bool(within and row["status"] == "received" and row["waited_days"] > within)
+
+
 def _limits() -> dict[str, int]:
     return {key: limit for key, (_, limit) in grievances.FIELDS.items()}
 
@@ -122,7 +147,7 @@ def submit():
         receipt = _store_report(values)
     except grievances.GrievanceError as exc:
         return _form_page(values, exc.errors, code=422)
-    response = render_template("grievances/received.html", receipt=receipt)
+    response = render_template("grievances/received.html", receipt=receipt, review_days=review_within_days())
     return response, 200 if receipt["duplicate"] else 201, {"Cache-Control": "no-store"}
 
 
@@ -157,6 +182,7 @@ def status():
 def _status_page(result, token: str, *, error=None, information: str = "", added: bool = False,
                  errors: dict | None = None, code: int = 200):
     return render_template("grievances/status.html", result=result, token=token, error=error,
+                           review_days=review_within_days(),
                            information=information, added=added, errors=errors or {},
                            max_update=grievances.MAX_UPDATE), code, {"Cache-Control": "no-store"}
 
@@ -199,9 +225,11 @@ def listing():
     page = int(raw_page)
     with current_services().store.engine.connect() as conn:
         rows, total = grievances.listing(conn, status=status, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    within = review_within_days()
+    _waiting(rows, within)
     prev_url = url_for(".listing", status=status, page=page - 1) if page > 1 else None
     next_url = url_for(".listing", status=status, page=page + 1) if page * PAGE_SIZE < total else None
-    return render_template("grievances/list.html", rows=rows, status=status, statuses=grievances.STATUSES,
+    return render_template("grievances/list.html", rows=rows, status=status, statuses=grievances.STATUSES, within=within,
                            total=total, page=page, first=(page - 1) * PAGE_SIZE + 1, prev_url=prev_url,
                            next_url=next_url)
 
