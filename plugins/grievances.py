@@ -11,13 +11,13 @@ from hrdd.api.body import json_object
 from hrdd.api.paging import page_args, page_parameters
 from hrdd.api.query import refuse_unknown_args
 from hrdd.auth import public, require_role
-from hrdd.errors import ApiError, not_found, validation_error
+from hrdd.errors import ApiError, StartupError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import RedFlag
 from hrdd.reference import country_locales
 from hrdd.services import current_services
 from hrdd.store import memoized
-from hrdd.workspace import grievances, views_grievances, web
+from hrdd.workspace import grievance_followups, grievances, views_grievances, web
 from hrdd.workspace.similar_end_users import similar_open_credible
 from hrdd.workspace.web import actor, rate_limited
 
@@ -43,6 +43,15 @@ def _bounded_json() -> dict:
 def hrdd_warm_up(app):
     """Load the translated country names the public form resolves reports with."""
     country_locales.warm_up()
+
+
+@hookimpl
+def hrdd_startup(app):
+    """Refuse to start on a policy whose grievance time frame is not a whole number of days."""
+    try:
+        views_grievances.review_within_days(app.extensions["hrdd"].policy)
+    except ValueError as exc:
+        raise StartupError(f"{app.config.get('HRDD_POLICY_FILE', 'policy file')}: {exc}") from None
 
 
 @hookimpl
@@ -144,6 +153,7 @@ def submit():
             receipt = grievances.submit(conn, body)
     except grievances.GrievanceError as exc:
         raise validation_error({k: [v] for k, v in exc.errors.items()}, str(exc)) from exc
+    receipt.pop("duplicate")
     response = jsonify({**receipt, "status_url": "/v1/grievances/status"})
     response.headers["Cache-Control"] = "no-store"
     return response, 201
@@ -162,6 +172,28 @@ def status():
     response = jsonify(result)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@api.post("/information")
+@public("a reporter adds information to a report with the tracking token only they hold; rate-limited")
+@rate_limited(views_grievances.submit_limit)
+def add_information():
+    """Public: add information to a report, given its tracking token (`{"token", "information"}`); 201 with
+    the report's status, 404 for an unknown token."""
+    try:
+        body = _AdditionSchema().load(_bounded_json())
+    except ValidationError as exc:
+        raise validation_error(exc.messages) from exc
+    try:
+        with current_services().store.begin() as conn:
+            result = grievance_followups.add_reporter_update(conn, body["token"], body["information"])
+    except grievances.GrievanceError as exc:
+        raise validation_error({k: [v] for k, v in exc.errors.items()}, str(exc)) from exc
+    if result is None:
+        raise ApiError(404, "not_found", "No report has this tracking token; nothing was added")
+    response = jsonify(result)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 201
 
 
 @api.get("")
@@ -224,6 +256,13 @@ def triage(grievance_id):
     return detail(grievance_id)
 
 
+class _AdditionSchema(Schema):
+    """What a reporter adds (types and presence here; emptiness and length by grievance_followups)."""
+
+    token = fields.String(required=True, validate=validate.Length(max=100))
+    information = fields.String(required=True)
+
+
 class _EndUserRef(Schema):
     name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=300))
     country = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=60))
@@ -279,6 +318,11 @@ submit.openapi = {"requestBody": oa.json_body(_REPORT),
 status.openapi = {"requestBody": oa.json_body({"type": "object", "required": ["token"],
                                                "properties": {"token": {"type": "string", "maxLength": 100}}}),
                   "responses": {"200": oa.json_response("Status, dates and the note the reporter may see")}}
+add_information.openapi = {
+    "requestBody": oa.json_body({"type": "object", "required": ["token", "information"], "properties": {
+        "token": {"type": "string", "maxLength": 100},
+        "information": {"type": "string", "minLength": 1, "maxLength": grievances.MAX_UPDATE}}}),
+    "responses": {"201": oa.json_response("The report's status after the information was added")}}
 listing.openapi = {"parameters": [oa.query("status", {"type": "string", "enum": list(grievances.FILTERS)}),
                                   *page_parameters(LIST_DEFAULT, LIST_MAXIMUM)],
                    "responses": {"200": oa.json_response("One page of grievances, oldest first, and the total")}}

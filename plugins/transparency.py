@@ -1,8 +1,13 @@
-"""Built-in plugin: the step 8 transparency report (`/v1/reports/transparency`, JSON, CSV, docx)."""
+"""Built-in plugin: the step 8 transparency report (`/v1/reports/transparency`, `hrdd report transparency`)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+import json
+from pathlib import Path
+
+import click
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.cli import with_appcontext
 
 from hrdd import openapi as oa
 from hrdd.api.query import refuse_unknown_args
@@ -21,6 +26,41 @@ QUERY_ARGS = ("year", "format")
 def hrdd_register_routes(app):
     """`GET /v1/reports/transparency`."""
     app.register_blueprint(api)
+
+
+@hookimpl
+def hrdd_register_commands(cli):
+    """`hrdd report transparency [--year Y] [--format json|csv|docx] [-o FILE]`."""
+    group = click.Group("report", help="Reports for publication.")
+    cli.add_command(group)
+
+    @group.command("transparency")
+    @click.option("--year", default="", help="The calendar year (default: last year; at most the current one).")
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+                  help="Default: from the output file's extension, else json.")
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Where to write it (docx needs a file); default: print it.")
+    @with_appcontext
+    def transparency_command(year, fmt, output):
+        """Write the step 8 transparency report for a year, small cells suppressed as on the page and API."""
+        try:
+            year = report_service.parse_year(year)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--year") from exc
+        fmt = fmt or (output.suffix.lstrip(".").lower() if output and output.suffix.lstrip(".").lower()
+                      in FORMATS else "json")
+        if fmt == "docx" and output is None:
+            raise click.UsageError("a Word document needs -o FILE.docx")
+        report = report_service.build_for_year(current_app.extensions["hrdd"], year)
+        body = (report_service.render_docx(report) if fmt == "docx" else
+                (transparency.to_csv(report) if fmt == "csv"
+                 else json.dumps(report, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+        if output is None:
+            click.echo(body.decode("utf-8"), nl=False)
+            return
+        output.write_bytes(body)
+        click.echo(f"wrote {output} ({len(body)} bytes): the {fmt} transparency report for {year}"
+                   + ("" if report["complete"] else f" ({report['period_note']})"), err=True)
 
 
 @api.get("/transparency")

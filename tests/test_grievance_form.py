@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -97,3 +100,136 @@ def test_form_errors_use_the_labels_the_reporter_sees(client):
     assert ">What happened</a> needs at least 20 characters" in page
     assert ">Place</a> is longer than 300 characters (it has 301)" in page
     assert "subject name" not in page.lower() and "description please" not in page
+
+
+def test_a_screen_reader_hears_each_fields_error_at_the_field(client):
+    """Tabbing to a field marked invalid, a screen reader reads why, not only "invalid"."""
+    page = _post_form(client, subject_name="", description="too short").get_data(as_text=True)
+    field = re.search(r'<textarea id="description"[^>]*>', page).group(0)
+    assert 'aria-invalid="true"' in field and 'aria-describedby="description-hint description-error"' in field
+    assert re.search(r'<span class="field-error" id="description-error">What happened needs at least 20 characters',
+                     page)
+    subject = re.search(r'<input id="subject_name"[^>]*>', page).group(0)
+    assert "subject_name-error" in subject
+    assert "location-error" not in page
+
+
+def _form_fields(page: str) -> dict:
+    """The hidden fields of the report form on ``page`` (the CSRF token)."""
+    return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', page))
+
+
+def test_a_report_sent_twice_from_one_form_is_stored_once_with_the_same_token(app, client):
+    """A reporter on a slow connection presses Send again, or goes Back and sends it again: one report, and
+    the token they are shown works."""
+    hidden = _form_fields(client.get("/grievances/").get_data(as_text=True))
+    first = client.post("/grievances/", data={**hidden, **REPORT})
+    again = client.post("/grievances/", data={**hidden, **REPORT})
+    assert first.status_code == 201 and again.status_code == 200
+    token = re.search(r'value="(trk_[^"]+)"', again.get_data(as_text=True)).group(1)
+    assert token == re.search(r'value="(trk_[^"]+)"', first.get_data(as_text=True)).group(1)
+    assert "already received" in again.get_data(as_text=True)
+    back = client.post("/grievances/", data={**_form_fields(client.get("/grievances/").get_data(as_text=True)),
+                                             **REPORT})
+    assert back.status_code == 200 and token in back.get_data(as_text=True)
+    assert len(_stored(app)) == 1
+    status = client.post("/grievances/status", data={"csrf_token": hidden["csrf_token"], "token": token})
+    assert status.status_code == 200
+    # Back to the same page, another report written over it: a report of its own, with its own token.
+    other = client.post("/grievances/", data={**hidden, **REPORT, "subject_name": "Border police"})
+    assert other.status_code == 201 and len(_stored(app)) == 2
+    assert token not in other.get_data(as_text=True)
+
+
+def test_a_double_clicks_two_requests_racing_store_one_report_and_both_show_its_token(app, client, monkeypatch):
+    """The second request looks before the first commits, misses it, and loses the race to insert."""
+    from hrdd.workspace import grievances
+    hidden = _form_fields(client.get("/grievances/").get_data(as_text=True))
+    first = client.post("/grievances/", data={**hidden, **REPORT})
+    looked = grievances.stored_receipt
+    misses = iter([True])
+    monkeypatch.setattr(grievances, "stored_receipt", lambda conn, token: None if next(misses, False)
+                        else looked(conn, token))
+    second = client.post("/grievances/", data={**hidden, **REPORT})
+    assert second.status_code == 200 and "already received" in second.get_data(as_text=True)
+    token = re.search(r'value="(trk_[^"]+)"', first.get_data(as_text=True)).group(1)
+    assert token in second.get_data(as_text=True) and len(_stored(app)) == 1
+
+
+def test_a_report_sent_after_the_page_expired_comes_back_filled_in(app, client):
+    """The browser lost its session (hours offline, cookies cleared): nothing is stored, nothing typed is lost."""
+    page = client.get("/grievances/").get_data(as_text=True)
+    hidden = _form_fields(page)
+    client.delete_cookie("hrdd_session")
+    description = "Journalists were followed after their phones were located.\nTwo were detained."
+    r = client.post("/grievances/", data={**hidden, **REPORT, "description": description, "reporter_name": "Thảo"},
+                    headers={"Origin": "http://localhost"})
+    text = r.get_data(as_text=True)
+    assert r.status_code == 400 and not _stored(app)
+    assert "not sent" in text and "Thảo" in text
+    assert description in html.unescape(text)
+    resent = _form_fields(text)
+    assert resent["csrf_token"] != hidden["csrf_token"]
+    done = client.post("/grievances/", data={**resent, **REPORT, "description": description})
+    assert done.status_code == 201 and len(_stored(app)) == 1
+    # From another site's page: nothing offered back (no report made for someone in their name).
+    client.delete_cookie("hrdd_session")
+    forged = client.post("/grievances/", data={**hidden, **REPORT}, headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 400 and REPORT["description"] not in forged.get_data(as_text=True)
+
+
+def test_a_reporter_adds_information_with_the_token_and_the_officer_reads_it(app, client, auth_headers):
+    """No attachments: the reporter describes the evidence and adds to the report later, anonymous throughout."""
+    page = client.get("/grievances/").get_data(as_text=True)
+    assert "cannot attach files" in page
+    hidden = _form_fields(page)
+    sent = client.post("/grievances/", data={**hidden, **REPORT}).get_data(as_text=True)
+    assert "add information" in sent
+    token = re.search(r'value="(trk_[^"]+)"', sent).group(1)
+    shown = client.post("/grievances/status", data={"csrf_token": hidden["csrf_token"], "token": token})
+    assert 'name="information"' in shown.get_data(as_text=True)
+    added = "Ảnh chụp màn hình của tin nhắn: the officer in charge was named in a leaked memo (link kept offline)."
+    r = client.post("/grievances/status/information",
+                    data={"csrf_token": hidden["csrf_token"], "token": token, "information": added})
+    assert r.status_code == 201 and "was added to your report" in r.get_data(as_text=True)
+    empty = client.post("/grievances/status/information",
+                        data={"csrf_token": hidden["csrf_token"], "token": token, "information": " "})
+    assert empty.status_code == 422
+    unknown = client.post("/grievances/status/information",
+                          data={"csrf_token": hidden["csrf_token"], "token": "trk_" + "x" * 32, "information": added})
+    assert unknown.status_code == 404 and added in html.unescape(unknown.get_data(as_text=True))
+    api = client.post("/v1/grievances/information", json={"token": token, "information": "A second witness."})
+    assert api.status_code == 201 and api.get_json()["reference"] == _stored(app)[0].id
+    assert client.post("/v1/grievances/information", json={"token": "trk_x", "information": "x"}).status_code == 404
+    wrong = client.post("/v1/grievances/information", json={"token": token, "information": 7, "file": "x"})
+    assert wrong.status_code == 422 and set(wrong.get_json()["errors"]) == {"information", "file"}
+
+    reviewer = auth_headers("reviewer")
+    gid = _stored(app)[0].id
+    detail = client.get(f"/v1/grievances/{gid}", headers=reviewer).get_json()
+    assert [(a["actor"], a["action"], a["outcome"]) for a in detail["actions"]] == [
+        ("reporter", "reporter_update", added), ("reporter", "reporter_update", "A second witness.")]
+    listed = client.get("/v1/grievances", headers=reviewer).get_json()["grievances"][0]
+    assert listed["reporter_updates"] == 2
+    # Information from the reporter is not an action the company took: the report does not count it.
+    report = client.get(f"/v1/reports/transparency?year={_stored(app)[0].received_at[:4]}",
+                        headers=reviewer).get_json()
+    actions = next(t for t in report["tables"] if t["name"] == "grievance_actions")
+    assert all(row["count"] == 0 for row in actions["rows"])
+
+
+def test_a_report_over_the_rate_limit_comes_back_with_the_limit_it_hit(app_config):
+    """A newsroom behind one address hits the daily limit: told which limit, and nothing typed is lost."""
+    from server import create_app
+    application = create_app({**app_config, "HRDD_GRIEVANCE_RATE_LIMIT": "2 per day"})
+    client = application.test_client()
+    hidden = _form_fields(client.get("/grievances/").get_data(as_text=True))
+    for n in range(2):
+        assert client.post("/grievances/", data={**hidden, **REPORT, "location": f"Office {n}"}).status_code == 201
+    description = "Our colleague's phone was infected after the interview; the lab report is with us."
+    r = client.post("/grievances/", data={**hidden, **REPORT, "description": description})
+    text = html.unescape(r.get_data(as_text=True))
+    application.extensions["hrdd"].store.engine.dispose()
+    assert r.status_code == 429
+    assert "not sent" in text and "2 per 1 day" in text and "Wait a minute" not in text
+    assert description in text and 'name="subject_name"' in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.test_grievances import _submit
 from tests.workspace_helpers import csrf_from, fixture, login, make_user, screen
 
@@ -130,3 +132,68 @@ def test_the_linked_end_user_reads_as_the_officer_typed_it(app, client):
     assert 'name="end_user_name" value="Ministry of Interior"' in page
     listing = client.get("/workspace/grievances/").get_data(as_text=True)
     assert "Ministry of Interior (EG)" in listing and "|EG" not in listing
+
+
+def test_the_grievance_page_names_the_deals_it_holds_or_says_it_holds_none(app, client, auth_headers):
+    """The officer links an end-user by typing its name: the page says which stored deals that reaches."""
+    crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
+    txn_id, gid = _held_deal(client, crm, reviewer)
+    make_user(app)
+    login(client)
+    page = client.get(f"/workspace/grievances/{gid}").get_data(as_text=True)
+    assert txn_id in page and "holds 1 deal" in page
+    # A misspelt end-user reaches no deal: the page must not claim it holds the end-user's deals.
+    client.post(f"/v1/grievances/{gid}/triage", headers=reviewer,
+                json={"end_user": {"name": "Directorate of Public Securty Forces", "country": "EG"}})
+    page = client.get(f"/workspace/grievances/{gid}").get_data(as_text=True)
+    assert txn_id not in page and "holds this end-user" not in page
+    assert "No stored deal</strong> is linked to it or names its end-user" in page
+    assert _gate(client, reviewer, txn_id)["gate"] != "hold"
+
+
+def test_the_list_shows_how_long_each_report_has_waited_and_which_are_overdue(app_config, tmp_path):
+    """With the policy's review_within_days, reporters are told the time frame and late reports stand out."""
+    import sqlalchemy as sa
+
+    from hrdd.config import load_config
+    from hrdd.workspace.tables import grievances as grievances_table
+    from hrdd.workspace.util import days_ago_iso
+    from server import create_app
+    from tests.test_grievances import REPORT
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(load_config()["HRDD_POLICY_FILE"].read_text(encoding="utf-8").replace(
+        "possible_match_threshold: 88", "possible_match_threshold: 88\n  review_within_days: 7"), encoding="utf-8")
+    application = create_app({**app_config, "HRDD_POLICY_FILE": str(policy)})
+    client = application.test_client()
+    token = csrf_from(client, "/grievances/")
+    sent = client.post("/grievances/", data={"csrf_token": token, **REPORT}).get_data(as_text=True)
+    assert "within 7 days" in sent
+    old = client.post("/v1/grievances", json={**REPORT, "location": "Giza"}).get_json()["reference"]
+    reviewed = client.post("/v1/grievances", json={**REPORT, "location": "Alexandria"}).get_json()["reference"]
+    with application.extensions["hrdd"].store.engine.begin() as conn:
+        conn.execute(sa.update(grievances_table).where(grievances_table.c.id.in_((old, reviewed)))
+                     .values(received_at=days_ago_iso(10)))
+        conn.execute(sa.update(grievances_table).where(grievances_table.c.id == reviewed)
+                     .values(status="under_review"))
+    make_user(application)
+    login(client)
+    page = client.get("/workspace/grievances/").get_data(as_text=True)
+    application.extensions["hrdd"].store.engine.dispose()
+    rows = {gid: row for gid, row in re.findall(r'(grv_[0-9A-Z]+)</a>(.*?)</tr>', page, re.S)}
+    assert "10 days" in rows[old] and "not reviewed within 7 days" in rows[old]
+    assert "10 days" in rows[reviewed] and "not reviewed" not in rows[reviewed]
+    assert "not reviewed" not in "".join(v for k, v in rows.items() if k not in (old, reviewed))
+
+
+def test_a_time_frame_that_is_not_whole_days_stops_start_up_naming_it(app_config, tmp_path):
+    import pytest
+
+    from hrdd.config import load_config
+    from hrdd.errors import StartupError
+    from server import create_app
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(load_config()["HRDD_POLICY_FILE"].read_text(encoding="utf-8").replace(
+        "possible_match_threshold: 88", "possible_match_threshold: 88\n  review_within_days: two weeks"),
+        encoding="utf-8")
+    with pytest.raises(StartupError, match="grievances.review_within_days must be a whole number"):
+        create_app({**app_config, "HRDD_POLICY_FILE": str(policy)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -274,6 +275,37 @@ def test_a_past_years_grievance_figures_stay_fixed_when_closed_later(app, client
     assert this_year["grievance_actions"]["suspended support and updates"] == 5
 
 
+def test_reopening_a_grievance_closed_in_an_earlier_year_leaves_that_years_figures(app, client, auth_headers,
+                                                                                   monkeypatch):
+    """Closed in December, reopened in January: last year still closed them, and had none open at its end."""
+    from hrdd import audit
+    from hrdd.workspace import grievances as grievance_module
+    clock = {"now": f"{YEAR - 1}-12-01T10:00:00.000000Z"}
+    monkeypatch.setattr(grievance_module, "now_iso", lambda: clock["now"])
+    monkeypatch.setattr(audit, "now_iso", lambda: clock["now"])
+    reviewer = auth_headers("reviewer")
+    gids = _grievances(client, 6)
+    clock["now"] = f"{YEAR - 1}-12-11T10:00:00.000000Z"
+    for gid in gids:
+        client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"status": "resolved", "credible": True})
+    published = _figures(client, reviewer, YEAR - 1)
+    assert published["grievances"] == dict(zip(GRIEVANCE_ROWS, (6, 6, 6, 0), strict=True))
+    assert published["grievance_time_to_close"] == {MEDIAN: 10}
+
+    clock["now"] = f"{YEAR}-01-05T09:00:00.000000Z"
+    for gid in gids:  # new evidence: every one is reopened, and closed again a week later
+        client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"status": "investigating"})
+    assert _figures(client, reviewer, YEAR - 1) == published
+    assert _figures(client, reviewer, YEAR)["grievances"] == dict(zip(GRIEVANCE_ROWS, (0, 0, 0, 6), strict=True))
+    clock["now"] = f"{YEAR}-01-12T09:00:00.000000Z"
+    for gid in gids:
+        client.post(f"/v1/grievances/{gid}/triage", headers=reviewer, json={"status": "closed"})
+    assert _figures(client, reviewer, YEAR - 1) == published
+    this_year = _figures(client, reviewer, YEAR)
+    assert this_year["grievances"] == dict(zip(GRIEVANCE_ROWS, (0, 0, 6, 0), strict=True))
+    assert this_year["grievance_time_to_close"] == {MEDIAN: 42}  # from receipt to the closing that held
+
+
 def test_the_median_time_to_close_is_hidden_for_few_closings(app, client, auth_headers):
     reviewer = auth_headers("reviewer")
     for gid in _grievances(client, 6)[:2]:
@@ -437,3 +469,28 @@ def test_screenings_stored_without_capabilities_are_counted_from_their_requests(
     assert data["by_capability"] == [("biometric_identification", 1), ("data_storage", 1), ("location_tracking", 1)]
     assert sorted(x["capabilities"] for x in deals) == [["biometric_identification", "location_tracking"],
                                                          ["data_storage"]]
+
+
+def test_the_compliance_lead_writes_the_report_from_the_command_line(app, client, auth_headers, app_config, tmp_path):
+    from click.testing import CliRunner
+
+    from hrdd.cli import cli
+    from hrdd.plugins import make_plugin_manager
+    make_plugin_manager().hook.hrdd_register_commands(cli=cli)
+    _deals(client, auth_headers("crm"), 6, "BR", "cli")
+    env = {"HRDD_DATABASE_URL": app_config["HRDD_DATABASE_URL"]}
+    out = tmp_path / "report.csv"
+    result = CliRunner().invoke(cli, ["report", "transparency", "--year", str(YEAR), "--format", "csv",
+                                      "-o", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [str(YEAR), "screened_by_region", "Americas", "6", ""] in rows
+    assert str(out) in result.output
+    docx_out = tmp_path / "report.docx"
+    assert CliRunner().invoke(cli, ["report", "transparency", "--year", str(YEAR), "-o", str(docx_out)],
+                              env=env).exit_code == 0
+    assert "Transparency report" in "\n".join(p.text for p in docx.Document(str(docx_out)).paragraphs)
+    printed = CliRunner().invoke(cli, ["report", "transparency", "--year", str(YEAR), "--format", "json"], env=env)
+    assert json.loads(printed.output)["year"] == YEAR
+    bad = CliRunner().invoke(cli, ["report", "transparency", "--year", str(YEAR + 1)], env=env)
+    assert bad.exit_code != 0 and f"from 2000 to {YEAR}" in bad.output

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import json
 import secrets
 
 from sqlalchemy import func, insert, select, update
@@ -68,7 +71,7 @@ class GrievanceError(ValueError):
         self.errors = errors or {}
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
     # Tokens carry 192 random bits, so an unsalted digest is enough to keep them out of the database.
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -122,31 +125,75 @@ def validate_report(data: dict) -> dict:
     return clean
 
 
-def submit(conn, data: dict) -> dict:
-    """Store a public report; return its reference and the tracking token (shown to the reporter once)."""
+def _submission_token(submission: str | None, secret: str | bytes | None, clean: dict) -> str | None:
+    """The tracking token a browser session's submission mark gives this report, or None without a mark.
+
+    An HMAC under the app's secret key of the mark and the report's content: the same report sent again from
+    the same browser (Send pressed twice, Back and Send, a reload resending the form) gets the same token and
+    finds the report already stored; another report gets another token. Only the server can derive it.
+    """
+    if not secret or not isinstance(submission, str) or not 16 <= len(submission) <= 100:
+        return None
+    key = secret.encode("utf-8") if isinstance(secret, str) else secret
+    content = json.dumps(clean, sort_keys=True, ensure_ascii=False)
+    message = f"grievance-submission:{submission}\n{content}".encode()
+    return "trk_" + base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()[:24]).decode("ascii")
+
+
+def submit(conn, data: dict, *, submission: str | None = None, secret: str | bytes | None = None) -> dict:
+    """Store a public report; return its reference and the tracking token (shown to the reporter once).
+
+    With the browser session's ``submission`` mark (and the app's ``secret``), the same report sent again
+    (a slow connection, Send pressed twice, Back and Send) is not stored twice: the receipt of the one
+    stored comes back, with its token and ``"duplicate": True``. Two such sends at the same moment both
+    miss it and the second insert breaks the unique token: the caller retries (``IntegrityError``).
+    """
     clean = validate_report(data)
-    token = "trk_" + secrets.token_urlsafe(24)
+    token = _submission_token(submission, secret, clean)
+    stored = stored_receipt(conn, token) if token is not None else None
+    if stored is not None:
+        return stored
+    token = token or "trk_" + secrets.token_urlsafe(24)
     grievance_id = new_id("grv")
     at = now_iso()
     conn.execute(insert(grievances).values(
-        id=grievance_id, token_hash=_token_hash(token), received_at=at, updated_at=at, status="received",
+        id=grievance_id, token_hash=token_hash(token), received_at=at, updated_at=at, status="received",
         credible=None, **clean))
     audit.record(conn, "public", "grievance.received", grievance_id,
                  {"anonymous": not (clean["reporter_name"] or clean["reporter_contact"]),
                   "country": clean["country"]})
     return {"reference": grievance_id, "token": token, "status": "received",
-            "status_text": STATUSES["received"], "received_at": at}
+            "status_text": STATUSES["received"], "received_at": at, "duplicate": False}
+
+
+def stored_receipt(conn, token: str) -> dict | None:
+    """The receipt of the report already stored with ``token`` (``"duplicate": True``), or None."""
+    row = conn.execute(select(grievances).where(grievances.c.token_hash == token_hash(token))).first()
+    if row is None:
+        return None
+    return {"reference": row.id, "token": token, "status": row.status,
+            "status_text": STATUSES.get(row.status, row.status), "received_at": row.received_at, "duplicate": True}
+
+
+def new_submission_mark() -> str:
+    """A fresh random mark for one browser session's reports (see ``submit``)."""
+    return secrets.token_urlsafe(18)
 
 
 def status_by_token(conn, token: str) -> dict | None:
     """What the holder of a tracking token may see: status, dates and the public note; None if unknown."""
     if not token or not isinstance(token, str) or len(token) > 100:
         return None
-    row = conn.execute(select(grievances).where(grievances.c.token_hash == _token_hash(token.strip()))).first()
+    row = conn.execute(select(grievances).where(grievances.c.token_hash == token_hash(token.strip()))).first()
     if row is None:
         return None
     return {"reference": row.id, "status": row.status, "status_text": STATUSES.get(row.status, row.status),
             "received_at": row.received_at, "updated_at": row.updated_at, "note": row.public_note or ""}
+
+
+REPORTER_UPDATE = "reporter_update"  # information a reporter added with the token: not an action the company took
+ACTION_LABELS = {**ACTIONS, REPORTER_UPDATE: "Information added by the reporter"}
+MAX_UPDATE = FIELDS["description"][1]
 
 
 def get(conn, grievance_id: str) -> dict | None:
@@ -182,9 +229,13 @@ def listing(conn, *, status: str = "open", limit: int = 50, offset: int = 0) -> 
     """
     if status not in FILTERS:
         raise ValueError(bad_filter_message(status))
+    updates = (select(func.count()).select_from(grievance_actions)
+               .where(grievance_actions.c.grievance_id == grievances.c.id,
+                      grievance_actions.c.action == REPORTER_UPDATE)
+               .correlate(grievances).scalar_subquery().label("reporter_updates"))
     query = select(grievances.c.id, grievances.c.received_at, grievances.c.status, grievances.c.credible,
                    grievances.c.subject_name, grievances.c.country, grievances.c.country_text,
-                   grievances.c.end_user_key, grievances.c.end_user_name)
+                   grievances.c.end_user_key, grievances.c.end_user_name, updates)
     if status == "open":
         query = query.where(grievances.c.status.not_in(CLOSED))
     elif status != "all":

@@ -19,7 +19,7 @@ def _same_site_path(url: str | None) -> str | None:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def _from_this_site() -> bool:
+def from_this_site() -> bool:
     """Whether the browser says the form was on one of this site's pages (Origin, else Referer).
 
     Only then is what it held offered back to send again: a form another site made a browser send must
@@ -46,7 +46,7 @@ def refused():
     """
     view = current_app.view_functions.get(request.endpoint)
     needs_session = getattr(view, "auth", None) == "session"
-    typed = _typed() if needs_session and _from_this_site() else []
+    typed = _typed() if needs_session and from_this_site() else []
     back = safe_next(_same_site_path(request.referrer))
     if needs_session and g.get("user") is None:
         return render_template("workspace/signed_out.html", typed=typed, next=back,

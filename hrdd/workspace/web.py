@@ -51,10 +51,12 @@ def init_app(app) -> None:
 
 
 def make_blueprint(name: str, url_prefix: str | None = None, *, static: bool = False,
-                   max_form_bytes=None) -> Blueprint:
+                   max_form_bytes=None, stale_form=None) -> Blueprint:
     """A blueprint using the shared templates, with user loading and CSRF checks before every view.
 
     ``max_form_bytes`` (a callable) bounds the form body; it must be set before the CSRF check reads the form.
+    ``stale_form`` (a callable) answers a form without a valid CSRF token when it returns a response; by
+    default, and when it returns None, ``stale_forms.refused`` does.
     """
     kwargs = {"static_folder": STATIC, "static_url_path": "/static"} if static else {}
     bp = Blueprint(name, __name__, url_prefix=url_prefix, template_folder=TEMPLATES, **kwargs)
@@ -65,7 +67,7 @@ def make_blueprint(name: str, url_prefix: str | None = None, *, static: bool = F
             request.max_content_length = max_form_bytes()
         security.load_user(resume_session)
         if not security.csrf_ok():
-            return stale_forms.refused()
+            return (stale_form and stale_form()) or stale_forms.refused()
         return security.check_form_text()
 
     @bp.errorhandler(HTTPException)
