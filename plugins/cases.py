@@ -91,7 +91,8 @@ def get_case(case_id):
     """One case with its decisions and notes."""
     svc = current_services()
     with svc.store.engine.connect() as conn:
-        case = cases.get_case(conn, case_id, rules=cases.dual_control_rules(svc.policy))
+        case = cases.get_case(conn, case_id, rules=cases.dual_control_rules(svc.policy),
+                              material_rules=material.rules_of(svc.policy))
     if case is None:
         raise not_found("case", case_id)
     return jsonify(_case_json(case))
@@ -171,7 +172,8 @@ def second_approval(case_id):
                                 cause=cases.decision_cause(case_id, "second_approval")) as conn:
             decision = cases.second_approve(conn, case_id, decision_id=body.get("decision_id") or "",
                                             rationale=body.get("rationale") or "", actor=actor(),
-                                            screening_id=body.get("screening_id"))
+                                            screening_id=body.get("screening_id"),
+                                            rules=material.rules_of(svc.policy))
     except cases.CaseError as exc:
         raise _refused(exc) from exc
     return _answer(svc, case, decision)
