@@ -144,9 +144,11 @@ def decide(case_id):
         raise not_found("case", case_id)
     cause = cases.decision_cause(case_id, body.get("decision"))
     try:
-        # A decision that moves the deal's gate is written back to the CRM in the same transaction. The
-        # screening decided on is read there, once the deal is locked (a screening stored meanwhile waits).
-        with svc.changing_gates([case["transaction_id"]], cause=cause) as conn:
+        # A decision that moves the deal's gate, or asks for information, is written back to the CRM in the
+        # same transaction. The screening decided on is read there, once the deal is locked (a screening
+        # stored meanwhile waits).
+        with svc.changing_gates([case["transaction_id"]], cause=cause,
+                                tell_unchanged=cases.written_back_always(body.get("decision"))) as conn:
             decision = cases.decide(conn, case_id, outcome=body.get("decision") or "",
                                     rationale=body.get("rationale") or "", conditions=body.get("conditions") or "",
                                     safeguards=safeguards, actor=actor(), screening_id=body.get("screening_id"),

@@ -466,6 +466,12 @@ def decision_cause(case_id: str, outcome) -> str:
     return f"reviewer decision on case {case_id}: {label.lower()}"
 
 
+def written_back_always(outcome) -> bool:
+    """True for a decision the CRM is told of even when the gate stays where it was: a request for
+    information (the gate stays ``hold``; the write-back's reason quotes what the reviewer asked)."""
+    return outcome == "request_information"
+
+
 def _lock_case(conn, case_id: str):
     case = conn.execute(select(cases).where(cases.c.id == case_id)).first()
     if case is None:

@@ -139,8 +139,9 @@ def decide(case_id: str):
         abort(409)
     try:
         shown = _shown_screening()
-        with svc.changing_gates([case["transaction_id"]],
-                                cause=cases.decision_cause(case_id, request.form.get("decision"))) as conn:
+        outcome = request.form.get("decision")
+        with svc.changing_gates([case["transaction_id"]], cause=cases.decision_cause(case_id, outcome),
+                                tell_unchanged=cases.written_back_always(outcome)) as conn:
             decision = cases.decide(
                 conn, case_id, outcome=request.form.get("decision", ""), rationale=request.form.get("rationale", ""),
                 conditions=request.form.get("conditions", ""), safeguards=request.form.getlist("safeguards"),
