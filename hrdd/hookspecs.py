@@ -184,5 +184,8 @@ def hrdd_gate_factors(transaction_id, screening, store, policy):
     the API's ``review`` field), ``"condition"`` (the screening condition a hold is about, e.g.
     ``rider_executed``) and ``"instead_of_engine_reason": True`` (a hold whose reason replaces the engine's
     for its own ``hold``: a reviewer's request for information); ``{"kind": "met", "condition": <id>}`` says
-    a condition of the screening is met now (``outstanding_conditions``) without moving the gate.
+    a condition of the screening is met now (``outstanding_conditions``) without moving the gate, and
+    ``{"kind": "condition", "condition": <id>}`` that the deal owes a condition not met yet, without a hold.
+    A condition a factor names that the screening does not list is added to ``outstanding_conditions``
+    unless met (``hrdd.gate.required_conditions``: the rider an approval by two reviewers requires).
     """

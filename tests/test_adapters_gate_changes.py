@@ -16,7 +16,7 @@ import pytest
 from hrdd.hookspecs import hookimpl
 from tests.adapter_support import FakeServer, outbox_rows
 from tests.test_order_gate import BERGEN
-from tests.test_workspace_cases import _iran
+from tests.test_workspace_cases import _iran, _second_reviewer
 from tests.workspace_helpers import case_of, csrf_from, decision_form, fixture, login, make_user, screen
 
 HUBSPOT_DEAL = "/crm/v3/objects/deals/{object_id}"
@@ -308,6 +308,30 @@ def test_a_request_for_information_reaches_the_crm_from_the_workspace_and_on_a_b
         assert "asked for information" in written["hrdd_reason"]
         assert f"\u201c{asked[object_id]}\u201d" in written["hrdd_reason"]
     assert sent(fake_crm, "952")[-1]["properties"]["hrdd_reason"].startswith("decision do_not_proceed")
+
+
+def test_an_order_approved_by_two_reviewers_is_written_back_held_then_released_with_its_rider(
+        app, client, auth_headers, fake_crm):
+    crm, reviewer, contracts = auth_headers("crm"), auth_headers("reviewer"), auth_headers("contracts")
+    order = screen(client, crm, hubspot_deal(_iran(stage="order"), "961"))
+    case_id = case_of(app, order["transaction_id"])["id"]
+    first = client.post(f"/v1/cases/{case_id}/decision", headers=reviewer, json={
+        "decision": "approve_with_conditions", "rationale": "Humanitarian exemption applies",
+        "conditions": "Hospital access control only", "licence_reference": "OFAC IR-2026-1187"}).json
+    r = client.post(f"/v1/cases/{case_id}/second-approval", headers=_second_reviewer(app), json={
+        "decision_id": first["decision"]["id"], "rationale": "Licence checked against the OFAC letter"})
+    assert r.status_code == 201 and r.json["gate"] == "hold"  # block -> hold: the rider
+    deliver(app)
+    held = sent(fake_crm, "961")[-1]["properties"]
+    assert held["hrdd_gate"] == "hold" and "contract rider" in held["hrdd_reason"]
+    r = client.post(f"/v1/transactions/{order['transaction_id']}/rider-executed", headers=contracts,
+                    json={"executed_by": "Hospital procurement office", "executed_at": datetime.now(UTC).isoformat()})
+    assert r.status_code == 201 and r.json["gate"] == "release_with_conditions"
+    deliver(app)
+    released = sent(fake_crm, "961")[-1]["properties"]
+    assert released["hrdd_gate"] == "release_with_conditions"
+    assert ("the contract rider with the human rights clauses and the reviewer's conditions of approval is "
+            "executed and covers this order") in released["hrdd_reason"]
 
 
 class GateWatcher:

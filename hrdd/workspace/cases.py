@@ -671,7 +671,8 @@ def standing_override(conn, transaction_id: str, screening: dict | None, memo: d
                       rules: material.Rules = material.DEFAULT_RULES) -> dict | None:
     """The reviewer decision in force for this transaction and screening, as a gate override, or None.
 
-    A first approval awaiting its second approver is not in force (``gate_factors`` holds the gate for it).
+    A first approval awaiting its second approver is not in force (``gate_factors`` holds the gate for it);
+    one given its second approval carries ``dual_control``, why two reviewers were needed (else empty).
     """
     decisions = memoized(memo, ("cases.decisions", transaction_id),
                           lambda: decisions_for_transaction(conn, transaction_id))
@@ -693,6 +694,8 @@ def standing_override(conn, transaction_id: str, screening: dict | None, memo: d
                       f"{latest['rationale']}",
             "at": latest["decided_at"], "decision_id": latest["id"],
             "conditions": latest["conditions"], "safeguards": latest["safeguards"],
+            # Why two reviewers had to approve (empty when one sufficed): the order gate then wants the rider.
+            "dual_control": latest["dual_control"] if approval else [],
             "review": review.review_of(latest, screening)}
 
 
