@@ -36,9 +36,10 @@ def conditions_in_words(screening: dict, gate: str, factors: list[dict],
                         checklist_questions: tuple[str, ...] | list[str] = ()) -> list[str]:
     """What a deal released with conditions must still meet (or has met), in words a sales team reads.
 
-    From the screening's ``conditions`` (a reviewer's approval, the contract rider, the checklist) and the
-    reviewer's decision in force, with the conditions and safeguards it set. ``checklist_questions`` are the
-    policy's questions whose unanswered state makes ``checklist_completed`` a condition (named here).
+    From the screening's ``conditions`` (a reviewer's approval, the contract rider, the checklist) with those
+    the plugins add (``required_conditions``) and the reviewer's decision in force, with the conditions and
+    safeguards it set. ``checklist_questions`` are the policy's questions whose unanswered state makes
+    ``checklist_completed`` a condition (named here).
     """
     out: list[str] = []
     overrides = sorted((f for f in factors if f.get("kind") == "override"), key=lambda f: f.get("at") or "")
@@ -54,7 +55,7 @@ def conditions_in_words(screening: dict, gate: str, factors: list[dict],
             out.append("the safeguards the reviewer requires: " + "; ".join(chosen))
     answers = (screening.get("transaction") or {}).get("answers") or {}
     released = gate in ("release", "release_with_conditions")
-    for condition in screening.get("conditions") or ():
+    for condition in required_conditions(screening, factors):
         if condition == "reviewer_approval":
             if override is None:
                 out.append("a human rights reviewer must approve the deal")
@@ -84,8 +85,21 @@ def standing_review(factors: list[dict]) -> dict | None:
     return next((f["review"] for f in factors if f.get("kind") == "hold" and f.get("review")), None)
 
 
+def required_conditions(screening: dict, factors: list[dict]) -> list[str]:
+    """The screening's ``conditions``, then any other condition a plugin's factor is about.
+
+    A factor with a ``condition`` (a hold about it, ``met``, or ``{"kind": "condition"}``: required, not met,
+    no hold yet) adds it when the screening does not list it: the order gate's executed rider after an
+    approval by two reviewers of a deal the engine blocked (``do_not_proceed`` lists no rider).
+    """
+    out = list(screening.get("conditions") or ())
+    out += dict.fromkeys(f["condition"] for f in factors if f.get("condition") and f["condition"] not in out)
+    return out
+
+
 def outstanding_conditions(screening: dict, factors: list[dict]) -> list[str]:
-    """The screening's ``conditions`` not met yet, now: what the CRM must still see done.
+    """The screening's ``conditions`` (and those factors add, ``required_conditions``) not met yet, now:
+    what the CRM must still see done.
 
     ``reviewer_approval`` is met by a standing approval (with or without conditions); ``rider_executed``
     when a plugin reports an executed rider that covers the deal and the reviewer's conditions (a factor
@@ -96,4 +110,4 @@ def outstanding_conditions(screening: dict, factors: list[dict]) -> list[str]:
     met = {f.get("condition") for f in factors if f.get("kind") == "met"}
     if review and review["outcome"] in ("approve", "approve_with_conditions"):
         met.add("reviewer_approval")
-    return [c for c in screening.get("conditions") or () if c not in met]
+    return [c for c in required_conditions(screening, factors) if c not in met]

@@ -127,12 +127,13 @@ def hrdd_gate_changed(transaction_id, reference, gate, previous_gate, reasons, s
 
     A reviewer's decision, a grievance assessed as credible (or no longer), closed or linked to the deal,
     an executed rider: whatever runs in ``Services.changing_gates``. Called once per deal whose effective
-    gate differs from before the change (never when only the reasons changed), inside the database
-    transaction of the change; ``connection`` is its SQLAlchemy connection, so rows written here (an
-    outbox entry for the CRM write-back, say) commit or roll back with it. ``reference`` is the deal's
-    business reference (system, object_type, object_id), ``gate`` and ``reasons`` its gate now and why,
-    ``previous_gate`` its gate before, ``screening`` its newest stored screening, ``cause`` what changed,
-    in words. A new screening calls ``hrdd_screening_stored`` instead.
+    gate differs from before the change (not when only the reasons changed, except for a reviewer's request
+    for information: then also with ``gate`` equal to ``previous_gate``, so the CRM shows what the reviewer
+    asked), inside the database transaction of the change; ``connection`` is its SQLAlchemy connection, so
+    rows written here (an outbox entry for the CRM write-back, say) commit or roll back with it.
+    ``reference`` is the deal's business reference (system, object_type, object_id), ``gate`` and
+    ``reasons`` its gate now and why, ``previous_gate`` its gate before, ``screening`` its newest stored
+    screening, ``cause`` what changed, in words. A new screening calls ``hrdd_screening_stored`` instead.
     """
 
 
@@ -183,5 +184,8 @@ def hrdd_gate_factors(transaction_id, screening, store, policy):
     the API's ``review`` field), ``"condition"`` (the screening condition a hold is about, e.g.
     ``rider_executed``) and ``"instead_of_engine_reason": True`` (a hold whose reason replaces the engine's
     for its own ``hold``: a reviewer's request for information); ``{"kind": "met", "condition": <id>}`` says
-    a condition of the screening is met now (``outstanding_conditions``) without moving the gate.
+    a condition of the screening is met now (``outstanding_conditions``) without moving the gate, and
+    ``{"kind": "condition", "condition": <id>}`` that the deal owes a condition not met yet, without a hold.
+    A condition a factor names that the screening does not list is added to ``outstanding_conditions``
+    unless met (``hrdd.gate.required_conditions``: the rider an approval by two reviewers requires).
     """

@@ -370,7 +370,8 @@ _REVIEW_DESCRIPTION = (
 _OUTSTANDING_DESCRIPTION = (
     "the conditions (ids as in the screening's conditions) not met yet, now: reviewer_approval until a "
     "reviewer approves, rider_executed until an executed rider covers the deal and the reviewer's "
-    "conditions, checklist_completed until a screening has the checklist's answers")
+    "conditions (also after an approval by two reviewers of a screening whose conditions name no rider), "
+    "checklist_completed until a screening has the checklist's answers")
 
 
 class ScreeningSchema(ResponseSchema):

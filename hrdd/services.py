@@ -247,7 +247,8 @@ class Services:
         return latest, gate, reasons
 
     @contextmanager
-    def changing_gates(self, deals: Iterable[str] | Callable[[Any], Iterable[str]], *, cause: str):
+    def changing_gates(self, deals: Iterable[str] | Callable[[Any], Iterable[str]], *, cause: str,
+                       tell_unchanged: bool = False):
         """A write transaction (its connection is yielded) that tells the plugins whose gate it changed.
 
         For a change that is not a new screening but may move deals' gates: a reviewer's decision, a
@@ -256,6 +257,8 @@ class Services:
         change). Their gates are worked out once they are locked and again after the block, on the same
         connection; for each deal whose gate moved, ``hrdd_gate_changed`` runs before commit (the CRM
         write-back is queued there, atomically with the change). ``cause`` says what changed, in words.
+        ``tell_unchanged``: call the hook for each deal even when its gate stays where it was (a reviewer's
+        request for information: the gate stays ``hold``, but the CRM must show what was asked).
         """
         store = self.store
         with store.read_scope(), store.writing() as conn:
@@ -268,7 +271,8 @@ class Services:
                 memo.clear()  # what the plugins looked up before the change is stale now
             for transaction_id in ids:
                 now = self.current_gate(transaction_id)
-                if now is None or before[transaction_id] is None or now[1] == before[transaction_id][1]:
+                if now is None or before[transaction_id] is None or (
+                        now[1] == before[transaction_id][1] and not tell_unchanged):
                     continue
                 latest, gate, reasons = now
                 self.pm.hook.hrdd_gate_changed(

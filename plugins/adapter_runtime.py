@@ -38,7 +38,8 @@ def hrdd_screening_stored(screening, connection, store):
 @hookimpl
 def hrdd_gate_changed(transaction_id, reference, gate, previous_gate, reasons, screening, cause, connection,
                       store):
-    """Queue the write-back of a deal whose gate a reviewer, a grievance or a rider changed.
+    """Queue the write-back of a deal whose gate a reviewer, a grievance or a rider changed, or on which a
+    reviewer asked for information (its reason then quotes what was asked, the gate unchanged).
 
     In the transaction of the change; only for systems configured for write-back. The row carries no gate
     of its own: the worker sends the deal's gate as it is when it delivers, so of several quick changes

@@ -91,7 +91,8 @@ def get_case(case_id):
     """One case with its decisions and notes."""
     svc = current_services()
     with svc.store.engine.connect() as conn:
-        case = cases.get_case(conn, case_id, rules=cases.dual_control_rules(svc.policy))
+        case = cases.get_case(conn, case_id, rules=cases.dual_control_rules(svc.policy),
+                              material_rules=material.rules_of(svc.policy))
     if case is None:
         raise not_found("case", case_id)
     return jsonify(_case_json(case))
@@ -143,9 +144,11 @@ def decide(case_id):
         raise not_found("case", case_id)
     cause = cases.decision_cause(case_id, body.get("decision"))
     try:
-        # A decision that moves the deal's gate is written back to the CRM in the same transaction. The
-        # screening decided on is read there, once the deal is locked (a screening stored meanwhile waits).
-        with svc.changing_gates([case["transaction_id"]], cause=cause) as conn:
+        # A decision that moves the deal's gate, or asks for information, is written back to the CRM in the
+        # same transaction. The screening decided on is read there, once the deal is locked (a screening
+        # stored meanwhile waits).
+        with svc.changing_gates([case["transaction_id"]], cause=cause,
+                                tell_unchanged=cases.written_back_always(body.get("decision"))) as conn:
             decision = cases.decide(conn, case_id, outcome=body.get("decision") or "",
                                     rationale=body.get("rationale") or "", conditions=body.get("conditions") or "",
                                     safeguards=safeguards, actor=actor(), screening_id=body.get("screening_id"),
@@ -171,7 +174,8 @@ def second_approval(case_id):
                                 cause=cases.decision_cause(case_id, "second_approval")) as conn:
             decision = cases.second_approve(conn, case_id, decision_id=body.get("decision_id") or "",
                                             rationale=body.get("rationale") or "", actor=actor(),
-                                            screening_id=body.get("screening_id"))
+                                            screening_id=body.get("screening_id"),
+                                            rules=material.rules_of(svc.policy))
     except cases.CaseError as exc:
         raise _refused(exc) from exc
     return _answer(svc, case, decision)

@@ -1,6 +1,11 @@
 """The quote-to-order gate: at order, renewal and post-sale, hold while a required rider is not executed
 or facts changed.
 
+The rider is required by the screening's conditions (policy ``conditions.rider_on``) and, whatever the
+engine decided, by an approval that needed two reviewers (``reviewer_decisions.dual_control``: an embargo,
+a confirmed restricted-party match, ``do_not_proceed``): its conditions of approval reach the customer in
+the rider, so such a deal is held at the order until the rider is executed, as an escalated one is.
+
 Also ``POST /v1/transactions/<id>/rider-executed`` (role ``contracts``) records who executed the rider
 and when, for which screening's rider. An executed rider counts only while it covers the order
 (``hrdd.rider_coverage``): the same end-user, nothing it does not name, and every clause the order requires.
@@ -39,17 +44,26 @@ def _execution(row) -> dict:
             "recorded_at": iso(row["recorded_at"])}
 
 
-def _rider_hold(store, transaction_id: str, screening: dict, rules: material.Rules) -> str | None:
-    """Why the order's rider does not count as executed, or None when an execution covers it."""
+def _rider_hold(store, transaction_id: str, screening: dict, rules: material.Rules,
+                approval: dict | None = None) -> str | None:
+    """Why the order's rider does not count as executed, or None when an execution covers it.
+
+    ``approval``: the two-reviewer approval that requires the rider when the screening does not.
+    """
     if transaction_id is None:  # a dry run of a deal never stored: nothing can have been executed for it
         return (f"the contract rider this {stage_noun(screening.get('stage'))} requires is not recorded as "
                 "executed (the deal is not stored yet)")
     with store.reading() as conn:
         executions = coverage.executions_with_basis(conn, transaction_id)
-        override = cases.standing_override(conn, transaction_id, screening, store.scope_memo()) if executions else None
+        if approval or not executions:
+            override = approval
+        else:
+            override = cases.standing_override(conn, transaction_id, screening, store.scope_memo(), rules)
     review = (override or {}).get("review")
     if not executions:
-        return (f"the contract rider required by {_this(screening)} is not recorded as executed "
+        required_by = _this(screening) + (f" (approved by two reviewers, decision {approval['decision_id']})"
+                                          if approval else "")
+        return (f"the contract rider required by {required_by} is not recorded as executed "
                 f"(POST /v1/transactions/{transaction_id}/rider-executed)")
     first_gap = None
     for execution, basis in executions:  # newest first
@@ -84,24 +98,43 @@ def _quote_before(store, transaction_id: str | None, screening: dict) -> dict | 
     return store.latest_screening_before(transaction_id, screening.get("id"), "quote")
 
 
+def _two_reviewer_approval(store, transaction_id: str | None, screening: dict,
+                           rules: material.Rules) -> dict | None:
+    """The approval in force for the screening when it needed two reviewers (a gate override), else None."""
+    if transaction_id is None or screening.get("decision") not in cases.CASE_DECISIONS:
+        return None  # only escalated or blocked screenings have cases a reviewer approves
+    with store.reading() as conn:
+        override = cases.standing_override(conn, transaction_id, screening, store.scope_memo(), rules)
+    approved = override and override["gate"] in ("release", "release_with_conditions")
+    return override if approved and override.get("dual_control") else None
+
+
 @hookimpl
 def hrdd_gate_factors(transaction_id, screening, store, policy):
     """Holds at order, renewal and post-sale: rider not executed; material change since the quote (saying which).
 
-    At any stage whose screening requires a rider, a ``met`` factor when an executed rider covers it.
+    At any stage whose screening (or two-reviewer approval) requires a rider, a ``met`` factor when an
+    executed rider covers it; before the order, a ``condition`` factor when only the approval requires it
+    and none does yet.
     """
     order_stage = is_order_stage(screening.get("stage"))
-    if RIDER_CONDITION not in (screening.get("conditions") or []) and not order_stage:
-        return None
+    by_screening = RIDER_CONDITION in (screening.get("conditions") or [])
+    if not (by_screening or order_stage or screening.get("decision") in cases.CASE_DECISIONS):
+        return None  # before the order, a deal no reviewer approves owes no rider the screening does not name
     rules = material.rules_of(policy)
+    approval = None if by_screening else _two_reviewer_approval(store, transaction_id, screening, rules)
+    if not by_screening and not approval and not order_stage:
+        return None
     factors = []
-    if RIDER_CONDITION in (screening.get("conditions") or []):
+    if by_screening or approval:
         # Before the order too: outstanding_conditions says whether an executed rider already covers the deal.
-        reason = _rider_hold(store, transaction_id, screening, rules)
+        reason = _rider_hold(store, transaction_id, screening, rules, approval)
         if reason is None:
             factors.append({"kind": "met", "condition": RIDER_CONDITION})
         elif order_stage:
             factors.append({"kind": "hold", "reason": reason, "condition": RIDER_CONDITION})
+        elif approval:
+            factors.append({"kind": "condition", "condition": RIDER_CONDITION})
     if not order_stage:
         return factors
     quote = _quote_before(store, transaction_id, screening)

@@ -1,7 +1,8 @@
 """Write-back of gate changes that are not screenings: a reviewer's decision, a grievance, an executed rider.
 
 Each change that moves a deal's gate queues one write-back for the deal's CRM record, in the transaction of
-the change; only for systems configured for write-back; none when the gate stays where it was.
+the change; only for systems configured for write-back; none when the gate stays where it was, except for a
+reviewer's request for information (the CRM shows what was asked).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from hrdd.hookspecs import hookimpl
 from tests.adapter_support import FakeServer, outbox_rows
 from tests.test_order_gate import BERGEN
+from tests.test_workspace_cases import _iran, _second_reviewer
 from tests.workspace_helpers import case_of, csrf_from, decision_form, fixture, login, make_user, screen
 
 HUBSPOT_DEAL = "/crm/v3/objects/deals/{object_id}"
@@ -79,17 +81,20 @@ def test_a_reviewers_decision_reaches_the_crm(app, client, auth_headers, fake_cr
     assert sent(fake_crm, "19184211867")[-1]["properties"]["hrdd_gate"] == "hold"
     case_id = case_of(app, deal["transaction_id"])["id"]
 
-    # A decision that leaves the gate where it was writes nothing.
+    # A request for information leaves the gate at hold, and is written back: the rep sees what was asked.
     r = client.post(f"/v1/cases/{case_id}/decision", headers=reviewer,
                     json={"decision": "request_information", "rationale": "Which buildings, which cameras?"})
     assert r.status_code == 201 and r.json["gate"] == "hold"
-    assert len(rows_for(app, deal["transaction_id"])) == 1
+    assert len(rows_for(app, deal["transaction_id"])) == 2
+    assert deliver(app)["delivered"] == 1
+    written = sent(fake_crm, "19184211867")[-1]["properties"]
+    assert written["hrdd_gate"] == "hold" and "\u201cWhich buildings, which cameras?\u201d" in written["hrdd_reason"]
 
     r = client.post(f"/v1/cases/{case_id}/decision", headers=reviewer,
                     json={"decision": "approve", "rationale": "Access control at ministry buildings only"})
     assert r.status_code == 201 and r.json["gate"] == "release"
     rows = rows_for(app, deal["transaction_id"])
-    assert len(rows) == 2 and rows[-1]["status"] == "pending"
+    assert len(rows) == 3 and rows[-1]["status"] == "pending"
     assert rows[-1]["object_type"] == "deal" and rows[-1]["object_id"] == "19184211867"
     assert deliver(app)["delivered"] == 1
     written = sent(fake_crm, "19184211867")[-1]["properties"]
@@ -99,7 +104,7 @@ def test_a_reviewers_decision_reaches_the_crm(app, client, auth_headers, fake_cr
     # Declined later: block.
     client.post(f"/v1/cases/{case_id}/decision", headers=reviewer,
                 json={"decision": "decline", "rationale": "New reports of misuse by this directorate"})
-    assert len(rows_for(app, deal["transaction_id"])) == 3
+    assert len(rows_for(app, deal["transaction_id"])) == 4
     deliver(app)
     assert sent(fake_crm, "19184211867")[-1]["properties"]["hrdd_gate"] == "block"
 
@@ -262,9 +267,7 @@ def test_the_write_back_quotes_what_the_reviewer_asked_for_and_the_conditions_wi
     r = client.post(f"/v1/cases/{case_id}/decision", headers=reviewer, json={
         "decision": "request_information", "rationale": "Before deciding I need the certificate", "conditions": asked})
     assert r.status_code == 201 and r.json["gate"] == "hold"
-    # The CRM updates the price (not material: the value does not double), so hrdd writes back again.
-    screen(client, crm, body, items=[{**body["items"][0], "unit_price": body["items"][0]["unit_price"] * 1.1}])
-    deliver(app)
+    assert deliver(app)["delivered"] == 2  # the screening's write-back, and the request's
     reason = sent(fake_crm, "902")[-1]["properties"]["hrdd_reason"]
     assert "asked for information" in reason and f"\u201c{asked}\u201d" in reason
     assert "must decide" not in reason
@@ -279,6 +282,56 @@ def test_the_write_back_quotes_what_the_reviewer_asked_for_and_the_conditions_wi
     assert "the safeguards the reviewer requires: " + "; ".join(s["title"] for s in safeguards) in reason
     assert "sign the contract rider with the human rights clauses and the reviewer's conditions of approval" in reason
     assert "asked for information" not in reason
+
+
+def test_a_request_for_information_reaches_the_crm_from_the_workspace_and_on_a_blocked_deal(
+        app, client, auth_headers, fake_crm):
+    crm = auth_headers("crm")
+    held = screen(client, crm, hubspot_deal(fixture("transaction_egypt_biometric.json"), "951"))
+    blocked = screen(client, crm, hubspot_deal(_iran(), "952"))
+    assert (held["gate"], blocked["gate"]) == ("hold", "block")
+    assert deliver(app)["delivered"] == 2
+    make_user(app)
+    login(client)
+    asked = {"951": "Which buildings, and will the cameras connect to the national ID database?",
+             "952": "Which OFAC licence covers the hospital, and who operates it?"}
+    for deal, object_id in ((held, "951"), (blocked, "952")):
+        case_id = case_of(app, deal["transaction_id"])["id"]
+        r = client.post(f"/workspace/cases/{case_id}/decision", data={
+            **decision_form(client, case_id), "decision": "request_information", "rationale": asked[object_id]})
+        assert r.status_code == 302
+        assert len(rows_for(app, deal["transaction_id"])) == 2
+    assert deliver(app)["delivered"] == 2
+    for object_id, gate in (("951", "hold"), ("952", "block")):
+        written = sent(fake_crm, object_id)[-1]["properties"]
+        assert written["hrdd_gate"] == gate
+        assert "asked for information" in written["hrdd_reason"]
+        assert f"\u201c{asked[object_id]}\u201d" in written["hrdd_reason"]
+    assert sent(fake_crm, "952")[-1]["properties"]["hrdd_reason"].startswith("decision do_not_proceed")
+
+
+def test_an_order_approved_by_two_reviewers_is_written_back_held_then_released_with_its_rider(
+        app, client, auth_headers, fake_crm):
+    crm, reviewer, contracts = auth_headers("crm"), auth_headers("reviewer"), auth_headers("contracts")
+    order = screen(client, crm, hubspot_deal(_iran(stage="order"), "961"))
+    case_id = case_of(app, order["transaction_id"])["id"]
+    first = client.post(f"/v1/cases/{case_id}/decision", headers=reviewer, json={
+        "decision": "approve_with_conditions", "rationale": "Humanitarian exemption applies",
+        "conditions": "Hospital access control only", "licence_reference": "OFAC IR-2026-1187"}).json
+    r = client.post(f"/v1/cases/{case_id}/second-approval", headers=_second_reviewer(app), json={
+        "decision_id": first["decision"]["id"], "rationale": "Licence checked against the OFAC letter"})
+    assert r.status_code == 201 and r.json["gate"] == "hold"  # block -> hold: the rider
+    deliver(app)
+    held = sent(fake_crm, "961")[-1]["properties"]
+    assert held["hrdd_gate"] == "hold" and "contract rider" in held["hrdd_reason"]
+    r = client.post(f"/v1/transactions/{order['transaction_id']}/rider-executed", headers=contracts,
+                    json={"executed_by": "Hospital procurement office", "executed_at": datetime.now(UTC).isoformat()})
+    assert r.status_code == 201 and r.json["gate"] == "release_with_conditions"
+    deliver(app)
+    released = sent(fake_crm, "961")[-1]["properties"]
+    assert released["hrdd_gate"] == "release_with_conditions"
+    assert ("the contract rider with the human rights clauses and the reviewer's conditions of approval is "
+            "executed and covers this order") in released["hrdd_reason"]
 
 
 class GateWatcher:
@@ -302,7 +355,7 @@ class GateWatcher:
                            .scalar_one()})
 
 
-def test_the_hook_runs_once_per_moved_gate_inside_the_change(app, client, auth_headers):
+def test_the_hook_runs_once_per_moved_gate_or_request_for_information_inside_the_change(app, client, auth_headers):
     watcher = GateWatcher()
     app.extensions["hrdd"].pm.register(watcher)
     crm, reviewer = auth_headers("crm"), auth_headers("reviewer")
@@ -310,13 +363,17 @@ def test_the_hook_runs_once_per_moved_gate_inside_the_change(app, client, auth_h
     case_id = case_of(app, deal["transaction_id"])["id"]
     client.post(f"/v1/cases/{case_id}/decision", headers=reviewer,
                 json={"decision": "request_information", "rationale": "Which buildings, which cameras?"})
-    assert watcher.calls == []
+    client.post(f"/v1/cases/{case_id}/decision", headers=reviewer,  # refused (too short): nothing
+                json={"decision": "request_information", "rationale": "Which?"})
     client.post(f"/v1/cases/{case_id}/decision", headers=reviewer,
                 json={"decision": "approve", "rationale": "Access control at ministry buildings only"})
-    assert watcher.calls == [{
-        "transaction_id": deal["transaction_id"], "reference": deal["transaction"]["reference"], "gate": "release",
-        "previous_gate": "hold", "cause": f"reviewer decision on case {case_id}: approve",
-        "screening_id": deal["id"], "in_transaction": True, "decisions": 2}]
+    common = {"transaction_id": deal["transaction_id"], "reference": deal["transaction"]["reference"],
+              "screening_id": deal["id"], "in_transaction": True}
+    assert watcher.calls == [
+        {**common, "gate": "hold", "previous_gate": "hold", "decisions": 1,
+         "cause": f"reviewer decision on case {case_id}: request information"},
+        {**common, "gate": "release", "previous_gate": "hold", "decisions": 2,
+         "cause": f"reviewer decision on case {case_id}: approve"}]
 
 
 def test_a_failing_hook_rolls_the_decision_back(app, client, auth_headers):

@@ -814,7 +814,9 @@ def test_approving_an_embargoed_deal_needs_a_licence_conditions_and_a_second_app
     r = client.post(f"/v1/cases/{case_id}/second-approval", headers=_second_reviewer(app), json=second)
     assert r.status_code == 201, r.get_json()
     done = r.get_json()
-    assert done["gate"] == "release_with_conditions"
+    # Approved, the order governing the deal is held for its contract rider (carrying the conditions).
+    assert done["gate"] == "hold" and "rider_executed" in done["outstanding_conditions"]
+    assert any(h.startswith("the contract rider required by screening") for h in done["hold_reasons"])
     assert done["second_approval"] == {**done["second_approval"], "status": "given",
                                        "first_approver": "key:test-reviewer", "second_approver": "key:second-desk"}
     assert any("key:test-reviewer" in h and "key:second-desk" in h and "OFAC IR-2026-1187" in h
@@ -823,9 +825,12 @@ def test_approving_an_embargoed_deal_needs_a_licence_conditions_and_a_second_app
     # Given once: a second time is refused.
     again = client.post(f"/v1/cases/{case_id}/second-approval", headers=_second_reviewer(app, "third"), json=second)
     assert again.status_code == 409
-    # The next order keeps the reviewers' conditions: never a plain release.
+    # The next order keeps the reviewers' conditions: never a plain release, and only with the rider executed.
     later = screen(client, crm, _iran(stage="order"))
-    assert later["gate"] == "release_with_conditions", later["hold_reasons"]
+    assert later["gate"] == "hold", later["hold_reasons"]
+    r = client.post(f"/v1/transactions/{txn}/rider-executed", headers=auth_headers("contracts"),
+                    json={"executed_by": "Hospital procurement office", "executed_at": datetime.now(UTC).isoformat()})
+    assert r.status_code == 201 and r.get_json()["gate"] == "release_with_conditions", r.get_json()
     rows = _decisions(app)
     assert [(row.outcome, row.second_approval_of) for row in rows] == [
         ("approve_with_conditions", None), ("approve_with_conditions", rows[0].id)]

@@ -282,7 +282,7 @@ def on_screening_stored(conn, screening: dict, memo: dict | None = None,
     description of what changed as its reason. ``memo`` as for ``open_case``; ``rules`` what is material
     beyond parties, end-user, items and countries (the policy's).
     """
-    _reopen_if_approval_lapsed(conn, screening, memo)
+    _reopen_if_approval_lapsed(conn, screening, memo, rules)
     context = _RESCREEN.get()
     if context and context[0]["transaction_id"] == screening["transaction_id"]:
         previous, reason = context
@@ -307,13 +307,14 @@ def on_screening_stored(conn, screening: dict, memo: dict | None = None,
     return open_case(conn, screening, reason, memo=memo)
 
 
-def _reopen_if_approval_lapsed(conn, screening: dict, memo: dict | None) -> None:
-    """A first approval awaiting its second approver that no longer covers the deal: the case is open again."""
+def _reopen_if_approval_lapsed(conn, screening: dict, memo: dict | None, rules: material.Rules) -> None:
+    """A first approval awaiting its second approver that no longer covers the deal (under the policy's
+    ``rules``, as the gate judges it): the case is open again."""
     txn = screening["transaction_id"]
     decisions = memoized(memo, ("cases.decisions", txn), lambda: decisions_for_transaction(conn, txn))
     if not decisions or not awaiting_second_approval(decisions[0]):
         return
-    why = _still_applies(decisions[0], screening)
+    why = _still_applies(decisions[0], screening, rules)
     if not why:
         return
     reopened = conn.execute(update(cases).where(cases.c.id == decisions[0]["case_id"],
@@ -352,13 +353,14 @@ def open_case_for_transaction(conn, transaction_id: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
-def get_case(conn, case_id: str, rules: DualControl | None = None) -> dict | None:
+def get_case(conn, case_id: str, rules: DualControl | None = None,
+             material_rules: material.Rules = material.DEFAULT_RULES) -> dict | None:
     """One case with its decisions (newest first) and notes (oldest first).
 
     Also ``awaiting_second_approval``: the first approval awaiting a second approver (the decision, with
-    ``lapsed``: why it no longer covers the deal's screening, or None), or None. With ``rules`` (the
-    policy's dual control), ``dual_control``: what approving the deal's governing screening now takes
-    (``{"screening_id", "required", "reasons"}``).
+    ``lapsed``: why it no longer covers the deal's screening under ``material_rules``, the policy's, or
+    None), or None. With ``rules`` (the policy's dual control), ``dual_control``: what approving the deal's
+    governing screening now takes (``{"screening_id", "required", "reasons"}``).
     """
     row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
     if row is None:
@@ -372,7 +374,7 @@ def get_case(conn, case_id: str, rules: DualControl | None = None) -> dict | Non
         governing = governing_screening(conn, case["transaction_id"])
     case["awaiting_second_approval"] = None
     if awaiting_second_approval(latest) and latest["case_id"] == case_id:
-        lapsed = _still_applies(latest, governing) if governing else "the deal has no screening"
+        lapsed = _still_applies(latest, governing, material_rules) if governing else "the deal has no screening"
         case["awaiting_second_approval"] = {**latest, "lapsed": lapsed}
     if rules is not None:
         reasons = rules.reasons(governing)
@@ -462,6 +464,12 @@ def decision_cause(case_id: str, outcome) -> str:
         return f"reviewer decision on case {case_id}: second approval"
     label = OUTCOME_LABELS.get(outcome, "a decision") if isinstance(outcome, str) else "a decision"
     return f"reviewer decision on case {case_id}: {label.lower()}"
+
+
+def written_back_always(outcome) -> bool:
+    """True for a decision the CRM is told of even when the gate stays where it was: a request for
+    information (the gate stays ``hold``; the write-back's reason quotes what the reviewer asked)."""
+    return outcome == "request_information"
 
 
 def _lock_case(conn, case_id: str):
@@ -566,14 +574,15 @@ def _one_decision(conn, transaction_id: str, decision_id: str) -> dict:
 
 
 def second_approve(conn, case_id: str, *, decision_id: str, rationale: str, actor: str,
-                   screening_id: str | None = None) -> dict:
+                   screening_id: str | None = None, rules: material.Rules = material.DEFAULT_RULES) -> dict:
     """Record a second reviewer's approval of a first approval awaiting it; the approval is then in force.
 
     A new immutable row naming the first (``second_approval_of``) with the same outcome, conditions,
     safeguards and licence reference, made on the deal's governing screening (read under the locks, and
     compared with ``screening_id`` as ``decide`` does). Refused (CaseError) when ``decision_id`` is not the
-    decision awaiting a second approval (409), when the first approval no longer covers the deal (409),
-    or when ``actor`` is its first approver (403).
+    decision awaiting a second approval (409), when the first approval no longer covers the deal (409:
+    judged under ``rules``, the policy's ``material_changes``, as the gate and the first approval's hold
+    judge it), or when ``actor`` is its first approver (403).
     """
     case = _lock_case(conn, case_id)
     screening = _decision_screening(conn, case, screening_id)
@@ -590,7 +599,7 @@ def second_approve(conn, case_id: str, *, decision_id: str, rationale: str, acto
     if _person(first["decided_by"]) == _person(actor):
         raise _refused({"decision_id": f"the second approval must come from a different reviewer than the first "
                                        f"approver ({first['decided_by']}): another workspace user or API key"}, 403)
-    lapsed = _still_applies(first, screening)
+    lapsed = _still_applies(first, screening, rules)
     if lapsed:
         raise _refused({"decision_id": f"the first approval no longer covers the deal's screening {screening['id']} "
                                        f"({lapsed}): review the case again and record a new decision"}, 409)
@@ -662,7 +671,8 @@ def standing_override(conn, transaction_id: str, screening: dict | None, memo: d
                       rules: material.Rules = material.DEFAULT_RULES) -> dict | None:
     """The reviewer decision in force for this transaction and screening, as a gate override, or None.
 
-    A first approval awaiting its second approver is not in force (``gate_factors`` holds the gate for it).
+    A first approval awaiting its second approver is not in force (``gate_factors`` holds the gate for it);
+    one given its second approval carries ``dual_control``, why two reviewers were needed (else empty).
     """
     decisions = memoized(memo, ("cases.decisions", transaction_id),
                           lambda: decisions_for_transaction(conn, transaction_id))
@@ -684,6 +694,8 @@ def standing_override(conn, transaction_id: str, screening: dict | None, memo: d
                       f"{latest['rationale']}",
             "at": latest["decided_at"], "decision_id": latest["id"],
             "conditions": latest["conditions"], "safeguards": latest["safeguards"],
+            # Why two reviewers had to approve (empty when one sufficed): the order gate then wants the rider.
+            "dual_control": latest["dual_control"] if approval else [],
             "review": review.review_of(latest, screening)}
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
-from hrdd import audit
+from hrdd import audit, material
 from hrdd import openapi as oa
 from hrdd.api.query import refuse_unknown_page_args
 from hrdd.auth import public
@@ -83,7 +83,8 @@ def queue():
 def _load_case(case_id: str):
     svc = current_services()
     with svc.store.engine.connect() as conn:
-        case = cases.get_case(conn, case_id, rules=cases.dual_control_rules(svc.policy))
+        case = cases.get_case(conn, case_id, rules=cases.dual_control_rules(svc.policy),
+                              material_rules=material.rules_of(svc.policy))
         if case is None:
             abort(404)
         case["audit"] = audit.entries(conn, subject=case_id, limit=50)
@@ -138,8 +139,9 @@ def decide(case_id: str):
         abort(409)
     try:
         shown = _shown_screening()
-        with svc.changing_gates([case["transaction_id"]],
-                                cause=cases.decision_cause(case_id, request.form.get("decision"))) as conn:
+        outcome = request.form.get("decision")
+        with svc.changing_gates([case["transaction_id"]], cause=cases.decision_cause(case_id, outcome),
+                                tell_unchanged=cases.written_back_always(outcome)) as conn:
             decision = cases.decide(
                 conn, case_id, outcome=request.form.get("decision", ""), rationale=request.form.get("rationale", ""),
                 conditions=request.form.get("conditions", ""), safeguards=request.form.getlist("safeguards"),
@@ -168,7 +170,8 @@ def second_approval(case_id: str):
         with svc.changing_gates([case["transaction_id"]],
                                 cause=cases.decision_cause(case_id, "second_approval")) as conn:
             cases.second_approve(conn, case_id, decision_id=request.form.get("decision_id", ""),
-                                 rationale=request.form.get("rationale", ""), actor=actor(), screening_id=shown)
+                                 rationale=request.form.get("rationale", ""), actor=actor(), screening_id=shown,
+                                 rules=material.rules_of(svc.policy))
     except cases.CaseError as exc:
         g.form_errors, g.form_kind = exc.errors, "second_approval"
         return case_page(case_id), exc.status
