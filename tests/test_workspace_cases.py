@@ -946,6 +946,9 @@ def test_the_case_page_takes_a_first_approval_and_another_reviewers_second(app, 
     case_id = case_of(app, s["transaction_id"])["id"]
     page = client.get(f"/workspace/cases/{case_id}").get_data(as_text=True)
     assert 'id="dual-control"' in page and "RF-4.4" in page.split('id="dual-control"')[1][:400]
+    # The reviewer learns before approving that the order will wait for the executed rider as well.
+    notice = " ".join(page.split('id="dual-control"')[1].split("</p>")[0].split())
+    assert "held until the contract rider with your conditions of approval, signed after the second approval" in notice
     hidden = decision_form(client, case_id)
     r = client.post(f"/workspace/cases/{case_id}/decision", data={
         **hidden, "decision": "approve", "rationale": "Humanitarian exemption applies"})
@@ -955,6 +958,7 @@ def test_the_case_page_takes_a_first_approval_and_another_reviewers_second(app, 
         "conditions": "Hospital access control only", "licence_reference": "OFAC IR-2026-1187"}, follow_redirects=True)
     page = r.get_data(as_text=True)
     assert r.status_code == 200 and "awaits a second approval by a different reviewer" in page
+    assert "until the contract rider with the conditions of approval, signed after the second approval" in " ".join(page.split())
     assert 'data-gate="block"' in page and 'id="own-approval"' in page and "submit-second-approval" not in page
     client.post("/workspace/logout", data={"csrf_token": csrf_from(client, "/workspace/")})
     login(client, "bob")
