@@ -203,6 +203,8 @@ def test_db_current_says_whether_the_schema_is_this_hrdds(env):
     assert newer.exit_code == 1 and "0799_future" in newer.output and "newer hrdd" in newer.output
 
 
+# SQLAlchemy warns that SQLite ignores the query argument: the test gives it on purpose.
+@pytest.mark.filterwarnings("ignore:Query string argument:sqlalchemy.exc.SAWarning")
 def test_a_password_given_as_a_query_parameter_is_never_printed(env, monkeypatch):
     from hrdd import checkpoints, serving
     unreachable = "postgresql+psycopg://hrdd@/hrdd?host=127.0.0.1&port=1&password=QuerySecret1"
