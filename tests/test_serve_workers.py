@@ -206,6 +206,10 @@ def test_keep_alive_connections_are_spread_evenly_over_the_workers(server, tmp_p
     seen under wrk), and their requests queued behind each other on one core.
     """
     import http.client
+    # A worker still starting (seconds on a loaded machine) rightly takes no share: wait until both serve.
+    wait_for(lambda: server.get("/readyz")[0] == 200
+             and len([n for n in _counts_by_worker(tmp_path / "metrics", "/readyz").values() if n]) == 2,
+             "both workers to serve", 60)
     connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(32)]
     try:
         for conn in connections:
