@@ -55,7 +55,7 @@ class GenericAdapter(WebhookAdapter):
             if not re.fullmatch(r"[0-9]{1,15}", stamp) or abs(time.time() - int(stamp)) > MAX_SKEW:
                 raise AuthError("X-HRDD-Timestamp missing or more than 5 minutes from now")
             # Each configured secret (signing_secrets: the new and the old one while senders change over).
-            expected = ["sha256=" + signatures.hmac_sha256_hex(s, stamp.encode() + b"." + raw) for s in secrets]
+            expected = [signatures.hrdd_signature(s, stamp, raw) for s in secrets]
             # Hex is hex in either case (some HMAC libraries print upper case).
             if not signatures.matches_any(signature.strip().lower(), expected):
                 raise AuthError("X-HRDD-Signature does not match the body under the configured signing secret(s)")

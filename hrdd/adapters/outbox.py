@@ -312,8 +312,7 @@ def signed_headers(secret, payload: bytes, stamp: int | None = None) -> dict[str
     the receiver can refuse a write-back captured and replayed later (an old "release" over a newer hold).
     """
     stamp_text = str(int(time.time()) if stamp is None else stamp)
-    mac = signatures.hmac_sha256_hex(secret, stamp_text.encode() + b"." + payload)
-    return {"X-HRDD-Timestamp": stamp_text, "X-HRDD-Signature": f"sha256={mac}"}
+    return {"X-HRDD-Timestamp": stamp_text, "X-HRDD-Signature": signatures.hrdd_signature(secret, stamp_text, payload)}
 
 
 def _sap_csrf(url: str, headers: dict[str, str], timeout: float, setting: str) -> dict[str, str]:

@@ -39,8 +39,7 @@ def configured(settings: dict, single: str, plural: str) -> list:
     many = settings.get(plural) or []
     if not isinstance(many, list):
         many = [many]
-    found = [s for s in [*many, settings.get(single)] if reveal(s).strip()]
-    return found
+    return [s for s in [*many, settings.get(single)] if reveal(s).strip()]
 
 
 def hmac_sha256(secret, message: bytes) -> bytes:
@@ -51,6 +50,11 @@ def hmac_sha256(secret, message: bytes) -> bytes:
 def hmac_sha256_hex(secret, message: bytes) -> str:
     """HMAC-SHA256 as lowercase hex (the generic adapter's ``X-HRDD-Signature: sha256=<hex>``)."""
     return hmac_sha256(secret, message).hex()
+
+
+def hrdd_signature(secret, timestamp: str, body: bytes) -> str:
+    """``X-HRDD-Signature`` in and out: ``sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">``."""
+    return "sha256=" + hmac_sha256_hex(secret, timestamp.encode() + b"." + body)
 
 
 # HubSpot decodes exactly these percent-escapes in the URI before signing (v3).
