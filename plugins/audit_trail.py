@@ -12,7 +12,7 @@ from sqlalchemy import insert, select, update
 
 from hrdd import audit
 from hrdd.hookspecs import hookimpl
-from hrdd.workspace import cases
+from hrdd.workspace.dual_control import dual_control_rules
 from hrdd.workspace.tables import workspace_settings
 
 
@@ -28,7 +28,7 @@ def _configuration_fingerprint(app) -> dict:
     from hrdd.riders import clauses_dir  # noqa: PLC0415
     try:
         # Who may approve what alone is part of the configuration: a change of these rules is recorded.
-        dual_control = cases.dual_control_rules(services.policy).as_dict()
+        dual_control = dual_control_rules(services.policy).as_dict()
     except ValueError:
         dual_control = None  # refused at start-up by the cases plugin, naming the problem
     return {"policy_file": str(policy_file), "policy_sha256": policy_digest,

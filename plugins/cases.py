@@ -14,7 +14,8 @@ from hrdd.auth import require_role
 from hrdd.errors import ApiError, not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.services import current_services
-from hrdd.workspace import cases
+from hrdd.workspace import cases, deciding, decision_records
+from hrdd.workspace.dual_control import dual_control_rules
 from hrdd.workspace.web import actor
 
 api = Blueprint("cases_api", __name__, url_prefix="/v1/cases")
@@ -27,7 +28,7 @@ def hrdd_startup(app):
     """Refuse to start on an invalid ``reviewer_decisions.dual_control`` policy section (naming the file)."""
     services = app.extensions["hrdd"]
     try:
-        cases.dual_control_rules(services.policy, services.reference.red_flags)
+        dual_control_rules(services.policy, services.reference.red_flags)
     except ValueError as exc:
         raise ValueError(f"policy file {services.policy.path}: {exc}") from exc
 
@@ -91,7 +92,7 @@ def get_case(case_id):
     """One case with its decisions and notes."""
     svc = current_services()
     with svc.store.engine.connect() as conn:
-        case = cases.get_case(conn, case_id, rules=cases.dual_control_rules(svc.policy),
+        case = cases.get_case(conn, case_id, rules=dual_control_rules(svc.policy),
                               material_rules=material.rules_of(svc.policy))
     if case is None:
         raise not_found("case", case_id)
@@ -142,18 +143,18 @@ def decide(case_id):
         case = cases.get_case(conn, case_id)
     if case is None:
         raise not_found("case", case_id)
-    cause = cases.decision_cause(case_id, body.get("decision"))
+    cause = deciding.decision_cause(case_id, body.get("decision"))
     try:
         # A decision that moves the deal's gate, or asks for information, is written back to the CRM in the
         # same transaction. The screening decided on is read there, once the deal is locked (a screening
         # stored meanwhile waits).
         with svc.changing_gates([case["transaction_id"]], cause=cause,
-                                tell_unchanged=cases.written_back_always(body.get("decision"))) as conn:
-            decision = cases.decide(conn, case_id, outcome=body.get("decision") or "",
+                                tell_unchanged=deciding.written_back_always(body.get("decision"))) as conn:
+            decision = deciding.decide(conn, case_id, outcome=body.get("decision") or "",
                                     rationale=body.get("rationale") or "", conditions=body.get("conditions") or "",
                                     safeguards=safeguards, actor=actor(), screening_id=body.get("screening_id"),
                                     licence_reference=body.get("licence_reference") or "",
-                                    rules=cases.dual_control_rules(svc.policy), catalogue=svc.safeguard_catalogue())
+                                    rules=dual_control_rules(svc.policy), catalogue=svc.safeguard_catalogue())
     except cases.CaseError as exc:
         raise _refused(exc) from exc
     return _answer(svc, case, decision)
@@ -171,8 +172,8 @@ def second_approval(case_id):
         raise not_found("case", case_id)
     try:
         with svc.changing_gates([case["transaction_id"]],
-                                cause=cases.decision_cause(case_id, "second_approval")) as conn:
-            decision = cases.second_approve(conn, case_id, decision_id=body.get("decision_id") or "",
+                                cause=deciding.decision_cause(case_id, "second_approval")) as conn:
+            decision = deciding.second_approve(conn, case_id, decision_id=body.get("decision_id") or "",
                                             rationale=body.get("rationale") or "", actor=actor(),
                                             screening_id=body.get("screening_id"),
                                             rules=material.rules_of(svc.policy))
@@ -269,7 +270,7 @@ _SCREENING_SHOWN = {"type": "string", "minLength": 1, "maxLength": 64, "descript
 decide.openapi = {
     "requestBody": oa.json_body({
         "type": "object", "additionalProperties": False, "required": ["decision", "rationale"],
-        "properties": {"decision": {"type": "string", "enum": list(cases.OUTCOMES)},
+        "properties": {"decision": {"type": "string", "enum": list(decision_records.OUTCOMES)},
                        "rationale": {"type": "string", "minLength": cases.MIN_RATIONALE},
                        "conditions": {"type": "string"},
                        "safeguards": {"type": "array", "items": {"type": "string"}, "description": (

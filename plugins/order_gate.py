@@ -31,7 +31,7 @@ from hrdd.changes import material_changes
 from hrdd.errors import not_found, validation_error
 from hrdd.hookspecs import hookimpl
 from hrdd.model import is_order_stage, stage_noun
-from hrdd.workspace import cases
+from hrdd.workspace import cases, decision_records
 from hrdd.workspace.web import actor
 
 RIDER_CONDITION = "rider_executed"
@@ -58,7 +58,7 @@ def _rider_hold(store, transaction_id: str, screening: dict, rules: material.Rul
         if approval or not executions:
             override = approval
         else:
-            override = cases.standing_override(conn, transaction_id, screening, store.scope_memo(), rules)
+            override = decision_records.standing_override(conn, transaction_id, screening, store.scope_memo(), rules)
     review = (override or {}).get("review")
     if not executions:
         required_by = _this(screening) + (f" (approved by two reviewers, decision {approval['decision_id']})"
@@ -104,7 +104,7 @@ def _two_reviewer_approval(store, transaction_id: str | None, screening: dict,
     if transaction_id is None or screening.get("decision") not in cases.CASE_DECISIONS:
         return None  # only escalated or blocked screenings have cases a reviewer approves
     with store.reading() as conn:
-        override = cases.standing_override(conn, transaction_id, screening, store.scope_memo(), rules)
+        override = decision_records.standing_override(conn, transaction_id, screening, store.scope_memo(), rules)
     approved = override and override["gate"] in ("release", "release_with_conditions")
     return override if approved and override.get("dual_control") else None
 

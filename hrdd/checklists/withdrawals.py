@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from hrdd.checklists.evidence import checklist_uploads
 from hrdd.checklists.templates import CHOICES
 from hrdd.model import severity_rank
-from hrdd.workspace.cases import decisions_for_transaction, open_case_for_transaction
+from hrdd.workspace.cases import open_case_for_transaction
+from hrdd.workspace.decision_records import decisions_for_transaction
 
 # Used when the policy file has no `checklists.confirm_withdrawn_severities`: the cautious reading.
 DEFAULT_SEVERITIES = ("critical", "high")

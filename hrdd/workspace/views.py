@@ -15,12 +15,15 @@ from hrdd.services import current_services
 from hrdd.workspace import (
     cases,
     checklist_record,
+    deciding,
+    decision_records,
     falsepositives,
     queue_filters,
     security,
     stale_forms,
     users,
 )
+from hrdd.workspace.dual_control import awaiting_second_approval, dual_control_rules
 from hrdd.workspace.util import parse_iso
 from hrdd.workspace.web import actor, make_blueprint, rate_limited, setting
 
@@ -83,7 +86,7 @@ def queue():
 def _load_case(case_id: str):
     svc = current_services()
     with svc.store.engine.connect() as conn:
-        case = cases.get_case(conn, case_id, rules=cases.dual_control_rules(svc.policy),
+        case = cases.get_case(conn, case_id, rules=dual_control_rules(svc.policy),
                               material_rules=material.rules_of(svc.policy))
         if case is None:
             abort(404)
@@ -107,7 +110,7 @@ def case_page(case_id: str):
     return render_template(
         "workspace/case.html", case=case, screening=latest, history=history, history_total=history_total,
         gate=gate, reasons=reasons,
-        transaction=svc.store.get_transaction(case["transaction_id"]), outcomes=cases.OUTCOME_LABELS,
+        transaction=svc.store.get_transaction(case["transaction_id"]), outcomes=decision_records.OUTCOME_LABELS,
         marks=marks, uploads=uploads, uploads_total=uploads_total,
         answer_sources=checklist_record.answer_sources(answers, uploads), min_rationale=cases.MIN_RATIONALE,
         errors=g.get("form_errors", {}),
@@ -140,17 +143,17 @@ def decide(case_id: str):
     try:
         shown = _shown_screening()
         outcome = request.form.get("decision")
-        with svc.changing_gates([case["transaction_id"]], cause=cases.decision_cause(case_id, outcome),
-                                tell_unchanged=cases.written_back_always(outcome)) as conn:
-            decision = cases.decide(
+        with svc.changing_gates([case["transaction_id"]], cause=deciding.decision_cause(case_id, outcome),
+                                tell_unchanged=deciding.written_back_always(outcome)) as conn:
+            decision = deciding.decide(
                 conn, case_id, outcome=request.form.get("decision", ""), rationale=request.form.get("rationale", ""),
                 conditions=request.form.get("conditions", ""), safeguards=request.form.getlist("safeguards"),
                 licence_reference=request.form.get("licence_reference", ""), actor=actor(), screening_id=shown,
-                rules=cases.dual_control_rules(svc.policy), catalogue=svc.safeguard_catalogue())
+                rules=dual_control_rules(svc.policy), catalogue=svc.safeguard_catalogue())
     except cases.CaseError as exc:
         g.form_errors, g.form_kind = exc.errors, "decision"
         return case_page(case_id), exc.status
-    if cases.awaiting_second_approval(decision):
+    if awaiting_second_approval(decision):
         flash("First approval recorded: it awaits a second approval by a different reviewer, and the gate stays "
               "held until then.")
     else:
@@ -168,8 +171,8 @@ def second_approval(case_id: str):
     try:
         shown = _shown_screening()
         with svc.changing_gates([case["transaction_id"]],
-                                cause=cases.decision_cause(case_id, "second_approval")) as conn:
-            cases.second_approve(conn, case_id, decision_id=request.form.get("decision_id", ""),
+                                cause=deciding.decision_cause(case_id, "second_approval")) as conn:
+            deciding.second_approve(conn, case_id, decision_id=request.form.get("decision_id", ""),
                                  rationale=request.form.get("rationale", ""), actor=actor(), screening_id=shown,
                                  rules=material.rules_of(svc.policy))
     except cases.CaseError as exc:
@@ -271,7 +274,7 @@ _POSTED_DECISION = {**_POSTED, "409": oa.html_page("The deal was screened again 
                                                    "saying what changed, with the form's text kept"),
                     "403": oa.html_page("Not allowed (a second approval by the first approver: the page says so)")}
 decide.openapi = {"requestBody": oa.form_body({
-    "decision": {"type": "string", "enum": list(cases.OUTCOMES)}, "rationale": {"type": "string"},
+    "decision": {"type": "string", "enum": list(decision_records.OUTCOMES)}, "rationale": {"type": "string"},
     "conditions": {"type": "string"}, "safeguards": {"type": "array", "items": {"type": "string"}},
     "licence_reference": {"type": "string", "maxLength": cases.MAX_LICENCE_REFERENCE},
     "screening_id": {"type": "string", "description": "The screening the page showed"}},
