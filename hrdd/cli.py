@@ -11,7 +11,7 @@ import click
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
 from hrdd import audit
-from hrdd.store import KEY_CACHE_SECONDS, ROLES
+from hrdd.api_keys import KEY_CACHE_SECONDS, ROLES
 
 
 def _create_app():

@@ -3,49 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
-import time
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hrdd import audit, jsonio
+from hrdd import jsonio, schema
+from hrdd.api_keys import ApiKeyStore
+from hrdd.ids import iso, new_id, utcnow
 from hrdd.locks import sqlite_write_lock
 from hrdd.model import STAGE_RANK, Screening
-from hrdd.tables import api_keys, screenings, transactions
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-ROLES = ("crm", "contracts", "export", "reviewer", "admin")
-KEY_CACHE_SECONDS = 10.0
-_ULID_SHIFTS = tuple(range(125, -1, -5))  # 26 base-32 digits, most significant first
-MIGRATION_LOCK = 0x68726464  # "hrdd": the advisory lock key held while migrating
-
-
-def new_id(prefix: str) -> str:
-    """A time-ordered unique id (ULID layout: 48-bit milliseconds + 80 random bits), e.g. scr_01J…."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    return f"{prefix}_{''.join([_CROCKFORD[(value >> shift) & 31] for shift in _ULID_SHIFTS])}"
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def iso(dt: datetime) -> str:
-    """ISO 8601 in UTC with a Z suffix."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
+from hrdd.tables import screenings, transactions
 
 _MISSING = object()
 
@@ -60,11 +32,6 @@ def memoized(memo: dict | None, key, look_up):
     return value
 
 
-def hash_key(plaintext: str) -> str:
-    """API keys are stored as SHA-256 digests (they are long random strings, so no salt is needed)."""
-    return hashlib.sha256(plaintext.encode()).hexdigest()
-
-
 class _LostRace(Exception):
     """Raised inside the write transaction to roll it back when the key was taken concurrently."""
 
@@ -77,7 +44,7 @@ class IdempotencyConflict(Exception):
         self.screening_id = screening_id
 
 
-class Store:
+class Store(ApiKeyStore):
     """The database: transactions, screenings, API keys; plugins add tables to the same metadata."""
 
     def __init__(self, url: str, pm=None, policy=None):
@@ -140,65 +107,15 @@ class Store:
     migrations_dir = Path(__file__).parent / "migrations"
 
     def upgrade(self) -> None:
-        """Create or migrate the schema to the newest revision of every branch (`heads`).
-
-        Raises alembic's CommandError, saying why, for a database migrated by a newer hrdd.
-        """
-        cfg = self._alembic_config()
-        known, heads = _script_revisions(str(self.migrations_dir))
-        # SQLite: the write lock makes processes starting together (workers, `hrdd worker`) migrate in turn.
-        with self.write_lock, self._migration_transaction() as conn:
-            if self.dialect == "postgresql":
-                # Instances starting at once migrate one after another (DDL is transactional there);
-                # the later ones find the schema current.
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            recorded = _recorded_revisions(conn)
-            if recorded - known:
-                from alembic.util import CommandError
-                raise CommandError(_schema_problem(recorded, known, heads))
-            if recorded == heads:
-                return
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "heads")
-            if self.dialect == "sqlite":
-                _check_foreign_keys(conn)
+        """Create or migrate the schema to the newest revision of every branch (``hrdd.schema.upgrade``)."""
+        schema.upgrade(self)
 
     def schema_status(self) -> dict:
-        """The revisions the database records, this code's heads, and ``problem``: why they differ, or None."""
-        known, heads = _script_revisions(str(self.migrations_dir))
-        with self.engine.connect() as conn:
-            recorded = _recorded_revisions(conn)
-        return {"recorded": sorted(recorded), "heads": sorted(heads),
-                "problem": _schema_problem(recorded, known, heads)}
+        """The revisions the database records, this code's heads, and why they differ (``hrdd.schema.status``)."""
+        return schema.status(self)
 
     def _alembic_config(self) -> AlembicConfig:
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(self.migrations_dir))
-        return cfg
-
-    @contextmanager
-    def _migration_transaction(self):
-        """A connection in one transaction that holds every migration step, DDL included."""
-        if self.dialect != "sqlite":
-            with self.engine.begin() as conn:
-                yield conn
-            return
-        # pysqlite opens transactions only before DML, so DDL would commit step by step and a failed batch
-        # migration would leave its _alembic_tmp_ table behind: in autocommit mode our own BEGIN covers it
-        # all (the isolation level is reset when the connection goes back to the pool).
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            # A batch migration copies a table and drops the original, which fails (or cascades) while
-            # other tables reference it; foreign_key_check verifies the result. The pragma is a no-op
-            # inside a transaction, so it is set before BEGIN.
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-                yield conn
-                conn.commit()
-            finally:
-                conn.rollback()
-                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                conn.commit()
+        return schema.alembic_config(self.migrations_dir)
 
     def ping(self) -> bool:
         """True when the database answers."""
@@ -452,64 +369,8 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(screenings)).scalar_one()
 
-    # ---- API keys ----
-    def create_api_key(self, name: str, role: str, actor: str = "system") -> tuple[str, str]:
-        """Create a key for a machine; returns (key id, plaintext). Only the digest is stored.
-
-        ``actor`` (who created it) goes into the audit log with the key's id, name and role, never the key.
-        """
-        if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
-        key_id = new_id("key")
-        plaintext = "hrdd_" + secrets.token_urlsafe(32)
-        with self.begin() as conn:
-            conn.execute(api_keys.insert().values(id=key_id, name=name, role=role, key_hash=hash_key(plaintext),
-                                                  prefix=plaintext[:12], created_at=utcnow()))
-            audit.record(conn, actor, "api_key.create", key_id, {"name": name, "role": role})
-        return key_id, plaintext
-
-    def lookup_api_key(self, plaintext: str) -> dict | None:
-        """The key's name and role if it exists and is not revoked (cached for KEY_CACHE_SECONDS).
-
-        A key revoked through this process stops working at once; other processes notice within the TTL.
-        """
-        digest = hash_key(plaintext)
-        cached = self._key_cache.get(digest)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        found = self._lookup_api_key(digest)
-        if len(self._key_cache) > 10_000:
-            self._key_cache.clear()
-        self._key_cache[digest] = (time.monotonic() + KEY_CACHE_SECONDS, found)
-        return found
-
-    def _lookup_api_key(self, digest: str) -> dict | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.role).where(
-                api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))).first()
-        return None if row is None else {"id": row.id, "name": row.name, "role": row.role}
-
-    def list_api_keys(self) -> list[dict]:
-        """Every key (never the plaintext)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).all()
-        return [{"id": r.id, "name": r.name, "role": r.role, "prefix": r.prefix,
-                 "created_at": iso(r.created_at), "revoked": r.revoked_at is not None} for r in rows]
-
-    def revoke_api_key(self, key_id: str, actor: str = "system") -> bool:
-        """Revoke a key (an audit entry by ``actor``); returns False when there is no such active key."""
-        with self.begin() as conn:
-            done = bool(conn.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                                     .values(revoked_at=utcnow())).rowcount)
-            if done:
-                key = conn.execute(sa.select(api_keys.c.name, api_keys.c.role).where(api_keys.c.id == key_id)).one()
-                audit.record(conn, actor, "api_key.revoke", key_id, {"name": key.name, "role": key.role})
-        self._key_cache.clear()
-        return done
 
 
-# Per migrations directory: its files change only with a new release (reading them takes ~50 ms).
-_SCRIPT_REVISIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 
 
 # Built once (on every new screening's answer): each stage's newest screening of a deal, one index seek each
@@ -578,47 +439,6 @@ def capabilities_of(column: str) -> list[str]:
 def dialect_insert(dialect: str, table):
     """An INSERT for ``table`` with the dialect's ON CONFLICT clauses (PostgreSQL's, else SQLite's)."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def _script_revisions(location: str) -> tuple[frozenset[str], frozenset[str]]:
-    """Every revision the migration scripts in ``location`` define, and the newest of each branch."""
-    if location not in _SCRIPT_REVISIONS:
-        from alembic.script import ScriptDirectory
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", location)
-        scripts = ScriptDirectory.from_config(cfg)
-        _SCRIPT_REVISIONS[location] = (frozenset(script.revision for script in scripts.walk_revisions()),
-                                       frozenset(scripts.get_heads()))
-    return _SCRIPT_REVISIONS[location]
-
-
-def _recorded_revisions(conn) -> set[str]:
-    from alembic.migration import MigrationContext
-    return set(MigrationContext.configure(conn).get_current_heads())
-
-
-def _schema_problem(recorded: set[str], known: frozenset[str], heads: frozenset[str]) -> str | None:
-    """Why a database recording ``recorded`` does not fit scripts defining ``known`` with ``heads``."""
-    unknown = sorted(recorded - known)
-    if unknown:
-        return (f"the database was migrated by a newer hrdd (unknown revision{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(unknown)}); upgrade hrdd or restore a backup")
-    if not recorded:
-        return "the database has no hrdd schema; run `hrdd db upgrade`"
-    if recorded != heads:
-        return (f"the database schema is out of date (missing {', '.join(sorted(heads - recorded))}); "
-                "run `hrdd db upgrade`")
-    return None
-
-
-def _check_foreign_keys(conn) -> None:
-    """Refuse (rolling back) a SQLite migration that left rows referring to rows that do not exist."""
-    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
-    if broken:
-        from alembic.util import CommandError
-        table, rowid, parent, _ = broken[0]
-        raise CommandError(f"the migration left {len(broken)} row(s) whose foreign key refers to no row "
-                           f"(first: {table} rowid {rowid} -> {parent}); nothing was changed")
 
 
 def _sqlite_pragmas(dbapi_conn, _record):

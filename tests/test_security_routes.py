@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hrdd import routes
-from hrdd.store import ROLES
+from hrdd.api_keys import ROLES
 
 pytestmark = pytest.mark.api
 DOC = Path(__file__).resolve().parent.parent / "docs" / "security.md"
