@@ -83,12 +83,15 @@ def installed(tmp_path_factory):
     return target, build.stdout + build.stderr
 
 
-def run_installed(target: Path, cwd: Path, *args: str, database_url: str) -> subprocess.CompletedProcess:
+def run_installed(target: Path, cwd: Path, *args: str, database_url: str,
+                  **hrdd_env: str) -> subprocess.CompletedProcess:
     """``python -S ARGS`` with the installed wheel and the dependencies only on the path: no checkout, no .pth
-    files (so not the editable install's finder either), no HRDD_* variables but the database URL."""
+    files (so not the editable install's finder either), no HRDD_* variables but the database URL and
+    ``hrdd_env``."""
     paths = dict.fromkeys([str(target), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HRDD_", "PYTHON"))}
     env.update(PYTHONPATH=os.pathsep.join(paths), HRDD_DATABASE_URL=database_url, HRDD_VAR_DIR=str(cwd / "var"))
+    env.update(hrdd_env)
     return subprocess.run([sys.executable, "-S", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
 
@@ -120,6 +123,10 @@ def test_installed_cli_lists_datasets_migrates_and_screens(installed, elsewhere)
         assert f"{dataset['name']}: {dataset['title']}" in info.stdout
     assert "MISSING" not in info.stdout
     assert f"data directory: {target.resolve() / 'hrdd' / 'shipped' / 'data'}" in info.stdout
+    own = shutil.copytree(target / "hrdd" / "shipped" / "data", cwd / "our-data")
+    overridden = run_installed(target, cwd, "-m", "hrdd.cli", "data", "info", database_url=url,
+                               HRDD_DATA_DIR=str(own))
+    assert f"data directory: {own.resolve()}" in overridden.stdout, overridden.stderr[-3000:]
 
     fresh = cwd / "fresh.sqlite3"
     upgrade = run_installed(target, cwd, "-m", "hrdd.cli", "db", "upgrade", database_url=f"sqlite:///{fresh}")
