@@ -48,7 +48,8 @@ checklist = client.get(f"/v1/screenings/{sid}/checklist.xlsx", headers=auth)
 login = client.get("/workspace/login")
 css = client.get("/workspace/static/workspace.css")
 print(json.dumps({"screening": [screening.status_code, screening.get_json().get("decision")],
-                  "rider": [rider.status_code, rider.mimetype], "checklist": [checklist.status_code, checklist.mimetype],
+                  "rider": [rider.status_code, rider.mimetype],
+                  "checklist": [checklist.status_code, checklist.mimetype],
                   "login": [login.status_code, login.get_data(as_text=True)],
                   "css": [css.status_code, len(css.data)], "root": app.root_path}))
 """
@@ -61,7 +62,7 @@ def _setuptools_version() -> tuple[int, ...]:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """The wheel built from a copy of this checkout, installed into a bare directory: (directory, build log)."""
+    """The wheel built from a copy of this checkout, installed into a bare directory: (directory, log)."""
     if _setuptools_version() < MIN_SETUPTOOLS:
         pytest.skip("building the wheel without isolation needs setuptools>=77: pip install -e '.[test]'")
     base = tmp_path_factory.mktemp("packaging")
@@ -78,7 +79,8 @@ def installed(tmp_path_factory):
     (wheel,) = wheels.glob("hrdd-*.whl")
     target = base / "site"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir",
-                              "--target", str(target), str(wheel)], capture_output=True, text=True, timeout=600)
+                              "--target", str(target), str(wheel)],
+                             capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     return target, build.stdout + build.stderr
 
@@ -90,8 +92,8 @@ def run_installed(target: Path, cwd: Path, *args: str, database_url: str,
     ``hrdd_env``."""
     paths = dict.fromkeys([str(target), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HRDD_", "PYTHON"))}
-    env.update(PYTHONPATH=os.pathsep.join(paths), HRDD_DATABASE_URL=database_url, HRDD_VAR_DIR=str(cwd / "var"))
-    env.update(hrdd_env)
+    env.update(PYTHONPATH=os.pathsep.join(paths), HRDD_DATABASE_URL=database_url,
+               HRDD_VAR_DIR=str(cwd / "var"), **hrdd_env)
     return subprocess.run([sys.executable, "-S", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
 
