@@ -8,14 +8,22 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Where data/, clauses/, checklists/ and policy/ are: a wheel carries them inside the package
+# (pyproject.toml's package-dir); a checkout, installed editable or not at all, has them at its top. The
+# package's own copy is asked for first, so an installed hrdd never reads a stray data/ in site-packages.
+_INSTALLED_CONTENT = Path(__file__).resolve().parent / "shipped"
+CONTENT_ROOT = _INSTALLED_CONTENT if _INSTALLED_CONTENT.is_dir() else PROJECT_ROOT
 
+DEFAULT_DATA_DIR = CONTENT_ROOT / "data"
+DEFAULT_CLAUSES_DIR = CONTENT_ROOT / "clauses"
+DEFAULT_CHECKLISTS_DIR = CONTENT_ROOT / "checklists"
+DEFAULT_POLICY_FILE = CONTENT_ROOT / "policy" / "default.yaml"
 _PATH_KEYS = {
-    "HRDD_DATA_DIR": PROJECT_ROOT / "data",
-    "HRDD_CLAUSES_DIR": PROJECT_ROOT / "clauses",
-    "HRDD_CHECKLISTS_DIR": PROJECT_ROOT / "checklists",
-    "HRDD_POLICY_FILE": PROJECT_ROOT / "policy" / "default.yaml",
+    "HRDD_DATA_DIR": DEFAULT_DATA_DIR,
+    "HRDD_CLAUSES_DIR": DEFAULT_CLAUSES_DIR,
+    "HRDD_CHECKLISTS_DIR": DEFAULT_CHECKLISTS_DIR,
+    "HRDD_POLICY_FILE": DEFAULT_POLICY_FILE,
 }
-DEFAULT_DATA_DIR = _PATH_KEYS["HRDD_DATA_DIR"]
 
 
 @lru_cache(maxsize=64)

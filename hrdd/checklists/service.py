@@ -20,7 +20,7 @@ from hrdd.checklists.on_record import risky_answers
 from hrdd.checklists.templates import DEFAULT_TEMPLATE, Template, get_template, load_templates
 from hrdd.checklists.upload import XLSX_MIMETYPE, UploadLimits, read_checklist
 from hrdd.checklists.workbook import build_workbook
-from hrdd.config import PROJECT_ROOT, cached_path
+from hrdd.config import DEFAULT_CHECKLISTS_DIR, cached_path
 from hrdd.errors import ApiError, not_found
 from hrdd.services import current_services
 from hrdd.store import new_id
@@ -43,7 +43,7 @@ def checklists_dir(config: dict | None = None) -> Path:
     return cached_path(str(value) if value else _DEFAULT_DIR)
 
 
-_DEFAULT_DIR = str(PROJECT_ROOT / "checklists")
+_DEFAULT_DIR = str(DEFAULT_CHECKLISTS_DIR)
 
 
 def upload_limits(config: dict) -> UploadLimits:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hrdd.config import cached_path
+from hrdd.config import DEFAULT_CLAUSES_DIR, cached_path
 from hrdd.riders.build import DOCX_MIMETYPE, build_document, build_rider
 from hrdd.riders.conditions import Facts
 from hrdd.riders.library import ClauseLibraryError, Library, Problem, load_library
 from hrdd.riders.selection import Selection, SelectionError, select
 from hrdd.riders.variables import VariableError
 from hrdd.riders.vocabulary import Vocabulary
-
-# The repository's clauses/ directory (the package is installed in editable mode from the repo).
-DEFAULT_CLAUSES_DIR = Path(__file__).resolve().parents[2] / "clauses"
 
 
 def clauses_dir(config=None) -> Path:
