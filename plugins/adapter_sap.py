@@ -17,7 +17,7 @@ from flask import Response
 from hrdd import safejson
 from hrdd.adapters import signatures
 from hrdd.adapters.base import WebhookAdapter
-from hrdd.adapters.config import reveal
+from hrdd.adapters.config import ConfigError, adapter_settings, reveal, settings_for
 from hrdd.adapters.events import PayloadError, VendorEvent
 from hrdd.adapters.http import call, tokens
 from hrdd.adapters.pipeline import EnrichmentError
@@ -201,6 +201,28 @@ def _basic(settings: dict) -> dict[str, str]:
         return {}
     token = base64.b64encode(f"{reveal(user)}:{reveal(password)}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+def check_settings(settings: dict) -> None:
+    """Raise ConfigError when the SAP adapter is on without the OData host it must read every document from.
+
+    (A value that is not an http(s) URL is refused by the adapters' common URL check.)
+    """
+    mine = adapter_settings(settings, "sap")
+    if not mine or mine.get("enabled") is False:
+        return
+    base = reveal(mine.get("api_base_url")).strip()
+    # Business events carry only the document's key: without the host every one would wait on hold.
+    if not base:
+        raise ConfigError("adapters.sap.api_base_url (HRDD_ADAPTER_SAP_API_BASE_URL) is required: the S/4HANA "
+                          "API host (e.g. https://my123456-api.s4hana.cloud.sap); SAP business events carry "
+                          "only the document's key, so hrdd reads every order and quotation through OData")
+
+
+@hookimpl
+def hrdd_startup(app):
+    """Refuse to start with a SAP adapter that could screen nothing (no OData host to read documents from)."""
+    check_settings(settings_for(app))
 
 
 @hookimpl

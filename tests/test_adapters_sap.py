@@ -51,6 +51,37 @@ def app_config(app_config, fake_s4):
     return app_config
 
 
+@pytest.mark.parametrize("base, message", [
+    (None, r"adapters\.sap\.api_base_url \(HRDD_ADAPTER_SAP_API_BASE_URL\) is required: the S/4HANA API host"),
+    ("  ", r"adapters\.sap\.api_base_url \(HRDD_ADAPTER_SAP_API_BASE_URL\) is required"),
+    ("my123456-api.s4hana.cloud.sap", r"adapters\.sap\.api_base_url is not an http\(s\) URL: 'my123456"),
+])
+def test_the_app_refuses_to_start_a_sap_adapter_without_its_odata_host(app_config, base, message):
+    # Every business event carries only a key: without the host each would be held, retried and failed.
+    from hrdd.adapters.config import ConfigError
+    from server import create_app
+
+    sap = app_config["HRDD_ADAPTERS"]["adapters"]["sap"]
+    sap.pop("api_base_url")
+    if base is not None:
+        sap["api_base_url"] = base
+    with pytest.raises(ConfigError, match=message):
+        create_app(app_config)
+
+
+def test_the_odata_host_can_come_from_the_environment_and_a_switched_off_adapter_needs_none(app_config, monkeypatch):
+    from server import create_app
+
+    sap = app_config["HRDD_ADAPTERS"]["adapters"]["sap"]
+    url = sap.pop("api_base_url")
+    monkeypatch.setenv("HRDD_ADAPTER_SAP_API_BASE_URL", url)
+    assert create_app(app_config).test_client().get("/healthz").status_code == 200
+    monkeypatch.delenv("HRDD_ADAPTER_SAP_API_BASE_URL")
+    sap["enabled"] = False
+    r = create_app(app_config).test_client().post("/v1/hooks/sap", data=b"{}", headers=STRUCTURED)
+    assert r.status_code == 503
+
+
 def test_options_handshake_allows_the_configured_origin(client):
     r = client.options("/v1/hooks/sap", headers={"WebHook-Request-Origin": "eventmesh.eu10.hana.ondemand.com"})
     assert r.status_code == 200

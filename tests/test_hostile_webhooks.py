@@ -41,7 +41,7 @@ def app_config(app_config):
         "salesforce": {"organization_ids": [ORG[:15]], "token": SALESFORCE_TOKEN},
         "hubspot": {"client_secret": HUBSPOT_SECRET},
         "dynamics": {"auth_header": "x-hrdd-key", "auth_key": DYNAMICS_KEY},
-        "sap": {"bearer_token": SAP_TOKEN},
+        "sap": {"bearer_token": SAP_TOKEN, "api_base_url": "http://127.0.0.1:9"},
         "odoo": {"token": ODOO_TOKEN}}}
     return app_config
 

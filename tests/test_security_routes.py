@@ -25,7 +25,7 @@ def app_config(app_config):
         "generic": {"signing_secret": "s-generic"}, "salesforce": {"organization_ids": ["00D5e000000KQ2e"],
                                                                         "token": "s-salesforce"},
         "hubspot": {"client_secret": "s-hubspot"}, "dynamics": {"auth_key": "s-dynamics"},
-        "sap": {"bearer_token": "s-sap"}, "odoo": {"token": "s-odoo"}}}
+        "sap": {"bearer_token": "s-sap", "api_base_url": "http://127.0.0.1:9"}, "odoo": {"token": "s-odoo"}}}
     app_config["HRDD_SESSION_COOKIE_SECURE"] = "0"
     return app_config
 
