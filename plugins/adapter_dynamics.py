@@ -42,11 +42,15 @@ _COMMON = {
                 "exports_to_abusers": "hrdd_exportstoabusers@label",
                 "accepts_safeguards": "hrdd_acceptssafeguards@label"},
 }
+# Quotes and orders screen as their opportunity's deal (their opportunityid lookup), so an order is compared
+# with its quote, decided once and covered by the rider executed for the deal; without the lookup (a quote
+# or order entered on its own) the row is its own deal.
+_DEAL = {"object_type": {"const": "opportunity"}, "object_id": "opportunityid.id"}
 DEFAULT_FIELD_MAPS = {
     "opportunity": {**_COMMON, "stage": {"field": "salesstage@label", "default": "opportunity", "values": {
         "Qualify": "opportunity", "Develop": "opportunity", "Propose": "quote", "Close": "order"}}},
-    "quote": {**_COMMON, "stage": {"const": "quote"}},
-    "salesorder": {**_COMMON, "stage": {"const": "order"}},
+    "quote": {**_COMMON, "stage": {"const": "quote"}, "reference": _DEAL},
+    "salesorder": {**_COMMON, "stage": {"const": "order"}, "reference": _DEAL},
 }
 ENTITY_SETS = {"opportunity": "opportunities", "quote": "quotes", "salesorder": "salesorders"}
 

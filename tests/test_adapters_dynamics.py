@@ -40,6 +40,38 @@ def test_update_with_post_image_moves_the_deal_to_order(app, client):
     assert len({d["transaction_id"] for d in deliveries(app, "dynamics")}) == 1
 
 
+def test_quote_and_order_of_an_opportunity_are_its_deal(app, client, auth_headers):
+    opportunity = client.post("/v1/hooks/dynamics", data=fixture_bytes("dynamics/opportunity_create.json"),
+                              headers=H).json["results"][0]
+    quote = client.post("/v1/hooks/dynamics", data=fixture_bytes("dynamics/quote_create.json"),
+                        headers=H).json["results"][0]
+    order = client.post("/v1/hooks/dynamics", data=fixture_bytes("dynamics/salesorder_create.json"),
+                        headers=H).json["results"][0]
+    assert [o["status"] for o in (opportunity, quote, order)] == ["screened"] * 3
+    # One deal, keyed on the opportunity the quote and the order name in their opportunityid lookup.
+    assert opportunity["transaction_id"] == quote["transaction_id"] == order["transaction_id"]
+    deal = client.get(f"/v1/transactions/{order['transaction_id']}", headers=auth_headers("reviewer")).json
+    assert deal["reference"] == {"system": "dynamics", "object_type": "opportunity",
+                                 "object_id": "3d1feef9-604d-ef11-bfe3-6045bd03d9d8"}
+    assert [s["stage"] for s in deal["screenings"]] == ["order", "quote", "quote"]
+    # The order names another end-user than the quote: held for the change, on the one case of the deal.
+    assert order["gate"] == "hold"
+    change = [r for r in order["hold_reasons"] if r.startswith("material change since the quote")]
+    assert change and "to 'National Security Agency'" in change[0]
+    cases = client.get("/v1/cases?status=all", headers=auth_headers("reviewer")).json["cases"]
+    assert {c["transaction_id"] for c in cases} == {quote["transaction_id"]}
+
+
+def test_a_quote_without_an_opportunity_is_its_own_deal(app, client):
+    body = json.loads(fixture_bytes("dynamics/quote_create.json"))
+    target = body["InputParameters"][0]["value"]
+    target["Attributes"] = [a for a in target["Attributes"] if a["key"] != "opportunityid"]
+    outcome = client.post("/v1/hooks/dynamics", data=json.dumps(body).encode(), headers=H).json["results"][0]
+    txn = app.extensions["hrdd"].store.get_screening(outcome["screening_id"])["transaction"]
+    assert txn["reference"] == {"system": "dynamics", "object_type": "quote",
+                                "object_id": "8b7e2a41-7f51-ef11-bfe3-6045bd03d9d8"}
+
+
 def test_a_burst_of_contexts_each_screened_once_even_when_redelivered(app, client):
     bodies = [fixture_bytes("dynamics/opportunity_create.json"),
               fixture_bytes("dynamics/opportunity_update_postimage.json")]
