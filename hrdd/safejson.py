@@ -90,16 +90,43 @@ def _object(pairs: list[tuple[str, Any]]) -> dict:
 
 def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON text or UTF-8/16/32 bytes strictly; JsonRejected (a ValueError) names any problem."""
+    overflowed: list[str] = []
+
+    def parse_float(text: str) -> float:
+        number = float(text)
+        if math.isinf(number):
+            overflowed.append(text)
+        return number
+
     try:
-        value = json.loads(data, parse_constant=_constant, object_pairs_hook=_object)
+        value = json.loads(data, parse_constant=_constant, object_pairs_hook=_object, parse_float=parse_float)
     except RecursionError:
         raise JsonRejected(f"the JSON is nested more than {max_depth} levels deep") from None
     except JsonRejected:
         raise
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise JsonRejected(str(exc)) from None
-    check(value, max_depth)
+    if overflowed or not _plainly_safe(data, max_depth):
+        check(value, max_depth)
     return value
+
+
+def _plainly_safe(data: str | bytes, max_depth: int) -> bool:
+    """True when the text itself shows ``check`` could find nothing (it then need not walk every node).
+
+    The parser refuses raw control characters, so a NUL can only come from a ``\\u`` escape; a lone
+    surrogate from such an escape or, in bytes (which ``json`` decodes with ``surrogatepass``), from a
+    sequence led by 0xED. Nesting cannot reach ``max_depth`` with fewer brackets than that in all.
+    """
+    if isinstance(data, bytes | bytearray):
+        if json.detect_encoding(data) not in ("utf-8", "utf-8-sig") or b"\xed" in data:
+            return False
+        escape, brackets = b"\\u", data.count(b"[") + data.count(b"{")
+    else:
+        if not data.isascii():
+            return False
+        escape, brackets = "\\u", data.count("[") + data.count("{")
+    return escape not in data and brackets < max_depth
 
 
 class StrictJSONProvider(DefaultJSONProvider):

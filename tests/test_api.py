@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -361,6 +362,39 @@ def test_malformed_json_is_400(app, client, auth_headers):
     r = client.post("/v1/screenings", data="{not json", content_type="application/json", headers=auth_headers("crm"))
     assert r.status_code == 400 and r.json["code"] == "malformed_json"
     assert stored_count(app) == 0
+
+
+@pytest.mark.parametrize("field, raw, problem", [
+    ("name", rb'"\u0000 Ministry"', "contains a NUL character"),
+    ("name", rb'"Ministry \uD800"', "lone UTF-16 surrogate"),
+    # UTF-8 bytes of a lone surrogate, which Python's json decodes (surrogatepass) without any escape.
+    ("name", b'"Ministry \xed\xa0\x80"', "lone UTF-16 surrogate"),
+    ("unit_price", b"1e400", "too large to represent"),
+])
+def test_text_and_numbers_no_store_can_keep_are_400_naming_where(app, client, auth_headers, transaction, field, raw,
+                                                                 problem):
+    if field == "name":
+        transaction["end_user"]["name"], where = "@@FIELD@@", "$.end_user.name"
+    else:
+        transaction["items"][0]["unit_price"], where = "@@FIELD@@", "$.items[0].unit_price"
+    body = json.dumps(transaction).encode().replace(b'"@@FIELD@@"', raw)
+    r = client.post("/v1/screenings", data=body, content_type="application/json", headers=auth_headers("crm"))
+    assert r.status_code == 400 and r.json["code"] == "malformed_json", r.json
+    assert where in r.json["message"] and problem in r.json["message"]
+    assert stored_count(app) == 0
+
+
+@pytest.mark.parametrize("raw, stored", [
+    (rb'"Ministry \\u0000"', "Ministry \\u0000"),  # an escaped backslash, then the letters u0000
+    (rb'"\ud55c\uad6d \uacbd\ucc30\uccad"', "한국 경찰청"),  # Hangul as escapes
+    ('"한국 경찰청"'.encode(), "한국 경찰청"),  # Hangul in UTF-8: its bytes start 0xED like a surrogate's
+])
+def test_text_that_only_looks_like_a_nul_or_surrogate_is_accepted(client, auth_headers, transaction, raw, stored):
+    transaction["end_user"]["name"] = "@@FIELD@@"
+    body = json.dumps(transaction).encode().replace(b'"@@FIELD@@"', raw)
+    r = client.post("/v1/screenings", data=body, content_type="application/json", headers=auth_headers("crm"))
+    assert r.status_code == 201, r.json
+    assert r.json["transaction"]["end_user"]["name"] == stored
 
 
 def test_non_json_is_415(client, auth_headers):
