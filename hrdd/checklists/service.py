@@ -17,8 +17,9 @@ from hrdd.checklists import withdrawals
 from hrdd.checklists.carry import carried_party_notes, carried_rows, deal_uploads
 from hrdd.checklists.evidence import checklist_uploads, upload_row
 from hrdd.checklists.on_record import risky_answers
+from hrdd.checklists.package import XLSX_MIMETYPE, UploadLimits
 from hrdd.checklists.templates import DEFAULT_TEMPLATE, Template, get_template, load_templates
-from hrdd.checklists.upload import XLSX_MIMETYPE, UploadLimits, read_checklist
+from hrdd.checklists.upload import read_checklist
 from hrdd.checklists.workbook import build_workbook
 from hrdd.config import PROJECT_ROOT, cached_path
 from hrdd.errors import ApiError, not_found

@@ -29,9 +29,9 @@ from hrdd.checklists.cells import (
     put_value,
     register_styles,
 )
+from hrdd.checklists.package import UploadLimits
 from hrdd.checklists.parties import party_rows
 from hrdd.checklists.templates import CHOICES, Template
-from hrdd.checklists.upload import UploadLimits
 from hrdd.checklists.withdrawals import DEFAULT_SEVERITIES
 from hrdd.model import quantity_text
 
