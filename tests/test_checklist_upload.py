@@ -1,0 +1,54 @@
+"""The checklist upload as export control uses it: mistakes named cell by cell, retries, wrong file formats."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_checklists import counts, download, fill, open_xlsx, question_rows, upload
+
+
+@pytest.fixture
+def screened(client, auth_headers, transaction):
+    response = client.post("/v1/screenings", json=transaction, headers=auth_headers("crm"))
+    assert response.status_code == 201
+    return response.get_json()
+
+
+def _preparer_row(wb) -> int:
+    summary = wb["Summary"]
+    return next(r for r in range(1, summary.max_row + 1) if summary.cell(row=r, column=1).value == "Preparer")
+
+
+def _mistakes_everywhere(wb) -> None:
+    """One mistake on each sheet the upload reads, as a hurried user makes them."""
+    questions = wb["Questions"]
+    rows = question_rows(questions)
+    questions.cell(row=rows["exports_to_abusers"], column=12).value = "Finished"
+    wb["Red flags"]["H2"] = "Fixed"
+    wb["Parties"]["B2"] = "Someone else"
+    wb["Parties"]["I2"] = "checked the registry"
+    wb["Summary"].cell(row=_preparer_row(wb), column=2).value = "A. Preparer"
+    wb["Summary"].cell(row=_preparer_row(wb), column=4).value = "tomorrow"
+
+
+def test_one_refusal_names_every_bad_cell_on_every_sheet(app, client, auth_headers, screened):
+    data = download(client, auth_headers, screened["id"])
+    rows = question_rows(open_xlsx(data)["Questions"])
+    signoff_cell = f"Summary!D{_preparer_row(open_xlsx(data))}"
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], fill(data, {"past_misuse": "Y"}, _mistakes_everywhere))
+    body = response.get_json()
+    assert (response.status_code, body["code"]) == (422, "validation_error"), body
+    errors = body["errors"]
+    # Every sheet's mistakes in the one reply, so the user fixes them all before the next upload.
+    assert set(errors) == {"answers", "cells", "red_flags", "parties", "signoff"}, errors
+    answer_cell = f"Questions!F{rows['past_misuse']}"
+    assert answer_cell in errors["answers"]["past_misuse"][0]
+    assert "'Y' is not one of Yes, No, Unknown, N/A" in errors["answers"]["past_misuse"][0]
+    assert f"Questions!L{rows['exports_to_abusers']} (exports_to_abusers)" in errors["cells"]
+    assert "Red flags!H2" in errors["red_flags"]["RF-1.2"][0] and "'Fixed'" in errors["red_flags"]["RF-1.2"][0]
+    assert "Parties!I2" in errors["parties"]
+    assert list(errors["signoff"]) == [signoff_cell]
+    for named in (answer_cell, f"Questions!L{rows['exports_to_abusers']}", "Red flags!H2", "Parties!I2", signoff_cell):
+        assert named in body["message"], (named, body["message"])
+    assert counts(app) == before
