@@ -52,3 +52,30 @@ def test_one_refusal_names_every_bad_cell_on_every_sheet(app, client, auth_heade
     for named in (answer_cell, f"Questions!L{rows['exports_to_abusers']}", "Red flags!H2", "Parties!I2", signoff_cell):
         assert named in body["message"], (named, body["message"])
     assert counts(app) == before
+
+
+def _audit_count(app, action: str) -> int:
+    import sqlalchemy as sa
+
+    from hrdd.audit import audit_log
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(audit_log)
+                            .where(audit_log.c.action == action)).scalar_one()
+
+
+def test_retrying_an_accepted_upload_replays_it(app, client, auth_headers, screened):
+    # The network dropped the 201: the user sends the very same file again.
+    filled = fill(download(client, auth_headers, screened["id"]), {"past_misuse": "Yes"})
+    first = upload(client, auth_headers, screened["id"], filled)
+    assert first.status_code == 201, first.get_json()
+    before, audits = counts(app), _audit_count(app, "checklist.upload")
+    again = upload(client, auth_headers, screened["id"], filled)
+    body = again.get_json()
+    assert again.status_code == 200, body
+    assert body["id"] == first.get_json()["id"] and body["decision"] == "do_not_proceed"
+    assert body["checklist_upload"] == first.get_json()["checklist_upload"]
+    assert counts(app) == before and _audit_count(app, "checklist.upload") == audits
+    # A changed workbook for the old screening is still refused: it would overwrite the newer screening.
+    changed = fill(filled, {"accepts_safeguards": "No"})
+    refused = upload(client, auth_headers, screened["id"], changed).get_json()
+    assert refused["code"] == "checklist_superseded" and counts(app) == before
