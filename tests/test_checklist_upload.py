@@ -79,3 +79,12 @@ def test_retrying_an_accepted_upload_replays_it(app, client, auth_headers, scree
     changed = fill(filled, {"accepts_safeguards": "No"})
     refused = upload(client, auth_headers, screened["id"], changed).get_json()
     assert refused["code"] == "checklist_superseded" and counts(app) == before
+
+
+def test_a_question_the_screening_has_as_unknown_is_still_open(client, auth_headers, screened):
+    # The deal came in with past_misuse "unknown": nobody has answered it, so it is not Done.
+    ws = open_xlsx(download(client, auth_headers, screened["id"]))["Questions"]
+    rows = question_rows(ws)
+    assert ws.cell(row=rows["past_misuse"], column=6).value == "Unknown"
+    assert ws.cell(row=rows["past_misuse"], column=12).value == "Open"
+    assert ws.cell(row=rows["end_user_disclosed"], column=12).value == "Done"

@@ -189,7 +189,8 @@ def _questions(wb: Workbook, screening: dict, template: Template, carried: dict[
         link.hyperlink = source["url"]
         put_text(ws, row, 10, kept.owner if kept else None, "hrdd_input")
         put_value(ws, row, 11, kept.due_date if kept else None, "hrdd_input_date")
-        status = (kept.status if kept else None) or ("Done" if known else "Open")
+        # Unknown is no answer yet: the row stays Open until someone finds out.
+        status = (kept.status if kept else None) or ("Done" if known and known != "unknown" else "Open")
         put_text(ws, row, 12, "Open" if recheck else status, "hrdd_input")
     last = len(template.questions) + 1
     dropdown(ws, tuple(CHOICES), cell_ranges("F", choice_rows), "Yes, No, Unknown or N/A")
