@@ -88,3 +88,19 @@ def test_a_question_the_screening_has_as_unknown_is_still_open(client, auth_head
     assert ws.cell(row=rows["past_misuse"], column=6).value == "Unknown"
     assert ws.cell(row=rows["past_misuse"], column=12).value == "Open"
     assert ws.cell(row=rows["end_user_disclosed"], column=12).value == "Done"
+
+
+def test_every_printed_page_names_the_screening_and_the_checklist_version():
+    # Pages of a licence application's attachment get separated: each must say which screening it is of.
+    from hrdd.checklists.workbook import build_workbook
+    from tests.conftest import load_fixture
+    from tests.test_checklists import TEMPLATES
+
+    screening = load_fixture("checklist_screening_eg.json")
+    template = TEMPLATES["state-dept-2020"]
+    wb = open_xlsx(build_workbook(screening, template))
+    printed = [ws for ws in wb.worksheets if ws.sheet_state == "visible"]
+    assert len(printed) == 6
+    for ws in printed:
+        footer = ws.oddFooter.center.text or ""
+        assert screening["id"] in footer and f"{template.id} {template.version}" in footer, (ws.title, footer)

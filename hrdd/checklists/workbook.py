@@ -319,8 +319,12 @@ def build_workbook(screening: dict, template: Template, *, data_sources: list[di
     # Open on the instructions (the first sheet) if there are any, else on the questions; one tab selected,
     # or Excel opens the sheets grouped and typing goes into both.
     wb.active = 0 if template.instructions else 1
+    # Each printed page says whose it is: a licence application's attachment gets separated and photocopied.
+    footer = (f"Screening {screening.get('id')}, checklist {template.id} {template.version}").replace("&", "&&")
     for index, ws in enumerate(wb.worksheets):
         ws.sheet_view.tabSelected = index == wb.index(wb.active)
+        if ws.sheet_state == "visible":
+            ws.oddFooter.center.text = footer
     wb.security = WorkbookProtection(lockStructure=True)  # no unhiding, renaming or deleting sheets
     buffer = io.BytesIO()
     wb.save(buffer)
