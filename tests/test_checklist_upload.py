@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import pytest
 
 from tests.test_checklists import counts, download, fill, open_xlsx, question_rows, upload
@@ -104,3 +107,47 @@ def test_every_printed_page_names_the_screening_and_the_checklist_version():
     for ws in printed:
         footer = ws.oddFooter.center.text or ""
         assert screening["id"] in footer and f"{template.id} {template.version}" in footer, (ws.title, footer)
+
+
+def _ods() -> bytes:
+    """What LibreOffice's default Save writes: an OpenDocument spreadsheet, its mimetype the first zip entry."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
+        archive.writestr("content.xml", "<office:document-content/>")
+        archive.writestr("META-INF/manifest.xml", "<manifest:manifest/>")
+    return out.getvalue()
+
+
+def _encrypted_xlsx() -> bytes:
+    """The shape of an .xlsx Excel saved with a password: an OLE2 compound file holding EncryptionInfo and
+    EncryptedPackage streams (names in the directory are UTF-16)."""
+    directory = b"".join(name.encode("utf-16-le").ljust(64, b"\0") + b"\0" * 64
+                         for name in ("Root Entry", "EncryptionInfo", "EncryptedPackage"))
+    return b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504 + directory + b"\0" * 1024
+
+
+def _xls() -> bytes:
+    directory = b"".join(name.encode("utf-16-le").ljust(64, b"\0") + b"\0" * 64 for name in ("Root Entry", "Workbook"))
+    return b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504 + directory + b"\0" * 1024
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (_ods(), "OpenDocument spreadsheet (.ods)"),
+    (b"ID,Step,Topic,Question\npast_misuse,1,Product,Yes\n", "text file (CSV"),
+    ("\ufeffID;Step;Answer\r\npast_misuse;1;Ja\r\n".encode("utf-8"), "text file (CSV"),
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "PDF"),
+    (_encrypted_xlsx(), "password"),
+    (_xls(), "Excel 97-2003 workbook (.xls)"),
+], ids=["ods", "csv", "csv-semicolon-bom", "pdf", "encrypted", "xls"])
+def test_a_workbook_saved_in_the_wrong_format_is_named(app, client, auth_headers, screened, body, says):
+    before = counts(app)
+    response = upload(client, auth_headers, screened["id"], body)
+    payload = response.get_json()
+    assert (response.status_code, payload["code"]) == (415, "unsupported_media_type"), payload
+    assert says in payload["message"] and ".xlsx" in payload["message"], payload["message"]
+    if says == "password":
+        assert ".xls)" not in payload["message"]
+    if says.startswith("Excel 97"):
+        assert "password" not in payload["message"]
+    assert counts(app) == before

@@ -11,6 +11,11 @@ from hrdd.errors import ApiError
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and also password-encrypted .xlsx
+# An .xlsx saved with a password is an OLE2 file holding this stream (directory names are UTF-16).
+_ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
+_ODS_MIMETYPE = b"mimetypeapplication/vnd.oasis.opendocument"
+_SAVE_AS_XLSX = ("In Excel choose File > Save As, type Excel Workbook (.xlsx); in LibreOffice File > Save As, "
+                 "type Excel 2007-365 (.xlsx), and keep that format when asked. Then upload the .xlsx.")
 # Unpacked size caps per zip part (a downloaded checklist unpacks to ~90 KB, styles.xml ~6 KB). openpyxl builds
 # Python objects ~30 times the XML's size: 30 MB of cells in one row, or 500,000 <xf> styles in 99 KB of
 # upload, took 18-26 s of CPU and 700-800 MB. styles.xml is always read from this path; any other part
@@ -42,12 +47,11 @@ def check_package(data: bytes, limits: UploadLimits) -> None:
     if len(data) > limits.max_bytes:
         raise ApiError(413, "upload_too_large",
                        f"The upload is {len(data)} bytes; the limit is {limits.max_bytes} bytes.")
-    if data.startswith(_OLE2_MAGIC):
-        raise ApiError(415, "unsupported_media_type",
-                       "This is an Excel 97-2003 (.xls) or password-protected workbook; save it as an "
-                       "unprotected Excel workbook (.xlsx) and upload again.")
     if not data.startswith(_ZIP_MAGIC):
-        raise ApiError(415, "unsupported_media_type", "The upload is not an Excel workbook (.xlsx).")
+        raise ApiError(415, "unsupported_media_type", _not_a_zip(data))
+    if data[30:30 + len(_ODS_MIMETYPE)] == _ODS_MIMETYPE:  # the first entry, as OpenDocument requires
+        raise ApiError(415, "unsupported_media_type",
+                       f"This is an OpenDocument spreadsheet (.ods), not an Excel workbook (.xlsx). {_SAVE_AS_XLSX}")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = archive.infolist()
@@ -84,6 +88,25 @@ def check_package(data: bytes, limits: UploadLimits) -> None:
     if "spreadsheetml.sheet.main+xml" not in content_types:
         raise ApiError(415, "unsupported_media_type",
                        "The upload is an Office file but not an Excel workbook (.xlsx).")
+
+
+def _not_a_zip(data: bytes) -> str:
+    """What the user saved instead of an .xlsx, and how to save the checklist properly."""
+    if data.startswith(_OLE2_MAGIC):
+        if _ENCRYPTED_STREAM in data:
+            return ("This workbook is password-protected (encrypted), so hrdd cannot read it. Remove the password "
+                    "(Excel: File > Info > Protect Workbook > Encrypt with Password, clear it; LibreOffice: File > "
+                    "Save As with 'Save with password' unticked), save as .xlsx and upload again.")
+        return f"This is an Excel 97-2003 workbook (.xls), not an Excel workbook (.xlsx). {_SAVE_AS_XLSX}"
+    if data.startswith(b"%PDF"):
+        return ("This is a PDF (a printout of the checklist), not the workbook. Upload the Excel workbook (.xlsx) "
+                "itself; attach the PDF to the licence application instead.")
+    head = data[:4096]
+    if b"\0" not in head.lstrip(b"\xff\xfe") and any(sep in head for sep in (b",", b";", b"\t")):
+        return ("This is a text file (CSV or tab-separated), not an Excel workbook (.xlsx): saving as CSV keeps one "
+                f"sheet and drops what ties the checklist to its screening. Download the checklist again, copy "
+                f"your answers into it and save it as .xlsx. {_SAVE_AS_XLSX}")
+    return "The upload is not an Excel workbook (.xlsx)."
 
 
 def _check_part_sizes(entries: list[zipfile.ZipInfo], limits: UploadLimits) -> None:
