@@ -151,3 +151,18 @@ def test_a_workbook_saved_in_the_wrong_format_is_named(app, client, auth_headers
     if says.startswith("Excel 97"):
         assert "password" not in payload["message"]
     assert counts(app) == before
+
+
+@pytest.mark.parametrize("template_id", ["state-dept-2020", "eu-2021-821-art5", "bis-kyc-red-flags"])
+def test_the_instructions_say_how_a_libreoffice_user_saves_and_that_a_resend_is_safe(template_id):
+    from hrdd.checklists.workbook import build_workbook
+    from tests.conftest import load_fixture
+    from tests.test_checklists import TEMPLATES
+
+    ws = open_xlsx(build_workbook(load_fixture("checklist_screening_eg.json"), TEMPLATES[template_id]))[
+        "How to fill this in"]
+    uploading = next(ws.cell(row=r, column=2).value for r in range(1, ws.max_row + 1)
+                     if ws.cell(row=r, column=1).value == "Uploading")
+    assert ".ods" in uploading and "LibreOffice" in uploading
+    assert "every cell to correct, on every sheet, at once" in uploading
+    assert "same file again" in uploading
