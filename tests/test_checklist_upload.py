@@ -166,3 +166,16 @@ def test_the_instructions_say_how_a_libreoffice_user_saves_and_that_a_resend_is_
     assert ".ods" in uploading and "LibreOffice" in uploading
     assert "every cell to correct, on every sheet, at once" in uploading
     assert "same file again" in uploading
+
+
+def test_a_renamed_sheet_is_named_with_the_name_to_give_it_back(app, client, auth_headers, screened):
+    # LibreOffice does not keep the workbook's structure lock, so a sheet can be renamed there.
+    def rename(wb):
+        wb["Questions"].title = "Fragen"
+
+    before = counts(app)
+    body = upload(client, auth_headers, screened["id"],
+                  fill(download(client, auth_headers, screened["id"]), {"past_misuse": "Yes"}, rename)).get_json()
+    assert body["code"] == "invalid_checklist"
+    assert "'Fragen'" in body["message"] and "rename" in body["message"] and "'Questions'" in body["message"]
+    assert counts(app) == before

@@ -11,6 +11,7 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
 from hrdd.checklists import meta
+from hrdd.checklists.instructions import INSTRUCTIONS_SHEET
 from hrdd.checklists.package import UploadLimits, check_package
 from hrdd.checklists.parties import party_rows
 from hrdd.checklists.templates import CHOICES, Template
@@ -72,8 +73,12 @@ def _text(value) -> str:
 
 def _sheet(wb, name: str):
     if name not in wb.sheetnames:
+        ours = {meta.SUMMARY_SHEET, meta.QUESTIONS_SHEET, meta.RED_FLAGS_SHEET, meta.PARTIES_SHEET,
+                meta.SOURCES_SHEET, meta.META_SHEET, INSTRUCTIONS_SHEET}
+        others = [n[:40] for n in wb.sheetnames if n not in ours][:10]
+        found = f" Its other sheets are {others!r}: if one of them is it, rename it back to {name!r}." if others else ""
         raise ApiError(422, "invalid_checklist",
-                       f"The workbook has no {name!r} sheet; upload the checklist as downloaded from hrdd.")
+                       f"The workbook has no {name!r} sheet.{found} Upload the checklist as downloaded from hrdd.")
     return wb[name]
 
 
