@@ -62,6 +62,16 @@ def uploads_of(store, screening_id: str) -> list[dict]:
     return [dict(r) for r in rows]
 
 
+def upload_of_workbook(store, screening_id: str, data: bytes) -> dict | None:
+    """The upload made against a screening with exactly these workbook bytes, if any (without the bytes)."""
+    cols = [c for c in checklist_uploads.c if c.name != "content"]
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(*cols).where(checklist_uploads.c.screening_id == screening_id,
+                                                  checklist_uploads.c.sha256 == hashlib.sha256(data).hexdigest())
+                           .order_by(checklist_uploads.c.uploaded_at).limit(1)).mappings().first()
+    return dict(row) if row else None
+
+
 def upload_content(store, upload_id: str) -> bytes | None:
     """The stored workbook bytes of an upload."""
     with store.engine.connect() as conn:

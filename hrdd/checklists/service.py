@@ -15,10 +15,11 @@ from hrdd.api.query import refuse_unknown_args, unknown_args_error
 from hrdd.auth import require_role
 from hrdd.checklists import withdrawals
 from hrdd.checklists.carry import carried_party_notes, carried_rows, deal_uploads
-from hrdd.checklists.evidence import checklist_uploads, upload_row
+from hrdd.checklists.evidence import checklist_uploads, upload_of_workbook, upload_row
 from hrdd.checklists.on_record import risky_answers
+from hrdd.checklists.package import XLSX_MIMETYPE, UploadLimits
 from hrdd.checklists.templates import DEFAULT_TEMPLATE, Template, get_template, load_templates
-from hrdd.checklists.upload import XLSX_MIMETYPE, UploadLimits, read_checklist
+from hrdd.checklists.upload import read_checklist
 from hrdd.checklists.workbook import build_workbook
 from hrdd.config import DEFAULT_CHECKLISTS_DIR, cached_path
 from hrdd.errors import ApiError, not_found
@@ -131,9 +132,14 @@ def upload_checklist(screening_id: str):
     screening = services.store.get_screening(screening_id)
     if screening is None:
         raise not_found("screening", screening_id)
-    # Refused early so nobody's file is parsed for nothing; checked again under the deal's lock when storing.
-    refuse_if_superseded(screening, services.store.latest_screening(screening["transaction_id"]))
     limits = upload_limits(current_app.config)
+    latest = services.store.latest_screening(screening["transaction_id"])
+    if latest is not None and latest["id"] != screening["id"]:
+        replayed = _replay(services, screening, limits)
+        if replayed is not None:
+            return replayed
+    # Refused before parsing so nobody's file is parsed for nothing; checked again under the deal's lock when storing.
+    refuse_if_superseded(screening, latest)
     data, filename = _received_workbook(limits)
     directory = checklists_dir()
     checked = read_checklist(data, screening, lambda tid: get_template(directory, tid), limits,
@@ -154,13 +160,38 @@ def upload_checklist(screening_id: str):
             _insert_upload(conn, pending, result)
     if created and hasattr(services, "metrics"):
         services.metrics.decisions.labels(result["decision"]).inc()
-    response = jsonify({**result, "checklist_upload": {
-        "id": upload_id, "screening_id": screening_id, "template_id": checked.template_id,
-        "template_version": checked.template_version, "answers": checked.answers,
-        "withdrawn": checked.record.get("withdrawn") or [],
-        "party_notes": [p for p in checked.record.get("parties") or () if p.get("review_notes")]}})
+    response = jsonify({**result, "checklist_upload": _upload_summary(
+        upload_id, screening_id, checked.template_id, checked.template_version, checked.answers, checked.record)})
     response.status_code = 201
     response.headers["Location"] = f"/v1/screenings/{result['id']}"
+    return response
+
+
+def _upload_summary(upload_id: str, screening_id: str, template_id: str, template_version: str, answers: dict,
+                    record: dict) -> dict:
+    return {"id": upload_id, "screening_id": screening_id, "template_id": template_id,
+            "template_version": template_version, "answers": answers, "withdrawn": record.get("withdrawn") or [],
+            "party_notes": [p for p in record.get("parties") or () if p.get("review_notes")]}
+
+
+def _replay(services, screening: dict, limits: UploadLimits):
+    """200 with the screening an earlier upload of the very same workbook to this screening made, else None.
+
+    A retry after a lost reply is the same bytes: it gets what the first attempt got (as POST /v1/screenings
+    does for an Idempotency-Key), not a 409 telling the user to copy answers they already uploaded.
+    """
+    try:
+        data, _ = _received_workbook(limits)
+    except ApiError:
+        return None  # not a workbook we could take: the 409 below says what to do
+    earlier = upload_of_workbook(services.store, screening["id"], data)
+    made = services.store.get_screening(earlier["new_screening_id"]) if earlier else None
+    if made is None:
+        return None
+    response = jsonify({**services.as_current(made), "checklist_upload": _upload_summary(
+        earlier["id"], screening["id"], earlier["template_id"], earlier["template_version"], earlier["answers"],
+        earlier["record"])})
+    response.status_code = 200
     return response
 
 
@@ -246,6 +277,8 @@ upload_checklist.openapi = {
                                            "properties": {"file": {"type": "string", "format": "binary"}}}}}},
     "responses": {
         "201": {"description": "A new screening of the same transaction with the checklist's answers",
+                "content": {"application/json": {"schema": "Screening"}}},
+        "200": {"description": "The same workbook uploaded again to the same screening: what its first upload made",
                 "content": {"application/json": {"schema": "Screening"}}},
         "413": {"description": "Upload or its unpacked size over the limit",
                 "content": {"application/json": {"schema": "Error"}}},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -12,37 +11,43 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
 from hrdd.checklists import meta
+from hrdd.checklists.instructions import INSTRUCTIONS_SHEET
+from hrdd.checklists.package import UploadLimits, check_package
 from hrdd.checklists.parties import party_rows
 from hrdd.checklists.templates import CHOICES, Template
 from hrdd.errors import ApiError, validation_error
 
-XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-_ZIP_MAGIC = b"PK\x03\x04"
-_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and also password-encrypted .xlsx
 _MAX_TEXT = 32767
 # Only this many rows and columns of a sheet are read (a checklist has a few dozen questions). A tiny
 # upload with one cell at XFD1048576 otherwise made the reader walk a billion empty cells (456 s of CPU).
 MAX_ROWS = 2000
 MAX_COLUMNS = 40
-# Unpacked size caps per zip part (a downloaded checklist unpacks to ~90 KB, styles.xml ~6 KB). openpyxl builds
-# Python objects ~30 times the XML's size: 30 MB of cells in one row, or 500,000 <xf> styles in 99 KB of
-# upload, took 18-26 s of CPU and 700-800 MB. styles.xml is always read from this path; any other part
-# (worksheets, shared strings) may be renamed, so one cap covers them all.
-MAX_PART = 2 * 1024 * 1024
-MAX_STYLES_PART = 512 * 1024
-STYLES_PART = "xl/styles.xml"
 _CHOICE_LOOKUP = {k.casefold(): v for k, v in CHOICES.items()} | {v: v for v in CHOICES.values()}
 
 
-@dataclass(frozen=True)
-class UploadLimits:
-    """Bounds on an uploaded workbook: bytes received, bytes once unzipped (in all and per part), zip entries."""
+class _Problems:
+    """Every mistake found in an upload, by section (answers, cells, red_flags, parties, signoff), each naming its
+    cell: refused together, so one reply lists all that the user must correct before uploading again."""
 
-    max_bytes: int = 5 * 1024 * 1024
-    max_uncompressed: int = 8 * 1024 * 1024
-    max_entries: int = 1000
-    max_part: int = MAX_PART
-    max_styles_part: int = MAX_STYLES_PART
+    def __init__(self):
+        self.errors: dict[str, dict[str, list[str]]] = {}
+        self.named: list[str] = []
+
+    def add(self, section: str, key: str, message: str, cell: str | None = None) -> None:
+        """Note a mistake under ``errors.<section>.<key>``; ``cell`` (when the key is no cell) starts the message."""
+        self.errors.setdefault(section, {})[key] = [f"{cell}: {message}" if cell else message]
+        self.named.append(f"{key} ({cell})" if cell else key)
+
+    def raise_any(self) -> None:
+        """Refuse the upload (422) naming every mistake, if there is one."""
+        if self.errors:
+            shown = ", ".join(self.named[:_NAMED_IN_MESSAGE])
+            if len(self.named) > _NAMED_IN_MESSAGE:
+                shown += f" and {len(self.named) - _NAMED_IN_MESSAGE} more (see errors)"
+            raise validation_error(self.errors, f"Invalid checklist: {shown}. Correct these cells and upload again.")
+
+
+_NAMED_IN_MESSAGE = 12
 
 
 @dataclass
@@ -54,76 +59,6 @@ class CheckedUpload:
     template_version: str
     answers: dict[str, str]
     record: dict = field(default_factory=dict)
-
-
-def check_package(data: bytes, limits: UploadLimits) -> None:
-    """Refuse oversize bodies, non-xlsx files, macro-enabled workbooks and decompression bombs.
-
-    Runs before any XML is parsed. Python's zipfile never inflates an entry past its declared size
-    (a larger stream fails its CRC check), so the declared sizes summed here bound the real work.
-    """
-    if not data:
-        raise ApiError(422, "invalid_checklist", "The upload is empty; send the checklist workbook (.xlsx).")
-    if len(data) > limits.max_bytes:
-        raise ApiError(413, "upload_too_large",
-                       f"The upload is {len(data)} bytes; the limit is {limits.max_bytes} bytes.")
-    if data.startswith(_OLE2_MAGIC):
-        raise ApiError(415, "unsupported_media_type",
-                       "This is an Excel 97-2003 (.xls) or password-protected workbook; save it as an "
-                       "unprotected Excel workbook (.xlsx) and upload again.")
-    if not data.startswith(_ZIP_MAGIC):
-        raise ApiError(415, "unsupported_media_type", "The upload is not an Excel workbook (.xlsx).")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        entries = archive.infolist()
-    except (zipfile.BadZipFile, ValueError) as exc:
-        raise ApiError(415, "unsupported_media_type", f"The upload is not a readable .xlsx file ({exc}).") from None
-    if len(entries) > limits.max_entries:
-        raise ApiError(413, "uncompressed_too_large",
-                       f"The workbook has {len(entries)} parts; the limit is {limits.max_entries}.")
-    _check_part_sizes(entries, limits)
-    total = sum(info.file_size for info in entries)
-    if total > limits.max_uncompressed:
-        raise ApiError(413, "uncompressed_too_large",
-                       f"The workbook would unpack to {total} bytes; the limit is {limits.max_uncompressed} "
-                       "bytes. A checklist is far smaller; this looks like a decompression bomb.")
-    for info in entries:
-        if info.flag_bits & 0x1:
-            raise ApiError(415, "unsupported_media_type",
-                           "The workbook is encrypted (password-protected); save it without a password and upload again.")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            # Excel writes stored or deflated parts; anything else made zipfile raise (a 500) further on.
-            raise ApiError(415, "unsupported_media_type",
-                           f"The workbook part {info.filename[:80]!r} uses a compression method Excel does not write.")
-    names = {info.filename for info in entries}
-    if any(name.lower().endswith("vbaproject.bin") for name in names):
-        raise _macro_error()
-    if "[Content_Types].xml" not in names:
-        raise ApiError(415, "unsupported_media_type", "The upload is a zip file but not an Excel workbook.")
-    try:
-        content_types = archive.read("[Content_Types].xml").decode("utf-8", "replace")
-    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, NotImplementedError, EOFError) as exc:
-        raise ApiError(415, "unsupported_media_type", f"The workbook is damaged ({exc}).") from None
-    if "macroEnabled" in content_types:
-        raise _macro_error()
-    if "spreadsheetml.sheet.main+xml" not in content_types:
-        raise ApiError(415, "unsupported_media_type",
-                       "The upload is an Office file but not an Excel workbook (.xlsx).")
-
-
-def _check_part_sizes(entries: list[zipfile.ZipInfo], limits: UploadLimits) -> None:
-    for info in entries:
-        cap = limits.max_styles_part if info.filename == STYLES_PART else limits.max_part
-        if info.file_size > cap:
-            raise ApiError(413, "uncompressed_too_large",
-                           f"The workbook part {info.filename[:80]!r} would unpack to {info.file_size} bytes; the "
-                           f"limit is {cap} bytes. A checklist's parts are far smaller; save the checklist "
-                           "again as downloaded, without added rows, columns or styles.")
-
-
-def _macro_error() -> ApiError:
-    return ApiError(415, "macro_enabled",
-                    "Macro-enabled workbooks (.xlsm) are refused; save the checklist as .xlsx and upload again.")
 
 
 def _text(value) -> str:
@@ -138,8 +73,12 @@ def _text(value) -> str:
 
 def _sheet(wb, name: str):
     if name not in wb.sheetnames:
+        ours = {meta.SUMMARY_SHEET, meta.QUESTIONS_SHEET, meta.RED_FLAGS_SHEET, meta.PARTIES_SHEET,
+                meta.SOURCES_SHEET, meta.META_SHEET, INSTRUCTIONS_SHEET}
+        others = [n[:40] for n in wb.sheetnames if n not in ours][:10]
+        found = f" Its other sheets are {others!r}: if one of them is it, rename it back to {name!r}." if others else ""
         raise ApiError(422, "invalid_checklist",
-                       f"The workbook has no {name!r} sheet; upload the checklist as downloaded from hrdd.")
+                       f"The workbook has no {name!r} sheet.{found} Upload the checklist as downloaded from hrdd.")
     return wb[name]
 
 
@@ -202,13 +141,13 @@ def _get(row: tuple, columns: dict[str, int], name: str):
     return row[index] if index is not None and index < len(row) else None
 
 
-def _answer(question, value, errors: dict) -> str | None:
+def _answer(question, value, problems: _Problems, cell: str) -> str | None:
     if value is None or _text(value) == "":
         return None
     if question.answer_type == "choice":
         canonical = _CHOICE_LOOKUP.get(_text(value).casefold())
         if canonical is None:
-            errors[question.id] = [f"{_text(value)[:80]!r} is not one of {', '.join(CHOICES)}"]
+            problems.add("answers", question.id, f"{_text(value)[:80]!r} is not one of {', '.join(CHOICES)}", cell)
         return canonical
     if question.answer_type == "date":
         if isinstance(value, datetime | date):
@@ -216,11 +155,11 @@ def _answer(question, value, errors: dict) -> str | None:
         try:
             return date.fromisoformat(_text(value)).isoformat()
         except ValueError:
-            errors[question.id] = [f"{_text(value)[:80]!r} is not a date (YYYY-MM-DD)"]
+            problems.add("answers", question.id, f"{_text(value)[:80]!r} is not a date (YYYY-MM-DD)", cell)
             return None
     text = _text(value)
     if len(text) > _MAX_TEXT:
-        errors[question.id] = [f"longer than {_MAX_TEXT} characters"]
+        problems.add("answers", question.id, f"longer than {_MAX_TEXT} characters", cell)
     return text
 
 
@@ -234,22 +173,20 @@ def _day(value) -> str | None:
         return None
 
 
-def _cell_date(value, cell: str, what: str, errors: dict) -> str | None:
-    """A date cell's value as YYYY-MM-DD (None when blank); anything else is noted in ``errors`` by cell."""
+def _cell_date(value, section: str, cell: str, what: str, problems: _Problems) -> str | None:
+    """A date cell's value as YYYY-MM-DD (None when blank); anything else is noted by cell."""
     if value is None or _text(value) == "":
         return None
     day = _day(value)
     if day is None:
-        errors[cell] = [f"{what} {_text(value)[:80]!r} is not a date (YYYY-MM-DD)"]
+        problems.add(section, cell, f"{what} {_text(value)[:80]!r} is not a date (YYYY-MM-DD)")
     return day
 
 
-def _questions(wb, template: Template) -> tuple[dict[str, str], dict[str, dict]]:
+def _questions(wb, template: Template, problems: _Problems) -> tuple[dict[str, str], dict[str, dict]]:
     columns, rows = _table(_sheet(wb, meta.QUESTIONS_SHEET), meta.QUESTION_HEADERS,
                            (meta.Q_ID, meta.Q_ANSWER, meta.Q_NOTES, meta.Q_OWNER, meta.Q_DUE, meta.Q_STATUS),
                            numbered=True)
-    errors: dict[str, list[str]] = {}
-    cells: dict[str, list[str]] = {}
     answers: dict[str, str] = {}
     responses: dict[str, dict] = {}
     statuses = {s.casefold(): s for s in meta.STATUSES}
@@ -258,54 +195,54 @@ def _questions(wb, template: Template) -> tuple[dict[str, str], dict[str, dict]]
         if not qid:
             continue
         question = template.question(qid)
+        id_cell = f"{meta.QUESTIONS_SHEET}!{_column_letter(columns, meta.Q_ID)}{number}"
         if question is None:
-            errors[qid[:64]] = [f"not a question of checklist {template.id} {template.version}"]
+            problems.add("answers", qid[:64], f"not a question of checklist {template.id} {template.version}", id_cell)
             continue
         if qid in responses:
-            errors[qid] = ["appears more than once"]
+            problems.add("answers", qid, "appears more than once", id_cell)
             continue
-        value = _answer(question, _get(row, columns, meta.Q_ANSWER), errors)
+        value = _answer(question, _get(row, columns, meta.Q_ANSWER), problems,
+                        f"{meta.QUESTIONS_SHEET}!{_column_letter(columns, meta.Q_ANSWER)}{number}")
         if value is not None and question.answer_type == "choice":
             answers[qid] = value
         where = f"{meta.QUESTIONS_SHEET}!{{}}{number} ({qid})"
         status = _text(_get(row, columns, meta.Q_STATUS))
         if status and status.casefold() not in statuses:
-            cells[where.format(_column_letter(columns, meta.Q_STATUS))] = [
-                f"status {status[:80]!r} is not one of {', '.join(meta.STATUSES)}"]
+            problems.add("cells", where.format(_column_letter(columns, meta.Q_STATUS)),
+                         f"status {status[:80]!r} is not one of {', '.join(meta.STATUSES)}")
         responses[qid] = {
             "answer": value,
             "evidence_notes": _text(_get(row, columns, meta.Q_NOTES))[:_MAX_TEXT] or None,
             "owner": _text(_get(row, columns, meta.Q_OWNER))[:200] or None,
-            "due_date": _cell_date(_get(row, columns, meta.Q_DUE),
-                                   where.format(_column_letter(columns, meta.Q_DUE)), "due date", cells),
+            "due_date": _cell_date(_get(row, columns, meta.Q_DUE), "cells",
+                                   where.format(_column_letter(columns, meta.Q_DUE)), "due date", problems),
             "status": statuses.get(status.casefold()),
         }
-    if errors or cells:
-        named = sorted(errors) + sorted(cells)
-        raise validation_error({k: v for k, v in (("answers", errors), ("cells", cells)) if v},
-                               "Invalid checklist answers: " + ", ".join(named))
     return answers, responses
 
 
-def _red_flag_resolutions(wb) -> tuple[list[dict], dict]:
+def _red_flag_resolutions(wb, problems: _Problems) -> list[dict]:
     columns, rows = _table(_sheet(wb, meta.RED_FLAGS_SHEET), meta.RED_FLAG_HEADERS,
-                           ("ID", "Mitigation", "Resolution", "Resolution notes"))
-    out, errors = [], {}
+                           ("ID", "Mitigation", "Resolution", "Resolution notes"), numbered=True)
+    out = []
     allowed = {r.casefold(): r for r in meta.RESOLUTIONS}
-    for row in rows:
+    for number, row in rows:
         flag_id = _text(_get(row, columns, "ID"))
         if not flag_id:
             continue
         resolution = _text(_get(row, columns, "Resolution"))
         if resolution and resolution.casefold() not in allowed:
-            errors[flag_id[:20]] = [f"resolution {resolution[:80]!r} is not one of {', '.join(meta.RESOLUTIONS)}"]
+            problems.add("red_flags", flag_id[:20],
+                         f"resolution {resolution[:80]!r} is not one of {', '.join(meta.RESOLUTIONS)}",
+                         f"{meta.RED_FLAGS_SHEET}!{_column_letter(columns, 'Resolution')}{number}")
         out.append({"id": flag_id[:20], "resolution": allowed.get(resolution.casefold()),
                     "mitigation": _text(_get(row, columns, "Mitigation"))[:_MAX_TEXT] or None,
                     "notes": _text(_get(row, columns, "Resolution notes"))[:_MAX_TEXT] or None})
-    return out, errors
+    return out
 
 
-def _party_notes(wb, screening: dict) -> list[dict]:
+def _party_notes(wb, screening: dict, problems: _Problems) -> list[dict]:
     """Every Parties row of the screening found in the upload, with the review notes typed into it (or None).
 
     Rows are found by what identifies them (role, name, country and restricted-party result), never by
@@ -317,26 +254,23 @@ def _party_notes(wb, screening: dict) -> list[dict]:
     columns, rows = _table(ws, meta.PARTY_HEADERS, read, numbered=True)
     expected = {party.cells(): party for party in party_rows(screening)}
     found: dict[tuple, dict] = {}
-    errors: dict[str, list[str]] = {}
     for number, row in rows:
         notes = _text(_get(row, columns, meta.P_NOTES))
         party = expected.get(tuple(_text(_get(row, columns, name)) for name in read[:-1]))
         cell = f"{meta.PARTIES_SHEET}!{_column_letter(columns, meta.P_NOTES)}{number}"
         if party is None:
             if notes:
-                errors[cell] = ["the row names no party of this screening (its role, name, country or "
-                                "restricted-party result was changed); type the notes into the party's own row"]
+                problems.add("parties", cell, "the row names no party of this screening (its role, name, country "
+                             "or restricted-party result was changed); type the notes into the party's own row, "
+                             "or download a fresh checklist and copy the notes into it")
             continue
         if party.cells() in found:
             if notes:
-                errors[cell] = ["the party's row appears more than once"]
+                problems.add("parties", cell, "the party's row appears more than once; keep the notes in one row")
             continue
         found[party.cells()] = {"role": party.role, "name": party.name, "country": party.country,
                                 "restricted_party_result": party.result, "matched_entry": party.entry or None,
                                 "list": party.list_name or None, "review_notes": notes[:_MAX_TEXT] or None}
-    if errors:
-        raise validation_error({"parties": errors}, "Invalid review notes on the Parties sheet: "
-                               + ", ".join(sorted(errors)) + "; download a fresh checklist and copy the notes into it.")
     return list(found.values())
 
 
@@ -344,23 +278,22 @@ def _column_letter(columns: dict[str, int], name: str) -> str:
     return get_column_letter(columns[name.casefold()] + 1)
 
 
-def _signoff(wb) -> dict:
+def _signoff(wb, problems: _Problems) -> dict:
     """The preparer's and approver's sign-off rows; a date that is no date, or a sign-off without a name, is
     refused naming the cell (a signature vouches for someone)."""
-    signoff, errors = {}, {}
+    signoff = {}
     ws = _sheet(wb, meta.SUMMARY_SHEET)
     for number, cells in enumerate(ws.iter_rows(max_row=MAX_ROWS, max_col=4), start=1):
         role = _text(cells[0].value if cells else None)
         if role in ("Preparer", "Approver"):
             row = _values(ws, cells) + (None,) * 3
             name, comment = _text(row[1])[:200] or None, _text(row[2])[:2000] or None
-            day = _cell_date(row[3], f"{meta.SUMMARY_SHEET}!D{number}", f"{role.lower()}'s sign-off date", errors)
+            day = _cell_date(row[3], "signoff", f"{meta.SUMMARY_SHEET}!D{number}",
+                             f"{role.lower()}'s sign-off date", problems)
             if name is None and (comment or _text(row[3])):
-                errors[f"{meta.SUMMARY_SHEET}!B{number}"] = [
-                    f"the {role.lower()}'s sign-off has a date or comment but no name; type the name"]
+                problems.add("signoff", f"{meta.SUMMARY_SHEET}!B{number}",
+                             f"the {role.lower()}'s sign-off has a date or comment but no name; type the name")
             signoff[role.lower()] = {"name": name, "comment": comment, "date": day}
-    if errors:
-        raise validation_error({"signoff": errors}, "Invalid sign-off: " + ", ".join(sorted(errors)))
     return signoff
 
 
@@ -430,12 +363,12 @@ def read_checklist(data: bytes, screening: dict, templates: Callable[[str], Temp
             raise ApiError(422, "checklist_mismatch",
                            "The checklist's metadata does not match its screening (it was altered or made for "
                            "another screening); download a fresh checklist.")
-        answers, responses = _questions(wb, template)
-        flags, flag_errors = _red_flag_resolutions(wb)
-        if flag_errors:
-            raise validation_error({"red_flags": flag_errors})
-        record = {"meta": info, "answers": answers, "responses": responses, "red_flags": flags,
-                  "parties": _party_notes(wb, screening), "signoff": _signoff(wb)}
+        problems = _Problems()
+        answers, responses = _questions(wb, template, problems)
+        record = {"meta": info, "answers": answers, "responses": responses,
+                  "red_flags": _red_flag_resolutions(wb, problems),
+                  "parties": _party_notes(wb, screening, problems), "signoff": _signoff(wb, problems)}
+        problems.raise_any()
     except _MadeForAnother as exc:
         # Outside the catch-all below: a store error looking up the newest screening is not a bad workbook.
         raise _other_screening(exc.screening_id, screening, newest_of) from None

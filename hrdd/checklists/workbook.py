@@ -29,9 +29,9 @@ from hrdd.checklists.cells import (
     put_value,
     register_styles,
 )
+from hrdd.checklists.package import UploadLimits
 from hrdd.checklists.parties import party_rows
 from hrdd.checklists.templates import CHOICES, Template
-from hrdd.checklists.upload import UploadLimits
 from hrdd.checklists.withdrawals import DEFAULT_SEVERITIES
 from hrdd.model import quantity_text
 
@@ -189,7 +189,8 @@ def _questions(wb: Workbook, screening: dict, template: Template, carried: dict[
         link.hyperlink = source["url"]
         put_text(ws, row, 10, kept.owner if kept else None, "hrdd_input")
         put_value(ws, row, 11, kept.due_date if kept else None, "hrdd_input_date")
-        status = (kept.status if kept else None) or ("Done" if known else "Open")
+        # Unknown is no answer yet: the row stays Open until someone finds out.
+        status = (kept.status if kept else None) or ("Done" if known and known != "unknown" else "Open")
         put_text(ws, row, 12, "Open" if recheck else status, "hrdd_input")
     last = len(template.questions) + 1
     dropdown(ws, tuple(CHOICES), cell_ranges("F", choice_rows), "Yes, No, Unknown or N/A")
@@ -318,8 +319,12 @@ def build_workbook(screening: dict, template: Template, *, data_sources: list[di
     # Open on the instructions (the first sheet) if there are any, else on the questions; one tab selected,
     # or Excel opens the sheets grouped and typing goes into both.
     wb.active = 0 if template.instructions else 1
+    # Each printed page says whose it is: a licence application's attachment gets separated and photocopied.
+    footer = (f"Screening {screening.get('id')}, checklist {template.id} {template.version}").replace("&", "&&")
     for index, ws in enumerate(wb.worksheets):
         ws.sheet_view.tabSelected = index == wb.index(wb.active)
+        if ws.sheet_state == "visible":
+            ws.oddFooter.center.text = footer
     wb.security = WorkbookProtection(lockStructure=True)  # no unhiding, renaming or deleting sheets
     buffer = io.BytesIO()
     wb.save(buffer)
