@@ -159,7 +159,10 @@ def login_required(*roles: str):
 
 
 def safe_next(target: str | None) -> str:
-    """Only follow a ``next`` that stays on this site (no scheme, no host)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only follow a ``next`` that stays on this site (no scheme, no host), as a browser would read it."""
+    # Browsers drop tabs and line breaks anywhere in a URL and read "\" as "/", so "/\t/evil.example" goes
+    # to evil.example; a line break would also make the Location header itself fail (a 500 after signing in).
+    if (target and target.startswith("/") and not target.startswith("//")
+            and not any(ch < " " or ch in "\\\x7f" for ch in target)):
         return target
     return url_for("workspace.queue")
