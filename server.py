@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from hrdd import requestguard
+from hrdd import headers, requestguard
 from hrdd.api import documents, hooks, meta, screenings, transactions
 from hrdd.config import load_config
 from hrdd.errors import ApiError
@@ -45,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["hrdd"] = services
     services.metrics.install(app)
     requestguard.install(app)
+    headers.install(app)
 
     for module in (meta, screenings, transactions, documents, hooks):
         app.register_blueprint(module.bp)

@@ -108,3 +108,32 @@ def test_api_keys_and_passwords_are_stored_only_as_digests(app, auth_headers):
         dump = " ".join(str(tuple(row)) for table in ("api_keys", "users")
                         for row in conn.execute(sa.text(f"SELECT * FROM {table}")))
     assert key[12:] not in dump and "a long enough passphrase 42" not in dump
+
+
+def test_no_response_can_be_framed_or_sniffed(app, client, auth_headers):
+    """Every route's answer (pages, JSON, errors, redirects) refuses framing by another site and sniffing."""
+    checked = 0
+    for route in routes.route_table(app):
+        call = getattr(client, route.method.lower())
+        for headers in ({}, auth_headers("admin")):
+            response = call(_url(route.path), headers=headers)
+            policy = response.headers.get("Content-Security-Policy", "")
+            assert "frame-ancestors 'none'" in policy, (route, response.status_code, policy)
+            assert response.headers.get("X-Frame-Options") == "DENY", (route, response.status_code)
+            assert response.headers.get("X-Content-Type-Options") == "nosniff", (route, response.status_code)
+            checked += 1
+    assert checked >= 100
+
+
+def test_pages_run_no_script_and_signed_in_pages_are_not_cached(app, client):
+    from tests.workspace_helpers import login, make_user
+
+    for path in ("/workspace/login", "/grievances/"):
+        policy = client.get(path).headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy and "form-action 'self'" in policy
+    assert "no-store" not in client.get("/grievances/").headers.get("Cache-Control", "")
+    make_user(app)
+    login(client)
+    page = client.get("/workspace/")
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Referrer-Policy"] == "same-origin"
