@@ -137,3 +137,35 @@ def test_pages_run_no_script_and_signed_in_pages_are_not_cached(app, client):
     page = client.get("/workspace/")
     assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
     assert page.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_a_signed_in_session_is_held_to_its_role_and_its_csrf_token_on_every_route(app, client):
+    """A reviewer's cookie is no key for other roles' API routes, and changes nothing anywhere without the
+    session's CSRF token (X-CSRF-Token on the API, the form field on pages)."""
+    from tests.workspace_helpers import csrf_from, login, make_user
+
+    make_user(app)
+    login(client)
+    token = csrf_from(client, "/workspace/")
+    checked = 0
+    for route in routes.route_table(app):
+        call, url = getattr(client, route.method.lower()), _url(route.path)
+        unsafe = route.method in ("POST", "PUT", "PATCH", "DELETE")
+        if route.auth == "api_key":
+            allowed = "any" in route.roles or "reviewer" in route.roles
+            if unsafe:
+                refused = call(url, json={})
+                assert refused.status_code == 401, (route, refused.status_code)
+                assert "X-CSRF-Token" in refused.get_json()["message"]
+            if not allowed:
+                headers = {"X-CSRF-Token": token} if unsafe else {}
+                response = call(url, json={} if unsafe else None, headers=headers)
+                assert response.status_code == 403, (route, response.status_code)
+            checked += 1
+        elif route.auth in ("session", "public") and unsafe and not route.path.startswith("/v1/"):
+            for data in ({}, {"csrf_token": "forged-" + token}):
+                response = call(url, data=data)
+                assert response.status_code == 400, (route, data, response.status_code)
+            checked += 1
+    assert client.get("/workspace/").status_code == 200  # still signed in: the logout form needed its token too
+    assert checked >= 30
