@@ -337,3 +337,19 @@ def test_signing_in_follows_next_within_the_workspace(app, client):
     response = client.post("/workspace/login", data={"name": "alice", "password": PASSWORD, "csrf_token": token,
                                                      "next": "/workspace/?status=open&country=EG"})
     assert response.status_code == 302 and response.headers["Location"] == "/workspace/?status=open&country=EG"
+
+
+def test_signing_in_again_in_a_browser_ends_the_session_it_replaces(app, client):
+    make_user(app)
+    make_user(app, "bob")
+    login(client)
+    before = client.get_cookie("hrdd_session").value
+    login(client)  # again, in the same browser: its first session is replaced, not left running beside it
+    assert client.get("/workspace/").status_code == 200
+    assert _replayed(app, before).get("/workspace/").status_code == 302
+    alices = client.get_cookie("hrdd_session").value
+    login(client, "bob")  # someone else at the same computer
+    assert _replayed(app, alices).get("/workspace/").status_code == 302
+    assert _replayed(app, alices).get("/v1/cases").status_code == 401
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        assert conn.execute(sa.select(workspace_sessions.c.user_name)).scalars().all() == ["bob"]
