@@ -169,3 +169,25 @@ def test_a_signed_in_session_is_held_to_its_role_and_its_csrf_token_on_every_rou
             checked += 1
     assert client.get("/workspace/").status_code == 200  # still signed in: the logout form needed its token too
     assert checked >= 30
+
+
+@pytest.mark.parametrize("trusted", ["hrdd.example.org, 10.0.0.5:8000", ["hrdd.example.org", "10.0.0.5:8000"]])
+def test_trusted_hosts_refuse_a_forged_host_header(app_config, trusted):
+    from server import create_app
+
+    application = create_app({**app_config, "HRDD_TRUSTED_HOSTS": trusted})
+    client = application.test_client()
+    try:
+        # Werkzeug's redirects for "//" and a missing trailing slash are absolute, built from the Host header.
+        forged = client.get("/workspace//grievances/", headers={"Host": "evil.example"})
+        assert forged.status_code == 400 and "evil.example" not in forged.headers.get("Location", "")
+        assert forged.get_json()["code"] == "bad_request" and "host" in forged.get_json()["message"].lower()
+        ours = client.get("/workspace//grievances/", headers={"Host": "hrdd.example.org"})
+        assert ours.status_code == 308 and ours.headers["Location"].startswith("http://hrdd.example.org/")
+        assert client.get("/healthz", headers={"Host": "10.0.0.5:8000"}).status_code == 200
+    finally:
+        application.extensions["hrdd"].store.engine.dispose()
+
+
+def test_without_trusted_hosts_every_host_is_served(client):
+    assert client.get("/healthz", headers={"Host": "10.1.2.3:8000"}).status_code == 200
