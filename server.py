@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from hrdd import requestguard
+from hrdd import headers, requestguard
 from hrdd.api import documents, hooks, meta, screenings, transactions
 from hrdd.config import load_config
 from hrdd.errors import ApiError
@@ -35,6 +35,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings["HRDD_MAX_BODY"]
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(settings.get("HRDD_TRUSTED_HOSTS"))
     # Strict parsing (NaN, NUL, surrogates and deep nesting are a 400, never a 500); orjson for responses.
     app.json = FastJSONProvider(app)
     app.json.sort_keys = False
@@ -45,6 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["hrdd"] = services
     services.metrics.install(app)
     requestguard.install(app)
+    headers.install(app)
 
     for module in (meta, screenings, transactions, documents, hooks):
         app.register_blueprint(module.bp)
@@ -110,6 +112,18 @@ def _install_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception):
         log.error("unhandled error", exc_info=exc)
         return _error("internal_error", 500, "An unexpected error occurred; it has been logged")
+
+
+def trusted_hosts(value) -> list[str] | None:
+    """The host names (with a port where one is used) requests may name, from HRDD_TRUSTED_HOSTS (a list or
+    comma-separated text); None, when unset, serves any.
+
+    Werkzeug builds its redirects (a doubled slash, a missing trailing slash) from the Host header, so a
+    forged one would otherwise send the browser, or a cache in front of hrdd, to another site.
+    """
+    hosts = value if isinstance(value, (list, tuple)) else str(value or "").split(",")
+    hosts = [str(h).strip() for h in hosts if str(h).strip()]
+    return hosts or None
 
 
 def store_fault(exc: sa.exc.DBAPIError) -> str | None:

@@ -8,6 +8,10 @@ import time
 from flask import Flask, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
+# Any token is a method to the HTTP server; others are counted as "other" so a client cannot add a time series
+# per name it makes up.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 
 class Metrics:
     """One registry per app, so several apps (tests, workers) never collide."""
@@ -53,5 +57,6 @@ class Metrics:
             started = g.pop("_hrdd_started", None)
             if started is not None:
                 self.latency.labels(endpoint).observe(time.perf_counter() - started)
-            self.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+            method = request.method if request.method in METHODS else "other"
+            self.requests.labels(method, endpoint, str(response.status_code)).inc()
             return response

@@ -144,7 +144,7 @@ def hrdd_gate_factors(transaction_id, screening, store):
 
 @api.post("")
 @public("rightsholders and NGOs report misuse without an account; rate-limited and size-bounded")
-@rate_limited(views_grievances.submit_limit)
+@rate_limited(views_grievances.submit_limit, scope=views_grievances.REPORTS_SCOPE)
 def submit():
     """Public: report suspected misuse (no key); returns the reference and a tracking token (201)."""
     body = _bounded_json()
@@ -176,7 +176,7 @@ def status():
 
 @api.post("/information")
 @public("a reporter adds information to a report with the tracking token only they hold; rate-limited")
-@rate_limited(views_grievances.submit_limit)
+@rate_limited(views_grievances.submit_limit, scope=views_grievances.ADDITIONS_SCOPE)
 def add_information():
     """Public: add information to a report, given its tracking token (`{"token", "information"}`); 201 with
     the report's status, 404 for an unknown token."""

@@ -600,3 +600,14 @@ def test_the_openapi_documents_the_review_and_outstanding_conditions(client):
     review = schemas["Review"]["properties"]
     assert {"outcome", "decided_at", "decided_by", "conditions", "safeguards", "information_requested"} <= set(review)
     assert "as screened" in schemas["Screening"]["properties"]["conditions"]["description"]
+
+
+def test_made_up_http_methods_stay_one_metrics_label(client):
+    # Anyone can send any method name; each must not become a time series of its own (memory, and scrapes).
+    for method in ("FOO", "PROPFIND", "X" * 5000):
+        assert client.open("/healthz", method=method).status_code == 405
+    assert client.get("/healthz").status_code == 200
+    scraped = client.get("/metrics").get_data(as_text=True)
+    assert "FOO" not in scraped and "PROPFIND" not in scraped and "XXXX" not in scraped
+    assert 'hrdd_http_requests_total{endpoint="unmatched",method="other",status="405"} 3.0' in scraped
+    assert 'hrdd_http_requests_total{endpoint="/healthz",method="GET",status="200"} 1.0' in scraped

@@ -233,3 +233,29 @@ def test_a_report_over_the_rate_limit_comes_back_with_the_limit_it_hit(app_confi
     assert r.status_code == 429
     assert "not sent" in text and "2 per 1 day" in text and "Wait a minute" not in text
     assert description in text and 'name="subject_name"' in text
+
+
+def test_the_form_and_the_api_count_against_one_rate_limit(app_config):
+    """Reports through the form and through POST /v1/grievances come in by the same door: one address's limit
+    is not doubled by using both (nor additions to reports by using both of their doors)."""
+    from server import create_app
+    application = create_app({**app_config, "HRDD_GRIEVANCE_RATE_LIMIT": "3 per minute"})
+    client = application.test_client()
+    try:
+        hidden = _form_fields(client.get("/grievances/").get_data(as_text=True))
+        codes = [client.post("/v1/grievances", json={**REPORT, "location": "API 1"}).status_code,
+                 client.post("/grievances/", data={**hidden, **REPORT, "location": "Form 1"}).status_code,
+                 client.post("/v1/grievances", json={**REPORT, "location": "API 2"}).status_code,
+                 client.post("/grievances/", data={**hidden, **REPORT, "location": "Form 2"}).status_code,
+                 client.post("/v1/grievances", json={**REPORT, "location": "API 3"}).status_code]
+        assert codes == [201, 201, 201, 429, 429]
+        token = client.post("/v1/grievances", json=REPORT, environ_base={"REMOTE_ADDR": "198.51.100.9"}).get_json()["token"]
+        more = {"token": token, "information": "The same unit was seen again at the border crossing."}
+        elsewhere = {"REMOTE_ADDR": "203.0.113.4"}
+        added = [client.post("/v1/grievances/information", json=more, environ_base=elsewhere),
+                 client.post("/grievances/status/information", data={**hidden, **more}, environ_base=elsewhere),
+                 client.post("/v1/grievances/information", json=more, environ_base=elsewhere),
+                 client.post("/grievances/status/information", data={**hidden, **more}, environ_base=elsewhere)]
+        assert [r.status_code for r in added] == [201, 201, 201, 429]
+    finally:
+        application.extensions["hrdd"].store.engine.dispose()

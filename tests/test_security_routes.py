@@ -108,3 +108,86 @@ def test_api_keys_and_passwords_are_stored_only_as_digests(app, auth_headers):
         dump = " ".join(str(tuple(row)) for table in ("api_keys", "users")
                         for row in conn.execute(sa.text(f"SELECT * FROM {table}")))
     assert key[12:] not in dump and "a long enough passphrase 42" not in dump
+
+
+def test_no_response_can_be_framed_or_sniffed(app, client, auth_headers):
+    """Every route's answer (pages, JSON, errors, redirects) refuses framing by another site and sniffing."""
+    checked = 0
+    for route in routes.route_table(app):
+        call = getattr(client, route.method.lower())
+        for headers in ({}, auth_headers("admin")):
+            response = call(_url(route.path), headers=headers)
+            policy = response.headers.get("Content-Security-Policy", "")
+            assert "frame-ancestors 'none'" in policy, (route, response.status_code, policy)
+            assert response.headers.get("X-Frame-Options") == "DENY", (route, response.status_code)
+            assert response.headers.get("X-Content-Type-Options") == "nosniff", (route, response.status_code)
+            checked += 1
+    assert checked >= 100
+
+
+def test_pages_run_no_script_and_signed_in_pages_are_not_cached(app, client):
+    from tests.workspace_helpers import login, make_user
+
+    for path in ("/workspace/login", "/grievances/"):
+        policy = client.get(path).headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy and "form-action 'self'" in policy
+    assert "no-store" not in client.get("/grievances/").headers.get("Cache-Control", "")
+    make_user(app)
+    login(client)
+    page = client.get("/workspace/")
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_a_signed_in_session_is_held_to_its_role_and_its_csrf_token_on_every_route(app, client):
+    """A reviewer's cookie is no key for other roles' API routes, and changes nothing anywhere without the
+    session's CSRF token (X-CSRF-Token on the API, the form field on pages)."""
+    from tests.workspace_helpers import csrf_from, login, make_user
+
+    make_user(app)
+    login(client)
+    token = csrf_from(client, "/workspace/")
+    checked = 0
+    for route in routes.route_table(app):
+        call, url = getattr(client, route.method.lower()), _url(route.path)
+        unsafe = route.method in ("POST", "PUT", "PATCH", "DELETE")
+        if route.auth == "api_key":
+            allowed = "any" in route.roles or "reviewer" in route.roles
+            if unsafe:
+                refused = call(url, json={})
+                assert refused.status_code == 401, (route, refused.status_code)
+                assert "X-CSRF-Token" in refused.get_json()["message"]
+            if not allowed:
+                headers = {"X-CSRF-Token": token} if unsafe else {}
+                response = call(url, json={} if unsafe else None, headers=headers)
+                assert response.status_code == 403, (route, response.status_code)
+            checked += 1
+        elif route.auth in ("session", "public") and unsafe and not route.path.startswith("/v1/"):
+            for data in ({}, {"csrf_token": "forged-" + token}):
+                response = call(url, data=data)
+                assert response.status_code == 400, (route, data, response.status_code)
+            checked += 1
+    assert client.get("/workspace/").status_code == 200  # still signed in: the logout form needed its token too
+    assert checked >= 30
+
+
+@pytest.mark.parametrize("trusted", ["hrdd.example.org, 10.0.0.5:8000", ["hrdd.example.org", "10.0.0.5:8000"]])
+def test_trusted_hosts_refuse_a_forged_host_header(app_config, trusted):
+    from server import create_app
+
+    application = create_app({**app_config, "HRDD_TRUSTED_HOSTS": trusted})
+    client = application.test_client()
+    try:
+        # Werkzeug's redirects for "//" and a missing trailing slash are absolute, built from the Host header.
+        forged = client.get("/workspace//grievances/", headers={"Host": "evil.example"})
+        assert forged.status_code == 400 and "evil.example" not in forged.headers.get("Location", "")
+        assert forged.get_json()["code"] == "bad_request" and "host" in forged.get_json()["message"].lower()
+        ours = client.get("/workspace//grievances/", headers={"Host": "hrdd.example.org"})
+        assert ours.status_code == 308 and ours.headers["Location"].startswith("http://hrdd.example.org/")
+        assert client.get("/healthz", headers={"Host": "10.0.0.5:8000"}).status_code == 200
+    finally:
+        application.extensions["hrdd"].store.engine.dispose()
+
+
+def test_without_trusted_hosts_every_host_is_served(client):
+    assert client.get("/healthz", headers={"Host": "10.1.2.3:8000"}).status_code == 200

@@ -306,3 +306,50 @@ def test_a_form_loaded_before_signing_in_again_comes_back_filled_in(app, client,
     assert client.post(f"/workspace/cases/{case_id}/note", data=dict(_hidden_fields(shown)) | {
         "text": "Called the distributor's compliance lead"}).status_code == 302
     assert "Called the distributor's compliance lead" in _notes(app)
+
+
+def _where_a_browser_goes(location: str) -> tuple[str, str]:
+    """The scheme and host a browser reads in a Location header (WHATWG URL parsing): C0 controls and spaces
+    trimmed at the ends, tabs and line breaks dropped anywhere, a backslash read as a slash."""
+    from urllib.parse import urlsplit
+
+    cleaned = location.strip("".join(map(chr, range(0x21)))).translate({9: None, 10: None, 13: None})
+    parts = urlsplit(cleaned.replace("\\", "/"))
+    return parts.scheme, parts.netloc
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example/x", "/\n/evil.example", "/\r\n/evil.example", "\t//evil.example",
+                                    "/\\evil.example", "//evil.example", "https://evil.example/workspace/",
+                                    "/%09/evil.example", " /\t/evil.example"])
+def test_signing_in_never_sends_the_browser_to_another_site(app, client, target):
+    make_user(app)
+    token = csrf_from(client, "/workspace/login")
+    response = client.post("/workspace/login", data={"name": "alice", "password": PASSWORD, "csrf_token": token,
+                                                     "next": target})
+    assert response.status_code == 302, (target, response.status_code)
+    assert _where_a_browser_goes(response.headers["Location"]) == ("", ""), (target, response.headers["Location"])
+    assert client.get("/workspace/").status_code == 200  # signed in all the same
+
+
+def test_signing_in_follows_next_within_the_workspace(app, client):
+    make_user(app)
+    token = csrf_from(client, "/workspace/login")
+    response = client.post("/workspace/login", data={"name": "alice", "password": PASSWORD, "csrf_token": token,
+                                                     "next": "/workspace/?status=open&country=EG"})
+    assert response.status_code == 302 and response.headers["Location"] == "/workspace/?status=open&country=EG"
+
+
+def test_signing_in_again_in_a_browser_ends_the_session_it_replaces(app, client):
+    make_user(app)
+    make_user(app, "bob")
+    login(client)
+    before = client.get_cookie("hrdd_session").value
+    login(client)  # again, in the same browser: its first session is replaced, not left running beside it
+    assert client.get("/workspace/").status_code == 200
+    assert _replayed(app, before).get("/workspace/").status_code == 302
+    alices = client.get_cookie("hrdd_session").value
+    login(client, "bob")  # someone else at the same computer
+    assert _replayed(app, alices).get("/workspace/").status_code == 302
+    assert _replayed(app, alices).get("/v1/cases").status_code == 401
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        assert conn.execute(sa.select(workspace_sessions.c.user_name)).scalars().all() == ["bob"]

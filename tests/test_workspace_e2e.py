@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
 import threading
@@ -55,6 +57,7 @@ def browser(tmp_path):
                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1000"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # Content Security Policy reports
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(5)
     yield driver
@@ -327,3 +330,46 @@ def test_a_decision_on_a_page_the_deal_has_moved_on_from_is_refused_with_the_tex
     wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Decision recorded"))
     assert browser.find_element(By.ID, "gate").get_attribute("data-gate") == "release"
     assert f"on screening {newer['id']}" in browser.find_element(By.ID, "decisions").text
+
+
+def test_another_site_cannot_frame_the_workspace_and_its_pages_work_under_the_policy(live, browser, tmp_path):
+    make_user(live)
+    _seed(live)
+    browser.get(live.base_url + "/workspace/login")
+    browser.find_element(By.ID, "name").send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    WebDriverWait(browser, 10).until(EC.title_contains("Cases"))
+    case_url = browser.find_element(By.LINK_TEXT, "Directorate of Public Security").get_attribute("href")
+    for path in ("/workspace/", case_url, "/workspace/dashboard", "/workspace/reports/transparency",
+                 "/workspace/grievances/", "/grievances/"):
+        browser.get(path if path.startswith("http") else live.base_url + path)
+        # The stylesheet applies (it sets no margin on the body; a browser's default is 8px).
+        assert browser.execute_script("return getComputedStyle(document.body).margin") == "0px", path
+    refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not refused, refused
+
+    # Another site puts the case page, with its decision form, in a frame under its own buttons.
+    (tmp_path / "trap.html").write_text(f'<iframe id="trap" src="{case_url}" width="900" height="700"></iframe>')
+    handler = functools.partial(_QuietHandler, directory=str(tmp_path))
+    other_site = http.server.ThreadingHTTPServer(("localhost", 0), handler)
+    threading.Thread(target=other_site.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://localhost:{other_site.server_port}/trap.html")
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+        browser.switch_to.frame("trap")
+        # Nothing of hrdd shows in it: not the case (the session cookie is not sent to a frame on another
+        # site), and not the sign-in form it would be sent to instead, whose typed password another site's
+        # overlay could capture by being clicked through.
+        assert browser.find_elements(By.TAG_NAME, "form") == []
+        assert "hrdd" not in browser.find_element(By.TAG_NAME, "body").text
+    finally:
+        browser.switch_to.default_content()
+        other_site.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """A static file server for the other site's page, without a line on stderr per request."""
+
+    def log_message(self, format, *args):  # noqa: A002 - the signature of the method it replaces
+        """Say nothing."""

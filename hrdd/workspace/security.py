@@ -104,9 +104,16 @@ def check_form_text() -> None:
 
 
 def sign_in(user: dict, store) -> None:
-    """Start a fresh session for the user: a new server-side session id and CSRF token, so no old one is reused."""
+    """Start a fresh session for the user: a new server-side session id and CSRF token, so no old one is reused.
+
+    The session this browser had (the same person signing in again, or someone else at the same computer)
+    ends in the store too: a copy of its cookie must not stay signed in beside the new one.
+    """
+    previous = session.get("sid")
     session.clear()
     with store.begin() as conn:
+        if isinstance(previous, str) and previous:
+            sessions.end(conn, previous)
         session_id = sessions.start(conn, user["name"], current_app.permanent_session_lifetime)
     session.permanent = True
     session["sid"] = session_id
@@ -159,7 +166,10 @@ def login_required(*roles: str):
 
 
 def safe_next(target: str | None) -> str:
-    """Only follow a ``next`` that stays on this site (no scheme, no host)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only follow a ``next`` that stays on this site (no scheme, no host), as a browser would read it."""
+    # Browsers drop tabs and line breaks anywhere in a URL and read "\" as "/", so "/\t/evil.example" goes
+    # to evil.example; a line break would also make the Location header itself fail (a 500 after signing in).
+    if (target and target.startswith("/") and not target.startswith("//")
+            and not any(ch < " " or ch in "\\\x7f" for ch in target)):
         return target
     return url_for("workspace.queue")

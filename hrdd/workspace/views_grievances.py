@@ -73,6 +73,11 @@ def _too_many(exc):
     return _form_page(_typed_report(), {}, notice=notice, code=429)
 
 
+# The form and POST /v1/grievances are two doors to one channel: they share one count per address (and so
+# do the two doors for adding information), or using both would double the limit.
+REPORTS_SCOPE, ADDITIONS_SCOPE = "grievance-reports", "grievance-additions"
+
+
 def submit_limit() -> str:
     """The rate limit on new reports per client address (HRDD_GRIEVANCE_RATE_LIMIT)."""
     return setting("HRDD_GRIEVANCE_RATE_LIMIT", "5 per minute;30 per day")
@@ -138,7 +143,7 @@ def form():
 
 @public.route("/", methods=["POST"])
 @open_to_all("public reports (CSRF token, rate limit, size bound)")
-@rate_limited(submit_limit)
+@rate_limited(submit_limit, scope=REPORTS_SCOPE)
 def submit():
     """Accept a report from the public form and show the tracking token once (again for the same report sent
     twice from the browser: it is stored once)."""
@@ -189,7 +194,7 @@ def _status_page(result, token: str, *, error=None, information: str = "", added
 
 @public.route("/status/information", methods=["POST"])
 @open_to_all("a reporter adds information to a report with its tracking token; rate-limited, size-bounded")
-@rate_limited(submit_limit)
+@rate_limited(submit_limit, scope=ADDITIONS_SCOPE)
 def add_information():
     """Add information to a report (what the reporter learnt since, evidence they describe), given its token."""
     token, information = request.form.get("token", ""), request.form.get("information", "")

@@ -22,8 +22,14 @@ STATIC = str(PACKAGE_DIR / "static")
 limiter = Limiter(key_func=get_remote_address)
 
 
-def rate_limited(limit_value, **kwargs):
-    """``limiter.limit`` for a view: put it innermost (under the route), where it checks as the view runs."""
+def rate_limited(limit_value, *, scope: str | None = None, **kwargs):
+    """``limiter.limit`` for a view: put it innermost (under the route), where it checks as the view runs.
+
+    Views given the same ``scope`` count against one limit (two doors to the same thing, such as the public
+    form and the API for grievance reports); without one, each view counts on its own.
+    """
+    if scope:
+        return limiter.shared_limit(limit_value, scope, **kwargs)
     return limiter.limit(limit_value, **kwargs)
 
 
