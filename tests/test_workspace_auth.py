@@ -225,6 +225,41 @@ def test_a_session_expires_after_eight_hours_unused_and_slides_while_used(app, c
     assert app.permanent_session_lifetime == timedelta(hours=8)  # the cookie's own expiry, as before
 
 
+def _signed_in_hours_ago(app, hours: float) -> None:
+    when = (datetime.now(UTC) - timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+    with app.extensions["hrdd"].store.begin() as conn:
+        conn.execute(sa.update(workspace_sessions).values(created_at=when))
+
+
+def test_a_busy_session_still_ends_twelve_hours_after_signing_in(app, client):
+    make_user(app)
+    login(client)
+    _signed_in_hours_ago(app, 11.9)
+    assert client.get("/workspace/").status_code == 200
+    _signed_in_hours_ago(app, 12.1)  # used a minute ago, so only the absolute lifetime can end it
+    r = client.get("/workspace/")
+    assert r.status_code == 302 and "/workspace/login" in r.headers["Location"]
+    login(client)  # signing in again starts a new twelve hours, and clears the ended row on the way
+    assert client.get("/workspace/").status_code == 200
+    with app.extensions["hrdd"].store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(workspace_sessions)).scalar_one() == 1
+
+
+def test_the_longest_session_is_a_setting_and_a_bad_value_is_named(app_config):
+    from hrdd.errors import StartupError
+    from server import create_app
+
+    app = create_app({**app_config, "HRDD_SESSION_MAX_HOURS": "2"})
+    client = app.test_client()
+    make_user(app)
+    login(client)
+    _signed_in_hours_ago(app, 2.5)
+    assert client.get("/workspace/").status_code == 302
+    for bad in ("twelve", "0", "-3", "1000"):
+        with pytest.raises(StartupError, match=rf"HRDD_SESSION_MAX_HOURS must be a number of hours .* not '{bad}'"):
+            create_app({**app_config, "HRDD_SESSION_MAX_HOURS": bad})
+
+
 def test_the_store_keeps_only_a_hash_of_the_session_id(app, client):
     make_user(app)
     login(client)

@@ -12,6 +12,7 @@ from flask import abort, current_app, g, redirect, render_template, request, ses
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 
+from hrdd.errors import StartupError
 from hrdd.store import dialect_insert
 from hrdd.workspace import sessions
 from hrdd.workspace.tables import workspace_settings
@@ -49,7 +50,21 @@ def configure_sessions(app) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=_truthy(secure),
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+        HRDD_SESSION_MAX_AGE=timedelta(hours=_max_hours(app)),
     )
+
+
+def _max_hours(app) -> float:
+    """HRDD_SESSION_MAX_HOURS: how long a session lasts from sign-in however busy it is (default 12)."""
+    raw = app.config.get("HRDD_SESSION_MAX_HOURS", os.environ.get("HRDD_SESSION_MAX_HOURS", "12"))
+    try:
+        hours = float(raw)
+    except (TypeError, ValueError):
+        hours = -1.0
+    if not 0 < hours <= 24 * 30:
+        raise StartupError(f"HRDD_SESSION_MAX_HOURS must be a number of hours above 0 and at most 720 "
+                           f"(the longest a workspace session lasts from sign-in), not {raw!r}")
+    return hours
 
 
 def ensure_secret_key(app, store) -> None:
@@ -114,7 +129,8 @@ def sign_in(user: dict, store) -> None:
     with store.begin() as conn:
         if isinstance(previous, str) and previous:
             sessions.end(conn, previous)
-        session_id = sessions.start(conn, user["name"], current_app.permanent_session_lifetime)
+        session_id = sessions.start(conn, user["name"], current_app.permanent_session_lifetime,
+                                    current_app.config["HRDD_SESSION_MAX_AGE"])
     session.permanent = True
     session["sid"] = session_id
     session["csrf"] = secrets.token_urlsafe(32)

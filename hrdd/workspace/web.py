@@ -94,7 +94,8 @@ def make_blueprint(name: str, url_prefix: str | None = None, *, static: bool = F
 def resume_session(session_id: str) -> dict | None:
     """The person of a live session, read fresh so an ended session, a disabled account or a changed role
     applies at once."""
-    return sessions.resume(current_services().store.engine, session_id, current_app.permanent_session_lifetime)
+    return sessions.resume(current_services().store.engine, session_id, current_app.permanent_session_lifetime,
+                           current_app.config["HRDD_SESSION_MAX_AGE"])
 
 
 def session_principal() -> dict | None:
