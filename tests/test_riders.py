@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,20 @@ def test_safeguards_rider_has_cut_off_but_not_audit_or_training(library):
     chosen = ids(select(library, Facts.from_screening(screening("safeguards_co"))))
     assert {"cut-off", "remediation", "human-rights-compliance", "notification"} <= chosen
     assert not chosen & {"audit", "training", "diversion-controls"}
+
+
+def test_private_end_users_own_use_is_not_held_to_the_state_surveillance_tests(library):
+    # A retailer's footfall analytics with a diversion flag: no judge authorises each use of a shop's
+    # analytics, and the no-transfer clause does not speak of "any other government ministry".
+    private = Facts(decision="proceed_with_safeguards", flags=frozenset({"RF-4.5"}),
+                    capabilities=frozenset({"data_analytics"}))
+    assert "human-rights-compliance" not in ids(select(library, private))
+    for public in (replace(private, government=True), replace(private, security_sector=True),
+                   replace(private, flags=frozenset({"RF-4.2"})), replace(private, decision="escalate")):
+        assert "human-rights-compliance" in ids(select(library, public))
+    document, _ = build_document(screening("proceed_de"), OPTIONS, library)
+    assert "any other government ministry" not in all_text(document)
+    assert "security or intelligence body other than the End-User itself" in all_text(document)
 
 
 @pytest.mark.parametrize("decision", ["proceed", "proceed_with_safeguards", "escalate", "do_not_proceed"])
