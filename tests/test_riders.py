@@ -692,6 +692,19 @@ def test_the_document_properties_say_what_the_file_is_not_the_decision(client, a
     assert f"<Application>hrdd {__version__}</Application>" in app_xml
 
 
+def test_schedule_1_names_capabilities_as_schedule_2_does(library):
+    s = screening("proceed_de")
+    s["transaction"]["items"] = [
+        {"sku": "SRV-1", "name": "Rack servers", "capabilities": ["it_infrastructure"]},
+        {"sku": "LT-9", "name": "TrackNet", "capabilities": ["location_tracking", "data_analytics"]}]
+    document, selection = build_document(s, OPTIONS, library)
+    products = dict((row.cells[0].text, row.cells[1].text) for row in document.tables[1].rows)[
+        "Products and capabilities"]
+    # Not "it infrastructure": the words of the Part headings in Schedule 2, in a sentence's case.
+    assert products == "Rack servers (SRV-1): IT infrastructure\nTrackNet (LT-9): location tracking, data analytics and fusion"
+    assert {t.title for t in selection.technical} >= {"IT infrastructure", "Location tracking", "Data analytics and fusion"}
+
+
 def test_what_schedule_1_shows_is_clause_data(library, tmp_path):
     """A library may list more summary rows (an internal copy) or cut other phrases out of the evidence."""
     clauses = tmp_path / "clauses"
