@@ -1063,7 +1063,7 @@ def test_the_rider_carries_the_reviewers_conditions_of_approval(app, client, aut
             safeguards=["audit", "tech-biometric-identification"])
     text, headings = _rider_text(client, auth_headers, body["id"])
     assert "Conditions of approval" in headings
-    assert f"The conditions of the approval are: {REVIEWER_CONDITIONS}" in text
+    assert f"The conditions of the approval are:\n{REVIEWER_CONDITIONS}\n" in text
     assert f"{audit['title']}; Technical safeguards: Biometric identification" in text
     # A plain approval afterwards sets no conditions: the clause goes.
     _decide(client, auth_headers, app, body["transaction_id"], decision="approve",
@@ -1081,8 +1081,28 @@ def test_the_cli_rider_carries_the_reviewers_conditions_too(app, client, auth_he
     result = runner.invoke(cli, _rider_command(body["id"], out), obj=_script_info(app))
     assert result.exit_code == 0, result.output
     text = all_text(Document(str(out)))
-    assert "The conditions of the approval are: those stated as safeguards below" in text
+    assert "The conditions of the approval are:\nthose stated as safeguards below\n" in text
     assert "required by the approval: Operator training" in text
+
+
+def test_each_line_of_the_reviewers_conditions_is_an_item_of_its_own(library):
+    s = screening("escalated_eg")
+    s["review"] = {"outcome": "approve_with_conditions", "decided_at": "2026-12-03T10:00:00Z",
+                   "conditions": "1. The Buyer shall provide quarterly usage logs.\r\n\r\n"
+                                 "2) No use outside ministry buildings.\n- No  connection to street cameras.",
+                   "safeguards": []}
+    document, selection = build_document(s, OPTIONS, library)
+    number = selection.numbers["conditions-of-approval"]
+    paragraphs = [p for p in document.paragraphs if p.style.name == "List Number 2"]
+    conditions = [p.text for p in paragraphs if "ministry buildings" in p.text or "usage logs" in p.text
+                  or "street cameras" in p.text]
+    # Three items (a), (b), (c) of the clause, numbered by Word, without the numbers the reviewer typed.
+    assert conditions == ["The Buyer shall provide quarterly usage logs.", "No use outside ministry buildings.",
+                          "No connection to street cameras."]
+    levels = {p._p.pPr.numPr.ilvl.val for p in paragraphs if p.text in conditions}
+    assert levels == {2}
+    heading = next(p for p in clause_headings(document) if p.text == "Conditions of approval")
+    assert selection.clauses[number - 1].id == "conditions-of-approval" and heading is not None
 
 
 def test_an_executed_rider_older_than_the_reviewers_conditions_does_not_cover_the_order(app, client, auth_headers):
