@@ -897,6 +897,29 @@ def test_cli_rider_from_json_file(app, tmp_path):
     assert "Alcaldía de Medellín" in all_text(Document(str(out)))
 
 
+def test_cli_rider_from_json_file_is_refused_for_a_blocked_deal(app, client, auth_headers, tmp_path):
+    cli, runner = cli_runner(app)
+    options = [f"--set={k}={v}" for k, v in OPTIONS.items()]
+    out = tmp_path / "blocked.docx"
+    # A file the store does not know: the gate it states decides, as the API's 409 deal_blocked does.
+    source = tmp_path / "blocked.json"
+    source.write_text(json.dumps(screening("blocked_ae")))
+    result = runner.invoke(cli, ["rider", "--json", str(source), "-o", str(out), *options], obj=_script_info(app))
+    assert result.exit_code == 1 and "No rider is issued for a blocked deal" in result.output, result.output
+    assert not out.exists()
+    # A stored screening saved to a file is judged by its deal in the store, whatever the file says.
+    body = {**load_fixture("transaction_egypt_biometric.json"), "answers": {"past_misuse": "yes"}}
+    stored = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    assert stored["gate"] == "block"
+    source.write_text(json.dumps({**stored, "gate": "release"}))
+    result = runner.invoke(cli, ["rider", "--json", str(source), "-o", str(out), *options], obj=_script_info(app))
+    assert result.exit_code == 1 and "No rider is issued for a blocked deal" in result.output, result.output
+    source.write_text("[1, 2]")
+    result = runner.invoke(cli, ["rider", "--json", str(source), "-o", str(out), *options], obj=_script_info(app))
+    assert result.exit_code == 1 and "blocked.json: not a screening (a JSON object" in result.output, result.output
+    assert not out.exists()
+
+
 def _script_info(app):
     from flask.cli import ScriptInfo
     return ScriptInfo(create_app=lambda: app)
