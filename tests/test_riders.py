@@ -392,6 +392,25 @@ def test_broken_clause_files_are_reported_by_name(tmp_path, text, message):
     assert "extra.md" in str(error.value) and message in str(error.value)
 
 
+@pytest.mark.parametrize("name,edit,message", [
+    ("rider.yaml", ("title: Human Rights and End-Use Rider", "title: [Human Rights"),
+     "rider.yaml: not valid YAML at line 8, column 9: did not find expected ',' or ']' "
+     "(while parsing a flow sequence started at line 7)"),
+    ("variables.yaml", ("  label: Seller\n", "  label: Seller\n   max: 3\n"),
+     "variables.yaml: not valid YAML at line 16, column 7: mapping values are not allowed in this context"),
+])
+def test_broken_yaml_in_the_frame_or_registry_is_one_line_naming_the_line(tmp_path, name, edit, message):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    text = (clauses / name).read_text(encoding="utf-8")
+    assert edit[0] in text
+    (clauses / name).write_text(text.replace(edit[0], edit[1], 1), encoding="utf-8")
+    with pytest.raises(ClauseLibraryError) as error:
+        load_library(clauses, strict=True)
+    problems = [str(p) for p in error.value.problems]
+    assert problems == [message] and "<unicode string>" not in problems[0]
+
+
 def test_clauses_check_reports_two_clauses_at_the_same_position_naming_both(tmp_path):
     clauses = tmp_path / "clauses"
     shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
