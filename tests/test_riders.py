@@ -1147,6 +1147,30 @@ def test_each_line_of_the_reviewers_conditions_is_an_item_of_its_own(library):
     assert selection.clauses[number - 1].id == "conditions-of-approval" and heading is not None
 
 
+def test_every_safeguard_the_reviewer_requires_is_in_the_rider(library):
+    # A deal released with conditions (no audit clause, cameras only) whose standing approval requires the
+    # audit clause and the location-tracking Part: clause "Conditions of approval" names both, so both
+    # must be there for the Buyer to know what it signed up to.
+    s = screening("safeguards_co")
+    assert "audit" not in ids(select(library, Facts.from_screening(s)))
+    s["review"] = {"outcome": "approve_with_conditions", "decided_at": "2026-12-03T10:00:00Z", "conditions": None,
+                   "safeguards": [{"id": "audit", "title": "Audit, inspection and records"},
+                                  {"id": "tech-location-tracking", "title": "Technical safeguards: Location tracking"}]}
+    document, selection = build_document(s, OPTIONS, library)
+    text = all_text(document)
+    assert "required by the approval: Audit, inspection and records; Technical safeguards: Location tracking." in text
+    assert "Audit, inspection and records" in [h.text for h in clause_headings(document)]
+    assert [t.id for t in selection.technical] == ["tech-location-tracking", "tech-recording-devices"]
+    parts = [p.text for p in document.paragraphs if p.style.name == "Heading 2"]
+    assert parts == ["Part A — Location tracking", "Part B — Recording devices"]
+    applies = [p.text for p in document.paragraphs if p.text.startswith("Applies to: ")]
+    products = applies[0].removeprefix("Applies to: ")
+    assert products and applies == [f"Applies to: {products}"] * 2  # the cameras, the only Products
+    # A plain approval requires nothing more: the rider is the screening's own.
+    s["review"] = {"outcome": "approve", "decided_at": "2026-12-03T10:00:00Z", "safeguards": []}
+    assert "audit" not in ids(select(library, Facts.from_screening(s)))
+
+
 def test_an_executed_rider_older_than_the_reviewers_conditions_does_not_cover_the_order(app, client, auth_headers):
     from datetime import UTC, datetime, timedelta
 

@@ -252,8 +252,9 @@ class RiderWriter:
         for index, part in enumerate(self.selection.technical):
             letter = chr(ord("A") + index) if index < 26 else str(index + 1)
             self.para("Heading 2", text=f"{frame.labels['technical.part_label']} {letter} — {part.title}")
-            products = [f"{i.get('name') or i.get('sku')} ({i.get('sku')})" for i in items
-                        if part.capability in (i.get("capabilities") or ())]
+            # A Part a reviewer required for a capability no item lists applies to every Product.
+            carriers = [i for i in items if part.capability in (i.get("capabilities") or ())] or items
+            products = [f"{i.get('name') or i.get('sku')} ({i.get('sku')})" for i in carriers]
             applies = self.para("Normal")
             applies.add_run(f"{frame.labels['technical.applies_to_label']}: ").italic = True
             applies.add_run(clean_text("; ".join(products)))
