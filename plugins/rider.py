@@ -156,7 +156,8 @@ def hrdd_register_commands(cli):
     @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
                   help="Where to write the .docx.")
     @click.option("--json", "json_file", type=click.File("r"),
-                  help="Build from a screening JSON file instead of a stored screening.")
+                  help="Build from a screening JSON file instead of a stored screening (one the store holds is "
+                       "built from its record).")
     @click.option("--set", "extra", multiple=True, metavar="NAME=VALUE",
                   help="Any other rider variable defined in the clause library's variables.yaml.")
     @_option_flags
@@ -170,6 +171,15 @@ def hrdd_register_commands(cli):
                 screening = json.load(json_file)
             except json.JSONDecodeError as exc:
                 raise click.ClickException(f"{json_file.name}: not valid JSON ({exc})") from exc
+            if not isinstance(screening, dict):
+                raise click.ClickException(f"{json_file.name}: not a screening (a JSON object, as GET "
+                                           "/v1/screenings/{id} answers)")
+            # A screening the store holds is built from its record and judged by its deal there (a reviewer
+            # may have decided since the file was saved, or the file been edited); any other file by the gate
+            # it states.
+            stored = screening.get("id") and _services().store.get_screening(str(screening["id"]))
+            if stored:
+                screening, json_file = with_review(stored, _services()), None
         else:
             screening = current_app.extensions["hrdd"].store.get_screening(screening_id)
             if screening is None:

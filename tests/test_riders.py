@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,20 @@ def test_safeguards_rider_has_cut_off_but_not_audit_or_training(library):
     chosen = ids(select(library, Facts.from_screening(screening("safeguards_co"))))
     assert {"cut-off", "remediation", "human-rights-compliance", "notification"} <= chosen
     assert not chosen & {"audit", "training", "diversion-controls"}
+
+
+def test_private_end_users_own_use_is_not_held_to_the_state_surveillance_tests(library):
+    # A retailer's footfall analytics with a diversion flag: no judge authorises each use of a shop's
+    # analytics, and the no-transfer clause does not speak of "any other government ministry".
+    private = Facts(decision="proceed_with_safeguards", flags=frozenset({"RF-4.5"}),
+                    capabilities=frozenset({"data_analytics"}))
+    assert "human-rights-compliance" not in ids(select(library, private))
+    for public in (replace(private, government=True), replace(private, security_sector=True),
+                   replace(private, flags=frozenset({"RF-4.2"})), replace(private, decision="escalate")):
+        assert "human-rights-compliance" in ids(select(library, public))
+    document, _ = build_document(screening("proceed_de"), OPTIONS, library)
+    assert "any other government ministry" not in all_text(document)
+    assert "security or intelligence body other than the End-User itself" in all_text(document)
 
 
 @pytest.mark.parametrize("decision", ["proceed", "proceed_with_safeguards", "escalate", "do_not_proceed"])
@@ -375,6 +390,25 @@ def test_broken_clause_files_are_reported_by_name(tmp_path, text, message):
     with pytest.raises(ClauseLibraryError) as error:
         load_library(broken_library(tmp_path, "extra.md", text))
     assert "extra.md" in str(error.value) and message in str(error.value)
+
+
+@pytest.mark.parametrize("name,edit,message", [
+    ("rider.yaml", ("title: Human Rights and End-Use Rider", "title: [Human Rights"),
+     "rider.yaml: not valid YAML at line 8, column 9: did not find expected ',' or ']' "
+     "(while parsing a flow sequence started at line 7)"),
+    ("variables.yaml", ("  label: Seller\n", "  label: Seller\n   max: 3\n"),
+     "variables.yaml: not valid YAML at line 16, column 7: mapping values are not allowed in this context"),
+])
+def test_broken_yaml_in_the_frame_or_registry_is_one_line_naming_the_line(tmp_path, name, edit, message):
+    clauses = tmp_path / "clauses"
+    shutil.copytree(DEFAULT_CLAUSES_DIR, clauses)
+    text = (clauses / name).read_text(encoding="utf-8")
+    assert edit[0] in text
+    (clauses / name).write_text(text.replace(edit[0], edit[1], 1), encoding="utf-8")
+    with pytest.raises(ClauseLibraryError) as error:
+        load_library(clauses, strict=True)
+    problems = [str(p) for p in error.value.problems]
+    assert problems == [message] and "<unicode string>" not in problems[0]
 
 
 def test_clauses_check_reports_two_clauses_at_the_same_position_naming_both(tmp_path):
@@ -677,6 +711,19 @@ def test_the_document_properties_say_what_the_file_is_not_the_decision(client, a
     assert f"<Application>hrdd {__version__}</Application>" in app_xml
 
 
+def test_schedule_1_names_capabilities_as_schedule_2_does(library):
+    s = screening("proceed_de")
+    s["transaction"]["items"] = [
+        {"sku": "SRV-1", "name": "Rack servers", "capabilities": ["it_infrastructure"]},
+        {"sku": "LT-9", "name": "TrackNet", "capabilities": ["location_tracking", "data_analytics"]}]
+    document, selection = build_document(s, OPTIONS, library)
+    products = dict((row.cells[0].text, row.cells[1].text) for row in document.tables[1].rows)[
+        "Products and capabilities"]
+    # Not "it infrastructure": the words of the Part headings in Schedule 2, in a sentence's case.
+    assert products == "Rack servers (SRV-1): IT infrastructure\nTrackNet (LT-9): location tracking, data analytics and fusion"
+    assert {t.title for t in selection.technical} >= {"IT infrastructure", "Location tracking", "Data analytics and fusion"}
+
+
 def test_what_schedule_1_shows_is_clause_data(library, tmp_path):
     """A library may list more summary rows (an internal copy) or cut other phrases out of the evidence."""
     clauses = tmp_path / "clauses"
@@ -869,6 +916,29 @@ def test_cli_rider_from_json_file(app, tmp_path):
     assert "Alcaldía de Medellín" in all_text(Document(str(out)))
 
 
+def test_cli_rider_from_json_file_is_refused_for_a_blocked_deal(app, client, auth_headers, tmp_path):
+    cli, runner = cli_runner(app)
+    options = [f"--set={k}={v}" for k, v in OPTIONS.items()]
+    out = tmp_path / "blocked.docx"
+    # A file the store does not know: the gate it states decides, as the API's 409 deal_blocked does.
+    source = tmp_path / "blocked.json"
+    source.write_text(json.dumps(screening("blocked_ae")))
+    result = runner.invoke(cli, ["rider", "--json", str(source), "-o", str(out), *options], obj=_script_info(app))
+    assert result.exit_code == 1 and "No rider is issued for a blocked deal" in result.output, result.output
+    assert not out.exists()
+    # A stored screening saved to a file is judged by its deal in the store, whatever the file says.
+    body = {**load_fixture("transaction_egypt_biometric.json"), "answers": {"past_misuse": "yes"}}
+    stored = client.post("/v1/screenings", json=body, headers=auth_headers("crm")).get_json()
+    assert stored["gate"] == "block"
+    source.write_text(json.dumps({**stored, "gate": "release"}))
+    result = runner.invoke(cli, ["rider", "--json", str(source), "-o", str(out), *options], obj=_script_info(app))
+    assert result.exit_code == 1 and "No rider is issued for a blocked deal" in result.output, result.output
+    source.write_text("[1, 2]")
+    result = runner.invoke(cli, ["rider", "--json", str(source), "-o", str(out), *options], obj=_script_info(app))
+    assert result.exit_code == 1 and "blocked.json: not a screening (a JSON object" in result.output, result.output
+    assert not out.exists()
+
+
 def _script_info(app):
     from flask.cli import ScriptInfo
     return ScriptInfo(create_app=lambda: app)
@@ -1035,7 +1105,7 @@ def test_the_rider_carries_the_reviewers_conditions_of_approval(app, client, aut
             safeguards=["audit", "tech-biometric-identification"])
     text, headings = _rider_text(client, auth_headers, body["id"])
     assert "Conditions of approval" in headings
-    assert f"The conditions of the approval are: {REVIEWER_CONDITIONS}" in text
+    assert f"The conditions of the approval are:\n{REVIEWER_CONDITIONS}\n" in text
     assert f"{audit['title']}; Technical safeguards: Biometric identification" in text
     # A plain approval afterwards sets no conditions: the clause goes.
     _decide(client, auth_headers, app, body["transaction_id"], decision="approve",
@@ -1053,8 +1123,52 @@ def test_the_cli_rider_carries_the_reviewers_conditions_too(app, client, auth_he
     result = runner.invoke(cli, _rider_command(body["id"], out), obj=_script_info(app))
     assert result.exit_code == 0, result.output
     text = all_text(Document(str(out)))
-    assert "The conditions of the approval are: those stated as safeguards below" in text
+    assert "The conditions of the approval are:\nthose stated as safeguards below\n" in text
     assert "required by the approval: Operator training" in text
+
+
+def test_each_line_of_the_reviewers_conditions_is_an_item_of_its_own(library):
+    s = screening("escalated_eg")
+    s["review"] = {"outcome": "approve_with_conditions", "decided_at": "2026-12-03T10:00:00Z",
+                   "conditions": "1. The Buyer shall provide quarterly usage logs.\r\n\r\n"
+                                 "2) No use outside ministry buildings.\n- No  connection to street cameras.",
+                   "safeguards": []}
+    document, selection = build_document(s, OPTIONS, library)
+    number = selection.numbers["conditions-of-approval"]
+    paragraphs = [p for p in document.paragraphs if p.style.name == "List Number 2"]
+    conditions = [p.text for p in paragraphs if "ministry buildings" in p.text or "usage logs" in p.text
+                  or "street cameras" in p.text]
+    # Three items (a), (b), (c) of the clause, numbered by Word, without the numbers the reviewer typed.
+    assert conditions == ["The Buyer shall provide quarterly usage logs.", "No use outside ministry buildings.",
+                          "No connection to street cameras."]
+    levels = {p._p.pPr.numPr.ilvl.val for p in paragraphs if p.text in conditions}
+    assert levels == {2}
+    heading = next(p for p in clause_headings(document) if p.text == "Conditions of approval")
+    assert selection.clauses[number - 1].id == "conditions-of-approval" and heading is not None
+
+
+def test_every_safeguard_the_reviewer_requires_is_in_the_rider(library):
+    # A deal released with conditions (no audit clause, cameras only) whose standing approval requires the
+    # audit clause and the location-tracking Part: clause "Conditions of approval" names both, so both
+    # must be there for the Buyer to know what it signed up to.
+    s = screening("safeguards_co")
+    assert "audit" not in ids(select(library, Facts.from_screening(s)))
+    s["review"] = {"outcome": "approve_with_conditions", "decided_at": "2026-12-03T10:00:00Z", "conditions": None,
+                   "safeguards": [{"id": "audit", "title": "Audit, inspection and records"},
+                                  {"id": "tech-location-tracking", "title": "Technical safeguards: Location tracking"}]}
+    document, selection = build_document(s, OPTIONS, library)
+    text = all_text(document)
+    assert "required by the approval: Audit, inspection and records; Technical safeguards: Location tracking." in text
+    assert "Audit, inspection and records" in [h.text for h in clause_headings(document)]
+    assert [t.id for t in selection.technical] == ["tech-location-tracking", "tech-recording-devices"]
+    parts = [p.text for p in document.paragraphs if p.style.name == "Heading 2"]
+    assert parts == ["Part A — Location tracking", "Part B — Recording devices"]
+    applies = [p.text for p in document.paragraphs if p.text.startswith("Applies to: ")]
+    products = applies[0].removeprefix("Applies to: ")
+    assert products and applies == [f"Applies to: {products}"] * 2  # the cameras, the only Products
+    # A plain approval requires nothing more: the rider is the screening's own.
+    s["review"] = {"outcome": "approve", "decided_at": "2026-12-03T10:00:00Z", "safeguards": []}
+    assert "audit" not in ids(select(library, Facts.from_screening(s)))
 
 
 def test_an_executed_rider_older_than_the_reviewers_conditions_does_not_cover_the_order(app, client, auth_headers):

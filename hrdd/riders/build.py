@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -219,8 +220,19 @@ class RiderWriter:
     def _numbered(self, paragraphs: tuple[Paragraph, ...], num_id: int, base_level: int) -> None:
         styles = {1: "List Number", 2: "List Number 2", 3: "List Number 3"}
         for paragraph in paragraphs:
-            self.para(styles[paragraph.level], paragraph.tokens,
-                      numbering=(num_id, base_level + paragraph.level - 1))
+            for tokens in self._item_per_line(paragraph):
+                self.para(styles[paragraph.level], tokens, numbering=(num_id, base_level + paragraph.level - 1))
+
+    def _item_per_line(self, paragraph: Paragraph) -> list[tuple[Token, ...]]:
+        """An item whose variable holds several lines (a reviewer's conditions): one item (a), (b)… per line."""
+        if paragraph.level == 1:
+            return [paragraph.tokens]
+        for index, token in enumerate(paragraph.tokens):
+            lines = _lines(self.values.get(token.value, "")) if token.kind == "var" else []
+            if len(lines) > 1:
+                return [(*paragraph.tokens[:index], replace(token, kind="text", value=line),
+                         *paragraph.tokens[index + 1:]) for line in lines]
+        return [paragraph.tokens]
 
     def _schedule_heading(self, ref: str, title: tuple[Token, ...]):
         heading = self.para("Heading 1", text=f"{self.frame.labels['schedule_label']} ")
@@ -240,8 +252,9 @@ class RiderWriter:
         for index, part in enumerate(self.selection.technical):
             letter = chr(ord("A") + index) if index < 26 else str(index + 1)
             self.para("Heading 2", text=f"{frame.labels['technical.part_label']} {letter} — {part.title}")
-            products = [f"{i.get('name') or i.get('sku')} ({i.get('sku')})" for i in items
-                        if part.capability in (i.get("capabilities") or ())]
+            # A Part a reviewer required for a capability no item lists applies to every Product.
+            carriers = [i for i in items if part.capability in (i.get("capabilities") or ())] or items
+            products = [f"{i.get('name') or i.get('sku')} ({i.get('sku')})" for i in carriers]
             applies = self.para("Normal")
             applies.add_run(f"{frame.labels['technical.applies_to_label']}: ").italic = True
             applies.add_run(clean_text("; ".join(products)))
@@ -301,6 +314,15 @@ class RiderWriter:
             "HRDD Frame Version": self.frame.version,
             "HRDD Clause Digest": "sha256:" + selection.digest(self.library),
         })
+
+
+# "1. ", "(b) ", "- " or "• " typed at the start of a line: the rider numbers the items itself.
+_TYPED_MARKER = re.compile(r"^(?:[-*\u2022]|\(?(?:[0-9]{1,2}|[a-z]|[ivx]{1,4})[.)])\s+")
+
+
+def _lines(value: str) -> list[str]:
+    lines = (_TYPED_MARKER.sub("", line.strip()) for line in value.splitlines())
+    return [" ".join(line.split()) for line in lines if line.strip()]
 
 
 def _plain(tokens: tuple[Token, ...], values: Mapping[str, str]) -> str:

@@ -27,6 +27,9 @@ class Facts:
     stage: str = "quote"
     technical_schedule: bool = False
     reviewer_conditions: bool = False
+    # Clause and technical-Part ids a reviewer's approval with conditions requires: in the rider whatever
+    # their own conditions say, since "Conditions of approval" binds the Buyer to them by title.
+    required: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -34,6 +37,8 @@ class Facts:
         """Facts of a screening response dict (DESIGN.md / ``Screening.to_dict()``)."""
         transaction = screening.get("transaction") or {}
         end_user = transaction.get("end_user") or {}
+        review = screening.get("review")
+        conditions = has_conditions(review)
         return cls(
             decision=screening.get("decision") or "",
             flags=frozenset(f.get("id") for f in screening.get("red_flags") or ()),
@@ -43,7 +48,9 @@ class Facts:
             government=end_user.get("type") in GOVERNMENT_TYPES,
             intermediaries=bool(transaction.get("parties")),
             stage=screening.get("stage") or transaction.get("stage") or "",
-            reviewer_conditions=has_conditions(screening.get("review")),
+            reviewer_conditions=conditions,
+            required=frozenset(str(s.get("id")) for s in (review.get("safeguards") or ()) if s.get("id"))
+            if conditions else frozenset(),
         )
 
     @classmethod

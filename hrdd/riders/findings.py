@@ -19,14 +19,27 @@ def _humanise(value: str | None) -> str:
     return clean_text(value or "").replace("_", " ")
 
 
-def summary_rows(screening: dict[str, Any], frame, values) -> list[tuple[str, str]]:
-    """(label, value) rows describing the screening: those of the frame's ``findings.summary_rows``."""
+def capability_name(capability: str, titles: dict[str, str]) -> str:
+    """A capability as a sentence names it: its Schedule 2 Part title ("IT infrastructure", "location
+    tracking"), else its id in words."""
+    title = titles.get(capability)
+    if not title:
+        return _humanise(capability)
+    # "Location tracking" -> "location tracking"; an acronym ("IT infrastructure") keeps its capitals.
+    return title if title[1:2].isupper() else title[:1].lower() + title[1:]
+
+
+def summary_rows(screening: dict[str, Any], frame, values,
+                 capability_titles: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(label, value) rows describing the screening: those of the frame's ``findings.summary_rows``;
+    capabilities are named by ``capability_titles`` (capability id -> Schedule 2 Part title)."""
     transaction = screening.get("transaction") or {}
     end_user = transaction.get("end_user") or {}
     risk = screening.get("risk") or {}
+    titles = capability_titles or {}
     items = []
     for item in transaction.get("items") or ():
-        capabilities = ", ".join(_humanise(c) for c in item.get("capabilities") or ()) or NONE
+        capabilities = ", ".join(capability_name(c, titles) for c in item.get("capabilities") or ()) or NONE
         eccn = f"; ECCN {clean_text(item['eccn'])}" if item.get("eccn") else ""
         items.append(f"{clean_text(item.get('name') or '')} ({clean_text(item.get('sku') or '')}): "
                      f"{capabilities}{eccn}")
@@ -91,7 +104,9 @@ def write_findings(writer, heading) -> None:
     frame, screening = writer.frame, writer.screening
     writer.para("Normal", frame.texts["findings.intro"])
     style_id = writer.style_ids["Table Grid"]
-    rows = [[[[(label, True)]], [[(value, False)]]] for label, value in summary_rows(screening, frame, writer.values)]
+    titles = {part.capability: part.title for part in writer.library.technical}
+    rows = [[[[(label, True)]], [[(value, False)]]]
+            for label, value in summary_rows(screening, frame, writer.values, titles)]
     writer.add_block(ooxml.table(rows, SUMMARY_WIDTHS, style_id, space_after_twips=40))
     flags = ordered_flags(screening)
     writer.para("Normal")

@@ -18,7 +18,13 @@ def refuse_unless_governing(screening: dict, services) -> None:
     lost when the file is edited or printed), so the caller is sent to the governing screening's rider.
     """
     if not screening.get("transaction_id") or services is None:
-        return  # a screening read from a file (hrdd rider --json) belongs to no stored deal
+        # A screening read from a file (hrdd rider --json) belongs to no stored deal: its own gate decides.
+        if screening.get("gate") == "block":
+            raise ApiError(409, "deal_blocked",
+                           f"No rider is issued for a blocked deal: screening {screening.get('id')} states gate "
+                           "block. A rider becomes available when a reviewer's decision or a new screening "
+                           "lifts the block", {"gate": ["block"]})
+        return
     current = services.as_current(screening)
     sid, governing = screening.get("id"), current.get("superseded_by")
     if current["gate"] == "block":

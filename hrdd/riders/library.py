@@ -143,9 +143,7 @@ def _parse_clause_file(path: Path, kind: str, rel: str,
     try:
         meta = load_yaml(match[1])
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 2}" if mark else ""
-        return bad(f"front matter is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}")
+        return bad(f"front matter is not valid YAML{yaml_error_text(exc, first_line=2)}")
     if not isinstance(meta, dict):
         return bad("front matter must be a YAML mapping of fields")
     required, optional = KEYS[kind]
@@ -211,9 +209,24 @@ def _read_yaml(path: Path, rel: str, problems: list[Problem]) -> Any:
         return None
     try:
         return load_yaml(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        problems.append(Problem(rel, f"not valid YAML: {exc}"))
-        return None
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(rel, f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+    except yaml.YAMLError as exc:
+        # One line, as start-up prints it: where the parser gave up and why, not PyYAML's multi-line dump.
+        problems.append(Problem(rel, f"not valid YAML{yaml_error_text(exc, first_line=1)}"))
+    return None
+
+
+def yaml_error_text(exc: yaml.YAMLError, first_line: int) -> str:
+    """' at line 8, column 9: did not find expected ',' or ']' (while parsing a flow sequence started at
+    line 7)': a YAML error on one line, numbered as in the file whose line ``first_line`` the text starts at."""
+    mark, context = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    if mark is None:
+        return f": {' '.join(str(exc).split())}"
+    text = f" at line {mark.line + first_line}, column {mark.column + 1}: {getattr(exc, 'problem', None) or exc}"
+    if getattr(exc, "context", None) and context is not None and context.line != mark.line:
+        text += f" ({exc.context} started at line {context.line + first_line})"
+    return text
 
 
 def _check_references(library: Library, problems: list[Problem]) -> None:

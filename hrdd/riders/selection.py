@@ -65,10 +65,10 @@ def select(library: Library, facts: Facts) -> Selection:
 
 
 def _select(library: Library, facts: Facts) -> Selection:
-    technical = tuple(t for t in library.technical if t.applies(facts))
+    technical = tuple(t for t in library.technical if t.applies(facts) or t.id in facts.required)
     facts = replace(facts, technical_schedule=bool(technical))
     by_id = library.by_id
-    chosen = {c.id for c in library.clauses if c.applies(facts)}
+    chosen = {c.id for c in library.clauses if c.applies(facts) or c.id in facts.required}
     recitals = tuple(r for r in library.recitals if r.applies(facts))
     pulled: list[str] = []
     # A clause referred to by a printed text must be in the rider, or the reference would dangle.
