@@ -36,6 +36,7 @@ _MACRO_TYPES = ("application/vnd.ms-excel.sheet.macroenabled.12", "application/v
 _RAW_TYPES = (XLSX_MIMETYPE, "application/octet-stream")
 _PENDING = "hrdd_checklist_upload"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+MULTIPART_FRAMING = 64 * 1024  # boundaries and part headers around a workbook sent as a multipart field
 
 
 def checklists_dir(config: dict | None = None) -> Path:
@@ -96,11 +97,11 @@ def render_checklist(screening: dict, options: dict, app) -> tuple[bytes, str, s
 
 
 def _received_workbook(limits: UploadLimits) -> tuple[bytes, str | None]:
-    if request.content_length is not None and request.content_length > limits.max_bytes + 64 * 1024:
+    if request.content_length is not None and request.content_length > limits.max_bytes + MULTIPART_FRAMING:
         raise ApiError(413, "upload_too_large",
                        f"The upload is {request.content_length} bytes; the limit is {limits.max_bytes} bytes.")
     # Multipart framing adds a little; the workbook itself is checked against max_bytes afterwards.
-    request.max_content_length = limits.max_bytes + 64 * 1024
+    request.max_content_length = limits.max_bytes + MULTIPART_FRAMING
     mimetype = (request.mimetype or "").lower()
     if mimetype in (t.lower() for t in _MACRO_TYPES):
         raise ApiError(415, "macro_enabled",
