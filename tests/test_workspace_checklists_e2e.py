@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.test_checklists import fill
 from tests.test_workspace_e2e import (  # noqa: F401 - the live server and browser fixtures
+    _WIDEST,
     EC,
     By,
     WebDriverWait,
@@ -52,3 +53,10 @@ def test_export_user_finds_the_deal_and_uploads_through_the_file_input(live, bro
     assert svc.store.latest_screening(screening["transaction_id"])["id"] == new
     refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
     assert not refused
+    # On a narrow window the page (the menu, the forms, the deal's uploads) does not scroll sideways.
+    browser.set_window_size(500, 900)
+    for query in ("", f"?q={screening['transaction_id']}"):
+        browser.get(live.base_url + "/workspace/checklists/" + query)
+        width = browser.execute_script("return window.innerWidth")
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= width, \
+            (query, browser.execute_script(_WIDEST))
