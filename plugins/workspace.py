@@ -1,4 +1,4 @@
-"""Built-in plugin: the reviewer workspace's sign-in, pages and the `hrdd users` command."""
+"""Built-in plugin: the workspace's sign-in, pages (reviewers' and export-control staff's) and `hrdd users`."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from flask.cli import with_appcontext
 
 from hrdd import audit
 from hrdd.hookspecs import hookimpl
-from hrdd.workspace import security, users, views, views_reports, views_rider, web
+from hrdd.workspace import security, users, views, views_checklists, views_reports, views_rider, web
 
 
 @hookimpl
 def hrdd_register_routes(app):
-    """Sessions, the sign-in page, the case queue, case pages, the rider form, the dashboard and report pages."""
+    """Sessions, the sign-in page, the case queue, case pages, the rider form, the checklist page, the dashboard
+    and report pages."""
     web.init_app(app)
     app.register_blueprint(views.bp)
+    app.register_blueprint(views_checklists.bp)
     app.register_blueprint(views_reports.bp)
     app.register_blueprint(views_rider.bp)
 
@@ -41,7 +43,7 @@ def hrdd_register_commands(cli):
 
     @cli.group("users")
     def users_group():
-        """Manage people who sign in to the reviewer workspace."""
+        """Manage people who sign in to the workspace (roles: reviewer, export, admin)."""
 
     @users_group.command("create")
     @click.argument("name")

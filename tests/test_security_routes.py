@@ -171,6 +171,35 @@ def test_a_signed_in_session_is_held_to_its_role_and_its_csrf_token_on_every_rou
     assert checked >= 30
 
 
+@pytest.mark.parametrize("role", ["reviewer", "export", "admin"])
+def test_each_workspace_role_opens_exactly_the_pages_its_routes_declare(app, client, role):
+    """Every signed-in page, for each workspace role: a role the route does not name gets 403 (an export user
+    opening the workspace's index, the case queue, is sent to the checklist page instead); named roles get in."""
+    from hrdd.workspace import users
+    from tests.workspace_helpers import csrf_from, login, make_user
+
+    assert set(users.ROLES) == {"reviewer", "export", "admin"}
+    make_user(app, "someone", role=role)
+    login(client, "someone")
+    token = csrf_from(client, "/workspace/checklists/")
+    checked = 0
+    for route in routes.route_table(app):
+        if route.auth != "session":
+            continue
+        allowed = role == "admin" or role in route.roles or "any" in route.roles
+        call, url = getattr(client, route.method.lower()), _url(route.path)
+        response = call(url, data={"csrf_token": token}) if route.method == "POST" else call(url)
+        if route.path == "/workspace/" and role == "export":
+            assert response.status_code == 302 and response.headers["Location"].endswith("/workspace/checklists/")
+        elif allowed:
+            assert response.status_code != 403, (route, role)
+        else:
+            assert response.status_code == 403, (route, role, response.status_code)
+        checked += 1
+    assert client.get("/workspace/checklists/").status_code == 200  # still signed in
+    assert checked >= 15
+
+
 @pytest.mark.parametrize("trusted", ["hrdd.example.org, 10.0.0.5:8000", ["hrdd.example.org", "10.0.0.5:8000"]])
 def test_trusted_hosts_refuse_a_forged_host_header(app_config, trusted):
     from server import create_app

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -34,6 +36,7 @@ _MACRO_TYPES = ("application/vnd.ms-excel.sheet.macroenabled.12", "application/v
 _RAW_TYPES = (XLSX_MIMETYPE, "application/octet-stream")
 _PENDING = "hrdd_checklist_upload"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+MULTIPART_FRAMING = 64 * 1024  # boundaries and part headers around a workbook sent as a multipart field
 
 
 def checklists_dir(config: dict | None = None) -> Path:
@@ -94,11 +97,11 @@ def render_checklist(screening: dict, options: dict, app) -> tuple[bytes, str, s
 
 
 def _received_workbook(limits: UploadLimits) -> tuple[bytes, str | None]:
-    if request.content_length is not None and request.content_length > limits.max_bytes + 64 * 1024:
+    if request.content_length is not None and request.content_length > limits.max_bytes + MULTIPART_FRAMING:
         raise ApiError(413, "upload_too_large",
                        f"The upload is {request.content_length} bytes; the limit is {limits.max_bytes} bytes.")
     # Multipart framing adds a little; the workbook itself is checked against max_bytes afterwards.
-    request.max_content_length = limits.max_bytes + 64 * 1024
+    request.max_content_length = limits.max_bytes + MULTIPART_FRAMING
     mimetype = (request.mimetype or "").lower()
     if mimetype in (t.lower() for t in _MACRO_TYPES):
         raise ApiError(415, "macro_enabled",
@@ -108,18 +111,23 @@ def _received_workbook(limits: UploadLimits) -> tuple[bytes, str | None]:
         if upload is None:
             raise ApiError(422, "validation_error", "Send the workbook in the multipart field 'file'.",
                            {"file": ["missing"]})
-        if (upload.mimetype or "").lower() in (t.lower() for t in _MACRO_TYPES) or \
-                (upload.filename or "").lower().endswith(".xlsm"):
-            raise ApiError(415, "macro_enabled", "Macro-enabled workbooks (.xlsm) are refused; save the "
-                           "checklist as .xlsx and upload again.")
-        # The name is the sender's text: control characters (NUL is refused by PostgreSQL) are dropped.
-        name = "".join(ch for ch in upload.filename or "" if ch.isprintable()) or None
-        return upload.read(limits.max_bytes + 1), name
+        return received_file(upload, limits)
     if mimetype in _RAW_TYPES:
         return request.get_data(cache=False), None
     raise ApiError(415, "unsupported_media_type",
                    f"Send the checklist as {XLSX_MIMETYPE} or as multipart/form-data field 'file' "
                    f"(got {request.mimetype or 'no content type'!r}).")
+
+
+def received_file(upload, limits: UploadLimits) -> tuple[bytes, str | None]:
+    """A multipart file part's bytes (at most one over the limit, so check_package can name it) and its name."""
+    if (upload.mimetype or "").lower() in (t.lower() for t in _MACRO_TYPES) or \
+            (upload.filename or "").lower().endswith(".xlsm"):
+        raise ApiError(415, "macro_enabled", "Macro-enabled workbooks (.xlsm) are refused; save the "
+                       "checklist as .xlsx and upload again.")
+    # The name is the sender's text: control characters (NUL is refused by PostgreSQL) are dropped.
+    name = "".join(ch for ch in upload.filename or "" if ch.isprintable()) or None
+    return upload.read(limits.max_bytes + 1), name
 
 
 @bp.post("/v1/screenings/<screening_id>/checklist")
@@ -128,28 +136,53 @@ def upload_checklist(screening_id: str):
     """Read a filled-in checklist and screen the transaction again with its answers (201, new screening)."""
     # It stores a screening: a parameter meant to change that (a ?dry_run=true) must not be ignored.
     refuse_unknown_args(())
-    services = current_services()
-    screening = services.store.get_screening(screening_id)
+    screening = current_services().store.get_screening(screening_id)
     if screening is None:
         raise not_found("screening", screening_id)
     limits = upload_limits(current_app.config)
+    outcome = accept_upload(screening, lambda: _received_workbook(limits))
+    response = jsonify({**outcome.screening, "checklist_upload": outcome.upload})
+    if outcome.replayed:
+        response.status_code = 200
+        return response
+    response.status_code = 201
+    response.headers["Location"] = f"/v1/screenings/{outcome.screening['id']}"
+    return response
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    """What an accepted upload made: the deal's new screening (or, for an identical re-upload, the one its first
+    upload made, as the deal stands now), the upload's summary (``checklist_upload``), and whether it was a replay."""
+
+    screening: dict
+    upload: dict
+    replayed: bool
+
+
+def accept_upload(screening: dict, received: Callable[[], tuple[bytes, str | None]]) -> UploadOutcome:
+    """Take a filled-in checklist of ``screening``: the same checks, storage and audit entry for the API and the
+    workspace. ``received`` reads the workbook (bytes, file name); ApiError on any problem, with nothing stored."""
+    services = current_services()
+    limits = upload_limits(current_app.config)
     latest = services.store.latest_screening(screening["transaction_id"])
     if latest is not None and latest["id"] != screening["id"]:
-        replayed = _replay(services, screening, limits)
+        replayed = _replay(services, screening, received)
         if replayed is not None:
             return replayed
     # Refused before parsing so nobody's file is parsed for nothing; checked again under the deal's lock when storing.
     refuse_if_superseded(screening, latest)
-    data, filename = _received_workbook(limits)
+    data, filename = received()
     directory = checklists_dir()
     checked = read_checklist(data, screening, lambda tid: get_template(directory, tid), limits,
                              newest_of=lambda sid: _newest_of(services.store, sid))
-    body = copy.deepcopy(services.store.get_screening_request(screening_id) or screening["transaction"])
+    body = copy.deepcopy(services.store.get_screening_request(screening["id"]) or screening["transaction"])
     body["answers"] = {**(body.get("answers") or {}), **checked.answers}
     upload_id = new_id("chk")
-    principal = g.get("principal") or {}
+    # An API key's name, or the signed-in person's (the JSON API in a browser, or the workspace's form).
+    uploader = g.get("principal") or g.get("user") or {}
     g.setdefault(_PENDING, {"id": upload_id, "screening": screening, "checked": checked, "data": data,
-                            "filename": filename, "by": principal.get("name"), "stored": False})
+                            "filename": filename, "by": uploader.get("name"), "stored": False})
     # The stored request was accepted before; the upload's own answers come from the template's questions.
     try:
         result, created = services.screen_and_store(body, source="checklist", stored_request=True)
@@ -160,11 +193,8 @@ def upload_checklist(screening_id: str):
             _insert_upload(conn, pending, result)
     if created and hasattr(services, "metrics"):
         services.metrics.decisions.labels(result["decision"]).inc()
-    response = jsonify({**result, "checklist_upload": _upload_summary(
-        upload_id, screening_id, checked.template_id, checked.template_version, checked.answers, checked.record)})
-    response.status_code = 201
-    response.headers["Location"] = f"/v1/screenings/{result['id']}"
-    return response
+    return UploadOutcome(result, _upload_summary(upload_id, screening["id"], checked.template_id,
+                                                 checked.template_version, checked.answers, checked.record), False)
 
 
 def _upload_summary(upload_id: str, screening_id: str, template_id: str, template_version: str, answers: dict,
@@ -174,25 +204,23 @@ def _upload_summary(upload_id: str, screening_id: str, template_id: str, templat
             "party_notes": [p for p in record.get("parties") or () if p.get("review_notes")]}
 
 
-def _replay(services, screening: dict, limits: UploadLimits):
-    """200 with the screening an earlier upload of the very same workbook to this screening made, else None.
+def _replay(services, screening: dict, received) -> UploadOutcome | None:
+    """What an earlier upload of the very same workbook to this screening made, else None.
 
     A retry after a lost reply is the same bytes: it gets what the first attempt got (as POST /v1/screenings
     does for an Idempotency-Key), not a 409 telling the user to copy answers they already uploaded.
     """
     try:
-        data, _ = _received_workbook(limits)
+        data, _ = received()
     except ApiError:
         return None  # not a workbook we could take: the 409 below says what to do
     earlier = upload_of_workbook(services.store, screening["id"], data)
     made = services.store.get_screening(earlier["new_screening_id"]) if earlier else None
     if made is None:
         return None
-    response = jsonify({**services.as_current(made), "checklist_upload": _upload_summary(
+    return UploadOutcome(services.as_current(made), _upload_summary(
         earlier["id"], screening["id"], earlier["template_id"], earlier["template_version"], earlier["answers"],
-        earlier["record"])})
-    response.status_code = 200
-    return response
+        earlier["record"]), True)
 
 
 def refuse_if_superseded(screening: dict, latest: dict | None) -> None:

@@ -328,6 +328,37 @@ def _other_screening(theirs: str, screening: dict, newest_of) -> ApiError:
                      "superseded_by": [newest["id"]]})
 
 
+def _open(data: bytes, limits: UploadLimits | None):
+    """The workbook, read-only, once the package checks pass (ApiError otherwise)."""
+    check_package(data, limits or UploadLimits())
+    try:
+        # data_only=False: a formula cell's cached value need not be what Excel shows, so formulas are refused.
+        return load_workbook(io.BytesIO(data), read_only=True, data_only=False, keep_links=False)
+    except ApiError:
+        raise
+    except Exception as exc:  # openpyxl raises many types for damaged files; all mean the same to the user
+        raise ApiError(422, "invalid_checklist", f"The workbook could not be read: {exc}") from None
+
+
+def screening_of(data: bytes, limits: UploadLimits | None = None) -> str:
+    """The screening id a checklist's metadata sheet names, for an upload that does not say (the workspace's
+    form); ApiError when the file is no readable hrdd checklist or names none."""
+    wb = _open(data, limits)
+    try:
+        screening_id = _read_meta(wb).get("screening_id") or ""
+    except ApiError:
+        raise
+    except Exception as exc:  # sheets are parsed lazily, as in read_checklist
+        raise ApiError(422, "invalid_checklist", f"The workbook could not be read: {exc}") from None
+    finally:
+        wb.close()
+    if not screening_id:
+        raise ApiError(422, "invalid_checklist", f"The workbook's {meta.META_SHEET!r} sheet names no screening (it "
+                       "was edited); download the checklist again and copy your answers into it.",
+                       {"screening_id": ["missing"]})
+    return screening_id
+
+
 def read_checklist(data: bytes, screening: dict, templates: Callable[[str], Template],
                    limits: UploadLimits | None = None,
                    newest_of: Callable[[str], dict | None] | None = None) -> CheckedUpload:
@@ -337,14 +368,7 @@ def read_checklist(data: bytes, screening: dict, templates: Callable[[str], Temp
     question id from the Questions sheet, never by row position. ``newest_of`` returns the newest
     screening of a screening's transaction, to say where a checklist made for another screening belongs.
     """
-    check_package(data, limits or UploadLimits())
-    try:
-        # data_only=False: a formula cell's cached value need not be what Excel shows, so formulas are refused.
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=False, keep_links=False)
-    except ApiError:
-        raise
-    except Exception as exc:  # openpyxl raises many types for damaged files; all mean the same to the user
-        raise ApiError(422, "invalid_checklist", f"The workbook could not be read: {exc}") from None
+    wb = _open(data, limits)
     try:
         info = _read_meta(wb)
         if info.get("screening_id") != screening.get("id"):

@@ -19,6 +19,8 @@ from hrdd.workspace.tables import workspace_settings
 
 CSRF_FIELD = "csrf_token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Roles whose people start somewhere other than the case queue (the endpoint of their first page).
+ROLE_HOMES = {"export": "workspace_checklists.page"}
 
 
 def _truthy(value) -> bool:
@@ -181,11 +183,30 @@ def login_required(*roles: str):
     return decorator
 
 
-def safe_next(target: str | None) -> str:
-    """Only follow a ``next`` that stays on this site (no scheme, no host), as a browser would read it."""
+def home_url(user: dict | None = None) -> str:
+    """The page a person's role starts on: the checklists for export-control staff, else the case queue."""
+    user = user or g.get("user") or {}
+    return url_for(ROLE_HOMES.get(user.get("role"), "workspace.queue"))
+
+
+def role_home(view):
+    """Send a signed-in person whose role starts elsewhere (``ROLE_HOMES``) to that page: the workspace's index
+    is the case queue, which export-control staff may not open."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        user = g.get("user")
+        if user is not None and user["role"] in ROLE_HOMES:
+            return redirect(home_url(user))
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def safe_next(target: str | None, user: dict | None = None) -> str:
+    """Only follow a ``next`` that stays on this site (no scheme, no host), as a browser would read it; else the
+    home page of ``user``'s role (default: the signed-in person's)."""
     # Browsers drop tabs and line breaks anywhere in a URL and read "\" as "/", so "/\t/evil.example" goes
     # to evil.example; a line break would also make the Location header itself fail (a 500 after signing in).
     if (target and target.startswith("/") and not target.startswith("//")
             and not any(ch < " " or ch in "\\\x7f" for ch in target)):
         return target
-    return url_for("workspace.queue")
+    return home_url(user)

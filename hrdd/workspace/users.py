@@ -1,4 +1,4 @@
-"""People who sign in to the workspace (reviewers, admins), with passwords hashed by werkzeug."""
+"""People who sign in to the workspace (reviewers, export-control staff, admins), with passwords hashed by werkzeug."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from hrdd.workspace import sessions
 from hrdd.workspace.tables import users
 from hrdd.workspace.util import now_iso
 
-ROLES = ("reviewer", "admin")
+# reviewer: cases, grievances, reports; export: due diligence checklists; admin: everything.
+ROLES = ("reviewer", "export", "admin")
 MIN_PASSWORD = 12
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,99}$")
 # A real hash to compare against when the name is unknown, so timing does not reveal which names exist.

@@ -47,7 +47,7 @@ def login():
             user = users.authenticate(conn, request.form.get("name", ""), request.form.get("password", ""))
         if user:
             security.sign_in(user, store)
-            return stale_forms.resend_page() or redirect(security.safe_next(request.form.get("next")))
+            return stale_forms.resend_page() or redirect(security.safe_next(request.form.get("next"), user))
         error = "Name or password is wrong, or the account is disabled."
     return render_template("workspace/login.html", error=error, next=request.values.get("next", "")), \
         (401 if error else 200)
@@ -62,6 +62,7 @@ def logout():
 
 
 @bp.route("/")
+@security.role_home
 @security.login_required("reviewer")
 def queue():
     """The case queue with filters (status, country, capability, age), oldest first."""

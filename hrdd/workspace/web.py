@@ -53,7 +53,7 @@ def init_app(app) -> None:
 
     @app.context_processor
     def _workspace_globals():
-        return {"csrf_token": security.csrf_token, "current_user": g.get("user")}
+        return {"csrf_token": security.csrf_token, "current_user": g.get("user"), "workspace_home": security.home_url}
 
 
 def make_blueprint(name: str, url_prefix: str | None = None, *, static: bool = False,
