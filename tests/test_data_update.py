@@ -177,3 +177,65 @@ def test_a_file_datasets_yaml_names_that_is_not_there_is_named(data_dir):
     listing.write_text(listing.read_text(encoding="utf-8").replace(FIW, "fiw_2026.csv"), encoding="utf-8")
     with pytest.raises(ValueError, match=r"fiw_2026.csv: no such file \(the fiw dataset that datasets.yaml lists\)"):
         load(data_dir)
+
+
+def _embargo_screening(data_dir: Path, country: str, transaction: dict):
+    from hrdd.engine import Engine
+    from hrdd.model import Transaction
+    from hrdd.plugins import make_plugin_manager
+    reference = load(data_dir)
+    transaction["end_user"]["country"] = country
+    transaction["deployment_countries"] = [country]
+    return Engine(make_plugin_manager(), reference, reference_policy()).screen(Transaction.from_dict(transaction))
+
+
+def reference_policy() -> Policy:
+    return Policy.load(DEFAULT_POLICY_FILE)
+
+
+def _add_embargo(data_dir: Path, text: str) -> None:
+    path = data_dir / "embargoes.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+def test_an_embargo_applies_from_its_date_not_before(data_dir, transaction):
+    import datetime as dt
+    today = dt.datetime.now(dt.UTC).date()
+    starts = today + dt.timedelta(days=30)
+    _add_embargo(data_dir, f"  - country: MM\n    scope: all\n    since: \"{starts}\"\n"
+                           f"    authority: Council Regulation (EU) 2027/1\n    source: https://eur-lex.europa.eu/\n")
+    reference = load(data_dir)
+    assert reference.embargo("MM") is None and reference.embargo("MM", on=starts).since == starts.isoformat()
+    assert "RF-4.4" not in _embargo_screening(data_dir, "MM", transaction).flag_ids()
+    result = CliRunner().invoke(cli, ["data", "check", str(data_dir)])
+    assert f"embargoes not yet in force (re-screen on the day: hrdd rescreen): MM (all) from {starts}" in result.output
+
+
+def test_a_lifted_embargo_no_longer_applies_and_keeps_its_history(data_dir, transaction):
+    import datetime as dt
+    today = dt.datetime.now(dt.UTC).date()
+    path = data_dir / "embargoes.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        '  - country: CU\n    scope: all\n    since: "1962-02-07"\n',
+        f'  - country: CU\n    scope: all\n    since: "1962-02-07"\n    until: "{today}"\n'
+        f'    lifted_by: Presidential determination\n'), encoding="utf-8")
+    reference = load(data_dir)
+    assert reference.embargo("CU") is None
+    assert reference.embargo("CU", on=today - dt.timedelta(days=1)).until == today.isoformat()
+    assert "RF-4.4" not in _embargo_screening(data_dir, "CU", transaction).flag_ids()
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("  - country: Iran\n    scope: all\n    since: 2020-01-01\n    authority: A\n    source: S\n",
+     r"entry 6: country 'Iran' is not an ISO 3166-1 alpha-2 code"),
+    ("  - country: MM\n    scope: all\n    since: 2020-01-01\n    lifted: 2021-01-01\n    authority: A\n    source: S\n",
+     r"entry 6: unknown key\(s\) lifted; the keys are country, scope, since, authority, source, until"),
+    ("  - country: MM\n    scope: all\n    since: next year\n    authority: A\n    source: S\n",
+     r"entry 6: since 'next year' is not a date \(YYYY-MM-DD\)"),
+    ("  - country: IR\n    scope: all\n    since: 2020-01-01\n    authority: A\n    source: S\n",
+     r"entry 6: IR from 2020-01-01 overlaps the entry from 1995-05-06"),
+])
+def test_a_wrong_embargo_entry_is_refused_naming_it(data_dir, entry, message):
+    _add_embargo(data_dir, entry)
+    with pytest.raises(ValueError, match=re.escape(str(data_dir / "embargoes.yaml")) + ": " + message):
+        load(data_dir)

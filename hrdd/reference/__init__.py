@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,10 @@ class ReferenceData:
         """A capability of the taxonomy by id."""
         return self.capabilities[cap_id]
 
-    def embargo(self, code: str) -> Embargo | None:
-        """The embargo entry of a country, if any."""
-        return self.embargoes.get(code)
+    def embargo(self, code: str, on: dt.date | None = None) -> Embargo | None:
+        """The embargo of a country in force on a day (default today, UTC), if any."""
+        day = on or dt.datetime.now(dt.UTC).date()
+        return next((e for e in self.embargoes.get(code, ()) if e.in_force(day)), None)
 
     def loaded(self) -> bool:
         """True when every dataset produced rows (used by /readyz)."""

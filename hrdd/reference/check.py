@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from hrdd.reference.datasets import dataset_files
 
 # How each country dataset names its edition in its records.
@@ -30,6 +32,21 @@ def summary(reference) -> list[str]:
         lines.append(line)
     unknown = sorted(c for c, p in reference.countries.items() if p.tier == "unknown")
     lines.append(f"countries without any figure (RF-0.1 asks for information): {len(unknown)}")
+    return lines + _embargoes(reference)
+
+
+def _embargoes(reference) -> list[str]:
+    """Embargoes in force today, and those that start or were lifted on another day (a re-screening is due then)."""
+    today = dt.datetime.now(dt.UTC).date()
+    entries = [e for country in reference.embargoes.values() for e in country]
+    in_force = sorted(e.country for e in entries if e.in_force(today))
+    lines = [f"embargoes in force today ({today}): {', '.join(in_force) or 'none'}"]
+    coming = [f"{e.country} ({e.scope}) from {e.since}" for e in entries if e.since > today.isoformat()]
+    lifted = [f"{e.country} ({e.scope}) lifted {e.until}" for e in entries if e.until and e.until <= today.isoformat()]
+    if coming:
+        lines.append("embargoes not yet in force (re-screen on the day: hrdd rescreen): " + ", ".join(coming))
+    if lifted:
+        lines.append("embargoes lifted: " + ", ".join(lifted))
     return lines
 
 
