@@ -227,7 +227,11 @@ def classify(profile: CountryProfile, rules: dict[str, Any]) -> None:
     wgi_below = elevated.get("wgi_rule_of_law_percentile_below")
     if wgi and wgi_below is not None and wgi.rule_of_law_percentile < wgi_below:
         reasons_elev.append(f"WGI rule of law percentile {wgi.rule_of_law_percentile:.1f} < {wgi_below}")
-    if reasons_high:
+    override = (rules.get("overrides") or {}).get(profile.code)
+    if override:
+        # The organisation's own judgement, quoted with the figures it sets aside.
+        profile.tier, profile.tier_reasons = override["tier"], [f"policy override: {override['reason']}"]
+    elif reasons_high:
         profile.tier, profile.tier_reasons = "high", reasons_high
     elif reasons_elev:
         profile.tier, profile.tier_reasons = "elevated", reasons_elev
