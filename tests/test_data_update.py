@@ -239,3 +239,20 @@ def test_a_wrong_embargo_entry_is_refused_naming_it(data_dir, entry, message):
     _add_embargo(data_dir, entry)
     with pytest.raises(ValueError, match=re.escape(str(data_dir / "embargoes.yaml")) + ": " + message):
         load(data_dir)
+
+
+def test_a_corrected_data_file_is_recorded_in_the_audit_trail_at_start_up(app_config, data_dir):
+    # A corrected edition keeps its year, so the versions screenings record do not change: the trail must.
+    from hrdd import audit
+    from server import create_app
+    config = {**app_config, "HRDD_DATA_DIR": str(data_dir)}
+    create_app(config).extensions["hrdd"].store.close()
+    path = data_dir / WGI
+    path.write_text(path.read_text(encoding="utf-8").replace("-0.2638,42.4528", "-0.2638,41.9000"), encoding="utf-8")
+    again = create_app(config)
+    with again.extensions["hrdd"].store.engine.connect() as conn:
+        changes = [e for e in audit.entries(conn) if e["action"] == "config.change"]
+        assert audit.verify(conn).ok
+    again.extensions["hrdd"].store.close()
+    assert changes[0]["details"]["changed"] == ["data"]
+    assert changes[0]["details"]["files"] == {"data": {"added": [], "removed": [], "edited": [WGI]}}
