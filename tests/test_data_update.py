@@ -256,3 +256,23 @@ def test_a_corrected_data_file_is_recorded_in_the_audit_trail_at_start_up(app_co
     again.extensions["hrdd"].store.close()
     assert changes[0]["details"]["changed"] == ["data"]
     assert changes[0]["details"]["files"] == {"data": {"added": [], "removed": [], "edited": [WGI]}}
+
+
+@pytest.mark.parametrize("file", ["capabilities.yaml", "red_flags.yaml", "country_names.yaml", "datasets.yaml"])
+def test_a_yaml_data_file_with_a_syntax_error_stops_start_up_with_one_line(app_config, data_dir, file):
+    path = data_dir / file
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    path.write_text(path.read_text(encoding="utf-8") + "broken: [\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["data", "info"], env={"HRDD_DATA_DIR": str(data_dir),
+                                                           "HRDD_DATABASE_URL": app_config["HRDD_DATABASE_URL"]})
+    assert result.exit_code == 1 and result.exc_info[0] is SystemExit
+    assert result.output.startswith(f"Error: {path}: not valid YAML: line {lines + 2}, column 1: ")
+
+
+def test_a_catalogue_entry_without_its_step_stops_start_up_naming_it(app_config, data_dir):
+    path = data_dir / "red_flags.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("    step: 0\n", "    stepp: 0\n", 1), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["data", "info"], env={"HRDD_DATA_DIR": str(data_dir),
+                                                           "HRDD_DATABASE_URL": app_config["HRDD_DATABASE_URL"]})
+    assert result.exit_code == 1 and result.exc_info[0] is SystemExit
+    assert f"Error: {path}: red flag RF-0.1 has no 'step'" in result.output

@@ -10,6 +10,7 @@ from hrdd.flags import load_catalogue
 from hrdd.reference.capabilities import Capability, load_capabilities
 from hrdd.reference.countries import CountryProfile, UnknownCountry, load_country_profiles
 from hrdd.reference.embargoes import Embargo, load_embargoes
+from hrdd.reference.tables import DataFileError
 
 __all__ = ["Capability", "CountryProfile", "Embargo", "ReferenceData", "UnknownCountry"]
 
@@ -19,9 +20,19 @@ class ReferenceData:
 
     def __init__(self, data_dir: Path, policy):
         self.data_dir = Path(data_dir)
+        try:
+            self._load(policy)
+        except DataFileError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # The loaders' own checks name the file; as a DataFileError they stop start-up on one line.
+            text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise DataFileError(f"{text} (data directory {self.data_dir})") from exc
+
+    def _load(self, policy) -> None:
         for required in ("capabilities.yaml", "embargoes.yaml", "red_flags.yaml"):
             if not (self.data_dir / required).exists():
-                raise FileNotFoundError(f"data directory {self.data_dir} has no {required}")
+                raise DataFileError(f"data directory {self.data_dir} has no {required}")
         self.codes, self.countries, years = load_country_profiles(self.data_dir, policy.section("country_risk"))
         self.capabilities, caps_version = load_capabilities(self.data_dir / "capabilities.yaml")
         self.embargoes, embargo_version = load_embargoes(self.data_dir / "embargoes.yaml")

@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pycountry
-import yaml
 
 from hrdd.reference import datasets
 from hrdd.reference.country_names import CountryNameIndex, load_name_file, region_of
-from hrdd.reference.tables import DataFileError
-from hrdd.yamltext import load_yaml
+from hrdd.reference.tables import DataFileError, read_yaml
 
 FIW_STATUS_NAMES = {"F": "Free", "PF": "Partly Free", "NF": "Not Free"}
 # Kosovo has no ISO 3166-1 entry; XK is the code the EU, the World Bank and most CRMs use.
@@ -270,10 +268,7 @@ def _load_aliases(path: Path) -> dict[str, str | None]:
     """country_codes.yaml: dataset code -> alpha-2 code, or ~ for a code that is no country (YUG)."""
     if not path.exists():
         return {}
-    try:
-        aliases = load_yaml(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise DataFileError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    aliases = read_yaml(path) or {}
     if not isinstance(aliases, dict):
         raise DataFileError(f"{path}: expected lines 'CODE: XX' mapping a dataset's code to an alpha-2 code")
     known = {c.alpha_2 for c in pycountry.countries} | set(_EXTRA_COUNTRIES)

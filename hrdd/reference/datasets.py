@@ -7,10 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hrdd.reference.tables import DataFileError, Problems, Row, read_rows
-from hrdd.yamltext import load_yaml
+from hrdd.reference.tables import DataFileError, Problems, Row, read_rows, read_yaml
 
 # Used when the data directory has no datasets.yaml, or it does not list the dataset.
 DEFAULT_FILES = {"fiw": "freedom_house_fiw_2013_2025.csv", "pts": "political_terror_scale_1976_2023.csv",
@@ -34,10 +31,7 @@ def dataset_files(data_dir: Path) -> dict[str, DatasetFile]:
     listing_path = data_dir / "datasets.yaml"
     entries: dict[str, Any] = {}
     if listing_path.exists():
-        try:
-            listing = load_yaml(listing_path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise DataFileError(f"{listing_path}: not valid YAML ({' '.join(str(exc).split())})") from None
+        listing = read_yaml(listing_path) or {}
         datasets = listing.get("datasets") if isinstance(listing, dict) else None
         if not isinstance(datasets, list) or not all(isinstance(e, dict) and e.get("name") for e in datasets):
             raise DataFileError(f"{listing_path}: expected 'datasets:', a list of entries each with a name and a file")

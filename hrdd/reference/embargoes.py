@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pycountry
-import yaml
 
-from hrdd.reference.tables import DataFileError
-from hrdd.yamltext import load_yaml
+from hrdd.reference.tables import DataFileError, read_yaml
 
 SCOPES = ("all", "surveillance")
 REQUIRED = ("country", "scope", "since", "authority", "source")
@@ -49,10 +47,7 @@ def _date(path: Path, n: int, key: str, value) -> str:
 
 def load_embargoes(path: Path) -> tuple[dict[str, tuple[Embargo, ...]], str]:
     """Load the embargo file: each country's entries, oldest first; errors name the file, entry and key."""
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise DataFileError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    data = read_yaml(path) or {}
     out: dict[str, list[Embargo]] = {}
     for n, entry in enumerate(data.get("entries") or (), start=1):
         if not isinstance(entry, dict):

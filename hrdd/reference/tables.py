@@ -9,7 +9,10 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import yaml
+
 from hrdd.errors import StartupError
+from hrdd.yamltext import load_yaml
 
 # A spreadsheet export names its missing values these ways; anything else that is not a number is an error.
 MISSING = frozenset({"", "NA", "N/A", ".."})
@@ -18,6 +21,21 @@ PROBLEMS_SHOWN = 5
 
 class DataFileError(StartupError, ValueError):
     """A reference data file that cannot be used; the message names the file, the line and the column."""
+
+
+def read_yaml(path: Path):
+    """The data of a YAML data file; DataFileError naming the file, line and column of a syntax error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise DataFileError(f"{path}: not valid YAML: {where}"
+                            f"{getattr(exc, 'problem', None) or ' '.join(str(exc).split())}") from None
 
 
 class Problems:
