@@ -325,7 +325,41 @@ def data_info():
             click.echo(f"  version: {ds.get('version') or '-'}")
             click.echo(f"  source:  {ds.get('source')}")
             click.echo(f"  terms:   {ds.get('terms')}")
+            if ds.get("citation"):
+                click.echo(f"  cite:    {ds['citation']}")
     click.echo(f"data directory: {Path(services.reference.data_dir).resolve()}")
+
+
+@data.command("check")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, exists=True, path_type=Path))
+def data_check(directory):
+    """Check a data directory (default HRDD_DATA_DIR) line by line, and say what it changes against the one in use.
+
+    Needs no database and touches no running server: check a new edition here, then point HRDD_DATA_DIR at
+    it (or copy it in) and restart. Exit status 1 names the file, line and column of each problem.
+    """
+    from hrdd.config import load_config
+    from hrdd.errors import StartupError
+    from hrdd.policy import Policy
+    from hrdd.reference import ReferenceData
+    from hrdd.reference.check import compare, summary
+    config = load_config()
+    in_use = Path(config["HRDD_DATA_DIR"]).resolve()
+    directory = (directory or in_use).resolve()
+    try:
+        policy = Policy.load(config["HRDD_POLICY_FILE"])
+        candidate = ReferenceData(directory, policy)
+        current = ReferenceData(in_use, policy) if directory != in_use else None
+    except (StartupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"data directory: {directory}")
+    for line in summary(candidate):
+        click.echo(f"  {line}")
+    if current is not None:
+        click.echo(f"against the data in use ({in_use}):")
+        for line in compare(current, candidate):
+            click.echo(f"  {line}")
+    click.echo("ok: every file can be used")
 
 
 def main():

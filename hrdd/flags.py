@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from hrdd.model import RedFlag
-from hrdd.yamltext import load_yaml
 
 
 @lru_cache(maxsize=8)
 def load_catalogue(path: Path) -> dict[str, dict[str, Any]]:
     """The red-flag catalogue (id -> step, title, source) from data/red_flags.yaml."""
-    data = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
+    from hrdd.reference.tables import read_yaml  # noqa: PLC0415 - hrdd.reference imports this module
+
+    data = read_yaml(Path(path)) or {}
     flags = data.get("flags") or {}
     for flag_id, entry in flags.items():
         for key in ("step", "title", "source"):

@@ -8,13 +8,15 @@ from typing import Any
 
 import yaml
 
+from hrdd import policy_schema
+from hrdd.errors import StartupError
 from hrdd.yamltext import load_yaml
 
 REQUIRED_SECTIONS = ("country_risk", "step3", "severities", "decision", "risk_score", "conditions")
 
 
-class PolicyError(ValueError):
-    """The policy file is missing, unreadable or lacks a required section."""
+class PolicyError(StartupError, ValueError):
+    """The policy file is missing, unreadable, lacks a required section or has a setting that cannot work."""
 
 
 class Policy:
@@ -37,12 +39,20 @@ class Policy:
         try:
             data = load_yaml(raw) or {}
         except yaml.YAMLError as exc:
-            raise PolicyError(f"policy file {path}: not valid YAML ({exc})") from exc
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise PolicyError(f"policy file {path}: not valid YAML{where}: "
+                              f"{getattr(exc, 'problem', None) or ' '.join(str(exc).split())}") from None
         if not isinstance(data, dict):
             raise PolicyError(f"policy file {path}: the top level must be a mapping")
         missing = [s for s in REQUIRED_SECTIONS if not isinstance(data.get(s), dict)]
         if missing:
             raise PolicyError(f"policy file {path}: missing section(s) {', '.join(missing)}")
+        # A setting misspelt, given twice or of the wrong type would otherwise be dropped, or fail a screening.
+        found = [f"{d} is given twice (the last would count)" for d in policy_schema.duplicate_keys(raw)]
+        found += policy_schema.problems(data)
+        if found:
+            raise PolicyError(f"policy file {path}: " + "; ".join(found))
         return cls(data, path, hashlib.sha256(raw).hexdigest()[:12])
 
     def section(self, name: str) -> dict[str, Any]:

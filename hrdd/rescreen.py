@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from hrdd import audit
+from hrdd.engine import RULESET_VERSION
 from hrdd.model import ORDER_STAGES
 from hrdd.store import governing_order
 from hrdd.tables import screenings
@@ -127,12 +128,13 @@ def _differs(previous: dict, current) -> bool:
 
 
 def rescreen(services, *, stages: Iterable[str] = DEFAULT_STAGES, since_list_version: str | None = None,
-             store_unchanged: bool = False, actor: str = "system",
+             store_unchanged: bool = False, actor: str = "system", dry_run: bool = False,
              progress: Callable[[Iterable[dict]], Iterable[dict]] | None = None) -> RescreenResult:
     """Re-screen active transactions; store a new screening when anything changed (or always, if asked).
 
     Each changed decision opens a case (or adds a note to the transaction's open case) saying what
-    changed, in the same database transaction as the new screening.
+    changed, in the same database transaction as the new screening. A dry run screens and compares the
+    same way and stores nothing: no screening, no case, no audit entry.
     """
     result = RescreenResult()
     targets = active_screenings(services.store, stages, since_list_version)
@@ -140,15 +142,40 @@ def rescreen(services, *, stages: Iterable[str] = DEFAULT_STAGES, since_list_ver
         result.examined += 1
         # One connection per deal for the look-ups of the comparison and, when it differs, of the store.
         with services.store.read_scope():
-            stored = _rescreen_one(services, previous, store_unchanged, result)
+            stored = (_compare_one if dry_run else _rescreen_one)(services, previous, store_unchanged, result)
         if stored is not None and _differs(previous, stored):
             result.changes.append(Change(previous["transaction_id"], previous, stored, describe(previous, stored)))
+    if dry_run:
+        return result
     with services.store.begin() as conn:
+        # The versions screened against say which data, lists and policy the run applied.
         audit.record(conn, actor, "rescreen.run", "rescreen", {
             "stages": list(stages), "since_list_version": since_list_version, "examined": result.examined,
             "stored": result.stored, "replayed": result.replayed, "decision_changes": len(result.decision_changes),
-            "errors": len(result.errors)})
+            "changed_transactions": [c.transaction_id for c in result.decision_changes],
+            "versions": _versions_now(services), "errors": len(result.errors)})
     return result
+
+
+def _versions_now(services) -> dict:
+    """The ruleset, policy and data versions a screening made now records."""
+    context = services.engine.context()
+    data: dict = {}
+    for extra in services.pm.hook.hrdd_versions(context=context):
+        data.update(extra or {})
+    return {"ruleset": RULESET_VERSION, "policy": f"{services.policy.version} ({services.policy.digest})",
+            "data": data}
+
+
+def _compare_one(services, previous: dict, store_unchanged: bool, result: RescreenResult) -> dict | None:
+    """Screen one transaction again without storing anything; the screening as it would be stored."""
+    body = services.store.get_screening_request(previous["id"])
+    try:
+        screened = services.prescreen(body, "rescreen", stored_request=True)
+    except Exception as exc:  # one bad stored record must not stop the look at the others
+        result.errors.append(f"{previous['transaction_id']}: {exc}")
+        return None
+    return screened.screening.to_dict()
 
 
 def _rescreen_one(services, previous: dict, store_unchanged: bool, result: RescreenResult) -> dict | None:

@@ -35,7 +35,9 @@ def _configuration_fingerprint(app) -> dict:
             "policy_version": getattr(services.policy, "version", None), "plugins": plugins,
             "dual_control": dual_control, "adapters": _adapter_settings(app),
             "clauses": _file_digests(clauses_dir(app.config)),
-            "checklist_templates": _file_digests(checklists_dir(app.config))}
+            "checklist_templates": _file_digests(checklists_dir(app.config)),
+            # A corrected edition keeps its year (the version screenings record): the file digests tell.
+            "data_dir": str(services.reference.data_dir), "data": _file_digests(services.reference.data_dir)}
 
 
 def _adapter_settings(app) -> dict | None:
@@ -68,8 +70,8 @@ def _files_changed(before: dict | None, now: dict | None) -> dict[str, list[str]
 
 @hookimpl
 def hrdd_startup(app):
-    """Record a configuration change (policy file, plugin set, clause library, checklist templates or the
-    CRM/ERP adapters' settings, secrets left out) in the audit log when one is seen."""
+    """Record a configuration change (policy file, plugin set, clause library, checklist templates, reference
+    data files or the CRM/ERP adapters' settings, secrets left out) in the audit log when one is seen."""
     fingerprint = _configuration_fingerprint(app)
     text = json.dumps(fingerprint, sort_keys=True)
     with app.extensions["hrdd"].store.begin() as conn:
@@ -88,7 +90,7 @@ def hrdd_startup(app):
                          .values(value=text))
         details = {"changed": changed, "now": fingerprint,
                    "before": {k: previous.get(k) for k in changed} if previous else None}
-        files = {k: _files_changed(previous.get(k), fingerprint[k]) for k in ("clauses", "checklist_templates")
+        files = {k: _files_changed(previous.get(k), fingerprint[k]) for k in ("clauses", "checklist_templates", "data")
                  if k in changed and previous}
         if files:
             details["files"] = files

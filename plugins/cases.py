@@ -200,12 +200,17 @@ def hrdd_register_commands(cli):
                        "(last screened against an older version).")
     @click.option("--store-unchanged", is_flag=True,
                   help="Store a new screening even when nothing changed (a dated record of each check).")
+    @click.option("--dry-run", is_flag=True,
+                  help="Screen and compare, and list what would change; store nothing (no screening, case or "
+                       "audit entry).")
     @with_appcontext
-    def rescreen_command(stages, since_list_version, store_unchanged):
+    def rescreen_command(stages, since_list_version, store_unchanged, dry_run):
         """Re-screen active transactions after reference data, lists or policy change (or on a schedule).
 
-        Every changed decision opens a case that says what changed.
+        Every changed decision opens a case that says what changed. Run it with --dry-run first to see which.
         """
+        if dry_run and store_unchanged:
+            raise click.UsageError("--dry-run stores nothing; leave out --store-unchanged")
         services = current_services()
         # A new list concerns every open deal, not only those already sold.
         stages = stages or (STAGES if since_list_version else rescreen.DEFAULT_STAGES)
@@ -215,15 +220,21 @@ def hrdd_register_commands(cli):
                 yield from bar
 
         result = rescreen.rescreen(services, stages=stages, since_list_version=since_list_version,
-                                   store_unchanged=store_unchanged, actor=audit.cli_actor(), progress=progress)
+                                   store_unchanged=store_unchanged, actor=audit.cli_actor(), progress=progress,
+                                   dry_run=dry_run)
         for change in result.changes:
             click.echo(f"{change.transaction_id}: {change.summary}")
         for error in result.errors:
             click.echo(f"error: {error}", err=True)
-        click.echo(f"{result.examined} examined, {result.stored} new screenings, "
-                   f"{len(result.decision_changes)} changed decisions (each opened a case), "
-                   f"{len(result.errors)} errors"
-                   + (f", {result.replayed} already stored by a concurrent run" if result.replayed else ""))
+        if dry_run:
+            click.echo(f"dry run: {result.examined} examined, {len(result.changes)} would be re-screened, "
+                       f"{len(result.decision_changes)} with a changed decision (each would open a case), "
+                       f"{len(result.errors)} errors; nothing was stored")
+        else:
+            click.echo(f"{result.examined} examined, {result.stored} new screenings, "
+                       f"{len(result.decision_changes)} changed decisions (each opened a case), "
+                       f"{len(result.errors)} errors"
+                       + (f", {result.replayed} already stored by a concurrent run" if result.replayed else ""))
         if result.errors:
             raise SystemExit(1)
 

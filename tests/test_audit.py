@@ -114,7 +114,7 @@ def test_a_new_policy_file_is_recorded_as_a_configuration_change(app_config, tmp
     first.extensions["hrdd"].store.engine.dispose()
     policy = tmp_path / "policy.yaml"
     original = open(first.config["HRDD_POLICY_FILE"], encoding="utf-8").read()
-    policy.write_text(original + "\nreports:\n  small_cell_threshold: 10\n", encoding="utf-8")
+    policy.write_text(original.replace("small_cell_threshold: 5", "small_cell_threshold: 10"), encoding="utf-8")
     second = create_app({**app_config, "HRDD_POLICY_FILE": str(policy)})
     with second.extensions["hrdd"].store.engine.connect() as conn:
         changes = [e for e in audit.entries(conn) if e["action"] == "config.change"]

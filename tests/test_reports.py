@@ -169,7 +169,7 @@ def test_threshold_comes_from_the_policy(app_config, tmp_path, auth_headers):
     from server import create_app
     policy = tmp_path / "policy.yaml"
     policy.write_text(load_config()["HRDD_POLICY_FILE"].read_text(encoding="utf-8")
-                      + "\nreports:\n  small_cell_threshold: 2\n", encoding="utf-8")
+                      .replace("small_cell_threshold: 5", "small_cell_threshold: 2"), encoding="utf-8")
     application = create_app({**app_config, "HRDD_POLICY_FILE": str(policy)})
     client = application.test_client()
     _, crm = application.extensions["hrdd"].store.create_api_key("c", "crm")

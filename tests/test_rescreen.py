@@ -243,3 +243,51 @@ def test_a_post_sale_rescreening_is_held_for_the_rider_as_the_order_was(app, cli
     current = client.get(f"/v1/transactions/{monitored['transaction_id']}", headers=auth_headers("crm")).get_json()
     assert current["screenings"][0]["id"] != monitored["id"] and current["gate"] == "hold"
     assert "not recorded as executed" in current["hold_reasons"][0]
+
+
+def test_after_a_data_update_a_dry_run_lists_the_changed_deals_then_the_run_records_them(app_config, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from hrdd import audit
+    from hrdd.cli import cli
+    from hrdd.config import DEFAULT_DATA_DIR
+    from hrdd.plugins import make_plugin_manager
+    from server import create_app
+    from tests.conftest import load_fixture
+    from tests.test_data_update import add_fiw_2026
+    make_plugin_manager(entry_points=False).hook.hrdd_register_commands(cli=cli)  # as `hrdd` (main) does
+    old, new = tmp_path / "data-2025", tmp_path / "data-2026"
+    shutil.copytree(DEFAULT_DATA_DIR, old)
+    shutil.copytree(DEFAULT_DATA_DIR, new)
+    add_fiw_2026(new)  # Georgia: Partly Free -> Not Free
+    deal = load_fixture("transaction_egypt_biometric.json")
+    deal["end_user"].update({"country": "GE", "type": "private", "sector": "commercial", "name": "Tbilisi Mall LLC"})
+    deal.update({"deployment_countries": ["GE"], "parties": [], "stage": "order"})
+    app = create_app({**app_config, "HRDD_DATA_DIR": str(old)})
+    _, key = app.extensions["hrdd"].store.create_api_key("crm", "crm")
+    stored = app.test_client().post("/v1/screenings", json=deal, headers={"Authorization": f"Bearer {key}"}).get_json()
+    assert stored["decision"] == "proceed_with_safeguards" and stored["versions"]["data"]["fiw"] == "2025"
+    store = app.extensions["hrdd"].store
+
+    def recorded():
+        with store.engine.connect() as conn:
+            return (store.count_screenings(), [e for e in audit.entries(conn) if e["action"] == "rescreen.run"])
+
+    env = {"HRDD_DATABASE_URL": app_config["HRDD_DATABASE_URL"], "HRDD_DATA_DIR": str(new)}
+    before = recorded()
+    dry = CliRunner().invoke(cli, ["rescreen", "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    txn = stored["transaction_id"]
+    assert f"{txn}: decision proceed_with_safeguards -> escalate; new red flags RF-1.2" in dry.output
+    assert "fiw 2025 -> 2026" in dry.output
+    assert "1 with a changed decision (each would open a case)" in dry.output and "nothing was stored" in dry.output
+    assert recorded() == before
+    run = CliRunner().invoke(cli, ["rescreen"], env=env)
+    assert run.exit_code == 0 and "1 changed decisions (each opened a case)" in run.output, run.output
+    count, runs = recorded()
+    assert count == before[0] + 1 and len(runs) == 1
+    details = runs[0]["details"]
+    assert details["changed_transactions"] == [txn] and details["versions"]["data"]["fiw"] == "2026"
+    store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from hrdd.flags import load_catalogue
 from hrdd.reference.capabilities import Capability, load_capabilities
 from hrdd.reference.countries import CountryProfile, UnknownCountry, load_country_profiles
 from hrdd.reference.embargoes import Embargo, load_embargoes
+from hrdd.reference.tables import DataFileError
 
 __all__ = ["Capability", "CountryProfile", "Embargo", "ReferenceData", "UnknownCountry"]
 
@@ -18,9 +20,19 @@ class ReferenceData:
 
     def __init__(self, data_dir: Path, policy):
         self.data_dir = Path(data_dir)
+        try:
+            self._load(policy)
+        except DataFileError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # The loaders' own checks name the file; as a DataFileError they stop start-up on one line.
+            text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise DataFileError(f"{text} (data directory {self.data_dir})") from exc
+
+    def _load(self, policy) -> None:
         for required in ("capabilities.yaml", "embargoes.yaml", "red_flags.yaml"):
             if not (self.data_dir / required).exists():
-                raise FileNotFoundError(f"data directory {self.data_dir} has no {required}")
+                raise DataFileError(f"data directory {self.data_dir} has no {required}")
         self.codes, self.countries, years = load_country_profiles(self.data_dir, policy.section("country_risk"))
         self.capabilities, caps_version = load_capabilities(self.data_dir / "capabilities.yaml")
         self.embargoes, embargo_version = load_embargoes(self.data_dir / "embargoes.yaml")
@@ -39,9 +51,10 @@ class ReferenceData:
         """A capability of the taxonomy by id."""
         return self.capabilities[cap_id]
 
-    def embargo(self, code: str) -> Embargo | None:
-        """The embargo entry of a country, if any."""
-        return self.embargoes.get(code)
+    def embargo(self, code: str, on: dt.date | None = None) -> Embargo | None:
+        """The embargo of a country in force on a day (default today, UTC), if any."""
+        day = on or dt.datetime.now(dt.UTC).date()
+        return next((e for e in self.embargoes.get(code, ()) if e.in_force(day)), None)
 
     def loaded(self) -> bool:
         """True when every dataset produced rows (used by /readyz)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hrdd.model import TIERS
-from hrdd.yamltext import load_yaml
+from hrdd.reference.tables import read_yaml
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Capability:
 
 def load_capabilities(path: Path) -> tuple[dict[str, Capability], str]:
     """Load and check the taxonomy file; errors name the file and the capability."""
-    data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml(path) or {}
     caps: dict[str, Capability] = {}
     for cap_id, entry in (data.get("capabilities") or {}).items():
         tier = entry.get("tier")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -10,12 +9,10 @@ from typing import Any
 
 import pycountry
 
+from hrdd.reference import datasets
 from hrdd.reference.country_names import CountryNameIndex, load_name_file, region_of
-from hrdd.yamltext import load_yaml
+from hrdd.reference.tables import DataFileError, read_yaml
 
-FIW_FILE = "freedom_house_fiw_2013_2025.csv"
-PTS_FILE = "political_terror_scale_1976_2023.csv"
-WGI_FILE = "wgi_governance_1996_2022.csv"
 FIW_STATUS_NAMES = {"F": "Free", "PF": "Partly Free", "NF": "Not Free"}
 # Kosovo has no ISO 3166-1 entry; XK is the code the EU, the World Bank and most CRMs use.
 _EXTRA_COUNTRIES = {"XK": "Kosovo"}
@@ -85,6 +82,8 @@ class CountryProfile:
     wgi: WgiRecord | None = None
     tier: str = "unknown"
     tier_reasons: list[str] = field(default_factory=list)
+    # The latest year of each dataset ("fiw" -> "2026"): a country left out of it is said to be.
+    latest: dict[str, str] = field(default_factory=dict)
 
     @property
     def gaps(self) -> list[str]:
@@ -98,9 +97,15 @@ class CountryProfile:
 
     @cached_property
     def _figures(self) -> str:
-        parts = [r.describe() for r in (self.fiw, self.pts, self.wgi) if r is not None]
+        parts = [r.describe() + self._left_out(name, year) for name, r, year in (
+            ("fiw", self.fiw, self.fiw and self.fiw.edition), ("pts", self.pts, self.pts and self.pts.year),
+            ("wgi", self.wgi, self.wgi and self.wgi.year)) if r is not None]
         parts += [f"no {g} data" for g in self.gaps]
         return f"{self.name}: " + "; ".join(parts)
+
+    def _left_out(self, dataset: str, year: int) -> str:
+        latest = self.latest.get(dataset)
+        return f" (none in {latest})" if latest and str(year) != latest else ""
 
     def to_dict(self) -> dict[str, Any]:
         """Figures as data, for flag.data and reports."""
@@ -116,18 +121,12 @@ class CountryProfile:
         }
 
 
-def _int(value: str) -> int | None:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
 class CountryCodes:
     """ISO 3166-1 normalisation (codes and names) with the datasets' non-ISO codes mapped."""
 
     def __init__(self, aliases: dict[str, str], data_dir: Path | None = None):
-        self.aliases = {k.upper(): v.upper() for k, v in aliases.items()}
+        # A code mapped to nothing (~) is a former country or an entity without an ISO code, skipped.
+        self.aliases = {str(k).upper(): str(v).upper() if v else None for k, v in aliases.items()}
         self._dataset_codes: dict[str, str | None] = {}
         known = {c.alpha_2 for c in pycountry.countries} | set(_EXTRA_COUNTRIES)
         self.names = CountryNameIndex(_EXTRA_COUNTRIES, *load_name_file(data_dir, known))
@@ -149,6 +148,13 @@ class CountryCodes:
             mapped = country.alpha_2 if country else None
         self._dataset_codes[code] = mapped
         return mapped
+
+    def is_unmapped_on_purpose(self, code: str) -> bool:
+        """True for a former country's code (ISO 3166-3, e.g. YUG) or one country_codes.yaml maps to ~."""
+        text = (code or "").strip().upper()
+        if text in self.aliases:
+            return self.aliases[text] is None
+        return len(text) == 3 and pycountry.historic_countries.get(alpha_3=text) is not None
 
     def name(self, alpha2: str) -> str:
         """The common English name of a country code."""
@@ -201,54 +207,6 @@ def shipped_codes() -> CountryCodes:
     return CountryCodes({}, DEFAULT_DATA_DIR)
 
 
-def load_fiw(path: Path, codes: CountryCodes) -> dict[str, FiwRecord]:
-    """Latest FIW edition per country (territories without a code are skipped)."""
-    out: dict[str, FiwRecord] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            alpha2 = codes.alpha2_from_dataset_code(row["iso3"]) or (
-                "XK" if row["country_territory"] == "Kosovo" else None)
-            total = _int(row["total"])
-            if not alpha2 or total is None or not row["status"]:
-                continue
-            d, e = _int(row["d"]), _int(row["e"])
-            rec = FiwRecord(int(row["edition"]), int(row["data_year"]), row["status"].strip(), total,
-                            None if d is None or e is None else d + e, _int(row["f"]))
-            if alpha2 not in out or rec.edition > out[alpha2].edition:
-                out[alpha2] = rec
-    return out
-
-
-def load_pts(path: Path, codes: CountryCodes, columns: list[str]) -> dict[str, PtsRecord]:
-    """Latest PTS year with at least one coded score per country."""
-    out: dict[str, PtsRecord] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            alpha2 = codes.alpha2_from_dataset_code(row["WordBank_Code_A"])
-            if not alpha2:
-                continue
-            scores = {c: int(row[c]) for c in columns if _int(row.get(c)) is not None}
-            year = int(row["Year"])
-            if scores and (alpha2 not in out or year > out[alpha2].year):
-                out[alpha2] = PtsRecord(year, scores)
-    return out
-
-
-def load_wgi(path: Path, codes: CountryCodes) -> dict[str, WgiRecord]:
-    """Latest WGI rule-of-law percentile per country."""
-    out: dict[str, WgiRecord] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            alpha2 = codes.alpha2_from_dataset_code(row["wb_code"])
-            value = row.get("rule_of_law_percentile_rank")
-            if not alpha2 or not value:
-                continue
-            year = int(row["year"])
-            if alpha2 not in out or year > out[alpha2].year:
-                out[alpha2] = WgiRecord(year, float(value))
-    return out
-
-
 def classify(profile: CountryProfile, rules: dict[str, Any]) -> None:
     """Set the profile's tier and reasons from the policy's country_risk section."""
     high, elevated = rules.get("high", {}), rules.get("elevated", {})
@@ -267,7 +225,11 @@ def classify(profile: CountryProfile, rules: dict[str, Any]) -> None:
     wgi_below = elevated.get("wgi_rule_of_law_percentile_below")
     if wgi and wgi_below is not None and wgi.rule_of_law_percentile < wgi_below:
         reasons_elev.append(f"WGI rule of law percentile {wgi.rule_of_law_percentile:.1f} < {wgi_below}")
-    if reasons_high:
+    override = (rules.get("overrides") or {}).get(profile.code)
+    if override:
+        # The organisation's own judgement, quoted with the figures it sets aside.
+        profile.tier, profile.tier_reasons = override["tier"], [f"policy override: {override['reason']}"]
+    elif reasons_high:
         profile.tier, profile.tier_reasons = "high", reasons_high
     elif reasons_elev:
         profile.tier, profile.tier_reasons = "elevated", reasons_elev
@@ -279,22 +241,39 @@ def classify(profile: CountryProfile, rules: dict[str, Any]) -> None:
 
 def load_country_profiles(data_dir: Path, rules: dict[str, Any]) -> tuple[CountryCodes, dict[str, CountryProfile],
                                                                            dict[str, str]]:
-    """Load the three datasets and classify every country; returns codes, profiles and dataset years."""
-    aliases_path = data_dir / "country_codes.yaml"
-    aliases = load_yaml(aliases_path.read_text(encoding="utf-8")) if aliases_path.exists() else {}
-    codes = CountryCodes(aliases or {}, data_dir)
-    fiw = load_fiw(data_dir / FIW_FILE, codes)
-    pts = load_pts(data_dir / PTS_FILE, codes, rules.get("pts_scores", ["PTS_A", "PTS_H", "PTS_S"]))
-    wgi = load_wgi(data_dir / WGI_FILE, codes)
-    profiles: dict[str, CountryProfile] = {}
-    all_codes = {c.alpha_2 for c in pycountry.countries} | set(_EXTRA_COUNTRIES)
-    for code in all_codes:
-        profile = CountryProfile(code, codes.name(code), fiw.get(code), pts.get(code), wgi.get(code))
-        classify(profile, rules)
-        profiles[code] = profile
+    """Load the three datasets and classify every country; returns codes, profiles and dataset years.
+
+    Raises DataFileError naming the file, line and column of anything that cannot be read as data.
+    """
+    codes = CountryCodes(_load_aliases(data_dir / "country_codes.yaml"), data_dir)
+    files = datasets.dataset_files(data_dir)
+    fiw = datasets.load_fiw(files["fiw"], codes, FiwRecord)
+    pts = datasets.load_pts(files["pts"], codes, rules.get("pts_scores", datasets.PTS_COLUMNS), PtsRecord)
+    wgi = datasets.load_wgi(files["wgi"], codes, WgiRecord)
     years = {
         "fiw": str(max((r.edition for r in fiw.values()), default="")),
         "pts": str(max((r.year for r in pts.values()), default="")),
         "wgi": str(max((r.year for r in wgi.values()), default="")),
     }
+    profiles: dict[str, CountryProfile] = {}
+    all_codes = {c.alpha_2 for c in pycountry.countries} | set(_EXTRA_COUNTRIES)
+    for code in all_codes:
+        profile = CountryProfile(code, codes.name(code), fiw.get(code), pts.get(code), wgi.get(code), latest=years)
+        classify(profile, rules)
+        profiles[code] = profile
     return codes, profiles, years
+
+
+def _load_aliases(path: Path) -> dict[str, str | None]:
+    """country_codes.yaml: dataset code -> alpha-2 code, or ~ for a code that is no country (YUG)."""
+    if not path.exists():
+        return {}
+    aliases = read_yaml(path) or {}
+    if not isinstance(aliases, dict):
+        raise DataFileError(f"{path}: expected lines 'CODE: XX' mapping a dataset's code to an alpha-2 code")
+    known = {c.alpha_2 for c in pycountry.countries} | set(_EXTRA_COUNTRIES)
+    for code, alpha2 in aliases.items():
+        if alpha2 is not None and (not isinstance(alpha2, str) or alpha2.upper() not in known):
+            raise DataFileError(f"{path}: {code}: {alpha2!r} is not an ISO 3166-1 alpha-2 code (quote codes YAML "
+                                f"reads otherwise, such as 'NO'); use ~ for a code that is no country")
+    return aliases

@@ -15,7 +15,7 @@ import pycountry
 from anyascii import anyascii
 from rapidfuzz import fuzz, process
 
-from hrdd.yamltext import load_yaml
+from hrdd.reference.tables import read_yaml
 
 NAMES_FILE = "country_names.yaml"
 _NOT_WORD = re.compile(r"[^a-z0-9 ]+")
@@ -91,7 +91,7 @@ def load_name_file(data_dir: Path | None, known_codes: set[str]) -> tuple[dict[s
     path = Path(data_dir) / NAMES_FILE if data_dir else None
     if path is None or not path.exists():
         return {}, {}
-    data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml(path) or {}
     aliases = {str(k): str(v).upper() for k, v in (data.get("names") or {}).items()}
     ambiguous = {str(k): [str(c).upper() for c in v] for k, v in (data.get("ambiguous") or {}).items()}
     for name, code in aliases.items():
