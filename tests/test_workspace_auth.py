@@ -206,10 +206,14 @@ def test_re_enabling_an_account_does_not_revive_its_old_sessions(app, client):
     assert _replayed(app, cookie).get("/workspace/").status_code == 302
 
 
-def _last_use(app, hours_ago: float) -> None:
+def _set_session_time(app, column: str, hours_ago: float) -> None:
     when = (datetime.now(UTC) - timedelta(hours=hours_ago)).isoformat().replace("+00:00", "Z")
     with app.extensions["hrdd"].store.begin() as conn:
-        conn.execute(sa.update(workspace_sessions).values(seen_at=when))
+        conn.execute(sa.update(workspace_sessions).values({column: when}))
+
+
+def _last_use(app, hours_ago: float) -> None:
+    _set_session_time(app, "seen_at", hours_ago)
 
 
 def test_a_session_expires_after_eight_hours_unused_and_slides_while_used(app, client):
@@ -226,9 +230,7 @@ def test_a_session_expires_after_eight_hours_unused_and_slides_while_used(app, c
 
 
 def _signed_in_hours_ago(app, hours: float) -> None:
-    when = (datetime.now(UTC) - timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
-    with app.extensions["hrdd"].store.begin() as conn:
-        conn.execute(sa.update(workspace_sessions).values(created_at=when))
+    _set_session_time(app, "created_at", hours)
 
 
 def test_a_busy_session_still_ends_twelve_hours_after_signing_in(app, client):
